@@ -1,0 +1,14 @@
+"""`query`: run SQL and keep its rows."""
+
+from __future__ import annotations
+
+from runbook.actions.base import Field
+from runbook.model import Step
+from runbook.template import Kind
+
+TEMPLATES: tuple[Field, ...] = (Field(("query",), Kind.SQL),)
+
+
+def may_write(step: Step) -> bool:
+    # A query reads unless it says otherwise (`SELECT rollback_constraint(…)` writes).
+    return bool(step.options.get("writes", False))

@@ -1,0 +1,67 @@
+"""`runbook validate`: every problem of every file, at its line and column."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runbook import checks, loader, project
+from runbook.errors import Problem
+from runbook.model import Inventory
+
+
+@dataclass
+class Report:
+    files: list[Path] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def validate(paths: list[Path], inventory_path: Path | None) -> Report:
+    """Validate files and folders; the inventory (given or found) is checked too."""
+    if not paths:
+        found = project.find_inventory()
+        root = found.parent if found else Path.cwd()
+        paths = [p for p in (root / "playbooks", found) if p is not None and p.exists()]
+    files = project.yaml_files(paths)
+    inventory_path = inventory_path or project.find_inventory(files[0] if files else None)
+    report = Report(files=files)
+    inventory: Inventory | None = None
+    if inventory_path is not None:
+        inventory, problems = loader.load_inventory(inventory_path)
+        report.problems += problems
+        if inventory is not None:
+            report.problems += checks.check_inventory(inventory)
+    root = (
+        inventory.root
+        if inventory
+        else (inventory_path.parent.resolve() if inventory_path else Path.cwd())
+    )
+    ctx = checks.Context(inventory, root)
+    for path in files:
+        if not path.exists():
+            report.problems.append(Problem(str(path), 1, 1, "", "no such file or folder", "io"))
+            continue
+        if inventory_path is not None and path.resolve() == inventory_path.resolve():
+            continue
+        if project.is_inventory_file(path):
+            other, problems = loader.load_inventory(path)
+            report.problems += problems
+            if other is not None:
+                report.problems += checks.check_inventory(other)
+            continue
+        playbook, problems = ctx.load(path)
+        report.problems += problems
+        if playbook is not None:
+            report.problems += checks.check_playbook(playbook, ctx)
+    report.problems = _unique(report.problems)
+    return report
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    seen: set[Problem] = set()
+    out = []
+    for p in problems:
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+    return sorted(out, key=lambda p: (p.path, p.line, p.col))

