@@ -10,6 +10,7 @@ $(BIN)/runbook: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m compileall -q runbook  # start-up: bytecode even where PYTHONDONTWRITEBYTECODE is set
 	touch $(BIN)/runbook
 
 demo: $(BIN)/runbook

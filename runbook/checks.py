@@ -21,6 +21,8 @@ from runbook.template import Kind
 from runbook.yamlsrc import DataPath, Document, format_path
 
 BUILTIN_VARS = frozenset({"target", "run", "playbook", "now"})
+_WHEN = Field(("when",), Kind.EXPR)
+_UNTIL = Field(("until",), Kind.EXPR, RESULT)
 _GATE_FIELDS = (
     Field(("that",), Kind.EXPR, RESULT),
     Field(("message",), Kind.TEXT, RESULT),
@@ -42,7 +44,7 @@ class Context:
     def load(self, path: Path) -> tuple[Playbook | None, list[Problem]]:
         key = path.resolve()
         if key not in self.cache:
-            self.cache[key] = loader.load_playbook(key)
+            self.cache[key] = loader.load_playbook(key, loader.cache_dir(self.root))
         return self.cache[key]
 
 
@@ -427,21 +429,35 @@ class _TemplateCheck:
     def run(self) -> list[Problem]:
         known = set(self.base)
         for step in self.pb.steps:
-            known = self._step(step, known)
+            self._step(step, known)
         return self.problems
 
-    def _step(self, step: Step, known: set[str]) -> set[str]:
+    def _step(self, step: Step, known: set[str]) -> None:
+        """Check one step's templates; `known` grows by what the step defines.
+
+        Names a step adds for itself alone (its vars, `result`, its register) are
+        passed as `extra` rather than copied into `known`: no set is copied per
+        step, so checking stays linear in the number of steps.
+        """
         raw = _get(self.doc.data, step.data_path)
-        local = known | set(step.vars)
-        self._field(step.data_path, raw, Field(("when",), Kind.EXPR), local)
-        for key in step.vars:
-            self._field((*step.data_path, "vars"), raw["vars"], Field((key,), Kind.TEXT), known)
+        local = frozenset(step.vars)
+        self._field(step.data_path, raw, _WHEN, known, local)
+        if step.vars:
+            for key in step.vars:
+                self._field(
+                    (*step.data_path, "vars"),
+                    raw["vars"],
+                    Field((key,), Kind.TEXT),
+                    known,
+                    frozenset(),
+                )
         for f in actions.REGISTRY[step.kind].TEMPLATES:
-            self._field(step.data_path, raw, f, local)
+            self._field(step.data_path, raw, f, known, local)
         if step.kind == "sql_file":
-            self._sql_file(step, local)
-        after = local | ({step.register} if step.register else set())
-        self._field(step.data_path, raw, Field(("until",), Kind.EXPR, RESULT), after)
+            self._sql_file(step, known | local)
+        after = local | {step.register} if step.register else local
+        if "until" in raw:
+            self._field(step.data_path, raw, _UNTIL, known, after)
         gate = raw.get("gate")
         if gate is not None:
             items = gate if isinstance(gate, list) else [gate]
@@ -452,16 +468,18 @@ class _TemplateCheck:
                     else (*step.data_path, "gate")
                 )
                 for f in _GATE_FIELDS:
-                    self._field(base, g, f, after)
-        inner = set(known)
+                    self._field(base, g, f, known, after)
         for child in step.children:
-            inner = self._step(child, inner)
-        undo = after | inner
-        for rollback_step in step.rollback:
-            undo = self._step(rollback_step, undo)
-        return known | inner | self._defines(step)
+            self._step(child, known)  # names a transaction's steps define stay defined after it
+        if step.rollback:
+            undo = known | after
+            for rollback_step in step.rollback:
+                self._step(rollback_step, undo)
+        known |= self._defines(step)
 
-    def _field(self, base: DataPath, data: Any, f: Field, known: set[str]) -> None:
+    def _field(
+        self, base: DataPath, data: Any, f: Field, known: set[str], extra: frozenset[str]
+    ) -> None:
         for path, source in _matches(data, f.path):
             full = (*base, *path)
             values = source if isinstance(source, list) else [source]
@@ -469,9 +487,11 @@ class _TemplateCheck:
                 if not isinstance(value, str):
                     continue
                 where = (*full, i) if isinstance(source, list) else full
-                self._check(where, value, f.kind, known | f.names)
+                self._check(where, value, f.kind, known, extra | f.names if f.names else extra)
 
-    def _check(self, path: DataPath, source: str, kind: Kind, known: set[str]) -> None:
+    def _check(
+        self, path: DataPath, source: str, kind: Kind, known: set[str], extra: frozenset[str]
+    ) -> None:
         if kind is not Kind.EXPR and not template.is_template(source):
             return
         error = template.syntax_error(kind, source)
@@ -481,7 +501,10 @@ class _TemplateCheck:
                 Problem(self.doc.path, line, col, format_path(path), error[1], "template-syntax")
             )
             return
-        for name in sorted(template.names_used(kind, source) - known):
+        missing = [
+            n for n in template.names_used(kind, source) if n not in known and n not in extra
+        ]
+        for name in sorted(missing):
             self.problems.append(_doc_at(self.doc, path, self._undefined(name), "undefined"))
         if kind is Kind.SQL:
             shape = template.shape_error(source)

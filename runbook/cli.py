@@ -94,6 +94,312 @@ def validate(paths: tuple[Path, ...], inventory: Path | None, fmt: str) -> None:
     run_command(_validate)
 
 
+def _reporter_factory(fmt: str, quiet: bool) -> Any:
+    from runbook import report
+
+    if fmt == "json":
+        return report.SilentReporter
+    if sys.stdout.isatty():
+        from rich.console import Console
+
+        console = Console()
+        return lambda: report.RichReporter(console, quiet=quiet)
+    return lambda: report.PlainReporter(sys.stdout, quiet=quiet)
+
+
+def _prompter() -> Any:
+    if not sys.stdin.isatty():
+        return None
+
+    def ask(prompt: str, details: str | None) -> bool:
+        if details:
+            click.echo(details)
+        return click.confirm(prompt, default=False)
+
+    return ask
+
+
+@main.command()
+@click.argument("playbook", type=click.Path(path_type=Path))
+@click.option(
+    "-t",
+    "--target",
+    "targets",
+    multiple=True,
+    help="Target or group (repeatable); default: the playbook's, else the inventory's.",
+)
+@click.option(
+    "-i",
+    "--inventory",
+    type=click.Path(path_type=Path),
+    help="Inventory file (default: nearest inventory.yaml).",
+)
+@click.option(
+    "-e",
+    "--extra-vars",
+    "extra",
+    multiple=True,
+    help="key=value, @vars.yaml or a JSON object (repeatable).",
+)
+@click.option("--tags", default="", help="Run only steps with these tags (comma-separated).")
+@click.option("--skip-tags", default="", help="Skip steps with these tags (comma-separated).")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Dry run: read-only steps run read-only; writing steps are shown, not run.",
+)
+@click.option(
+    "--yes", "-y", is_flag=True, help="Answer yes to confirm steps (needed without a terminal)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["rich", "json"]),
+    default="rich",
+    show_default=True,
+    help="Output: lines (rich on a terminal, plain otherwise) or one JSON document.",
+)
+@click.option(
+    "--junit", type=click.Path(path_type=Path), help="Also write a JUnit XML report here."
+)
+@click.option(
+    "--exit-codes",
+    type=click.Choice(["default", "nagios"]),
+    default="default",
+    show_default=True,
+    help="nagios: exit 0/1/2/3 by severity (OK/WARNING/CRITICAL/UNKNOWN).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Show only failures and the summary.")
+def run(
+    playbook: Path,
+    targets: tuple[str, ...],
+    inventory: Path | None,
+    extra: tuple[str, ...],
+    tags: str,
+    skip_tags: str,
+    check: bool,
+    yes: bool,
+    fmt: str,
+    junit: Path | None,
+    exit_codes: str,
+    quiet: bool,
+) -> None:
+    """Run PLAYBOOK against its targets, step by step, and record it in the journal."""
+
+    def _run() -> int:
+        from runbook.commands import run as run_cmd
+
+        request = run_cmd.Request(
+            playbook=playbook,
+            inventory=inventory,
+            targets=targets,
+            extra=extra,
+            tags=frozenset(t for t in tags.split(",") if t),
+            skip_tags=frozenset(t for t in skip_tags.split(",") if t),
+            check=check,
+            yes=yes,
+            exit_codes=exit_codes,
+        )
+        return _finish_runs(run_cmd, request, fmt, quiet, junit)
+
+    run_command(_run)
+
+
+def _finish_runs(run_cmd: Any, request: Any, fmt: str, quiet: bool, junit: Path | None) -> int:
+    from runbook import report
+    from runbook.commands import notifications
+
+    outcomes = run_cmd.run(
+        request, _reporter_factory(fmt, quiet), _prompter(), notifications.notifier_for
+    )
+    code: int = run_cmd.exit_code(outcomes, request.exit_codes)
+    if fmt == "json":
+        click.echo(report.json_document(outcomes, code))
+    if junit is not None:
+        junit.write_bytes(report.junit(outcomes))
+    if len(outcomes) > 1 and fmt != "json":
+        click.echo("")
+        for outcome in outcomes:
+            click.echo(
+                f"  {outcome.target:<20} {outcome.status.value:<12} exit {outcome.exit_code}  {outcome.run_id}"
+            )
+    return code
+
+
+@main.command()
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@click.option("--playbook", help="Only runs of this playbook.")
+@click.option("--target", help="Only runs on this target.")
+@click.option(
+    "--status",
+    help="Only runs with this status (ok, gate_failed, failed, interrupted, rolled_back).",
+)
+@click.option("--since", help="Only runs started within this long (30m, 12h, 7d, 2w).")
+@click.option("--limit", default=50, show_default=True, help="At most this many runs.")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+def history(
+    inventory: Path | None,
+    playbook: str | None,
+    target: str | None,
+    status: str | None,
+    since: str | None,
+    limit: int,
+    fmt: str,
+) -> None:
+    """List recorded runs, newest first."""
+
+    def _history() -> int:
+        from runbook.commands import history as hist
+
+        rows = hist.runs(inventory, playbook, target, status, since, limit)
+        if fmt == "json":
+            click.echo(json.dumps(rows, indent=2, default=str))
+            return 0
+        if not rows:
+            click.echo("no runs recorded", err=True)
+        for r in rows:
+            click.echo(
+                f"{r['id']}  {r['started_at']}  {r['playbook']:<28} {r['target'] or '':<12} {r['mode']:<8} "
+                f"{r['status']:<12} exit {r['exit_code'] if r['exit_code'] is not None else '-'}  {r['severity'] or ''}"
+            )
+        return 0
+
+    run_command(_history)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+def show(run_id: str, inventory: Path | None, fmt: str) -> None:
+    """Show one run (RUN_ID or a unique prefix) with every step."""
+
+    def _show() -> int:
+        from runbook.commands import history as hist
+
+        run = hist.show(inventory, run_id)
+        if fmt == "json":
+            click.echo(json.dumps(run, indent=2, default=str))
+            return 0
+        click.echo(
+            f"run {run['id']}: {run['playbook']} on {run['target']} ({run['mode']}) by {run['operator']}@{run['host']}\n"
+            f"  started {run['started_at']}, ended {run['ended_at'] or '-'}; status {run['status']}, "
+            f"exit {run['exit_code'] if run['exit_code'] is not None else '-'}, severity {run['severity'] or '-'}"
+        )
+        if run["reason"]:
+            click.echo(f"  {run['reason']}")
+        for step in run["steps"]:
+            phase = " (rollback)" if step["phase"] == "rollback" else ""
+            duration = f"{step['duration_ms']:.1f} ms" if step["duration_ms"] is not None else ""
+            click.echo(
+                f"  {step['number']:>5}  {step['status']:<12} {step['name']}{phase}  {duration}"
+            )
+            if step["error"] or (step["reason"] and step["status"] != "ok"):
+                click.echo(f"         {step['error'] or step['reason']}")
+            if step["rendered"]:
+                first = step["rendered"].strip().splitlines()[0]
+                click.echo(f"         sql: {first[:100]}")
+        return 0
+
+    run_command(_show)
+
+
+@main.group()
+def journal() -> None:
+    """The journal of runs."""
+
+
+@journal.command("verify")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+def journal_verify(inventory: Path | None) -> None:
+    """Check the hash chain and that the tables agree with the events (exit 1 if not)."""
+
+    def _verify() -> int:
+        from runbook.commands import history as hist
+
+        journal_ = hist.journal_for(inventory)
+        try:
+            problems = journal_.verify()
+            events = journal_.query("SELECT count(*) AS n FROM events")[0]["n"]
+        finally:
+            journal_.close()
+        for problem in problems:
+            click.echo(problem)
+        click.echo(f"{events} event(s) checked; {len(problems)} problem(s)", err=True)
+        return 1 if problems else 0
+
+    run_command(_verify)
+
+
+@main.group()
+def sandbox() -> None:
+    """The embedded PostgreSQL under .runbook/ (the target `sandbox`)."""
+
+
+def _project_root(inventory: Path | None) -> Path:
+    from runbook import project
+
+    found = inventory or project.find_inventory()
+    return found.resolve().parent if found else Path.cwd()
+
+
+@sandbox.command("up")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+def sandbox_up(inventory: Path | None) -> None:
+    """Start the sandbox (a running one is reused) and print its DSN."""
+
+    def _up() -> int:
+        from runbook.commands import sandbox_cmd
+
+        click.echo(sandbox_cmd.up(_project_root(inventory)))
+        return 0
+
+    run_command(_up)
+
+
+@sandbox.command("status")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+def sandbox_status(inventory: Path | None) -> None:
+    """Print the sandbox's state and DSN (psql "$(runbook sandbox status --dsn)")."""
+
+    def _status() -> int:
+        from runbook.commands import sandbox_cmd
+
+        text, code = sandbox_cmd.status(_project_root(inventory))
+        click.echo(text)
+        return code
+
+    run_command(_status)
+
+
+@sandbox.command("down")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+def sandbox_down(inventory: Path | None) -> None:
+    """Stop the sandbox."""
+
+    def _down() -> int:
+        from runbook.commands import sandbox_cmd
+
+        click.echo(sandbox_cmd.down(_project_root(inventory)))
+        return 0
+
+    run_command(_down)
+
+
+@sandbox.command("reset")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+def sandbox_reset(inventory: Path | None) -> None:
+    """Drop the sandbox database and load it afresh."""
+
+    def _reset() -> int:
+        from runbook.commands import sandbox_cmd
+
+        click.echo(sandbox_cmd.reset(_project_root(inventory)))
+        return 0
+
+    run_command(_reset)
+
+
 @main.command()
 def demo() -> None:
     """Show runbook on the bundled playbooks (validation until the engine lands)."""

@@ -113,3 +113,12 @@ class SandboxError(RunbookError):
     """The embedded PostgreSQL could not be started or managed."""
 
     exit_code = ExitCode.STEP_ERROR
+
+
+class StepError(RunbookError):
+    """A step could not do its work; the engine records it as failed."""
+
+    def __init__(self, message: str, *, result: Any = None, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+        self.sqlstate = sqlstate

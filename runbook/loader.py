@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbook import schema, yamlsrc
+from runbook import doccache, schema, yamlsrc
 from runbook.errors import InvalidFiles, Problem
 from runbook.model import (
     Channel,
@@ -34,13 +34,26 @@ from runbook.model import (
     Target,
     seconds,
 )
-from runbook.yamlsrc import DataPath, Document, format_path
+from runbook.yamlsrc import DataPath, Document
 
 KIND_KEYS = tuple(schema.step_kinds())
 _COMMON = {
-    "name", "id", "description", "when", "register", "tags", "timeout", "retries", "delay",
-    "backoff", "until", "on_failure", "vars", "gate", "rollback",
-}  # fmt: skip
+    "name",
+    "id",
+    "description",
+    "when",
+    "register",
+    "tags",
+    "timeout",
+    "retries",
+    "delay",
+    "backoff",
+    "until",
+    "on_failure",
+    "vars",
+    "gate",
+    "rollback",
+}
 
 
 @dataclass
@@ -60,7 +73,8 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def read(path: Path, schema_name: str) -> Loaded:
+def read(path: Path, schema_name: str, cache: Path | None = None) -> Loaded:
+    """Parse and check one file; `cache` is a folder for documents known to be valid."""
     shown = display_path(path)
     loaded = Loaded(path)
     try:
@@ -68,18 +82,30 @@ def read(path: Path, schema_name: str) -> Loaded:
     except OSError as exc:
         loaded.problems.append(Problem(shown, 1, 1, "", f"cannot read file: {exc.strerror}", "io"))
         return loaded
+    cache_key = doccache.key(schema_name, raw) if cache is not None else ""
+    if cache is not None:
+        text = raw.decode("utf-8-sig", errors="replace")
+        loaded.doc = doccache.load(cache, cache_key, shown, text)
+        if loaded.doc is not None:
+            return loaded
     try:
         loaded.doc = yamlsrc.parse(shown, raw)
     except yamlsrc.YamlError as exc:
         loaded.problems.append(yamlsrc.to_problem(shown, exc))
         return loaded
     loaded.problems.extend(schema.check(loaded.doc, schema_name))
+    if cache is not None and not loaded.problems:
+        doccache.store(cache, cache_key, loaded.doc)
     return loaded
+
+
+def cache_dir(root: Path) -> Path:
+    return root / ".runbook" / "cache" / "documents"
 
 
 def loc(doc: Document, path: DataPath, *, key: bool = False) -> Loc:
     where = doc.position(path, key=key)
-    return Loc(doc.path, where.line, where.col, format_path(path))
+    return Loc(doc.path, where.line, where.col, path)
 
 
 def env_or_value(value: Any) -> Any:
@@ -315,22 +341,22 @@ def _policy(doc: Document, name: str, data: dict[str, Any]) -> Policy:
     )
 
 
-def load_playbook(path: Path) -> tuple[Playbook | None, list[Problem]]:
-    loaded = read(path, schema.PLAYBOOK)
+def load_playbook(path: Path, cache: Path | None = None) -> tuple[Playbook | None, list[Problem]]:
+    loaded = read(path, schema.PLAYBOOK, cache)
     if loaded.problems or loaded.doc is None:
         return None, loaded.problems
     return build_playbook(path, loaded.doc), []
 
 
-def load_inventory(path: Path) -> tuple[Inventory | None, list[Problem]]:
-    loaded = read(path, schema.INVENTORY)
+def load_inventory(path: Path, cache: Path | None = None) -> tuple[Inventory | None, list[Problem]]:
+    loaded = read(path, schema.INVENTORY, cache)
     if loaded.problems or loaded.doc is None:
         return None, loaded.problems
     return build_inventory(path, loaded.doc), []
 
 
 def require_inventory(path: Path) -> Inventory:
-    inventory, problems = load_inventory(path)
+    inventory, problems = load_inventory(path, cache_dir(path.resolve().parent))
     if inventory is None:
         raise InvalidFiles(problems)
     return inventory

@@ -43,7 +43,13 @@ class Loc:
     file: str
     line: int
     col: int
-    pointer: str = ""
+    path: DataPath = ()
+
+    @property
+    def pointer(self) -> str:
+        from runbook.yamlsrc import format_path
+
+        return format_path(self.path) if self.path else ""
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"

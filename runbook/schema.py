@@ -1,28 +1,23 @@
-"""JSON Schema validation with errors a person can act on.
+"""The schemas: loading them, and checking documents against them.
 
-jsonschema reports what failed in schema terms; we turn each error into a
-:class:`Problem` at the offending key or value, name unknown keys (with a
-"did you mean"), and for discriminated `oneOf`s (step kinds, channel types) we
-report only the branch the author meant instead of "is not valid under any of the
-given schemas".
+`schemas/*.schema.json` are the truth (editors read them too); the checks run
+on flattened validators derived from them (`runbook.flatschema`), and every
+error is turned into a Problem by `runbook.schemaerrors`.
 """
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
-from collections.abc import Iterable, Iterator
-from typing import Any
-
-import jsonschema
-from jsonschema.exceptions import ValidationError
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
+from typing import TYPE_CHECKING, Any
 
 from runbook import resources
 from runbook.errors import Problem
-from runbook.yamlsrc import DataPath, Document, format_path
+from runbook.yamlsrc import DataPath, Document
+
+if TYPE_CHECKING:  # jsonschema is imported when a document needs checking
+    import jsonschema
+    from referencing import Registry
 
 PLAYBOOK = "playbook.schema.json"
 INVENTORY = "inventory.schema.json"
@@ -36,6 +31,9 @@ def load(name: str) -> dict[str, Any]:
 
 @functools.cache
 def _registry() -> Registry:
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
     resources_ = [
         (load(name)["$id"], Resource.from_contents(load(name), default_specification=DRAFT202012))
         for name in (PLAYBOOK, INVENTORY)
@@ -45,6 +43,9 @@ def _registry() -> Registry:
 
 @functools.cache
 def validator(name: str) -> jsonschema.protocols.Validator:
+    """The published schema as it is (slow; for tests and tools)."""
+    import jsonschema
+
     schema = load(name)
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
@@ -61,283 +62,65 @@ def step_kinds() -> list[str]:
     return kinds
 
 
+@functools.cache
+def kind_keys() -> tuple[str, ...]:
+    return tuple(step_kinds())
+
+
+def step_kind(step: dict[str, Any]) -> list[str]:
+    """The action keys of a step; `gate` is also a key of other kinds' steps."""
+    present = [k for k in kind_keys() if k in step]
+    if len(present) > 1 and "gate" in present:
+        present.remove("gate")
+    return present
+
+
 def check(doc: Document, name: str) -> list[Problem]:
     """Every schema problem of `doc`, sorted by position."""
-    v = validator(name)
+    from runbook import flatschema
+    from runbook.schemaerrors import dedupe, translate
+
     problems: list[Problem] = []
-    for error in v.iter_errors(doc.data):
-        problems.extend(_translate(error, doc, v))
-    return _dedupe(problems)
+    if name != PLAYBOOK:
+        v = flatschema.inventory_validator(name)
+        for error in v.iter_errors(doc.data):
+            problems.extend(translate(error, doc, v))
+        return dedupe(problems)
+    top, steps = flatschema.playbook_validators(name)
+    for error in top.iter_errors(doc.data):
+        problems.extend(translate(error, doc, top))
+    if isinstance(doc.data, dict) and isinstance(doc.data.get("steps"), list):
+        problems.extend(_check_steps(doc, doc.data["steps"], ("steps",), steps))
+    return dedupe(problems)
 
 
-def _dedupe(problems: Iterable[Problem]) -> list[Problem]:
-    seen: set[tuple[int, int, str, str]] = set()
-    out = []
-    for p in sorted(problems, key=lambda p: (p.line, p.col, p.pointer, p.message)):
-        key = (p.line, p.col, p.pointer, p.message)
-        if key not in seen:
-            seen.add(key)
-            out.append(p)
-    return out
+def _check_steps(
+    doc: Document,
+    items: list[Any],
+    path: DataPath,
+    validators: dict[str, jsonschema.protocols.Validator],
+) -> list[Problem]:
+    from runbook.schemaerrors import problem, translate
 
-
-def _resolve(v: jsonschema.protocols.Validator, schema: Any) -> Any:
-    """Follow `$ref`s to the schema they name."""
-    seen = 0
-    while isinstance(schema, dict) and "$ref" in schema and seen < 20:
-        resolved = v._resolver.lookup(schema["$ref"])  # type: ignore[attr-defined]
-        schema = resolved.contents
-        seen += 1
-    return schema
-
-
-def _properties(v: jsonschema.protocols.Validator, schema: Any) -> set[str]:
-    """Property names a (sub)schema admits, through $ref and allOf."""
-    schema = _resolve(v, schema)
-    if not isinstance(schema, dict):
-        return set()
-    names = set(schema.get("properties", {}))
-    for sub in schema.get("allOf", []):
-        names |= _properties(v, sub)
-    return names
-
-
-def _branch_matches(v: jsonschema.protocols.Validator, branch: Any, instance: Any) -> bool:
-    """Does the instance carry this oneOf branch's discriminator (its required keys, its consts)?"""
-    branch = _resolve(v, branch)
-    if not isinstance(branch, dict) or not isinstance(instance, dict):
-        return False
-    consts = {
-        key: prop["const"]
-        for key, prop in branch.get("properties", {}).items()
-        if isinstance(prop, dict) and "const" in prop
-    }
-    if consts:  # a type-tagged branch (channels): the tag alone says which was meant
-        return all(instance.get(key) == value for key, value in consts.items())
-    required = branch.get("required", [])
-    return bool(required) and all(key in instance for key in required)
-
-
-def _kind_keys(v: jsonschema.protocols.Validator, branches: list[Any]) -> list[str]:
-    keys = []
-    for branch in branches:
-        resolved = _resolve(v, branch)
-        if isinstance(resolved, dict) and resolved.get("required"):
-            consts = [
-                f"{k}: {p['const']}"
-                for k, p in resolved.get("properties", {}).items()
-                if isinstance(p, dict) and "const" in p
-            ]
-            keys.append(consts[0] if consts else resolved["required"][-1])
-    return keys
-
-
-def _problem(
-    doc: Document, path: DataPath, message: str, code: str, *, key: bool = False
-) -> Problem:
-    where = doc.position(path, key=key)
-    return Problem(doc.path, where.line, where.col, format_path(path), message, code)
-
-
-def _translate(
-    error: ValidationError, doc: Document, v: jsonschema.protocols.Validator
-) -> Iterator[Problem]:
-    path: DataPath = tuple(error.absolute_path)
-    kind = str(error.validator)
-    instance = error.instance
-    expected: Any = error.validator_value
-    if kind in ("additionalProperties", "unevaluatedProperties") and isinstance(instance, dict):
-        allowed = _properties(v, error.schema)
-        for extra in sorted(set(instance) - allowed):
-            hint = difflib.get_close_matches(extra, sorted(allowed), n=1, cutoff=0.6)
-            suffix = f" (did you mean {hint[0]!r}?)" if hint else ""
-            if not hint and allowed:
-                suffix = f"; allowed here: {', '.join(sorted(allowed))}"
-            yield _problem(
-                doc, (*path, extra), f"unknown key {extra!r}{suffix}", "unknown-key", key=True
-            )
-        return
-    if kind == "oneOf":
-        yield from _translate_one_of(error, doc, v, path)
-        return
-    if kind == "required":
-        missing = [k for k in expected if isinstance(instance, dict) and k not in instance]
-        for key in missing:
-            yield _problem(doc, path, f"missing required key {key!r}", "missing-key")
-        return
-    if kind == "type":
-        yield _problem(
-            doc,
-            path,
-            f"expected {_type_words(expected)}, got {_describe(instance)}",
-            "type",
-        )
-        return
-    if kind == "enum":
-        options = expected
-        hint = difflib.get_close_matches(str(instance), [str(o) for o in options], n=1)
-        suffix = f" (did you mean {hint[0]!r}?)" if hint else ""
-        yield _problem(
-            doc, path, f"{instance!r} is not one of: {', '.join(map(str, options))}{suffix}", "enum"
-        )
-        return
-    if kind == "const":
-        yield _problem(doc, path, f"expected {expected!r}, got {instance!r}", "const")
-        return
-    if kind == "pattern":
-        description = error.schema.get("description") if isinstance(error.schema, dict) else None
-        what = f"; expected {description[0].lower()}{description[1:]}" if description else ""
-        yield _problem(doc, path, f"{instance!r} is not valid{what}", "pattern")
-        return
-    if kind == "minItems":
-        yield _problem(
-            doc,
-            path,
-            f"the list is empty; it needs at least {expected} item(s)",
-            "min-items",
-        )
-        return
-    if kind == "propertyNames":
-        # The error's instance is the offending key; point at it.
-        yield _problem(
-            doc, (*path, str(instance)), f"{instance!r} is not a valid name here", "name", key=True
-        )
-        return
-    if kind == "uniqueItems":
-        yield _problem(doc, path, "list has duplicate entries", "unique")
-        return
-    yield _problem(doc, path, error.message, kind)
-
-
-def _translate_one_of(
-    error: ValidationError, doc: Document, v: jsonschema.protocols.Validator, path: DataPath
-) -> Iterator[Problem]:
-    branches: Any = error.validator_value
-    instance = error.instance
-    matching = [i for i, b in enumerate(branches) if _branch_matches(v, b, instance)]
-    if len(matching) > 1:
-        # `gate` is a step kind and also a key of query steps: a branch whose tag
-        # another matching branch admits as a plain property was not meant.
-        keys = {i: _resolve(v, branches[i]).get("required", [])[-1:] for i in matching}
-        matching = [
-            i
-            for i in matching
-            if not any(set(keys[i]) <= _properties(v, branches[j]) for j in matching if j != i)
-        ] or matching
-    if len(matching) == 1:
-        index = matching[0]
-        sub = [
-            e
-            for e in error.context or []
-            if e.relative_schema_path and e.relative_schema_path[0] == index
-        ]
-        for suberror in sub:
-            yield from _translate(suberror, doc, v)
-        if sub:
-            return
-    kinds = _kind_keys(v, branches)
-    if isinstance(instance, dict) and kinds and len(kinds) == len(branches):
-        is_step = all(str(b.get("$ref", "")).startswith("#/$defs/step_") for b in branches)
-        present = [k for k in kinds if k.split(":")[0] in instance]
-        if len(present) > 1 and not any(":" in k for k in kinds):
-            both = " and ".join(repr(k) for k in present)
-            message = (
-                f"a step does one thing, but this one has {both}; split it into two steps"
-                if is_step
-                else f"give only one of {', '.join(map(repr, kinds))}, not {both}"
-            )
-            yield _problem(doc, path, message, "one-of")
-            return
-        if not matching:
-            message = (
-                f"the step has no action: add one of {', '.join(kinds)}"
-                if is_step
-                else f"expected one of: {', '.join(kinds)}"
-            )
-            yield _problem(doc, path, message, "one-of")
-            return
-    # Alternatives of different types (string or list, string or object).
-    same_type = [
-        e for e in error.context or [] if e.validator != "type" and len(e.relative_schema_path) > 1
-    ]
-    type_ok = _types_admitting(v, branches, instance)
-    if type_ok:
-        by_branch: dict[int, list[ValidationError]] = {}
-        for e in same_type:
-            by_branch.setdefault(int(e.relative_schema_path[0]), []).append(e)
-        for index in type_ok:
-            for suberror in by_branch.get(index, []):
-                yield from _translate(suberror, doc, v)
-            if by_branch.get(index):
-                return
-    words = [_branch_words(v, b) for b in branches]
-    yield _problem(doc, path, f"expected {' or '.join(words)}, got {_describe(instance)}", "one-of")
-
-
-def _types_admitting(
-    v: jsonschema.protocols.Validator, branches: list[Any], instance: Any
-) -> list[int]:
-    out = []
-    for i, branch in enumerate(branches):
-        resolved = _resolve(v, branch)
-        types = resolved.get("type") if isinstance(resolved, dict) else None
-        if types is None:
+    problems: list[Problem] = []
+    for i, item in enumerate(items):
+        where = (*path, i)
+        if not isinstance(item, dict):
+            continue  # the list's own schema reports it
+        kinds = step_kind(item)
+        if not kinds:
+            message = f"the step has no action: add one of {', '.join(kind_keys())}"
+            problems.append(problem(doc, where, message, "one-of"))
             continue
-        types = [types] if isinstance(types, str) else types
-        if any(_is_type(instance, t) for t in types):
-            out.append(i)
-    return out
-
-
-def _is_type(instance: Any, name: str) -> bool:
-    checks = {
-        "string": lambda x: isinstance(x, str),
-        "object": lambda x: isinstance(x, dict),
-        "array": lambda x: isinstance(x, list),
-        "boolean": lambda x: isinstance(x, bool),
-        "integer": lambda x: isinstance(x, int) and not isinstance(x, bool),
-        "number": lambda x: isinstance(x, int | float) and not isinstance(x, bool),
-        "null": lambda x: x is None,
-    }
-    return bool(checks.get(name, lambda x: False)(instance))
-
-
-def _branch_words(v: jsonschema.protocols.Validator, branch: Any) -> str:
-    resolved = _resolve(v, branch)
-    if not isinstance(resolved, dict):
-        return "a value"
-    if "required" in resolved and resolved.get("type") == "object":
-        return "a mapping with " + " and ".join(repr(k) for k in resolved["required"])
-    if "type" in resolved:
-        return _type_words(resolved["type"])
-    return "a value"
-
-
-def _type_words(types: str | list[str]) -> str:
-    names = {
-        "string": "a string",
-        "object": "a mapping",
-        "array": "a list",
-        "boolean": "true or false",
-        "integer": "an integer",
-        "number": "a number",
-        "null": "null",
-    }
-    if isinstance(types, str):
-        types = [types]
-    return " or ".join(names.get(t, t) for t in types)
-
-
-def _describe(instance: Any) -> str:
-    if instance is None:
-        return "null"
-    if isinstance(instance, bool):
-        return f"{str(instance).lower()}"
-    if isinstance(instance, dict):
-        return "a mapping"
-    if isinstance(instance, list):
-        return "a list"
-    if isinstance(instance, str):
-        shown = instance if len(instance) < 40 else instance[:37] + "..."
-        return f"the string {shown!r}"
-    return f"{instance!r}"
+        if len(kinds) > 1:
+            both = " and ".join(repr(k) for k in kinds)
+            message = f"a step does one thing, but this one has {both}; split it into two steps"
+            problems.append(problem(doc, where, message, "one-of"))
+            continue
+        v = validators[kinds[0]]
+        for error in v.iter_errors(item):
+            problems.extend(translate(error, doc, v, where))
+        for nested in ("rollback", "transaction"):
+            if isinstance(item.get(nested), list):
+                problems.extend(_check_steps(doc, item[nested], (*where, nested), validators))
+    return problems

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 _TAG = re.compile(r"\$([A-Za-z_\x80-\uffff][A-Za-z0-9_\x80-\uffff]*)?\$")
 _IDENT_CHAR = re.compile(r"[A-Za-z0-9_$\x80-\uffff]")
+_SEMICOLON = re.compile(";")
+_OPENERS = re.compile(r"['\"$]|--|/\*")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,11 @@ def regions(sql: str) -> list[Region]:
     i = 0
     n = len(sql)
     while i < n:
+        # Jump to the next character that can open a region.
+        found = _OPENERS.search(sql, i)
+        if found is None:
+            break
+        i = found.start()
         c = sql[i]
         if c == "'":
             escapes = i > 0 and sql[i - 1] in "eE" and (i < 2 or not _IDENT_CHAR.match(sql[i - 2]))
@@ -64,47 +71,50 @@ def regions(sql: str) -> list[Region]:
     return out
 
 
+_QUOTE_OR_BACKSLASH = re.compile(r"['\\]")
+_QUOTE = re.compile("'")
+
+
 def _string_end(sql: str, i: int, backslash_escapes: bool) -> int:
+    pattern = _QUOTE_OR_BACKSLASH if backslash_escapes else _QUOTE
     n = len(sql)
-    while i < n:
-        c = sql[i]
-        if backslash_escapes and c == "\\":
+    while True:
+        found = pattern.search(sql, i)
+        if found is None:
+            return n
+        i = found.start()
+        if sql[i] == "\\":
             i += 2
             continue
-        if c == "'":
-            if i + 1 < n and sql[i + 1] == "'":
-                i += 2
-                continue
-            return i + 1
-        i += 1
-    return n
+        if i + 1 < n and sql[i + 1] == "'":
+            i += 2
+            continue
+        return i + 1
 
 
 def _quoted_end(sql: str, i: int, quote: str) -> int:
     n = len(sql)
-    while i < n:
-        if sql[i] == quote:
-            if i + 1 < n and sql[i + 1] == quote:
-                i += 2
-                continue
-            return i + 1
-        i += 1
-    return n
+    while True:
+        i = sql.find(quote, i)
+        if i < 0:
+            return n
+        if i + 1 < n and sql[i + 1] == quote:
+            i += 2
+            continue
+        return i + 1
+
+
+_COMMENT_MARK = re.compile(r"/\*|\*/")
 
 
 def _block_comment_end(sql: str, i: int) -> int:
+    """End of a (nestable) block comment whose opening ends before `i`."""
     depth = 1
-    n = len(sql)
-    while i < n and depth:
-        if sql.startswith("/*", i):
-            depth += 1
-            i += 2
-        elif sql.startswith("*/", i):
-            depth -= 1
-            i += 2
-        else:
-            i += 1
-    return i
+    for mark in _COMMENT_MARK.finditer(sql, i):
+        depth += 1 if mark.group() == "/*" else -1
+        if depth == 0:
+            return mark.end()
+    return len(sql)
 
 
 def region_at(spans: list[Region], index: int) -> Region | None:
@@ -117,14 +127,19 @@ def region_at(spans: list[Region], index: int) -> Region | None:
     return None
 
 
-def split(sql: str) -> list[str]:
-    """Statements of `sql`, split at top-level semicolons; blank ones dropped."""
-    spans = regions(sql)
+def split(sql: str, spans: list[Region] | None = None) -> list[str]:
+    """Statements of `sql`, split at top-level semicolons; blank ones dropped.
+
+    `spans` are `regions(sql)` if the caller has them already.
+    """
+    if spans is None:
+        spans = regions(sql)
+    if ";" not in sql:
+        return [sql.strip()] if _has_code(sql, spans, 0, len(sql)) else []
     cuts = []
     j = 0
-    for i, c in enumerate(sql):
-        if c != ";":
-            continue
+    for match in _SEMICOLON.finditer(sql):
+        i = match.start()
         while j < len(spans) and spans[j].end <= i:
             j += 1
         if j < len(spans) and spans[j].start <= i < spans[j].end:
@@ -133,11 +148,24 @@ def split(sql: str) -> list[str]:
     out = []
     start = 0
     for cut in [*cuts, len(sql)]:
-        piece = sql[start:cut]
-        if strip_comments(piece).strip():
-            out.append(piece.strip())
+        if _has_code(sql, spans, start, cut):
+            out.append(sql[start:cut].strip())
         start = cut + 1
     return out
+
+
+def _has_code(sql: str, spans: list[Region], start: int, end: int) -> bool:
+    """Whether sql[start:end] holds anything but blanks and comments."""
+    position = start
+    for span in spans:
+        if span.end <= start or span.kind != "comment":
+            continue
+        if span.start >= end:
+            break
+        if sql[position : max(position, span.start)].strip():
+            return True
+        position = max(position, span.end)
+    return bool(sql[position:end].strip())
 
 
 def strip_comments(sql: str) -> str:
@@ -162,8 +190,15 @@ _NO_TRANSACTION = re.compile(
 )
 
 
+_NO_TRANSACTION_WORDS = re.compile(
+    r"VACUUM|CONCURRENTLY|SYSTEM|DATABASE|TABLESPACE|CLUSTER", re.IGNORECASE
+)
+
+
 def needs_autocommit(sql: str) -> str | None:
     """The first statement that PostgreSQL refuses inside a transaction block, if any."""
+    if not _NO_TRANSACTION_WORDS.search(sql):
+        return None  # the common case, without lexing
     for statement in split(sql):
         code = strip_comments(statement).strip()
         if _NO_TRANSACTION.match(code):

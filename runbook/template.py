@@ -22,7 +22,7 @@ import jinja2.nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from psycopg import sql as pgsql
 
-from runbook import sqltext
+from runbook import sqltext, tmplfast
 from runbook.errors import TemplateError
 
 PARAMS_KEY = "__runbook_binds__"
@@ -108,12 +108,29 @@ def _make_env(*, for_sql: bool) -> ImmutableSandboxedEnvironment:
 
 SQL_ENV = _make_env(for_sql=True)
 TEXT_ENV = _make_env(for_sql=False)
+# Shell command lines bind values as environment variables, like SQL parameters.
+SHELL_ENV = _make_env(for_sql=True)
+SHELL_ENV.filters.pop("ident")
+SHELL_ENV.filters.pop("literal")
 # For checking a template's shape before any value exists: names are lenient.
 _SHAPE_ENV = _make_env(for_sql=True)
 _SHAPE_ENV.undefined = jinja2.ChainableUndefined
 _SHAPE_ENV.filters["ident"] = lambda v: _ident("x" if isinstance(v, jinja2.Undefined) else v)
 _SHAPE_ENV.filters["literal"] = lambda v: _literal(None if isinstance(v, jinja2.Undefined) else v)
 BUILTIN_NAMES = frozenset(TEXT_ENV.globals) | {"true", "false", "none", "True", "False", "None"}
+
+
+def render_shell(source: str, context: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    """A /bin/sh command line whose {{ values }} arrive as "$RUNBOOK_V<n>" variables."""
+    collector = _Collector()
+    try:
+        shaped = SHELL_ENV.from_string(source).render({**context, PARAMS_KEY: collector})
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(f"undefined: {exc.message}") from None
+    except jinja2.TemplateError as exc:
+        raise TemplateError(str(exc)) from None
+    env = {f"RUNBOOK_V{i}": "" if v is None else str(v) for i, v in enumerate(collector.params)}
+    return _MARK.sub(lambda m: f'"${{RUNBOOK_V{m.group(2)}}}"', shaped), env
 
 
 @dataclass(frozen=True)
@@ -146,6 +163,8 @@ def _compile_expression(source: str) -> Any:
 
 def syntax_error(kind: Kind, source: str) -> tuple[int, str] | None:
     """(line inside the source, message) of a Jinja syntax error, or None."""
+    if _simple(kind, source) is not None:
+        return None
     env = SQL_ENV if kind is Kind.SQL else TEXT_ENV
     text = "{{ " + source + " }}" if kind is Kind.EXPR else source
     try:
@@ -158,17 +177,32 @@ def syntax_error(kind: Kind, source: str) -> tuple[int, str] | None:
 
 def names_used(kind: Kind, source: str) -> set[str]:
     """Top-level names a template or expression reads (syntax must be valid)."""
+    simple = _simple(kind, source)
+    if isinstance(simple, tmplfast.Comparison):
+        return {simple.ref.root}
+    if simple is not None:
+        return tmplfast.names(simple)
     env = SQL_ENV if kind is Kind.SQL else TEXT_ENV
     text = "{{ " + source + " }}" if kind is Kind.EXPR else source
     tree = env.parse(text)
     return set(jinja2.meta.find_undeclared_variables(tree)) - BUILTIN_NAMES
 
 
+def _simple(kind: Kind, source: str) -> tmplfast.Parts | tmplfast.Comparison | None:
+    if kind is Kind.EXPR:
+        return tmplfast.parse_expression(source)
+    return tmplfast.parse_template(source, kind is Kind.SQL)
+
+
 def shape_error(source: str) -> str | None:
     """Why the SQL's shape is wrong whatever the values (a value inside quotes), or None."""
     if not is_template(source):
         return None
+    parts = tmplfast.parse_template(source, True)
     try:
+        if parts is not None:
+            _statements(_shape(parts))
+            return None
         shaped = _SHAPE_ENV.from_string(source).render({PARAMS_KEY: _Collector()})
         _statements(shaped)
     except TemplateError as exc:
@@ -186,6 +220,11 @@ def render_text(source: str, context: Mapping[str, Any]) -> str:
     if not is_template(source):
         return source
     try:
+        parts = tmplfast.parse_template(source, False)
+        if parts is not None:
+            return "".join(
+                p if isinstance(p, str) else str(p.ref.resolve(TEXT_ENV, context)) for p in parts
+            )
         return _compile(Kind.TEXT, source).render(context)
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"undefined: {exc.message}") from None
@@ -195,6 +234,9 @@ def render_text(source: str, context: Mapping[str, Any]) -> str:
 
 def evaluate(source: str, context: Mapping[str, Any]) -> Any:
     try:
+        simple = tmplfast.parse_expression(source)
+        if simple is not None:
+            return tmplfast.evaluate(simple, TEXT_ENV, context)
         return _compile_expression(source)(context)
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"undefined in `{source}`: {exc.message}") from None
@@ -230,7 +272,11 @@ def render_sql(source: str, context: Mapping[str, Any], conn: Any = None) -> lis
         return [RenderedSql(source, None, source)]
     collector = _Collector()
     try:
-        shaped = _compile(Kind.SQL, source).render({**context, PARAMS_KEY: collector})
+        parts = tmplfast.parse_template(source, True)
+        if parts is not None:
+            shaped = _render_parts(parts, context, collector)
+        else:
+            shaped = _compile(Kind.SQL, source).render({**context, PARAMS_KEY: collector})
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"undefined: {exc.message}") from None
     except jinja2.TemplateError as exc:
@@ -240,6 +286,40 @@ def render_sql(source: str, context: Mapping[str, Any], conn: Any = None) -> lis
         text = _MARK.sub(lambda m: texts[int(m.group(2))], shaped)
         return [RenderedSql(text, None, text)]
     return [_bind_statement(stmt, collector.params, texts) for stmt in _statements(shaped)]
+
+
+def _render_parts(parts: tmplfast.Parts, context: Mapping[str, Any], collector: _Collector) -> str:
+    """The fast path's equivalent of rendering with `_bind` as finalize."""
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        value = part.ref.resolve(SQL_ENV, context)
+        if part.filter == "ident":
+            value = _ident(value)
+        elif part.filter == "literal":
+            value = _literal(value)
+        if isinstance(value, Fragment):
+            collector.fragments.append(value)
+            out.append(f"{_FRAGMENT}{len(collector.fragments) - 1}{_FRAGMENT}")
+        else:
+            collector.params.append(value)
+            out.append(f"{_PARAM}{len(collector.params) - 1}{_PARAM}")
+    return "".join(out)
+
+
+def _shape(parts: tmplfast.Parts) -> str:
+    """The rendered shape with every output a placeholder (values unknown)."""
+    out = []
+    for i, part in enumerate(parts):
+        if isinstance(part, str):
+            out.append(part)
+        elif part.filter is None:
+            out.append(f"{_PARAM}{i}{_PARAM}")
+        else:
+            out.append(f"{_FRAGMENT}{i}{_FRAGMENT}")
+    return "".join(out)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -265,7 +345,7 @@ def _statements(shaped: str) -> tuple[str, ...]:
             raise TemplateError(
                 f"a {{{{ value }}}} inside {where} cannot be a bound parameter; {fix}"
             )
-    return tuple(sqltext.split(shaped))
+    return tuple(sqltext.split(shaped, spans))
 
 
 def _bind_statement(shaped: str, params: list[Any], texts: list[str]) -> RenderedSql:

@@ -58,7 +58,7 @@ for _tag, _regexp, _first in [
     _CoreResolver.add_implicit_resolver(_tag, _regexp, _first)
 _CoreResolver.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^<<$"), ["<"])
 
-_Parser = getattr(yaml, "CParser", None)
+_Parser = getattr(getattr(yaml, "cyaml", None), "CParser", None)
 
 
 if _Parser is not None:
@@ -386,14 +386,34 @@ class _Builder:
         return _to_float(value, node)
 
 
-def _to_int(value: str, node: yaml.ScalarNode) -> int:
-    text = value.replace("_", "")
+def plain_scalar(text: str) -> Any:
+    """A command-line value typed like a plain YAML 1.2 scalar (5, 1.5, true, null, text)."""
+    if text and _NULL.match(text):
+        return None
+    if _BOOL.match(text):
+        return text.lower() == "true"
     try:
-        if text.startswith("0o"):
-            return int(text[2:], 8)
-        if text.startswith("0x"):
-            return int(text[2:], 16)
-        return int(text, 10)
+        if _INT.match(text):
+            return _int(text)
+        if _FLOAT.match(text):
+            return float(text)
+    except ValueError:
+        pass
+    return text
+
+
+def _int(text: str) -> int:
+    text = text.replace("_", "")
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    if text.startswith("0x"):
+        return int(text[2:], 16)
+    return int(text, 10)
+
+
+def _to_int(value: str, node: yaml.ScalarNode) -> int:
+    try:
+        return _int(value)
     except ValueError:
         raise YamlError(f"{value!r} is not an integer", _pos(node.start_mark), "tag") from None
 

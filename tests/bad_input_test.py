@@ -144,7 +144,7 @@ EXPECTED: dict[str, list[str]] = {
         "6:14: $.steps[0].retries: expected an integer, got the string 'three'",
     ],
     "yaml-syntax-error.yaml": [
-        "6:9: YAML syntax error: while parsing a flow sequence, expected ',' or ']', but got ':' (started at line 5, column 12)",
+        "6:9: YAML syntax error: while parsing a flow sequence, did not find expected ',' or ']' (started at line 5, column 12)",
     ],
 }
 

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -106,3 +107,70 @@ def chdir(tmp_path: Path) -> Iterator[Path]:
         yield tmp_path
     finally:
         os.chdir(old)
+
+
+@dataclass
+class Project:
+    """A small project in a temp folder whose target `db` is a fresh database."""
+
+    root: Path
+    dsn: str
+
+    def write(self, relative: str, text: str) -> Path:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    def playbook(self, text: str, name: str = "p.yaml") -> Path:
+        return self.write(f"playbooks/{name}", text)
+
+    def run(self, *args: str, input: str | None = None) -> Any:
+        """The real CLI, in-process (stdout is not a terminal: plain output)."""
+        from click.testing import CliRunner
+
+        from runbook.cli import main
+
+        old = Path.cwd()
+        os.chdir(self.root)
+        try:
+            return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+        finally:
+            os.chdir(old)
+
+    def journal(self) -> Any:
+        from runbook.journal import Journal
+
+        return Journal(self.root / ".runbook" / "journal.sqlite")
+
+    def runs(self) -> list[dict[str, Any]]:
+        journal = self.journal()
+        try:
+            return [
+                journal.run(r["id"])
+                for r in journal.query("SELECT id FROM runs ORDER BY started_at")
+            ]
+        finally:
+            journal.close()
+
+    def last_run(self) -> dict[str, Any]:
+        return self.runs()[-1]
+
+
+INVENTORY = """targets:
+  db:
+    dsn: {dsn!r}
+default_target: db
+channels:
+  log: {{type: file, path: notifications.jsonl}}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch) -> Project:
+    monkeypatch.delenv("RUNBOOK_INVENTORY", raising=False)
+    monkeypatch.delenv("RUNBOOK_JOURNAL", raising=False)
+    monkeypatch.setenv("RUNBOOK_OPERATOR", "tester")
+    proj = Project(tmp_path, db)
+    proj.write("inventory.yaml", INVENTORY.format(dsn=db))
+    return proj

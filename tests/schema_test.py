@@ -63,3 +63,31 @@ def test_objects_with_properties_are_closed(name: str) -> None:
 def test_step_kinds_in_schema_order() -> None:
     assert schema.step_kinds()[:3] == ["query", "sql", "sql_file"]
     assert "transaction" in schema.step_kinds()
+
+
+def _documents() -> list[tuple[str, str]]:
+    from .conftest import REPO
+
+    out = []
+    for path in [
+        *(REPO / "tests" / "bad_input").glob("*.yaml"),
+        *(REPO / "playbooks").rglob("*.yaml"),
+        REPO / "inventory.yaml",
+    ]:
+        name = schema.INVENTORY if "inventory" in path.name else schema.PLAYBOOK
+        out.append((str(path), name))
+    return out
+
+
+@pytest.mark.parametrize(("path", "name"), _documents(), ids=lambda v: v.rsplit("/", 1)[-1])
+def test_fast_validation_agrees_with_the_published_schema(path: str, name: str) -> None:
+    from pathlib import Path
+
+    from runbook import yamlsrc
+
+    try:
+        doc = yamlsrc.parse(path, Path(path).read_bytes())
+    except yamlsrc.YamlError:
+        return  # not YAML: never reaches the schema
+    published = schema.validator(name).is_valid(doc.data)
+    assert published == (schema.check(doc, name) == [])

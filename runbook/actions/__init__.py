@@ -26,7 +26,9 @@ from runbook.actions import (
     wait,
 )
 from runbook.actions.base import Field
+from runbook.context import StepContext
 from runbook.model import Step
+from runbook.results import Result
 
 
 class Action(Protocol):
@@ -34,6 +36,14 @@ class Action(Protocol):
 
     def may_write(self, step: Step) -> bool:
         """Whether the step can change anything (database, files, remote state)."""
+        ...
+
+    def run(self, ctx: StepContext) -> Result:
+        """Do the step's work; raise StepError (or a database error) if it cannot."""
+        ...
+
+    def preview(self, ctx: StepContext) -> str:
+        """What the step would do, without doing it (for --check)."""
         ...
 
 

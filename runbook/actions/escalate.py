@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from runbook import template
 from runbook.actions.base import Field
+from runbook.context import StepContext
+from runbook.errors import StepError
 from runbook.model import Step
+from runbook.results import Result, ValueResult
 from runbook.template import Kind
 
 TEMPLATES: tuple[Field, ...] = (
@@ -14,3 +18,22 @@ TEMPLATES: tuple[Field, ...] = (
 
 def may_write(step: Step) -> bool:
     return False
+
+
+def run(ctx: StepContext) -> Result:
+    body = ctx.step.body
+    if ctx.notifier is None:
+        raise StepError("escalation is not available in this run")
+    message = template.render_text(body["message"], ctx.scope)
+    key = template.render_text(body["key"], ctx.scope) if body.get("key") else ctx.step.key
+    incident = ctx.notifier.escalate(
+        key, body["severity"], message, policy=body.get("policy"), gate=ctx.step.key
+    )
+    ctx.severity = body["severity"]
+    ctx.note = f"incident {incident.get('id')} ({incident.get('state', 'open')})"
+    return ValueResult("escalate", incident=incident, message=message)
+
+
+def preview(ctx: StepContext) -> str:
+    body = ctx.step.body
+    return f"escalate {body['severity']}: {template.render_text(body['message'], ctx.scope)}"

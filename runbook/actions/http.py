@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from runbook import template, variables
 from runbook.actions.base import ANY, Field
+from runbook.context import StepContext
+from runbook.errors import StepError
+from runbook.loader import env_or_value
 from runbook.model import Step
+from runbook.results import HttpResult, Result
 from runbook.template import Kind
+
+if TYPE_CHECKING:
+    import urllib.request
 
 TEMPLATES: tuple[Field, ...] = (
     Field(("http", "url"), Kind.TEXT),
@@ -17,3 +29,80 @@ TEMPLATES: tuple[Field, ...] = (
 def may_write(step: Step) -> bool:
     method = str(step.body.get("method", "GET")).upper()
     return bool(step.options.get("writes", method not in ("GET", "HEAD")))
+
+
+def _request(ctx: StepContext) -> tuple[urllib.request.Request, dict[str, Any]]:
+    import urllib.request  # only when a playbook makes requests: it is slow to import
+
+    body = ctx.step.body
+    url = template.render_text(body["url"], ctx.scope)
+    headers = {}
+    secrets: set[str] = set()
+    for name, value in body.get("headers", {}).items():
+        resolved = variables.resolve(env_or_value(value), f"header {name}", secrets)
+        headers[name] = (
+            template.render_text(resolved, ctx.scope)
+            if isinstance(resolved, str)
+            else str(resolved)
+        )
+    data = None
+    if "json" in body:
+        data = json.dumps(template.render_value(body["json"], ctx.scope), default=str).encode()
+        headers.setdefault("Content-Type", "application/json")
+    elif "body" in body:
+        data = template.render_text(body["body"], ctx.scope).encode()
+    method = body.get("method", "POST" if data is not None else "GET")
+    if not url.startswith(("http://", "https://")):
+        raise StepError(f"only http:// and https:// URLs can be requested, not {url!r}")
+    return urllib.request.Request(url, data=data, headers=headers, method=method), {
+        "secrets": secrets
+    }
+
+
+def run(ctx: StepContext) -> Result:
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    request, extra = _request(ctx)
+    ctx.secrets.update(extra["secrets"])
+    ctx.rendered = [f"{request.get_method()} {request.full_url}"]
+    context = None
+    if not ctx.step.body.get("verify_tls", True):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=ctx.timeout, context=context) as response:
+            status, headers, raw = (
+                response.status,
+                dict(response.headers),
+                response.read(10_000_000),
+            )
+    except urllib.error.HTTPError as exc:
+        status, headers, raw = exc.code, dict(exc.headers or {}), exc.read(10_000_000)
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise StepError(f"{request.get_method()} {request.full_url} failed: {reason}") from None
+    ok_status = ctx.step.body.get("ok_status")
+    ok = status in ok_status if ok_status else 200 <= status < 400
+    result = HttpResult(
+        request.full_url,
+        status,
+        headers,
+        raw.decode("utf-8", errors="replace"),
+        (time.perf_counter() - started) * 1000,
+        ok,
+    )
+    ctx.note = f"HTTP {status}"
+    if not ok:
+        raise StepError(
+            f"{request.get_method()} {request.full_url} answered HTTP {status}", result=result
+        )
+    return result
+
+
+def preview(ctx: StepContext) -> str:
+    request, _ = _request(ctx)
+    return f"{request.get_method()} {request.full_url}"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from runbook import template
 from runbook.actions.base import Field
+from runbook.context import StepContext
+from runbook.errors import StepError
 from runbook.model import Step
+from runbook.results import Result, ValueResult
 from runbook.template import Kind
 
 TEMPLATES: tuple[Field, ...] = (
@@ -14,3 +18,28 @@ TEMPLATES: tuple[Field, ...] = (
 
 def may_write(step: Step) -> bool:
     return False
+
+
+def run(ctx: StepContext) -> Result:
+    body = ctx.step.body
+    if ctx.notifier is None:
+        raise StepError("notifications are not available in this run")
+    message = template.render_text(body["message"], ctx.scope)
+    subject = template.render_text(body["subject"], ctx.scope) if body.get("subject") else None
+    deliveries = ctx.notifier.notify(
+        list(body["channels"]),
+        message,
+        subject=subject,
+        severity=body.get("severity"),
+        to=list(body.get("to", ())),
+    )
+    failed = [d for d in deliveries if d.get("status") != "delivered"]
+    ctx.note = f"{len(deliveries) - len(failed)}/{len(deliveries)} delivered"
+    return ValueResult("notify", message=message, deliveries=deliveries, failed=len(failed))
+
+
+def preview(ctx: StepContext) -> str:
+    body = ctx.step.body
+    return (
+        f"notify {', '.join(body['channels'])}: {template.render_text(body['message'], ctx.scope)}"
+    )

@@ -1,0 +1,202 @@
+"""Engine overhead: `runbook run` against a plain psycopg loop, same SQL, same gates.
+
+    .venv/bin/python bench/engine_bench.py [--repeats 7]
+
+On an embedded PostgreSQL it loads a table of 100,000 readings, writes check
+playbooks of N = 10 and N = 100 queries, each with a threshold gate, and times
+(wall clock, as separate processes, median of --repeats runs):
+
+- `runbook run` of each playbook (journaling on, plain output to a pipe);
+- a plain psycopg script running the same statements with the same parameters
+  and checking the same thresholds in Python.
+
+The marginal cost of one query+gate is (t(100) - t(10)) / 90 for each; start-up
+is the wall time of `runbook run` on a one-step playbook. Figures go to stdout
+as a Markdown table and to bench/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from runbook import embedded  # noqa: E402
+
+# Each check counts one sensor's readings over a threshold: a bitmap scan of
+# ~1,000 of the 100,000 rows, about half a millisecond of database work. The
+# comment makes every step's SQL text distinct, as different checks are (no
+# template is compiled once and reused by luck).
+QUERY = "SELECT count(*) AS n FROM readings WHERE sensor = {{ sensor }} AND value > {{ threshold }} /* check %d */"
+PLAIN_QUERY = "SELECT count(*) AS n FROM readings WHERE sensor = %s AND value > %s /* check %d */"
+
+PLAIN = """
+import sys, psycopg
+dsn, n = sys.argv[1], int(sys.argv[2])
+failed = 0
+with psycopg.connect(dsn, autocommit=True, application_name="plain-loop") as conn:
+    cur = conn.cursor()
+    for i in range(n):
+        cur.execute(%(query)r %% i, (i %% 100, 900))
+        value = cur.fetchone()[0]
+        if not value < 1000:
+            failed += 1
+print(failed)
+"""
+
+
+def playbook(n: int) -> str:
+    steps = []
+    for i in range(n):
+        steps.append(
+            f"  - name: Readings of sensor {i % 100} over the threshold\n"
+            f"    query: {QUERY % i}\n"
+            f"    vars: {{sensor: {i % 100}, threshold: 900}}\n"
+            f"    register: r{i}\n"
+            f"    gate: {{that: r{i}.scalar < 1000, severity: WARNING}}\n"
+        )
+    return f"name: bench-{n}\nkind: check\nsteps:\n" + "".join(steps)
+
+
+def load(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS readings")
+        conn.execute(
+            "CREATE TABLE readings AS SELECT g AS id, g % 100 AS sensor, (g * 7919) % 1000 AS value, "
+            "now() - g * interval '1 second' AS ts FROM generate_series(1, 100000) g"
+        )
+        conn.execute("CREATE INDEX ON readings (sensor)")
+        conn.execute("VACUUM ANALYZE readings")
+
+
+def once(argv: list[str], cwd: Path) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return elapsed
+
+
+def rounds(commands: dict[str, list[str]], cwd: Path, repeats: int) -> dict[str, list[float]]:
+    """Every command once per round, in a shuffled order, so drift hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for argv in commands.values():
+        once(argv, cwd)  # warm caches (the OS's, PostgreSQL's, runbook's document cache)
+    for _ in range(repeats):
+        order = list(commands)
+        random.shuffle(order)
+        for name in order:
+            times[name].append(once(commands[name], cwd))
+    return times
+
+
+def in_process(work: Path, dsn: str, repeats: int) -> tuple[float, float]:
+    """Marginal ms per query+gate measured inside one process (no start-up noise)."""
+    import os
+
+    from runbook import report
+    from runbook.commands import run as run_cmd
+
+    os.chdir(work)
+    sink = open(os.devnull, "w")  # noqa: SIM115
+
+    def engine(n: int) -> None:
+        run_cmd.run(
+            run_cmd.Request(playbook=Path(f"bench{n}.yaml")), lambda: report.PlainReporter(sink)
+        )
+
+    conn = psycopg.connect(dsn, autocommit=True)
+    cur = conn.cursor()
+    serial = [0]
+
+    def plain(n: int) -> None:
+        for i in range(n):
+            serial[0] += 1
+            cur.execute(PLAIN_QUERY.replace("%s", "%%s") % serial[0], (i % 100, 900))
+            if not cur.fetchone()[0] < 1000:
+                raise SystemExit("gate failed")
+
+    samples: dict[str, list[float]] = {"e10": [], "e100": [], "p10": [], "p100": []}
+    engine(10)
+    engine(100)
+    for _ in range(repeats):
+        for key, fn, n in (
+            ("e10", engine, 10),
+            ("e100", engine, 100),
+            ("p10", plain, 10),
+            ("p100", plain, 100),
+        ):
+            started = time.perf_counter()
+            fn(n)
+            samples[key].append(time.perf_counter() - started)
+    med = {k: statistics.median(v) for k, v in samples.items()}
+    conn.close()
+    return (med["e100"] - med["e10"]) / 90 * 1000, (med["p100"] - med["p10"]) / 90 * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the server and files for profiling"
+    )
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="runbook-bench-"))
+    server = embedded.start(work / "pgdata", keep_running=args.keep)
+    embedded.ensure_database(server, "bench")
+    dsn = server.database_dsn("bench")
+    load(dsn)
+    (work / "inventory.yaml").write_text(f"targets:\n  bench: {{dsn: {dsn!r}}}\n")
+    runbook = str(Path(sys.executable).parent / "runbook")
+    (work / "plain.py").write_text(PLAIN % {"query": PLAIN_QUERY.replace("%s", "%%s")})
+    commands: dict[str, list[str]] = {}
+    for n in (1, 10, 100):
+        (work / f"bench{n}.yaml").write_text(playbook(n))
+        commands[f"runbook_{n}"] = [runbook, "run", f"bench{n}.yaml"]
+        commands[f"plain_{n}"] = [sys.executable, "plain.py", dsn, str(n)]
+    times = rounds(commands, work, args.repeats)
+    results = {name: statistics.median(values) for name, values in times.items()}
+    runbook_marginal = (results["runbook_100"] - results["runbook_10"]) / 90
+    plain_marginal = (results["plain_100"] - results["plain_10"]) / 90
+    engine_ms, plain_ms = in_process(work, dsn, args.repeats)
+    summary = {
+        "repeats": args.repeats,
+        "seconds_median": results,
+        "marginal_ms": {"runbook": runbook_marginal * 1000, "plain": plain_marginal * 1000},
+        "ratio": runbook_marginal / plain_marginal,
+        "in_process_marginal_ms": {"runbook": engine_ms, "plain": plain_ms},
+        "in_process_ratio": engine_ms / plain_ms,
+        "startup_s": results["runbook_1"],
+    }
+    (ROOT / "bench" / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print("| figure | runbook run | plain psycopg loop |")
+    print("|---|---|---|")
+    for n in (1, 10, 100):
+        print(
+            f"| wall time, N = {n} | {results[f'runbook_{n}']:.3f} s | {results[f'plain_{n}']:.3f} s |"
+        )
+    print(
+        f"| marginal cost per query+gate | {runbook_marginal * 1000:.3f} ms | {plain_marginal * 1000:.3f} ms |"
+    )
+    print(f"| ratio | {summary['ratio']:.2f}x | 1.00x |")
+    print(f"| marginal, measured in one process | {engine_ms:.3f} ms | {plain_ms:.3f} ms |")
+    print(f"| ratio, in one process | {engine_ms / plain_ms:.2f}x | 1.00x |")
+    print(f"| start-up (one-step playbook) | {results['runbook_1']:.3f} s | |")
+    if args.keep:
+        print(f"files and a running server in {work}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""`runbook history` and `runbook show`: reading the journal."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from runbook import reconcile
+from runbook.clock import Clock, iso
+from runbook.commands.run import load_inventory, open_journal
+from runbook.errors import UsageError
+from runbook.journal import Journal
+
+_SINCE = re.compile(r"^(\d+)\s*([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def journal_for(inventory: Path | None) -> Journal:
+    journal = open_journal(load_inventory(inventory, Path.cwd()))
+    reconcile.mark_dead_runs(journal, Clock())
+    return journal
+
+
+def runs(
+    inventory: Path | None,
+    playbook: str | None = None,
+    target: str | None = None,
+    status: str | None = None,
+    since: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    clauses, params = [], []
+    if playbook:
+        clauses.append("playbook = ?")
+        params.append(playbook)
+    if target:
+        clauses.append("target = ?")
+        params.append(target)
+    if status:
+        clauses.append("status = ?")
+        params.append(status)
+    if since:
+        match = _SINCE.match(since.strip())
+        if not match:
+            raise UsageError(
+                f"--since {since!r}: expected a number and m, h, d or w (for example 7d)"
+            )
+        delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+        clauses.append("started_at >= ?")
+        params.append(iso(Clock().now() - delta))
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    journal = journal_for(inventory)
+    try:
+        return journal.query(
+            f"SELECT * FROM runs {where} ORDER BY started_at DESC LIMIT ?", [*params, limit]
+        )
+    finally:
+        journal.close()
+
+
+def show(inventory: Path | None, run_id: str) -> dict[str, Any]:
+    journal = journal_for(inventory)
+    try:
+        run = journal.run(run_id)
+    finally:
+        journal.close()
+    if run is None:
+        raise UsageError(f"no run {run_id!r} in the journal (or the prefix is ambiguous)")
+    return run

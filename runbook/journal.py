@@ -1,0 +1,398 @@
+"""The journal: an append-only, hash-chained record of runs and steps (SQLite).
+
+Every change is an event appended to `events`, each carrying the hash of the one
+before it, and applied in the same transaction to the tables that queries read
+(`runs`, `incidents`, …). Steps, written twice each and read rarely, live only
+in the events: a run's steps are the fold of its `steps` events. A run and each step are recorded before they execute and
+again when they end, so a crash leaves the run visibly in the step it was in;
+`reconcile()` marks runs whose process is gone as interrupted. `verify()`
+recomputes the chain and replays the events against the tables, so editing
+either is detected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from runbook.errors import JournalError
+
+SCHEMA_VERSION = 2
+GENESIS = "0" * 64
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE IF NOT EXISTS runs (
+        id TEXT PRIMARY KEY,
+        playbook TEXT NOT NULL,
+        playbook_path TEXT,
+        playbook_sha256 TEXT,
+        operator TEXT,
+        host TEXT,
+        pid INTEGER,
+        pid_started REAL,
+        mode TEXT NOT NULL,
+        target TEXT,
+        target_dsn TEXT,
+        vars TEXT,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        status TEXT NOT NULL,
+        exit_code INTEGER,
+        severity TEXT,
+        reason TEXT,
+        parent_run TEXT,
+        counts TEXT
+    );
+    CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+    CREATE TABLE IF NOT EXISTS events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        run_id TEXT,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS events_run ON events (run_id, seq);
+    """,
+    2: """
+    CREATE TABLE IF NOT EXISTS incidents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        playbook TEXT,
+        gate TEXT,
+        target TEXT,
+        policy TEXT,
+        severity TEXT NOT NULL,
+        status TEXT NOT NULL,
+        title TEXT,
+        message TEXT,
+        opened_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        acknowledged_at TEXT,
+        acknowledged_by TEXT,
+        resolved_at TEXT,
+        resolved_by TEXT,
+        resolution TEXT,
+        occurrences INTEGER NOT NULL DEFAULT 1,
+        last_run TEXT,
+        level INTEGER NOT NULL DEFAULT 0,
+        next_at TEXT,
+        repeats INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS incidents_open_key ON incidents (key) WHERE status != 'resolved';
+    CREATE TABLE IF NOT EXISTS deliveries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id INTEGER,
+        run_id TEXT,
+        channel TEXT NOT NULL,
+        event TEXT NOT NULL,
+        level INTEGER,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        dedupe TEXT UNIQUE
+    );
+    CREATE TABLE IF NOT EXISTS attempts (
+        delivery_id INTEGER NOT NULL REFERENCES deliveries (id),
+        attempt INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        ok INTEGER NOT NULL,
+        detail TEXT,
+        PRIMARY KEY (delivery_id, attempt)
+    );
+    """,
+}
+
+_JSON_COLUMNS = {"vars", "counts", "params", "result", "registered", "notices", "gates", "history"}
+# Tables whose rows are replayed from events by verify(); keyed by these columns.
+_TABLES = {
+    "runs": ("id",),
+    "incidents": ("id",),
+    "deliveries": ("id",),
+    "attempts": ("delivery_id", "attempt"),
+}
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _encode(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as stored: JSON columns as JSON text."""
+    return {k: (_dumps(v) if k in _JSON_COLUMNS and v is not None else v) for k, v in row.items()}
+
+
+# Tables that exist only as events (folded on read).
+FOLDED = {"steps": ("run_id", "seq")}
+
+Prepared = tuple[str, str | None, str, dict[str, Any], str | None]
+
+
+def prepare(events: Iterable[tuple[str, str | None, str, dict[str, Any]]]) -> list[Prepared]:
+    """Encode events ahead of `append_prepared` (pure: can run on another thread)."""
+    out: list[Prepared] = []
+    for at, run_id, kind, change in events:
+        if change["table"] in FOLDED:
+            # No table to mirror: the row goes into the payload as it is.
+            out.append((at, run_id, kind, change, _dumps(change)))
+        else:
+            out.append((at, run_id, kind, {**change, "row": _encode(change["row"])}, None))
+    return out
+
+
+def _hash(prev: str, at: str, run_id: str | None, kind: str, payload: str) -> str:
+    return hashlib.sha256(f"{prev}|{at}|{run_id or ''}|{kind}|{payload}".encode()).hexdigest()
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(
+                path, isolation_level=None, timeout=30.0, check_same_thread=False
+            )
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a killed process loses nothing; only a power
+            # cut can lose the last transactions.
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=30000")
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(f"cannot open the journal {path}: {exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise JournalError(
+                    f"journal {self.path} has schema version {version}; this runbook knows {SCHEMA_VERSION}; upgrade runbook"
+                )
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    # -- writing --------------------------------------------------------------
+
+    def append(self, events: Iterable[tuple[str, str | None, str, dict[str, Any]]]) -> list[int]:
+        """Append events atomically: (at, run_id, kind, change) each.
+
+        A change is {"table": t, "op": "insert"|"update", "row": {...}}; it is
+        applied to its table (unless the table is folded) and recorded,
+        hash-chained, in `events`. Returns the rowids of inserted rows.
+        """
+        return self.append_prepared(prepare(events))
+
+    def append_prepared(self, events: list[Prepared]) -> list[int]:
+        rowids: list[int] = []
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                last = self.db.execute(
+                    "SELECT hash FROM events ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                prev = last[0] if last else GENESIS
+                for at, run_id, kind, change, payload in events:
+                    if payload is None:
+                        row = change["row"]
+                        rowid = self._apply(change["table"], change["op"], row)
+                        if rowid is not None:
+                            rowids.append(rowid)
+                            if (
+                                change["op"] == "insert"
+                                and "id" not in row
+                                and change["table"] in ("incidents", "deliveries")
+                            ):
+                                row["id"] = rowid
+                        # JSON columns stay JSON text inside the payload: what the
+                        # table holds is what the event says, byte for byte.
+                        payload = json.dumps(change, separators=(",", ":"))
+                    digest = _hash(prev, at, run_id, kind, payload)
+                    self.db.execute(
+                        "INSERT INTO events (at, run_id, kind, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
+                        (at, run_id, kind, payload, prev, digest),
+                    )
+                    prev = digest
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot write the journal {self.path}: {exc}") from None
+        return rowids
+
+    def _apply(self, table: str, op: str, row: dict[str, Any]) -> int | None:
+        if op == "insert":
+            columns = ", ".join(row)
+            marks = ", ".join("?" for _ in row)
+            cursor = self.db.execute(
+                f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values())
+            )
+            return cursor.lastrowid
+        keys = _TABLES[table]
+        sets = ", ".join(f"{k} = ?" for k in row if k not in keys)
+        where = " AND ".join(f"{k} = ?" for k in keys)
+        values = [v for k, v in row.items() if k not in keys] + [row[k] for k in keys]
+        self.db.execute(f"UPDATE {table} SET {sets} WHERE {where}", values)
+        return None
+
+    # -- reading --------------------------------------------------------------
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        try:
+            rows = self.db.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot read the journal {self.path}: {exc}") from None
+        return [_decode(dict(r)) for r in rows]
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        rows = self.query(
+            "SELECT * FROM runs WHERE id = ? OR id LIKE ? ORDER BY started_at",
+            (run_id, run_id + "%"),
+        )
+        if len(rows) != 1:
+            return None
+        run = rows[0]
+        run["steps"] = self.steps(run["id"])
+        return run
+
+    def steps(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's steps: the fold of its `steps` events, in order."""
+        steps: dict[int, dict[str, Any]] = {}
+        try:
+            rows = self.db.execute(
+                "SELECT payload FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot read the journal {self.path}: {exc}") from None
+        for (payload,) in rows:
+            change = json.loads(payload)
+            if change["table"] != "steps":
+                continue
+            row = change["row"]
+            if change["op"] == "insert":
+                steps[row["seq"]] = dict(row)
+            elif row["seq"] in steps:
+                steps[row["seq"]].update(row)
+        columns = (
+            "idx",
+            "number",
+            "key",
+            "name",
+            "kind",
+            "phase",
+            "undoes",
+            "status",
+            "reason",
+            "started_at",
+            "ended_at",
+            "duration_ms",
+            "severity",
+            "error",
+            "sqlstate",
+            "rendered",
+            "params",
+            "rowcount",
+            "result",
+            "registered",
+            "notices",
+            "gates",
+            "attempts",
+            "history",
+            "note",
+            "xid",
+        )
+        out = []
+        for seq in sorted(steps):
+            step = {"run_id": run_id, "seq": seq, **dict.fromkeys(columns), **steps[seq]}
+            out.append(_decode(step))
+        return out
+
+    def events(self) -> Iterator[sqlite3.Row]:
+        yield from self.db.execute("SELECT * FROM events ORDER BY seq")
+
+    def verify(self) -> list[str]:
+        """Problems found: a broken chain, or tables that disagree with the events."""
+        problems: list[str] = []
+        prev = GENESIS
+        replay: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {t: {} for t in _TABLES}
+        count = 0
+        for event in self.events():
+            count += 1
+            if event["prev_hash"] != prev:
+                problems.append(
+                    f"event {event['seq']}: chain broken (previous hash does not match)"
+                )
+            digest = _hash(
+                event["prev_hash"], event["at"], event["run_id"], event["kind"], event["payload"]
+            )
+            if digest != event["hash"]:
+                problems.append(
+                    f"event {event['seq']} ({event['kind']}): content does not match its hash"
+                )
+            prev = event["hash"]
+            change = json.loads(event["payload"])
+            table = change["table"]
+            if table in FOLDED:
+                continue  # no table to disagree with: the events are the steps
+            key = tuple(change["row"].get(k) for k in _TABLES[table])
+            if change["op"] == "insert":
+                replay[table][key] = dict(change["row"])
+            elif key in replay[table]:
+                replay[table][key].update(change["row"])
+        for table, rows in replay.items():
+            keys = _TABLES[table]
+            raw = self.db.execute(f"SELECT * FROM {table}").fetchall()
+            actual = {tuple(r[k] for k in keys): dict(r) for r in raw}
+            for key, expected in rows.items():
+                found = actual.pop(key, None)
+                if found is None:
+                    problems.append(f"{table} {key}: recorded in events but missing from the table")
+                    continue
+                for column, value in expected.items():
+                    if _normal(found.get(column)) != _normal(value):
+                        problems.append(
+                            f"{table} {key}: column {column} differs from the recorded events"
+                        )
+            for key in actual:
+                problems.append(f"{table} {key}: row not recorded in events")
+        if count == 0 and self.query("SELECT id FROM runs LIMIT 1"):
+            problems.append("runs exist but no events: the event log was removed")
+        return problems
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, float) and value == int(value):
+        return int(value)
+    return value
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    for key in _JSON_COLUMNS & set(row):
+        if isinstance(row[key], str):
+            row[key] = json.loads(row[key])
+    return row

@@ -1,0 +1,81 @@
+"""Runs whose process died (kill -9, power cut) are marked interrupted.
+
+A run records its host, pid and the pid's start time; if that process is gone,
+the run cannot still be going. Its in-flight steps are marked failed with the
+reason, so the journal shows where it stopped.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from runbook.clock import Clock, iso
+from runbook.journal import Journal
+from runbook.outcome import RunStatus, Status
+from runbook.recorder import process_started
+
+
+def alive(pid: int | None, started: float | None) -> bool:
+    if pid is None:
+        return False
+    now_started = process_started(pid)
+    if now_started is None:
+        return False
+    # The same pid with another start time is another process.
+    return started is None or abs(now_started - started) < 1.0
+
+
+def mark_dead_runs(journal: Journal, clock: Clock) -> list[str]:
+    """Mark dead runs of this host interrupted; returns their ids."""
+    host = socket.gethostname()
+    dead = []
+    for run in journal.query(
+        "SELECT id, pid, pid_started FROM runs WHERE status = 'running' AND host = ?", (host,)
+    ):
+        if alive(run["pid"], run["pid_started"]):
+            continue
+        at = iso(clock.now())
+        steps = [s for s in journal.steps(run["id"]) if s["status"] == Status.RUNNING.value]
+        reason = f"interrupted: the runbook process (pid {run['pid']}) is gone"
+        where = f" during step {steps[0]['number']} {steps[0]['name']!r}" if steps else ""
+        events = [
+            (
+                at,
+                run["id"],
+                "step.interrupted",
+                {
+                    "table": "steps",
+                    "op": "update",
+                    "row": {
+                        "run_id": run["id"],
+                        "seq": s["seq"],
+                        "status": Status.FAILED.value,
+                        "reason": reason,
+                        "error": reason,
+                        "ended_at": at,
+                    },
+                },
+            )
+            for s in steps
+        ]
+        events.append(
+            (
+                at,
+                run["id"],
+                "run.interrupted",
+                {
+                    "table": "runs",
+                    "op": "update",
+                    "row": {
+                        "id": run["id"],
+                        "status": RunStatus.INTERRUPTED.value,
+                        "ended_at": at,
+                        "exit_code": 130,
+                        "reason": reason + where,
+                    },
+                },
+            )
+        )
+        journal.append(events)
+        dead.append(run["id"])
+    return dead

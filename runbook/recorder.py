@@ -1,0 +1,268 @@
+"""Runs and steps into the journal: rows built from outcomes, secrets removed.
+
+The engine calls these at each transition; each call is one atomic append.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runbook.clock import Clock
+from runbook.journal import Journal, prepare
+from runbook.outcome import Outcome, RunOutcome, Status
+from runbook.plan import Plan, PlannedStep
+from runbook.redact import Redactor
+
+REGISTERED_ROWS = 10_000  # rows of a registered result kept for resume
+
+Event = tuple[str, str | None, str, dict[str, Any]]
+GROUP_COMMIT = 0.01  # seconds records of read-only steps may wait in memory
+
+
+class _Writer:
+    """Group commit: records of read-only steps wait in memory (at most
+    GROUP_COMMIT) and are written in one transaction; a step that may change
+    something first waits for everything before it to be written (`durable`),
+    so no side effect ever precedes its record. A kill -9 loses at most
+    GROUP_COMMIT worth of read-only steps' records: the run then shows as
+    interrupted a step or two early, never as having done what it did not."""
+
+    def __init__(self, path: Path) -> None:
+        self._journal = Journal(path)
+        self._buffer: list[Event] = []
+        self._since = 0.0
+
+    def put(self, events: list[Event]) -> None:
+        if not self._buffer:
+            self._since = time.monotonic()
+        self._buffer.extend(events)
+        if time.monotonic() - self._since >= GROUP_COMMIT:
+            self.wait()
+
+    def wait(self) -> None:
+        if self._buffer:
+            events, self._buffer = self._buffer, []
+            self._journal.append_prepared(prepare(events))
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._journal.close()
+
+
+def process_started(pid: int) -> float | None:
+    try:
+        import psutil
+
+        return float(psutil.Process(pid).create_time())
+    except Exception:
+        return None
+
+
+@dataclass
+class RunRecord:
+    id: str
+    mode: str
+    operator: str
+    parent_run: str | None = None
+
+
+class Recorder:
+    def __init__(
+        self, journal: Journal, redactor: Redactor, clock: Clock, row_sample: int = 20
+    ) -> None:
+        self.journal = journal
+        self.redactor = redactor
+        self.clock = clock
+        self.row_sample = row_sample
+        self.seq = 0
+        self.run_id = ""
+        self._writer = _Writer(journal.path)
+        # The end of a read-only step waits for the next record, so that one
+        # transaction carries both (one commit per step, not two).
+        self._held: list[Event] = []
+
+    def _append(self, events: list[Event], durable: bool = False) -> None:
+        """Queue events for the journal; `durable` waits until they are on disk."""
+        if self._held:
+            events = [*self._held, *events]
+            self._held = []
+        self._writer.put(events)
+        if durable:
+            self._writer.wait()
+
+    def flush(self) -> None:
+        """Wait until everything recorded so far is in the journal."""
+        self._append([], durable=True)
+
+    def close(self) -> None:
+        if self._held:
+            self._append([])
+        self._writer.close()
+
+    def _now(self) -> str:
+        return self.clock.iso_now()
+
+    def run_started(
+        self, record: RunRecord, plan: Plan, dsn_shown: str, variables: dict[str, Any]
+    ) -> str:
+        self.run_id = record.id
+        at = self._now()
+        pid = os.getpid()
+        row = {
+            "id": record.id,
+            "playbook": plan.playbook.name,
+            "playbook_path": str(plan.playbook.path),
+            "playbook_sha256": plan.playbook.sha256,
+            "operator": record.operator,
+            "host": socket.gethostname(),
+            "pid": pid,
+            "pid_started": process_started(pid),
+            "mode": record.mode,
+            "target": plan.target.name,
+            "target_dsn": self.redactor.text(dsn_shown),
+            "vars": self.redactor.value(variables),
+            "started_at": at,
+            "status": "running",
+            "parent_run": record.parent_run,
+        }
+        self._append(
+            [(at, record.id, "run.start", {"table": "runs", "op": "insert", "row": row})],
+            durable=True,
+        )
+        return at
+
+    def step_row(self, ps: PlannedStep, outcome: Outcome) -> dict[str, Any]:
+        r = self.redactor
+        return {
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "idx": ps.index,
+            "number": ps.number,
+            "key": ps.step.key,
+            "name": ps.name,
+            "kind": ps.kind,
+            "phase": "rollback" if outcome.undoes is not None else "main",
+            "undoes": outcome.undoes,
+            "status": outcome.status.value,
+            "reason": r.text(outcome.reason),
+            "duration_ms": round(outcome.duration_ms, 3),
+            "severity": outcome.severity,
+            "error": r.text(outcome.error) if outcome.error else None,
+            "sqlstate": outcome.sqlstate,
+            "rendered": r.text(outcome.rendered) if outcome.rendered else None,
+            "params": r.value(outcome.params),
+            "rowcount": outcome.rowcount,
+            "result": r.value(outcome.result),
+            "notices": r.value(outcome.notices),
+            "gates": r.value([g.serialize() for g in outcome.gates]),
+            "attempts": outcome.attempts,
+            "history": r.value(outcome.history) if outcome.history else None,
+            "note": r.text(outcome.note) if outcome.note else None,
+        }
+
+    def step_started(
+        self,
+        ps: PlannedStep,
+        undoes: int | None = None,
+        extra: dict[str, Any] | None = None,
+        durable: bool = True,
+    ) -> int:
+        """Record that a step begins; returns its sequence number in the run."""
+        self.seq += 1
+        at = self._now()
+        row = {
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "idx": ps.index,
+            "number": ps.number,
+            "key": ps.step.key,
+            "name": ps.name,
+            "kind": ps.kind,
+            "phase": "rollback" if undoes is not None else "main",
+            "undoes": undoes,
+            "status": Status.RUNNING.value,
+            "started_at": at,
+            **(extra or {}),
+        }
+        self._append(
+            [(at, self.run_id, "step.start", {"table": "steps", "op": "insert", "row": row})],
+            durable=durable,
+        )
+        return self.seq
+
+    def step_finished(
+        self,
+        seq: int,
+        ps: PlannedStep,
+        outcome: Outcome,
+        registered: Any = None,
+        durable: bool = True,
+    ) -> None:
+        """Record a step's end; not `durable` (read-only steps) returns at once."""
+        at = self._now()
+        row = self.step_row(ps, outcome)
+        row["seq"] = seq
+        row["ended_at"] = at
+        if registered is not None and (outcome.result is None or outcome.result.get("truncated")):
+            # Most of the time the shown sample is the whole result, which resume
+            # reads from `result`; only a larger one is kept again, in full.
+            row["registered"] = self.redactor.value(registered.serialize(sample=REGISTERED_ROWS))
+        event = (at, self.run_id, "step.end", {"table": "steps", "op": "update", "row": row})
+        if durable:
+            self._append([event], durable=True)
+        else:
+            self._held.append(event)
+
+    def steps_updated(self, changes: list[tuple[int, dict[str, Any]]], kind: str) -> None:
+        """Several step rows changed at once (a transaction committed or rolled back)."""
+        at = self._now()
+        self._append(
+            [
+                (
+                    at,
+                    self.run_id,
+                    kind,
+                    {
+                        "table": "steps",
+                        "op": "update",
+                        "row": {"run_id": self.run_id, "seq": seq, **row},
+                    },
+                )
+                for seq, row in changes
+            ],
+            durable=True,
+        )
+
+    def step_skipped(self, ps: PlannedStep, outcome: Outcome) -> None:
+        """A step that did not run (skipped, not run): one record."""
+        self.seq += 1
+        at = self._now()
+        row = self.step_row(ps, outcome)
+        row["started_at"] = at
+        row["ended_at"] = at
+        self._append(
+            [(at, self.run_id, "step.skip", {"table": "steps", "op": "insert", "row": row})]
+        )
+
+    def run_finished(self, outcome: RunOutcome) -> None:
+        at = self._now()
+        row = {
+            "id": self.run_id,
+            "ended_at": at,
+            "status": outcome.status.value,
+            "exit_code": outcome.exit_code,
+            "severity": outcome.severity,
+            "reason": self.redactor.text(outcome.reason),
+            "counts": outcome.counts(),
+        }
+        self._append(
+            [(at, self.run_id, "run.end", {"table": "runs", "op": "update", "row": row})],
+            durable=True,
+        )

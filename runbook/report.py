@@ -1,0 +1,304 @@
+"""What the operator sees: a line per step as it ends, result tables, a summary.
+
+On a terminal (rich): a spinner with the elapsed time while a step runs, colours,
+tables. Elsewhere: the same lines, plain and colourless. `--format json` prints one
+document at the end and `--junit` writes a file; neither prints while running.
+Only this module and the CLI print.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import IO, Any
+from xml.etree import ElementTree
+
+from runbook.outcome import Outcome, RunOutcome, Status
+from runbook.plan import Plan, PlannedStep
+
+MAX_TABLE_ROWS = 10
+MAX_TABLE_COLUMNS = 8
+MAX_CELL = 40
+
+SYMBOLS = {
+    Status.OK: "✓",
+    Status.FAILED: "✗",
+    Status.GATE_FAILED: "✗",
+    Status.SKIPPED: "-",
+    Status.NOT_RUN: "·",
+    Status.ROLLED_BACK: "↺",
+    Status.RUNNING: "…",
+}
+COLOURS = {
+    Status.OK: "green",
+    Status.FAILED: "red",
+    Status.GATE_FAILED: "red",
+    Status.SKIPPED: "dim",
+    Status.NOT_RUN: "dim",
+    Status.ROLLED_BACK: "yellow",
+    Status.RUNNING: "cyan",
+}
+
+
+def duration(ms: float) -> str:
+    if ms < 1000:
+        return f"{ms:.1f} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.2f} s"
+    return f"{int(ms // 60_000)}m{(ms % 60_000) / 1000:04.1f}s"
+
+
+def _cell(value: Any) -> str:
+    text = "NULL" if value is None else str(value)
+    text = text.replace("\n", " ")
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+
+
+def step_line(outcome: Outcome) -> str:
+    parts = [SYMBOLS[outcome.status], outcome.number.rjust(4), outcome.name]
+    tail = [outcome.status.value]
+    if outcome.status not in (Status.SKIPPED, Status.NOT_RUN):
+        tail.append(duration(outcome.duration_ms))
+    if outcome.severity:
+        tail.append(outcome.severity)
+    if outcome.note:
+        tail.append(outcome.note)
+    if outcome.attempts > 1:
+        tail.append(f"{outcome.attempts} attempts")
+    return f"{parts[0]} {parts[1]}  {parts[2]}  [{', '.join(tail)}]"
+
+
+def detail_lines(outcome: Outcome) -> list[str]:
+    lines = []
+    if outcome.status in (Status.FAILED, Status.GATE_FAILED) and outcome.reason:
+        lines.append(f"{'error' if outcome.status is Status.FAILED else 'gate'}: {outcome.reason}")
+        if outcome.sqlstate:
+            lines[-1] += f" [SQLSTATE {outcome.sqlstate}]"
+    elif outcome.status in (Status.SKIPPED, Status.NOT_RUN, Status.ROLLED_BACK) and outcome.reason:
+        lines.append(outcome.reason)
+    if outcome.status is Status.SKIPPED and outcome.rendered:
+        lines.append("would run:")
+        lines.extend("  " + line for line in outcome.rendered.splitlines())
+    lines.extend(f"notice: {n}" for n in outcome.notices[:5])
+    return lines
+
+
+def table_rows(outcome: Outcome) -> tuple[list[str], list[list[str]], int] | None:
+    result = outcome.result or {}
+    if outcome.kind not in ("query", "wait") or not result.get("rows"):
+        return None
+    columns = list(result["columns"])[:MAX_TABLE_COLUMNS]
+    rows = [[_cell(row.get(c)) for c in columns] for row in result["rows"][:MAX_TABLE_ROWS]]
+    return columns, rows, int(result.get("rows_total", len(rows)))
+
+
+def summary_line(run: RunOutcome) -> str:
+    counts = run.counts()
+    shown = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n)
+    gates = [g for s in run.steps for g in s.gates]
+    failed = sum(1 for g in gates if not g.passed)
+    severity = f", severity {run.severity}" if run.severity else ""
+    return (
+        f"{run.playbook} on {run.target}: {run.status.value.upper()} (exit {run.exit_code}) — {shown}; "
+        f"gates {len(gates) - failed}/{len(gates)} passed{severity}"
+    )
+
+
+class PlainReporter:
+    """Colourless lines, for pipes, files, cron and CI."""
+
+    def __init__(self, out: IO[str] | None = None, quiet: bool = False) -> None:
+        self.out = out or sys.stdout
+        self.quiet = quiet
+
+    def write(self, text: str) -> None:
+        self.out.write(text + "\n")
+
+    def run_started(self, plan: Plan, run_id: str) -> None:
+        if not self.quiet:
+            self.write(
+                f"run {run_id}: {plan.playbook.name} ({plan.playbook.kind}) on {plan.target.name}, {plan.size} step(s)"
+            )
+
+    def step_started(self, ps: PlannedStep) -> None:
+        pass
+
+    def step_finished(self, outcome: Outcome) -> None:
+        if self.quiet and outcome.status not in (Status.FAILED, Status.GATE_FAILED):
+            return
+        self.write(step_line(outcome))
+        for line in detail_lines(outcome):
+            self.write("       " + line)
+        table = None if self.quiet else table_rows(outcome)
+        if table:
+            columns, rows, total = table
+            widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+            self.write(
+                "       " + "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
+            )
+            for row in rows:
+                self.write(
+                    "       " + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True))
+                )
+            if total > len(rows):
+                self.write(f"       ({total - len(rows)} more row(s))")
+
+    def run_finished(self, outcome: RunOutcome) -> None:
+        self.write(summary_line(outcome))
+        self.write(f"run id {outcome.run_id}; journal {outcome.journal}")
+
+
+class RichReporter(PlainReporter):
+    """A terminal: colours, tables, and a spinner with elapsed time per running step."""
+
+    def __init__(self, console: Any, quiet: bool = False) -> None:
+        super().__init__(quiet=quiet)
+        self.console = console
+        self._status: Any = None
+        self._started = 0.0
+
+    def run_started(self, plan: Plan, run_id: str) -> None:
+        if not self.quiet:
+            self.console.print(
+                f"[bold]{plan.playbook.name}[/] ({plan.playbook.kind}) on [bold]{plan.target.name}[/] "
+                f"— {plan.size} step(s), run [cyan]{run_id}[/]",
+                highlight=False,
+            )
+
+    def step_started(self, ps: PlannedStep) -> None:
+        if ps.kind in ("include", "transaction"):
+            return
+        self._stop()
+        self._started = time.monotonic()
+        label = f"{ps.number} {ps.name}"
+        self._status = self.console.status(label, spinner="dots")
+        self._status.start()
+        self._label = label
+        # rich refreshes the spinner itself; the elapsed time is updated by a renderable.
+        self._status.update(_Elapsed(label, self._started))
+
+    def _stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def step_finished(self, outcome: Outcome) -> None:
+        self._stop()
+        if self.quiet and outcome.status not in (Status.FAILED, Status.GATE_FAILED):
+            return
+        from rich.markup import escape
+        from rich.table import Table
+
+        colour = COLOURS[outcome.status]
+        self.console.print(f"[{colour}]{escape(step_line(outcome))}[/]", highlight=False)
+        for line in detail_lines(outcome):
+            self.console.print(f"       [{colour}]{escape(line)}[/]", highlight=False)
+        table = None if self.quiet else table_rows(outcome)
+        if table:
+            columns, rows, total = table
+            grid = Table(
+                *columns,
+                show_header=True,
+                header_style="bold",
+                box=None,
+                padding=(0, 1),
+                pad_edge=False,
+            )
+            for row in rows:
+                grid.add_row(*row)
+            if total > len(rows):
+                grid.caption = f"{total - len(rows)} more row(s)"
+            from rich.padding import Padding
+
+            self.console.print(Padding(grid, (0, 0, 0, 7)))
+
+    def run_finished(self, outcome: RunOutcome) -> None:
+        self._stop()
+        colour = "green" if outcome.exit_code == 0 else "red"
+        from rich.markup import escape
+
+        self.console.print(f"[bold {colour}]{escape(summary_line(outcome))}[/]", highlight=False)
+        self.console.print(
+            f"run id [cyan]{outcome.run_id}[/]; journal {escape(outcome.journal)}", highlight=False
+        )
+
+
+class _Elapsed:
+    """A renderable: the running step's label and its elapsed time."""
+
+    def __init__(self, label: str, started: float) -> None:
+        self.label = label
+        self.started = started
+
+    def __rich__(self) -> str:
+        from rich.markup import escape
+
+        return f"{escape(self.label)} [dim]{time.monotonic() - self.started:.1f}s[/]"
+
+
+class SilentReporter:
+    """For --format json: nothing while running."""
+
+    def run_started(self, plan: Plan, run_id: str) -> None:
+        pass
+
+    def step_started(self, ps: PlannedStep) -> None:
+        pass
+
+    def step_finished(self, outcome: Outcome) -> None:
+        pass
+
+    def run_finished(self, outcome: RunOutcome) -> None:
+        pass
+
+
+def json_document(runs: Sequence[RunOutcome], exit_code: int) -> str:
+    return json.dumps(
+        {"exit_code": exit_code, "runs": [r.serialize() for r in runs]}, indent=2, default=str
+    )
+
+
+def junit(runs: Sequence[RunOutcome]) -> bytes:
+    """JUnit XML: a test suite per run, a test case per step; failed gates are failures."""
+    suites = ElementTree.Element("testsuites")
+    for run in runs:
+        suite = ElementTree.SubElement(
+            suites,
+            "testsuite",
+            name=f"{run.playbook}@{run.target}",
+            tests=str(len(run.steps)),
+            failures=str(sum(s.status is Status.GATE_FAILED for s in run.steps)),
+            errors=str(sum(s.status is Status.FAILED for s in run.steps)),
+            skipped=str(sum(s.status in (Status.SKIPPED, Status.NOT_RUN) for s in run.steps)),
+            time=f"{run.duration_ms / 1000:.3f}",
+            timestamp=run.started_at,
+        )
+        ElementTree.SubElement(
+            ElementTree.SubElement(suite, "properties"), "property", name="run_id", value=run.run_id
+        )
+        for step in run.steps:
+            case = ElementTree.SubElement(
+                suite,
+                "testcase",
+                classname=f"{run.playbook}.{run.target}",
+                name=f"{step.number} {step.name}",
+                time=f"{step.duration_ms / 1000:.3f}",
+            )
+            if step.status is Status.GATE_FAILED:
+                node = ElementTree.SubElement(
+                    case, "failure", message=step.reason, type=step.severity or "gate"
+                )
+                node.text = "\n".join(f"{g.name}: {g.message}" for g in step.gates if not g.passed)
+            elif step.status is Status.FAILED:
+                node = ElementTree.SubElement(
+                    case, "error", message=step.error or step.reason, type=step.sqlstate or "error"
+                )
+                node.text = step.rendered or ""
+            elif step.status in (Status.SKIPPED, Status.NOT_RUN, Status.ROLLED_BACK):
+                ElementTree.SubElement(
+                    case, "skipped", message=f"{step.status.value}: {step.reason}"
+                )
+    data: bytes = ElementTree.tostring(suites, encoding="utf-8", xml_declaration=True)
+    return data

@@ -1,0 +1,294 @@
+"""What a step leaves behind for later steps (`register:`) and for the journal.
+
+Results are plain objects with attributes, so templates read `crit.scalar`,
+`crit.first.n`, `dump.status`, `health.json.status`. `serialize()` gives a
+JSON-safe form with a bounded sample of rows; `restore()` rebuilds a result from
+it (resume restores registered variables from the journal).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+import ipaddress
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+MAX_ROWS = 100_000  # rows kept in memory per step; a check tool's results are small
+
+
+def to_json(value: Any) -> Any:
+    """A JSON-safe copy of a database or Python value."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return (
+            value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+        )
+    if isinstance(value, decimal.Decimal):
+        return (
+            int(value) if value == value.to_integral_value() and abs(value) < 2**53 else str(value)
+        )
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "base64:" + base64.b64encode(bytes(value)).decode()
+    if isinstance(value, uuid.UUID | ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_json(v) for v in value]
+    if isinstance(value, Result):
+        return value.serialize(sample=None)
+    return str(value)
+
+
+class Result:
+    """Base of every registered result."""
+
+    kind = "result"
+    skipped = False
+    duration_ms: float = 0.0
+
+    def serialize(self, sample: int | None = 20) -> dict[str, Any]:
+        return {"kind": self.kind, "duration_ms": round(self.duration_ms, 3)}
+
+    @property
+    def ok(self) -> bool:
+        return True
+
+
+class QueryResult(Result):
+    """Rows from SQL: `rows`, `first`, `scalar`, `rowcount`, `columns`, `notices`."""
+
+    kind = "query"
+    __slots__ = ("columns", "duration_ms", "notices", "rowcount", "rows", "status", "truncated")
+
+    def __init__(
+        self,
+        rows: list[dict[str, Any]],
+        columns: list[str],
+        rowcount: int,
+        notices: list[str],
+        duration_ms: float,
+        status: str = "",
+        truncated: bool = False,
+    ) -> None:
+        self.rows = rows
+        self.columns = columns
+        self.rowcount = rowcount
+        self.notices = notices
+        self.duration_ms = duration_ms
+        self.status = status
+        self.truncated = truncated
+
+    @property
+    def first(self) -> dict[str, Any] | None:
+        return self.rows[0] if self.rows else None
+
+    @property
+    def scalar(self) -> Any:
+        return next(iter(self.rows[0].values()), None) if self.rows else None
+
+    def serialize(self, sample: int | None = 20) -> dict[str, Any]:
+        rows = self.rows if sample is None else self.rows[:sample]
+        return {
+            "kind": self.kind,
+            "columns": self.columns,
+            "rowcount": self.rowcount,
+            "rows": [{k: to_json(v) for k, v in row.items()} for row in rows],
+            "rows_total": len(self.rows),
+            "truncated": self.truncated or len(rows) < len(self.rows),
+            "notices": self.notices,
+            "status": self.status,
+            "duration_ms": round(self.duration_ms, 3),
+        }
+
+    def __repr__(self) -> str:
+        return f"<QueryResult rows={len(self.rows)} rowcount={self.rowcount}>"
+
+
+class ShellResult(Result):
+    """A command's `status` (exit code), `stdout`, `stderr`."""
+
+    kind = "shell"
+
+    def __init__(
+        self, argv: list[str], status: int, stdout: str, stderr: str, duration_ms: float, ok: bool
+    ) -> None:
+        self.argv = argv
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+        self.duration_ms = duration_ms
+        self._ok = ok
+
+    @property
+    def ok(self) -> bool:
+        return self._ok
+
+    @property
+    def rc(self) -> int:
+        return self.status
+
+    def serialize(self, sample: int | None = 20) -> dict[str, Any]:
+        limit = None if sample is None else 4000
+        return {
+            "kind": self.kind,
+            "argv": self.argv,
+            "status": self.status,
+            "ok": self._ok,
+            "stdout": self.stdout[-limit:] if limit else self.stdout,
+            "stderr": self.stderr[-limit:] if limit else self.stderr,
+            "duration_ms": round(self.duration_ms, 3),
+        }
+
+
+class HttpResult(Result):
+    """An HTTP response: `status`, `headers`, `text`, `json`."""
+
+    kind = "http"
+
+    def __init__(
+        self,
+        url: str,
+        status: int,
+        headers: dict[str, str],
+        text: str,
+        duration_ms: float,
+        ok: bool,
+    ) -> None:
+        self.url = url
+        self.status = status
+        self.headers = headers
+        self.text = text
+        self.duration_ms = duration_ms
+        self._ok = ok
+        try:
+            self.json: Any = json.loads(text) if text else None
+        except ValueError:
+            self.json = None
+
+    @property
+    def ok(self) -> bool:
+        return self._ok
+
+    def serialize(self, sample: int | None = 20) -> dict[str, Any]:
+        limit = None if sample is None else 4000
+        return {
+            "kind": self.kind,
+            "url": self.url,
+            "status": self.status,
+            "ok": self._ok,
+            "headers": self.headers,
+            "text": self.text[:limit] if limit else self.text,
+            "duration_ms": round(self.duration_ms, 3),
+        }
+
+
+class ValueResult(Result):
+    """Results of gates, classify, set, confirm: named values as attributes."""
+
+    kind = "value"
+
+    def __init__(self, kind: str = "value", duration_ms: float = 0.0, **values: Any) -> None:
+        self.kind = kind
+        self.duration_ms = duration_ms
+        self.values = values
+        for key, value in values.items():
+            setattr(self, key, value)
+
+    def serialize(self, sample: int | None = 20) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            **{k: to_json(v) for k, v in self.values.items()},
+            "duration_ms": round(self.duration_ms, 3),
+        }
+
+
+class SkippedResult(QueryResult):
+    """What a skipped step registers: no rows, `skipped` true."""
+
+    kind = "skipped"
+    skipped = True
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__([], [], 0, [], 0.0)
+        self.reason = reason
+
+    def serialize(self, sample: int | None = 20) -> dict[str, Any]:
+        return {"kind": self.kind, "reason": self.reason}
+
+
+def restore(data: Mapping[str, Any]) -> Result:
+    """Rebuild a registered result from its serialized form (for resume)."""
+    kind = data.get("kind")
+    if kind == "query":
+        return QueryResult(
+            [dict(r) for r in data.get("rows", [])],
+            list(data.get("columns", [])),
+            int(data.get("rowcount", 0)),
+            list(data.get("notices", [])),
+            float(data.get("duration_ms", 0.0)),
+            str(data.get("status", "")),
+            bool(data.get("truncated", False)),
+        )
+    if kind == "shell":
+        return ShellResult(
+            list(data["argv"]),
+            int(data["status"]),
+            data["stdout"],
+            data["stderr"],
+            float(data["duration_ms"]),
+            bool(data["ok"]),
+        )
+    if kind == "http":
+        return HttpResult(
+            data["url"],
+            int(data["status"]),
+            dict(data["headers"]),
+            data["text"],
+            float(data["duration_ms"]),
+            bool(data["ok"]),
+        )
+    if kind == "skipped":
+        return SkippedResult(str(data.get("reason", "")))
+    values = {k: v for k, v in data.items() if k not in ("kind", "duration_ms")}
+    return ValueResult(str(kind or "value"), float(data.get("duration_ms", 0.0)), **values)
+
+
+def _register_safe_attributes() -> None:
+    from runbook import tmplfast
+
+    query = frozenset(
+        {
+            "rows",
+            "first",
+            "scalar",
+            "rowcount",
+            "columns",
+            "notices",
+            "duration_ms",
+            "status",
+            "truncated",
+            "skipped",
+            "ok",
+        }
+    )
+    tmplfast.SAFE_ATTRIBUTES[QueryResult] = query
+    tmplfast.SAFE_ATTRIBUTES[SkippedResult] = query | {"reason"}
+    tmplfast.SAFE_ATTRIBUTES[ShellResult] = frozenset(
+        {"argv", "status", "rc", "stdout", "stderr", "duration_ms", "ok", "skipped"}
+    )
+    tmplfast.SAFE_ATTRIBUTES[HttpResult] = frozenset(
+        {"url", "status", "headers", "text", "json", "duration_ms", "ok", "skipped"}
+    )
+
+
+_register_safe_attributes()

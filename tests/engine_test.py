@@ -1,0 +1,211 @@
+"""The step loop on a real database: statuses, gates, halts, the journal."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+
+from .conftest import Project
+
+FAULTY = """name: fault-check
+kind: check
+vars: {limit: 0}
+steps:
+  - name: Count panels with an impossible status
+    query: SELECT count(*) AS n FROM panels WHERE status NOT IN ('PENDING', 'DONE')
+    register: bad
+    gate:
+      that: bad.scalar <= limit
+      severity: CRITICAL
+      message: "{{ bad.scalar }} panel(s) with an unknown status: correct them before the shift"
+  - name: Never reached
+    query: SELECT 1
+  - name: Also never reached
+    query: SELECT 2
+"""
+
+
+def _panels(conn: psycopg.Connection[tuple[object, ...]], bad: int) -> None:
+    conn.execute("CREATE TABLE panels (id serial PRIMARY KEY, status text NOT NULL)")
+    conn.execute("INSERT INTO panels (status) SELECT 'DONE' FROM generate_series(1, 20)")
+    conn.execute("INSERT INTO panels (status) SELECT 'LOST' FROM generate_series(1, %s)", (bad,))
+
+
+def test_planted_fault_halts_at_gate_with_exit_1(
+    project: Project, conn: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    _panels(conn, bad=2)
+    result = project.run("run", str(project.playbook(FAULTY)))
+    assert result.exit_code == 1, result.output
+    assert "2 panel(s) with an unknown status: correct them before the shift" in result.stdout
+    run = project.last_run()
+    assert (
+        run["status"] == "gate_failed" and run["exit_code"] == 1 and run["severity"] == "CRITICAL"
+    )
+    assert [(s["number"], s["status"]) for s in run["steps"]] == [
+        ("1", "gate_failed"),
+        ("2", "not_run"),
+        ("3", "not_run"),
+    ]
+    first = run["steps"][0]
+    assert (
+        first["rendered"]
+        == "SELECT count(*) AS n FROM panels WHERE status NOT IN ('PENDING', 'DONE')"
+    )
+    assert first["result"]["rows"] == [{"n": 2}]
+    assert first["gates"][0]["passed"] is False
+
+
+def test_clean_database_exits_0(
+    project: Project, conn: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    _panels(conn, bad=0)
+    result = project.run("run", str(project.playbook(FAULTY)))
+    assert result.exit_code == 0, result.output
+    run = project.last_run()
+    assert run["status"] == "ok"
+    assert [s["status"] for s in run["steps"]] == ["ok", "ok", "ok"]
+    assert run["counts"]["ok"] == 3
+
+
+def test_sql_error_exit_3_with_sqlstate(project: Project) -> None:
+    book = project.playbook(
+        "name: e\nkind: change\nsteps:\n  - name: Broken\n    sql: SELECT * FROM no_such_table\n  - name: After\n    sql: SELECT 1\n"
+    )
+    result = project.run("run", str(book))
+    assert result.exit_code == 3
+    assert 'relation "no_such_table" does not exist [SQLSTATE 42P01]' in result.stdout
+    run = project.last_run()
+    assert run["status"] == "failed"
+    assert [(s["status"], s["sqlstate"]) for s in run["steps"]] == [
+        ("failed", "42P01"),
+        ("not_run", None),
+    ]
+
+
+def test_on_failure_continue_runs_later_steps_and_still_reports(project: Project) -> None:
+    book = project.playbook(
+        """name: c
+kind: change
+steps:
+  - name: Broken but tolerated
+    sql: SELECT 1/0
+    on_failure: continue
+  - name: Gate tolerated
+    gate: {that: "1 == 2", severity: WARNING, on_failure: continue}
+  - name: Still runs
+    query: SELECT 42 AS answer
+    register: a
+"""
+    )
+    result = project.run("run", str(book))
+    assert result.exit_code == 3  # the worst outcome decides, even when continued past
+    assert [s["status"] for s in project.last_run()["steps"]] == ["failed", "gate_failed", "ok"]
+
+
+def test_read_only_check_playbook_refuses_a_write(
+    project: Project, conn: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    conn.execute("CREATE TABLE t (x int)")
+    book = project.playbook(
+        "name: ro\nkind: check\nsteps:\n  - name: Sneaky write\n    query: INSERT INTO t VALUES (1) RETURNING x\n"
+    )
+    result = project.run("run", str(book))
+    assert result.exit_code == 3
+    assert "read-only transaction" in result.stdout
+    assert "this playbook is kind: check and runs read-only" in result.stdout
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+
+def test_when_and_register_of_skipped_step(project: Project) -> None:
+    book = project.playbook(
+        """name: w
+kind: check
+vars: {enabled: false}
+steps:
+  - name: Optional
+    when: enabled
+    query: SELECT 1 AS one
+    register: opt
+  - name: Sees the skip
+    gate: {that: "opt.skipped and opt.rows == [] and opt.scalar is none"}
+"""
+    )
+    result = project.run("run", str(book))
+    assert result.exit_code == 0, result.output
+    steps = project.last_run()["steps"]
+    assert steps[0]["status"] == "skipped" and steps[0]["reason"] == "when: enabled is false"
+    assert steps[1]["status"] == "ok"
+
+
+def test_registered_result_fields(project: Project) -> None:
+    book = project.playbook(
+        """name: r
+kind: check
+steps:
+  - name: Rows
+    query: |
+      DO $$ BEGIN RAISE NOTICE 'counting %', 'now'; END $$;
+      SELECT g AS n, 'x' || g AS label FROM generate_series(1, 3) g ORDER BY g
+    register: q
+  - name: Fields
+    assert:
+      that:
+        - q.rowcount == 3
+        - q.columns == ['n', 'label']
+        - q.first.label == 'x1'
+        - q.scalar == 1
+        - q.rows[2].n == 3
+        - "q.notices == ['NOTICE: counting now']"
+        - q.duration_ms >= 0
+"""
+    )
+    result = project.run("run", str(book))
+    assert result.exit_code == 0, result.output
+
+
+def test_journal_records_each_step_before_and_after(project: Project) -> None:
+    book = project.playbook("name: j\nkind: check\nsteps:\n  - name: One\n    query: SELECT 1\n")
+    project.run("run", str(book))
+    journal = project.journal()
+    try:
+        kinds = [e["kind"] for e in journal.events()]
+        assert kinds == ["run.start", "step.start", "step.end", "run.end"]
+        assert journal.verify() == []
+    finally:
+        journal.close()
+
+
+def test_json_output_document(project: Project) -> None:
+    book = project.playbook(
+        "name: js\nkind: check\nsteps:\n  - name: One\n    query: SELECT 7 AS seven\n"
+    )
+    result = project.run("run", str(book), "--format", "json")
+    assert result.exit_code == 0
+    doc = json.loads(result.stdout)
+    assert doc["exit_code"] == 0
+    (run,) = doc["runs"]
+    assert run["playbook"] == "js" and run["target"] == "db" and run["status"] == "ok"
+    (step,) = run["steps"]
+    assert (
+        step["status"] == "ok"
+        and step["rowcount"] == 1
+        and step["result"]["rows"] == [{"seven": 7}]
+    )
+    assert step["duration_ms"] > 0 and step["severity"] is None and step["error"] is None
+
+
+def test_junit_report(project: Project, tmp_path_factory: object) -> None:
+    from xml.etree import ElementTree
+
+    book = project.playbook(
+        FAULTY.replace("panels", "pg_class").replace("status NOT IN ('PENDING', 'DONE')", "true")
+    )
+    out = project.root / "junit.xml"
+    result = project.run("run", str(book), "--junit", str(out))
+    assert result.exit_code == 1
+    suite = ElementTree.parse(out).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "1" and suite.get("tests") == "3"
+    failure = suite.find("testcase/failure")
+    assert failure is not None and "unknown status" in (failure.get("message") or "")

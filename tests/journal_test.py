@@ -1,0 +1,110 @@
+"""The journal: append-only, hash-chained, tamper-evident, crash-aware."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from runbook import reconcile
+from runbook.clock import Clock
+from runbook.journal import SCHEMA_VERSION, Journal
+
+from .conftest import Project
+
+
+def _run(project: Project) -> None:
+    book = project.playbook(
+        "name: j\nkind: check\nsteps:\n  - {name: One, query: SELECT 1}\n  - {name: Two, query: SELECT 2}\n"
+    )
+    assert project.run("run", str(book)).exit_code == 0
+
+
+def test_schema_is_versioned(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite")
+    assert journal.query("SELECT value FROM meta WHERE key = 'schema_version'") == [
+        {"value": str(SCHEMA_VERSION)}
+    ]
+    journal.close()
+    Journal(tmp_path / "j.sqlite").close()  # opening again migrates nothing
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    Journal(tmp_path / "j.sqlite").close()
+    db = sqlite3.connect(tmp_path / "j.sqlite")
+    db.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    import pytest
+
+    from runbook.errors import JournalError
+
+    with pytest.raises(JournalError, match="schema version 999"):
+        Journal(tmp_path / "j.sqlite")
+
+
+def test_chain_verifies_and_edits_are_detected(project: Project) -> None:
+    _run(project)
+    journal = project.journal()
+    assert journal.verify() == []
+    journal.close()
+    db = sqlite3.connect(project.root / ".runbook" / "journal.sqlite")
+    # Rewriting history: a step said ok becomes something else in the events…
+    seq = db.execute("SELECT seq FROM events WHERE kind = 'step.end' LIMIT 1").fetchone()[0]
+    db.execute(
+        'UPDATE events SET payload = replace(payload, \'"status":"ok"\', \'"status":"failed"\') WHERE seq = ?',
+        (seq,),
+    )
+    # …and a run's status in its table.
+    db.execute("UPDATE runs SET status = 'failed'")
+    db.commit()
+    db.close()
+    problems = project.journal().verify()
+    assert any("content does not match its hash" in p for p in problems)
+    assert any("column status differs" in p for p in problems)
+
+
+def test_deleting_an_event_breaks_the_chain(project: Project) -> None:
+    _run(project)
+    db = sqlite3.connect(project.root / ".runbook" / "journal.sqlite")
+    db.execute("DELETE FROM events WHERE seq = 2")
+    db.commit()
+    db.close()
+    assert any("chain broken" in p for p in project.journal().verify())
+
+
+def test_dead_run_is_marked_interrupted_at_its_step(project: Project) -> None:
+    _run(project)
+    journal = project.journal()
+    run = journal.run(journal.query("SELECT id FROM runs")[0]["id"])
+    assert run is not None
+    # Fake a run left `running` by a process that no longer exists.
+    journal.append(
+        [
+            ("2026-01-01T00:00:00.000Z", "dead", "run.start", {"table": "runs", "op": "insert", "row": {
+                "id": "dead", "playbook": "j", "mode": "run", "started_at": "2026-01-01T00:00:00.000Z",
+                "status": "running", "host": __import__("socket").gethostname(), "pid": 2**22 + 7}}),
+            ("2026-01-01T00:00:00.000Z", "dead", "step.start", {"table": "steps", "op": "insert", "row": {
+                "run_id": "dead", "seq": 1, "idx": 0, "number": "1", "name": "Long one", "status": "running"}}),
+        ]
+    )  # fmt: skip
+    assert reconcile.mark_dead_runs(journal, Clock()) == ["dead"]
+    dead = journal.run("dead")
+    assert dead is not None and dead["status"] == "interrupted" and dead["exit_code"] == 130
+    assert "during step 1 'Long one'" in dead["reason"]
+    assert dead["steps"][0]["status"] == "failed"
+    assert journal.verify() == []
+    assert reconcile.mark_dead_runs(journal, Clock()) == []  # once only
+    journal.close()
+
+
+def test_journal_verify_command(project: Project) -> None:
+    _run(project)
+    result = project.run("journal", "verify")
+    assert result.exit_code == 0 and "0 problem(s)" in result.stderr
+    db = sqlite3.connect(project.root / ".runbook" / "journal.sqlite")
+    db.execute("UPDATE runs SET exit_code = 0, status = 'ok' WHERE 1")
+    db.execute("UPDATE events SET hash = 'x' WHERE seq = 1")
+    db.commit()
+    db.close()
+    result = project.run("journal", "verify")
+    assert result.exit_code == 1 and "content does not match its hash" in result.stdout

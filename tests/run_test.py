@@ -1,0 +1,171 @@
+"""`runbook run` options end to end: --check, groups, secrets, nagios, history, show."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from .conftest import PgServer, Project
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+CHANGE = """name: cleanup
+kind: change
+vars: {days: 90, note: "it's old"}
+steps:
+  - name: How many are old
+    query: SELECT count(*) AS n FROM history WHERE age_days > {{ days }}
+    register: old
+  - name: Delete old history
+    sql: DELETE FROM history WHERE age_days > {{ days }} AND note <> {{ note }}
+  - name: Archive a report
+    shell: [sh, -c, "echo archived > archived.txt"]
+  - name: Gate on the count
+    gate: {that: old.scalar == 2, severity: LOW}
+  - name: Gate on a step that did not run
+    gate: {that: "true and old.scalar > 0"}
+"""
+
+
+def test_check_mode_reads_but_does_not_write(project: Project, conn: Conn) -> None:
+    conn.execute("CREATE TABLE history (age_days int, note text)")
+    conn.execute("INSERT INTO history VALUES (100, 'a'), (200, 'b'), (1, 'c')")
+    result = project.run("run", str(project.playbook(CHANGE)), "--check")
+    assert result.exit_code == 0, result.output
+    assert conn.execute("SELECT count(*) FROM history").fetchone() == (3,)
+    assert not (project.root / "archived.txt").exists()
+    run = project.last_run()
+    assert run["mode"] == "check"
+    assert [s["status"] for s in run["steps"]] == ["ok", "skipped", "skipped", "ok", "ok"]
+    delete = run["steps"][1]
+    # The SQL exactly as it would run, values quoted by psycopg.
+    assert delete["rendered"] == "DELETE FROM history WHERE age_days > 90 AND note <> 'it''s old'"
+    assert (
+        "would run:" in result.stdout and "DELETE FROM history WHERE age_days > 90" in result.stdout
+    )
+    assert run["steps"][2]["rendered"] == "$ sh -c echo archived > archived.txt"
+
+
+def test_group_runs_each_target_as_its_own_run(project: Project, pg_server: PgServer) -> None:
+    other = pg_server.create_database()
+    try:
+        project.write(
+            "inventory.yaml",
+            f"targets:\n  one: {{dsn: {project.dsn!r}}}\n  two: {{dsn: {pg_server.dsn_for(other)!r}}}\ngroups:\n  both: [one, two]\n",
+        )
+        book = project.playbook(
+            "name: g\nkind: check\nsteps:\n  - name: Where\n    query: SELECT current_database() AS db\n"
+        )
+        result = project.run("run", str(book), "-t", "both")
+        assert result.exit_code == 0, result.output
+        runs = project.runs()
+        assert [r["target"] for r in runs] == ["one", "two"]
+        assert (
+            runs[0]["steps"][0]["result"]["rows"][0]["db"]
+            != runs[1]["steps"][0]["result"]["rows"][0]["db"]
+        )
+        table = [line.split() for line in result.stdout.splitlines() if line.startswith("  ")]
+        assert [row[:2] for row in table if row[0] in ("one", "two")] == [
+            ["one", "ok"],
+            ["two", "ok"],
+        ]
+    finally:
+        pg_server.drop_database(other)
+
+
+def test_secrets_never_reach_output_json_or_journal(
+    project: Project, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn.execute("CREATE ROLE auditor LOGIN PASSWORD 'pw-Zebra-42-secret'")
+    conn.execute("CREATE TABLE tokens (token text)")
+    conn.execute("GRANT ALL ON tokens TO auditor")
+    dsn = project.dsn.replace("user=postgres", "user=auditor password=pw-Zebra-42-secret")
+    project.write("inventory.yaml", f"targets:\n  db: {{dsn: {dsn!r}}}\n")
+    monkeypatch.setenv("API_TOKEN", "tok-Quokka-77-secret")
+    book = project.playbook(
+        """name: s
+kind: change
+secrets: [pin]
+vars:
+  token: {from_env: API_TOKEN}
+  pin: null
+steps:
+  - name: Store it
+    sql: INSERT INTO tokens VALUES ({{ token }}), ({{ pin }})
+  - name: Read it back
+    query: SELECT token, 'prefix-' || token AS wrapped FROM tokens
+  - name: Echo it
+    shell: [echo, "{{ token }} and {{ pin }}"]
+  - name: Fail mentioning it
+    sql: SELECT 1/0 WHERE {{ token }} = {{ pin }} OR 1/0 = 1
+"""
+    )
+    secrets = ["pw-Zebra-42-secret", "tok-Quokka-77-secret", "pin-Ocelot-9-secret"]
+    text = project.run("run", str(book), "-e", f"pin={secrets[2]}")
+    as_json = project.run("run", str(book), "-e", f"pin={secrets[2]}", "--format", "json")
+    assert text.exit_code == 3, text.output
+    assert as_json.exit_code == 3, as_json.output
+    assert conn.execute("SELECT count(*) FROM tokens").fetchone() == (
+        4,
+    )  # the values did reach the database
+    journal = b"".join(p.read_bytes() for p in (project.root / ".runbook").glob("journal.sqlite*"))
+    for secret in secrets:
+        assert secret not in text.output
+        assert secret not in as_json.output
+        assert secret.encode() not in journal
+    assert "***" in as_json.output
+
+
+def test_nagios_exit_codes(project: Project) -> None:
+    warn = project.playbook(
+        "name: n\nkind: check\nsteps:\n  - name: W\n    gate: {that: '1 == 2', severity: WARNING}\n"
+    )
+    assert project.run("run", str(warn), "--exit-codes", "nagios").exit_code == 1
+    crit = project.playbook(
+        "name: n\nkind: check\nsteps:\n  - name: C\n    gate: {that: '1 == 2'}\n", "c.yaml"
+    )
+    assert project.run("run", str(crit), "--exit-codes", "nagios").exit_code == 2
+    err = project.playbook(
+        "name: n\nkind: check\nsteps:\n  - name: E\n    query: SELECT 1/0\n", "e.yaml"
+    )
+    assert project.run("run", str(err), "--exit-codes", "nagios").exit_code == 3
+    ok = project.playbook(
+        "name: n\nkind: check\nsteps:\n  - name: O\n    query: SELECT 1\n", "o.yaml"
+    )
+    assert project.run("run", str(ok), "--exit-codes", "nagios").exit_code == 0
+    # A run in which nothing ran is never healthy.
+    assert project.run("run", str(ok), "--exit-codes", "nagios", "--tags", "none").exit_code == 3
+
+
+def test_history_and_show(project: Project) -> None:
+    good = project.playbook("name: good\nkind: check\nsteps:\n  - name: One\n    query: SELECT 1\n")
+    bad = project.playbook(
+        "name: bad\nkind: check\nsteps:\n  - name: Boom\n    query: SELECT 1/0\n", "bad.yaml"
+    )
+    project.run("run", str(good))
+    project.run("run", str(bad))
+    rows = json.loads(project.run("history", "--format", "json").stdout)
+    assert [r["playbook"] for r in rows] == ["bad", "good"]
+    only_bad = json.loads(
+        project.run("history", "--status", "failed", "--since", "1h", "--format", "json").stdout
+    )
+    assert [r["playbook"] for r in only_bad] == ["bad"]
+    assert project.run("history", "--playbook", "good").stdout.count("\n") == 1
+    shown = project.run("show", rows[0]["id"][:6])
+    assert shown.exit_code == 0
+    assert "status failed, exit 3" in shown.stdout and "division by zero" in shown.stdout
+    doc = json.loads(project.run("show", rows[1]["id"], "--format", "json").stdout)
+    assert doc["steps"][0]["status"] == "ok"
+    missing = project.run("show", "nope")
+    assert missing.exit_code == 2 and "no run 'nope'" in missing.stderr
+
+
+def test_default_target_and_playbook_targets(project: Project, tmp_path: Path) -> None:
+    book = project.playbook(
+        "name: d\nkind: check\ntargets: db\nsteps:\n  - name: One\n    query: SELECT 1\n"
+    )
+    assert project.run("run", str(book)).exit_code == 0
+    assert project.last_run()["target"] == "db"
