@@ -149,6 +149,11 @@ def _prompter() -> Any:
     help="Dry run: read-only steps run read-only; writing steps are shown, not run.",
 )
 @click.option(
+    "--rehearse",
+    is_flag=True,
+    help="Run it all in one transaction, rolled back at the end: gates pass or fail, nothing changes.",
+)
+@click.option(
     "--yes", "-y", is_flag=True, help="Answer yes to confirm steps (needed without a terminal)."
 )
 @click.option(
@@ -178,6 +183,7 @@ def run(
     tags: str,
     skip_tags: str,
     check: bool,
+    rehearse: bool,
     yes: bool,
     fmt: str,
     junit: Path | None,
@@ -185,6 +191,8 @@ def run(
     quiet: bool,
 ) -> None:
     """Run PLAYBOOK against its targets, step by step, and record it in the journal."""
+    if check and rehearse:
+        raise click.UsageError("--check and --rehearse are two different dry runs; choose one")
 
     def _run() -> int:
         from runbook.commands import run as run_cmd
@@ -197,22 +205,27 @@ def run(
             tags=frozenset(t for t in tags.split(",") if t),
             skip_tags=frozenset(t for t in skip_tags.split(",") if t),
             check=check,
+            rehearse=rehearse,
             yes=yes,
             exit_codes=exit_codes,
         )
-        return _finish_runs(run_cmd, request, fmt, quiet, junit)
+        outcomes = run_cmd.run(request, _reporter_factory(fmt, quiet), _prompter(), _notifier())
+        return _finish_runs(outcomes, request.exit_codes, fmt, junit)
 
     run_command(_run)
 
 
-def _finish_runs(run_cmd: Any, request: Any, fmt: str, quiet: bool, junit: Path | None) -> int:
-    from runbook import report
+def _notifier() -> Any:
     from runbook.commands import notifications
 
-    outcomes = run_cmd.run(
-        request, _reporter_factory(fmt, quiet), _prompter(), notifications.notifier_for
-    )
-    code: int = run_cmd.exit_code(outcomes, request.exit_codes)
+    return notifications.notifier_for
+
+
+def _finish_runs(outcomes: Any, exit_codes: str, fmt: str, junit: Path | None) -> int:
+    from runbook import report
+    from runbook.commands import run as run_cmd
+
+    code: int = run_cmd.exit_code(outcomes, exit_codes)
     if fmt == "json":
         click.echo(report.json_document(outcomes, code))
     if junit is not None:
@@ -224,6 +237,118 @@ def _finish_runs(run_cmd: Any, request: Any, fmt: str, quiet: bool, junit: Path 
                 f"  {outcome.target:<20} {outcome.status.value:<12} exit {outcome.exit_code}  {outcome.run_id}"
             )
     return code
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@click.option(
+    "-e",
+    "--extra-vars",
+    "extra",
+    multiple=True,
+    help="Variables again (secrets are not kept in the journal).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Resume even if the playbook changed since the run (recorded in the journal).",
+)
+@click.option("--yes", "-y", is_flag=True, help="Answer yes to confirm steps.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["rich", "json"]), default="rich", show_default=True
+)
+@click.option("--junit", type=click.Path(path_type=Path))
+@click.option("-q", "--quiet", is_flag=True)
+def resume(
+    run_id: str,
+    inventory: Path | None,
+    extra: tuple[str, ...],
+    force: bool,
+    yes: bool,
+    fmt: str,
+    junit: Path | None,
+    quiet: bool,
+) -> None:
+    """Continue a halted, failed or interrupted run from its first unfinished step."""
+
+    def _resume() -> int:
+        from runbook.commands import resume as resume_cmd
+
+        outcomes = resume_cmd.resume(
+            run_id,
+            inventory,
+            extra,
+            force,
+            yes,
+            _reporter_factory(fmt, quiet),
+            _prompter(),
+            _notifier(),
+        )
+        return _finish_runs(outcomes, "default", fmt, junit)
+
+    run_command(_resume)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@click.option(
+    "-e",
+    "--extra-vars",
+    "extra",
+    multiple=True,
+    help="Variables again (secrets are not kept in the journal).",
+)
+@click.option("--force", is_flag=True, help="Roll back even if the playbook changed since the run.")
+@click.option("--check", is_flag=True, help="Show the rollback steps with their SQL; run nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["rich", "json"]), default="rich", show_default=True
+)
+@click.option("-q", "--quiet", is_flag=True)
+def rollback(
+    run_id: str,
+    inventory: Path | None,
+    extra: tuple[str, ...],
+    force: bool,
+    check: bool,
+    yes: bool,
+    fmt: str,
+    quiet: bool,
+) -> None:
+    """Undo what RUN_ID did: the rollback steps of its completed steps, newest first."""
+
+    def _confirm(lines: list[str]) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            click.echo(
+                "runbook rollback needs confirmation: pass --yes, or run it from a terminal",
+                err=True,
+            )
+            return False
+        click.echo("This undoes, newest first:")
+        for line in lines:
+            click.echo(f"  {line}")
+        return click.confirm("Roll back?", default=False)
+
+    def _rollback() -> int:
+        from runbook.commands import resume as resume_cmd
+
+        outcomes = resume_cmd.rollback(
+            run_id,
+            inventory,
+            extra,
+            force,
+            check,
+            _confirm,
+            _reporter_factory(fmt, quiet),
+            _prompter(),
+        )
+        return _finish_runs(outcomes, "default", fmt, None)
+
+    run_command(_rollback)
 
 
 @main.command()

@@ -142,6 +142,11 @@ class Session:
             raise TargetError(
                 f"cannot connect to target {spec.target!r} ({spec.shown}): {redact_dsn(reason)}"
             ) from None
+        if conn.info.server_version >= 140000:
+            # If runbook dies mid-statement, the server notices and cancels it
+            # instead of finishing work nobody waits for (PostgreSQL 14+).
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("SET client_connection_check_interval = '1s'")
         conn.add_notice_handler(self._notice)
         self._settings = {
             "statement_timeout": _ms(spec.statement_timeout),
@@ -198,6 +203,19 @@ class Session:
 
     def begin(self) -> None:
         self.command("BEGIN")
+
+    def begin_tracked(self) -> str:
+        """BEGIN, and the transaction's id: after a crash, `txid_status` says whether
+        the work committed (so resume neither repeats nor skips it)."""
+        conn = self.connect()
+        conn.execute("BEGIN")
+        row = conn.execute("SELECT txid_current()::text").fetchone()
+        return str(row[0]) if row else ""
+
+    def txid_status(self, xid: str) -> str | None:
+        """'committed', 'aborted', 'in progress', or None if the server forgot it."""
+        row = self.connect().execute("SELECT txid_status(%s::bigint)", (xid,)).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
 
     def commit(self) -> None:
         self.command("COMMIT")

@@ -21,7 +21,7 @@ from typing import Any
 
 from runbook.errors import JournalError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 GENESIS = "0" * 64
 
 _MIGRATIONS: dict[int, str] = {
@@ -109,9 +109,25 @@ _MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (delivery_id, attempt)
     );
     """,
+    3: """
+    ALTER TABLE runs ADD COLUMN extra TEXT;
+    ALTER TABLE runs ADD COLUMN selection TEXT;
+    ALTER TABLE runs ADD COLUMN forced TEXT
+    """,
 }
 
-_JSON_COLUMNS = {"vars", "counts", "params", "result", "registered", "notices", "gates", "history"}
+_JSON_COLUMNS = {
+    "extra",
+    "selection",
+    "vars",
+    "counts",
+    "params",
+    "result",
+    "registered",
+    "notices",
+    "gates",
+    "history",
+}
 # Tables whose rows are replayed from events by verify(); keyed by these columns.
 _TABLES = {
     "runs": ("id",),

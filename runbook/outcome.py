@@ -129,6 +129,8 @@ class RunOutcome:
     @property
     def exit_code(self) -> int:
         if self.status is RunStatus.ROLLED_BACK:
+            if self.mode == "rollback":
+                return int(ExitCode.OK)  # `runbook rollback` did what was asked
             failed = any(s.status is Status.FAILED and s.undoes is None for s in self.steps)
             return int(ExitCode.STEP_ERROR if failed else ExitCode.GATE_FAILED)
         return int(EXIT_CODES.get(self.status, ExitCode.STEP_ERROR))

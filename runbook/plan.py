@@ -28,7 +28,7 @@ class Selection:
 
 @dataclass(frozen=True)
 class PlannedStep:
-    index: int  # pre-order position; -1 for rollback steps
+    index: int  # pre-order position; rollback steps have negative ones
     number: str  # shown to people: "3", "3.2", "3.r1"
     step: Step
     playbook: Playbook
@@ -60,6 +60,16 @@ class Plan:
     def walk(self) -> Iterator[PlannedStep]:
         for step in self.steps:
             yield from step.walk()
+
+    def by_index(self) -> dict[int, PlannedStep]:
+        """Every planned step, rollback steps included, by index."""
+        out: dict[int, PlannedStep] = {}
+        for ps in self.walk():
+            out[ps.index] = ps
+            for undo in ps.rollback:
+                for node in undo.walk():
+                    out[node.index] = node
+        return out
 
     @property
     def size(self) -> int:
@@ -103,10 +113,15 @@ def _selected(step: Step, inherited: frozenset[str], selection: Selection) -> bo
 class _Numbering:
     def __init__(self) -> None:
         self.next = 0
+        self.undo = 0
 
     def take(self) -> int:
         self.next += 1
         return self.next - 1
+
+    def take_undo(self) -> int:
+        self.undo += 1
+        return -self.undo
 
 
 def _plan_steps(
@@ -138,12 +153,25 @@ def _plan_steps(
                 included.steps, included, includes, selection, counter, f"{number}.", tags
             )
             selected = selected or any(c.selected for c in children)
-        rollback = tuple(
-            PlannedStep(-1, f"{number}.r{i}", undo, playbook)
-            for i, undo in enumerate(step.rollback, start=1)
-        )
+        rollback = _plan_rollback(step, playbook, counter, number)
         planned.append(PlannedStep(index, number, step, playbook, selected, children, rollback))
     return tuple(planned)
+
+
+def _plan_rollback(
+    step: Step, playbook: Playbook, counter: _Numbering, number: str
+) -> tuple[PlannedStep, ...]:
+    """The steps that undo `step`, numbered 3.r1, 3.r2 … with negative indexes."""
+    out = []
+    for i, undo in enumerate(step.rollback, start=1):
+        own = f"{number}.r{i}"
+        index = counter.take_undo()
+        children = tuple(
+            PlannedStep(counter.take_undo(), f"{own}.{j}", child, playbook)
+            for j, child in enumerate(undo.children, start=1)
+        )
+        out.append(PlannedStep(index, own, undo, playbook, True, children))
+    return tuple(out)
 
 
 def _select_all(step: PlannedStep) -> PlannedStep:

@@ -36,28 +36,29 @@ def mark_dead_runs(journal: Journal, clock: Clock) -> list[str]:
             continue
         at = iso(clock.now())
         steps = [s for s in journal.steps(run["id"]) if s["status"] == Status.RUNNING.value]
-        reason = f"interrupted: the runbook process (pid {run['pid']}) is gone"
-        where = f" during step {steps[0]['number']} {steps[0]['name']!r}" if steps else ""
-        events = [
-            (
-                at,
-                run["id"],
-                "step.interrupted",
-                {
-                    "table": "steps",
-                    "op": "update",
-                    "row": {
-                        "run_id": run["id"],
-                        "seq": s["seq"],
-                        "status": Status.FAILED.value,
-                        "reason": reason,
-                        "error": reason,
-                        "ended_at": at,
-                    },
-                },
+        gone = f"the runbook process (pid {run['pid']}) is gone"
+        reason = f"interrupted: {gone}"
+        # The step it was in is the last one started that had not finished.
+        current = next(
+            (s for s in reversed(steps) if not s.get("ended_at")), steps[-1] if steps else None
+        )
+        where = f" during step {current['number']} {current['name']!r}" if current else ""
+        events = []
+        for s in steps:
+            why = reason
+            if s.get("ended_at"):  # finished, waiting for its block's COMMIT
+                why = f"interrupted before its transaction committed: {gone}"
+            row = {
+                "run_id": run["id"],
+                "seq": s["seq"],
+                "status": Status.FAILED.value,
+                "reason": why,
+                "error": why,
+                "ended_at": s.get("ended_at") or at,
+            }
+            events.append(
+                (at, run["id"], "step.interrupted", {"table": "steps", "op": "update", "row": row})
             )
-            for s in steps
-        ]
         events.append(
             (
                 at,

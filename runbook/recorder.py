@@ -71,6 +71,9 @@ class RunRecord:
     mode: str
     operator: str
     parent_run: str | None = None
+    extra: dict[str, Any] | None = None  # -e values, for resume (secrets redacted)
+    selection: dict[str, Any] | None = None  # targets, tags, skip_tags
+    forced: str | None = None  # why a resume ran on a changed playbook
 
 
 class Recorder:
@@ -131,6 +134,9 @@ class Recorder:
             "started_at": at,
             "status": "running",
             "parent_run": record.parent_run,
+            "extra": self.redactor.value(record.extra or {}),
+            "selection": record.selection or {},
+            "forced": record.forced,
         }
         self._append(
             [(at, record.id, "run.start", {"table": "runs", "op": "insert", "row": row})],
@@ -220,23 +226,29 @@ class Recorder:
         else:
             self._held.append(event)
 
-    def steps_updated(self, changes: list[tuple[int, dict[str, Any]]], kind: str) -> None:
-        """Several step rows changed at once (a transaction committed or rolled back)."""
+    def steps_updated(
+        self, changes: list[tuple[int, dict[str, Any]]], kind: str, run_id: str | None = None
+    ) -> None:
+        """Step rows changed after their end (a transaction committed or rolled back,
+        a step undone), in this run or, for `runbook rollback`, in the run undone."""
+        at = self._now()
+        run = run_id or self.run_id
+        events: list[Event] = [
+            (
+                at,
+                run,
+                kind,
+                {"table": "steps", "op": "update", "row": {"run_id": run, "seq": seq, **row}},
+            )
+            for seq, row in changes
+        ]
+        self._append(events, durable=True)
+
+    def run_updated(self, run_id: str, row: dict[str, Any], kind: str) -> None:
+        """Another run's record changes (it was rolled back, resumed)."""
         at = self._now()
         self._append(
-            [
-                (
-                    at,
-                    self.run_id,
-                    kind,
-                    {
-                        "table": "steps",
-                        "op": "update",
-                        "row": {"run_id": self.run_id, "seq": seq, **row},
-                    },
-                )
-                for seq, row in changes
-            ],
+            [(at, run_id, kind, {"table": "runs", "op": "update", "row": {"id": run_id, **row}})],
             durable=True,
         )
 

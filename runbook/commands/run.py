@@ -16,7 +16,7 @@ from runbook import checks, loader, plan, project, sandbox, variables
 from runbook.clock import Clock
 from runbook.context import Notifier, Prompter
 from runbook.db import ConnectSpec, Session
-from runbook.engine import Engine, Options, Reporter
+from runbook.engine import Engine, Options, Reporter, Resume
 from runbook.errors import ExitCode, InvalidFiles, UsageError
 from runbook.journal import Journal
 from runbook.model import Inventory, Playbook, Target
@@ -39,6 +39,10 @@ class Request:
     exit_codes: str = "default"
     mode: str | None = None
     parent_run: str | None = None
+    # Continuing or undoing an earlier run (runbook resume / runbook rollback).
+    resume: Resume | None = None
+    undo_only: bool = False
+    forced: str | None = None
 
 
 @dataclass
@@ -268,9 +272,17 @@ def run_target(
         scale=inventory.scale,
         session_env=env,
         parent_run=req.parent_run,
+        resume=req.resume,
+        undo_only=req.undo_only,
+        forced=req.forced,
+        selection={
+            "targets": list(req.targets),
+            "tags": sorted(req.tags),
+            "skip_tags": sorted(req.skip_tags),
+        },
     )
     recorder = Recorder(journal, redactor, clock, inventory.journal.row_sample)
-    if notifier_for is not None and not req.check:
+    if notifier_for is not None and not req.check and not req.rehearse:
         options.notifier = notifier_for(inventory, journal, playbook, target, run_id, redactor)
     session = Session(spec)
     try:

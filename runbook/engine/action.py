@@ -1,0 +1,276 @@
+"""One action step: attempts with retries/until, savepoints, tracked transactions,
+gates, and its Outcome.
+
+A writing SQL step outside a transaction block runs in a transaction of its own
+whose id (`txid_current()`) is recorded before the statement runs; after a
+crash, `runbook resume` asks the server whether that transaction committed.
+Inside a block, or for retries, each attempt is a savepoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from runbook import template
+from runbook.actions import REGISTRY
+from runbook.clock import iso
+from runbook.context import StepContext
+from runbook.engine import failures
+from runbook.errors import RunbookError, StepError, TemplateError
+from runbook.outcome import GateOutcome, Outcome, Status
+from runbook.plan import PlannedStep
+from runbook.results import Result, SkippedResult, ValueResult
+
+if TYPE_CHECKING:
+    from runbook.engine.core import Engine
+
+# In --check (and a rehearsal) these are shown, not run: they reach outside the
+# database, or a person.
+OUTSIDE = frozenset({"shell", "http", "confirm", "notify", "escalate"})
+_SQL_KINDS = frozenset({"query", "sql", "sql_file"})
+
+
+def context(engine: Engine, ps: PlannedStep, scope: dict[str, Any]) -> StepContext:
+    step, pb, o = ps.step, ps.playbook, engine.options
+    lock_timeout = step.options.get("lock_timeout")
+    return StepContext(
+        planned=ps,
+        scope=scope,
+        session=engine.session,
+        run=engine.info,
+        root=o.root,
+        timeout=step.timeout or pb.timeout or o.timeout,
+        lock_timeout=_seconds(lock_timeout) if lock_timeout is not None else pb.lock_timeout,
+        clock=engine.clock,
+        assume_yes=o.assume_yes,
+        prompter=o.prompter,
+        notifier=o.notifier,
+        session_env=o.session_env,
+    )
+
+
+def _seconds(value: Any) -> float:
+    from runbook.model import seconds
+
+    return seconds(value) or 0.0
+
+
+def run_action(engine: Engine, ps: PlannedStep, scope: dict[str, Any], in_block: bool) -> None:
+    step = ps.step
+    action = REGISTRY[ps.kind]
+    o = engine.options
+    ctx = context(engine, ps, scope)
+    writes = action.may_write(step)
+    if (o.check and (writes or ps.kind in OUTSIDE)) or (o.rehearse and ps.kind in OUTSIDE):
+        why = "--check" if o.check else "rehearsal"
+        _preview(engine, ps, ctx, action.preview, f"{why}: shown, not run")
+        return
+    if o.rehearse and step.options.get("autocommit"):
+        engine.skip_tree(
+            ps, "not rehearsed: an autocommit step cannot run inside the rehearsal's transaction"
+        )
+        return
+    tracked = (
+        not in_block
+        and not o.rehearse
+        and writes
+        and ps.kind in _SQL_KINDS
+        and not step.options.get("autocommit")
+    )
+    extra: dict[str, Any] = {}
+    if tracked:
+        try:
+            extra["xid"] = engine.session.begin_tracked()
+        except (psycopg.Error, RunbookError) as exc:
+            engine.fail_before_start(ps, exc)
+            return
+    # A step that may change something starts only once its record is on disk.
+    durable = in_block or writes
+    seq = engine.recorder.step_started(ps, undoes=engine.undoing, extra=extra, durable=durable)
+    engine.reporter.step_started(ps)
+    started = time.perf_counter()
+    result, error, attempts, history = _attempts(
+        engine, ps, ctx, scope, savepoints=in_block or tracked
+    )
+    if tracked:
+        error = _finish_transaction(engine, error)
+    outcome = _outcome(engine, ps, ctx, result, error, started, attempts)
+    outcome.history = history if attempts > 1 else []
+    engine.redactor.add(ctx.secrets)
+    registered = result if error is None else getattr(error, "result", None)
+    engine.end(ps, seq, outcome, registered, pending=in_block, durable=durable)
+    if outcome.status is Status.OK and engine.undoing is None:
+        engine.done(ps, scope, seq)
+
+
+def _finish_transaction(engine: Engine, error: BaseException | None) -> BaseException | None:
+    """Commit the step's own transaction (or roll it back); a failed commit is the step's error."""
+    if error is not None:
+        with contextlib.suppress(psycopg.Error, RunbookError):
+            engine.session.rollback()
+        return error
+    try:
+        engine.session.commit()
+    except (psycopg.Error, RunbookError) as exc:
+        with contextlib.suppress(psycopg.Error, RunbookError):
+            engine.session.rollback()
+        return exc
+    return None
+
+
+def _attempts(
+    engine: Engine, ps: PlannedStep, ctx: StepContext, scope: dict[str, Any], savepoints: bool
+) -> tuple[Result | None, BaseException | None, int, list[dict[str, Any]]]:
+    step = ps.step
+    action = REGISTRY[ps.kind]
+    result: Result | None = None
+    error: BaseException | None = None
+    history: list[dict[str, Any]] = []
+    delay = step.delay
+    attempts = 0
+    savepoint = f"rb_step_{abs(ps.index)}"
+    while True:
+        attempts += 1
+        attempt_started = time.perf_counter()
+        try:
+            if savepoints:
+                engine.session.savepoint(savepoint)
+            result = action.run(ctx)
+            if savepoints:
+                engine.session.release(savepoint)
+            if step.until is None or _until(step.until, {**scope, **registered_view(ps, result)}):
+                return result, None, attempts, history
+            error = StepError(
+                f"until: {_shown(step.until)} is still false after {attempts} attempt(s)",
+                result=result,
+            )
+        except KeyboardInterrupt as exc:
+            return result, exc, attempts, history
+        except Exception as exc:
+            error = exc
+            if savepoints:
+                with contextlib.suppress(psycopg.Error, RunbookError):
+                    engine.session.rollback_to(savepoint)
+        text, sqlstate = failures.error_text(
+            error, engine.plan.playbook.kind, engine.plan.target.name
+        )
+        history.append(
+            {
+                "attempt": attempts,
+                "at": iso(engine.clock.now()),
+                "error": text,
+                "sqlstate": sqlstate,
+                "duration_ms": round((time.perf_counter() - attempt_started) * 1000, 3),
+            }
+        )
+        if attempts > step.retries:
+            return result, error, attempts, history
+        engine.clock.sleep(delay)
+        delay *= step.backoff
+
+
+def _until(until: tuple[str, ...] | bool, scope: dict[str, Any]) -> bool:
+    return until if isinstance(until, bool) else template.evaluate_all(until, scope)
+
+
+def _shown(conditions: tuple[str, ...] | bool | None) -> str:
+    return str(conditions) if not isinstance(conditions, tuple) else " and ".join(conditions)
+
+
+def registered_view(ps: PlannedStep, result: Result) -> dict[str, Any]:
+    view: dict[str, Any] = {"result": result}
+    if ps.step.register:
+        view[ps.step.register] = result
+    return view
+
+
+def _note(result: Result) -> str:
+    rows = getattr(result, "rows", None)
+    if rows is not None and getattr(result, "columns", None):
+        return f"{len(rows)} row(s)"
+    rowcount = getattr(result, "rowcount", None)
+    return f"{rowcount} row(s) affected" if rowcount else ""
+
+
+def _outcome(
+    engine: Engine,
+    ps: PlannedStep,
+    ctx: StepContext,
+    result: Result | None,
+    error: BaseException | None,
+    started: float,
+    attempts: int,
+) -> Outcome:
+    row_sample = engine.options.row_sample
+    if error is not None:
+        outcome = failures.failure(
+            ps, error, started, attempts, engine.plan.playbook.kind, engine.plan.target.name
+        )
+        outcome.rendered = ";\n".join(ctx.rendered) or None
+        outcome.params = list(ctx.params) or None
+        failed_result = getattr(error, "result", None)
+        if isinstance(failed_result, Result):
+            outcome.result = failed_result.serialize(row_sample)
+        return failures.redacted(outcome, engine.redactor)
+    assert result is not None
+    register(engine, ps, result)
+    gates: list[GateOutcome] = []
+    if ps.step.gates or ps.kind == "classify":
+        # ctx.scope was made for this step alone: add the result to it in place.
+        ctx.scope.update(registered_view(ps, result))
+        gates = engine.gates.evaluate(ps, ctx.scope, result, ctx, engine.runtime)
+    failing = next((g for g in gates if not g.passed), None)
+    outcome = Outcome(
+        ps.index,
+        ps.number,
+        ps.name,
+        ps.kind,
+        Status.GATE_FAILED if failing else Status.OK,
+        reason=failing.message if failing else "",
+        duration_ms=(time.perf_counter() - started) * 1000,
+        severity=failing.severity if failing else ctx.severity,
+        rendered=";\n".join(ctx.rendered) or None,
+        params=list(ctx.params) or None,
+        rowcount=getattr(result, "rowcount", None),
+        result=result.serialize(row_sample),
+        notices=list(getattr(result, "notices", [])),
+        gates=gates,
+        attempts=attempts,
+        key=ps.step.key,
+        note=ctx.note or _note(result),
+    )
+    return failures.redacted(outcome, engine.redactor)
+
+
+def register(engine: Engine, ps: PlannedStep, result: Result) -> None:
+    if ps.kind == "set" and isinstance(result, ValueResult):
+        engine.runtime.update(result.values)
+    if ps.step.register:
+        engine.runtime[ps.step.register] = result
+
+
+def _preview(engine: Engine, ps: PlannedStep, ctx: StepContext, preview: Any, reason: str) -> None:
+    started = time.perf_counter()
+    try:
+        shown = preview(ctx)
+    except (TemplateError, StepError, RunbookError, psycopg.Error) as exc:
+        engine.fail_before_start(ps, exc)
+        return
+    outcome = Outcome(
+        ps.index,
+        ps.number,
+        ps.name,
+        ps.kind,
+        Status.SKIPPED,
+        reason=reason,
+        rendered=shown,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        key=ps.step.key,
+    )
+    if ps.step.register:
+        engine.runtime[ps.step.register] = SkippedResult(reason)
+    engine.record_once(ps, failures.redacted(outcome, engine.redactor))

@@ -1,0 +1,507 @@
+"""The run loop: steps in order, include and transaction blocks, halting.
+
+Every step is recorded before it runs and again when it ends; steps that never
+ran are recorded as skipped or not_run, so the journal shows every step of the
+plan. On a halt with `on_failure: rollback` the completed steps are undone in
+reverse order (`runbook.engine.undo`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+
+from runbook import template, variables
+from runbook.clock import Clock, iso
+from runbook.context import Notifier, Prompter, RunInfo
+from runbook.db import Session
+from runbook.engine import action, failures
+from runbook.errors import RunbookError, StepError, TemplateError
+from runbook.gates import GateCheck
+from runbook.model import Scale
+from runbook.outcome import GateOutcome, Outcome, RunOutcome, RunStatus, Status
+from runbook.plan import Plan, PlannedStep
+from runbook.recorder import Recorder, RunRecord
+from runbook.redact import Redactor
+from runbook.results import Result, SkippedResult
+
+
+class Reporter(Protocol):
+    def run_started(self, plan: Plan, run_id: str) -> None: ...
+    def step_started(self, ps: PlannedStep) -> None: ...
+    def step_finished(self, outcome: Outcome) -> None: ...
+    def run_finished(self, outcome: RunOutcome) -> None: ...
+
+
+@dataclass
+class Done:
+    """A step whose work committed: what rollback would undo."""
+
+    ps: PlannedStep
+    scope: dict[str, Any]
+    run_id: str
+    seq: int | None
+
+
+@dataclass
+class Resume:
+    """What an earlier run (or `runbook rollback`'s target run) completed."""
+
+    parent: str
+    done: dict[int, tuple[str, int | None]]  # step index → (run id, seq) where it completed
+    runtime: dict[str, Any] = field(default_factory=dict)  # registered results restored
+
+
+@dataclass
+class Options:
+    mode: str = "run"
+    check: bool = False
+    rehearse: bool = False
+    assume_yes: bool = False
+    prompter: Prompter | None = None
+    operator: str = "unknown"
+    timeout: float = 300.0
+    lock_timeout: float = 5.0
+    row_sample: int = 20
+    root: Path = field(default_factory=Path.cwd)
+    scale: Scale = field(default_factory=Scale.default)
+    notifier: Notifier | None = None
+    session_env: dict[str, str] = field(default_factory=dict)
+    parent_run: str | None = None
+    resume: Resume | None = None
+    undo_only: bool = False  # `runbook rollback`: only undo what `resume` lists
+    forced: str | None = None
+    selection: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Halt:
+    outcome: Outcome
+    policy: str  # halt | rollback
+    interrupted: bool = False
+
+
+class Engine:
+    def __init__(
+        self,
+        plan: Plan,
+        session: Session,
+        recorder: Recorder,
+        reporter: Reporter,
+        options: Options,
+        base_vars: Mapping[str, Any],
+        extra_vars: Mapping[str, Any],
+        redactor: Redactor,
+        clock: Clock,
+        run_id: str,
+    ) -> None:
+        self.plan = plan
+        self.session = session
+        self.recorder = recorder
+        self.reporter = reporter
+        self.options = options
+        self.base = dict(base_vars)
+        self.extra = dict(extra_vars)
+        self.redactor = redactor
+        self.clock = clock
+        self.run_id = run_id
+        self.runtime: dict[str, Any] = {}
+        self.outcomes: dict[int, Outcome] = {}
+        self.ordered: list[Outcome] = []
+        self.halt: Halt | None = None
+        self.completed: list[Done] = []
+        self.gates = GateCheck(options.scale)
+        # Steps done inside an open transaction block: (seq, outcome); recorded
+        # as ok only once the block commits.
+        self.pending: list[tuple[int, Outcome]] = []
+        # While undoing: the index of the step being undone, and whether a
+        # rollback step failed.
+        self.undoing: int | None = None
+        self.undo_failed = False
+        self.undo_summary = ""
+        self.info = RunInfo(
+            run_id,
+            options.mode,
+            plan.playbook.name,
+            plan.playbook.kind,
+            plan.target.name,
+            options.operator,
+            check=options.check,
+            rehearse=options.rehearse,
+        )
+
+    # -- the run ------------------------------------------------------------
+
+    def run(self, dsn_shown: str) -> RunOutcome:
+        from runbook.engine.undo import Undo
+
+        started = time.perf_counter()
+        o = self.options
+        record = RunRecord(
+            self.run_id, o.mode, o.operator, o.parent_run, self.extra, o.selection, o.forced
+        )
+        started_at = self.recorder.run_started(
+            record, self.plan, dsn_shown, {**self.plan.playbook.vars, **self.extra}
+        )
+        self.reporter.run_started(self.plan, self.run_id)
+        self._restore()
+        try:
+            if o.rehearse:
+                self.session.begin()
+            if o.undo_only:
+                Undo(self).run()
+            else:
+                self.run_steps(self.plan.steps, ())
+                self._mark_not_run()
+                if self.halt and self.halt.policy == "rollback" and not self.halt.interrupted:
+                    Undo(self).run()
+        finally:
+            if o.rehearse:
+                with contextlib.suppress(psycopg.Error, RunbookError):
+                    self.session.rollback()
+        outcome = self._finish(started_at, started)
+        self.recorder.run_finished(outcome)
+        self.reporter.run_finished(outcome)
+        return outcome
+
+    def _restore(self) -> None:
+        """A resume (or rollback) starts from what the earlier run completed."""
+        resume = self.options.resume
+        if resume is None:
+            return
+        self.runtime.update(resume.runtime)
+        for ps in self.plan.walk():
+            if ps.index in resume.done:
+                run_id, seq = resume.done[ps.index]
+                self.completed.append(Done(ps, {}, run_id, seq))
+
+    def _finish(self, started_at: str, started: float) -> RunOutcome:
+        main = [o for o in self.ordered if o.undoes is None]
+        statuses = {o.status for o in main}
+        undone = any(o.undoes is not None for o in self.ordered) or self.options.undo_only
+        if self.halt and self.halt.interrupted:
+            status, reason = RunStatus.INTERRUPTED, "interrupted by the operator"
+        elif Status.FAILED in statuses:
+            status, reason = RunStatus.FAILED, "a step failed"
+        elif Status.GATE_FAILED in statuses:
+            status, reason = RunStatus.GATE_FAILED, "a gate failed"
+        else:
+            status, reason = RunStatus.OK, "all steps passed"
+        if self.halt:
+            where = self.halt.outcome
+            reason = f"{reason}: step {where.number} {where.name!r}: {where.error or where.reason}"
+        if undone:
+            status = RunStatus.ROLLBACK_FAILED if self.undo_failed else RunStatus.ROLLED_BACK
+        if self.undo_summary:
+            reason = (
+                self.undo_summary
+                if self.options.undo_only
+                else f"{reason}; rollback: {self.undo_summary}"
+            )
+        severity = self.gates.worst(o.severity for o in main)
+        ran = any(o.status in (Status.OK, Status.GATE_FAILED, Status.FAILED) for o in self.ordered)
+        if not ran and not undone:
+            reason = "no step ran"
+        return RunOutcome(
+            nagios=self._nagios(status, severity, ran),
+            run_id=self.run_id,
+            playbook=self.plan.playbook.name,
+            target=self.plan.target.name,
+            mode=self.options.mode,
+            status=status,
+            steps=self.ordered,
+            severity=severity,
+            started_at=started_at,
+            ended_at=iso(self.clock.now()),
+            duration_ms=(time.perf_counter() - started) * 1000,
+            reason=reason,
+            journal=str(self.recorder.journal.path),
+        )
+
+    def _nagios(self, status: RunStatus, severity: str | None, ran: bool) -> int:
+        """Nagios plugin status: no check ran, or a step errored, is never OK: UNKNOWN."""
+        if not ran or status in (
+            RunStatus.FAILED,
+            RunStatus.INTERRUPTED,
+            RunStatus.ROLLBACK_FAILED,
+        ):
+            return 3
+        level = self.options.scale.get(severity) if severity else None
+        if level is not None:
+            return level.nagios
+        return 2 if status is RunStatus.GATE_FAILED else 0
+
+    def stopped(self) -> bool:
+        """Whether the steps at hand must stop: a halt, or (undoing) a failed rollback step."""
+        return self.undo_failed if self.undoing is not None else self.halt is not None
+
+    def run_steps(
+        self,
+        steps: tuple[PlannedStep, ...],
+        layers: tuple[dict[str, Any], ...],
+        in_block: bool = False,
+    ) -> None:
+        for ps in steps:
+            if self.stopped():
+                return
+            self.run_planned(ps, layers, in_block)
+
+    def scope(self, ps: PlannedStep, layers: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+        scope = dict(self.base)
+        for layer in layers:
+            scope.update(layer)
+        scope.update(self.runtime)
+        if ps.step.vars:
+            scope.update({k: variables.render_native(v, scope) for k, v in ps.step.vars.items()})
+        scope.update(self.extra)
+        return scope
+
+    def run_planned(
+        self, ps: PlannedStep, layers: tuple[dict[str, Any], ...], in_block: bool
+    ) -> None:
+        resume = self.options.resume
+        if resume is not None and ps.index in resume.done and self.undoing is None:
+            self.skip_tree(ps, f"done in run {resume.done[ps.index][0]}")
+            return
+        if not ps.selected:
+            self.skip_tree(ps, "not selected by --tags / --skip-tags")
+            return
+        try:
+            scope = self.scope(ps, layers)
+            when = ps.step.when
+            if when is not None and not (
+                when if isinstance(when, bool) else template.evaluate_all(when, scope)
+            ):
+                shown = str(when) if isinstance(when, bool) else " and ".join(when)
+                self.skip_tree(ps, f"when: {shown} is false")
+                return
+        except (TemplateError, StepError) as exc:
+            self.fail_before_start(ps, exc)
+            return
+        if ps.kind == "include":
+            self._run_include(ps, layers, scope)
+        elif ps.kind == "transaction":
+            self._run_transaction(ps, layers, scope)
+        else:
+            action.run_action(self, ps, scope, in_block)
+
+    # -- structure: include and transaction ---------------------------------
+
+    def _run_include(
+        self, ps: PlannedStep, layers: tuple[dict[str, Any], ...], scope: dict[str, Any]
+    ) -> None:
+        included = ps.children[0].playbook if ps.children else ps.playbook
+        secrets: set[str] = set()
+        layer = variables.resolve_all(included.vars, f"playbook {included.name}", secrets)
+        layer.update({k: scope[k] for k in ps.step.vars})
+        self.redactor.add(secrets)
+        seq = self.recorder.step_started(ps, undoes=self.undoing)
+        self.reporter.step_started(ps)
+        started = time.perf_counter()
+        self.run_steps(ps.children, (*layers, layer))
+        self._close_group(ps, seq, started, f"{len(ps.children)} step(s) of {included.name}", scope)
+
+    def _run_transaction(
+        self, ps: PlannedStep, layers: tuple[dict[str, Any], ...], scope: dict[str, Any]
+    ) -> None:
+        nested = self.session.in_transaction  # a rehearsal is one outer transaction
+        savepoint = f"rb_block_{abs(ps.index)}"
+        started = time.perf_counter()
+        extra: dict[str, Any] = {}
+        try:
+            if nested:
+                self.session.savepoint(savepoint)
+            else:
+                extra["xid"] = self.session.begin_tracked()
+        except (psycopg.Error, RunbookError) as exc:
+            self.fail_before_start(ps, exc)
+            return
+        seq = self.recorder.step_started(ps, undoes=self.undoing, extra=extra)
+        self.reporter.step_started(ps)
+        first_completed = len(self.completed)
+        self.pending = []
+        self.run_steps(ps.children, layers, in_block=True)
+        inner = [o for c in ps.children for o in [self.outcomes.get(c.index)] if o is not None]
+        try:
+            if self.stopped():
+                self.session.rollback_to(savepoint) if nested else self.session.rollback()
+                self._undo_block(inner, first_completed)
+            else:
+                self.session.release(savepoint) if nested else self.session.commit()
+                committed = [
+                    (seq_, {"status": Status.OK.value, "reason": ""}) for seq_, _ in self.pending
+                ]
+                self.recorder.steps_updated(committed, "transaction.commit")
+        except (psycopg.Error, RunbookError) as exc:
+            with contextlib.suppress(psycopg.Error, RunbookError):
+                self.session.rollback()
+            self._undo_block(inner, first_completed)
+            self.end(ps, seq, self._failure(ps, exc, started, 1))
+            return
+        finally:
+            self.pending = []
+        self._close_group(ps, seq, started, f"{len(inner)} step(s) in one transaction", scope)
+
+    def _undo_block(self, inner: list[Outcome], first_completed: int) -> None:
+        """A block rolled back: the steps it had done are rolled_back, not done."""
+        changes = []
+        for seq, outcome in self.pending:
+            outcome.status = Status.ROLLED_BACK
+            outcome.reason = "the transaction was rolled back"
+            changes.append((seq, {"status": outcome.status.value, "reason": outcome.reason}))
+        del self.completed[first_completed:]
+        self.recorder.steps_updated(changes, "transaction.rollback")
+        for outcome in inner:
+            if outcome.status is Status.ROLLED_BACK:
+                self.reporter.step_finished(outcome)  # shown again, now rolled back
+
+    def _close_group(
+        self, ps: PlannedStep, seq: int, started: float, note: str, scope: dict[str, Any]
+    ) -> None:
+        inner = [self.outcomes[c.index] for c in ps.children if c.index in self.outcomes]
+        bad = next((o for o in inner if o.status in (Status.FAILED, Status.GATE_FAILED)), None)
+        outcome = Outcome(
+            ps.index,
+            ps.number,
+            ps.name,
+            ps.kind,
+            bad.status if bad else Status.OK,
+            reason=f"step {bad.number} {bad.status.value}" if bad else "",
+            note=note,
+            key=ps.step.key,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            severity=bad.severity if bad else None,
+        )
+        self.end(ps, seq, outcome, decide=False)
+        if outcome.status is Status.OK and self.undoing is None:
+            self.done(ps, scope, seq)
+
+    # -- endings ----------------------------------------------------------------
+
+    def done(self, ps: PlannedStep, scope: dict[str, Any], seq: int) -> None:
+        self.completed.append(Done(ps, scope, self.run_id, seq))
+
+    def _failure(
+        self, ps: PlannedStep, error: BaseException, started: float, attempts: int
+    ) -> Outcome:
+        outcome = failures.failure(
+            ps, error, started, attempts, self.plan.playbook.kind, self.plan.target.name
+        )
+        return failures.redacted(outcome, self.redactor)
+
+    def _add(self, ps: PlannedStep, outcome: Outcome) -> None:
+        if self.undoing is not None:
+            outcome.undoes = self.undoing
+        self.outcomes[ps.index] = outcome
+        self.ordered.append(outcome)
+
+    def end(
+        self,
+        ps: PlannedStep,
+        seq: int,
+        outcome: Outcome,
+        registered: Any = None,
+        pending: bool = False,
+        durable: bool = True,
+        decide: bool = True,
+    ) -> None:
+        self._add(ps, outcome)
+        keep = registered if ps.step.register and isinstance(registered, Result) else None
+        if pending and outcome.status is Status.OK:
+            # Not ok in the journal until its transaction commits.
+            self.pending.append((seq, outcome))
+            held = Outcome(
+                **{
+                    **outcome.__dict__,
+                    "status": Status.RUNNING,
+                    "reason": "done; waits for its transaction to commit",
+                }
+            )
+            self.recorder.step_finished(seq, ps, held, keep)
+        else:
+            self.recorder.step_finished(seq, ps, outcome, keep, durable=durable)
+        self.reporter.step_finished(outcome)
+        if decide:
+            self._decide(ps, outcome)
+
+    def record_once(self, ps: PlannedStep, outcome: Outcome) -> None:
+        self._add(ps, outcome)
+        self.recorder.step_skipped(ps, outcome)
+        self.reporter.step_finished(outcome)
+
+    def fail_before_start(self, ps: PlannedStep, exc: BaseException) -> None:
+        outcome = self._failure(ps, exc, time.perf_counter(), 0)
+        self.record_once(ps, outcome)
+        self._decide(ps, outcome)
+
+    def skip_tree(self, ps: PlannedStep, reason: str, status: Status = Status.SKIPPED) -> None:
+        for node in ps.walk():
+            if node.index in self.outcomes:
+                continue
+            if (
+                node.step.register
+                and status is Status.SKIPPED
+                and node.step.register not in self.runtime
+            ):
+                self.runtime[node.step.register] = SkippedResult(reason)
+            self.record_once(
+                node,
+                Outcome(
+                    node.index,
+                    node.number,
+                    node.name,
+                    node.kind,
+                    status,
+                    reason=reason,
+                    key=node.step.key,
+                ),
+            )
+
+    def _mark_not_run(self) -> None:
+        if not self.halt:
+            return
+        where = self.halt.outcome
+        for ps in self.plan.steps:
+            self.skip_tree(ps, f"the run stopped at step {where.number}", Status.NOT_RUN)
+
+    def _decide(self, ps: PlannedStep, outcome: Outcome) -> None:
+        if outcome.status not in (Status.FAILED, Status.GATE_FAILED):
+            return
+        if self.undoing is not None:
+            self.undo_failed = True
+            return
+        if self.halt:
+            return
+        if outcome.error and outcome.error.startswith("interrupted"):
+            self.halt = Halt(outcome, "halt", interrupted=True)
+            return
+        policy = ps.step.on_failure or ps.playbook.on_failure
+        if outcome.status is Status.GATE_FAILED:
+            gate_policy = next((g.on_failure for g in ps.step.gates if g.on_failure), None)
+            policy = gate_policy or policy
+            if self.options.notifier is not None:
+                failing = next((g for g in outcome.gates if not g.passed), None)
+                self.recorder.flush()  # the incident refers to records that must exist
+                self._escalate(ps, outcome, failing)
+        if policy != "continue":
+            self.halt = Halt(outcome, policy)
+
+    def _escalate(self, ps: PlannedStep, outcome: Outcome, gate: GateOutcome | None) -> None:
+        notifier = self.options.notifier
+        assert notifier is not None
+        name = gate.name if gate else ps.step.key
+        with contextlib.suppress(Exception):  # notifying must never break the run
+            notifier.escalate(
+                f"{self.plan.playbook.name}:{name}:{self.plan.target.name}",
+                outcome.severity or self.options.scale.highest.name,
+                outcome.reason,
+                policy=None,
+                gate=name,
+                explicit=False,
+            )

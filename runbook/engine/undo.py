@@ -1,0 +1,89 @@
+"""The rollback phase: undo completed steps in reverse order.
+
+A completed step with `rollback:` steps is undone by running them (with the
+variables it and later steps registered, e.g. a constraint definition captured
+before the drop); it is then recorded `rolled_back`. A transaction block or
+include without rollback steps of its own is undone through its steps. A step
+that may have changed something but says nothing about undoing it is reported.
+If a rollback step fails, undoing stops there and the run says exactly which
+steps remain un-undone.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from runbook.actions import REGISTRY
+from runbook.outcome import Status
+
+if TYPE_CHECKING:
+    from runbook.engine.core import Done, Engine
+
+
+def _writes(done: Done) -> bool:
+    ps = done.ps
+    return ps.kind not in ("include", "transaction") and REGISTRY[ps.kind].may_write(ps.step)
+
+
+class Undo:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def run(self) -> None:
+        engine = self.engine
+        todo = list(reversed(engine.completed))
+        covered: set[int] = set()
+        undone: list[str] = []
+        cannot: list[str] = []
+        for i, done in enumerate(todo):
+            ps = done.ps
+            if ps.index in covered:
+                continue
+            if ps.rollback:
+                covered.update(node.index for node in ps.walk())
+                if not self._undo(done):
+                    left = [done, *(d for d in todo[i + 1 :] if d.ps.index not in covered)]
+                    remaining = [
+                        f"{d.ps.number} {d.ps.name!r}" for d in left if d.ps.rollback or _writes(d)
+                    ]
+                    engine.undo_summary = (
+                        f"rollback failed while undoing step {ps.number} {ps.name!r}; "
+                        f"not undone: {', '.join(remaining)}"
+                    )
+                    return
+                undone.append(ps.number)
+            elif _writes(done):
+                cannot.append(f"{ps.number} {ps.name!r}")
+        parts = [f"undone: step(s) {', '.join(undone)}" if undone else "nothing to undo"]
+        if cannot:
+            parts.append(f"no rollback steps for: {', '.join(cannot)}")
+        engine.undo_summary = "; ".join(parts)
+
+    def _undo(self, done: Done) -> bool:
+        """Run the rollback steps of one completed step; False if one failed."""
+        engine = self.engine
+        ps = done.ps
+        engine.undoing = ps.index
+        engine.undo_failed = False
+        try:
+            layer = {**done.scope, **engine.runtime}
+            for undo in ps.rollback:
+                engine.run_planned(undo, (layer,), False)
+                if engine.undo_failed:
+                    return False
+        finally:
+            engine.undoing = None
+        if engine.options.check:
+            return True  # shown, not run: nothing was undone
+        numbers = ", ".join(u.number for u in ps.rollback)
+        change = {"status": Status.ROLLED_BACK.value, "reason": f"undone by step(s) {numbers}"}
+        if done.seq is not None:
+            engine.recorder.steps_updated(
+                [(done.seq, change)], "step.rolled_back", run_id=done.run_id
+            )
+        outcome = engine.outcomes.get(ps.index)
+        if outcome is not None and outcome.undoes is None:
+            outcome.status = Status.ROLLED_BACK
+            outcome.reason = change["reason"]
+            engine.reporter.step_finished(outcome)  # shown again, now rolled back
+        return True

@@ -1,0 +1,95 @@
+"""kill -9 in the middle of a step, then `runbook resume`: every step runs exactly once.
+
+A real subprocess, a real SIGKILL, a real server. The slow statement sleeps only
+while `control` is empty, so the resumed run goes through.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psycopg
+import pytest
+
+from .conftest import Project
+
+pytestmark = pytest.mark.slow
+Conn = psycopg.Connection[tuple[object, ...]]
+
+SLEEP = "SELECT pg_sleep(CASE WHEN (SELECT count(*) FROM control) = 0 THEN 60 ELSE 0 END)"
+
+PLAYBOOK = """name: crash
+kind: change
+steps:
+  - name: One
+    sql: INSERT INTO effects VALUES ('one')
+  - name: Block
+    transaction:
+      - {name: Two a, sql: "INSERT INTO effects VALUES ('two-a')"}
+      - name: Two b (slow in the block)
+        sql: "INSERT INTO effects VALUES ('two-b'); {SLEEP_IN_BLOCK}"
+  - name: Three (slow on its own)
+    sql: "INSERT INTO effects VALUES ('three'); {SLEEP_ALONE}"
+  - name: Four
+    sql: INSERT INTO effects VALUES ('four')
+"""
+
+
+def _wait_for(conn: Conn, query: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if conn.execute(query).fetchone() == (True,):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for: {query}")
+
+
+def _crash_and_resume(project: Project, conn: Conn, in_block: bool) -> None:
+    conn.execute("CREATE TABLE effects (what text NOT NULL)")
+    conn.execute("CREATE TABLE control (go int)")
+    book = project.playbook(
+        PLAYBOOK.replace("{SLEEP_IN_BLOCK}", SLEEP if in_block else "SELECT 1").replace(
+            "{SLEEP_ALONE}", "SELECT 1" if in_block else SLEEP
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runbook", "run", str(book)],
+        cwd=project.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "RUNBOOK_OPERATOR": "tester"},
+    )
+    sleeping = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(CASE%' AND state = 'active' AND pid <> pg_backend_pid())"
+    _wait_for(conn, sleeping)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    # The server notices the dead client (client_connection_check_interval) and
+    # rolls its transaction back.
+    _wait_for(conn, sleeping.replace("SELECT EXISTS", "SELECT NOT EXISTS"))
+    history = project.run("history", "--format", "json")
+    crashed = __import__("json").loads(history.stdout)[0]
+    assert crashed["status"] == "interrupted"
+    shown = project.run("show", crashed["id"]).stdout
+    where = "2.2" if in_block else "3"
+    assert f"during step {where}" in shown
+    assert all(
+        " ok " not in line for line in shown.splitlines() if line.strip().startswith(where + " ")
+    )
+    conn.execute("INSERT INTO control VALUES (1)")
+    result = project.run("resume", crashed["id"])
+    assert result.exit_code == 0, result.output
+    rows = [r[0] for r in conn.execute("SELECT what FROM effects ORDER BY what").fetchall()]
+    assert rows == ["four", "one", "three", "two-a", "two-b"]  # every step exactly once
+    assert project.journal().verify() == []
+
+
+def test_kill_inside_a_transaction_block_then_resume(project: Project, conn: Conn) -> None:
+    _crash_and_resume(project, conn, in_block=True)
+
+
+def test_kill_in_a_step_outside_a_block_then_resume(project: Project, conn: Conn) -> None:
+    _crash_and_resume(project, conn, in_block=False)
