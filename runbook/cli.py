@@ -429,6 +429,109 @@ def show(run_id: str, inventory: Path | None, fmt: str) -> None:
     run_command(_show)
 
 
+@main.command()
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@click.option("--open", "only_open", is_flag=True, help="Only incidents not resolved.")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+def incidents(inventory: Path | None, only_open: bool, fmt: str) -> None:
+    """List incidents (newest first) with their deliveries and response targets."""
+
+    def _incidents() -> int:
+        from runbook.commands import incidents_cmd
+
+        rows = incidents_cmd.listing(inventory, only_open)
+        if fmt == "json":
+            click.echo(json.dumps(rows, indent=2, default=str))
+            return 0
+        if not rows:
+            click.echo("no incidents", err=True)
+        for row in rows:
+            for line in incidents_cmd.describe(row):
+                click.echo(line)
+        return 0
+
+    run_command(_incidents)
+
+
+@main.command()
+@click.argument("incident_id", type=int)
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@click.option("--by", help="Who acknowledges (default: $RUNBOOK_OPERATOR or the login name).")
+def ack(incident_id: int, inventory: Path | None, by: str | None) -> None:
+    """Acknowledge an incident: no further escalation levels are notified."""
+
+    def _ack() -> int:
+        from runbook.commands import incidents_cmd
+
+        for line in incidents_cmd.settle(inventory, incident_id, "acknowledged", by, None):
+            click.echo(line)
+        return 0
+
+    run_command(_ack)
+
+
+@main.command()
+@click.argument("incident_id", type=int)
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@click.option("--by", help="Who resolves (default: $RUNBOOK_OPERATOR or the login name).")
+@click.option("--note", help="What was done.")
+def resolve(incident_id: int, inventory: Path | None, by: str | None, note: str | None) -> None:
+    """Resolve (close) an incident."""
+
+    def _resolve() -> int:
+        from runbook.commands import incidents_cmd
+
+        for line in incidents_cmd.settle(inventory, incident_id, "resolved", by, note):
+            click.echo(line)
+        return 0
+
+    run_command(_resolve)
+
+
+@main.group()
+def escalations() -> None:
+    """Escalation over time."""
+
+
+@escalations.command("tick")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+def escalations_tick(inventory: Path | None) -> None:
+    """Notify the escalation levels now due. Safe from cron every minute, even twice at once."""
+
+    def _tick() -> int:
+        from runbook.commands import incidents_cmd
+
+        done = incidents_cmd.tick(inventory)
+        for line in done:
+            click.echo(line)
+        click.echo(f"{len(done)} escalation step(s) done", err=True)
+        return 0
+
+    run_command(_tick)
+
+
+@main.group()
+def escalation() -> None:
+    """Escalation policies."""
+
+
+@escalation.command("show")
+@click.argument("policy")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@click.option("--severity", help="Only this severity.")
+def escalation_show(policy: str, inventory: Path | None, severity: str | None) -> None:
+    """Print a policy's timeline: who is told at which minute."""
+
+    def _show() -> int:
+        from runbook.commands import incidents_cmd
+
+        for line in incidents_cmd.show(inventory, policy, severity):
+            click.echo(line)
+        return 0
+
+    run_command(_show)
+
+
 @main.group()
 def journal() -> None:
     """The journal of runs."""

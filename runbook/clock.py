@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import time
 
 
@@ -12,6 +13,13 @@ class Clock:
 
     def now(self) -> datetime.datetime:
         return datetime.datetime.now(datetime.UTC)
+
+    @staticmethod
+    def from_environment() -> Clock:
+        """`$RUNBOOK_NOW` (ISO time) pins the time: for tests and for replaying an
+        escalation timeline; otherwise the real clock."""
+        pinned = os.environ.get("RUNBOOK_NOW")
+        return FixedClock(parse_iso(pinned)) if pinned else Clock()
 
     def iso_now(self) -> str:
         """`now()` as ISO text; formatted once per second (it is written twice per step)."""
@@ -30,6 +38,19 @@ class Clock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds)
+
+
+class FixedClock(Clock):
+    """A clock that says what it is told (sleeping still takes real time)."""
+
+    def __init__(self, moment: datetime.datetime) -> None:
+        self.moment = moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+
+    def now(self) -> datetime.datetime:
+        return self.moment
+
+    def advance(self, seconds: float) -> None:
+        self.moment += datetime.timedelta(seconds=seconds)
 
 
 def iso(moment: datetime.datetime) -> str:

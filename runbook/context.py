@@ -13,7 +13,7 @@ from runbook.plan import PlannedStep
 
 
 class Notifier(Protocol):
-    """Notifications and incidents (runbook.escalation implements it)."""
+    """Notifications and incidents (runbook.incidents.Escalator implements it)."""
 
     def notify(
         self,
@@ -36,6 +36,10 @@ class Notifier(Protocol):
         explicit: bool = True,
     ) -> dict[str, Any]:
         """Open or update the incident `key`; gate failures (explicit=False) only at or above the threshold."""
+        ...
+
+    def finish(self, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Wait for deliveries still going; what the run's notifications did."""
         ...
 
 

@@ -22,6 +22,12 @@ from typing import Any
 from runbook.errors import JournalError
 
 SCHEMA_VERSION = 3
+
+
+class Conflict(JournalError):
+    """A conditional change found its row changed by someone else: nothing was written."""
+
+
 GENESIS = "0" * 64
 
 _MIGRATIONS: dict[int, str] = {
@@ -235,7 +241,9 @@ class Journal:
                 for at, run_id, kind, change, payload in events:
                     if payload is None:
                         row = change["row"]
-                        rowid = self._apply(change["table"], change["op"], row)
+                        rowid = self._apply(
+                            change["table"], change["op"], row, change.get("expect")
+                        )
                         if rowid is not None:
                             rowids.append(rowid)
                             if (
@@ -246,7 +254,8 @@ class Journal:
                                 row["id"] = rowid
                         # JSON columns stay JSON text inside the payload: what the
                         # table holds is what the event says, byte for byte.
-                        payload = json.dumps(change, separators=(",", ":"))
+                        recorded = {k: v for k, v in change.items() if k != "expect"}
+                        payload = json.dumps(recorded, separators=(",", ":"))
                     digest = _hash(prev, at, run_id, kind, payload)
                     self.db.execute(
                         "INSERT INTO events (at, run_id, kind, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
@@ -257,23 +266,38 @@ class Journal:
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
+        except Conflict:
+            raise
         except sqlite3.Error as exc:
             raise JournalError(f"cannot write the journal {self.path}: {exc}") from None
         return rowids
 
-    def _apply(self, table: str, op: str, row: dict[str, Any]) -> int | None:
+    def _apply(
+        self, table: str, op: str, row: dict[str, Any], expect: dict[str, Any] | None = None
+    ) -> int | None:
         if op == "insert":
             columns = ", ".join(row)
             marks = ", ".join("?" for _ in row)
-            cursor = self.db.execute(
-                f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values())
-            )
+            try:
+                cursor = self.db.execute(
+                    f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(row.values())
+                )
+            except sqlite3.IntegrityError as exc:
+                raise Conflict(f"{table}: {exc}") from None
             return cursor.lastrowid
         keys = _TABLES[table]
         sets = ", ".join(f"{k} = ?" for k in row if k not in keys)
-        where = " AND ".join(f"{k} = ?" for k in keys)
-        values = [v for k, v in row.items() if k not in keys] + [row[k] for k in keys]
-        self.db.execute(f"UPDATE {table} SET {sets} WHERE {where}", values)
+        conditions = [*keys, *(expect or {})]
+        where = " AND ".join(f"{k} IS ?" for k in conditions)
+        values = (
+            [v for k, v in row.items() if k not in keys]
+            + [row[k] for k in keys]
+            + list((expect or {}).values())
+        )
+        cursor = self.db.execute(f"UPDATE {table} SET {sets} WHERE {where}", values)
+        if expect and cursor.rowcount == 0:
+            # Someone changed it first (two ticks at once): nothing of this append happens.
+            raise Conflict(f"{table} {[row[k] for k in keys]} changed meanwhile")
         return None
 
     # -- reading --------------------------------------------------------------

@@ -125,6 +125,7 @@ class RunOutcome:
     reason: str = ""
     journal: str = ""
     nagios: int = 3  # OK 0, WARNING 1, CRITICAL 2, UNKNOWN 3 (by the scale's mapping)
+    notifications: list[dict[str, Any]] = field(default_factory=list)  # incidents, deliveries
 
     @property
     def exit_code(self) -> int:
@@ -157,5 +158,6 @@ class RunOutcome:
             "journal": self.journal,
             "counts": self.counts(),
             "nagios": self.nagios,
+            "notifications": self.notifications,
             "steps": [s.serialize() for s in self.steps],
         }

@@ -94,6 +94,27 @@ def table_rows(outcome: Outcome) -> tuple[list[str], list[list[str]], int] | Non
     return columns, rows, int(result.get("rows_total", len(rows)))
 
 
+def notification_lines(run: RunOutcome) -> list[str]:
+    lines = []
+    for event in run.notifications:
+        deliveries = event.get("deliveries", [])
+        sent = "; ".join(
+            f"{d['channel']} {d['status']}"
+            + (
+                f" after {d['attempts']} attempt(s): {d.get('error')}"
+                if d["status"] == "failed"
+                else ""
+            )
+            for d in deliveries
+        )
+        if "incident" in event:
+            head = f"incident {event['incident']} {event['state']} ({event['severity']}, {event['key']})"
+        else:
+            head = f"notified: {event.get('notify')}"
+        lines.append(head + (f": {sent}" if sent else ""))
+    return lines
+
+
 def summary_line(run: RunOutcome) -> str:
     counts = run.counts()
     shown = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items() if n)
@@ -146,6 +167,8 @@ class PlainReporter:
                 self.write(f"       ({total - len(rows)} more row(s))")
 
     def run_finished(self, outcome: RunOutcome) -> None:
+        for line in notification_lines(outcome):
+            self.write(line)
         self.write(summary_line(outcome))
         self.write(f"run id {outcome.run_id}; journal {outcome.journal}")
 
@@ -219,6 +242,11 @@ class RichReporter(PlainReporter):
         colour = "green" if outcome.exit_code == 0 else "red"
         from rich.markup import escape
 
+        for line in notification_lines(outcome):
+            failed = "failed" in line
+            self.console.print(
+                f"[{'red' if failed else 'yellow'}]{escape(line)}[/]", highlight=False
+            )
         self.console.print(f"[bold {colour}]{escape(summary_line(outcome))}[/]", highlight=False)
         self.console.print(
             f"run id [cyan]{outcome.run_id}[/]; journal {escape(outcome.journal)}", highlight=False

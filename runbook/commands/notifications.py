@@ -1,9 +1,24 @@
-"""Notifications for runs: none until channels are wired (see runbook.escalation)."""
+"""The notifier a run gets: incidents and deliveries on the run's journal."""
 
 from __future__ import annotations
 
-from typing import Any
+from runbook.clock import Clock
+from runbook.incidents import Escalator, Store
+from runbook.journal import Journal
+from runbook.model import Inventory, Playbook, Target
+from runbook.redact import Redactor
 
 
-def notifier_for(*args: Any) -> Any:
-    return None
+def notifier_for(
+    inventory: Inventory,
+    journal: Journal,
+    playbook: Playbook,
+    target: Target,
+    run_id: str,
+    redactor: Redactor,
+) -> Escalator:
+    store = Store(Journal(journal.path), inventory, Clock.from_environment(), redactor)
+    policy = playbook.escalation or inventory.defaults.escalation
+    return Escalator(
+        store, playbook.name, target.name, run_id, policy, playbook.escalation_threshold
+    )

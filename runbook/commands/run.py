@@ -230,7 +230,7 @@ def run_target(
 ) -> RunOutcome:
     inventory, playbook = prepared.inventory, prepared.playbook
     redactor = Redactor(secrets)
-    clock = Clock()
+    clock = Clock.from_environment()
     run_id = new_run_id()
     mode = req.mode or ("check" if req.check else "rehearse" if req.rehearse else "run")
     the_plan = plan.build(

@@ -166,6 +166,9 @@ class Engine:
                 with contextlib.suppress(psycopg.Error, RunbookError):
                     self.session.rollback()
         outcome = self._finish(started_at, started)
+        if o.notifier is not None:
+            with contextlib.suppress(Exception):  # notifying never breaks a run
+                outcome.notifications = o.notifier.finish()
         self.recorder.run_finished(outcome)
         self.reporter.run_finished(outcome)
         return outcome

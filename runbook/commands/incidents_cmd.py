@@ -1,0 +1,105 @@
+"""`runbook incidents`, `ack`, `resolve`, `escalations tick`, `escalation show`."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Any
+
+from runbook import escalation, incidents
+from runbook.clock import Clock, iso
+from runbook.commands.run import load_inventory
+from runbook.errors import UsageError
+from runbook.model import Inventory
+
+
+def _store(inventory_path: Path | None) -> tuple[incidents.Store, Inventory]:
+    inventory = load_inventory(inventory_path, Path.cwd())
+    env = os.environ.get("RUNBOOK_JOURNAL")
+    journal_path = Path(env) if env else inventory.root / inventory.journal.path
+    return incidents.store_for(inventory, journal_path, Clock.from_environment()), inventory
+
+
+def listing(inventory_path: Path | None, only_open: bool) -> list[dict[str, Any]]:
+    store, _ = _store(inventory_path)
+    try:
+        where = "WHERE status != 'resolved'" if only_open else ""
+        rows = store.journal.query(f"SELECT * FROM incidents {where} ORDER BY id DESC")
+        now = store.clock.now()
+        for row in rows:
+            deliveries = store.deliveries(row["id"])
+            row["deliveries"] = [
+                {k: d[k] for k in ("channel", "event", "level", "status", "attempts", "error")}
+                for d in deliveries
+            ]
+            ack, mitigate = incidents.ack_due(store, row)
+            row["acknowledge_due"] = iso(ack) if ack else None
+            row["mitigate_due"] = iso(mitigate) if mitigate else None
+            row["acknowledge_overdue"] = bool(ack and row["status"] == "open" and now > ack)
+        return rows
+    finally:
+        store.journal.close()
+
+
+def describe(row: dict[str, Any]) -> list[str]:
+    status = row["status"]
+    if status == "acknowledged":
+        status += f" by {row['acknowledged_by']} at {row['acknowledged_at']}"
+    elif status == "resolved":
+        status += f" by {row['resolved_by']} at {row['resolved_at']}" + (
+            f" ({row['resolution']})" if row["resolution"] else ""
+        )
+    lines = [
+        f"#{row['id']} {row['severity']} {status} — {row['title']} (seen {row['occurrences']} time(s), level {row['level']})",
+        f"    opened {row['opened_at']}; {row['message']}",
+    ]
+    if row["acknowledge_due"] and row["status"] == "open":
+        late = " — OVERDUE" if row["acknowledge_overdue"] else ""
+        lines.append(
+            f"    acknowledge by {row['acknowledge_due']}{late}"
+            + (f"; next escalation {row['next_at']}" if row["next_at"] else "")
+        )
+    failed = [d for d in row["deliveries"] if d["status"] == "failed"]
+    sent = sum(1 for d in row["deliveries"] if d["status"] == "delivered")
+    lines.append(
+        f"    deliveries: {sent} delivered, {len(failed)} failed"
+        + "".join(
+            f"; {d['channel']} failed after {d['attempts']} attempt(s): {d['error']}"
+            for d in failed
+        )
+    )
+    return lines
+
+
+def settle(
+    inventory_path: Path | None, incident_id: int, status: str, by: str | None, note: str | None
+) -> list[str]:
+    store, _ = _store(inventory_path)
+    who = by or os.environ.get("RUNBOOK_OPERATOR") or getpass.getuser()
+    try:
+        try:
+            _, deliveries = store.settle(incident_id, status, who, note)
+        except KeyError:
+            raise UsageError(f"no incident {incident_id}") from None
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        results = [store.deliver(d) for d in deliveries]
+    finally:
+        store.journal.close()
+    lines = [f"incident {incident_id} {status} by {who}"]
+    lines += [f"  told {r['channel']}: {r['status']}" for r in results]
+    return lines
+
+
+def tick(inventory_path: Path | None) -> list[str]:
+    store, _ = _store(inventory_path)
+    try:
+        return incidents.tick(store)
+    finally:
+        store.journal.close()
+
+
+def show(inventory_path: Path | None, policy: str, severity: str | None) -> list[str]:
+    inventory = load_inventory(inventory_path, Path.cwd())
+    return escalation.show(inventory, policy, severity)

@@ -1,0 +1,562 @@
+"""Incidents and deliveries, kept in the journal.
+
+An incident is keyed by playbook + gate + target: the same failure on the next
+run counts on the open incident instead of paging again. Its place on the
+escalation timeline (`level`, `next_at`) lives in the journal, so a restart
+loses no timer. Moving to the next stop is a compare-and-swap on `level` in the
+same transaction that creates its deliveries (each with a unique key): two
+ticks at once cannot notify twice. Deliveries are retried with backoff; every
+attempt is recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from runbook import channels
+from runbook.clock import Clock, iso, parse_iso
+from runbook.escalation import Stop, at_or_above, severity_policy, timeline
+from runbook.journal import Conflict, Journal
+from runbook.model import Channel, Inventory, seconds
+from runbook.redact import Redactor
+
+
+@dataclass
+class Delivery:
+    id: int
+    channel: Channel
+    note: dict[str, Any]
+
+
+@dataclass
+class Store:
+    """Incident and delivery records, on one journal, at one clock."""
+
+    journal: Journal
+    inventory: Inventory
+    clock: Clock
+    redactor: Redactor = field(default_factory=Redactor)
+
+    def _now(self) -> str:
+        return iso(self.clock.now())
+
+    def _change(
+        self,
+        table: str,
+        op: str,
+        row: dict[str, Any],
+        kind: str,
+        run_id: str | None = None,
+        **extra: Any,
+    ) -> tuple[str, str | None, str, dict[str, Any]]:
+        return (self._now(), run_id, kind, {"table": table, "op": op, "row": row, **extra})
+
+    # -- reading ---------------------------------------------------------------
+
+    def get(self, incident_id: int) -> dict[str, Any] | None:
+        rows = self.journal.query("SELECT * FROM incidents WHERE id = ?", (incident_id,))
+        return rows[0] if rows else None
+
+    def open_by_key(self, key: str) -> dict[str, Any] | None:
+        rows = self.journal.query(
+            "SELECT * FROM incidents WHERE key = ? AND status != 'resolved'", (key,)
+        )
+        return rows[0] if rows else None
+
+    def deliveries(self, incident_id: int) -> list[dict[str, Any]]:
+        return self.journal.query(
+            "SELECT * FROM deliveries WHERE incident_id = ? ORDER BY id", (incident_id,)
+        )
+
+    # -- incidents ---------------------------------------------------------------
+
+    def stops(self, incident: dict[str, Any]) -> list[Stop]:
+        policy = self.inventory.policies.get(incident["policy"] or "")
+        if policy is None:
+            return []
+        entry = severity_policy(policy, incident["severity"], self.inventory.scale)
+        return timeline(entry) if entry else []
+
+    def _next_at(self, incident: dict[str, Any], level: int) -> str | None:
+        stops = self.stops(incident)
+        if level >= len(stops):
+            return None
+        opened = parse_iso(incident["opened_at"])
+        return iso(opened + timedelta(seconds=stops[level].after))
+
+    def raise_(
+        self,
+        key: str,
+        severity: str,
+        message: str,
+        *,
+        policy: str,
+        gate: str,
+        playbook: str,
+        target: str,
+        run_id: str | None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Open the incident `key`, or count one more occurrence on the open one.
+
+        Returns the incident and whether it is new.
+        """
+        now = self._now()
+        existing = self.open_by_key(key)
+        if existing is None:
+            row = {
+                "key": key, "playbook": playbook, "gate": gate, "target": target, "policy": policy,
+                "severity": severity, "status": "open", "title": f"{playbook}: {gate} on {target}",
+                "message": self.redactor.text(message), "opened_at": now, "updated_at": now,
+                "occurrences": 1, "last_run": run_id, "level": 0,
+            }  # fmt: skip
+            row["next_at"] = self._next_at(row, 0)
+            try:
+                (incident_id,) = self.journal.append(
+                    [self._change("incidents", "insert", row, "incident.open", run_id)]
+                )
+            except Conflict:  # opened meanwhile by another run
+                existing = self.open_by_key(key)
+            else:
+                incident = self.get(incident_id)
+                assert incident is not None
+                return incident, True
+        assert existing is not None
+        update: dict[str, Any] = {
+            "id": existing["id"],
+            "occurrences": existing["occurrences"] + 1,
+            "updated_at": now,
+            "last_run": run_id,
+            "message": self.redactor.text(message),
+        }
+        if (
+            at_or_above(self.inventory.scale, severity, existing["severity"])
+            and severity != existing["severity"]
+        ):
+            update["severity"] = severity  # worse than before: the record says so
+        self.journal.append(
+            [self._change("incidents", "update", update, "incident.repeat", run_id)]
+        )
+        incident = self.get(existing["id"])
+        assert incident is not None
+        return incident, False
+
+    def due(self, incident: dict[str, Any]) -> list[Stop]:
+        """Stops not yet done whose time has come (an acknowledged incident has none)."""
+        if incident["status"] != "open":
+            return []
+        opened = parse_iso(incident["opened_at"])
+        now = self.clock.now()
+        return [
+            s
+            for s in self.stops(incident)[incident["level"] :]
+            if opened + timedelta(seconds=s.after) <= now
+        ]
+
+    def claim(
+        self, incident: dict[str, Any], stop: Stop, run_id: str | None, context: dict[str, Any]
+    ) -> list[Delivery] | None:
+        """Move the incident past `stop` and create its deliveries, atomically; None if
+        someone else did it first."""
+        level = incident["level"]
+        update = {
+            "id": incident["id"],
+            "level": level + 1,
+            "next_at": self._next_at(incident, level + 1),
+            "updated_at": self._now(),
+        }
+        if stop.repeat:
+            update["repeats"] = stop.repeat
+        note = self._note(incident, stop.event, context, stop=stop)
+        events = [
+            self._change(
+                "incidents",
+                "update",
+                update,
+                f"incident.{stop.event}",
+                run_id,
+                expect={"level": level, "status": "open"},
+            )
+        ]
+        planned = []
+        for recipient in stop.level.notify:
+            channel = self.inventory.channels[recipient.channel]
+            recipient_note = {**note, "to": list(recipient.to)}
+            row = {
+                "incident_id": incident["id"],
+                "run_id": run_id,
+                "channel": channel.name,
+                "event": stop.event,
+                "level": stop.level_number,
+                "status": "pending",
+                "attempts": 0,
+                "created_at": self._now(),
+                "updated_at": self._now(),
+                "dedupe": f"{incident['id']}:{stop.number}:{channel.name}",
+            }
+            events.append(self._change("deliveries", "insert", row, "delivery.planned", run_id))
+            planned.append((channel, recipient_note))
+        try:
+            ids = self.journal.append(events)
+        except Conflict:
+            return None
+        incident.update(update)
+        return [Delivery(i, channel, n) for i, (channel, n) in zip(ids, planned, strict=True)]
+
+    def _note(
+        self,
+        incident: dict[str, Any],
+        event: str,
+        context: dict[str, Any],
+        stop: Stop | None = None,
+    ) -> dict[str, Any]:
+        scale = self.inventory.scale
+        level = scale.get(incident["severity"])
+        note = {
+            "event": event,
+            "at": self._now(),
+            "severity": incident["severity"],
+            "nagios": level.nagios if level else 2,
+            "message": incident["message"],
+            "subject": incident["title"],
+            "playbook": incident["playbook"],
+            "target": incident["target"],
+            "gate": incident["gate"],
+            "run_id": incident["last_run"],
+            "occurrences": incident["occurrences"],
+            "incident": {
+                k: incident[k]
+                for k in ("id", "key", "status", "severity", "opened_at", "occurrences")
+            },
+            **context,
+        }
+        if stop is not None:
+            note.update({"level": stop.level_number, "level_name": stop.level.name})
+        return note
+
+    def settle(
+        self, incident_id: int, status: str, by: str, note: str | None, run_id: str | None = None
+    ) -> tuple[dict[str, Any], list[Delivery]]:
+        """Acknowledge or resolve; returns the incident and the deliveries telling the
+        channels already notified."""
+        incident = self.get(incident_id)
+        if incident is None:
+            raise KeyError(incident_id)
+        before = incident["status"]
+        if before == "resolved" or (status == "acknowledged" and before == "acknowledged"):
+            raise ValueError(f"incident {incident_id} is already {before}")
+        now = self._now()
+        if status == "acknowledged":
+            update = {
+                "id": incident_id,
+                "status": status,
+                "acknowledged_at": now,
+                "acknowledged_by": by,
+                "next_at": None,
+                "updated_at": now,
+            }
+            event = "acknowledge"
+        else:
+            update = {
+                "id": incident_id,
+                "status": status,
+                "resolved_at": now,
+                "resolved_by": by,
+                "resolution": note,
+                "next_at": None,
+                "updated_at": now,
+            }
+            event = "resolve"
+        told = sorted(
+            {
+                d["channel"]
+                for d in self.deliveries(incident_id)
+                if d["event"] not in ("acknowledge", "resolve")
+            }
+        )
+        incident.update(update)
+        message = f"{event}d by {by}" + (f": {note}" if note else "")
+        events = [
+            self._change(
+                "incidents",
+                "update",
+                update,
+                f"incident.{event}",
+                run_id,
+                expect={"status": before},
+            )
+        ]
+        planned = []
+        for name in told:
+            channel = self.inventory.channels.get(name)
+            if channel is None:
+                continue
+            row = {
+                "incident_id": incident_id,
+                "run_id": run_id,
+                "channel": name,
+                "event": event,
+                "level": incident["level"],
+                "status": "pending",
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+                "dedupe": f"{incident_id}:{event}:{name}",
+            }
+            events.append(self._change("deliveries", "insert", row, "delivery.planned", run_id))
+            planned.append(
+                (channel, {**self._note(incident, event, {"by": by}), "message": message})
+            )
+        ids = self.journal.append(events)
+        return incident, [Delivery(i, c, n) for i, (c, n) in zip(ids, planned, strict=True)]
+
+    def plan_notice(self, channel: Channel, note: dict[str, Any], run_id: str | None) -> Delivery:
+        now = self._now()
+        row = {
+            "incident_id": None,
+            "run_id": run_id,
+            "channel": channel.name,
+            "event": "notify",
+            "level": None,
+            "status": "pending",
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        (delivery_id,) = self.journal.append(
+            [self._change("deliveries", "insert", row, "delivery.planned", run_id)]
+        )
+        return Delivery(delivery_id, channel, note)
+
+    # -- deliveries --------------------------------------------------------------
+
+    def deliver(self, delivery: Delivery) -> dict[str, Any]:
+        """Send with retries and backoff; every attempt recorded. Never raises."""
+        channel = delivery.channel
+        retry = channel.settings.get("retry") or {}
+        attempts = int(retry.get("attempts", 3))
+        delay = seconds(retry.get("delay")) if retry.get("delay") is not None else 1.0
+        backoff = float(retry.get("backoff", 2.0))
+        secrets: set[str] = set()
+        error = ""
+        for attempt in range(1, attempts + 1):
+            try:
+                detail = channels.send(channel, delivery.note, secrets, self.inventory.root)
+                ok = True
+            except (channels.DeliveryError, Exception) as exc:
+                detail, ok = str(exc), False
+            self.redactor.add(secrets)
+            detail = self.redactor.text(detail)
+            status = "delivered" if ok else ("failed" if attempt == attempts else "retrying")
+            events = [
+                self._change(
+                    "attempts",
+                    "insert",
+                    {
+                        "delivery_id": delivery.id,
+                        "attempt": attempt,
+                        "at": self._now(),
+                        "ok": int(ok),
+                        "detail": detail,
+                    },
+                    "delivery.attempt",
+                ),
+                self._change(
+                    "deliveries",
+                    "update",
+                    {
+                        "id": delivery.id,
+                        "status": status,
+                        "attempts": attempt,
+                        "error": None if ok else detail,
+                        "updated_at": self._now(),
+                    },
+                    f"delivery.{status}",
+                ),
+            ]
+            with contextlib.suppress(Exception):  # a journal hiccup must not turn into a lost page
+                self.journal.append(events)
+            if ok:
+                return {
+                    "channel": channel.name,
+                    "status": "delivered",
+                    "attempts": attempt,
+                    "detail": detail,
+                }
+            error = detail
+            if attempt < attempts and delay:
+                self.clock.sleep(delay)
+                delay = (delay or 0) * backoff
+        return {"channel": channel.name, "status": "failed", "attempts": attempts, "error": error}
+
+
+def tick(store: Store) -> list[str]:
+    """Do the escalation work that is due: safe to run every minute, from cron,
+    twice at once. Returns what was done, one line each."""
+    done: list[str] = []
+    now = iso(store.clock.now())
+    for incident in store.journal.query(
+        "SELECT * FROM incidents WHERE status = 'open' AND next_at IS NOT NULL AND next_at <= ? ORDER BY id",
+        (now,),
+    ):
+        for stop in store.due(incident):
+            deliveries = store.claim(incident, stop, None, {})
+            if deliveries is None:
+                break  # another tick got there first
+            results = [store.deliver(d) for d in deliveries]
+            sent = ", ".join(f"{r['channel']} {r['status']}" for r in results) or "nobody"
+            done.append(f"incident {incident['id']} ({incident['key']}): {stop.label}: {sent}")
+    return done
+
+
+class Escalator:
+    """The run's notifier: opens incidents on failed gates, sends notify steps.
+
+    Deliveries go out on a thread of their own, so a slow or failing channel
+    never holds the run up; `finish()` waits for them (a bounded time) so the
+    summary can say what failed.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        playbook: str,
+        target: str,
+        run_id: str,
+        policy: str | None,
+        threshold: str | None,
+    ) -> None:
+        self.store = store
+        self.playbook = playbook
+        self.target = target
+        self.run_id = run_id
+        self.policy = policy
+        self.threshold = threshold
+        self.events: list[dict[str, Any]] = []
+        self._threads: list[threading.Thread] = []
+
+    def _send(self, deliveries: list[Delivery], record: dict[str, Any]) -> None:
+        def work() -> None:
+            record["deliveries"] = [self.store.deliver(d) for d in deliveries]
+
+        record["deliveries"] = [
+            {"channel": d.channel.name, "status": "pending"} for d in deliveries
+        ]
+        thread = threading.Thread(target=work, name="runbook-deliveries", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def escalate(
+        self,
+        key: str,
+        severity: str,
+        message: str,
+        *,
+        policy: str | None,
+        gate: str,
+        explicit: bool = True,
+    ) -> dict[str, Any]:
+        name = policy or self.policy
+        inventory = self.store.inventory
+        if name is None or name not in inventory.policies:
+            if explicit:
+                raise ValueError(
+                    f"no escalation policy for {key!r}: give the playbook `escalation:`"
+                )
+            return {"state": "no policy"}
+        threshold = self.threshold or inventory.policies[name].threshold
+        if not explicit and not at_or_above(inventory.scale, severity, threshold):
+            return {"state": f"below the {threshold} threshold"}
+        incident, new = self.store.raise_(
+            key,
+            severity,
+            message,
+            policy=name,
+            gate=gate,
+            playbook=self.playbook,
+            target=self.target,
+            run_id=self.run_id,
+        )
+        record: dict[str, Any] = {
+            "incident": incident["id"],
+            "key": key,
+            "severity": incident["severity"],
+            "state": "opened"
+            if new
+            else f"updated (seen {incident['occurrences']} times; not paged again)",
+        }
+        deliveries: list[Delivery] = []
+        for stop in self.store.due(incident):
+            claimed = self.store.claim(incident, stop, self.run_id, {})
+            if claimed is None:
+                break
+            deliveries.extend(claimed)
+        if deliveries:
+            self._send(deliveries, record)
+        self.events.append(record)
+        return {"id": incident["id"], "state": record["state"]}
+
+    def notify(
+        self,
+        channel_names: list[str],
+        message: str,
+        *,
+        subject: str | None,
+        severity: str | None,
+        to: list[str],
+    ) -> list[dict[str, Any]]:
+        note = {
+            "event": "notify",
+            "at": iso(self.store.clock.now()),
+            "message": message,
+            "subject": subject,
+            "severity": severity,
+            "playbook": self.playbook,
+            "target": self.target,
+            "run_id": self.run_id,
+            "to": to,
+        }
+        deliveries = [
+            self.store.plan_notice(self.store.inventory.channels[name], note, self.run_id)
+            for name in channel_names
+        ]
+        # A notify step is the procedure itself: it waits for its deliveries.
+        results = [self.store.deliver(d) for d in deliveries]
+        self.events.append({"notify": subject or message[:60], "deliveries": results})
+        return results
+
+    def finish(self, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Wait (at most `timeout` in all) for deliveries still going; what happened."""
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return self.events
+
+
+def store_for(
+    inventory: Inventory, journal_path: Path, clock: Clock, redactor: Redactor | None = None
+) -> Store:
+    return Store(Journal(journal_path), inventory, clock, redactor or Redactor())
+
+
+def ack_due(store: Store, incident: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+    """When acknowledgement and mitigation are due, by the policy's targets."""
+    policy = store.inventory.policies.get(incident["policy"] or "")
+    entry = severity_policy(policy, incident["severity"], store.inventory.scale) if policy else None
+    opened = parse_iso(incident["opened_at"])
+    ack = (
+        opened + timedelta(seconds=entry.acknowledge_within)
+        if entry and entry.acknowledge_within
+        else None
+    )
+    mitigate = (
+        opened + timedelta(seconds=entry.mitigate_within)
+        if entry and entry.mitigate_within
+        else None
+    )
+    return ack, mitigate
