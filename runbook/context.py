@@ -13,7 +13,7 @@ from runbook.plan import PlannedStep
 
 
 class Notifier(Protocol):
-    """Notifications and incidents (runbook.incidents.Escalator implements it)."""
+    """Notifications and incidents (runbook.notifier.Escalator implements it)."""
 
     def notify(
         self,

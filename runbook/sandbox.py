@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runbook import embedded
+from runbook import demo, embedded
 from runbook.embedded import Server
 
 
@@ -13,9 +13,17 @@ def pgdata(root: Path) -> Path:
 
 
 def up(root: Path) -> Server:
-    """Start the sandbox if needed (a running one is reused) and make its database."""
+    """Start the sandbox if needed (a running one is reused) and make its database,
+    loaded with the demo (sql/demo/) if it is new or the demo files changed."""
     server = embedded.running(pgdata(root)) or embedded.start(pgdata(root))
-    embedded.ensure_database(server, embedded.DATABASE)
+    created = embedded.ensure_database(server, embedded.DATABASE)
+    dsn = server.database_dsn(embedded.DATABASE)
+    if not demo.files():
+        return server
+    if created:
+        demo.load(dsn)
+    elif not demo.loaded(dsn):
+        return reset(root)
     return server
 
 
@@ -28,10 +36,12 @@ def down(root: Path) -> bool:
 
 
 def reset(root: Path) -> Server:
-    """A fresh sandbox database (the server keeps running)."""
+    """A fresh sandbox database with the demo loaded (the server keeps running)."""
     server = embedded.running(pgdata(root)) or embedded.start(pgdata(root))
     embedded.drop_database(server, embedded.DATABASE)
     embedded.ensure_database(server, embedded.DATABASE)
+    if demo.files():
+        demo.load(server.database_dsn(embedded.DATABASE))
     return server
 
 

@@ -174,3 +174,31 @@ def project(tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch) -> Project
     proj = Project(tmp_path, db)
     proj.write("inventory.yaml", INVENTORY.format(dsn=db))
     return proj
+
+
+@pytest.fixture(scope="session")
+def demo_template(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database with sql/demo/ loaded, once per test session, to copy from."""
+    from runbook import demo
+
+    name = f"rb_demo_{demo.digest()}"
+    shared = _shared_dir(tmp_path_factory)
+    with file_lock(shared / "demo.lock"):
+        marker = shared / f"{name}.ready"
+        if not marker.exists():  # made afresh each session: its data is relative to now()
+            pg_server.drop_database(name)
+            with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            demo.load(pg_server.dsn_for(name))
+            marker.write_text("ok")
+    return name
+
+
+@pytest.fixture
+def demo_db(pg_server: PgServer, demo_template: str) -> Iterator[str]:
+    """DSN of a fresh copy of the demo database."""
+    name = pg_server.create_database(template=demo_template)
+    try:
+        yield pg_server.dsn_for(name)
+    finally:
+        pg_server.drop_database(name)

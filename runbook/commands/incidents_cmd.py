@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from runbook import escalation, incidents
+from runbook import escalation, incidents, notifier
 from runbook.clock import Clock, iso
 from runbook.commands.run import load_inventory
 from runbook.errors import UsageError
@@ -95,7 +95,7 @@ def settle(
 def tick(inventory_path: Path | None) -> list[str]:
     store, _ = _store(inventory_path)
     try:
-        return incidents.tick(store)
+        return notifier.tick(store)
     finally:
         store.journal.close()
 

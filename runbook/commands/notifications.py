@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from runbook.clock import Clock
-from runbook.incidents import Escalator, Store
+from runbook.incidents import Store
 from runbook.journal import Journal
 from runbook.model import Inventory, Playbook, Target
+from runbook.notifier import Escalator
 from runbook.redact import Redactor
 
 

@@ -21,7 +21,7 @@ from runbook import template, variables
 from runbook.clock import Clock, iso
 from runbook.context import Notifier, Prompter, RunInfo
 from runbook.db import Session
-from runbook.engine import action, failures
+from runbook.engine import action, blocks, failures
 from runbook.errors import RunbookError, StepError, TemplateError
 from runbook.gates import GateCheck
 from runbook.model import Scale
@@ -288,109 +288,18 @@ class Engine:
             self.fail_before_start(ps, exc)
             return
         if ps.kind == "include":
-            self._run_include(ps, layers, scope)
+            blocks.run_include(self, ps, layers, scope)
         elif ps.kind == "transaction":
-            self._run_transaction(ps, layers, scope)
+            blocks.run_transaction(self, ps, layers, scope)
         else:
             action.run_action(self, ps, scope, in_block)
-
-    # -- structure: include and transaction ---------------------------------
-
-    def _run_include(
-        self, ps: PlannedStep, layers: tuple[dict[str, Any], ...], scope: dict[str, Any]
-    ) -> None:
-        included = ps.children[0].playbook if ps.children else ps.playbook
-        secrets: set[str] = set()
-        layer = variables.resolve_all(included.vars, f"playbook {included.name}", secrets)
-        layer.update({k: scope[k] for k in ps.step.vars})
-        self.redactor.add(secrets)
-        seq = self.recorder.step_started(ps, undoes=self.undoing)
-        self.reporter.step_started(ps)
-        started = time.perf_counter()
-        self.run_steps(ps.children, (*layers, layer))
-        self._close_group(ps, seq, started, f"{len(ps.children)} step(s) of {included.name}", scope)
-
-    def _run_transaction(
-        self, ps: PlannedStep, layers: tuple[dict[str, Any], ...], scope: dict[str, Any]
-    ) -> None:
-        nested = self.session.in_transaction  # a rehearsal is one outer transaction
-        savepoint = f"rb_block_{abs(ps.index)}"
-        started = time.perf_counter()
-        extra: dict[str, Any] = {}
-        try:
-            if nested:
-                self.session.savepoint(savepoint)
-            else:
-                extra["xid"] = self.session.begin_tracked()
-        except (psycopg.Error, RunbookError) as exc:
-            self.fail_before_start(ps, exc)
-            return
-        seq = self.recorder.step_started(ps, undoes=self.undoing, extra=extra)
-        self.reporter.step_started(ps)
-        first_completed = len(self.completed)
-        self.pending = []
-        self.run_steps(ps.children, layers, in_block=True)
-        inner = [o for c in ps.children for o in [self.outcomes.get(c.index)] if o is not None]
-        try:
-            if self.stopped():
-                self.session.rollback_to(savepoint) if nested else self.session.rollback()
-                self._undo_block(inner, first_completed)
-            else:
-                self.session.release(savepoint) if nested else self.session.commit()
-                committed = [
-                    (seq_, {"status": Status.OK.value, "reason": ""}) for seq_, _ in self.pending
-                ]
-                self.recorder.steps_updated(committed, "transaction.commit")
-        except (psycopg.Error, RunbookError) as exc:
-            with contextlib.suppress(psycopg.Error, RunbookError):
-                self.session.rollback()
-            self._undo_block(inner, first_completed)
-            self.end(ps, seq, self._failure(ps, exc, started, 1))
-            return
-        finally:
-            self.pending = []
-        self._close_group(ps, seq, started, f"{len(inner)} step(s) in one transaction", scope)
-
-    def _undo_block(self, inner: list[Outcome], first_completed: int) -> None:
-        """A block rolled back: the steps it had done are rolled_back, not done."""
-        changes = []
-        for seq, outcome in self.pending:
-            outcome.status = Status.ROLLED_BACK
-            outcome.reason = "the transaction was rolled back"
-            changes.append((seq, {"status": outcome.status.value, "reason": outcome.reason}))
-        del self.completed[first_completed:]
-        self.recorder.steps_updated(changes, "transaction.rollback")
-        for outcome in inner:
-            if outcome.status is Status.ROLLED_BACK:
-                self.reporter.step_finished(outcome)  # shown again, now rolled back
-
-    def _close_group(
-        self, ps: PlannedStep, seq: int, started: float, note: str, scope: dict[str, Any]
-    ) -> None:
-        inner = [self.outcomes[c.index] for c in ps.children if c.index in self.outcomes]
-        bad = next((o for o in inner if o.status in (Status.FAILED, Status.GATE_FAILED)), None)
-        outcome = Outcome(
-            ps.index,
-            ps.number,
-            ps.name,
-            ps.kind,
-            bad.status if bad else Status.OK,
-            reason=f"step {bad.number} {bad.status.value}" if bad else "",
-            note=note,
-            key=ps.step.key,
-            duration_ms=(time.perf_counter() - started) * 1000,
-            severity=bad.severity if bad else None,
-        )
-        self.end(ps, seq, outcome, decide=False)
-        if outcome.status is Status.OK and self.undoing is None:
-            self.done(ps, scope, seq)
 
     # -- endings ----------------------------------------------------------------
 
     def done(self, ps: PlannedStep, scope: dict[str, Any], seq: int) -> None:
         self.completed.append(Done(ps, scope, self.run_id, seq))
 
-    def _failure(
+    def failure(
         self, ps: PlannedStep, error: BaseException, started: float, attempts: int
     ) -> Outcome:
         outcome = failures.failure(
@@ -439,7 +348,7 @@ class Engine:
         self.reporter.step_finished(outcome)
 
     def fail_before_start(self, ps: PlannedStep, exc: BaseException) -> None:
-        outcome = self._failure(ps, exc, time.perf_counter(), 0)
+        outcome = self.failure(ps, exc, time.perf_counter(), 0)
         self.record_once(ps, outcome)
         self._decide(ps, outcome)
 

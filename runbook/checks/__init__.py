@@ -1,0 +1,24 @@
+"""Checks of meaning, beyond the schema's shape: names, templates, files, cron.
+
+Each check returns Problems located at the key or value at fault. They run on
+model objects built by the loader, so the data is known to have the right shape.
+
+- `playbook`: step ids, inventory references, schedules, severities, step rules
+  (rollback, read-only, transactions, sql_file, include).
+- `templates`: Jinja syntax and names, in the order the steps run.
+- `inventory`: targets, groups, the severity scale, policies.
+"""
+
+from runbook.checks.common import BUILTIN_VARS, Context, registered_names, sql_file_path
+from runbook.checks.inventory import check_inventory
+from runbook.checks.playbook import check_cron, check_playbook
+
+__all__ = [
+    "BUILTIN_VARS",
+    "Context",
+    "check_cron",
+    "check_inventory",
+    "check_playbook",
+    "registered_names",
+    "sql_file_path",
+]

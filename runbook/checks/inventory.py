@@ -1,0 +1,127 @@
+"""Checks of an inventory: targets, groups, the severity scale, policies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from runbook.checks.common import doc_at, suggest
+from runbook.errors import Problem
+from runbook.model import Inventory
+from runbook.yamlsrc import DataPath
+
+
+def check_inventory(inv: Inventory) -> list[Problem]:
+    doc = inv.doc
+    assert doc is not None
+    problems: list[Problem] = []
+    names = set(inv.targets) | set(inv.groups)
+    if inv.default_target and inv.default_target not in names:
+        problems.append(
+            doc_at(
+                doc,
+                ("default_target",),
+                f"unknown target or group {inv.default_target!r}{suggest(inv.default_target, names)}",
+                "unknown-target",
+            )
+        )
+    for group, members in inv.groups.items():
+        if group in inv.targets:
+            problems.append(
+                doc_at(
+                    doc,
+                    ("groups", group),
+                    f"group {group!r} has the name of a target",
+                    "name-clash",
+                    key=True,
+                )
+            )
+        raw = doc.data["groups"][group]
+        for i, member in enumerate(members):
+            if member not in inv.targets:
+                path: DataPath = (
+                    ("groups", group, "targets", i)
+                    if isinstance(raw, dict)
+                    else ("groups", group, i)
+                )
+                problems.append(
+                    doc_at(
+                        doc,
+                        path,
+                        f"unknown target {member!r}{suggest(member, inv.targets)}",
+                        "unknown-target",
+                    )
+                )
+    problems += _scale_problems(inv)
+    problems += _policy_problems(inv)
+    if inv.journal.backend == "postgres" and inv.journal.dsn is None:
+        problems.append(doc_at(doc, ("journal",), "a postgres journal needs a dsn", "journal"))
+    return problems
+
+
+def _scale_problems(inv: Inventory) -> Iterator[Problem]:
+    doc = inv.doc
+    assert doc is not None
+    seen: dict[str, int] = {}
+    for i, level in enumerate(inv.scale.levels):
+        if "severities" not in doc.data:
+            return
+        for name in (level.name, *level.aliases):
+            if name.upper() in seen:
+                yield doc_at(
+                    doc,
+                    ("severities", i),
+                    f"severity name {name!r} is used twice in the scale",
+                    "duplicate-severity",
+                )
+            seen[name.upper()] = i
+
+
+def _policy_problems(inv: Inventory) -> Iterator[Problem]:
+    doc = inv.doc
+    assert doc is not None
+    scale = inv.scale
+    for name, policy in inv.policies.items():
+        base: DataPath = ("policies", name)
+        if scale.get(policy.threshold) is None and "threshold" in doc.data["policies"][name]:
+            yield doc_at(
+                doc,
+                (*base, "threshold"),
+                f"unknown severity {policy.threshold!r}; the scale is {', '.join(scale.names())}",
+                "unknown-severity",
+            )
+        for sev, sp in policy.severities.items():
+            if scale.get(sev) is None:
+                yield doc_at(
+                    doc,
+                    (*base, "severities", sev),
+                    f"unknown severity {sev!r}; the scale is {', '.join(scale.names())}",
+                    "unknown-severity",
+                    key=True,
+                )
+            previous = -1.0
+            for i, level in enumerate(sp.levels):
+                lpath = (*base, "severities", sev, "levels", i)
+                if level.after < previous:
+                    yield doc_at(
+                        doc,
+                        (*lpath, "after"),
+                        "levels must be in order of their delay",
+                        "level-order",
+                    )
+                previous = level.after
+                for j, recipient in enumerate(level.notify):
+                    if recipient.channel not in inv.channels:
+                        raw = doc.data["policies"][name]["severities"][sev]["levels"][i]["notify"][
+                            j
+                        ]
+                        rpath = (
+                            (*lpath, "notify", j)
+                            if isinstance(raw, str)
+                            else (*lpath, "notify", j, "channel")
+                        )
+                        yield doc_at(
+                            doc,
+                            rpath,
+                            f"unknown channel {recipient.channel!r}{suggest(recipient.channel, inv.channels)}",
+                            "unknown-channel",
+                        )

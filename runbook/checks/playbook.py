@@ -1,0 +1,317 @@
+"""Checks of one playbook: ids, inventory references, schedule, severities, step rules."""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Iterator
+from pathlib import Path
+
+from runbook import actions, sqltext
+from runbook.checks.common import Context, at, doc_at, get_path, suggest
+from runbook.checks.templates import TemplateCheck
+from runbook.errors import Problem
+from runbook.model import Playbook, Scale, Step
+from runbook.yamlsrc import DataPath, Document, format_path
+
+
+def check_playbook(pb: Playbook, ctx: Context) -> list[Problem]:
+    assert pb.doc is not None
+    problems: list[Problem] = []
+    problems += _duplicate_ids(pb)
+    problems += _inventory_refs(pb, ctx)
+    problems += _schedule(pb)
+    problems += _severities(pb, ctx.scale)
+    problems += _step_rules(pb, ctx)
+    problems += TemplateCheck(pb, ctx).run()
+    return problems
+
+
+def _duplicate_ids(pb: Playbook) -> Iterator[Problem]:
+    first: dict[str, Step] = {}
+    for step in pb.walk():
+        if step.id is None:
+            continue
+        if step.id in first:
+            other = first[step.id].loc
+            yield at(
+                step.loc,
+                f"duplicate step id {step.id!r} (already used at line {other.line}); ids must be unique",
+                "duplicate-id",
+                format_path((*step.data_path, "id")),
+            )
+        else:
+            first[step.id] = step
+
+
+def _inventory_refs(pb: Playbook, ctx: Context) -> Iterator[Problem]:
+    inv = ctx.inventory
+    if inv is None:
+        return
+    doc = pb.doc
+    assert doc is not None
+    names = set(inv.targets) | set(inv.groups)
+    for i, name in enumerate(pb.targets):
+        if name not in names:
+            path: DataPath = (
+                ("targets", i) if isinstance(doc.data.get("targets"), list) else ("targets",)
+            )
+            yield doc_at(
+                doc,
+                path,
+                f"unknown target or group {name!r}{suggest(name, names)}",
+                "unknown-target",
+            )
+    if pb.schedule and pb.schedule.targets and pb.schedule.targets not in names:
+        name = pb.schedule.targets
+        yield doc_at(
+            doc,
+            ("schedule", "targets"),
+            f"unknown target or group {name!r}{suggest(name, names)}",
+            "unknown-target",
+        )
+    if pb.escalation and pb.escalation not in inv.policies:
+        path = (
+            ("escalation",) if isinstance(doc.data["escalation"], str) else ("escalation", "policy")
+        )
+        yield doc_at(
+            doc,
+            path,
+            f"unknown escalation policy {pb.escalation!r}{suggest(pb.escalation, inv.policies)}",
+            "unknown-policy",
+        )
+    for step in pb.walk():
+        if step.kind == "notify":
+            for i, channel in enumerate(step.body["channels"]):
+                if channel not in inv.channels:
+                    yield doc_at(
+                        doc,
+                        (*step.data_path, "notify", "channels", i),
+                        f"unknown channel {channel!r}{suggest(channel, inv.channels)}",
+                        "unknown-channel",
+                    )
+        if (
+            step.kind == "escalate"
+            and "policy" in step.body
+            and step.body["policy"] not in inv.policies
+        ):
+            policy = step.body["policy"]
+            yield doc_at(
+                doc,
+                (*step.data_path, "escalate", "policy"),
+                f"unknown escalation policy {policy!r}{suggest(policy, inv.policies)}",
+                "unknown-policy",
+            )
+
+
+def check_cron(expr: str) -> str | None:
+    """Why a cron expression is invalid, or None."""
+    from croniter import croniter
+
+    fields = expr.split()
+    if len(fields) != 5 and not expr.startswith("@"):
+        return f"cron expression needs 5 fields (minute hour day month weekday), got {len(fields)}"
+    if not croniter.is_valid(expr):
+        return f"invalid cron expression {expr!r}"
+    return None
+
+
+def _schedule(pb: Playbook) -> Iterator[Problem]:
+    if pb.schedule is None or pb.doc is None:
+        return
+    path: DataPath = (
+        ("schedule",) if isinstance(pb.doc.data["schedule"], str) else ("schedule", "cron")
+    )
+    why = check_cron(pb.schedule.cron)
+    if why:
+        yield doc_at(pb.doc, path, why, "cron")
+    if pb.schedule.timezone:
+        try:
+            zoneinfo.ZoneInfo(pb.schedule.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            yield doc_at(
+                pb.doc,
+                ("schedule", "timezone"),
+                f"unknown time zone {pb.schedule.timezone!r}",
+                "timezone",
+            )
+
+
+def _severity_refs(pb: Playbook) -> Iterator[tuple[DataPath, str]]:
+    doc = pb.doc
+    assert doc is not None
+    if pb.escalation_threshold:
+        yield ("escalation", "threshold"), pb.escalation_threshold
+    for step in pb.walk():
+        base = step.data_path
+        raw = get_path(doc.data, base)
+        gate = raw.get("gate")
+        for i, g in enumerate(gate if isinstance(gate, list) else [gate] if gate else []):
+            if "severity" in g:
+                yield (
+                    ((*base, "gate", i) if isinstance(gate, list) else (*base, "gate"))
+                    + ("severity",),
+                    g["severity"],
+                )
+        if step.kind == "classify":
+            for i, t in enumerate(step.body["thresholds"]):
+                yield (*base, "classify", "thresholds", i, "severity"), t["severity"]
+            for key in ("default", "fail_at"):
+                if key in step.body:
+                    yield (*base, "classify", key), step.body[key]
+        if step.kind in ("notify", "escalate") and "severity" in step.body:
+            yield (*base, step.kind, "severity"), step.body["severity"]
+
+
+def _severities(pb: Playbook, scale: Scale) -> Iterator[Problem]:
+    assert pb.doc is not None
+    for path, name in _severity_refs(pb):
+        if scale.get(name) is None:
+            yield doc_at(
+                pb.doc,
+                path,
+                f"unknown severity {name!r}{suggest(name.upper(), scale.names())}; "
+                f"the scale is {', '.join(scale.names())}",
+                "unknown-severity",
+            )
+
+
+def _step_rules(pb: Playbook, ctx: Context) -> Iterator[Problem]:
+    doc = pb.doc
+    assert doc is not None
+    sql_root = (ctx.root / "sql").resolve()
+    for step in pb.walk():
+        action = actions.REGISTRY[step.kind]
+        if step.rollback and not action.may_write(step):
+            hint = " (a query that writes says `writes: true`)" if step.kind == "query" else ""
+            yield doc_at(
+                doc,
+                (*step.data_path, "rollback"),
+                f"a {step.kind} step cannot change anything, so it has nothing to roll back{hint}",
+                "rollback-on-read",
+                key=True,
+            )
+        if pb.kind == "check" and action.may_write(step) and step.kind != "transaction":
+            yield at(
+                step.loc,
+                f"playbook is kind: check (read-only) but this {step.kind} step may write; "
+                "set `writes: false` if it only reads, or make the playbook kind: change",
+                "write-in-check",
+            )
+        if step.kind == "sql_file":
+            yield from _sql_file(doc, step, sql_root)
+        if step.kind == "include":
+            yield from _include(pb, step, ctx)
+        if step.kind == "transaction":
+            yield from _transaction(doc, step)
+        elif step.kind in ("sql", "query") and not step.options.get("autocommit"):
+            statement = sqltext.needs_autocommit(step.body)
+            if statement:
+                yield doc_at(
+                    doc,
+                    (*step.data_path, step.kind),
+                    f"`{statement}` cannot run inside a transaction; mark the step `autocommit: true`",
+                    "needs-autocommit",
+                )
+
+
+def _transaction(doc: Document, step: Step) -> Iterator[Problem]:
+    for child in step.children:
+        if child.options.get("autocommit"):
+            yield doc_at(
+                doc,
+                (*child.data_path, "autocommit"),
+                "a step with autocommit: true cannot be inside a transaction block; move it out",
+                "autocommit-in-transaction",
+                key=True,
+            )
+        elif child.kind in ("sql", "query"):
+            statement = sqltext.needs_autocommit(child.body)
+            if statement:
+                yield doc_at(
+                    doc,
+                    (*child.data_path, child.kind),
+                    f"`{statement}` cannot run inside a transaction block; move the step out "
+                    "and mark it autocommit: true",
+                    "needs-autocommit",
+                )
+        elif child.kind in ("transaction", "include", "confirm"):
+            yield at(
+                child.loc,
+                f"a {child.kind} step cannot be inside a transaction block",
+                "in-transaction",
+            )
+
+
+def _sql_file(doc: Document, step: Step, sql_root: Path) -> Iterator[Problem]:
+    target = (sql_root / step.body).resolve()
+    path = (*step.data_path, "sql_file")
+    if not target.is_relative_to(sql_root):
+        yield doc_at(
+            doc,
+            path,
+            f"sql_file {step.body!r} points outside the project's sql/ folder",
+            "sql-file-outside",
+        )
+    elif not target.is_file():
+        yield doc_at(
+            doc,
+            path,
+            f"sql_file {step.body!r} does not exist in the project's sql/ folder",
+            "sql-file-missing",
+        )
+
+
+def _include(pb: Playbook, step: Step, ctx: Context) -> Iterator[Problem]:
+    assert pb.doc is not None
+    target = (pb.path.parent / step.body).resolve()
+    path = (*step.data_path, "include")
+    if not target.is_file():
+        yield doc_at(
+            pb.doc, path, f"included playbook {step.body!r} does not exist", "include-missing"
+        )
+        return
+    if _reaches(target, pb.path, ctx, set()):
+        yield doc_at(
+            pb.doc,
+            path,
+            f"include cycle: {step.body!r} leads back to this playbook",
+            "include-cycle",
+        )
+        return
+    included, problems = ctx.load(target)
+    if included is None:
+        yield doc_at(
+            pb.doc,
+            path,
+            f"included playbook {step.body!r} is invalid ({len(problems)} problem(s))",
+            "include-invalid",
+        )
+        yield from problems
+        return
+    missing = [
+        name for name, value in included.vars.items() if value is None and name not in step.vars
+    ]
+    for name in missing:
+        yield doc_at(
+            pb.doc,
+            path,
+            f"included playbook needs variable {name!r}; give it in this step's vars",
+            "include-var",
+        )
+
+
+def _reaches(start: Path, goal: Path, ctx: Context, seen: set[Path]) -> bool:
+    """Whether playbook `start` includes `goal`, directly or through others."""
+    if start == goal:
+        return True
+    if start in seen:
+        return False
+    seen.add(start)
+    playbook, _ = ctx.load(start)
+    if playbook is None:
+        return False
+    return any(
+        _reaches((start.parent / step.body).resolve(), goal, ctx, seen)
+        for step in playbook.walk()
+        if step.kind == "include"
+    )

@@ -1,0 +1,197 @@
+"""Template checks: Jinja syntax and names, in the order the steps run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from runbook import actions, loader, template
+from runbook.actions.base import ANY, RESULT, Field
+from runbook.checks.common import (
+    BUILTIN_VARS,
+    Context,
+    doc_at,
+    get_path,
+    registered_names,
+    sql_file_path,
+    suggest,
+)
+from runbook.errors import Problem
+from runbook.model import Playbook, Step
+from runbook.template import Kind
+from runbook.yamlsrc import DataPath, Document, format_path
+
+_WHEN = Field(("when",), Kind.EXPR)
+_UNTIL = Field(("until",), Kind.EXPR, RESULT)
+_GATE_FIELDS = (
+    Field(("that",), Kind.EXPR, RESULT),
+    Field(("message",), Kind.TEXT, RESULT),
+)
+
+
+class TemplateCheck:
+    """Syntax and names of every template, in the order the steps run."""
+
+    def __init__(self, pb: Playbook, ctx: Context) -> None:
+        assert pb.doc is not None
+        self.pb = pb
+        self.doc: Document = pb.doc
+        self.ctx = ctx
+        self.problems: list[Problem] = []
+        target_vars = (
+            {n for t in ctx.inventory.targets.values() for n in t.vars} if ctx.inventory else set()
+        )
+        self.base = set(pb.vars) | target_vars | BUILTIN_VARS
+        self.definers: dict[str, Step] = {}
+        for step in pb.walk():
+            for name in self._defines(step):
+                self.definers.setdefault(name, step)
+
+    def _defines(self, step: Step) -> set[str]:
+        names = {step.register} if step.register else set()
+        if step.kind == "set":
+            names |= set(step.body)
+        if step.kind == "include":
+            included, _ = self.ctx.load((self.pb.path.parent / step.body).resolve())
+            if included is not None:
+                names |= registered_names(included, self.ctx, frozenset({self.pb.path}))
+        return names
+
+    def run(self) -> list[Problem]:
+        known = set(self.base)
+        for step in self.pb.steps:
+            self._step(step, known)
+        return self.problems
+
+    def _step(self, step: Step, known: set[str]) -> None:
+        """Check one step's templates; `known` grows by what the step defines.
+
+        Names a step adds for itself alone (its vars, `result`, its register) are
+        passed as `extra` rather than copied into `known`: no set is copied per
+        step, so checking stays linear in the number of steps.
+        """
+        raw = get_path(self.doc.data, step.data_path)
+        local = frozenset(step.vars)
+        self._field(step.data_path, raw, _WHEN, known, local)
+        if step.vars:
+            for key in step.vars:
+                self._field(
+                    (*step.data_path, "vars"),
+                    raw["vars"],
+                    Field((key,), Kind.TEXT),
+                    known,
+                    frozenset(),
+                )
+        for f in actions.REGISTRY[step.kind].TEMPLATES:
+            self._field(step.data_path, raw, f, known, local)
+        if step.kind == "sql_file":
+            self._sql_file(step, known | local)
+        after = local | {step.register} if step.register else local
+        if "until" in raw:
+            self._field(step.data_path, raw, _UNTIL, known, after)
+        gate = raw.get("gate")
+        if gate is not None:
+            items = gate if isinstance(gate, list) else [gate]
+            for i, g in enumerate(items):
+                base = (
+                    (*step.data_path, "gate", i)
+                    if isinstance(gate, list)
+                    else (*step.data_path, "gate")
+                )
+                for f in _GATE_FIELDS:
+                    self._field(base, g, f, known, after)
+        for child in step.children:
+            self._step(child, known)  # names a transaction's steps define stay defined after it
+        if step.rollback:
+            undo = known | after
+            for rollback_step in step.rollback:
+                self._step(rollback_step, undo)
+        known |= self._defines(step)
+
+    def _field(
+        self, base: DataPath, data: Any, f: Field, known: set[str], extra: frozenset[str]
+    ) -> None:
+        for path, source in _matches(data, f.path):
+            full = (*base, *path)
+            values = source if isinstance(source, list) else [source]
+            for i, value in enumerate(values):
+                if not isinstance(value, str):
+                    continue
+                where = (*full, i) if isinstance(source, list) else full
+                self._check(where, value, f.kind, known, extra | f.names if f.names else extra)
+
+    def _check(
+        self, path: DataPath, source: str, kind: Kind, known: set[str], extra: frozenset[str]
+    ) -> None:
+        if kind is not Kind.EXPR and not template.is_template(source):
+            return
+        error = template.syntax_error(kind, source)
+        if error:
+            line, col = self._inner_position(path, error[0])
+            self.problems.append(
+                Problem(self.doc.path, line, col, format_path(path), error[1], "template-syntax")
+            )
+            return
+        missing = [
+            n for n in template.names_used(kind, source) if n not in known and n not in extra
+        ]
+        for name in sorted(missing):
+            self.problems.append(doc_at(self.doc, path, self._undefined(name), "undefined"))
+        if kind is Kind.SQL:
+            shape = template.shape_error(source)
+            if shape:
+                self.problems.append(doc_at(self.doc, path, shape, "sql-shape"))
+
+    def _undefined(self, name: str) -> str:
+        definer = self.definers.get(name)
+        if definer is not None:
+            return f"{name!r} is used before step {definer.name!r} (line {definer.loc.line}) defines it"
+        options = self.base | set(self.definers)
+        return f"{name!r} is undefined: not a variable of the playbook or its targets, and no step registers it{suggest(name, options)}"
+
+    def _inner_position(self, path: DataPath, inner_line: int) -> tuple[int, int]:
+        """File position of line `inner_line` of the string at `path`."""
+        start = self.doc.position(path)
+        style = self.doc.styles.get(path)
+        line = start.line + inner_line if style in ("|", ">") else start.line + inner_line - 1
+        if line == start.line:
+            return line, start.col
+        lines = self.doc.text.splitlines()
+        text = lines[line - 1] if 0 < line <= len(lines) else ""
+        return line, len(text) - len(text.lstrip(" ")) + 1
+
+    def _sql_file(self, step: Step, known: set[str]) -> None:
+        target = sql_file_path(self.ctx.root, step.body)
+        if not target.is_file() or not target.is_relative_to((self.ctx.root / "sql").resolve()):
+            return
+        source = target.read_text("utf-8", errors="replace")
+        shown = loader.display_path(target)
+        error = template.syntax_error(Kind.SQL, source)
+        if error:
+            self.problems.append(Problem(shown, error[0], 1, "", error[1], "template-syntax"))
+            return
+        for name in sorted(template.names_used(Kind.SQL, source) - known):
+            self.problems.append(Problem(shown, 1, 1, "", self._undefined(name), "undefined"))
+        shape = template.shape_error(source)
+        if shape:
+            self.problems.append(Problem(shown, 1, 1, "", shape, "sql-shape"))
+
+
+def _matches(data: Any, path: tuple[str, ...]) -> Iterator[tuple[DataPath, Any]]:
+    if not path:
+        yield (), data
+        return
+    head, rest = path[0], path[1:]
+    if head == ANY:
+        if isinstance(data, dict):
+            items: Iterable[tuple[str | int, Any]] = data.items()
+        elif isinstance(data, list):
+            items = enumerate(data)
+        else:
+            return
+        for key, value in items:
+            for sub, found in _matches(value, rest):
+                yield (key, *sub), found
+    elif isinstance(data, dict) and head in data:
+        for sub, found in _matches(data[head], rest):
+            yield (head, *sub), found

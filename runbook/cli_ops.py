@@ -1,0 +1,290 @@
+"""The operating commands: the journal, incidents and escalation, the sandbox.
+
+Registered on the `runbook` group by `runbook.cli`; no logic here either.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from runbook.cli import FORMATS, main, run_command
+
+
+@main.command()
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@click.option("--playbook", help="Only runs of this playbook.")
+@click.option("--target", help="Only runs on this target.")
+@click.option(
+    "--status",
+    help="Only runs with this status (ok, gate_failed, failed, interrupted, rolled_back).",
+)
+@click.option("--since", help="Only runs started within this long (30m, 12h, 7d, 2w).")
+@click.option("--limit", default=50, show_default=True, help="At most this many runs.")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+def history(
+    inventory: Path | None,
+    playbook: str | None,
+    target: str | None,
+    status: str | None,
+    since: str | None,
+    limit: int,
+    fmt: str,
+) -> None:
+    """List recorded runs, newest first."""
+
+    def _history() -> int:
+        from runbook.commands import history as hist
+
+        rows = hist.runs(inventory, playbook, target, status, since, limit)
+        if fmt == "json":
+            click.echo(json.dumps(rows, indent=2, default=str))
+            return 0
+        if not rows:
+            click.echo("no runs recorded", err=True)
+        for r in rows:
+            click.echo(
+                f"{r['id']}  {r['started_at']}  {r['playbook']:<28} {r['target'] or '':<12} {r['mode']:<8} "
+                f"{r['status']:<12} exit {r['exit_code'] if r['exit_code'] is not None else '-'}  {r['severity'] or ''}"
+            )
+        return 0
+
+    run_command(_history)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+def show(run_id: str, inventory: Path | None, fmt: str) -> None:
+    """Show one run (RUN_ID or a unique prefix) with every step."""
+
+    def _show() -> int:
+        from runbook.commands import history as hist
+
+        run = hist.show(inventory, run_id)
+        if fmt == "json":
+            click.echo(json.dumps(run, indent=2, default=str))
+            return 0
+        click.echo(
+            f"run {run['id']}: {run['playbook']} on {run['target']} ({run['mode']}) by {run['operator']}@{run['host']}\n"
+            f"  started {run['started_at']}, ended {run['ended_at'] or '-'}; status {run['status']}, "
+            f"exit {run['exit_code'] if run['exit_code'] is not None else '-'}, severity {run['severity'] or '-'}"
+        )
+        if run["reason"]:
+            click.echo(f"  {run['reason']}")
+        for step in run["steps"]:
+            phase = " (rollback)" if step["phase"] == "rollback" else ""
+            duration = f"{step['duration_ms']:.1f} ms" if step["duration_ms"] is not None else ""
+            click.echo(
+                f"  {step['number']:>5}  {step['status']:<12} {step['name']}{phase}  {duration}"
+            )
+            if step["error"] or (step["reason"] and step["status"] != "ok"):
+                click.echo(f"         {step['error'] or step['reason']}")
+            if step["rendered"]:
+                first = step["rendered"].strip().splitlines()[0]
+                click.echo(f"         sql: {first[:100]}")
+        return 0
+
+    run_command(_show)
+
+
+@main.command()
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@click.option("--open", "only_open", is_flag=True, help="Only incidents not resolved.")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+def incidents(inventory: Path | None, only_open: bool, fmt: str) -> None:
+    """List incidents (newest first) with their deliveries and response targets."""
+
+    def _incidents() -> int:
+        from runbook.commands import incidents_cmd
+
+        rows = incidents_cmd.listing(inventory, only_open)
+        if fmt == "json":
+            click.echo(json.dumps(rows, indent=2, default=str))
+            return 0
+        if not rows:
+            click.echo("no incidents", err=True)
+        for row in rows:
+            for line in incidents_cmd.describe(row):
+                click.echo(line)
+        return 0
+
+    run_command(_incidents)
+
+
+@main.command()
+@click.argument("incident_id", type=int)
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@click.option("--by", help="Who acknowledges (default: $RUNBOOK_OPERATOR or the login name).")
+def ack(incident_id: int, inventory: Path | None, by: str | None) -> None:
+    """Acknowledge an incident: no further escalation levels are notified."""
+
+    def _ack() -> int:
+        from runbook.commands import incidents_cmd
+
+        for line in incidents_cmd.settle(inventory, incident_id, "acknowledged", by, None):
+            click.echo(line)
+        return 0
+
+    run_command(_ack)
+
+
+@main.command()
+@click.argument("incident_id", type=int)
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@click.option("--by", help="Who resolves (default: $RUNBOOK_OPERATOR or the login name).")
+@click.option("--note", help="What was done.")
+def resolve(incident_id: int, inventory: Path | None, by: str | None, note: str | None) -> None:
+    """Resolve (close) an incident."""
+
+    def _resolve() -> int:
+        from runbook.commands import incidents_cmd
+
+        for line in incidents_cmd.settle(inventory, incident_id, "resolved", by, note):
+            click.echo(line)
+        return 0
+
+    run_command(_resolve)
+
+
+@main.group()
+def escalations() -> None:
+    """Escalation over time."""
+
+
+@escalations.command("tick")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+def escalations_tick(inventory: Path | None) -> None:
+    """Notify the escalation levels now due. Safe from cron every minute, even twice at once."""
+
+    def _tick() -> int:
+        from runbook.commands import incidents_cmd
+
+        done = incidents_cmd.tick(inventory)
+        for line in done:
+            click.echo(line)
+        click.echo(f"{len(done)} escalation step(s) done", err=True)
+        return 0
+
+    run_command(_tick)
+
+
+@main.group()
+def escalation() -> None:
+    """Escalation policies."""
+
+
+@escalation.command("show")
+@click.argument("policy")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@click.option("--severity", help="Only this severity.")
+def escalation_show(policy: str, inventory: Path | None, severity: str | None) -> None:
+    """Print a policy's timeline: who is told at which minute."""
+
+    def _show() -> int:
+        from runbook.commands import incidents_cmd
+
+        for line in incidents_cmd.show(inventory, policy, severity):
+            click.echo(line)
+        return 0
+
+    run_command(_show)
+
+
+@main.group()
+def journal() -> None:
+    """The journal of runs."""
+
+
+@journal.command("verify")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+def journal_verify(inventory: Path | None) -> None:
+    """Check the hash chain and that the tables agree with the events (exit 1 if not)."""
+
+    def _verify() -> int:
+        from runbook.commands import history as hist
+
+        journal_ = hist.journal_for(inventory)
+        try:
+            problems = journal_.verify()
+            events = journal_.query("SELECT count(*) AS n FROM events")[0]["n"]
+        finally:
+            journal_.close()
+        for problem in problems:
+            click.echo(problem)
+        click.echo(f"{events} event(s) checked; {len(problems)} problem(s)", err=True)
+        return 1 if problems else 0
+
+    run_command(_verify)
+
+
+@main.group()
+def sandbox() -> None:
+    """The embedded PostgreSQL under .runbook/ (the target `sandbox`)."""
+
+
+def _project_root(inventory: Path | None) -> Path:
+    from runbook import project
+
+    found = inventory or project.find_inventory()
+    return found.resolve().parent if found else Path.cwd()
+
+
+@sandbox.command("up")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+def sandbox_up(inventory: Path | None) -> None:
+    """Start the sandbox (a running one is reused) and print its DSN."""
+
+    def _up() -> int:
+        from runbook.commands import sandbox_cmd
+
+        click.echo(sandbox_cmd.up(_project_root(inventory)))
+        return 0
+
+    run_command(_up)
+
+
+@sandbox.command("status")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+def sandbox_status(inventory: Path | None) -> None:
+    """Print the sandbox's state and DSN (psql "$(runbook sandbox status --dsn)")."""
+
+    def _status() -> int:
+        from runbook.commands import sandbox_cmd
+
+        text, code = sandbox_cmd.status(_project_root(inventory))
+        click.echo(text)
+        return code
+
+    run_command(_status)
+
+
+@sandbox.command("down")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+def sandbox_down(inventory: Path | None) -> None:
+    """Stop the sandbox."""
+
+    def _down() -> int:
+        from runbook.commands import sandbox_cmd
+
+        click.echo(sandbox_cmd.down(_project_root(inventory)))
+        return 0
+
+    run_command(_down)
+
+
+@sandbox.command("reset")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+def sandbox_reset(inventory: Path | None) -> None:
+    """Drop the sandbox database and load it afresh."""
+
+    def _reset() -> int:
+        from runbook.commands import sandbox_cmd
+
+        click.echo(sandbox_cmd.reset(_project_root(inventory)))
+        return 0
+
+    run_command(_reset)
