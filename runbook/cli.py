@@ -353,18 +353,36 @@ def rollback(
 
 @main.command()
 def demo() -> None:
-    """Show runbook on the bundled playbooks (validation until the engine lands)."""
+    """The demo: the morning constraint check on runbook's own PostgreSQL.
+
+    Starts the sandbox (or reuses it), loads the demo database, runs
+    playbooks/constraint-monitoring/morning-check.yaml, and shows the gate that
+    fails on a planted fault, the incident it opens and the notifications sent
+    (to files under .runbook/notifications/: nothing leaves the machine).
+    """
 
     def _demo() -> int:
-        from runbook.commands.validate import validate as do_validate
+        from runbook.commands import demo_cmd, incidents_cmd
 
-        report = do_validate([], None)
-        for problem in report.problems:
-            click.echo(problem.format())
+        prepared = demo_cmd.prepare(lambda text: click.echo(text, err=True))
+        click.echo(f"sandbox: {prepared.dsn}", err=True)
+        done = demo_cmd.run(prepared, _reporter_factory("rich", False))
+        click.echo("")
+        click.echo("Open incidents (runbook incidents):")
+        for row in done.incidents:
+            for line in incidents_cmd.describe(row):
+                click.echo(f"  {line}")
+        for path in done.notification_files:
+            lines = path.read_text().splitlines()
+            click.echo(f"{len(lines)} notification(s) in {path.relative_to(done.root)}")
+        click.echo("")
         click.echo(
-            f"{len(report.files)} bundled file(s) checked, {len(report.problems)} problem(s)"
+            "Try next: runbook history | runbook show <run id> | runbook escalation show constraint-alerts"
         )
-        return int(ExitCode.INVALID_INPUT if report.problems else ExitCode.OK)
+        click.echo(
+            "          runbook ack <incident> | runbook run playbooks/emergency-rollback/critical-rollback.yaml --rehearse"
+        )
+        return done.exit_code
 
     run_command(_demo)
 

@@ -52,7 +52,7 @@ class GateCheck:
             message = ""
             if not passed:
                 message = (
-                    template.render_text(gate.message, scope)
+                    " ".join(template.render_text(gate.message, scope).split())
                     if gate.message
                     else f"gate failed: {' and '.join(gate.that)}"
                 )
