@@ -135,10 +135,8 @@ def resolve_dsn(target: Target, root: Path, secrets: set[str]) -> tuple[str, dic
     """The target's DSN (starting the sandbox for `embedded`) and its libpq environment."""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    extra_path: str | None = None
     if target.embedded:
         dsn = sandbox.dsn(root)
-        extra_path = str(sandbox.bin_dir())
     else:
         dsn = str(variables.resolve(target.dsn, f"target {target.name!r} dsn", secrets))
     password = (
@@ -167,8 +165,10 @@ def resolve_dsn(target: Target, root: Path, secrets: set[str]) -> tuple[str, dic
         "sslmode": "PGSSLMODE",
     }
     env = {env_names[k]: str(v) for k, v in params.items() if k in env_names and v is not None}
-    if extra_path:
-        env["PATH"] = extra_path + os.pathsep + os.environ.get("PATH", "")
+    # The wheel's client programs (pg_dump, psql, vacuumdb, pg_isready …) come
+    # first: they are PostgreSQL 18, and a newer pg_dump dumps older servers
+    # while an older one refuses newer servers.
+    env["PATH"] = str(sandbox.bin_dir()) + os.pathsep + os.environ.get("PATH", "")
     return dsn, env
 
 
