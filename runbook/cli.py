@@ -19,6 +19,12 @@ from runbook import __version__
 from runbook.errors import ExitCode, RunbookError
 
 FORMATS = click.Choice(["text", "json"])
+INVENTORY = click.option(
+    "-i",
+    "--inventory",
+    type=click.Path(path_type=Path),
+    help="Inventory file (default: $RUNBOOK_INVENTORY, else the nearest inventory.yaml).",
+)
 
 
 @contextlib.contextmanager
@@ -54,12 +60,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "-i",
-    "--inventory",
-    type=click.Path(path_type=Path),
-    help="Inventory file (default: nearest inventory.yaml).",
-)
+@INVENTORY
 @click.option(
     "--format", "fmt", type=FORMATS, default="text", show_default=True, help="Output format."
 )
@@ -128,12 +129,7 @@ def _prompter() -> Any:
     multiple=True,
     help="Target or group (repeatable); default: the playbook's, else the inventory's.",
 )
-@click.option(
-    "-i",
-    "--inventory",
-    type=click.Path(path_type=Path),
-    help="Inventory file (default: nearest inventory.yaml).",
-)
+@INVENTORY
 @click.option(
     "-e",
     "--extra-vars",
@@ -241,7 +237,7 @@ def _finish_runs(outcomes: Any, exit_codes: str, fmt: str, junit: Path | None) -
 
 @main.command()
 @click.argument("run_id")
-@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@INVENTORY
 @click.option(
     "-e",
     "--extra-vars",
@@ -292,7 +288,7 @@ def resume(
 
 @main.command()
 @click.argument("run_id")
-@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@INVENTORY
 @click.option(
     "-e",
     "--extra-vars",

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import click
 
-from runbook.cli import FORMATS, main, run_command
+from runbook.cli import FORMATS, INVENTORY, main, run_command
 
 
 @main.command()
-@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@INVENTORY
 @click.option("--playbook", help="Only runs of this playbook.")
 @click.option("--target", help="Only runs on this target.")
 @click.option(
@@ -56,7 +56,7 @@ def history(
 
 @main.command()
 @click.argument("run_id")
-@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@INVENTORY
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 def show(run_id: str, inventory: Path | None, fmt: str) -> None:
     """Show one run (RUN_ID or a unique prefix) with every step."""
@@ -92,7 +92,7 @@ def show(run_id: str, inventory: Path | None, fmt: str) -> None:
 
 
 @main.command()
-@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@INVENTORY
 @click.option("--open", "only_open", is_flag=True, help="Only incidents not resolved.")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 def incidents(inventory: Path | None, only_open: bool, fmt: str) -> None:
@@ -117,7 +117,7 @@ def incidents(inventory: Path | None, only_open: bool, fmt: str) -> None:
 
 @main.command()
 @click.argument("incident_id", type=int)
-@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@INVENTORY
 @click.option("--by", help="Who acknowledges (default: $RUNBOOK_OPERATOR or the login name).")
 def ack(incident_id: int, inventory: Path | None, by: str | None) -> None:
     """Acknowledge an incident: no further escalation levels are notified."""
@@ -134,7 +134,7 @@ def ack(incident_id: int, inventory: Path | None, by: str | None) -> None:
 
 @main.command()
 @click.argument("incident_id", type=int)
-@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@INVENTORY
 @click.option("--by", help="Who resolves (default: $RUNBOOK_OPERATOR or the login name).")
 @click.option("--note", help="What was done.")
 def resolve(incident_id: int, inventory: Path | None, by: str | None, note: str | None) -> None:
@@ -156,7 +156,7 @@ def escalations() -> None:
 
 
 @escalations.command("tick")
-@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@INVENTORY
 def escalations_tick(inventory: Path | None) -> None:
     """Notify the escalation levels now due. Safe from cron every minute, even twice at once."""
 
@@ -179,7 +179,7 @@ def escalation() -> None:
 
 @escalation.command("show")
 @click.argument("policy")
-@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@INVENTORY
 @click.option("--severity", help="Only this severity.")
 def escalation_show(policy: str, inventory: Path | None, severity: str | None) -> None:
     """Print a policy's timeline: who is told at which minute."""
@@ -200,7 +200,7 @@ def journal() -> None:
 
 
 @journal.command("verify")
-@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@INVENTORY
 def journal_verify(inventory: Path | None) -> None:
     """Check the hash chain and that the tables agree with the events (exit 1 if not)."""
 
@@ -234,7 +234,7 @@ def _project_root(inventory: Path | None) -> Path:
 
 
 @sandbox.command("up")
-@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@INVENTORY
 def sandbox_up(inventory: Path | None) -> None:
     """Start the sandbox (a running one is reused) and print its DSN."""
 
@@ -248,7 +248,7 @@ def sandbox_up(inventory: Path | None) -> None:
 
 
 @sandbox.command("status")
-@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@INVENTORY
 def sandbox_status(inventory: Path | None) -> None:
     """Print the sandbox's state and DSN (psql "$(runbook sandbox status --dsn)")."""
 
@@ -263,7 +263,7 @@ def sandbox_status(inventory: Path | None) -> None:
 
 
 @sandbox.command("down")
-@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@INVENTORY
 def sandbox_down(inventory: Path | None) -> None:
     """Stop the sandbox."""
 
@@ -277,7 +277,7 @@ def sandbox_down(inventory: Path | None) -> None:
 
 
 @sandbox.command("reset")
-@click.option("-i", "--inventory", type=click.Path(path_type=Path))
+@INVENTORY
 def sandbox_reset(inventory: Path | None) -> None:
     """Drop the sandbox database and load it afresh."""
 

@@ -144,8 +144,8 @@ class Recorder:
         )
         return at
 
-    def step_row(self, ps: PlannedStep, outcome: Outcome) -> dict[str, Any]:
-        r = self.redactor
+    def _identity(self, ps: PlannedStep, undoes: int | None) -> dict[str, Any]:
+        """The columns that say which step a row is about."""
         return {
             "run_id": self.run_id,
             "seq": self.seq,
@@ -154,8 +154,14 @@ class Recorder:
             "key": ps.step.key,
             "name": ps.name,
             "kind": ps.kind,
-            "phase": "rollback" if outcome.undoes is not None else "main",
-            "undoes": outcome.undoes,
+            "phase": "rollback" if undoes is not None else "main",
+            "undoes": undoes,
+        }
+
+    def step_row(self, ps: PlannedStep, outcome: Outcome) -> dict[str, Any]:
+        r = self.redactor
+        return {
+            **self._identity(ps, outcome.undoes),
             "status": outcome.status.value,
             "reason": r.text(outcome.reason),
             "duration_ms": round(outcome.duration_ms, 3),
@@ -184,15 +190,7 @@ class Recorder:
         self.seq += 1
         at = self._now()
         row = {
-            "run_id": self.run_id,
-            "seq": self.seq,
-            "idx": ps.index,
-            "number": ps.number,
-            "key": ps.step.key,
-            "name": ps.name,
-            "kind": ps.kind,
-            "phase": "rollback" if undoes is not None else "main",
-            "undoes": undoes,
+            **self._identity(ps, undoes),
             "status": Status.RUNNING.value,
             "started_at": at,
             **(extra or {}),
