@@ -13,7 +13,9 @@ def find_inventory(start: Path | None = None) -> Path | None:
     env = os.environ.get("RUNBOOK_INVENTORY")
     if env:
         return Path(env)
-    here = (start or Path.cwd()).resolve()
+    # abspath, not resolve(): a symlinked playbooks folder still belongs to the
+    # project it is linked into, not to the one it points at.
+    here = Path(os.path.abspath(start or Path.cwd()))
     if here.is_file():
         here = here.parent
     for folder in (here, *here.parents):

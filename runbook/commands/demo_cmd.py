@@ -25,6 +25,7 @@ PLAYBOOK = Path("playbooks/constraint-monitoring/morning-check.yaml")
 @dataclass
 class Demo:
     root: Path
+    inventory: Path
     dsn: str = ""
     started: bool = False
     outcomes: list[RunOutcome] = field(default_factory=list)
@@ -43,7 +44,7 @@ def prepare(say: Callable[[str], None]) -> Demo:
     if inventory is None or not (inventory.parent / PLAYBOOK).is_file():
         raise UsageError(f"runbook demo runs from the runbook repository (no {PLAYBOOK} here)")
     root = inventory.parent
-    demo = Demo(root)
+    demo = Demo(root, inventory)
     running = sandbox.status(root)
     say(
         "reusing the running sandbox PostgreSQL"
@@ -57,10 +58,12 @@ def prepare(say: Callable[[str], None]) -> Demo:
 
 
 def run(demo: Demo, make_reporter: Callable[[], Reporter]) -> Demo:
-    request = run_cmd.Request(playbook=demo.root / PLAYBOOK, targets=("sandbox",))
+    request = run_cmd.Request(
+        playbook=demo.root / PLAYBOOK, targets=("sandbox",), inventory=demo.inventory
+    )
     demo.outcomes = run_cmd.run(request, make_reporter, None, notifications.notifier_for)
     from runbook.commands import incidents_cmd
 
-    demo.incidents = incidents_cmd.listing(None, only_open=True)
+    demo.incidents = incidents_cmd.listing(demo.inventory, only_open=True)
     demo.notification_files = sorted((demo.root / ".runbook" / "notifications").glob("*.jsonl"))
     return demo
