@@ -35,7 +35,9 @@ class Notifier(Protocol):
         gate: str,
         explicit: bool = True,
     ) -> dict[str, Any]:
-        """Open or update the incident `key`; gate failures (explicit=False) only at or above the threshold."""
+        """Open or update the incident `key`; gate failures (explicit=False) only
+        at or above the threshold, and without raising: a failure to open the
+        incident is recorded among the run's notifications instead."""
         ...
 
     def finish(self, timeout: float = 60.0) -> list[dict[str, Any]]:

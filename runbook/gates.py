@@ -13,6 +13,14 @@ from runbook.plan import PlannedStep
 from runbook.results import Result, SkippedResult, ValueResult
 
 
+def gate_name(ps: PlannedStep, index: int) -> str:
+    """A gate's name: its own, else the step's key (with #n when the step has several)."""
+    gate = ps.step.gates[index]
+    if gate.name:
+        return gate.name
+    return ps.step.key if len(ps.step.gates) == 1 else f"{ps.step.key}#{index + 1}"
+
+
 class GateCheck:
     def __init__(self, scale: Scale) -> None:
         self.scale = scale
@@ -35,9 +43,7 @@ class GateCheck:
     ) -> list[GateOutcome]:
         out = []
         for i, gate in enumerate(ps.step.gates):
-            name = gate.name or (
-                ps.step.key if len(ps.step.gates) == 1 else f"{ps.step.key}#{i + 1}"
-            )
+            name = gate_name(ps, i)
             if ctx.run.check and self._depends_on_unrun(gate.that, scope):
                 out.append(
                     GateOutcome(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,11 @@ class Journal:
                 path, isolation_level=None, timeout=30.0, check_same_thread=False
             )
             self.db.row_factory = sqlite3.Row
+            # One connection, shared with the delivery thread of the notifier:
+            # every use of it holds this lock, or two threads' statements would
+            # interleave inside one transaction ("cannot start a transaction
+            # within a transaction") and an incident would be lost.
+            self.lock = threading.RLock()
             self.db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: a killed process loses nothing; only a power
             # cut can lose the last transactions.
@@ -230,6 +236,10 @@ class Journal:
         return self.append_prepared(prepare(events))
 
     def append_prepared(self, events: list[Prepared]) -> list[int]:
+        with self.lock:
+            return self._append_locked(events)
+
+    def _append_locked(self, events: list[Prepared]) -> list[int]:
         rowids: list[int] = []
         try:
             self.db.execute("BEGIN IMMEDIATE")
@@ -304,7 +314,8 @@ class Journal:
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         try:
-            rows = self.db.execute(sql, tuple(params)).fetchall()
+            with self.lock:
+                rows = self.db.execute(sql, tuple(params)).fetchall()
         except sqlite3.Error as exc:
             raise JournalError(f"cannot read the journal {self.path}: {exc}") from None
         return [_decode(dict(r)) for r in rows]
@@ -324,9 +335,10 @@ class Journal:
         """A run's steps: the fold of its `steps` events, in order."""
         steps: dict[int, dict[str, Any]] = {}
         try:
-            rows = self.db.execute(
-                "SELECT payload FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
-            ).fetchall()
+            with self.lock:
+                rows = self.db.execute(
+                    "SELECT payload FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
+                ).fetchall()
         except sqlite3.Error as exc:
             raise JournalError(f"cannot read the journal {self.path}: {exc}") from None
         for (payload,) in rows:
@@ -373,7 +385,9 @@ class Journal:
         return out
 
     def events(self) -> Iterator[sqlite3.Row]:
-        yield from self.db.execute("SELECT * FROM events ORDER BY seq")
+        with self.lock:
+            rows = self.db.execute("SELECT * FROM events ORDER BY seq").fetchall()
+        yield from rows
 
     def verify(self) -> list[str]:
         """Problems found: a broken chain, or tables that disagree with the events."""
@@ -406,7 +420,8 @@ class Journal:
                 replay[table][key].update(change["row"])
         for table, rows in replay.items():
             keys = _TABLES[table]
-            raw = self.db.execute(f"SELECT * FROM {table}").fetchall()
+            with self.lock:
+                raw = self.db.execute(f"SELECT * FROM {table}").fetchall()
             actual = {tuple(r[k] for k in keys): dict(r) for r in raw}
             for key, expected in rows.items():
                 found = actual.pop(key, None)

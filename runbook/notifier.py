@@ -78,6 +78,31 @@ class Escalator:
         gate: str,
         explicit: bool = True,
     ) -> dict[str, Any]:
+        if explicit:
+            return self._escalate(key, severity, message, policy=policy, gate=gate, explicit=True)
+        try:
+            return self._escalate(key, severity, message, policy=policy, gate=gate, explicit=False)
+        except Exception as exc:  # a failed gate must still halt the run as it should
+            self.events.append(
+                {
+                    "incident": "?",
+                    "key": key,
+                    "severity": severity,
+                    "state": f"could not be opened: {exc}",
+                }
+            )
+            return {"state": f"failed: {exc}"}
+
+    def _escalate(
+        self,
+        key: str,
+        severity: str,
+        message: str,
+        *,
+        policy: str | None,
+        gate: str,
+        explicit: bool,
+    ) -> dict[str, Any]:
         name = policy or self.policy
         inventory = self.store.inventory
         if name is None or name not in inventory.policies:

@@ -9,6 +9,7 @@ no raw pass-through filter. Undefined names raise (StrictUndefined).
 
 from __future__ import annotations
 
+import difflib
 import enum
 import functools
 import re
@@ -168,11 +169,43 @@ def syntax_error(kind: Kind, source: str) -> tuple[int, str] | None:
     env = SQL_ENV if kind is Kind.SQL else TEXT_ENV
     text = "{{ " + source + " }}" if kind is Kind.EXPR else source
     try:
-        env.parse(text)
+        tree = env.parse(text)
     except jinja2.TemplateSyntaxError as exc:
         hint = " (expressions take no {{ }})" if kind is Kind.EXPR and "{" in source else ""
         return (exc.lineno or 1), f"Jinja syntax error: {exc.message}{hint}"
+    return _unknown_name(env, tree)
+
+
+def _unknown_name(env: jinja2.Environment, tree: jinja2.nodes.Template) -> tuple[int, str] | None:
+    # Jinja looks filters and tests up only when it renders, so an unknown one
+    # would pass validation and fail the run halfway: look them up now.
+    for node in tree.find_all((jinja2.nodes.Filter, jinja2.nodes.Test)):
+        is_filter = isinstance(node, jinja2.nodes.Filter)
+        named = [(node.name, is_filter)]
+        # select('odd'), selectattr('x', 'odd'), map('upper') name a test or filter.
+        position = _NAMED_BY_ARGUMENT.get(node.name) if is_filter else None
+        if position is not None and len(node.args) > position[0]:
+            arg = node.args[position[0]]
+            if isinstance(arg, jinja2.nodes.Const) and isinstance(arg.value, str):
+                named.append((arg.value, position[1]))
+        for name, a_filter in named:
+            known = env.filters if a_filter else env.tests
+            if name not in known:
+                what = "filter" if a_filter else "test"
+                near = difflib.get_close_matches(name, list(known), n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                return node.lineno or 1, f"unknown Jinja {what} {name!r}{hint}"
     return None
+
+
+# Filters whose argument names another: position, and whether it names a filter.
+_NAMED_BY_ARGUMENT = {
+    "select": (0, False),
+    "reject": (0, False),
+    "selectattr": (1, False),
+    "rejectattr": (1, False),
+    "map": (0, True),
+}
 
 
 def names_used(kind: Kind, source: str) -> set[str]:
@@ -230,6 +263,8 @@ def render_text(source: str, context: Mapping[str, Any]) -> str:
         raise TemplateError(f"undefined: {exc.message}") from None
     except jinja2.TemplateError as exc:
         raise TemplateError(str(exc)) from None
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise TemplateError(f"in `{source}`: {exc}") from None
 
 
 def evaluate(source: str, context: Mapping[str, Any]) -> Any:

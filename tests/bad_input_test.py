@@ -118,6 +118,10 @@ EXPECTED: dict[str, list[str]] = {
     "unknown-channel.yaml": [
         "5:25: $.steps[0].notify.channels[0]: unknown channel 'opps' (did you mean 'ops'?)",
     ],
+    "unknown-jinja-test.yaml": [
+        "8:13: $.steps[0].gate.that: unknown Jinja test 'search'",
+        "10:17: $.steps[1].set.loud: unknown Jinja filter 'uper' (did you mean 'upper'?)",
+    ],
     "unknown-policy.yaml": [
         "3:13: $.escalation: unknown escalation policy 'on-call' (did you mean 'oncall'?)",
     ],

@@ -209,3 +209,57 @@ def test_junit_report(project: Project, tmp_path_factory: object) -> None:
     assert suite is not None and suite.get("failures") == "1" and suite.get("tests") == "3"
     failure = suite.find("testcase/failure")
     assert failure is not None and "unknown status" in (failure.get("message") or "")
+
+
+def test_gate_that_cannot_be_evaluated_fails_the_step_and_the_run_is_recorded(
+    project: Project,
+) -> None:
+    # Comparing a number with text is an error only the real values show.
+    book = project.playbook(
+        """name: g
+kind: change
+steps:
+  - name: Write first
+    sql: CREATE TABLE gate_error_t (a int)
+  - name: Compare
+    query: SELECT 3 AS n
+    register: r
+    gate: {that: "r.scalar > 'three'"}
+  - name: Never
+    query: SELECT 1
+"""
+    )
+    result = project.run("run", str(book))
+    assert result.exit_code == 3, result.output
+    assert "'>' not supported" in result.stdout
+    run = project.last_run()
+    assert run["status"] == "failed" and run["exit_code"] == 3
+    assert [s["status"] for s in run["steps"]] == ["ok", "failed", "not_run"]
+
+
+def test_several_gates_on_one_step_the_worst_speaks_and_the_strictest_policy_holds(
+    project: Project,
+) -> None:
+    book = project.playbook(
+        """name: many
+kind: check
+steps:
+  - name: Three gates
+    query: SELECT 5 AS n
+    register: r
+    on_failure: continue
+    gate:
+      - {that: r.scalar < 1, severity: WARNING, message: mild, name: mild}
+      - {that: r.scalar < 2, severity: CRITICAL, message: grave, name: grave, on_failure: halt}
+      - {that: r.scalar < 10, severity: CRITICAL, message: passes, name: fine}
+  - name: After
+    query: SELECT 1
+"""
+    )
+    result = project.run("run", str(book))
+    assert result.exit_code == 1, result.output
+    first = project.last_run()["steps"][0]
+    assert first["severity"] == "CRITICAL"
+    assert first["reason"] == "grave (and 1 more gate(s) failed)"
+    # `grave` halts even though the step (and `mild`) would continue.
+    assert [s["status"] for s in project.last_run()["steps"]] == ["gate_failed", "not_run"]

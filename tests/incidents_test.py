@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -33,6 +34,7 @@ class Receiver:
     url: str
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail_first: dict[str, int] = field(default_factory=dict)
+    slow: dict[str, float] = field(default_factory=dict)
 
     def on(self, path: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["path"] == path]
@@ -57,6 +59,7 @@ def receiver() -> Iterator[Receiver]:
                 failures = state.fail_first.get(self.path, 0)
                 if failures:
                     state.fail_first[self.path] = failures - 1
+            time.sleep(state.slow.get(self.path, 0.0))
             self.send_response(500 if failures else 202)
             self.end_headers()
 
@@ -270,6 +273,47 @@ def test_failed_delivery_is_reported_and_never_breaks_the_run(
     assert "flaky failed after 3 attempt(s): HTTP 500" in result.stdout
     shown = project.run("incidents").stdout
     assert "1 failed; flaky failed after 3 attempt(s): HTTP 500" in shown
+
+
+def test_gates_failing_while_deliveries_are_under_way_each_open_their_incident(
+    project: Project, conn: Conn, receiver: Receiver, smtp: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Deliveries go out on their own thread and share the journal with the run:
+    # slow ones are still writing when the next gate fails and the notify step runs.
+    monkeypatch.setenv("HOOK_TOKEN", "x")
+    monkeypatch.setenv("PD_KEY", "y")
+    receiver.slow["/hook"] = 0.05
+    receiver.fail_first["/flaky"] = 4
+    _inventory(project, receiver, smtp)
+    gates = "".join(
+        f"""  - name: Check {n}
+    query: SELECT {n} AS n
+    register: r{n}
+    on_failure: continue
+    gate: {{that: r{n}.scalar == 0, severity: CRITICAL, message: "check {n} failed", name: check_{n}}}
+"""
+        for n in range(1, 6)
+    )
+    book = project.playbook(
+        f"""name: many-gates
+kind: check
+escalation: oncall
+steps:
+{gates}  - name: Tell the log
+    notify: {{channels: [log], message: all checks done}}
+"""
+    )
+    _at(monkeypatch, 0)
+    result = project.run("run", str(book))
+    assert result.exit_code == 1, result.output
+    for n in range(1, 6):
+        assert f"many-gates:check_{n}:db" in result.stdout
+    assert "could not be opened" not in result.stdout
+    incidents = project.journal().query("SELECT key FROM incidents ORDER BY id")
+    assert [i["key"] for i in incidents] == [f"many-gates:check_{n}:db" for n in range(1, 6)]
+    assert len(receiver.on("/hook")) == 5
+    assert project.last_run()["steps"][-1]["status"] == "ok"
+    assert project.journal().verify() == []
 
 
 def test_two_ticks_at_once_notify_once(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 from runbook import reconcile
@@ -108,3 +109,31 @@ def test_journal_verify_command(project: Project) -> None:
     db.close()
     result = project.run("journal", "verify")
     assert result.exit_code == 1 and "content does not match its hash" in result.stdout
+
+
+def _run_row(run_id: str) -> dict[str, object]:
+    row = {"id": run_id, "playbook": "p", "mode": "check", "started_at": "now", "status": "ok"}
+    return {"table": "runs", "op": "insert", "row": row}
+
+
+def test_two_threads_share_one_journal(tmp_path: Path) -> None:
+    # The notifier's delivery thread writes the journal while the run writes it.
+    journal = Journal(tmp_path / "journal.sqlite")
+    errors: list[BaseException] = []
+
+    def write(run: str) -> None:
+        try:
+            for n in range(300):
+                journal.append([("2026-11-23T08:00:00Z", run, "note", _run_row(f"{run}-{n}"))])
+                journal.query("SELECT count(*) AS n FROM runs")
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(name,)) for name in ("a", "b", "c")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert journal.query("SELECT count(*) AS n FROM runs") == [{"n": 900}]
+    assert journal.verify() == []

@@ -139,3 +139,49 @@ def test_steps_without_rollback_are_named(project: Project, conn: Conn) -> None:
     )
     assert project.run("run", str(book)).exit_code == 1
     assert "no rollback steps for: 1 'Insert'" in project.last_run()["reason"]
+
+
+GATE_ON_WRITE = """name: gate-on-write
+kind: change
+on_failure: {policy}
+steps:
+  - name: Insert and check its own result
+    query: INSERT INTO probe VALUES (1) RETURNING x
+    writes: true
+    register: ins
+    gate: {{that: "ins.rowcount == 0", message: the insert should not have happened}}
+    rollback:
+      - {{name: Take the row out again, sql: DELETE FROM probe WHERE x = 1}}
+  - name: Inside a block, the failed gate takes its own change back
+    transaction:
+      - name: Insert in a block
+        query: INSERT INTO probe VALUES (2) RETURNING x
+        writes: true
+        register: two
+        on_failure: halt
+        gate: {{that: "two.rowcount == 0"}}
+    on_failure: continue
+"""
+
+
+def test_a_writing_step_whose_own_gate_fails_is_rolled_back(project: Project, conn: Conn) -> None:
+    conn.execute("CREATE TABLE probe (x int)")
+    book = project.playbook(GATE_ON_WRITE.format(policy="rollback"))
+    result = project.run("run", str(book))
+    assert result.exit_code == 1, result.output
+    assert conn.execute("SELECT count(*) FROM probe").fetchone() == (0,)
+    run = project.last_run()
+    assert run["status"] == "rolled_back"
+    assert "undone: step(s) 1" in run["reason"]
+
+
+def test_rollback_command_undoes_a_step_whose_gate_failed(project: Project, conn: Conn) -> None:
+    conn.execute("CREATE TABLE probe (x int)")
+    book = project.playbook(GATE_ON_WRITE.format(policy="continue"))
+    assert project.run("run", str(book)).exit_code == 1
+    assert conn.execute("SELECT array_agg(x) FROM probe").fetchone() == ([1],)
+    run_id = project.last_run()["id"]
+    done = project.run("rollback", run_id, "--yes")
+    assert done.exit_code == 0, done.output
+    assert conn.execute("SELECT count(*) FROM probe").fetchone() == (0,)
+    assert [s["undoes"] for s in project.last_run()["steps"]] == [0]  # step 1 only

@@ -37,6 +37,8 @@ class Earlier:
     done: dict[int, tuple[str, int | None]] = field(default_factory=dict)
     steps: dict[int, dict[str, Any]] = field(default_factory=dict)  # latest record per index
     in_flight: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # Steps that ran to the end but whose gate failed: their change is in.
+    gate_failed: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 def _chain(journal: Journal, run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -64,8 +66,12 @@ def read_earlier(journal: Journal, run_id: str) -> Earlier:
                 earlier.done[index] = (each["id"], step["seq"])
                 earlier.steps[index] = step
                 earlier.in_flight.pop(index, None)
+                earlier.gate_failed.pop(index, None)
             elif step["status"] == "rolled_back":
                 earlier.done.pop(index, None)
+                earlier.gate_failed.pop(index, None)
+            elif step["status"] == "gate_failed" and index not in earlier.done:
+                earlier.gate_failed[index] = {**step, "run_id": each["id"]}
             elif (
                 step.get("xid")
                 and step["status"] in ("failed", "running")
@@ -229,20 +235,33 @@ def resume(
     return run_cmd.run(req, make_reporter, prompter, notifier_for)
 
 
-def rollback_plan(run_id: str, inventory_path: Path | None) -> tuple[Earlier, list[str]]:
+def _add_gate_failed(earlier: Earlier, prepared: run_cmd.Prepared) -> None:
+    """A step whose own gate failed still made its change: undo it too, unless
+    it ran inside a transaction block (whose failure took the change back)."""
+    from runbook import plan
+
+    target = prepared.targets[0]
+    the_plan = plan.build(prepared.playbook, target, prepared.includes, plan.Selection())
+    in_blocks = {
+        child.index
+        for ps in the_plan.walk()
+        if ps.kind == "transaction"
+        for child in ps.walk()
+        if child is not ps
+    }
+    for index, step in earlier.gate_failed.items():
+        if index not in in_blocks:
+            earlier.done[index] = (step["run_id"], step["seq"])
+            earlier.steps[index] = step
+
+
+def _undo_lines(earlier: Earlier) -> list[str]:
     """What `runbook rollback` would undo, as lines for a person to confirm."""
-    inventory = run_cmd.load_inventory(inventory_path, Path.cwd())
-    journal = run_cmd.open_journal(inventory)
-    try:
-        earlier = read_earlier(journal, run_id)
-    finally:
-        journal.close()
-    lines = [
+    return [
         f"step {step['number']} {step['name']!r} (run {earlier.done[index][0]})"
         for index, step in sorted(earlier.steps.items(), reverse=True)
         if index in earlier.done
     ]
-    return earlier, lines
 
 
 def rollback(
@@ -255,7 +274,12 @@ def rollback(
     make_reporter: Callable[[], Reporter],
     prompter: Prompter | None,
 ) -> list[RunOutcome]:
-    earlier, lines = rollback_plan(run_id, inventory_path)
+    inventory = run_cmd.load_inventory(inventory_path, Path.cwd())
+    journal = run_cmd.open_journal(inventory)
+    try:
+        earlier = read_earlier(journal, run_id)
+    finally:
+        journal.close()
     run = earlier.run
     if run["status"] == "running":
         raise UsageError(f"run {run['id']} is still running (pid {run['pid']} on {run['host']})")
@@ -263,13 +287,14 @@ def rollback(
         raise UsageError(f"run {run['id']} was already rolled back")
     if run["mode"] in ("check", "rehearse", "rollback"):
         raise UsageError(f"run {run['id']} was a {run['mode']}: it changed nothing to roll back")
-    if not earlier.done:
-        raise UsageError(f"run {run['id']} completed no step: there is nothing to roll back")
-    if not check and not confirm(lines):
-        raise UsageError("rollback not confirmed (answer yes, or pass --yes)")
     req = _request(earlier, inventory_path, extra, force)
     req.mode, req.check, req.undo_only, req.yes = "rollback", check, True, True
     prepared = run_cmd.prepare(req)
+    _add_gate_failed(earlier, prepared)
+    if not earlier.done:
+        raise UsageError(f"run {run['id']} completed no step: there is nothing to roll back")
+    if not check and not confirm(_undo_lines(earlier)):
+        raise UsageError("rollback not confirmed (answer yes, or pass --yes)")
     _expand_done(earlier, prepared)
     req.resume = Resume(run["id"], earlier.done, _runtime(earlier))
     outcomes = run_cmd.run(req, make_reporter, prompter)

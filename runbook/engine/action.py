@@ -103,7 +103,8 @@ def run_action(engine: Engine, ps: PlannedStep, scope: dict[str, Any], in_block:
     engine.redactor.add(ctx.secrets)
     registered = result if error is None else getattr(error, "result", None)
     engine.end(ps, seq, outcome, registered, pending=in_block, durable=durable)
-    if outcome.status is Status.OK and engine.undoing is None:
+    # A step whose own gate failed still made its change: a rollback undoes it.
+    if outcome.status in (Status.OK, Status.GATE_FAILED) and engine.undoing is None:
         engine.done(ps, scope, seq)
 
 
@@ -222,15 +223,25 @@ def _outcome(
     if ps.step.gates or ps.kind == "classify":
         # ctx.scope was made for this step alone: add the result to it in place.
         ctx.scope.update(registered_view(ps, result))
-        gates = engine.gates.evaluate(ps, ctx.scope, result, ctx, engine.runtime)
-    failing = next((g for g in gates if not g.passed), None)
+        try:
+            gates = engine.gates.evaluate(ps, ctx.scope, result, ctx, engine.runtime)
+        except (TemplateError, StepError) as exc:
+            # A gate that cannot be evaluated is a failed step, not a passed gate.
+            outcome = failures.failure(
+                ps, exc, started, attempts, engine.plan.playbook.kind, engine.plan.target.name
+            )
+            outcome.result = result.serialize(row_sample)
+            return failures.redacted(outcome, engine.redactor)
+    failed = [g for g in gates if not g.passed]
+    # The worst failing gate speaks for the step (the first of equals).
+    failing = max(failed, key=lambda g: engine.gates.rank(g.severity)) if failed else None
     outcome = Outcome(
         ps.index,
         ps.number,
         ps.name,
         ps.kind,
         Status.GATE_FAILED if failing else Status.OK,
-        reason=failing.message if failing else "",
+        reason=_reason(failing, len(failed)),
         duration_ms=(time.perf_counter() - started) * 1000,
         severity=failing.severity if failing else ctx.severity,
         rendered=";\n".join(ctx.rendered) or None,
@@ -274,3 +285,10 @@ def _preview(engine: Engine, ps: PlannedStep, ctx: StepContext, preview: Any, re
     if ps.step.register:
         engine.runtime[ps.step.register] = SkippedResult(reason)
     engine.record_once(ps, failures.redacted(outcome, engine.redactor))
+
+
+def _reason(failing: GateOutcome | None, count: int) -> str:
+    if failing is None:
+        return ""
+    more = f" (and {count - 1} more gate(s) failed)" if count > 1 else ""
+    return failing.message + more

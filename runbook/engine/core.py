@@ -23,7 +23,7 @@ from runbook.context import Notifier, Prompter, RunInfo
 from runbook.db import Session
 from runbook.engine import action, blocks, failures
 from runbook.errors import RunbookError, StepError, TemplateError
-from runbook.gates import GateCheck
+from runbook.gates import GateCheck, gate_name
 from runbook.model import Scale
 from runbook.outcome import GateOutcome, Outcome, RunOutcome, RunStatus, Status
 from runbook.plan import Plan, PlannedStep
@@ -395,12 +395,13 @@ class Engine:
             return
         policy = ps.step.on_failure or ps.playbook.on_failure
         if outcome.status is Status.GATE_FAILED:
-            gate_policy = next((g.on_failure for g in ps.step.gates if g.on_failure), None)
-            policy = gate_policy or policy
+            failing = [g for g in outcome.gates if not g.passed]
+            policy = _strictest(ps, {g.name for g in failing}, policy)
             if self.options.notifier is not None:
-                failing = next((g for g in outcome.gates if not g.passed), None)
                 self.recorder.flush()  # the incident refers to records that must exist
-                self._escalate(ps, outcome, failing)
+                # One incident per failing gate: each is a check of its own.
+                for gate in failing:
+                    self._escalate(ps, outcome, gate)
         if policy != "continue":
             self.halt = Halt(outcome, policy)
 
@@ -408,12 +409,26 @@ class Engine:
         notifier = self.options.notifier
         assert notifier is not None
         name = gate.name if gate else ps.step.key
-        with contextlib.suppress(Exception):  # notifying must never break the run
-            notifier.escalate(
-                f"{self.plan.playbook.name}:{name}:{self.plan.target.name}",
-                outcome.severity or self.options.scale.highest.name,
-                outcome.reason,
-                policy=None,
-                gate=name,
-                explicit=False,
-            )
+        # explicit=False never raises: a journal or channel problem is reported
+        # in the run's notifications, and the run goes on.
+        notifier.escalate(
+            f"{self.plan.playbook.name}:{name}:{self.plan.target.name}",
+            (gate.severity if gate else outcome.severity) or self.options.scale.highest.name,
+            gate.message if gate else outcome.reason,
+            policy=None,
+            gate=name,
+            explicit=False,
+        )
+
+
+_STRICTNESS = {"continue": 0, "halt": 1, "rollback": 2}
+
+
+def _strictest(ps: PlannedStep, failed: set[str], default: str) -> str:
+    """The strictest `on_failure` of the failing gates, each defaulting to the step's."""
+    policies = [
+        gate.on_failure or default
+        for index, gate in enumerate(ps.step.gates)
+        if gate_name(ps, index) in failed
+    ]
+    return max(policies or [default], key=lambda p: _STRICTNESS.get(p, 1))
