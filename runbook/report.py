@@ -18,6 +18,7 @@ from xml.etree import ElementTree
 from runbook.outcome import Outcome, RunOutcome, Status
 from runbook.plan import Plan, PlannedStep
 
+MAX_OUTPUT_LINES = 10
 MAX_TABLE_ROWS = 10
 MAX_TABLE_COLUMNS = 8
 MAX_CELL = 40
@@ -82,7 +83,20 @@ def detail_lines(outcome: Outcome) -> list[str]:
         lines.append("would run:")
         lines.extend("  " + line for line in outcome.rendered.splitlines())
     lines.extend(f"notice: {n}" for n in outcome.notices[:5])
+    lines.extend(output_lines(outcome))
     return lines
+
+
+def output_lines(outcome: Outcome) -> list[str]:
+    """The end of what a shell step printed: an operator reads it like a query's rows."""
+    result = outcome.result or {}
+    if outcome.kind != "shell" or not result.get("stdout"):
+        return []
+    printed = result["stdout"].rstrip("\n").splitlines()
+    shown = [f"| {line}" for line in printed[-MAX_OUTPUT_LINES:]]
+    if len(printed) > MAX_OUTPUT_LINES:
+        shown.insert(0, f"({len(printed) - MAX_OUTPUT_LINES} earlier line(s) of output)")
+    return shown
 
 
 def table_rows(outcome: Outcome) -> tuple[list[str], list[list[str]], int] | None:

@@ -112,6 +112,9 @@ EXPECTED: dict[str, list[str]] = {
     "tab-indent.yaml": [
         "5:1: tab character used for indentation; YAML allows only spaces",
     ],
+    "templated-name.yaml": [
+        "5:11: $.steps[0].name: step names are not templated (they identify the step before any value exists); put the value in a gate message or in the step's SQL instead",
+    ],
     "undefined-variable.yaml": [
         "6:12: $.steps[0].query: 'lookbak' is undefined: not a variable of the playbook or its targets, and no step registers it (did you mean 'lookback'?)",
     ],

@@ -286,6 +286,20 @@ steps:
     assert [s["status"] for s in got] == ["ok", "ok", "ok", "ok", "failed"]
     assert got[4]["error"] == "sh exited with status 4: boom"
     assert not (project.root / "pwned").exists()
+    # What a command printed is shown under its step, like a query's rows.
+    assert "       | a; touch pwned\n" in result.stdout
+    assert "       | 14\n" in result.stdout
+
+
+def test_long_shell_output_shows_its_end(project: Project) -> None:
+    book = project.playbook(
+        "name: s\nkind: change\nsteps:\n  - name: Count\n    shell: [seq, '25']\n"
+    )
+    result = project.run("run", str(book))
+    assert result.exit_code == 0, result.output
+    assert "(15 earlier line(s) of output)" in result.stdout
+    shown = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith("|")]
+    assert shown == [f"| {n}" for n in range(16, 26)]
 
 
 def test_shell_timeout(project: Project) -> None:

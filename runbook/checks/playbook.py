@@ -181,6 +181,16 @@ def _step_rules(pb: Playbook, ctx: Context) -> Iterator[Problem]:
     sql_root = (ctx.root / "sql").resolve()
     for step in pb.walk():
         action = actions.REGISTRY[step.kind]
+        if "{{" in step.name or "{%" in step.name:
+            # The name is the step's identity in the plan, the journal and a
+            # resume: it is known before any value is, so it is never rendered.
+            yield doc_at(
+                doc,
+                (*step.data_path, "name"),
+                "step names are not templated (they identify the step before any value "
+                "exists); put the value in a gate message or in the step's SQL instead",
+                "templated-name",
+            )
         if step.rollback and not action.may_write(step):
             hint = " (a query that writes says `writes: true`)" if step.kind == "query" else ""
             yield doc_at(
