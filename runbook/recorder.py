@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,34 +26,89 @@ GROUP_COMMIT = 0.01  # seconds records of read-only steps may wait in memory
 
 
 class _Writer:
-    """Group commit: records of read-only steps wait in memory (at most
-    GROUP_COMMIT) and are written in one transaction; a step that may change
-    something first waits for everything before it to be written (`durable`),
-    so no side effect ever precedes its record. A kill -9 loses at most
-    GROUP_COMMIT worth of read-only steps' records: the run then shows as
-    interrupted a step or two early, never as having done what it did not."""
+    """Group commit on a thread of its own: records of read-only steps wait in
+    memory (at most GROUP_COMMIT) and are written in one transaction while the
+    run goes on; a step that may change something first waits for everything
+    before it to be written (`wait`), so no side effect ever precedes its
+    record. A kill -9 loses at most GROUP_COMMIT worth of read-only steps'
+    records: the run then shows as interrupted a step or two early, never as
+    having done what it did not. SQLite and psycopg both let go of the GIL
+    while they wait, so the writing overlaps the queries."""
 
     def __init__(self, path: Path) -> None:
         self._journal = Journal(path)
+        self._cond = threading.Condition()
         self._buffer: list[Event] = []
         self._since = 0.0
+        self._queued = 0  # puts so far
+        self._written = 0  # puts on disk
+        self._hurry = False
+        self._closing = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="runbook-journal", daemon=True)
+        self._thread.start()
 
     def put(self, events: list[Event]) -> None:
-        if not self._buffer:
-            self._since = time.monotonic()
-        self._buffer.extend(events)
-        if time.monotonic() - self._since >= GROUP_COMMIT:
-            self.wait()
+        with self._cond:
+            self._raise()
+            if not events:
+                return
+            if not self._buffer:
+                self._since = time.monotonic()
+                self._cond.notify_all()
+            self._buffer.extend(events)
+            self._queued += 1
 
     def wait(self) -> None:
-        if self._buffer:
-            events, self._buffer = self._buffer, []
-            self._journal.append_prepared(prepare(events))
+        """Return once everything put so far is in the journal."""
+        with self._cond:
+            if self._written < self._queued:
+                self._hurry = True
+                self._cond.notify_all()
+                while self._written < self._queued and self._error is None:
+                    self._cond.wait()
+            self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._buffer and not self._closing:
+                    self._cond.wait()
+                if not self._buffer:
+                    return
+                deadline = self._since + GROUP_COMMIT
+                while not (self._hurry or self._closing):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                events, self._buffer = self._buffer, []
+                upto, self._hurry = self._queued, False
+            try:
+                self._journal.append_prepared(prepare(events))
+            except BaseException as exc:  # handed to the run's thread at its next call
+                with self._cond:
+                    self._error = exc
+                    self._written = upto
+                    self._cond.notify_all()
+                continue
+            with self._cond:
+                self._written = upto
+                self._cond.notify_all()
 
     def close(self) -> None:
         try:
             self.wait()
         finally:
+            with self._cond:
+                self._closing = True
+                self._cond.notify_all()
+            self._thread.join()
             self._journal.close()
 
 

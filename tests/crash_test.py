@@ -93,3 +93,35 @@ def test_kill_inside_a_transaction_block_then_resume(project: Project, conn: Con
 
 def test_kill_in_a_step_outside_a_block_then_resume(project: Project, conn: Conn) -> None:
     _crash_and_resume(project, conn, in_block=False)
+
+
+def test_read_only_steps_reach_the_journal_while_a_long_query_runs(
+    project: Project, conn: Conn
+) -> None:
+    # Records of read-only steps are written in groups, but by a thread of
+    # their own: they do not wait in memory for the next step to begin.
+    conn.execute("CREATE TABLE control (go int)")  # stays empty: the query sleeps
+    book = project.playbook(
+        f"name: slow-check\nkind: check\nsteps:\n  - {{name: Quick, query: SELECT 1}}\n"
+        f"  - {{name: Slow, query: '{SLEEP}'}}\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runbook", "run", str(book)],
+        cwd=project.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        sleeping = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(CASE%' AND state = 'active' AND pid <> pg_backend_pid())"
+        _wait_for(conn, sleeping)
+        deadline = time.monotonic() + 30
+        statuses: list[str] = []
+        while time.monotonic() < deadline and statuses != ["ok", "running"]:
+            runs = project.runs()
+            statuses = [s["status"] for s in runs[-1]["steps"]] if runs else []
+            time.sleep(0.05)
+        assert statuses == ["ok", "running"]
+        assert proc.poll() is None  # still in the slow query
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
