@@ -78,11 +78,12 @@ class Escalator:
         gate: str,
         explicit: bool = True,
     ) -> dict[str, Any]:
-        if explicit:
-            return self._escalate(key, severity, message, policy=policy, gate=gate, explicit=True)
         try:
-            return self._escalate(key, severity, message, policy=policy, gate=gate, explicit=False)
-        except Exception as exc:  # a failed gate must still halt the run as it should
+            return self._open(key, severity, message, policy, gate, explicit)
+        except Exception as exc:
+            if explicit:
+                raise
+            # A failed gate must still halt the run as it should: say what went wrong.
             self.events.append(
                 {
                     "incident": "?",
@@ -93,15 +94,8 @@ class Escalator:
             )
             return {"state": f"failed: {exc}"}
 
-    def _escalate(
-        self,
-        key: str,
-        severity: str,
-        message: str,
-        *,
-        policy: str | None,
-        gate: str,
-        explicit: bool,
+    def _open(
+        self, key: str, severity: str, message: str, policy: str | None, gate: str, explicit: bool
     ) -> dict[str, Any]:
         name = policy or self.policy
         inventory = self.store.inventory
