@@ -21,6 +21,11 @@ pytestmark = pytest.mark.slow
 Conn = psycopg.Connection[tuple[object, ...]]
 
 SLEEP = "SELECT pg_sleep(CASE WHEN (SELECT count(*) FROM control) = 0 THEN 60 ELSE 0 END)"
+# In this test's database only: other tests (other workers) sleep too.
+SLEEPING = (
+    "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(CASE%' "
+    "AND state = 'active' AND pid <> pg_backend_pid() AND datname = current_database())"
+)
 
 PLAYBOOK = """name: crash
 kind: change
@@ -63,13 +68,12 @@ def _crash_and_resume(project: Project, conn: Conn, in_block: bool) -> None:
         stderr=subprocess.DEVNULL,
         env={**os.environ, "RUNBOOK_OPERATOR": "tester"},
     )
-    sleeping = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(CASE%' AND state = 'active' AND pid <> pg_backend_pid())"
-    _wait_for(conn, sleeping)
+    _wait_for(conn, SLEEPING)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
     # The server notices the dead client (client_connection_check_interval) and
     # rolls its transaction back.
-    _wait_for(conn, sleeping.replace("SELECT EXISTS", "SELECT NOT EXISTS"))
+    _wait_for(conn, SLEEPING.replace("SELECT EXISTS", "SELECT NOT EXISTS"))
     history = project.run("history", "--format", "json")
     crashed = __import__("json").loads(history.stdout)[0]
     assert crashed["status"] == "interrupted"
@@ -112,8 +116,7 @@ def test_read_only_steps_reach_the_journal_while_a_long_query_runs(
         stderr=subprocess.DEVNULL,
     )
     try:
-        sleeping = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(CASE%' AND state = 'active' AND pid <> pg_backend_pid())"
-        _wait_for(conn, sleeping)
+        _wait_for(conn, SLEEPING)
         deadline = time.monotonic() + 30
         statuses: list[str] = []
         while time.monotonic() < deadline and statuses != ["ok", "running"]:

@@ -40,7 +40,7 @@ def test_ctrl_c_cancels_on_the_server_and_exits_130(project: Project) -> None:
         env={**os.environ, "RUNBOOK_OPERATOR": "tester"},
     )
     with psycopg.connect(project.dsn, autocommit=True) as watcher:
-        active = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = 'active')"
+        active = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = 'active' AND datname = current_database())"
         _wait_for(watcher, active)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
