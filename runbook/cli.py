@@ -376,7 +376,7 @@ def demo() -> None:
             "Try next: runbook history | runbook show <run id> | runbook escalation show constraint-alerts"
         )
         click.echo(
-            "          runbook ack <incident> | runbook run playbooks/emergency-rollback/critical-rollback.yaml --rehearse"
+            "          runbook ack <incident> | runbook run playbooks/emergency-rollback/critical-emergency-rollback.yaml --rehearse"
         )
         return done.exit_code
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,8 @@ def test_demo_twice(fresh_clone: Project) -> None:
     assert "panel_workflow_constraints" in first.stdout
     assert "incident 1 opened (CRITICAL" in first.stdout
     assert "notification(s) in .runbook/notifications/dba.jsonl" in first.stdout
+    suggested = re.search(r"runbook run (\S+) --rehearse", first.stdout)
+    assert suggested and (REPO / suggested.group(1)).is_file()
     second = fresh_clone.run("demo")
     assert second.exit_code == 0, second.output
     assert "reusing the running sandbox PostgreSQL" in second.stderr
