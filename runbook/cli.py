@@ -235,16 +235,21 @@ def _finish_runs(outcomes: Any, exit_codes: str, fmt: str, junit: Path | None) -
     return code
 
 
-@main.command()
-@click.argument("run_id")
-@INVENTORY
-@click.option(
+# resume and rollback run an earlier run's playbook again: its -e values come
+# from the journal, all but the secrets.
+EXTRA_AGAIN = click.option(
     "-e",
     "--extra-vars",
     "extra",
     multiple=True,
     help="Variables again (secrets are not kept in the journal).",
 )
+
+
+@main.command()
+@click.argument("run_id")
+@INVENTORY
+@EXTRA_AGAIN
 @click.option(
     "--force",
     is_flag=True,
@@ -289,13 +294,7 @@ def resume(
 @main.command()
 @click.argument("run_id")
 @INVENTORY
-@click.option(
-    "-e",
-    "--extra-vars",
-    "extra",
-    multiple=True,
-    help="Variables again (secrets are not kept in the journal).",
-)
+@EXTRA_AGAIN
 @click.option("--force", is_flag=True, help="Roll back even if the playbook changed since the run.")
 @click.option("--check", is_flag=True, help="Show the rollback steps with their SQL; run nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
