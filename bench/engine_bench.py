@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -196,6 +197,9 @@ def main() -> None:
     print(f"| start-up (one-step playbook) | {results['runbook_1']:.3f} s | |")
     if args.keep:
         print(f"files and a running server in {work}")
+    else:
+        embedded.stop(work / "pgdata")  # the wheel's own clean-up does not always run
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
