@@ -23,6 +23,7 @@ from runbook.errors import UsageError
 from runbook.journal import Journal
 from runbook.model import Inventory
 from runbook.outcome import RunOutcome, RunStatus
+from runbook.plan import Plan
 from runbook.redact import MASK
 
 _UNFINISHED = {"failed", "gate_failed", "interrupted", "rollback_failed"}
@@ -163,12 +164,16 @@ def _settle_in_flight(
         session.close()
 
 
-def _expand_done(earlier: Earlier, prepared: run_cmd.Prepared) -> None:
-    """A completed transaction block or include completed every step inside it."""
+def _plan(prepared: run_cmd.Prepared) -> Plan:
+    """The earlier run's whole plan (every step, whatever was selected)."""
     from runbook import plan
 
     target = prepared.targets[0]
-    the_plan = plan.build(prepared.playbook, target, prepared.includes, plan.Selection())
+    return plan.build(prepared.playbook, target, prepared.includes, plan.Selection())
+
+
+def _expand_done(earlier: Earlier, the_plan: Plan) -> None:
+    """A completed transaction block or include completed every step inside it."""
     by_index = the_plan.by_index()
     for index, (run_id, _seq) in list(earlier.done.items()):
         ps = by_index.get(index)
@@ -228,20 +233,16 @@ def resume(
         req.mode, req.yes = "resume", yes
         prepared = run_cmd.prepare(req)
         _settle_in_flight(earlier, prepared, inventory, journal)
-        _expand_done(earlier, prepared)
+        _expand_done(earlier, _plan(prepared))
         req.resume = Resume(run["id"], earlier.done, _runtime(earlier))
     finally:
         journal.close()
     return run_cmd.run(req, make_reporter, prompter, notifier_for)
 
 
-def _add_gate_failed(earlier: Earlier, prepared: run_cmd.Prepared) -> None:
+def _add_gate_failed(earlier: Earlier, the_plan: Plan) -> None:
     """A step whose own gate failed still made its change: undo it too, unless
     it ran inside a transaction block (whose failure took the change back)."""
-    from runbook import plan
-
-    target = prepared.targets[0]
-    the_plan = plan.build(prepared.playbook, target, prepared.includes, plan.Selection())
     in_blocks = {
         child.index
         for ps in the_plan.walk()
@@ -290,12 +291,13 @@ def rollback(
     req = _request(earlier, inventory_path, extra, force)
     req.mode, req.check, req.undo_only, req.yes = "rollback", check, True, True
     prepared = run_cmd.prepare(req)
-    _add_gate_failed(earlier, prepared)
+    the_plan = _plan(prepared)
+    _add_gate_failed(earlier, the_plan)
     if not earlier.done:
         raise UsageError(f"run {run['id']} completed no step: there is nothing to roll back")
     if not check and not confirm(_undo_lines(earlier)):
         raise UsageError("rollback not confirmed (answer yes, or pass --yes)")
-    _expand_done(earlier, prepared)
+    _expand_done(earlier, the_plan)
     req.resume = Resume(run["id"], earlier.done, _runtime(earlier))
     outcomes = run_cmd.run(req, make_reporter, prompter)
     if outcomes and outcomes[0].status is RunStatus.ROLLED_BACK and not check:

@@ -197,6 +197,26 @@ def _note(result: Result) -> str:
     return f"{rowcount} row(s) affected" if rowcount else ""
 
 
+def _failed(
+    engine: Engine,
+    ps: PlannedStep,
+    ctx: StepContext,
+    error: BaseException,
+    started: float,
+    attempts: int,
+    result: Any,
+) -> Outcome:
+    """A failed step's outcome, with the SQL it ran and what it got back, if anything."""
+    outcome = failures.failure(
+        ps, error, started, attempts, engine.plan.playbook.kind, engine.plan.target.name
+    )
+    outcome.rendered = ";\n".join(ctx.rendered) or None
+    outcome.params = list(ctx.params) or None
+    if isinstance(result, Result):
+        outcome.result = result.serialize(engine.options.row_sample)
+    return failures.redacted(outcome, engine.redactor)
+
+
 def _outcome(
     engine: Engine,
     ps: PlannedStep,
@@ -208,15 +228,8 @@ def _outcome(
 ) -> Outcome:
     row_sample = engine.options.row_sample
     if error is not None:
-        outcome = failures.failure(
-            ps, error, started, attempts, engine.plan.playbook.kind, engine.plan.target.name
-        )
-        outcome.rendered = ";\n".join(ctx.rendered) or None
-        outcome.params = list(ctx.params) or None
         failed_result = getattr(error, "result", None)
-        if isinstance(failed_result, Result):
-            outcome.result = failed_result.serialize(row_sample)
-        return failures.redacted(outcome, engine.redactor)
+        return _failed(engine, ps, ctx, error, started, attempts, failed_result)
     assert result is not None
     register(engine, ps, result)
     gates: list[GateOutcome] = []
@@ -227,11 +240,7 @@ def _outcome(
             gates = engine.gates.evaluate(ps, ctx.scope, result, ctx, engine.runtime)
         except (TemplateError, StepError) as exc:
             # A gate that cannot be evaluated is a failed step, not a passed gate.
-            outcome = failures.failure(
-                ps, exc, started, attempts, engine.plan.playbook.kind, engine.plan.target.name
-            )
-            outcome.result = result.serialize(row_sample)
-            return failures.redacted(outcome, engine.redactor)
+            return _failed(engine, ps, ctx, exc, started, attempts, result)
     failed = [g for g in gates if not g.passed]
     # The worst failing gate speaks for the step (the first of equals).
     failing = max(failed, key=lambda g: engine.gates.rank(g.severity)) if failed else None
