@@ -104,8 +104,7 @@ def cache_dir(root: Path) -> Path:
 
 
 def loc(doc: Document, path: DataPath, *, key: bool = False) -> Loc:
-    where = doc.position(path, key=key)
-    return Loc(doc.path, where.line, where.col, path)
+    return Loc(doc.path, path=path, doc=doc, key=key)
 
 
 def env_or_value(value: Any) -> Any:

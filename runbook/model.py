@@ -36,20 +36,65 @@ def seconds(value: str | float | int | None) -> float | None:
     return sum(float(n) * _UNITS[unit] for n, unit in _DURATION.findall(value))
 
 
-@dataclass(frozen=True)
 class Loc:
-    """Where something was written: file, line, column and JSON path."""
+    """Where something was written: file, line, column and JSON path.
 
-    file: str
-    line: int
-    col: int
-    path: DataPath = ()
+    Given the document instead of a line and column, it looks them up on first
+    use: most runs never print a position, and a cached document decodes its
+    position tables only when one is asked for.
+    """
+
+    __slots__ = ("_col", "_doc", "_key", "_line", "file", "path")
+
+    def __init__(
+        self,
+        file: str,
+        line: int = 0,
+        col: int = 0,
+        path: DataPath = (),
+        *,
+        doc: Document | None = None,
+        key: bool = False,
+    ) -> None:
+        self.file = file
+        self.path = path
+        self._line = line
+        self._col = col
+        self._doc = doc
+        self._key = key  # where the key is written rather than its value
+
+    def _find(self) -> None:
+        if self._doc is not None:
+            where = self._doc.position(self.path, key=self._key)
+            self._line, self._col, self._doc = where.line, where.col, None
+
+    @property
+    def line(self) -> int:
+        self._find()
+        return self._line
+
+    @property
+    def col(self) -> int:
+        self._find()
+        return self._col
 
     @property
     def pointer(self) -> str:
         from runbook.yamlsrc import format_path
 
         return format_path(self.path) if self.path else ""
+
+    def _identity(self) -> tuple[str, DataPath, int, int]:
+        return (self.file, self.path, self.line, self.col)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Loc) and self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash((self.file, self.path))
+
+    def __repr__(self) -> str:
+        return f"Loc({self.file!r}, {self.line}, {self.col}, {self.path!r})"
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"

@@ -113,6 +113,27 @@ class _Writer:
 
 
 def process_started(pid: int) -> float | None:
+    """When process `pid` started (epoch seconds), or None if there is no such process.
+
+    On Linux read from /proc as psutil does, without importing psutil (~8 ms of
+    every run's start-up); elsewhere psutil.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        boot = next(
+            line
+            for line in Path("/proc/stat").read_bytes().splitlines()
+            if line.startswith(b"btime")
+        )
+        # Fields after the command name, which may itself hold spaces and ")":
+        # state is field 3 of proc(5), starttime (clock ticks after boot) field 22.
+        ticks = int(stat[stat.rindex(b")") + 2 :].split()[19])
+        return int(boot.split()[1]) + ticks / os.sysconf("SC_CLK_TCK")
+    except FileNotFoundError:
+        if Path("/proc/self/stat").exists():
+            return None  # /proc works, so the process is gone
+    except (OSError, ValueError, IndexError, StopIteration):
+        pass
     try:
         import psutil
 

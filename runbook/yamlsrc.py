@@ -9,13 +9,10 @@ so `on`, `no` and `08:00` stay strings and `010` is ten.
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-import yaml
 
 from runbook.errors import Position, Problem
 
@@ -25,64 +22,13 @@ MAX_BYTES = 5_000_000
 
 DataPath = tuple[str | int, ...]
 
-_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
-_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
-_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
-_FLOAT = re.compile(
+NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+FLOAT = re.compile(
     r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
 )
-
-_STR = "tag:yaml.org,2002:str"
-_MAP = "tag:yaml.org,2002:map"
-_SEQ = "tag:yaml.org,2002:seq"
-_KNOWN_SCALAR_TAGS = {
-    _STR,
-    "tag:yaml.org,2002:int",
-    "tag:yaml.org,2002:float",
-    "tag:yaml.org,2002:bool",
-    "tag:yaml.org,2002:null",
-}
-
-
-class _CoreResolver(yaml.resolver.BaseResolver):
-    """YAML 1.2 core schema; no timestamps, no yes/no/on/off booleans."""
-
-
-for _tag, _regexp, _first in [
-    ("tag:yaml.org,2002:null", _NULL, ["~", "n", "N", ""]),
-    ("tag:yaml.org,2002:bool", _BOOL, list("tTfF")),
-    ("tag:yaml.org,2002:int", _INT, list("-+0123456789")),
-    ("tag:yaml.org,2002:float", _FLOAT, list("-+.0123456789")),
-]:
-    _CoreResolver.add_implicit_resolver(_tag, _regexp, _first)
-_CoreResolver.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^<<$"), ["<"])
-
-_Parser = getattr(getattr(yaml, "cyaml", None), "CParser", None)
-
-
-if _Parser is not None:
-
-    class _Composer(_Parser, _CoreResolver):  # type: ignore[misc,valid-type]
-        def __init__(self, stream: str) -> None:
-            _Parser.__init__(self, stream)  # type: ignore[misc]
-            _CoreResolver.__init__(self)
-
-else:  # pragma: no cover - pure-Python fallback when libyaml is absent
-
-    class _Composer(  # type: ignore[no-redef]
-        yaml.reader.Reader,
-        yaml.scanner.Scanner,
-        yaml.parser.Parser,
-        yaml.composer.Composer,
-        _CoreResolver,
-    ):
-        def __init__(self, stream: str) -> None:
-            yaml.reader.Reader.__init__(self, stream)
-            yaml.scanner.Scanner.__init__(self)
-            yaml.parser.Parser.__init__(self)
-            yaml.composer.Composer.__init__(self)
-            _CoreResolver.__init__(self)
 
 
 @dataclass
@@ -97,9 +43,18 @@ class Document:
     # For string scalars: the style (`|`, `>`, `'`, `"` or None) so that a
     # template's inner line can be mapped back to a file line.
     styles: dict[DataPath, str | None] = field(default_factory=dict)
+    # A document from the cache brings its tables above undecoded: a run that
+    # reports no problem never looks at a position (~0.02 ms per step).
+    pending: Callable[[Document], None] | None = field(default=None, repr=False)
+
+    def _decode(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending(self)
 
     def position(self, path: DataPath, *, key: bool = False) -> Position:
         """Where `path` stands; the nearest enclosing node if it has no entry."""
+        self._decode()
         table = self.keys if key else self.values
         if path in table:
             return table[path]
@@ -111,6 +66,11 @@ class Document:
                 return self.values[path]
         return self.values.get((), Position(1, 1))
 
+    def style(self, path: DataPath) -> str | None:
+        """The style of the string scalar at `path` (None for plain or unknown)."""
+        self._decode()
+        return self.styles.get(path)
+
 
 class YamlError(Exception):
     """A YAML hazard at a position; turned into a Problem by the loader."""
@@ -120,6 +80,17 @@ class YamlError(Exception):
         self.message = message
         self.position = position
         self.code = code
+
+
+def parse(path: str, raw: bytes) -> Document:
+    """Parse one YAML document with positions; raise YamlError on any hazard.
+
+    The parser lives in runbook.yamlparse, imported here on first use: a run whose
+    documents all come from the document cache never loads PyYAML (~10 ms).
+    """
+    from runbook import yamlparse
+
+    return yamlparse.parse(path, raw)
 
 
 def format_path(path: DataPath) -> str:
@@ -133,10 +104,6 @@ def format_path(path: DataPath) -> str:
         else:
             out += "[" + repr(part) + "]"
     return out
-
-
-def _pos(mark: Any) -> Position:
-    return Position(mark.line + 1, mark.column + 1)
 
 
 def decode(raw: bytes) -> str:
@@ -159,7 +126,7 @@ def decode(raw: bytes) -> str:
     return text
 
 
-def _check_text(text: str) -> None:
+def check_text(text: str) -> None:
     if not text.strip() or all(
         not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()
     ):
@@ -171,272 +138,29 @@ def _check_text(text: str) -> None:
         raise YamlError("NUL character in file", Position(line, col), "nul")
 
 
-def parse(path: str, raw: bytes) -> Document:
-    """Parse one YAML document with positions; raise YamlError on any hazard."""
-    text = decode(raw)
-    _check_text(text)
-    doc = Document(path=path, text=text)
-    try:
-        composer = _Composer(text)
-        try:
-            root = composer.get_single_node()
-        finally:
-            composer.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = _pos(mark) if mark is not None else Position(1, 1)
-        if _char_at(text, where) == "\t":
-            raise YamlError(
-                "tab character used for indentation; YAML allows only spaces", where, "tab"
-            ) from None
-        message = exc.problem or str(exc)
-        if exc.context:
-            message = f"{exc.context}, {message}"
-        if exc.context_mark is not None and exc.problem_mark is not None:
-            opened = _pos(exc.context_mark)
-            if opened != where:
-                message += f" (started at line {opened.line}, column {opened.col})"
-        raise YamlError(f"YAML syntax error: {message}", where, "yaml-syntax") from None
-    except yaml.YAMLError as exc:
-        raise YamlError(f"YAML error: {exc}", Position(1, 1), "yaml-syntax") from None
-    except RecursionError:
-        raise YamlError("document is nested too deeply", Position(1, 1), "too-deep") from None
-    if root is None or (
-        isinstance(root, yaml.ScalarNode) and root.tag.endswith(":null") and not root.value
-    ):
-        raise YamlError("file is empty: expected a mapping", Position(1, 1), "empty")
-    if not isinstance(root, yaml.MappingNode):
-        raise YamlError(
-            f"the document must be a mapping (key: value), not a {_describe(root)}",
-            _pos(root.start_mark),
-            "not-mapping",
-        )
-    builder = _Builder(doc)
-    try:
-        _refuse_bombs(root)
-        doc.data = builder.build(root, ())
-    except RecursionError:
-        raise YamlError("document is nested too deeply", Position(1, 1), "too-deep") from None
-    return doc
-
-
-def _refuse_bombs(root: yaml.MappingNode) -> None:
-    """Count what aliases would expand to, in time linear in the file's size."""
-    sizes: dict[int, int] = {}
-    active: set[int] = set()
-
-    def size(node: yaml.Node) -> int:
-        key = id(node)
-        if key in sizes:
-            return sizes[key]
-        if key in active:
-            raise YamlError(
-                "an alias refers to a node that contains it", _pos(node.start_mark), "alias-loop"
-            )
-        active.add(key)
-        total = 1
-        if isinstance(node, yaml.SequenceNode):
-            total += sum(size(child) for child in node.value)
-        elif isinstance(node, yaml.MappingNode):
-            total += sum(size(k) + size(v) for k, v in node.value)
-        active.discard(key)
-        sizes[key] = min(total, 10 * MAX_NODES * MAX_NODES)
-        return sizes[key]
-
-    if size(root) <= MAX_NODES:
-        return
-    key_node, value_node = max(root.value, key=lambda pair: size(pair[1]))
-    raise YamlError(
-        f"{key_node.value!r} expands through aliases to about {size(value_node):,} values, "
-        f"more than the {MAX_NODES:,} allowed (an alias bomb?); refusing the file",
-        _pos(key_node.start_mark),
-        "alias-bomb",
-    )
-
-
-def _char_at(text: str, where: Position) -> str:
-    lines = text.splitlines()
-    if where.line - 1 < len(lines):
-        line = lines[where.line - 1]
-        if where.col - 1 < len(line):
-            return line[where.col - 1]
-    return ""
-
-
-def _describe(node: yaml.Node) -> str:
-    if isinstance(node, yaml.SequenceNode):
-        return "list"
-    if isinstance(node, yaml.ScalarNode):
-        return "scalar value"
-    return "mapping"
-
-
-class _Builder:
-    def __init__(self, doc: Document) -> None:
-        self.doc = doc
-        self.count = 0
-        self.active: set[int] = set()
-
-    def build(self, node: yaml.Node, path: DataPath) -> Any:
-        self.count += 1
-        if self.count > MAX_NODES:
-            raise YamlError(
-                f"document expands to more than {MAX_NODES} values through aliases "
-                "(an alias bomb?); refusing it",
-                _pos(node.start_mark),
-                "alias-bomb",
-            )
-        if id(node) in self.active:
-            raise YamlError(
-                "an alias refers to a node that contains it", _pos(node.start_mark), "alias-loop"
-            )
-        self.doc.values[path] = _pos(node.start_mark)
-        if isinstance(node, yaml.ScalarNode):
-            return self._scalar(node, path)
-        self.active.add(id(node))
-        try:
-            if isinstance(node, yaml.SequenceNode):
-                if node.tag != _SEQ:
-                    raise YamlError(_tag_message(node.tag), _pos(node.start_mark), "tag")
-                return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
-            if node.tag != _MAP or not isinstance(node, yaml.MappingNode):
-                raise YamlError(_tag_message(node.tag), _pos(node.start_mark), "tag")
-            return self._mapping(node, path)
-        finally:
-            self.active.discard(id(node))
-
-    def _mapping(self, node: yaml.MappingNode, path: DataPath) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        seen: dict[str, Position] = {}
-        for key_node, value_node in self._pairs(node):
-            key = self._key(key_node)
-            where = _pos(key_node.start_mark)
-            if key in seen:
-                first = seen[key]
-                raise YamlError(
-                    f"duplicate key {key!r} (first defined at line {first.line}, "
-                    f"column {first.col}); YAML would silently keep only the last one",
-                    where,
-                    "duplicate-key",
-                )
-            seen[key] = where
-            self.doc.keys[(*path, key)] = where
-            out[key] = self.build(value_node, (*path, key))
-        # Merged-in pairs (`<<: *defaults`): explicit keys and earlier merges win.
-        for key_node, value_node in self._merges(node):
-            key = self._key(key_node)
-            if key in out:
-                continue
-            self.doc.keys[(*path, key)] = _pos(key_node.start_mark)
-            out[key] = self.build(value_node, (*path, key))
-        return out
-
-    def _pairs(self, node: yaml.MappingNode) -> Iterator[tuple[yaml.Node, yaml.Node]]:
-        for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            yield key_node, value_node
-
-    def _merges(self, node: yaml.MappingNode) -> Iterator[tuple[yaml.Node, yaml.Node]]:
-        """`<<: *defaults` and `<<: [*a, *b]`: pairs of the merged mappings, in order."""
-        for key_node, value_node in node.value:
-            if not (
-                isinstance(key_node, yaml.ScalarNode) and key_node.tag == "tag:yaml.org,2002:merge"
-            ):
-                continue
-            sources = (
-                value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
-            )
-            for source in sources:
-                if not isinstance(source, yaml.MappingNode):
-                    raise YamlError("`<<` merges only mappings", _pos(source.start_mark), "merge")
-                self.count += len(source.value)
-                if self.count > MAX_NODES:
-                    raise YamlError(
-                        "document expands too far through merges (an alias bomb?)",
-                        _pos(source.start_mark),
-                        "alias-bomb",
-                    )
-                yield from source.value
-
-    def _key(self, node: yaml.Node) -> str:
-        if not isinstance(node, yaml.ScalarNode):
-            raise YamlError("mapping keys must be plain strings", _pos(node.start_mark), "key")
-        # Keys keep their source text: `on:` and `1:` are the strings "on" and "1".
-        return str(node.value)
-
-    def _scalar(self, node: yaml.ScalarNode, path: DataPath) -> Any:
-        tag = node.tag
-        value: str = node.value
-        if tag not in _KNOWN_SCALAR_TAGS:
-            raise YamlError(_tag_message(tag), _pos(node.start_mark), "tag")
-        if tag == _STR:
-            self.doc.styles[path] = node.style
-            return value
-        if tag == "tag:yaml.org,2002:null":
-            if not _NULL.match(value):
-                raise YamlError(f"{value!r} is not null", _pos(node.start_mark), "tag")
-            return None
-        if tag == "tag:yaml.org,2002:bool":
-            if not _BOOL.match(value):
-                raise YamlError(f"{value!r} is not a boolean", _pos(node.start_mark), "tag")
-            return value.lower() == "true"
-        if tag == "tag:yaml.org,2002:int":
-            return _to_int(value, node)
-        return _to_float(value, node)
-
-
 def plain_scalar(text: str) -> Any:
     """A command-line value typed like a plain YAML 1.2 scalar (5, 1.5, true, null, text)."""
-    if text and _NULL.match(text):
+    if text and NULL.match(text):
         return None
-    if _BOOL.match(text):
+    if BOOL.match(text):
         return text.lower() == "true"
     try:
-        if _INT.match(text):
-            return _int(text)
-        if _FLOAT.match(text):
+        if INT.match(text):
+            return parse_int(text)
+        if FLOAT.match(text):
             return float(text)
     except ValueError:
         pass
     return text
 
 
-def _int(text: str) -> int:
+def parse_int(text: str) -> int:
     text = text.replace("_", "")
     if text.startswith("0o"):
         return int(text[2:], 8)
     if text.startswith("0x"):
         return int(text[2:], 16)
     return int(text, 10)
-
-
-def _to_int(value: str, node: yaml.ScalarNode) -> int:
-    try:
-        return _int(value)
-    except ValueError:
-        raise YamlError(f"{value!r} is not an integer", _pos(node.start_mark), "tag") from None
-
-
-def _to_float(value: str, node: yaml.ScalarNode) -> float:
-    lowered = value.lower()
-    if lowered.endswith(".inf"):
-        return -math.inf if lowered.startswith("-") else math.inf
-    if lowered == ".nan":
-        return math.nan
-    try:
-        return float(value)
-    except ValueError:
-        raise YamlError(f"{value!r} is not a number", _pos(node.start_mark), "tag") from None
-
-
-def _tag_message(tag: str) -> str:
-    shown = (
-        "!!" + tag.removeprefix("tag:yaml.org,2002:")
-        if tag.startswith("tag:yaml.org,2002:")
-        else tag
-    )
-    return f"unsupported YAML tag {shown!r}; runbook reads plain data only"
 
 
 def to_problem(path: str, exc: YamlError) -> Problem:

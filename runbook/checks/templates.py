@@ -152,7 +152,7 @@ class TemplateCheck:
     def _inner_position(self, path: DataPath, inner_line: int) -> tuple[int, int]:
         """File position of line `inner_line` of the string at `path`."""
         start = self.doc.position(path)
-        style = self.doc.styles.get(path)
+        style = self.doc.style(path)
         line = start.line + inner_line if style in ("|", ">") else start.line + inner_line - 1
         if line == start.line:
             return line, start.col
