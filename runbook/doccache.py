@@ -81,11 +81,12 @@ def store(folder: Path, cache_key: str, doc: Document) -> None:
         tmp = folder / f".{cache_key}.{os.getpid()}.tmp"
         tmp.write_text(json.dumps(payload), "utf-8")
         tmp.replace(folder / f"{cache_key}.json")
-        _prune(folder)
+        prune(folder)
 
 
-def _prune(folder: Path) -> None:
+def prune(folder: Path, keep: int = MAX_ENTRIES) -> None:
+    """Keep the `keep` newest entries of a cache folder."""
     entries = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)
-    for old in entries[: max(0, len(entries) - MAX_ENTRIES)]:
+    for old in entries[: max(0, len(entries) - keep)]:
         with contextlib.suppress(OSError):
             old.unlink()

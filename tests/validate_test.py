@@ -192,3 +192,30 @@ def test_version_and_help() -> None:
 def test_completion_script() -> None:
     result = CliRunner().invoke(main, ["completion", "bash"])
     assert result.exit_code == 0 and "_RUNBOOK_COMPLETE" in result.stdout
+
+
+def test_included_steps_are_checked_with_the_names_they_see_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "inventory.yaml", INVENTORY)
+    write(
+        tmp_path / "playbooks" / "main.yaml",
+        "name: main\nkind: check\nvars: {limit: 5}\nsteps:\n"
+        "  - name: Count\n    query: SELECT 1 AS n\n    register: counted\n"
+        "  - name: Shared\n    include: shared.yaml\n    vars: {label: x}\n",
+    )
+    write(
+        tmp_path / "playbooks" / "shared.yaml",
+        "name: shared\nkind: check\nvars: {label: null}\nsteps:\n"
+        "  - name: Uses what the includer defined\n"
+        "    query: SELECT {{ counted.scalar }} + {{ limit }} AS n, {{ label }} AS l\n"
+        "  - name: Uses a name nobody defines\n"
+        "    query: SELECT {{ nobody_defines_this }} AS n\n",
+    )
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["validate", "playbooks/main.yaml"])
+    assert result.exit_code == 2, result.output
+    assert result.stdout.splitlines() == [
+        "playbooks/shared.yaml:8:12: $.steps[1].query: 'nobody_defines_this' is undefined: "
+        "not a variable of the playbook or its targets, and no step registers it"
+    ]

@@ -7,11 +7,13 @@ model objects built by the loader, so the data is known to have the right shape.
   (rollback, read-only, transactions, sql_file, include).
 - `templates`: Jinja syntax and names, in the order the steps run.
 - `inventory`: targets, groups, the severity scale, policies.
+- `remembered`: passes remembered, so a run of unchanged files skips the checks.
 """
 
 from runbook.checks.common import BUILTIN_VARS, Context, registered_names, sql_file_path
 from runbook.checks.inventory import check_inventory
 from runbook.checks.playbook import check_cron, check_playbook
+from runbook.checks.remembered import passed, remember
 
 __all__ = [
     "BUILTIN_VARS",
@@ -19,6 +21,8 @@ __all__ = [
     "check_cron",
     "check_inventory",
     "check_playbook",
+    "passed",
     "registered_names",
+    "remember",
     "sql_file_path",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from runbook import actions, loader, template
@@ -32,16 +33,24 @@ _GATE_FIELDS = (
 class TemplateCheck:
     """Syntax and names of every template, in the order the steps run."""
 
-    def __init__(self, pb: Playbook, ctx: Context) -> None:
+    def __init__(
+        self,
+        pb: Playbook,
+        ctx: Context,
+        outer: frozenset[str] = frozenset(),
+        chain: frozenset[Path] = frozenset(),
+    ) -> None:
+        """`outer`: names an including playbook has defined where it includes this one."""
         assert pb.doc is not None
         self.pb = pb
         self.doc: Document = pb.doc
         self.ctx = ctx
         self.problems: list[Problem] = []
+        self.chain = chain | {pb.path.resolve()}
         target_vars = (
             {n for t in ctx.inventory.targets.values() for n in t.vars} if ctx.inventory else set()
         )
-        self.base = set(pb.vars) | target_vars | BUILTIN_VARS
+        self.base = set(pb.vars) | target_vars | BUILTIN_VARS | outer
         self.definers: dict[str, Step] = {}
         for step in pb.walk():
             for name in self._defines(step):
@@ -86,6 +95,8 @@ class TemplateCheck:
             self._field(step.data_path, raw, f, known, local)
         if step.kind == "sql_file":
             self._sql_file(step, known | local)
+        if step.kind == "include":
+            self._include(step, known | local)
         after = local | {step.register} if step.register else local
         if "until" in raw:
             self._field(step.data_path, raw, _UNTIL, known, after)
@@ -107,6 +118,20 @@ class TemplateCheck:
             for rollback_step in step.rollback:
                 self._step(rollback_step, undo)
         known |= self._defines(step)
+
+    def _include(self, step: Step, known: set[str]) -> None:
+        """The included steps' templates, with what they see there: everything
+        defined so far, the include's vars and the included playbook's own."""
+        path = (self.pb.path.parent / step.body).resolve()
+        if path in self.chain:
+            return  # an include cycle, reported by the step rules
+        included, _ = self.ctx.load(path)
+        if included is None:
+            return  # reported by the step rules
+        inner = TemplateCheck(included, self.ctx, frozenset(known), self.chain)
+        for problem in inner.run():
+            if problem not in self.problems:
+                self.problems.append(problem)
 
     def _field(
         self, base: DataPath, data: Any, f: Field, known: set[str], extra: frozenset[str]

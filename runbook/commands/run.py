@@ -112,9 +112,11 @@ def prepare(req: Request) -> Prepared:
     playbook, problems = ctx.load(req.playbook)
     if playbook is None:
         raise InvalidFiles(problems)
-    problems = checks.check_playbook(playbook, ctx)
-    if problems:
-        raise InvalidFiles(problems)
+    if not checks.passed(ctx, playbook):
+        problems = checks.check_playbook(playbook, ctx)
+        if problems:
+            raise InvalidFiles(problems)
+        checks.remember(ctx, playbook)
     includes = {path: pb for path, (pb, _) in ctx.cache.items() if pb is not None}
     extra = variables.parse_extra(req.extra)
     missing = [name for name, value in playbook.vars.items() if value is None and name not in extra]
