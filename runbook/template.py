@@ -305,13 +305,19 @@ def render_sql(source: str, context: Mapping[str, Any], conn: Any = None) -> lis
     """
     if not is_template(source):
         return [RenderedSql(source, None, source)]
+    program = _program(source)
+    if program is not None:
+        return _run_program(program, context, conn)
+    return render_sql_with_jinja(source, context, conn)
+
+
+def render_sql_with_jinja(
+    source: str, context: Mapping[str, Any], conn: Any = None
+) -> list[RenderedSql]:
+    """The general path: Jinja renders, `_bind` turns each output into a placeholder."""
     collector = _Collector()
     try:
-        parts = tmplfast.parse_template(source, True)
-        if parts is not None:
-            shaped = _render_parts(parts, context, collector)
-        else:
-            shaped = _compile(Kind.SQL, source).render({**context, PARAMS_KEY: collector})
+        shaped = _compile(Kind.SQL, source).render({**context, PARAMS_KEY: collector})
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"undefined: {exc.message}") from None
     except jinja2.TemplateError as exc:
@@ -323,25 +329,92 @@ def render_sql(source: str, context: Mapping[str, Any], conn: Any = None) -> lis
     return [_bind_statement(stmt, collector.params, texts) for stmt in _statements(shaped)]
 
 
-def _render_parts(parts: tmplfast.Parts, context: Mapping[str, Any], collector: _Collector) -> str:
-    """The fast path's equivalent of rendering with `_bind` as finalize."""
+# A compiled fast-path SQL template: its pieces in order, for the whole text and
+# per statement. A piece is static text (as sent, with % doubled, and as shown)
+# or the index of an output in the template's parts.
+_Piece = tuple[str, str] | int
+_Pieces = tuple[_Piece, ...]
+_Program = tuple[tmplfast.Parts, _Pieces, tuple[_Pieces, ...]]
+
+
+def _pieces(shaped: str) -> _Pieces:
+    pieces: list[_Piece] = []
+    last = 0
+    for match in _MARK.finditer(shaped):
+        static = shaped[last : match.start()]
+        if static:
+            pieces.append((static.replace("%", "%%"), static))
+        pieces.append(int(match.group(2)))
+        last = match.end()
+    tail = shaped[last:]
+    if tail:
+        pieces.append((tail.replace("%", "%%"), tail))
+    return tuple(pieces)
+
+
+@functools.lru_cache(maxsize=4096)
+def _program(source: str) -> _Program | None:
+    """Split and shape-check a fast-path template once; None if Jinja must render it."""
+    parts = tmplfast.parse_template(source, True)
+    if parts is None:
+        return None
+    shaped = _shape(parts)
+    return parts, _pieces(shaped), tuple(_pieces(s) for s in _statements(shaped))
+
+
+def _run_program(program: _Program, context: Mapping[str, Any], conn: Any) -> list[RenderedSql]:
+    """Values bound, names spliced: what rendering with `_bind` as finalize gives."""
+    parts, whole, statements = program
+    values: dict[int, Any] = {}
+    try:
+        for i, part in enumerate(parts):
+            if isinstance(part, str):
+                continue
+            value = part.ref.resolve(SQL_ENV, context)
+            if part.filter == "ident":
+                value = _ident(value)
+            elif part.filter == "literal":
+                value = _literal(value)
+            values[i] = value
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(f"undefined: {exc.message}") from None
+    if all(isinstance(v, Fragment) for v in values.values()):
+        # No values to bind: the text goes as written, in one simple query.
+        text = "".join(_assemble(whole, values, conn)[1])
+        return [RenderedSql(text, None, text)]
     out = []
-    for part in parts:
-        if isinstance(part, str):
-            out.append(part)
-            continue
-        value = part.ref.resolve(SQL_ENV, context)
-        if part.filter == "ident":
-            value = _ident(value)
-        elif part.filter == "literal":
-            value = _literal(value)
-        if isinstance(value, Fragment):
-            collector.fragments.append(value)
-            out.append(f"{_FRAGMENT}{len(collector.fragments) - 1}{_FRAGMENT}")
+    for pieces in statements:
+        query, display, params = _assemble(pieces, values, conn)
+        shown = "".join(display)
+        if params:
+            out.append(RenderedSql("".join(query), tuple(params), shown))
         else:
-            collector.params.append(value)
-            out.append(f"{_PARAM}{len(collector.params) - 1}{_PARAM}")
-    return "".join(out)
+            out.append(RenderedSql(shown, None, shown))
+    return out
+
+
+def _assemble(
+    pieces: _Pieces, values: dict[int, Any], conn: Any
+) -> tuple[list[str], list[str], list[Any]]:
+    """(text as sent, text as shown, bound values) of one run of pieces."""
+    query: list[str] = []
+    display: list[str] = []
+    params: list[Any] = []
+    for piece in pieces:
+        if isinstance(piece, tuple):
+            query.append(piece[0])
+            display.append(piece[1])
+            continue
+        value = values[piece]
+        if isinstance(value, Fragment):
+            text = value.composable.as_string(conn)
+            query.append(text.replace("%", "%%"))
+            display.append(text)
+        else:
+            params.append(value)
+            query.append("%s")
+            display.append(f"${len(params)}")
+    return query, display, params
 
 
 def _shape(parts: tmplfast.Parts) -> str:

@@ -155,3 +155,30 @@ def test_hostile_values_and_names_never_change_the_statement(
             pgsql.SQL("DROP TABLE {}").format(pgsql.Identifier(name))
         ) if name != "victim" else None
     assert conn.execute("SELECT to_regclass('victim') IS NOT NULL").fetchone() == (True,)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "SELECT {{ v }}",
+        "SELECT {{ v }}, '100%' AS pct WHERE name LIKE '%x%' AND n > {{ n }}",
+        "UPDATE {{ t | ident }} SET x = {{ v }}; DELETE FROM {{ t | ident }} WHERE y = {{ n }}",
+        "VACUUM {{ t | ident }}; ANALYZE {{ t | ident }}",
+        "SET lock_timeout = {{ v | literal }}",
+        "SELECT {{ row.a }} /* {{ x }} is not an output in a comment? */",
+        "SELECT $$ {{ n }} $$ AS body",
+        "SELECT {{ n }} -- trailing % comment\n;\nSELECT {{ v }}",
+        "SELECT 1 AS a;\nSELECT {{ t | ident }} FROM x",
+    ],
+)
+def test_the_compiled_fast_path_renders_as_jinja_does(source: str) -> None:
+    context = {"v": "it's 100%", "n": 7, "t": "public.my table", "row": {"a": 1}, "x": 2}
+    try:
+        expected = template.render_sql_with_jinja(source, context)
+    except TemplateError as exc:
+        with pytest.raises(TemplateError) as info:
+            template.render_sql(source, context)
+        assert str(info.value) == str(exc)
+        return
+    assert template._program(source) is not None, "a fast-path template"
+    assert template.render_sql(source, context) == expected
