@@ -236,9 +236,12 @@ class Recorder:
         }
 
     def step_row(self, ps: PlannedStep, outcome: Outcome) -> dict[str, Any]:
+        return {**self._identity(ps, outcome.undoes), **self._ending(outcome)}
+
+    def _ending(self, outcome: Outcome) -> dict[str, Any]:
+        """The columns a step's end sets (its identity was written when it started)."""
         r = self.redactor
         return {
-            **self._identity(ps, outcome.undoes),
             "status": outcome.status.value,
             "reason": r.text(outcome.reason),
             "duration_ms": round(outcome.duration_ms, 3),
@@ -288,7 +291,8 @@ class Recorder:
     ) -> None:
         """Record a step's end; not `durable` (read-only steps) returns at once."""
         at = self._now()
-        row = self.step_row(ps, outcome)
+        row = self._ending(outcome)
+        row["run_id"] = self.run_id
         row["seq"] = seq
         row["ended_at"] = at
         if registered is not None and (outcome.result is None or outcome.result.get("truncated")):

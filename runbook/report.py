@@ -163,22 +163,22 @@ class PlainReporter:
     def step_finished(self, outcome: Outcome) -> None:
         if self.quiet and outcome.status not in (Status.FAILED, Status.GATE_FAILED):
             return
-        self.write(step_line(outcome))
-        for line in detail_lines(outcome):
-            self.write("       " + line)
+        # One write per step: the text is built first (this runs once per step,
+        # on the run's own thread, so it is kept lean).
+        lines = [step_line(outcome)]
+        if outcome.status is not Status.OK or outcome.notices or outcome.kind == "shell":
+            lines.extend("       " + line for line in detail_lines(outcome))
         table = None if self.quiet else table_rows(outcome)
         if table:
             columns, rows, total = table
             widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
-            self.write(
-                "       " + "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
+            lines.append("       " + "  ".join(map(str.ljust, columns, widths)).rstrip())
+            lines.extend(
+                "       " + "  ".join(map(str.ljust, row, widths)).rstrip() for row in rows
             )
-            for row in rows:
-                self.write(
-                    "       " + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True))
-                )
             if total > len(rows):
-                self.write(f"       ({total - len(rows)} more row(s))")
+                lines.append(f"       ({total - len(rows)} more row(s))")
+        self.out.write("\n".join(lines) + "\n")
 
     def run_finished(self, outcome: RunOutcome) -> None:
         for line in notification_lines(outcome):
