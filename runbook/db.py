@@ -118,6 +118,7 @@ class Session:
         self._settings: dict[str, int | None] = {}
         self._watchdog = _Watchdog()
         self._cursor: psycopg.Cursor[Any] | None = None
+        self._encoding = "utf-8"
         self.backend_pid: int | None = None
 
     # -- connection --------------------------------------------------------
@@ -154,8 +155,13 @@ class Session:
         }
         self.conn = conn
         self._cursor = None
+        self._encoding = conn.info.encoding  # Python's name for the client encoding
         self.backend_pid = conn.info.backend_pid
         return conn
+
+    def _column_name(self, res: Any, index: int) -> str:
+        name = res.fname(index)
+        return "" if name is None else name.decode(self._encoding)
 
     def _new_cursor(self, conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
         self._cursor = conn.cursor()
@@ -280,22 +286,22 @@ class Session:
             for statement in statements:
                 cur.execute(statement.query, statement.params)
                 while True:
-                    description = cur.description
-                    if description is not None:
-                        names = [c.name for c in description]
+                    # Read through the result itself (not `description`, which
+                    # makes a Column object per column per statement).
+                    res = cur.pgresult
+                    nfields = res.nfields if res is not None else 0
+                    count = cur.rowcount
+                    if nfields:
+                        names = [self._column_name(res, i) for i in range(nfields)]
                         columns = names if len(set(names)) == len(names) else _unique_columns(names)
-                        fetched = (
-                            cur.fetchall()
-                            if 0 <= cur.rowcount <= max_rows
-                            else cur.fetchmany(max_rows + 1)
-                        )
+                        fetched = cur.fetchall() if 0 <= count <= max_rows else cur.fetchmany(max_rows + 1)
                         truncated = len(fetched) > max_rows
                         if truncated:
                             fetched = fetched[:max_rows]
                         rows = [dict(zip(columns, r, strict=True)) for r in fetched]
-                        rowcount = len(rows) if cur.rowcount < 0 else cur.rowcount
-                    elif cur.rowcount > 0:
-                        rowcount += cur.rowcount
+                        rowcount = len(rows) if count < 0 else count
+                    elif count > 0:
+                        rowcount += count
                     status = cur.statusmessage or status
                     if not cur.nextset():
                         break
