@@ -294,7 +294,11 @@ class Session:
                     if nfields:
                         names = [self._column_name(res, i) for i in range(nfields)]
                         columns = names if len(set(names)) == len(names) else _unique_columns(names)
-                        fetched = cur.fetchall() if 0 <= count <= max_rows else cur.fetchmany(max_rows + 1)
+                        fetched = (
+                            cur.fetchall()
+                            if 0 <= count <= max_rows
+                            else cur.fetchmany(max_rows + 1)
+                        )
                         truncated = len(fetched) > max_rows
                         if truncated:
                             fetched = fetched[:max_rows]

@@ -137,3 +137,22 @@ def test_two_threads_share_one_journal(tmp_path: Path) -> None:
     assert errors == []
     assert journal.query("SELECT count(*) AS n FROM runs") == [{"n": 900}]
     assert journal.verify() == []
+
+
+def test_any_value_a_step_can_hold_is_recorded_and_verifies(tmp_path: Path) -> None:
+    """Records are encoded by orjson; what it refuses (integers past 64 bits) by json."""
+    journal = Journal(tmp_path / "j.sqlite")
+    values = {"big": 2**70, "text": "Zürich ✓ \u2028", "nested": {"1": [1.5, None, True]}}
+    journal.append(
+        [
+            ("2026-01-01T00:00:00.000Z", "r", "step.start", {"table": "steps", "op": "insert", "row": {
+                "run_id": "r", "seq": 1, "idx": 0, "number": "1", "name": "ü", "status": "running"}}),
+            ("2026-01-01T00:00:00.001Z", "r", "step.end", {"table": "steps", "op": "update", "row": {
+                "run_id": "r", "seq": 1, "status": "ok", "params": [values["big"]], "result": values}}),
+        ]
+    )  # fmt: skip
+    (step,) = journal.steps("r")
+    assert step["name"] == "ü" and step["status"] == "ok"
+    assert step["params"] == [2**70] and step["result"] == values
+    assert journal.verify() == []
+    journal.close()
