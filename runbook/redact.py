@@ -25,12 +25,15 @@ class Redactor:
         self.add(secrets)
 
     def add(self, secrets: Iterable[Any]) -> None:
+        known = len(self._exact)
         for secret in secrets:
             if secret is None:
                 continue
             text = str(secret)
             if text:
                 self._exact.add(text)
+        if len(self._exact) == known:
+            return  # nothing new: the pattern stands (this runs after every step)
         long = sorted((s for s in self._exact if len(s) >= _MIN_SUBSTRING), key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(s) for s in long)) if long else None
 

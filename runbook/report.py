@@ -32,6 +32,7 @@ SYMBOLS = {
     Status.ROLLED_BACK: "↺",
     Status.RUNNING: "…",
 }
+_STATUS_TEXT = {status: status.value for status in Status}
 COLOURS = {
     Status.OK: "green",
     Status.FAILED: "red",
@@ -58,17 +59,17 @@ def _cell(value: Any) -> str:
 
 
 def step_line(outcome: Outcome) -> str:
-    parts = [SYMBOLS[outcome.status], outcome.number.rjust(4), outcome.name]
-    tail = [outcome.status.value]
-    if outcome.status not in (Status.SKIPPED, Status.NOT_RUN):
-        tail.append(duration(outcome.duration_ms))
+    status = outcome.status
+    tail = _STATUS_TEXT[status]
+    if status is not Status.SKIPPED and status is not Status.NOT_RUN:
+        tail += ", " + duration(outcome.duration_ms)
     if outcome.severity:
-        tail.append(outcome.severity)
+        tail += ", " + outcome.severity
     if outcome.note:
-        tail.append(outcome.note)
+        tail += ", " + outcome.note
     if outcome.attempts > 1:
-        tail.append(f"{outcome.attempts} attempts")
-    return f"{parts[0]} {parts[1]}  {parts[2]}  [{', '.join(tail)}]"
+        tail += f", {outcome.attempts} attempts"
+    return f"{SYMBOLS[status]} {outcome.number.rjust(4)}  {outcome.name}  [{tail}]"
 
 
 def detail_lines(outcome: Outcome) -> list[str]:

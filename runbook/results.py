@@ -20,9 +20,14 @@ from typing import Any
 MAX_ROWS = 100_000  # rows kept in memory per step; a check tool's results are small
 
 
+_PLAIN = frozenset({type(None), bool, int, str})
+
+
 def to_json(value: Any) -> Any:
     """A JSON-safe copy of a database or Python value."""
-    if value is None or isinstance(value, bool | int | str):
+    if type(value) in _PLAIN:
+        return value
+    if isinstance(value, bool | int | str):  # subclasses (enums …)
         return value
     if isinstance(value, float):
         return (
@@ -47,6 +52,13 @@ def to_json(value: Any) -> Any:
     if isinstance(value, Result):
         return value.serialize(sample=None)
     return str(value)
+
+
+def _row_json(row: dict[str, Any]) -> dict[str, Any]:
+    for value in row.values():
+        if type(value) not in _PLAIN:
+            return {k: to_json(v) for k, v in row.items()}
+    return dict(row)  # all plain already: a copy, not a walk
 
 
 class Result:
@@ -102,7 +114,7 @@ class QueryResult(Result):
             "kind": self.kind,
             "columns": self.columns,
             "rowcount": self.rowcount,
-            "rows": [{k: to_json(v) for k, v in row.items()} for row in rows],
+            "rows": [_row_json(row) for row in rows],
             "rows_total": len(self.rows),
             "truncated": self.truncated or len(rows) < len(self.rows),
             "notices": self.notices,

@@ -282,7 +282,11 @@ def evaluate(source: str, context: Mapping[str, Any]) -> Any:
 
 
 def evaluate_all(sources: Iterable[str], context: Mapping[str, Any]) -> bool:
-    return all(evaluate(s, context) for s in sources)
+    # A loop rather than all(<generator>): gates run this for every step.
+    for source in sources:  # noqa: SIM110
+        if not evaluate(source, context):
+            return False
+    return True
 
 
 def render_value(value: Any, context: Mapping[str, Any]) -> Any:
