@@ -37,6 +37,7 @@ from runbook.model import (
 from runbook.yamlsrc import DataPath, Document
 
 KIND_KEYS = tuple(schema.step_kinds())
+_KINDS = frozenset(KIND_KEYS)
 _COMMON = {
     "name",
     "id",
@@ -144,9 +145,10 @@ def _gates(doc: Document, data: Any, path: DataPath) -> tuple[Gate, ...]:
 
 
 def build_step(doc: Document, data: dict[str, Any], path: DataPath) -> Step:
-    present = [k for k in KIND_KEYS if k in data]
+    present = [k for k in data if k in _KINDS]
     # `gate` is a kind of its own and also a key of other steps.
     kind = present[0] if len(present) == 1 or present[0] != "gate" else present[1]
+    get = data.get
     body = data[kind]
     children: tuple[Step, ...] = ()
     gates: tuple[Gate, ...] = ()
@@ -155,28 +157,31 @@ def build_step(doc: Document, data: dict[str, Any], path: DataPath) -> Step:
         body = None
     elif kind == "gate":
         gates = _gates(doc, body, (*path, "gate"))
-    if kind != "gate":
-        gates = _gates(doc, data.get("gate"), (*path, "gate"))
+    if kind != "gate" and "gate" in data:
+        gates = _gates(doc, data["gate"], (*path, "gate"))
     options = {k: v for k, v in data.items() if k not in _COMMON and k != kind}
+    variables = get("vars")
+    rollback = get("rollback")
+    timeout, delay = get("timeout"), get("delay")
     return Step(
         kind=kind,
         name=data["name"],
         body=body,
-        loc=loc(doc, path),
+        loc=Loc(doc.path, path=path, doc=doc),
         data_path=path,
-        id=data.get("id"),
-        when=_conditions(data.get("when")),
-        register=data.get("register"),
-        tags=frozenset(data.get("tags", ())),
-        timeout=seconds(data.get("timeout")),
-        retries=data.get("retries", 0),
-        delay=seconds(data.get("delay")) or 1.0,
-        backoff=float(data.get("backoff", 1.0)),
-        until=_conditions(data.get("until")),
-        on_failure=data.get("on_failure"),
-        vars={k: env_or_value(v) for k, v in data.get("vars", {}).items()},
+        id=get("id"),
+        when=_conditions(get("when")),
+        register=get("register"),
+        tags=frozenset(get("tags", ())),
+        timeout=None if timeout is None else seconds(timeout),
+        retries=get("retries", 0),
+        delay=(seconds(delay) if delay is not None else None) or 1.0,
+        backoff=float(get("backoff", 1.0)),
+        until=_conditions(get("until")),
+        on_failure=get("on_failure"),
+        vars={k: env_or_value(v) for k, v in variables.items()} if variables else {},
         gates=gates,
-        rollback=build_steps(doc, data.get("rollback", []), (*path, "rollback")),
+        rollback=build_steps(doc, rollback, (*path, "rollback")) if rollback else (),
         children=children,
         options=options,
     )

@@ -19,6 +19,7 @@ from runbook.outcome import Outcome, RunOutcome, Status
 from runbook.plan import Plan, PlannedStep
 from runbook.redact import Redactor
 
+_STATUS_TEXT = {status: status.value for status in Status}
 REGISTERED_ROWS = 10_000  # rows of a registered result kept for resume
 
 Event = tuple[str, str | None, str, dict[str, Any]]
@@ -240,24 +241,31 @@ class Recorder:
 
     def _ending(self, outcome: Outcome) -> dict[str, Any]:
         """The columns a step's end sets (its identity was written when it started)."""
-        r = self.redactor
-        return {
-            "status": outcome.status.value,
-            "reason": r.text(outcome.reason),
+        row: dict[str, Any] = {
+            "status": _STATUS_TEXT[outcome.status],
+            "reason": outcome.reason,
             "duration_ms": round(outcome.duration_ms, 3),
             "severity": outcome.severity,
-            "error": r.text(outcome.error) if outcome.error else None,
+            "error": outcome.error or None,
             "sqlstate": outcome.sqlstate,
-            "rendered": r.text(outcome.rendered) if outcome.rendered else None,
-            "params": r.value(outcome.params),
+            "rendered": outcome.rendered or None,
+            "params": outcome.params,
             "rowcount": outcome.rowcount,
-            "result": r.value(outcome.result),
-            "notices": r.value(outcome.notices),
-            "gates": r.value([g.serialize() for g in outcome.gates]),
+            "result": outcome.result,
+            "notices": outcome.notices,
+            "gates": [g.serialize() for g in outcome.gates],
             "attempts": outcome.attempts,
-            "history": r.value(outcome.history) if outcome.history else None,
-            "note": r.text(outcome.note) if outcome.note else None,
+            "history": outcome.history or None,
+            "note": outcome.note or None,
         }
+        r = self.redactor
+        if r:  # outcomes come redacted; this is the journal's own guard
+            for key in ("reason", "error", "rendered", "note"):
+                if row[key]:
+                    row[key] = r.text(row[key])
+            for key in ("params", "result", "notices", "gates", "history"):
+                row[key] = r.value(row[key])
+        return row
 
     def step_started(
         self,

@@ -333,12 +333,22 @@ def render_sql_with_jinja(
     return [_bind_statement(stmt, collector.params, texts) for stmt in _statements(shaped)]
 
 
-# A compiled fast-path SQL template: its pieces in order, for the whole text and
-# per statement. A piece is static text (as sent, with % doubled, and as shown)
-# or the index of an output in the template's parts.
+# A compiled fast-path SQL template. Per statement, its pieces in order: static
+# text (as sent, with % doubled, and as shown) or the index of an output in the
+# template's parts. A statement whose outputs are all bound values is also kept
+# ready-made: its text with %s and with $n, and which outputs fill the values.
 _Piece = tuple[str, str] | int
 _Pieces = tuple[_Piece, ...]
-_Program = tuple[tmplfast.Parts, _Pieces, tuple[_Pieces, ...]]
+_Ready = tuple[str, str, tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class _Program:
+    parts: tmplfast.Parts
+    outputs: tuple[int, ...]  # indexes of the outputs in parts
+    whole: _Pieces  # the unsplit text, for a template with nothing to bind
+    statements: tuple[_Pieces, ...]
+    ready: tuple[_Ready, ...] | None  # when no output is spliced (no ident/literal)
 
 
 def _pieces(shaped: str) -> _Pieces:
@@ -356,6 +366,21 @@ def _pieces(shaped: str) -> _Pieces:
     return tuple(pieces)
 
 
+def _ready(pieces: _Pieces) -> _Ready:
+    query: list[str] = []
+    display: list[str] = []
+    order: list[int] = []
+    for piece in pieces:
+        if isinstance(piece, tuple):
+            query.append(piece[0])
+            display.append(piece[1])
+        else:
+            order.append(piece)
+            query.append("%s")
+            display.append(f"${len(order)}")
+    return "".join(query), "".join(display), tuple(order)
+
+
 @functools.lru_cache(maxsize=4096)
 def _program(source: str) -> _Program | None:
     """Split and shape-check a fast-path template once; None if Jinja must render it."""
@@ -363,17 +388,21 @@ def _program(source: str) -> _Program | None:
     if parts is None:
         return None
     shaped = _shape(parts)
-    return parts, _pieces(shaped), tuple(_pieces(s) for s in _statements(shaped))
+    statements = tuple(_pieces(s) for s in _statements(shaped))
+    outputs = tuple(i for i, part in enumerate(parts) if not isinstance(part, str))
+    plain = all(isinstance(p, str) or p.filter is None for p in parts)
+    ready = tuple(_ready(s) for s in statements) if plain and outputs else None
+    return _Program(parts, outputs, _pieces(shaped), statements, ready)
 
 
 def _run_program(program: _Program, context: Mapping[str, Any], conn: Any) -> list[RenderedSql]:
     """Values bound, names spliced: what rendering with `_bind` as finalize gives."""
-    parts, whole, statements = program
+    parts = program.parts
     values: dict[int, Any] = {}
     try:
-        for i, part in enumerate(parts):
-            if isinstance(part, str):
-                continue
+        for i in program.outputs:
+            part = parts[i]
+            assert not isinstance(part, str)
             value = part.ref.resolve(SQL_ENV, context)
             if part.filter == "ident":
                 value = _ident(value)
@@ -382,12 +411,21 @@ def _run_program(program: _Program, context: Mapping[str, Any], conn: Any) -> li
             values[i] = value
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"undefined: {exc.message}") from None
+    if program.ready is not None:
+        for value in values.values():
+            if isinstance(value, Fragment):
+                break  # a value that is SQL text (never from YAML): the general way
+        else:
+            return [
+                RenderedSql(query, tuple([values[i] for i in order]), display)
+                for query, display, order in program.ready
+            ]
     if all(isinstance(v, Fragment) for v in values.values()):
         # No values to bind: the text goes as written, in one simple query.
-        text = "".join(_assemble(whole, values, conn)[1])
+        text = "".join(_assemble(program.whole, values, conn)[1])
         return [RenderedSql(text, None, text)]
     out = []
-    for pieces in statements:
+    for pieces in program.statements:
         query, display, params = _assemble(pieces, values, conn)
         shown = "".join(display)
         if params:
