@@ -19,13 +19,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from runbook import __version__, resources
 from runbook.errors import Position
 from runbook.yamlsrc import DataPath, Document
 
 MAX_ENTRIES = 1000
 # Bumped when the layout of an entry changes: old entries are then misses.
-FORMAT = 2
+FORMAT = 3
 
 
 @functools.cache
@@ -44,11 +46,11 @@ def _encode(table: dict[DataPath, Any], value: Any) -> list[Any]:
     return [[list(path), *value(v)] for path, v in table.items()]
 
 
-def _tables(encoded: str) -> Callable[[Document], None]:
+def _tables(encoded: bytes) -> Callable[[Document], None]:
     """Fill a document's position tables from their JSON, when first asked."""
 
     def decode(doc: Document) -> None:
-        tables = json.loads(encoded)
+        tables = orjson.loads(encoded)
         doc.values = {tuple(p): Position(line, col) for p, line, col in tables["values"]}
         doc.keys = {tuple(p): Position(line, col) for p, line, col in tables["keys"]}
         doc.styles = {tuple(p): style for p, style in tables["styles"]}
@@ -58,13 +60,15 @@ def _tables(encoded: str) -> Callable[[Document], None]:
 
 def load(folder: Path, cache_key: str, shown: str, text: str) -> Document | None:
     try:
-        stored = json.loads((folder / f"{cache_key}.json").read_text("utf-8"))
-        data, tables = stored["data"], stored["tables"]
-    except (OSError, ValueError, KeyError, TypeError):
+        stored = (folder / f"{cache_key}.json").read_bytes()
+        # Two lines: the data, then the position tables, which stay undecoded
+        # until an error message needs a line number.
+        data_line, _, tables = stored.partition(b"\n")
+        data = orjson.loads(data_line)
+    except (OSError, ValueError):
         return None
-    if not isinstance(tables, str):
+    if not tables:
         return None
-    # The tables stay a string until an error message needs a line number.
     return Document(path=shown, text=text, data=data, pending=_tables(tables))
 
 
@@ -77,9 +81,13 @@ def store(folder: Path, cache_key: str, doc: Document) -> None:
             "keys": _encode(doc.keys, lambda p: (p.line, p.col)),
             "styles": _encode(doc.styles, lambda s: (s,)),
         }
-        payload = {"data": doc.data, "tables": json.dumps(tables, separators=(",", ":"))}
+        # JSON text holds no raw newline (inside strings it is \n): one per line.
+        # The standard encoder writes them: it keeps NaN and big integers, which
+        # orjson would change or refuse (orjson then refuses to read the entry,
+        # and the file is simply parsed again).
+        entry = "\n".join(json.dumps(part, separators=(",", ":")) for part in (doc.data, tables))
         tmp = folder / f".{cache_key}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(payload), "utf-8")
+        tmp.write_text(entry, "utf-8")
         tmp.replace(folder / f"{cache_key}.json")
         prune(folder)
 

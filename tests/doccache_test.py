@@ -114,3 +114,19 @@ def test_entries_of_another_format_are_never_read(tmp_path: Path) -> None:
         doccache.FORMAT = saved
         doccache._salt.cache_clear()
     assert old != doccache.key("playbook.schema.json", raw)
+
+
+def test_values_json_cannot_carry_exactly_are_read_from_the_file_again(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        PLAYBOOK.replace(
+            "vars: {limit: 5}", "vars: {limit: .nan, big: 123456789012345678901234567890}"
+        )
+    )
+    folder = tmp_path / "cache"
+    for _ in range(2):
+        loaded = loader.read(path, "playbook.schema.json", folder)
+        assert loaded.doc is not None and not loaded.problems
+        limit = loaded.doc.data["vars"]["limit"]
+        assert limit != limit  # still NaN, not null
+        assert loaded.doc.data["vars"]["big"] == 123456789012345678901234567890
