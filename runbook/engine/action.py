@@ -226,41 +226,50 @@ def _outcome(
     started: float,
     attempts: int,
 ) -> Outcome:
-    row_sample = engine.options.row_sample
     if error is not None:
         failed_result = getattr(error, "result", None)
         return _failed(engine, ps, ctx, error, started, attempts, failed_result)
     assert result is not None
     register(engine, ps, result)
+    step = ps.step
     gates: list[GateOutcome] = []
-    if ps.step.gates or ps.kind == "classify":
+    failing: GateOutcome | None = None
+    failed = 0
+    if step.gates or ps.kind == "classify":
         # ctx.scope was made for this step alone: add the result to it in place.
-        ctx.scope.update(registered_view(ps, result))
+        ctx.scope["result"] = result
+        if step.register:
+            ctx.scope[step.register] = result
         try:
             gates = engine.gates.evaluate(ps, ctx.scope, result, ctx, engine.runtime)
         except (TemplateError, StepError) as exc:
             # A gate that cannot be evaluated is a failed step, not a passed gate.
             return _failed(engine, ps, ctx, exc, started, attempts, result)
-    failed = [g for g in gates if not g.passed]
-    # The worst failing gate speaks for the step (the first of equals).
-    failing = max(failed, key=lambda g: engine.gates.rank(g.severity)) if failed else None
+        # The worst failing gate speaks for the step (the first of equals).
+        rank = engine.gates.rank
+        for gate in gates:
+            if not gate.passed:
+                failed += 1
+                if failing is None or rank(gate.severity) > rank(failing.severity):
+                    failing = gate
+    rendered = ctx.rendered
     outcome = Outcome(
         ps.index,
         ps.number,
-        ps.name,
-        ps.kind,
+        step.name,
+        step.kind,
         Status.GATE_FAILED if failing else Status.OK,
-        reason=_reason(failing, len(failed)),
+        reason=_reason(failing, failed),
         duration_ms=(time.perf_counter() - started) * 1000,
         severity=failing.severity if failing else ctx.severity,
-        rendered=";\n".join(ctx.rendered) or None,
-        params=list(ctx.params) or None,
+        rendered=(rendered[0] if len(rendered) == 1 else ";\n".join(rendered)) or None,
+        params=ctx.params or None,  # a list of this step's own
         rowcount=getattr(result, "rowcount", None),
-        result=result.serialize(row_sample),
-        notices=list(getattr(result, "notices", [])),
+        result=result.serialize(engine.options.row_sample),
+        notices=list(getattr(result, "notices", ())),
         gates=gates,
         attempts=attempts,
-        key=ps.step.key,
+        key=step.key,
         note=ctx.note or _note(result),
     )
     return failures.redacted(outcome, engine.redactor)

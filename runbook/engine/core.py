@@ -256,13 +256,17 @@ class Engine:
             self.run_planned(ps, layers, in_block)
 
     def scope(self, ps: PlannedStep, layers: tuple[dict[str, Any], ...]) -> dict[str, Any]:
-        scope = dict(self.base)
-        for layer in layers:
-            scope.update(layer)
-        scope.update(self.runtime)
+        if layers:
+            scope = dict(self.base)
+            for layer in layers:
+                scope.update(layer)
+            scope.update(self.runtime)
+        else:
+            scope = {**self.base, **self.runtime}
         if ps.step.vars:
             scope.update({k: variables.render_native(v, scope) for k, v in ps.step.vars.items()})
-        scope.update(self.extra)
+        if self.extra:
+            scope.update(self.extra)
         return scope
 
     def run_planned(
