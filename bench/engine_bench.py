@@ -1,18 +1,22 @@
 """Engine overhead: `runbook run` against a plain psycopg loop, same SQL, same gates.
 
-    .venv/bin/python bench/engine_bench.py [--repeats 7]
+    .venv/bin/python bench/engine_bench.py [--repeats 40]
 
 On an embedded PostgreSQL it loads a table of 100,000 readings, writes check
 playbooks of N = 10 and N = 100 queries, each with a threshold gate, and times
-(wall clock, as separate processes, median of --repeats runs):
+(wall clock, as separate processes):
 
 - `runbook run` of each playbook (journaling on, plain output to a pipe);
 - a plain psycopg script running the same statements with the same parameters
   and checking the same thresholds in Python.
 
 The marginal cost of one query+gate is (t(100) - t(10)) / 90 for each; start-up
-is the wall time of `runbook run` on a one-step playbook. Figures go to stdout
-as a Markdown table and to bench/results.json.
+is the wall time of `runbook run` on a one-step playbook. Each round runs every
+command once, in a shuffled order, and yields its own marginals and ratio: the
+machine's drift then hits both sides of a ratio alike. Figures are medians over
+the rounds, with the interquartile range of the ratio to show the noise. The
+same is measured inside one process (no start-up, warm caches). Figures go to
+stdout as a Markdown table and to bench/results.json.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -103,8 +108,19 @@ def rounds(commands: dict[str, list[str]], cwd: Path, repeats: int) -> dict[str,
     return times
 
 
-def in_process(work: Path, dsn: str, repeats: int) -> tuple[float, float]:
-    """Marginal ms per query+gate measured inside one process (no start-up noise)."""
+def marginals(ten: list[float], hundred: list[float]) -> list[float]:
+    """Seconds per query+gate, round by round: (t(100) - t(10)) / 90."""
+    return [(b - a) / 90 for a, b in zip(ten, hundred, strict=True)]
+
+
+def quartiles(values: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(values, n=4)
+    return q[0], q[2]
+
+
+def in_process(work: Path, dsn: str, repeats: int) -> tuple[float, float, list[float]]:
+    """Marginal ms per query+gate measured inside one process (no start-up noise),
+    and the ratio of each round."""
     import os
 
     from runbook import report
@@ -126,36 +142,38 @@ def in_process(work: Path, dsn: str, repeats: int) -> tuple[float, float]:
         for i in range(n):
             serial[0] += 1
             cur.execute(PLAIN_QUERY.replace("%s", "%%s") % serial[0], (i % 100, 900))
-            if not cur.fetchone()[0] < 1000:
+            row = cur.fetchone()
+            if row is None or not row[0] < 1000:
                 raise SystemExit("gate failed")
 
     samples: dict[str, list[float]] = {"e10": [], "e100": [], "p10": [], "p100": []}
     engine(10)
     engine(100)
+    plain(100)
     for _ in range(repeats):
-        for key, fn, n in (
+        steps = [
             ("e10", engine, 10),
             ("e100", engine, 100),
             ("p10", plain, 10),
             ("p100", plain, 100),
-        ):
+        ]
+        random.shuffle(steps)
+        for key, fn, n in steps:
             started = time.perf_counter()
             fn(n)
             samples[key].append(time.perf_counter() - started)
-    med = {k: statistics.median(v) for k, v in samples.items()}
     conn.close()
-    return (med["e100"] - med["e10"]) / 90 * 1000, (med["p100"] - med["p10"]) / 90 * 1000
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument(
-        "--keep", action="store_true", help="leave the server and files for profiling"
+    engine_marginals = marginals(samples["e10"], samples["e100"])
+    plain_marginals = marginals(samples["p10"], samples["p100"])
+    ratios = [e / p for e, p in zip(engine_marginals, plain_marginals, strict=True) if p > 0]
+    return (
+        statistics.median(engine_marginals) * 1000,
+        statistics.median(plain_marginals) * 1000,
+        ratios,
     )
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="runbook-bench-"))
-    server = embedded.start(work / "pgdata", keep_running=args.keep)
+
+
+def report(server: embedded.Server, work: Path, repeats: int) -> None:
     embedded.ensure_database(server, "bench")
     dsn = server.database_dsn("bench")
     load(dsn)
@@ -167,39 +185,72 @@ def main() -> None:
         (work / f"bench{n}.yaml").write_text(playbook(n))
         commands[f"runbook_{n}"] = [runbook, "run", f"bench{n}.yaml"]
         commands[f"plain_{n}"] = [sys.executable, "plain.py", dsn, str(n)]
-    times = rounds(commands, work, args.repeats)
+    times = rounds(commands, work, repeats)
     results = {name: statistics.median(values) for name, values in times.items()}
-    runbook_marginal = (results["runbook_100"] - results["runbook_10"]) / 90
-    plain_marginal = (results["plain_100"] - results["plain_10"]) / 90
-    engine_ms, plain_ms = in_process(work, dsn, args.repeats)
-    summary = {
-        "repeats": args.repeats,
+    runbook_marginals = marginals(times["runbook_10"], times["runbook_100"])
+    plain_marginals = marginals(times["plain_10"], times["plain_100"])
+    engine_ms, plain_ms, inner_ratios = in_process(work, dsn, repeats)
+    summary: dict[str, Any] = {
+        "repeats": repeats,
         "seconds_median": results,
-        "marginal_ms": {"runbook": runbook_marginal * 1000, "plain": plain_marginal * 1000},
-        "ratio": runbook_marginal / plain_marginal,
+        "marginal_ms": {
+            "runbook": statistics.median(runbook_marginals) * 1000,
+            "plain": statistics.median(plain_marginals) * 1000,
+        },
+        # A ratio per round would divide two differences of noisy process
+        # start-ups; the medians of the marginals are steadier.
+        "ratio": statistics.median(runbook_marginals) / statistics.median(plain_marginals),
+        "marginal_iqr_ms": {
+            "runbook": [q * 1000 for q in quartiles(runbook_marginals)],
+            "plain": [q * 1000 for q in quartiles(plain_marginals)],
+        },
         "in_process_marginal_ms": {"runbook": engine_ms, "plain": plain_ms},
-        "in_process_ratio": engine_ms / plain_ms,
+        "in_process_ratio": statistics.median(inner_ratios),
+        "in_process_ratio_iqr": quartiles(inner_ratios),
         "startup_s": results["runbook_1"],
     }
     (ROOT / "bench" / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
+    marginal = summary["marginal_ms"]
+    inner = summary["in_process_marginal_ms"]
     print("| figure | runbook run | plain psycopg loop |")
     print("|---|---|---|")
     for n in (1, 10, 100):
         print(
             f"| wall time, N = {n} | {results[f'runbook_{n}']:.3f} s | {results[f'plain_{n}']:.3f} s |"
         )
+    spread = {k: "{:.2f}-{:.2f}".format(*v) for k, v in summary["marginal_iqr_ms"].items()}
     print(
-        f"| marginal cost per query+gate | {runbook_marginal * 1000:.3f} ms | {plain_marginal * 1000:.3f} ms |"
+        f"| marginal cost per query+gate (interquartile range) | {marginal['runbook']:.3f} ms "
+        f"({spread['runbook']}) | {marginal['plain']:.3f} ms ({spread['plain']}) |"
     )
     print(f"| ratio | {summary['ratio']:.2f}x | 1.00x |")
-    print(f"| marginal, measured in one process | {engine_ms:.3f} ms | {plain_ms:.3f} ms |")
-    print(f"| ratio, in one process | {engine_ms / plain_ms:.2f}x | 1.00x |")
+    print(
+        f"| marginal, measured in one process | {inner['runbook']:.3f} ms | {inner['plain']:.3f} ms |"
+    )
+    low, high = summary["in_process_ratio_iqr"]
+    print(
+        f"| ratio, in one process (interquartile range) | {summary['in_process_ratio']:.2f}x ({low:.2f}-{high:.2f}) | 1.00x |"
+    )
     print(f"| start-up (one-step playbook) | {results['runbook_1']:.3f} s | |")
-    if args.keep:
-        print(f"files and a running server in {work}")
-    else:
-        embedded.stop(work / "pgdata")  # the wheel's own clean-up does not always run
-        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the server and files for profiling"
+    )
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="runbook-bench-"))
+    server = embedded.start(work / "pgdata", keep_running=args.keep)
+    try:
+        report(server, work, args.repeats)
+    finally:
+        if args.keep:
+            print(f"files and a running server in {work}")
+        else:
+            embedded.stop(work / "pgdata")  # the wheel's own clean-up does not always run
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
