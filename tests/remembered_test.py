@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from runbook import checks, loader
 from runbook.commands.run import load_inventory
 
@@ -119,3 +121,14 @@ def test_only_passes_are_remembered(project: Project) -> None:
         assert "'nowhere' is undefined" in result.output
     assert not list((project.root / ".runbook" / "cache" / "checks").glob("*.json"))
     assert loader.cache_dir(project.root).is_dir()  # the documents themselves are cached
+
+
+def test_other_code_is_another_key(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check added to a working copy (same version number) is not skipped."""
+    from runbook.checks import remembered
+
+    playbook = make(project)
+    assert project.run("run", str(playbook)).exit_code == 0
+    assert passed(project, playbook)
+    monkeypatch.setattr(remembered, "_code", lambda: "a changed runbook")
+    assert not passed(project, playbook)
