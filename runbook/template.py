@@ -346,7 +346,7 @@ _Ready = tuple[str, str, tuple[int, ...]]
 class _Program:
     parts: tmplfast.Parts
     outputs: tuple[int, ...]  # indexes of the outputs in parts
-    whole: _Pieces  # the unsplit text, for a template with nothing to bind
+    shaped: str  # the unsplit text, for a template with nothing to bind
     statements: tuple[_Pieces, ...]
     ready: tuple[_Ready, ...] | None  # when no output is spliced (no ident/literal)
 
@@ -392,7 +392,7 @@ def _program(source: str) -> _Program | None:
     outputs = tuple(i for i, part in enumerate(parts) if not isinstance(part, str))
     plain = all(isinstance(p, str) or p.filter is None for p in parts)
     ready = tuple(_ready(s) for s in statements) if plain and outputs else None
-    return _Program(parts, outputs, _pieces(shaped), statements, ready)
+    return _Program(parts, outputs, shaped, statements, ready)
 
 
 def _run_program(program: _Program, context: Mapping[str, Any], conn: Any) -> list[RenderedSql]:
@@ -422,7 +422,7 @@ def _run_program(program: _Program, context: Mapping[str, Any], conn: Any) -> li
             ]
     if all(isinstance(v, Fragment) for v in values.values()):
         # No values to bind: the text goes as written, in one simple query.
-        text = "".join(_assemble(program.whole, values, conn)[1])
+        text = "".join(_assemble(_pieces(program.shaped), values, conn)[1])
         return [RenderedSql(text, None, text)]
     out = []
     for pieces in program.statements:

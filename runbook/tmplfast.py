@@ -23,6 +23,7 @@ from jinja2.sandbox import SandboxedEnvironment
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _PATH = rf"{_NAME}(?:\.{_NAME}|\[[0-9]+\]|\['[^'\\]*'\]|\[\"[^\"\\]*\"\])*"
 _PATH_RE = re.compile(_PATH)
+_NAME_RE = re.compile(_NAME)
 _STEP = re.compile(rf"\.({_NAME})|\[([0-9]+)\]|\['([^'\\]*)'\]|\[\"([^\"\\]*)\"\]")
 _OUTPUT = re.compile(rf"^\s*({_PATH})\s*(?:\|\s*(ident|literal)\s*)?$")
 _TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
@@ -75,7 +76,7 @@ class Ref:
 
 
 def _ref(text: str) -> Ref | None:
-    root = re.match(_NAME, text)
+    root = _NAME_RE.match(text)
     if root is None or root.group(0) in _KEYWORDS:
         return None
     steps: list[tuple[str, str | int]] = []
