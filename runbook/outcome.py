@@ -23,6 +23,10 @@ class Status(enum.Enum):
     RUNNING = "running"  # only in the journal, between a step's two records
 
 
+# `status.value` without the enum's descriptor, for what runs once per step.
+STATUS_TEXT = {status: status.value for status in Status}
+
+
 class RunStatus(enum.Enum):
     RUNNING = "running"
     OK = "ok"

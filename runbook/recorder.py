@@ -15,11 +15,10 @@ from typing import Any
 
 from runbook.clock import Clock
 from runbook.journal import Journal, prepare
-from runbook.outcome import Outcome, RunOutcome, Status
+from runbook.outcome import STATUS_TEXT, Outcome, RunOutcome, Status
 from runbook.plan import Plan, PlannedStep
 from runbook.redact import Redactor
 
-_STATUS_TEXT = {status: status.value for status in Status}
 REGISTERED_ROWS = 10_000  # rows of a registered result kept for resume
 
 Event = tuple[str, str | None, str, dict[str, Any]]
@@ -242,7 +241,7 @@ class Recorder:
     def _ending(self, outcome: Outcome) -> dict[str, Any]:
         """The columns a step's end sets (its identity was written when it started)."""
         row: dict[str, Any] = {
-            "status": _STATUS_TEXT[outcome.status],
+            "status": STATUS_TEXT[outcome.status],
             "reason": outcome.reason,
             "duration_ms": round(outcome.duration_ms, 3),
             "severity": outcome.severity,

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import IO, Any
 from xml.etree import ElementTree
 
-from runbook.outcome import Outcome, RunOutcome, Status
+from runbook.outcome import STATUS_TEXT, Outcome, RunOutcome, Status
 from runbook.plan import Plan, PlannedStep
 
 MAX_OUTPUT_LINES = 10
@@ -32,7 +32,6 @@ SYMBOLS = {
     Status.ROLLED_BACK: "↺",
     Status.RUNNING: "…",
 }
-_STATUS_TEXT = {status: status.value for status in Status}
 COLOURS = {
     Status.OK: "green",
     Status.FAILED: "red",
@@ -60,7 +59,7 @@ def _cell(value: Any) -> str:
 
 def step_line(outcome: Outcome) -> str:
     status = outcome.status
-    tail = _STATUS_TEXT[status]
+    tail = STATUS_TEXT[status]
     if status is not Status.SKIPPED and status is not Status.NOT_RUN:
         tail += ", " + duration(outcome.duration_ms)
     if outcome.severity:
@@ -167,8 +166,7 @@ class PlainReporter:
         # One write per step: the text is built first (this runs once per step,
         # on the run's own thread, so it is kept lean).
         lines = [step_line(outcome)]
-        if outcome.status is not Status.OK or outcome.notices or outcome.kind == "shell":
-            lines.extend("       " + line for line in detail_lines(outcome))
+        lines.extend("       " + line for line in detail_lines(outcome))
         table = None if self.quiet else table_rows(outcome)
         if table:
             columns, rows, total = table

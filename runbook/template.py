@@ -344,8 +344,7 @@ _Ready = tuple[str, str, tuple[int, ...]]
 
 @dataclass(frozen=True)
 class _Program:
-    parts: tmplfast.Parts
-    outputs: tuple[int, ...]  # indexes of the outputs in parts
+    outputs: tuple[tuple[int, tmplfast.Output], ...]  # with their index in parts
     shaped: str  # the unsplit text, for a template with nothing to bind
     statements: tuple[_Pieces, ...]
     ready: tuple[_Ready, ...] | None  # when no output is spliced (no ident/literal)
@@ -367,18 +366,17 @@ def _pieces(shaped: str) -> _Pieces:
 
 
 def _ready(pieces: _Pieces) -> _Ready:
-    query: list[str] = []
-    display: list[str] = []
-    order: list[int] = []
-    for piece in pieces:
-        if isinstance(piece, tuple):
-            query.append(piece[0])
-            display.append(piece[1])
-        else:
-            order.append(piece)
-            query.append("%s")
-            display.append(f"${len(order)}")
+    # Each output stands for itself: the bound "values" come out as their order.
+    query, display, order = _assemble(pieces, _OWN_INDEX, None)
     return "".join(query), "".join(display), tuple(order)
+
+
+class _OwnIndex(dict[int, int]):
+    def __missing__(self, key: int) -> int:
+        return key
+
+
+_OWN_INDEX = _OwnIndex()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -389,20 +387,17 @@ def _program(source: str) -> _Program | None:
         return None
     shaped = _shape(parts)
     statements = tuple(_pieces(s) for s in _statements(shaped))
-    outputs = tuple(i for i, part in enumerate(parts) if not isinstance(part, str))
-    plain = all(isinstance(p, str) or p.filter is None for p in parts)
+    outputs = tuple((i, part) for i, part in enumerate(parts) if not isinstance(part, str))
+    plain = all(part.filter is None for _, part in outputs)
     ready = tuple(_ready(s) for s in statements) if plain and outputs else None
-    return _Program(parts, outputs, shaped, statements, ready)
+    return _Program(outputs, shaped, statements, ready)
 
 
 def _run_program(program: _Program, context: Mapping[str, Any], conn: Any) -> list[RenderedSql]:
     """Values bound, names spliced: what rendering with `_bind` as finalize gives."""
-    parts = program.parts
     values: dict[int, Any] = {}
     try:
-        for i in program.outputs:
-            part = parts[i]
-            assert not isinstance(part, str)
+        for i, part in program.outputs:
             value = part.ref.resolve(SQL_ENV, context)
             if part.filter == "ident":
                 value = _ident(value)
@@ -436,7 +431,7 @@ def _run_program(program: _Program, context: Mapping[str, Any], conn: Any) -> li
 
 
 def _assemble(
-    pieces: _Pieces, values: dict[int, Any], conn: Any
+    pieces: _Pieces, values: Mapping[int, Any], conn: Any
 ) -> tuple[list[str], list[str], list[Any]]:
     """(text as sent, text as shown, bound values) of one run of pieces."""
     query: list[str] = []
