@@ -301,7 +301,8 @@ class Engine:
     # -- endings ----------------------------------------------------------------
 
     def done(self, ps: PlannedStep, scope: dict[str, Any], seq: int) -> None:
-        self.completed.append(Done(ps, scope, self.run_id, seq))
+        # The scope is kept only to render the step's rollback steps, if it has any.
+        self.completed.append(Done(ps, scope if ps.rollback else {}, self.run_id, seq))
 
     def failure(
         self, ps: PlannedStep, error: BaseException, started: float, attempts: int
