@@ -146,12 +146,19 @@ _TABLES = {
 }
 
 
+# What the standard encoder does with default=str, orjson does too: dates and
+# dataclasses are passed to str() rather than given orjson's own forms.
+_ORJSON = (
+    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
 def _dumps(value: Any) -> str:
     """Compact JSON. orjson: every step writes two records, and the standard
     encoder was a tenth of a step's overhead; what orjson refuses (integers past
     64 bits) goes to the standard one. Either text is what gets hashed."""
     try:
-        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        return orjson.dumps(value, default=str, option=_ORJSON).decode()
     except (TypeError, orjson.JSONEncodeError):
         return json.dumps(value, separators=(",", ":"), default=str)
 

@@ -156,3 +156,29 @@ def test_any_value_a_step_can_hold_is_recorded_and_verifies(tmp_path: Path) -> N
     assert step["params"] == [2**70] and step["result"] == values
     assert journal.verify() == []
     journal.close()
+
+
+def test_records_hold_what_the_standard_encoder_would_write() -> None:
+    """orjson writes the journal; dates, decimals and the like read back as json's str() of them."""
+    import dataclasses
+    import datetime
+    import decimal
+    import json
+
+    from runbook.journal import _dumps
+
+    @dataclasses.dataclass
+    class Pair:
+        a: int
+
+    value = {
+        "at": datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+        "day": datetime.date(2026, 1, 2),
+        "pair": Pair(1),
+        "amount": decimal.Decimal("1.50"),
+        1: "non-string key",
+        "text": "Zürich",
+    }
+    assert json.loads(_dumps(value)) == json.loads(json.dumps(value, default=str))
+    # The one difference: NaN (never valid JSON) is recorded as null.
+    assert json.loads(_dumps({"nan": float("nan")})) == {"nan": None}
