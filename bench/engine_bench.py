@@ -241,6 +241,8 @@ def main() -> None:
         "--keep", action="store_true", help="leave the server and files for profiling"
     )
     args = parser.parse_args()
+    if args.repeats < 2:
+        parser.error("--repeats must be at least 2 (the figures have a spread)")
     work = Path(tempfile.mkdtemp(prefix="runbook-bench-"))
     server = embedded.start(work / "pgdata", keep_running=args.keep)
     try:
