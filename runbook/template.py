@@ -346,7 +346,7 @@ _Ready = tuple[str, str, tuple[int, ...]]
 class _Program:
     outputs: tuple[tuple[int, tmplfast.Output], ...]  # with their index in parts
     shaped: str  # the unsplit text, for a template with nothing to bind
-    statements: tuple[_Pieces, ...]
+    statements: tuple[_Pieces, ...] | None  # None: split `shaped` when needed
     ready: tuple[_Ready, ...] | None  # when no output is spliced (no ident/literal)
 
 
@@ -379,14 +379,110 @@ class _OwnIndex(dict[int, int]):
 _OWN_INDEX = _OwnIndex()
 
 
-@functools.lru_cache(maxsize=4096)
+# Compiled programs by source; primed from the check cache (see dump/prime).
+_PROGRAMS: dict[str, _Program | None] = {}
+_MAX_PROGRAMS = 4096
+
+
 def _program(source: str) -> _Program | None:
     """Split and shape-check a fast-path template once; None if Jinja must render it."""
+    try:
+        return _PROGRAMS[source]
+    except KeyError:
+        pass
+    program = _compile_program(source)  # a shape error raises, and is not kept
+    if len(_PROGRAMS) >= _MAX_PROGRAMS:
+        _PROGRAMS.clear()
+    _PROGRAMS[source] = program
+    return program
+
+
+def dump_programs(sources: Iterable[str]) -> dict[str, Any]:
+    """The fast-path SQL templates among `sources`, compiled, as JSON-safe data.
+
+    Compiling costs about 0.2 million instructions a template, more than the
+    rest of a step; a run of a playbook that passed its checks before starts
+    with its templates compiled (runbook.checks.remembered)."""
+    out: dict[str, Any] = {}
+    for source in sources:
+        if not is_template(source):
+            continue
+        try:
+            program = _program(source)
+        except TemplateError:
+            continue
+        if program is None:
+            continue
+        out[source] = {
+            "outputs": [
+                [i, tmplfast.dump_ref(part.ref), part.filter] for i, part in program.outputs
+            ],
+            "shaped": program.shaped,
+            # Derived again from `shaped` if ever needed: a template with a
+            # ready-made text only needs it for SQL-text values (never from YAML).
+            "statements": None
+            if program.ready is not None
+            else [
+                [list(p) if isinstance(p, tuple) else p for p in s]
+                for s in program.statements or _split(program.shaped)
+            ],
+            "ready": None
+            if program.ready is None
+            else [[query, shown, list(order)] for query, shown, order in program.ready],
+        }
+    return out
+
+
+def prime_programs(dumped: Mapping[str, Any]) -> None:
+    """Compiled templates from an earlier run (dump_programs). Raises ValueError
+    (or KeyError, TypeError) on anything malformed, before priming any."""
+    programs: dict[str, _Program] = {}
+    for source, data in dumped.items():
+        outputs = []
+        for i, ref, filter_ in data["outputs"]:
+            if not isinstance(i, int) or filter_ not in (None, "ident", "literal"):
+                raise ValueError("not a compiled template")
+            outputs.append((i, tmplfast.Output(tmplfast.load_ref(ref), filter_)))
+        ready = data["ready"]
+        if data["statements"] is None and ready is None:
+            raise ValueError("a compiled template without its statements")
+        statements = (
+            None
+            if data["statements"] is None
+            else tuple(_load_pieces(s) for s in data["statements"])
+        )
+        programs[source] = _Program(
+            tuple(outputs),
+            str(data["shaped"]),
+            statements,
+            None
+            if ready is None
+            else tuple((str(q), str(d), tuple(int(o) for o in order)) for q, d, order in ready),
+        )
+    _PROGRAMS.update(programs)
+
+
+def _split(shaped: str) -> tuple[_Pieces, ...]:
+    return tuple(_pieces(s) for s in _statements(shaped))
+
+
+def _load_pieces(data: list[Any]) -> _Pieces:
+    pieces: list[_Piece] = []
+    for piece in data:
+        if isinstance(piece, int):
+            pieces.append(piece)
+        else:
+            sent, shown = piece
+            pieces.append((str(sent), str(shown)))
+    return tuple(pieces)
+
+
+def _compile_program(source: str) -> _Program | None:
     parts = tmplfast.parse_template(source, True)
     if parts is None:
         return None
     shaped = _shape(parts)
-    statements = tuple(_pieces(s) for s in _statements(shaped))
+    statements = _split(shaped)
     outputs = tuple((i, part) for i, part in enumerate(parts) if not isinstance(part, str))
     plain = all(part.filter is None for _, part in outputs)
     ready = tuple(_ready(s) for s in statements) if plain and outputs else None
@@ -420,7 +516,10 @@ def _run_program(program: _Program, context: Mapping[str, Any], conn: Any) -> li
         text = "".join(_assemble(_pieces(program.shaped), values, conn)[1])
         return [RenderedSql(text, None, text)]
     out = []
-    for pieces in program.statements:
+    statements = program.statements
+    if statements is None:
+        statements = _split(program.shaped)
+    for pieces in statements:
         query, display, params = _assemble(pieces, values, conn)
         shown = "".join(display)
         if params:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,9 +143,25 @@ def _literal(text: str) -> Any:
     return float(text) if "." in text else int(text)
 
 
-@functools.lru_cache(maxsize=8192)
+# Parsed expressions by source; primed from the check cache (see dump/prime).
+_EXPRESSIONS: dict[str, Comparison | None] = {}
+_MAX_CACHED = 8192
+
+
 def parse_expression(source: str) -> Comparison | None:
     """`path`, or `path OP literal`; None if the expression needs Jinja."""
+    try:
+        return _EXPRESSIONS[source]
+    except KeyError:
+        pass
+    parsed = _parse_expression(source)
+    if len(_EXPRESSIONS) >= _MAX_CACHED:
+        _EXPRESSIONS.clear()
+    _EXPRESSIONS[source] = parsed
+    return parsed
+
+
+def _parse_expression(source: str) -> Comparison | None:
     match = _COMPARE.match(source)
     if match is None:
         return None
@@ -153,6 +169,42 @@ def parse_expression(source: str) -> Comparison | None:
     if ref is None:
         return None
     return Comparison(ref, match.group(2), _literal(match.group(3)) if match.group(3) else None)
+
+
+def dump_ref(ref: Ref) -> list[Any]:
+    return [ref.root, [list(step) for step in ref.steps]]
+
+
+def load_ref(data: list[Any]) -> Ref:
+    root, steps = data
+    if not isinstance(root, str) or not all(
+        kind in ("attr", "item") and isinstance(key, str | int) for kind, key in steps
+    ):
+        raise ValueError("not a reference")
+    return Ref(root, tuple((kind, key) for kind, key in steps))
+
+
+def dump_expressions(sources: Iterable[str]) -> dict[str, Any]:
+    """The fast-path expressions among `sources`, parsed, as JSON-safe data."""
+    out: dict[str, Any] = {}
+    for source in sources:
+        parsed = parse_expression(source)
+        if parsed is not None:
+            out[source] = [dump_ref(parsed.ref), parsed.op, parsed.literal]
+    return out
+
+
+def prime_expressions(dumped: Mapping[str, Any]) -> None:
+    """Parsed expressions from an earlier run (dump_expressions). Raises ValueError
+    (or TypeError) on anything malformed, before priming any."""
+    parsed: dict[str, Comparison] = {}
+    for source, (ref, op, literal) in dumped.items():
+        if op is not None and op not in _OPS:
+            raise ValueError(f"unknown operator {op!r}")
+        if literal is not None and not isinstance(literal, bool | int | float | str):
+            raise ValueError("not a literal")
+        parsed[source] = Comparison(load_ref(ref), op, literal)
+    _EXPRESSIONS.update(parsed)
 
 
 def evaluate(comparison: Comparison, env: SandboxedEnvironment, context: Mapping[str, Any]) -> Any:

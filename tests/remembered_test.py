@@ -132,3 +132,40 @@ def test_other_code_is_another_key(project: Project, monkeypatch: pytest.MonkeyP
     assert passed(project, playbook)
     monkeypatch.setattr(remembered, "_code", lambda: "a changed runbook")
     assert not passed(project, playbook)
+
+
+def test_a_remembered_run_starts_with_its_templates_compiled(project: Project) -> None:
+    from runbook import template, tmplfast
+
+    playbook = make(project)
+    first = project.run("run", str(playbook))
+    assert first.exit_code == 0, first.output
+    # As a new process would be: nothing compiled yet.
+    template._PROGRAMS.clear()
+    tmplfast._EXPRESSIONS.clear()
+    assert passed(project, playbook)
+    assert "SELECT {{ limit }}::int AS n" in template._PROGRAMS  # main's query, compiled before
+    assert "c.scalar == 3" in tmplfast._EXPRESSIONS  # and its gate
+    second = project.run("run", str(playbook))
+    assert second.exit_code == 0, second.output
+    rendered = [s["rendered"] for s in project.runs()[0]["steps"]]
+    assert [s["rendered"] for s in project.last_run()["steps"]] == rendered
+
+
+def test_damaged_compiled_templates_in_an_entry_are_compiled_again(project: Project) -> None:
+    import json
+
+    from runbook import template
+
+    playbook = make(project)
+    assert project.run("run", str(playbook)).exit_code == 0
+    for entry in (project.root / ".runbook" / "cache" / "checks").glob("*.json"):
+        data = json.loads(entry.read_text())
+        data["programs"] = {source: {"outputs": "nonsense"} for source in data["programs"]}
+        entry.write_text(json.dumps(data))
+    template._PROGRAMS.clear()
+    assert passed(project, playbook)  # the checks' pass still stands
+    assert not template._PROGRAMS
+    result = project.run("run", str(playbook))
+    assert result.exit_code == 0, result.output
+    assert project.last_run()["steps"][0]["rendered"] == "SELECT $1::int AS n"

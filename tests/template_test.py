@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql as pgsql
 
-from runbook import sqltext, template
+from runbook import sqltext, template, tmplfast
 from runbook.errors import TemplateError
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -182,3 +184,50 @@ def test_the_compiled_fast_path_renders_as_jinja_does(source: str) -> None:
         return
     assert template._program(source) is not None, "a fast-path template"
     assert template.render_sql(source, context) == expected
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "SELECT {{ v }}, '100%' AS pct WHERE n > {{ n }}",
+        "UPDATE {{ t | ident }} SET x = {{ v }}; DELETE FROM {{ t | ident }} WHERE y = {{ n }}",
+        "VACUUM {{ t | ident }}; ANALYZE {{ t | ident }}",
+        "SELECT {{ n }} -- trailing % comment\n;\nSELECT {{ v }}",
+        "SELECT {{ row.a }}, {{ row['b c'] }}, {{ items[1] }}",
+    ],
+)
+def test_a_compiled_template_primed_from_its_dump_renders_the_same(source: str) -> None:
+    context = {"v": "it's", "n": 7, "t": "public.t", "row": {"a": 1, "b c": 2}, "items": [5, 6]}
+    expected = template.render_sql(source, context)
+    dumped = template.dump_programs([source, "SELECT 1", "SELECT {% if x %}1{% endif %}"])
+    assert list(dumped) == [source]  # no template, or not a fast-path one: not kept
+    template._PROGRAMS.clear()
+    template.prime_programs(json.loads(json.dumps(dumped)))
+    assert source in template._PROGRAMS
+    assert template.render_sql(source, context) == expected
+
+
+def test_damaged_compiled_templates_are_refused_whole() -> None:
+    source = "SELECT {{ v }} AS v"
+    dumped = template.dump_programs([source])
+    template._PROGRAMS.clear()
+    for damage in (
+        {"outputs": [[0, ["v", [["method", "x"]]], None]]},
+        {"outputs": [[0, ["v", []], "raw"]]},
+        {"ready": None, "statements": None},
+    ):
+        with pytest.raises((ValueError, TypeError, KeyError)):
+            template.prime_programs({source: {**dumped[source], **damage}})
+        assert source not in template._PROGRAMS
+
+
+def test_parsed_expressions_primed_from_their_dump_evaluate_the_same() -> None:
+    sources = ["r.scalar < 1000", "r.first['n'] == 'x'", "flag", "a.b >= -1.5", "x | length > 1"]
+    dumped = tmplfast.dump_expressions(sources)
+    assert set(dumped) == set(sources) - {"x | length > 1"}
+    tmplfast._EXPRESSIONS.clear()
+    tmplfast.prime_expressions(json.loads(json.dumps(dumped)))
+    for source in dumped:
+        assert tmplfast._EXPRESSIONS[source] == tmplfast._parse_expression(source)
+    with pytest.raises(ValueError):
+        tmplfast.prime_expressions({"a == 1": [["a", []], "is", 1]})

@@ -6,7 +6,9 @@ morning. When every check passes, an entry is written under
 `.runbook/cache/checks/`, keyed by runbook's version and code and the playbook's
 and the inventory's text, listing every other file the checks read (included playbooks,
 SQL files) with its sha256. A later run with the same key re-reads those files;
-if each is unchanged (or still absent), the checks are skipped. Anything else,
+if each is unchanged (or still absent), the checks are skipped, and the SQL
+templates and expressions compiled when the entry was written are taken as
+they are (compiling is most of a step's own work). Anything else,
 including a damaged or missing entry, means checking again. Only passes are
 remembered, so a problem is always reported from a fresh check.
 """
@@ -18,14 +20,20 @@ import functools
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from runbook import __version__, doccache
-from runbook.checks.common import Context, sql_file_path
-from runbook.model import Playbook
+import orjson
+
+from runbook import __version__, actions, doccache, template, tmplfast
+from runbook.checks.common import Context, get_path, sql_file_path
+from runbook.checks.templates import matches
+from runbook.model import Playbook, Step
+from runbook.template import Kind
 
 # Bumped when what the checks look at changes without a version change.
-FORMAT = 1
+FORMAT = 2
 
 
 def _folder(ctx: Context) -> Path:
@@ -70,27 +78,67 @@ def _file_digest(path: Path) -> str | None:
         return None
 
 
-def _read_by_checks(ctx: Context, playbook: Playbook) -> dict[str, dict[str, str | None]]:
-    """The files the checks read besides the playbook, with what each held."""
+def _steps(ctx: Context, playbook: Playbook) -> Iterator[tuple[Playbook, Step]]:
+    """Every step of the playbook and of the playbooks it includes."""
+    seen = {playbook.path.resolve()}
+    yield from ((playbook, s) for top in playbook.steps for s in top.walk())
+    for path, (pb, _) in ctx.cache.items():
+        if pb is not None and path not in seen:
+            seen.add(path)
+            yield from ((pb, s) for top in pb.steps for s in top.walk())
+
+
+def _templates(ctx: Context, playbook: Playbook) -> tuple[set[str], set[str]]:
+    """The SQL templates and the expressions of every step."""
+    sql: set[str] = set()
+    expressions: set[str] = set()
+    for pb, step in _steps(ctx, playbook):
+        if isinstance(step.when, tuple):
+            expressions.update(step.when)
+        if isinstance(step.until, tuple):
+            expressions.update(step.until)
+        for gate in step.gates:
+            expressions.update(gate.that)
+        assert pb.doc is not None
+        raw = get_path(pb.doc.data, step.data_path)
+        for field in actions.REGISTRY[step.kind].TEMPLATES:
+            found = (
+                sql if field.kind is Kind.SQL else expressions if field.kind is Kind.EXPR else None
+            )
+            if found is None:
+                continue
+            for _, value in matches(raw, field.path):
+                found.update(
+                    v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)
+                )
+    return sql, expressions
+
+
+def _read_by_checks(ctx: Context, playbook: Playbook) -> dict[str, Any]:
+    """The files the checks read besides the playbook, with what each held, and
+    the playbooks' templates compiled (a run then starts with them ready)."""
     includes: dict[str, str | None] = {}
     sql_files: dict[str, str | None] = {}
-    loaded = [playbook] + [pb for pb, _ in ctx.cache.values() if pb is not None]
     for path, (pb, _) in ctx.cache.items():
         if path != playbook.path.resolve():
             includes[str(path)] = pb.sha256 if pb is not None else None
-    for pb in loaded:
-        for top in pb.steps:
-            for step in top.walk():
-                if step.kind == "sql_file" and isinstance(step.body, str):
-                    target = sql_file_path(ctx.root, step.body)
-                    sql_files[str(target)] = _file_digest(target)
-    return {"includes": includes, "sql_files": sql_files}
+    for _, step in _steps(ctx, playbook):
+        if step.kind == "sql_file" and isinstance(step.body, str):
+            target = sql_file_path(ctx.root, step.body)
+            sql_files[str(target)] = _file_digest(target)
+    sql, expressions = _templates(ctx, playbook)
+    return {
+        "includes": includes,
+        "sql_files": sql_files,
+        "programs": template.dump_programs(sql),
+        "expressions": tmplfast.dump_expressions(expressions),
+    }
 
 
 def passed(ctx: Context, playbook: Playbook) -> bool:
     """Whether these very files passed every check before (includes end up in ctx)."""
     try:
-        entry = json.loads((_folder(ctx) / f"{_key(ctx, playbook)}.json").read_text("utf-8"))
+        entry = orjson.loads((_folder(ctx) / f"{_key(ctx, playbook)}.json").read_bytes())
         includes, sql_files = entry["includes"], entry["sql_files"]
     except (OSError, ValueError, KeyError, TypeError):
         return False
@@ -100,7 +148,15 @@ def passed(ctx: Context, playbook: Playbook) -> bool:
         included, _ = ctx.load(Path(path))
         if (included.sha256 if included is not None else None) != digest:
             return False
-    return all(_file_digest(Path(path)) == digest for path, digest in sql_files.items())
+    if not all(_file_digest(Path(path)) == digest for path, digest in sql_files.items()):
+        return False
+    # Templates compiled by the run that wrote the entry: only a cache, so an
+    # entry that holds none or holds them damaged just means compiling them.
+    with contextlib.suppress(KeyError, TypeError, ValueError):
+        template.prime_programs(entry.get("programs", {}))
+    with contextlib.suppress(KeyError, TypeError, ValueError):
+        tmplfast.prime_expressions(entry.get("expressions", {}))
+    return True
 
 
 def remember(ctx: Context, playbook: Playbook) -> None:

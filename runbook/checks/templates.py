@@ -136,7 +136,7 @@ class TemplateCheck:
     def _field(
         self, base: DataPath, data: Any, f: Field, known: set[str], extra: frozenset[str]
     ) -> None:
-        for path, source in _matches(data, f.path):
+        for path, source in matches(data, f.path):
             full = (*base, *path)
             values = source if isinstance(source, list) else [source]
             for i, value in enumerate(values):
@@ -202,7 +202,8 @@ class TemplateCheck:
             self.problems.append(Problem(shown, 1, 1, "", shape, "sql-shape"))
 
 
-def _matches(data: Any, path: tuple[str, ...]) -> Iterator[tuple[DataPath, Any]]:
+def matches(data: Any, path: tuple[str, ...]) -> Iterator[tuple[DataPath, Any]]:
+    """(path, value) of each place `path` names in `data` (ANY: every key or item)."""
     if not path:
         yield (), data
         return
@@ -215,8 +216,8 @@ def _matches(data: Any, path: tuple[str, ...]) -> Iterator[tuple[DataPath, Any]]
         else:
             return
         for key, value in items:
-            for sub, found in _matches(value, rest):
+            for sub, found in matches(value, rest):
                 yield (key, *sub), found
     elif isinstance(data, dict) and head in data:
-        for sub, found in _matches(data[head], rest):
+        for sub, found in matches(data[head], rest):
             yield (head, *sub), found
