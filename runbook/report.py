@@ -72,6 +72,8 @@ def step_line(outcome: Outcome) -> str:
 
 
 def detail_lines(outcome: Outcome) -> list[str]:
+    if outcome.status is Status.OK and not outcome.notices and outcome.kind != "shell":
+        return []  # the common case: nothing to add to the step's line
     lines = []
     if outcome.status in (Status.FAILED, Status.GATE_FAILED) and outcome.reason:
         lines.append(f"{'error' if outcome.status is Status.FAILED else 'gate'}: {outcome.reason}")
@@ -106,6 +108,20 @@ def table_rows(outcome: Outcome) -> tuple[list[str], list[list[str]], int] | Non
     columns = list(result["columns"])[:MAX_TABLE_COLUMNS]
     rows = [[_cell(row.get(c)) for c in columns] for row in result["rows"][:MAX_TABLE_ROWS]]
     return columns, rows, int(result.get("rows_total", len(rows)))
+
+
+def table_lines(columns: list[str], rows: list[list[str]]) -> list[str]:
+    """A header and rows in columns, indented under the step's line."""
+    if len(columns) == 1:  # a count, a status: most checks
+        return ["       " + columns[0].rstrip(), *("       " + row[0].rstrip() for row in rows)]
+    widths = [len(c) for c in columns]
+    for row in rows:
+        for i, cell in enumerate(row):
+            if len(cell) > widths[i]:
+                widths[i] = len(cell)
+    return [
+        "       " + "  ".join(map(str.ljust, line, widths)).rstrip() for line in (columns, *rows)
+    ]
 
 
 def notification_lines(run: RunOutcome) -> list[str]:
@@ -170,11 +186,7 @@ class PlainReporter:
         table = None if self.quiet else table_rows(outcome)
         if table:
             columns, rows, total = table
-            widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
-            lines.append("       " + "  ".join(map(str.ljust, columns, widths)).rstrip())
-            lines.extend(
-                "       " + "  ".join(map(str.ljust, row, widths)).rstrip() for row in rows
-            )
+            lines += table_lines(columns, rows)
             if total > len(rows):
                 lines.append(f"       ({total - len(rows)} more row(s))")
         self.out.write("\n".join(lines) + "\n")
