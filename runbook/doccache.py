@@ -3,9 +3,11 @@
 Parsing YAML with positions and validating it against the schema costs about
 0.3 ms per step; a playbook run every morning is the same bytes every morning.
 A document that parsed and validated cleanly is stored as JSON (never pickle:
-the cache must not be a way to run code) under `.runbook/cache/`, keyed by the
-sha256 of runbook's version, the schema file and the document's bytes. Any
-change to any of them is a miss.
+the cache must not be a way to run code) under `.runbook/cache/documents/`,
+keyed by the sha256 of runbook's version, the entry format, the schema file and
+the document's bytes. Any change to any of them is a miss. An entry is two
+lines: the data, read on every hit, and the position tables, decoded only when
+an error message needs a line and column.
 """
 
 from __future__ import annotations
