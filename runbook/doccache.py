@@ -77,7 +77,6 @@ def load(folder: Path, cache_key: str, shown: str, text: str) -> Document | None
 def store(folder: Path, cache_key: str, doc: Document) -> None:
     """Best effort: a cache that cannot be written is only a slower run."""
     with contextlib.suppress(OSError, TypeError, ValueError):
-        folder.mkdir(parents=True, exist_ok=True)
         tables = {
             "values": _encode(doc.values, lambda p: (p.line, p.col)),
             "keys": _encode(doc.keys, lambda p: (p.line, p.col)),
@@ -88,10 +87,17 @@ def store(folder: Path, cache_key: str, doc: Document) -> None:
         # orjson would change or refuse (orjson then refuses to read the entry,
         # and the file is simply parsed again).
         entry = "\n".join(json.dumps(part, separators=(",", ":")) for part in (doc.data, tables))
-        tmp = folder / f".{cache_key}.{os.getpid()}.tmp"
-        tmp.write_text(entry, "utf-8")
-        tmp.replace(folder / f"{cache_key}.json")
-        prune(folder)
+        write(folder, cache_key, entry)
+
+
+def write(folder: Path, cache_key: str, entry: str) -> None:
+    """Write an entry whole (another run reads it or an older one, never a part)
+    and keep the folder bounded. Raises OSError; the callers' caches suppress it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{cache_key}.{os.getpid()}.tmp"
+    tmp.write_text(entry, "utf-8")
+    tmp.replace(folder / f"{cache_key}.json")
+    prune(folder)
 
 
 def prune(folder: Path, keep: int = MAX_ENTRIES) -> None:

@@ -379,22 +379,9 @@ class _OwnIndex(dict[int, int]):
 _OWN_INDEX = _OwnIndex()
 
 
-# Compiled programs by source; primed from the check cache (see dump/prime).
-_PROGRAMS: dict[str, _Program | None] = {}
-_MAX_PROGRAMS = 4096
-
-
 def _program(source: str) -> _Program | None:
     """Split and shape-check a fast-path template once; None if Jinja must render it."""
-    try:
-        return _PROGRAMS[source]
-    except KeyError:
-        pass
-    program = _compile_program(source)  # a shape error raises, and is not kept
-    if len(_PROGRAMS) >= _MAX_PROGRAMS:
-        _PROGRAMS.clear()
-    _PROGRAMS[source] = program
-    return program
+    return _PROGRAMS[source]  # a shape error raises, and is not kept
 
 
 def dump_programs(sources: Iterable[str]) -> dict[str, Any]:
@@ -487,6 +474,10 @@ def _compile_program(source: str) -> _Program | None:
     plain = all(part.filter is None for _, part in outputs)
     ready = tuple(_ready(s) for s in statements) if plain and outputs else None
     return _Program(outputs, shaped, statements, ready)
+
+
+# Compiled programs by source; primed from the check cache (see dump/prime).
+_PROGRAMS: tmplfast.Memo[_Program | None] = tmplfast.Memo(_compile_program, 4096)
 
 
 def _run_program(program: _Program, context: Mapping[str, Any], conn: Any) -> list[RenderedSql]:

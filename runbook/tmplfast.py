@@ -15,10 +15,12 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
+
+V = TypeVar("V")
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _PATH = rf"{_NAME}(?:\.{_NAME}|\[[0-9]+\]|\['[^'\\]*'\]|\[\"[^\"\\]*\"\])*"
@@ -143,22 +145,28 @@ def _literal(text: str) -> Any:
     return float(text) if "." in text else int(text)
 
 
-# Parsed expressions by source; primed from the check cache (see dump/prime).
-_EXPRESSIONS: dict[str, Comparison | None] = {}
-_MAX_CACHED = 8192
+class Memo(dict[str, V]):
+    """What `compute` made of each source text, at most `size` of them (all are
+    dropped at once past that). Unlike lru_cache it can be filled from outside:
+    the check cache primes it with what an earlier process compiled. An error
+    raised by `compute` is not kept."""
+
+    def __init__(self, compute: Callable[[str], V], size: int) -> None:
+        super().__init__()
+        self.compute = compute
+        self.size = size
+
+    def __missing__(self, source: str) -> V:
+        value = self.compute(source)
+        if len(self) >= self.size:
+            self.clear()
+        self[source] = value
+        return value
 
 
 def parse_expression(source: str) -> Comparison | None:
     """`path`, or `path OP literal`; None if the expression needs Jinja."""
-    try:
-        return _EXPRESSIONS[source]
-    except KeyError:
-        pass
-    parsed = _parse_expression(source)
-    if len(_EXPRESSIONS) >= _MAX_CACHED:
-        _EXPRESSIONS.clear()
-    _EXPRESSIONS[source] = parsed
-    return parsed
+    return _EXPRESSIONS[source]
 
 
 def _parse_expression(source: str) -> Comparison | None:
@@ -169,6 +177,10 @@ def _parse_expression(source: str) -> Comparison | None:
     if ref is None:
         return None
     return Comparison(ref, match.group(2), _literal(match.group(3)) if match.group(3) else None)
+
+
+# Parsed expressions by source; primed from the check cache (see dump/prime).
+_EXPRESSIONS: Memo[Comparison | None] = Memo(_parse_expression, 8192)
 
 
 def dump_ref(ref: Ref) -> list[Any]:

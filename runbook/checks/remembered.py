@@ -81,11 +81,11 @@ def _file_digest(path: Path) -> str | None:
 def _steps(ctx: Context, playbook: Playbook) -> Iterator[tuple[Playbook, Step]]:
     """Every step of the playbook and of the playbooks it includes."""
     seen = {playbook.path.resolve()}
-    yield from ((playbook, s) for top in playbook.steps for s in top.walk())
+    yield from ((playbook, s) for s in playbook.walk())
     for path, (pb, _) in ctx.cache.items():
         if pb is not None and path not in seen:
             seen.add(path)
-            yield from ((pb, s) for top in pb.steps for s in top.walk())
+            yield from ((pb, s) for s in pb.walk())
 
 
 def _templates(ctx: Context, playbook: Playbook) -> tuple[set[str], set[str]]:
@@ -161,11 +161,6 @@ def passed(ctx: Context, playbook: Playbook) -> bool:
 
 def remember(ctx: Context, playbook: Playbook) -> None:
     """Best effort: a cache that cannot be written is only a slower run."""
-    folder = _folder(ctx)
-    key = _key(ctx, playbook)
     with contextlib.suppress(OSError, TypeError, ValueError):
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{key}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(_read_by_checks(ctx, playbook)), "utf-8")
-        tmp.replace(folder / f"{key}.json")
-        doccache.prune(folder)
+        entry = json.dumps(_read_by_checks(ctx, playbook))
+        doccache.write(_folder(ctx), _key(ctx, playbook), entry)
