@@ -103,6 +103,12 @@ def parse(path: str, raw: bytes) -> Document:
                 "tab character used for indentation; YAML allows only spaces", where, "tab"
             ) from None
         message = exc.problem or str(exc)
+        if "nesting depth" in message:
+            # PyYAML 6.0.4+ refuses deep flow nesting itself, before Python's
+            # recursion limit would: the same hazard, the same code.
+            raise YamlError(
+                f"document is nested too deeply: {message}", where, "too-deep"
+            ) from None
         if exc.context:
             message = f"{exc.context}, {message}"
         if exc.context_mark is not None and exc.problem_mark is not None:

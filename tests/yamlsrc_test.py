@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 import tracemalloc
 
 import pytest
@@ -115,19 +114,16 @@ def _laughs(levels: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_billion_laughs_refused_fast_and_small() -> None:
+def test_billion_laughs_refused_without_expanding() -> None:
     tracemalloc.start()
-    start = time.perf_counter()
     e = error(_laughs(10))
-    elapsed = time.perf_counter() - start
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert e.code == "alias-bomb"
     assert e.position == Position(10, 1)  # the key that expands most
     assert "alias bomb" in e.message
-    # Generous bounds (not timings under test): a bomb expands to ~10^9 values.
+    # A bomb expands to ~10^9 values: refusing it must not build any of them.
     assert peak < 50_000_000
-    assert elapsed < 5
 
 
 def test_modest_aliases_allowed() -> None:
