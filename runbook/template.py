@@ -15,7 +15,7 @@ import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jinja2
 import jinja2.meta
@@ -342,8 +342,7 @@ _Pieces = tuple[_Piece, ...]
 _Ready = tuple[str, str, tuple[int, ...]]
 
 
-@dataclass(frozen=True)
-class _Program:
+class _Program(NamedTuple):
     outputs: tuple[tuple[int, tmplfast.Output], ...]  # with their index in parts
     shaped: str  # the unsplit text, for a template with nothing to bind
     statements: tuple[_Pieces, ...] | None  # None: split `shaped` when needed
@@ -425,6 +424,8 @@ def prime_programs(dumped: Mapping[str, Any]) -> None:
     (or KeyError, TypeError) on anything malformed, before priming any."""
     programs: dict[str, _Program] = {}
     for source, data in dumped.items():
+        if source in _PROGRAMS:
+            continue  # compiled already (a process that runs playbooks again)
         outputs = []
         for i, ref, filter_ in data["outputs"]:
             if not isinstance(i, int) or filter_ not in (None, "ident", "literal"):
