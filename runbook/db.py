@@ -24,7 +24,7 @@ from psycopg import errors as pgerrors
 from runbook.errors import StepError, TargetError
 from runbook.redact import redact_dsn
 from runbook.results import MAX_ROWS, QueryResult
-from runbook.template import RenderedSql
+from runbook.sqlvalues import RenderedSql
 
 CANCEL_GRACE = 2.0  # seconds past the server's own timeout before the client cancels
 

@@ -12,60 +12,36 @@ from __future__ import annotations
 import difflib
 import enum
 import functools
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import jinja2
 import jinja2.meta
 import jinja2.nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from psycopg import sql as pgsql
 
-from runbook import sqltext, tmplfast
+from runbook import sqlprogram, tmplfast
 from runbook.errors import TemplateError
+from runbook.sqlvalues import (
+    FRAGMENT,
+    MARK,
+    PARAM,
+    Fragment,
+    RenderedSql,
+    bind_statement,
+    ident,
+    literal,
+    shape,
+    statements,
+)
 
 PARAMS_KEY = "__runbook_binds__"
-_PARAM = "\x00"
-_FRAGMENT = "\x01"
-_MARK = re.compile("([\x00\x01])([0-9]+)[\x00\x01]")
 
 
 class Kind(enum.Enum):
     SQL = "sql"
     TEXT = "text"
     EXPR = "expression"
-
-
-class Fragment:
-    """SQL text made by `ident` or `literal`: quoted by psycopg, spliced, never bound."""
-
-    __slots__ = ("composable",)
-
-    def __init__(self, composable: pgsql.Composable) -> None:
-        self.composable = composable
-
-    def __str__(self) -> str:
-        return self.composable.as_string(None)
-
-
-def _ident(value: Any) -> Fragment:
-    if isinstance(value, Fragment):
-        raise TemplateError("`ident` was given SQL text; give it a name")
-    parts: Sequence[Any] = value if isinstance(value, list | tuple) else str(value).split(".")
-    names = [str(p) for p in parts]
-    if not names or any(not n or "\x00" in n for n in names):
-        raise TemplateError(f"{value!r} is not a valid SQL identifier")
-    return Fragment(pgsql.Identifier(*names))
-
-
-def _literal(value: Any) -> Fragment:
-    if isinstance(value, Fragment):
-        raise TemplateError("`literal` was given SQL text; give it a value")
-    if isinstance(value, str) and "\x00" in value:
-        raise TemplateError("a SQL literal cannot contain a NUL character")
-    return Fragment(pgsql.Literal(value))
 
 
 class _Collector:
@@ -85,11 +61,11 @@ def _bind(context: jinja2.runtime.Context, value: Any) -> str:
         raise TemplateError("SQL template rendered without a parameter collector")
     if isinstance(value, Fragment):
         collector.fragments.append(value)
-        return f"{_FRAGMENT}{len(collector.fragments) - 1}{_FRAGMENT}"
+        return f"{FRAGMENT}{len(collector.fragments) - 1}{FRAGMENT}"
     if isinstance(value, jinja2.Undefined):
         str(value)  # raises UndefinedError with jinja's message
     collector.params.append(value)
-    return f"{_PARAM}{len(collector.params) - 1}{_PARAM}"
+    return f"{PARAM}{len(collector.params) - 1}{PARAM}"
 
 
 def _make_env(*, for_sql: bool) -> ImmutableSandboxedEnvironment:
@@ -100,8 +76,8 @@ def _make_env(*, for_sql: bool) -> ImmutableSandboxedEnvironment:
         finalize=_bind if for_sql else None,
     )
     if for_sql:
-        env.filters["ident"] = _ident
-        env.filters["literal"] = _literal
+        env.filters["ident"] = ident
+        env.filters["literal"] = literal
     # No `safe`-style pass-through: in SQL it would paste raw text.
     env.filters.pop("safe", None)
     return env
@@ -116,8 +92,8 @@ SHELL_ENV.filters.pop("literal")
 # For checking a template's shape before any value exists: names are lenient.
 _SHAPE_ENV = _make_env(for_sql=True)
 _SHAPE_ENV.undefined = jinja2.ChainableUndefined
-_SHAPE_ENV.filters["ident"] = lambda v: _ident("x" if isinstance(v, jinja2.Undefined) else v)
-_SHAPE_ENV.filters["literal"] = lambda v: _literal(None if isinstance(v, jinja2.Undefined) else v)
+_SHAPE_ENV.filters["ident"] = lambda v: ident("x" if isinstance(v, jinja2.Undefined) else v)
+_SHAPE_ENV.filters["literal"] = lambda v: literal(None if isinstance(v, jinja2.Undefined) else v)
 BUILTIN_NAMES = frozenset(TEXT_ENV.globals) | {"true", "false", "none", "True", "False", "None"}
 
 
@@ -131,17 +107,7 @@ def render_shell(source: str, context: Mapping[str, Any]) -> tuple[str, dict[str
     except jinja2.TemplateError as exc:
         raise TemplateError(str(exc)) from None
     env = {f"RUNBOOK_V{i}": "" if v is None else str(v) for i, v in enumerate(collector.params)}
-    return _MARK.sub(lambda m: f'"${{RUNBOOK_V{m.group(2)}}}"', shaped), env
-
-
-@dataclass(frozen=True)
-class RenderedSql:
-    """A SQL statement ready for psycopg: `%s` placeholders and their values."""
-
-    query: str
-    params: tuple[Any, ...] | None
-    # The text with placeholders shown as $1, $2 … for people and the journal.
-    display: str
+    return MARK.sub(lambda m: f'"${{RUNBOOK_V{m.group(2)}}}"', shaped), env
 
 
 @functools.lru_cache(maxsize=4096)
@@ -234,10 +200,10 @@ def shape_error(source: str) -> str | None:
     parts = tmplfast.parse_template(source, True)
     try:
         if parts is not None:
-            _statements(_shape(parts))
+            statements(shape(parts))
             return None
         shaped = _SHAPE_ENV.from_string(source).render({PARAMS_KEY: _Collector()})
-        _statements(shaped)
+        statements(shaped)
     except TemplateError as exc:
         return str(exc)
     except Exception:  # names are unknown here; runtime rendering reports the rest
@@ -309,9 +275,9 @@ def render_sql(source: str, context: Mapping[str, Any], conn: Any = None) -> lis
     """
     if not is_template(source):
         return [RenderedSql(source, None, source)]
-    program = _program(source)
+    program = sqlprogram.program(source)
     if program is not None:
-        return _run_program(program, context, conn)
+        return sqlprogram.run(program, context, conn, SQL_ENV)
     return render_sql_with_jinja(source, context, conn)
 
 
@@ -328,284 +294,6 @@ def render_sql_with_jinja(
         raise TemplateError(str(exc)) from None
     texts = [f.composable.as_string(conn) for f in collector.fragments]
     if not collector.params:
-        text = _MARK.sub(lambda m: texts[int(m.group(2))], shaped)
+        text = MARK.sub(lambda m: texts[int(m.group(2))], shaped)
         return [RenderedSql(text, None, text)]
-    return [_bind_statement(stmt, collector.params, texts) for stmt in _statements(shaped)]
-
-
-# A compiled fast-path SQL template. Per statement, its pieces in order: static
-# text (as sent, with % doubled, and as shown) or the index of an output in the
-# template's parts. A statement whose outputs are all bound values is also kept
-# ready-made: its text with %s and with $n, and which outputs fill the values.
-_Piece = tuple[str, str] | int
-_Pieces = tuple[_Piece, ...]
-_Ready = tuple[str, str, tuple[int, ...]]
-
-
-class _Program(NamedTuple):
-    outputs: tuple[tuple[int, tmplfast.Output], ...]  # with their index in parts
-    shaped: str  # the unsplit text, for a template with nothing to bind
-    statements: tuple[_Pieces, ...] | None  # None: split `shaped` when needed
-    ready: tuple[_Ready, ...] | None  # when no output is spliced (no ident/literal)
-
-
-def _pieces(shaped: str) -> _Pieces:
-    pieces: list[_Piece] = []
-    last = 0
-    for match in _MARK.finditer(shaped):
-        static = shaped[last : match.start()]
-        if static:
-            pieces.append((static.replace("%", "%%"), static))
-        pieces.append(int(match.group(2)))
-        last = match.end()
-    tail = shaped[last:]
-    if tail:
-        pieces.append((tail.replace("%", "%%"), tail))
-    return tuple(pieces)
-
-
-def _ready(pieces: _Pieces) -> _Ready:
-    # Each output stands for itself: the bound "values" come out as their order.
-    query, display, order = _assemble(pieces, _OWN_INDEX, None)
-    return "".join(query), "".join(display), tuple(order)
-
-
-class _OwnIndex(dict[int, int]):
-    def __missing__(self, key: int) -> int:
-        return key
-
-
-_OWN_INDEX = _OwnIndex()
-
-
-def _program(source: str) -> _Program | None:
-    """Split and shape-check a fast-path template once; None if Jinja must render it."""
-    return _PROGRAMS[source]  # a shape error raises, and is not kept
-
-
-def dump_programs(sources: Iterable[str]) -> dict[str, Any]:
-    """The fast-path SQL templates among `sources`, compiled, as JSON-safe data.
-
-    Compiling costs about 0.2 million instructions a template, more than the
-    rest of a step; a run of a playbook that passed its checks before starts
-    with its templates compiled (runbook.checks.remembered)."""
-    out: dict[str, Any] = {}
-    for source in sources:
-        if not is_template(source):
-            continue
-        try:
-            program = _program(source)
-        except TemplateError:
-            continue
-        if program is None:
-            continue
-        out[source] = {
-            "outputs": [
-                [i, tmplfast.dump_ref(part.ref), part.filter] for i, part in program.outputs
-            ],
-            "shaped": program.shaped,
-            # Derived again from `shaped` if ever needed: a template with a
-            # ready-made text only needs it for SQL-text values (never from YAML).
-            "statements": None
-            if program.ready is not None
-            else [
-                [list(p) if isinstance(p, tuple) else p for p in s]
-                for s in program.statements or _split(program.shaped)
-            ],
-            "ready": None
-            if program.ready is None
-            else [[query, shown, list(order)] for query, shown, order in program.ready],
-        }
-    return out
-
-
-def prime_programs(dumped: Mapping[str, Any]) -> None:
-    """Compiled templates from an earlier run (dump_programs). Raises ValueError
-    (or KeyError, TypeError) on anything malformed, before priming any."""
-    programs: dict[str, _Program] = {}
-    for source, data in dumped.items():
-        if source in _PROGRAMS:
-            continue  # compiled already (a process that runs playbooks again)
-        outputs = []
-        for i, ref, filter_ in data["outputs"]:
-            if not isinstance(i, int) or filter_ not in (None, "ident", "literal"):
-                raise ValueError("not a compiled template")
-            outputs.append((i, tmplfast.Output(tmplfast.load_ref(ref), filter_)))
-        ready = data["ready"]
-        if data["statements"] is None and ready is None:
-            raise ValueError("a compiled template without its statements")
-        statements = (
-            None
-            if data["statements"] is None
-            else tuple(_load_pieces(s) for s in data["statements"])
-        )
-        programs[source] = _Program(
-            tuple(outputs),
-            str(data["shaped"]),
-            statements,
-            None
-            if ready is None
-            else tuple((str(q), str(d), tuple(int(o) for o in order)) for q, d, order in ready),
-        )
-    _PROGRAMS.update(programs)
-
-
-def _split(shaped: str) -> tuple[_Pieces, ...]:
-    return tuple(_pieces(s) for s in _statements(shaped))
-
-
-def _load_pieces(data: list[Any]) -> _Pieces:
-    pieces: list[_Piece] = []
-    for piece in data:
-        if isinstance(piece, int):
-            pieces.append(piece)
-        else:
-            sent, shown = piece
-            pieces.append((str(sent), str(shown)))
-    return tuple(pieces)
-
-
-def _compile_program(source: str) -> _Program | None:
-    parts = tmplfast.parse_template(source, True)
-    if parts is None:
-        return None
-    shaped = _shape(parts)
-    statements = _split(shaped)
-    outputs = tuple((i, part) for i, part in enumerate(parts) if not isinstance(part, str))
-    plain = all(part.filter is None for _, part in outputs)
-    ready = tuple(_ready(s) for s in statements) if plain and outputs else None
-    return _Program(outputs, shaped, statements, ready)
-
-
-# Compiled programs by source; primed from the check cache (see dump/prime).
-_PROGRAMS: tmplfast.Memo[_Program | None] = tmplfast.Memo(_compile_program, 4096)
-
-
-def _run_program(program: _Program, context: Mapping[str, Any], conn: Any) -> list[RenderedSql]:
-    """Values bound, names spliced: what rendering with `_bind` as finalize gives."""
-    values: dict[int, Any] = {}
-    try:
-        for i, part in program.outputs:
-            value = part.ref.resolve(SQL_ENV, context)
-            if part.filter == "ident":
-                value = _ident(value)
-            elif part.filter == "literal":
-                value = _literal(value)
-            values[i] = value
-    except jinja2.UndefinedError as exc:
-        raise TemplateError(f"undefined: {exc.message}") from None
-    if program.ready is not None:
-        for value in values.values():
-            if isinstance(value, Fragment):
-                break  # a value that is SQL text (never from YAML): the general way
-        else:
-            return [
-                RenderedSql(query, tuple([values[i] for i in order]), display)
-                for query, display, order in program.ready
-            ]
-    if all(isinstance(v, Fragment) for v in values.values()):
-        # No values to bind: the text goes as written, in one simple query.
-        text = "".join(_assemble(_pieces(program.shaped), values, conn)[1])
-        return [RenderedSql(text, None, text)]
-    out = []
-    statements = program.statements
-    if statements is None:
-        statements = _split(program.shaped)
-    for pieces in statements:
-        query, display, params = _assemble(pieces, values, conn)
-        shown = "".join(display)
-        if params:
-            out.append(RenderedSql("".join(query), tuple(params), shown))
-        else:
-            out.append(RenderedSql(shown, None, shown))
-    return out
-
-
-def _assemble(
-    pieces: _Pieces, values: Mapping[int, Any], conn: Any
-) -> tuple[list[str], list[str], list[Any]]:
-    """(text as sent, text as shown, bound values) of one run of pieces."""
-    query: list[str] = []
-    display: list[str] = []
-    params: list[Any] = []
-    for piece in pieces:
-        if isinstance(piece, tuple):
-            query.append(piece[0])
-            display.append(piece[1])
-            continue
-        value = values[piece]
-        if isinstance(value, Fragment):
-            text = value.composable.as_string(conn)
-            query.append(text.replace("%", "%%"))
-            display.append(text)
-        else:
-            params.append(value)
-            query.append("%s")
-            display.append(f"${len(params)}")
-    return query, display, params
-
-
-def _shape(parts: tmplfast.Parts) -> str:
-    """The rendered shape with every output a placeholder (values unknown)."""
-    out = []
-    for i, part in enumerate(parts):
-        if isinstance(part, str):
-            out.append(part)
-        elif part.filter is None:
-            out.append(f"{_PARAM}{i}{_PARAM}")
-        else:
-            out.append(f"{_FRAGMENT}{i}{_FRAGMENT}")
-    return "".join(out)
-
-
-@functools.lru_cache(maxsize=4096)
-def _statements(shaped: str) -> tuple[str, ...]:
-    """Split a rendered shape and check no placeholder sits inside quotes or a body."""
-    spans = sqltext.regions(shaped)
-    for match in _MARK.finditer(shaped):
-        if match.group(1) != _PARAM:
-            continue
-        region = sqltext.region_at(spans, match.start())
-        if region is not None:
-            where = {
-                "string": "a quoted string",
-                "identifier": "a quoted identifier",
-                "dollar": "a dollar-quoted body",
-                "comment": "a comment",
-            }[region.kind]
-            fix = (
-                "put it outside the quotes ('%' || {{ x }} || '%')"
-                if region.kind == "string"
-                else "use {{ x | literal }} (or | ident for names)"
-            )
-            raise TemplateError(
-                f"a {{{{ value }}}} inside {where} cannot be a bound parameter; {fix}"
-            )
-    return tuple(sqltext.split(shaped, spans))
-
-
-def _bind_statement(shaped: str, params: list[Any], texts: list[str]) -> RenderedSql:
-    query: list[str] = []
-    display: list[str] = []
-    values: list[Any] = []
-    last = 0
-    for match in _MARK.finditer(shaped):
-        static = shaped[last : match.start()]
-        query.append(static.replace("%", "%%"))
-        display.append(static)
-        index = int(match.group(2))
-        if match.group(1) == _PARAM:
-            values.append(params[index])
-            query.append("%s")
-            display.append(f"${len(values)}")
-        else:
-            query.append(texts[index].replace("%", "%%"))
-            display.append(texts[index])
-        last = match.end()
-    tail = shaped[last:]
-    query.append(tail.replace("%", "%%"))
-    display.append(tail)
-    if not values:
-        text = "".join(display)
-        return RenderedSql(text, None, text)
-    return RenderedSql("".join(query), tuple(values), "".join(display))
+    return [bind_statement(stmt, collector.params, texts) for stmt in statements(shaped)]

@@ -135,16 +135,16 @@ def test_other_code_is_another_key(project: Project, monkeypatch: pytest.MonkeyP
 
 
 def test_a_remembered_run_starts_with_its_templates_compiled(project: Project) -> None:
-    from runbook import template, tmplfast
+    from runbook import sqlprogram, tmplfast
 
     playbook = make(project)
     first = project.run("run", str(playbook))
     assert first.exit_code == 0, first.output
     # As a new process would be: nothing compiled yet.
-    template._PROGRAMS.clear()
+    sqlprogram.PROGRAMS.clear()
     tmplfast._EXPRESSIONS.clear()
     assert passed(project, playbook)
-    assert "SELECT {{ limit }}::int AS n" in template._PROGRAMS  # main's query, compiled before
+    assert "SELECT {{ limit }}::int AS n" in sqlprogram.PROGRAMS  # main's query, compiled before
     assert "c.scalar == 3" in tmplfast._EXPRESSIONS  # and its gate
     second = project.run("run", str(playbook))
     assert second.exit_code == 0, second.output
@@ -155,7 +155,7 @@ def test_a_remembered_run_starts_with_its_templates_compiled(project: Project) -
 def test_damaged_compiled_templates_in_an_entry_are_compiled_again(project: Project) -> None:
     import json
 
-    from runbook import template
+    from runbook import sqlprogram
 
     playbook = make(project)
     assert project.run("run", str(playbook)).exit_code == 0
@@ -163,9 +163,9 @@ def test_damaged_compiled_templates_in_an_entry_are_compiled_again(project: Proj
         data = json.loads(entry.read_text())
         data["programs"] = {source: {"outputs": "nonsense"} for source in data["programs"]}
         entry.write_text(json.dumps(data))
-    template._PROGRAMS.clear()
+    sqlprogram.PROGRAMS.clear()
     assert passed(project, playbook)  # the checks' pass still stands
-    assert not template._PROGRAMS
+    assert not sqlprogram.PROGRAMS
     result = project.run("run", str(playbook))
     assert result.exit_code == 0, result.output
     assert project.last_run()["steps"][0]["rendered"] == "SELECT $1::int AS n"

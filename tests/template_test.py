@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql as pgsql
 
-from runbook import sqltext, template, tmplfast
+from runbook import sqlprogram, sqltext, template, tmplfast
 from runbook.errors import TemplateError
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -182,7 +182,7 @@ def test_the_compiled_fast_path_renders_as_jinja_does(source: str) -> None:
             template.render_sql(source, context)
         assert str(info.value) == str(exc)
         return
-    assert template._program(source) is not None, "a fast-path template"
+    assert sqlprogram.program(source) is not None, "a fast-path template"
     assert template.render_sql(source, context) == expected
 
 
@@ -199,26 +199,26 @@ def test_the_compiled_fast_path_renders_as_jinja_does(source: str) -> None:
 def test_a_compiled_template_primed_from_its_dump_renders_the_same(source: str) -> None:
     context = {"v": "it's", "n": 7, "t": "public.t", "row": {"a": 1, "b c": 2}, "items": [5, 6]}
     expected = template.render_sql(source, context)
-    dumped = template.dump_programs([source, "SELECT 1", "SELECT {% if x %}1{% endif %}"])
+    dumped = sqlprogram.dump([source, "SELECT 1", "SELECT {% if x %}1{% endif %}"])
     assert list(dumped) == [source]  # no template, or not a fast-path one: not kept
-    template._PROGRAMS.clear()
-    template.prime_programs(json.loads(json.dumps(dumped)))
-    assert source in template._PROGRAMS
+    sqlprogram.PROGRAMS.clear()
+    sqlprogram.prime(json.loads(json.dumps(dumped)))
+    assert source in sqlprogram.PROGRAMS
     assert template.render_sql(source, context) == expected
 
 
 def test_damaged_compiled_templates_are_refused_whole() -> None:
     source = "SELECT {{ v }} AS v"
-    dumped = template.dump_programs([source])
-    template._PROGRAMS.clear()
+    dumped = sqlprogram.dump([source])
+    sqlprogram.PROGRAMS.clear()
     for damage in (
         {"outputs": [[0, ["v", [["method", "x"]]], None]]},
         {"outputs": [[0, ["v", []], "raw"]]},
         {"ready": None, "statements": None},
     ):
         with pytest.raises((ValueError, TypeError, KeyError)):
-            template.prime_programs({source: {**dumped[source], **damage}})
-        assert source not in template._PROGRAMS
+            sqlprogram.prime({source: {**dumped[source], **damage}})
+        assert source not in sqlprogram.PROGRAMS
 
 
 def test_parsed_expressions_primed_from_their_dump_evaluate_the_same() -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from runbook import template
 from runbook.context import StepContext
 from runbook.results import MAX_ROWS, QueryResult
+from runbook.sqlvalues import RenderedSql
 
 
-def render(ctx: StepContext, source: str) -> list[template.RenderedSql]:
+def render(ctx: StepContext, source: str) -> list[RenderedSql]:
     conn = ctx.session.connect() if "literal" in source else None
     statements = template.render_sql(source, ctx.scope, conn)
     ctx.rendered = [s.display for s in statements]

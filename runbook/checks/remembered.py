@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from runbook import __version__, actions, doccache, template, tmplfast
+from runbook import __version__, actions, doccache, sqlprogram, tmplfast
 from runbook.checks.common import Context, get_path, sql_file_path
 from runbook.checks.templates import matches
 from runbook.model import Playbook, Step
@@ -130,7 +130,7 @@ def _read_by_checks(ctx: Context, playbook: Playbook) -> dict[str, Any]:
     return {
         "includes": includes,
         "sql_files": sql_files,
-        "programs": template.dump_programs(sql),
+        "programs": sqlprogram.dump(sql),
         "expressions": tmplfast.dump_expressions(expressions),
     }
 
@@ -153,7 +153,7 @@ def passed(ctx: Context, playbook: Playbook) -> bool:
     # Templates compiled by the run that wrote the entry: only a cache, so an
     # entry that holds none or holds them damaged just means compiling them.
     with contextlib.suppress(KeyError, TypeError, ValueError):
-        template.prime_programs(entry.get("programs", {}))
+        sqlprogram.prime(entry.get("programs", {}))
     with contextlib.suppress(KeyError, TypeError, ValueError):
         tmplfast.prime_expressions(entry.get("expressions", {}))
     return True
