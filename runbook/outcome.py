@@ -22,6 +22,11 @@ class Status(enum.Enum):
     ROLLED_BACK = "rolled_back"
     RUNNING = "running"  # only in the journal, between a step's two records
 
+    # Members are singletons compared by identity: hash them by identity too,
+    # in C, rather than by Enum's own `hash(self._name_)` in Python (a status
+    # is looked up in a dict several times a step).
+    __hash__ = object.__hash__
+
 
 # `status.value` without the enum's descriptor, for what runs once per step.
 STATUS_TEXT = {status: status.value for status in Status}
