@@ -124,16 +124,28 @@ class Journal:
     def close(self) -> None:
         self.db.close()
 
+    def _version(self) -> int:
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:  # no meta table: a new journal
+            return 0
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"journal {self.path} has schema version {version}; this runbook knows {SCHEMA_VERSION}; upgrade runbook"
+            )
+        return version
+
     def _migrate(self) -> None:
+        # The usual case, a journal already up to date, takes no write lock:
+        # `history` and `show` do not wait for a run's writes, and a run's
+        # start-up writes nothing it does not need to.
+        if self._version() == SCHEMA_VERSION:
+            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row else 0
-            if version > SCHEMA_VERSION:
-                raise JournalError(
-                    f"journal {self.path} has schema version {version}; this runbook knows {SCHEMA_VERSION}; upgrade runbook"
-                )
+            version = self._version()  # again, under the lock: another process may have migrated
             for number in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[number].split(";"):
                     if statement.strip():

@@ -29,6 +29,21 @@ def test_schema_is_versioned(tmp_path: Path) -> None:
     Journal(tmp_path / "j.sqlite").close()  # opening again migrates nothing
 
 
+def test_a_current_journal_opens_while_another_process_writes(tmp_path: Path) -> None:
+    Journal(tmp_path / "j.sqlite").close()
+    writer = sqlite3.connect(tmp_path / "j.sqlite", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a run's group commit, say, holding the write lock
+    try:
+        # Opening takes no write lock when there is nothing to migrate: it
+        # neither waits for the writer nor fails.
+        journal = Journal(tmp_path / "j.sqlite")
+        assert journal.query("SELECT count(*) AS n FROM runs") == [{"n": 0}]
+        journal.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     Journal(tmp_path / "j.sqlite").close()
     db = sqlite3.connect(tmp_path / "j.sqlite")
