@@ -327,6 +327,11 @@ class Session:
             raise
         finally:
             self._watchdog.disarm()
+        if (
+            self.spec.read_only
+            and conn.info.parameter_status("default_transaction_read_only") == "off"
+        ):
+            self._restore_read_only(conn)
         return QueryResult(
             rows,
             columns,
@@ -335,6 +340,19 @@ class Session:
             (time.perf_counter() - started) * 1000,
             status,
             truncated,
+        )
+
+    def _restore_read_only(self, conn: psycopg.Connection[Any]) -> None:
+        """A statement turned read-only off (the server reports the setting, from
+        PostgreSQL 14): turn it on again before anything else runs, and fail the step."""
+        with contextlib.suppress(psycopg.Error):
+            if self.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.execute("SET default_transaction_read_only = on")
+        self._forget_settings()
+        raise StepError(
+            "this step turned read-only off (default_transaction_read_only); the run is "
+            "read-only, so it was turned on again and the step failed"
         )
 
     def _after_error(self, wrapped: bool) -> None:

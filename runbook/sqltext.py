@@ -217,3 +217,32 @@ _READ_ONLY_START = re.compile(
 def looks_read_only(sql: str) -> bool:
     """Every statement starts like a read (a hint only: functions may still write)."""
     return all(_READ_ONLY_START.match(strip_comments(s)) for s in split(sql))
+
+
+# Statements that would end a read-only transaction or turn read-only off.
+_READ_ONLY_ESCAPE = re.compile(
+    r"^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|PREPARE\s+TRANSACTION"
+    r"|SET\s+(SESSION\s+CHARACTERISTICS|TRANSACTION)|RESET\s+ALL)\b",
+    re.IGNORECASE,
+)
+_READ_ONLY_SETTING = re.compile(r"\b(default_)?transaction_read_only\b", re.IGNORECASE)
+_ESCAPE_WORDS = re.compile(
+    r"BEGIN|START|COMMIT|END|ROLLBACK|ABORT|PREPARE|TRANSACTION|RESET|READ_ONLY", re.IGNORECASE
+)
+
+
+def escapes_read_only(sql: str) -> str | None:
+    """The first statement that would take SQL out of a read-only transaction, if any.
+
+    A kind: check playbook runs read-only; a statement that ends the transaction
+    (COMMIT, BEGIN READ WRITE …) or turns the setting off (wherever its name
+    appears, even in a DO body or set_config) would let what follows write.
+    """
+    if not _ESCAPE_WORDS.search(sql):
+        return None  # the common case, without lexing
+    setting = _READ_ONLY_SETTING.search(sql)
+    for statement in split(sql):
+        code = strip_comments(statement).strip()
+        if _READ_ONLY_ESCAPE.match(code) or (setting and _READ_ONLY_SETTING.search(code)):
+            return " ".join(code.split())[:60]
+    return None

@@ -118,6 +118,35 @@ def test_read_only_check_playbook_refuses_a_write(
     assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
 
 
+def test_a_step_that_turns_read_only_off_fails_and_later_writes_are_still_refused(
+    project: Project, conn: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    conn.execute("CREATE TABLE t (x int)")
+    # The setting's name is put together at run time, so the check of the SQL
+    # text (validate) cannot see it: the server's report of the setting can.
+    book = project.playbook(
+        """name: ro
+kind: check
+steps:
+  - name: Turns read-only off
+    sql: "DO $$ BEGIN PERFORM set_config('default_transaction' || '_read_only', 'off', false); END $$"
+    writes: false
+    on_failure: continue
+  - name: Writes, believing it reads
+    sql: INSERT INTO t VALUES (1)
+    writes: false
+    on_failure: continue
+"""
+    )
+    result = project.run("run", str(book))
+    assert result.exit_code == 3
+    steps = project.last_run()["steps"]
+    assert [s["status"] for s in steps] == ["failed", "failed"]
+    assert "turned read-only off" in steps[0]["error"]
+    assert "read-only transaction" in steps[1]["error"]
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+
 def test_when_and_register_of_skipped_step(project: Project) -> None:
     book = project.playbook(
         """name: w

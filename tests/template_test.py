@@ -231,3 +231,31 @@ def test_parsed_expressions_primed_from_their_dump_evaluate_the_same() -> None:
         assert tmplfast._EXPRESSIONS[source] == tmplfast._parse_expression(source)
     with pytest.raises(ValueError):
         tmplfast.prime_expressions({"a == 1": [["a", []], "is", 1]})
+
+
+@pytest.mark.parametrize(
+    ("sql", "found"),
+    [
+        ("SELECT 1", None),
+        ("SELECT CASE WHEN a THEN 1 END FROM t", None),
+        ("SELECT 'COMMIT; BEGIN' AS s -- END", None),
+        ("DO $$ BEGIN RAISE NOTICE 'x'; END $$", None),
+        ("SET statement_timeout = 5; SELECT 1", None),
+        ("commit", "commit"),
+        ("SELECT 1 /* end */; END", "END"),
+        ("BEGIN READ WRITE; INSERT INTO t VALUES (1)", "BEGIN READ WRITE"),
+        ("START TRANSACTION", "START TRANSACTION"),
+        (
+            "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+            "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+        ),
+        ("SET LOCAL transaction_read_only = off", "SET LOCAL transaction_read_only = off"),
+        ("RESET ALL", "RESET ALL"),
+        (
+            "DO $$ BEGIN PERFORM set_config('default_transaction_read_only', 'off', false); END $$",
+            "DO $$ BEGIN PERFORM set_config('default_transaction_read_onl",
+        ),
+    ],
+)
+def test_statements_that_would_leave_a_read_only_transaction(sql: str, found: str | None) -> None:
+    assert sqltext.escapes_read_only(sql) == found

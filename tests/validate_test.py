@@ -219,3 +219,38 @@ def test_included_steps_are_checked_with_the_names_they_see_there(
         "playbooks/shared.yaml:8:12: $.steps[1].query: 'nobody_defines_this' is undefined: "
         "not a variable of the playbook or its targets, and no step registers it"
     ]
+
+
+def test_a_check_playbook_may_not_end_its_read_only_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sql" / "escape.sql").write_text("SELECT 1;\nCOMMIT;\nDELETE FROM t;\n")
+    (tmp_path / "check.yaml").write_text(
+        """name: escape
+kind: check
+steps:
+  - name: Case, not end
+    query: SELECT CASE WHEN true THEN 'COMMIT' END AS word -- BEGIN; END
+  - name: Ends it
+    sql: "SET default_transaction_read_only = off; COMMIT; DELETE FROM t"
+    writes: false
+  - name: Read write
+    query: BEGIN READ WRITE
+  - name: From a file
+    sql_file: escape.sql
+    writes: false
+"""
+    )
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["validate", "check.yaml"])
+    assert result.exit_code == 2
+    found = [line for line in result.output.splitlines() if "read-only transaction" in line]
+    assert [line.split(": ")[0] for line in found] == [
+        "check.yaml:7:10",
+        "check.yaml:10:12",
+        "check.yaml:12:15",
+    ]
+    assert "`SET default_transaction_read_only = off`" in found[0]
+    assert "`BEGIN READ WRITE`" in found[1]
+    assert "`COMMIT`" in found[2]

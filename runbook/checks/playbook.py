@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import zoneinfo
 from collections.abc import Iterator
 from pathlib import Path
@@ -207,6 +208,8 @@ def _step_rules(pb: Playbook, ctx: Context) -> Iterator[Problem]:
                 "set `writes: false` if it only reads, or make the playbook kind: change",
                 "write-in-check",
             )
+        if pb.kind == "check":
+            yield from _read_only_escape(doc, step, sql_root)
         if step.kind == "sql_file":
             yield from _sql_file(doc, step, sql_root)
         if step.kind == "include":
@@ -250,6 +253,34 @@ def _transaction(doc: Document, step: Step) -> Iterator[Problem]:
                 f"a {child.kind} step cannot be inside a transaction block",
                 "in-transaction",
             )
+
+
+def _step_sql(step: Step, sql_root: Path) -> tuple[str, str] | None:
+    """(key, SQL text) of a step that runs SQL, the file's text for sql_file."""
+    if step.kind in ("query", "sql") and isinstance(step.body, str):
+        return step.kind, step.body
+    if step.kind == "wait" and isinstance(step.body, dict) and "query" in step.body:
+        return "wait", str(step.body["query"])
+    if step.kind == "sql_file" and isinstance(step.body, str):
+        target = (sql_root / step.body).resolve()
+        if target.is_relative_to(sql_root) and target.is_file():
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                return "sql_file", target.read_text(encoding="utf-8")
+    return None
+
+
+def _read_only_escape(doc: Document, step: Step, sql_root: Path) -> Iterator[Problem]:
+    found = _step_sql(step, sql_root)
+    statement = sqltext.escapes_read_only(found[1]) if found else None
+    if found and statement:
+        yield doc_at(
+            doc,
+            (*step.data_path, found[0]),
+            f"playbook is kind: check (read-only) but `{statement}` would end its read-only "
+            "transaction or turn read-only off, and what follows could write; a check "
+            "controls no transactions (make the playbook kind: change if it must)",
+            "read-only-escape",
+        )
 
 
 def _sql_file(doc: Document, step: Step, sql_root: Path) -> Iterator[Problem]:
