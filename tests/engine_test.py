@@ -292,3 +292,23 @@ steps:
     assert first["reason"] == "grave (and 1 more gate(s) failed)"
     # `grave` halts even though the step (and `mild`) would continue.
     assert [s["status"] for s in project.last_run()["steps"]] == ["gate_failed", "not_run"]
+
+
+def test_a_step_scope_is_its_own_and_sees_every_registered_result() -> None:
+    from runbook.engine.scope import Registered, step_scope
+    from runbook.model import Step
+    from runbook.plan import PlannedStep
+
+    def planned(vars_: dict[str, object]) -> PlannedStep:
+        step = Step(kind="query", name="s", body="SELECT 1", loc=None, data_path=(), vars=vars_)  # type: ignore[arg-type]
+        return PlannedStep(1, "1", step, None)  # type: ignore[arg-type]
+
+    registered = Registered({"limit": 5, "r": "base value"})
+    registered["r"] = "registered"  # a register named like a var hides it
+    registered.update({"total": 7})  # a `set` step
+    first = step_scope(planned({"n": "{{ limit }}"}), {}, registered, (), {"limit": 9})
+    assert first == {"limit": 9, "r": "registered", "total": 7, "n": 5}
+    first["result"] = "only this step's"
+    second = step_scope(planned({}), {}, registered, (), {})
+    assert "result" not in second and "n" not in second
+    assert dict(registered) == {"r": "registered", "total": 7}  # what resume records

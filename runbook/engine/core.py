@@ -17,11 +17,12 @@ from typing import Any, Protocol
 
 import psycopg
 
-from runbook import template, variables
+from runbook import template
 from runbook.clock import Clock, iso
 from runbook.context import Notifier, Prompter, RunInfo
 from runbook.db import Session
 from runbook.engine import action, blocks, failures
+from runbook.engine.scope import Registered, step_scope
 from runbook.errors import RunbookError, StepError, TemplateError
 from runbook.gates import GateCheck, gate_name
 from runbook.model import Scale
@@ -111,7 +112,7 @@ class Engine:
         self.redactor = redactor
         self.clock = clock
         self.run_id = run_id
-        self.runtime: dict[str, Any] = {}
+        self.runtime = Registered(self.base)
         self.outcomes: dict[int, Outcome] = {}
         self.ordered: list[Outcome] = []
         self.halt: Halt | None = None
@@ -256,18 +257,7 @@ class Engine:
             self.run_planned(ps, layers, in_block)
 
     def scope(self, ps: PlannedStep, layers: tuple[dict[str, Any], ...]) -> dict[str, Any]:
-        if layers:
-            scope = dict(self.base)
-            for layer in layers:
-                scope.update(layer)
-            scope.update(self.runtime)
-        else:
-            scope = {**self.base, **self.runtime}
-        if ps.step.vars:
-            scope.update({k: variables.render_native(v, scope) for k, v in ps.step.vars.items()})
-        if self.extra:
-            scope.update(self.extra)
-        return scope
+        return step_scope(ps, self.base, self.runtime, layers, self.extra)
 
     def run_planned(
         self, ps: PlannedStep, layers: tuple[dict[str, Any], ...], in_block: bool
