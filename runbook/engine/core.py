@@ -18,15 +18,15 @@ from typing import Any, Protocol
 import psycopg
 
 from runbook import template
-from runbook.clock import Clock, iso
+from runbook.clock import Clock
 from runbook.context import Notifier, Prompter, RunInfo
 from runbook.db import Session
-from runbook.engine import action, blocks, failures
+from runbook.engine import action, blocks, failures, summary
 from runbook.engine.scope import Registered, step_scope
 from runbook.errors import RunbookError, StepError, TemplateError
 from runbook.gates import GateCheck, gate_name
 from runbook.model import Scale
-from runbook.outcome import GateOutcome, Outcome, RunOutcome, RunStatus, Status
+from runbook.outcome import GateOutcome, Outcome, RunOutcome, Status
 from runbook.plan import Plan, PlannedStep
 from runbook.recorder import Recorder, RunRecord
 from runbook.redact import Redactor
@@ -166,7 +166,7 @@ class Engine:
             if o.rehearse:
                 with contextlib.suppress(psycopg.Error, RunbookError):
                     self.session.rollback()
-        outcome = self._finish(started_at, started)
+        outcome = summary.finish(self, started_at, started)
         if o.notifier is not None:
             with contextlib.suppress(Exception):  # notifying never breaks a run
                 outcome.notifications = o.notifier.finish()
@@ -184,62 +184,6 @@ class Engine:
             if ps.index in resume.done:
                 run_id, seq = resume.done[ps.index]
                 self.completed.append(Done(ps, {}, run_id, seq))
-
-    def _finish(self, started_at: str, started: float) -> RunOutcome:
-        main = [o for o in self.ordered if o.undoes is None]
-        statuses = {o.status for o in main}
-        undone = any(o.undoes is not None for o in self.ordered) or self.options.undo_only
-        if self.halt and self.halt.interrupted:
-            status, reason = RunStatus.INTERRUPTED, "interrupted by the operator"
-        elif Status.FAILED in statuses:
-            status, reason = RunStatus.FAILED, "a step failed"
-        elif Status.GATE_FAILED in statuses:
-            status, reason = RunStatus.GATE_FAILED, "a gate failed"
-        else:
-            status, reason = RunStatus.OK, "all steps passed"
-        if self.halt:
-            where = self.halt.outcome
-            reason = f"{reason}: step {where.number} {where.name!r}: {where.error or where.reason}"
-        if undone:
-            status = RunStatus.ROLLBACK_FAILED if self.undo_failed else RunStatus.ROLLED_BACK
-        if self.undo_summary:
-            reason = (
-                self.undo_summary
-                if self.options.undo_only
-                else f"{reason}; rollback: {self.undo_summary}"
-            )
-        severity = self.gates.worst(o.severity for o in main)
-        ran = any(o.status in (Status.OK, Status.GATE_FAILED, Status.FAILED) for o in self.ordered)
-        if not ran and not undone:
-            reason = "no step ran"
-        return RunOutcome(
-            nagios=self._nagios(status, severity, ran),
-            run_id=self.run_id,
-            playbook=self.plan.playbook.name,
-            target=self.plan.target.name,
-            mode=self.options.mode,
-            status=status,
-            steps=self.ordered,
-            severity=severity,
-            started_at=started_at,
-            ended_at=iso(self.clock.now()),
-            duration_ms=(time.perf_counter() - started) * 1000,
-            reason=reason,
-            journal=str(self.recorder.journal.path),
-        )
-
-    def _nagios(self, status: RunStatus, severity: str | None, ran: bool) -> int:
-        """Nagios plugin status: no check ran, or a step errored, is never OK: UNKNOWN."""
-        if not ran or status in (
-            RunStatus.FAILED,
-            RunStatus.INTERRUPTED,
-            RunStatus.ROLLBACK_FAILED,
-        ):
-            return 3
-        level = self.options.scale.get(severity) if severity else None
-        if level is not None:
-            return level.nagios
-        return 2 if status is RunStatus.GATE_FAILED else 0
 
     def stopped(self) -> bool:
         """Whether the steps at hand must stop: a halt, or (undoing) a failed rollback step."""
