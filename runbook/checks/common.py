@@ -64,6 +64,18 @@ def sql_file_path(root: Path, name: str) -> Path:
     return (root / "sql" / name).resolve()
 
 
+def read_sql_file(root: Path, name: str) -> str | None:
+    """The text of a `sql_file` inside the project's sql/ folder, or None if it
+    is missing, unreadable or outside (the `sql_file` check reports those)."""
+    target = sql_file_path(root, name)
+    if not target.is_relative_to((root / "sql").resolve()) or not target.is_file():
+        return None
+    try:
+        return target.read_text("utf-8", errors="replace")
+    except OSError:
+        return None
+
+
 def registered_names(pb: Playbook, ctx: Context, seen: frozenset[Path] = frozenset()) -> set[str]:
     """Names a playbook defines for what runs after it (registers, set)."""
     names: set[str] = set()

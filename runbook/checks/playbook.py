@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import zoneinfo
 from collections.abc import Iterator
 from pathlib import Path
 
 from runbook import actions, sqltext
-from runbook.checks.common import Context, at, doc_at, get_path, suggest
+from runbook.checks.common import Context, at, doc_at, get_path, read_sql_file, suggest
 from runbook.checks.templates import TemplateCheck
 from runbook.errors import Problem
 from runbook.model import Playbook, Scale, Step
@@ -209,7 +208,7 @@ def _step_rules(pb: Playbook, ctx: Context) -> Iterator[Problem]:
                 "write-in-check",
             )
         if pb.kind == "check":
-            yield from _read_only_escape(doc, step, sql_root)
+            yield from _read_only_escape(doc, step, ctx.root)
         if step.kind == "sql_file":
             yield from _sql_file(doc, step, sql_root)
         if step.kind == "include":
@@ -255,22 +254,20 @@ def _transaction(doc: Document, step: Step) -> Iterator[Problem]:
             )
 
 
-def _step_sql(step: Step, sql_root: Path) -> tuple[str, str] | None:
+def _step_sql(step: Step, root: Path) -> tuple[str, str] | None:
     """(key, SQL text) of a step that runs SQL, the file's text for sql_file."""
     if step.kind in ("query", "sql") and isinstance(step.body, str):
         return step.kind, step.body
     if step.kind == "wait" and isinstance(step.body, dict) and "query" in step.body:
         return "wait", str(step.body["query"])
     if step.kind == "sql_file" and isinstance(step.body, str):
-        target = (sql_root / step.body).resolve()
-        if target.is_relative_to(sql_root) and target.is_file():
-            with contextlib.suppress(OSError, UnicodeDecodeError):
-                return "sql_file", target.read_text(encoding="utf-8")
+        text = read_sql_file(root, step.body)
+        return None if text is None else ("sql_file", text)
     return None
 
 
-def _read_only_escape(doc: Document, step: Step, sql_root: Path) -> Iterator[Problem]:
-    found = _step_sql(step, sql_root)
+def _read_only_escape(doc: Document, step: Step, root: Path) -> Iterator[Problem]:
+    found = _step_sql(step, root)
     statement = sqltext.escapes_read_only(found[1]) if found else None
     if found and statement:
         yield doc_at(

@@ -13,6 +13,7 @@ from runbook.checks.common import (
     Context,
     doc_at,
     get_path,
+    read_sql_file,
     registered_names,
     sql_file_path,
     suggest,
@@ -186,11 +187,10 @@ class TemplateCheck:
         return line, len(text) - len(text.lstrip(" ")) + 1
 
     def _sql_file(self, step: Step, known: set[str]) -> None:
-        target = sql_file_path(self.ctx.root, step.body)
-        if not target.is_file() or not target.is_relative_to((self.ctx.root / "sql").resolve()):
+        source = read_sql_file(self.ctx.root, step.body)
+        if source is None:
             return
-        source = target.read_text("utf-8", errors="replace")
-        shown = loader.display_path(target)
+        shown = loader.display_path(sql_file_path(self.ctx.root, step.body))
         error = template.syntax_error(Kind.SQL, source)
         if error:
             self.problems.append(Problem(shown, error[0], 1, "", error[1], "template-syntax"))
