@@ -141,7 +141,7 @@ def _gates(doc: Document, data: Any, path: DataPath) -> tuple[Gate, ...]:
                     "message": g.get("message"),
                     "name": g.get("name"),
                     "on_failure": g.get("on_failure"),
-                    "loc": Loc(doc.path, path=gpath, doc=doc),
+                    "loc": loc(doc, gpath),
                 },
             )
         )

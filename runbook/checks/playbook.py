@@ -8,9 +8,10 @@ from pathlib import Path
 
 from runbook import actions, sqltext
 from runbook.checks.common import Context, at, doc_at, get_path, read_sql_file, suggest
-from runbook.checks.templates import TemplateCheck
+from runbook.checks.templates import TemplateCheck, matches
 from runbook.errors import Problem
 from runbook.model import Playbook, Scale, Step
+from runbook.template import Kind
 from runbook.yamlsrc import DataPath, Document, format_path
 
 
@@ -254,30 +255,33 @@ def _transaction(doc: Document, step: Step) -> Iterator[Problem]:
             )
 
 
-def _step_sql(step: Step, root: Path) -> tuple[str, str] | None:
-    """(key, SQL text) of a step that runs SQL, the file's text for sql_file."""
-    if step.kind in ("query", "sql") and isinstance(step.body, str):
-        return step.kind, step.body
-    if step.kind == "wait" and isinstance(step.body, dict) and "query" in step.body:
-        return "wait", str(step.body["query"])
+def _step_sql(doc: Document, step: Step, root: Path) -> Iterator[tuple[DataPath, str]]:
+    """(data path, SQL text) of each SQL field of a step: the fields its action
+    declares as SQL templates, and a sql_file's text."""
+    raw = get_path(doc.data, step.data_path)
+    for field in actions.REGISTRY[step.kind].TEMPLATES:
+        if field.kind is Kind.SQL:
+            for sub, value in matches(raw, field.path):
+                if isinstance(value, str):
+                    yield (*step.data_path, *sub), value
     if step.kind == "sql_file" and isinstance(step.body, str):
         text = read_sql_file(root, step.body)
-        return None if text is None else ("sql_file", text)
-    return None
+        if text is not None:
+            yield (*step.data_path, "sql_file"), text
 
 
 def _read_only_escape(doc: Document, step: Step, root: Path) -> Iterator[Problem]:
-    found = _step_sql(step, root)
-    statement = sqltext.escapes_read_only(found[1]) if found else None
-    if found and statement:
-        yield doc_at(
-            doc,
-            (*step.data_path, found[0]),
-            f"playbook is kind: check (read-only) but `{statement}` would end its read-only "
-            "transaction or turn read-only off, and what follows could write; a check "
-            "controls no transactions (make the playbook kind: change if it must)",
-            "read-only-escape",
-        )
+    for path, sql in _step_sql(doc, step, root):
+        statement = sqltext.escapes_read_only(sql)
+        if statement:
+            yield doc_at(
+                doc,
+                path,
+                f"playbook is kind: check (read-only) but `{statement}` would end its read-only "
+                "transaction or turn read-only off, and what follows could write; a check "
+                "controls no transactions (make the playbook kind: change if it must)",
+                "read-only-escape",
+            )
 
 
 def _sql_file(doc: Document, step: Step, sql_root: Path) -> Iterator[Problem]:
