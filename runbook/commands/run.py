@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import getpass
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbook import checks, loader, plan, project, sandbox, variables
+from runbook import checks, collector, loader, plan, project, sandbox, variables
 from runbook.clock import Clock
 from runbook.context import Notifier, Prompter
 from runbook.db import ConnectSpec, Session
@@ -55,27 +54,6 @@ class Prepared:
     targets: list[Target]
     extra: dict[str, Any]
     secrets: set[str] = field(default_factory=set)
-
-
-@contextlib.contextmanager
-def quiet_gc() -> Iterator[None]:
-    """Fewer garbage collections while steps run.
-
-    A run allocates many short-lived objects and few cycles; with the default
-    thresholds the collector scans the loaded playbook again and again (about a
-    tenth of a millisecond per step). Objects alive now are frozen out of its
-    way, and young collections wait for more garbage.
-    """
-    thresholds = gc.get_threshold()
-    # No gc.collect() first: on a fresh process it scans every imported module
-    # (10-20 ms of start-up) to free garbage a short-lived CLI can just keep.
-    gc.freeze()
-    gc.set_threshold(20_000, thresholds[1], thresholds[2])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
 
 
 def operator() -> str:
@@ -182,39 +160,38 @@ def run(
     notifier_for: Callable[[Inventory, Journal, Playbook, Target, str, Redactor], Notifier]
     | None = None,
 ) -> list[RunOutcome]:
-    prepared = prepare(req)
-    inventory, playbook = prepared.inventory, prepared.playbook
-    secrets = set(prepared.secrets)
-    base_by_target: dict[str, dict[str, Any]] = {}
-    for target in prepared.targets:
-        values = variables.resolve_all(playbook.vars, f"playbook {playbook.name}", secrets)
-        values.update(variables.resolve_all(target.vars, f"target {target.name}", secrets))
-        base_by_target[target.name] = values
-    journal = open_journal(inventory)
-    outcomes: list[RunOutcome] = []
-    stack = contextlib.ExitStack()
-    stack.enter_context(quiet_gc())
-    stack.callback(journal.close)
-    with stack:
+    with collector.Quiet() as quiet:
+        prepared = prepare(req)
+        inventory, playbook = prepared.inventory, prepared.playbook
+        secrets = set(prepared.secrets)
+        base_by_target: dict[str, dict[str, Any]] = {}
         for target in prepared.targets:
-            target_secrets = set(secrets)
-            dsn, env = resolve_dsn(target, inventory.root, target_secrets)
-            outcome = run_target(
-                req,
-                prepared,
-                target,
-                dsn,
-                env,
-                base_by_target[target.name],
-                target_secrets,
-                journal,
-                make_reporter(),
-                prompter,
-                notifier_for,
-            )
-            outcomes.append(outcome)
-            if outcome.status is RunStatus.INTERRUPTED:
-                break
+            values = variables.resolve_all(playbook.vars, f"playbook {playbook.name}", secrets)
+            values.update(variables.resolve_all(target.vars, f"target {target.name}", secrets))
+            base_by_target[target.name] = values
+        journal = open_journal(inventory)
+        quiet.steps_begin()
+        outcomes: list[RunOutcome] = []
+        with contextlib.closing(journal):
+            for target in prepared.targets:
+                target_secrets = set(secrets)
+                dsn, env = resolve_dsn(target, inventory.root, target_secrets)
+                outcome = run_target(
+                    req,
+                    prepared,
+                    target,
+                    dsn,
+                    env,
+                    base_by_target[target.name],
+                    target_secrets,
+                    journal,
+                    make_reporter(),
+                    prompter,
+                    notifier_for,
+                )
+                outcomes.append(outcome)
+                if outcome.status is RunStatus.INTERRUPTED:
+                    break
     return outcomes
 
 
