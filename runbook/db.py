@@ -164,7 +164,10 @@ class Session:
         return "" if name is None else name.decode(self._encoding)
 
     def _new_cursor(self, conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
-        self._cursor = conn.cursor()
+        # A raw cursor takes the statement with PostgreSQL's own $1 placeholders,
+        # which rendering has already written (RenderedSql.display): psycopg
+        # then need not parse every new statement for %s (about 20 µs a step).
+        self._cursor = psycopg.RawCursor(conn)
         return self._cursor
 
     def _notice(self, diag: pgerrors.Diagnostic) -> None:
@@ -284,7 +287,7 @@ class Session:
                 conn.execute("BEGIN")
             cur = self._cursor if self._cursor is not None else self._new_cursor(conn)
             for statement in statements:
-                cur.execute(statement.query, statement.params)
+                cur.execute(statement.display, statement.params)
                 while True:
                     # Read through the result itself (not `description`, which
                     # makes a Column object per column per statement).

@@ -58,11 +58,13 @@ def literal(value: Any) -> Fragment:
 
 @dataclass(frozen=True)
 class RenderedSql:
-    """A SQL statement ready for psycopg: `%s` placeholders and their values."""
+    """A SQL statement and its bound values, in two spellings of the same text."""
 
+    # With %s placeholders (and % doubled), for psycopg's client-side mogrify.
     query: str
     params: tuple[Any, ...] | None
-    # The text with placeholders shown as $1, $2 … for people and the journal.
+    # With PostgreSQL's own $1, $2 …: what the server is sent (db.Session runs a
+    # raw cursor), and what people and the journal see.
     display: str
 
 

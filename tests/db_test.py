@@ -106,3 +106,38 @@ def test_unknown_target_and_missing_env(project: Project) -> None:
         "target 'prod' dsn: environment variable RUNBOOK_TEST_MISSING_DSN is not set"
         in result.stderr
     )
+
+
+def test_statements_run_as_rendered_with_native_placeholders(db: str) -> None:
+    """The server is sent the $1 spelling: percent signs, a literal holding %,
+    and values that look like placeholders all arrive as written."""
+    from runbook import template
+    from runbook.db import ConnectSpec, Session
+
+    session = Session(ConnectSpec("t", db, "runbook/test/raw"))
+    try:
+        conn = session.connect()
+        cases = [
+            (
+                "SELECT {{ v }}::text AS v, '100%' AS pct, 'a%b' LIKE '%b' AS hit",
+                {"v": "$1 %s %%"},
+                [{"v": "$1 %s %%", "pct": "100%", "hit": True}],
+            ),
+            (
+                "SELECT {{ v | literal }}::text AS v, {{ n }}::int AS n",
+                {"v": "50% off, $2", "n": 3},
+                [{"v": "50% off, $2", "n": 3}],
+            ),
+            (
+                "CREATE TEMP TABLE raw_t (x text); INSERT INTO raw_t VALUES ({{ v }});"
+                " SELECT x, x LIKE '%\\%%' AS pct FROM raw_t WHERE x = {{ v }}",
+                {"v": "10%"},
+                [{"x": "10%", "pct": True}],
+            ),
+            ("SELECT '%' AS p; SELECT '$1' AS d", {}, [{"d": "$1"}]),
+        ]
+        for source, values, rows in cases:
+            statements = template.render_sql(source, values, conn)
+            assert session.execute(statements).rows == rows, source
+    finally:
+        session.close()
