@@ -332,7 +332,8 @@ class Session:
             self._watchdog.disarm()
         if (
             self.spec.read_only
-            and conn.info.parameter_status("default_transaction_read_only") == "off"
+            # pgconn's own call: conn.info would build a ConnectionInfo each step.
+            and conn.pgconn.parameter_status(b"default_transaction_read_only") == b"off"
         ):
             self._restore_read_only(conn)
         return QueryResult(
