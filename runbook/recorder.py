@@ -23,6 +23,7 @@ REGISTERED_ROWS = 10_000  # rows of a registered result kept for resume
 
 Event = tuple[str, str | None, str, dict[str, Any]]
 GROUP_COMMIT = 0.01  # seconds records of read-only steps may wait in memory
+_RUNNING = Status.RUNNING.value
 
 
 class _Writer:
@@ -37,7 +38,10 @@ class _Writer:
 
     def __init__(self, path: Path) -> None:
         self._journal = Journal(path)
-        self._cond = threading.Condition()
+        # A plain lock under the condition: `put` takes it once a step, and a
+        # Lock's `with` is C (the Condition's own is a Python method).
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._buffer: list[Event] = []
         self._since = 0.0
         self._queued = 0  # puts so far
@@ -49,8 +53,9 @@ class _Writer:
         self._thread.start()
 
     def put(self, events: list[Event]) -> None:
-        with self._cond:
-            self._raise()
+        with self._lock:
+            if self._error is not None:
+                self._raise()
             if not events:
                 return
             if not self._buffer:
@@ -276,12 +281,11 @@ class Recorder:
         """Record that a step begins; returns its sequence number in the run."""
         self.seq += 1
         at = self._now()
-        row = {
-            **self._identity(ps, undoes),
-            "status": Status.RUNNING.value,
-            "started_at": at,
-            **(extra or {}),
-        }
+        row = self._identity(ps, undoes)
+        row["status"] = _RUNNING
+        row["started_at"] = at
+        if extra:
+            row.update(extra)
         self._append(
             [(at, self.run_id, "step.start", {"table": "steps", "op": "insert", "row": row})],
             durable=durable,

@@ -13,8 +13,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import sql as pgsql
 
@@ -56,9 +55,11 @@ def literal(value: Any) -> Fragment:
     return Fragment(pgsql.Literal(value))
 
 
-@dataclass(frozen=True)
-class RenderedSql:
-    """A SQL statement and its bound values, in two spellings of the same text."""
+class RenderedSql(NamedTuple):
+    """A SQL statement and its bound values, in two spellings of the same text.
+
+    A named tuple: every step makes one or more (a frozen dataclass's __init__
+    costs three object.__setattr__ calls)."""
 
     # With %s placeholders (and % doubled), for psycopg's client-side mogrify.
     query: str

@@ -200,9 +200,6 @@ class Engine:
                 return
             self.run_planned(ps, layers, in_block)
 
-    def scope(self, ps: PlannedStep, layers: tuple[dict[str, Any], ...]) -> dict[str, Any]:
-        return step_scope(ps, self.base, self.runtime, layers, self.extra)
-
     def run_planned(
         self, ps: PlannedStep, layers: tuple[dict[str, Any], ...], in_block: bool
     ) -> None:
@@ -214,7 +211,7 @@ class Engine:
             self.skip_tree(ps, "not selected by --tags / --skip-tags")
             return
         try:
-            scope = self.scope(ps, layers)
+            scope = step_scope(ps, self.base, self.runtime, layers, self.extra)
             when = ps.step.when
             if when is not None and not (
                 when if isinstance(when, bool) else template.evaluate_all(when, scope)
