@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from runbook import __version__
+from runbook import __version__, collector
 from runbook.errors import ExitCode, RunbookError
 
 
@@ -57,7 +57,7 @@ def handle_errors() -> Iterator[None]:
 
 
 def run_command(func: Callable[..., int], **kwargs: Any) -> None:
-    with handle_errors():
+    with handle_errors(), collector.paused():
         code = func(**kwargs)
     sys.exit(code)
 

@@ -43,3 +43,14 @@ def test_cycles_made_while_steps_run_are_still_freed() -> None:
             a.other, b.other = b, a  # type: ignore[attr-defined]
         alive = sum(isinstance(o, Node) for o in gc.get_objects())
     assert alive < 3 * collector.YOUNG  # collected as the run went, not only at its end
+
+
+def test_a_run_collects_while_its_steps_run_even_when_the_command_paused_it() -> None:
+    with collector.paused():
+        assert not gc.isenabled()
+        with collector.Quiet() as quiet:
+            assert not gc.isenabled()
+            quiet.steps_begin()
+            assert gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
