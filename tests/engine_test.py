@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 
 import psycopg
+import pytest
+
+from runbook.errors import TemplateError
 
 from .conftest import Project
 
@@ -306,9 +309,50 @@ def test_a_step_scope_is_its_own_and_sees_every_registered_result() -> None:
     registered = Registered({"limit": 5, "r": "base value"})
     registered["r"] = "registered"  # a register named like a var hides it
     registered.update({"total": 7})  # a `set` step
-    first = step_scope(planned({"n": "{{ limit }}"}), {}, registered, (), {"limit": 9})
+    first, lent = step_scope(planned({"n": "{{ limit }}"}), {}, registered, (), {"limit": 9})
     assert first == {"limit": 9, "r": "registered", "total": 7, "n": 5}
     first["result"] = "only this step's"
-    second = step_scope(planned({}), {}, registered, (), {})
-    assert "result" not in second and "n" not in second
-    assert dict(registered) == {"r": "registered", "total": 7}  # what resume records
+    registered["mine"] = "registered by the step"
+    assert lent
+    registered.give_back()
+    second, lent = step_scope(planned({}), {}, registered, (), {})
+    assert second == {"limit": 5, "r": "registered", "total": 7, "mine": "registered by the step"}
+    assert lent
+    registered.give_back()
+    # A step's var hides a registered result only while the step runs; a var
+    # that cannot be rendered leaves the run's scope as it was.
+    third, lent = step_scope(planned({"r": "mine", "total": "{{ 1 }}"}), {}, registered, (), {})
+    assert third["r"] == "mine"
+    assert lent
+    registered.give_back()
+    with pytest.raises(TemplateError):
+        step_scope(planned({"limit": "{{ 2 }}", "bad": "{{ nope }}"}), {}, registered, (), {})
+    assert (
+        registered.merged
+        == second
+        == {"limit": 5, "r": "registered", "total": 7, "mine": "registered by the step"}
+    )
+    assert dict(registered) == {"r": "registered", "total": 7, "mine": "registered by the step"}
+
+
+def test_a_steps_vars_hide_the_runs_values_only_while_it_runs(project: Project) -> None:
+    book = project.playbook(
+        """name: scopes
+kind: check
+vars: {x: 0}
+steps:
+  - {name: Own var, query: "SELECT {{ x }}::int AS v", vars: {x: 1}, register: a, gate: {that: a.scalar == 1}}
+  - {name: Run's var again, query: "SELECT {{ x }}::int AS v", register: b, gate: {that: b.scalar == 0}}
+  - {name: Set it, set: {x: 5}}
+  - {name: Own var over a set one, query: "SELECT {{ x }}::int AS v", vars: {x: 7}, register: c, gate: {that: c.scalar == 7}}
+  - {name: The set one again, query: "SELECT {{ x }}::int AS v", register: d, gate: {that: d.scalar == 5}}
+  - {name: A var named like a result, query: "SELECT {{ a }}::int AS v", vars: {a: 3}, register: e, gate: {that: e.scalar == 3}}
+  - name: Every result as registered
+    assert:
+      that:
+        - a.scalar == 1 and b.scalar == 0 and c.scalar == 7 and d.scalar == 5
+        - e.scalar == 3 and a.columns == ['v']
+"""
+    )
+    result = project.run("run", str(book), "-e", "unused=1")
+    assert result.exit_code == 0, result.output

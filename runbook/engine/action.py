@@ -236,7 +236,8 @@ def _outcome(
     failing: GateOutcome | None = None
     failed = 0
     if step.gates or ps.kind == "classify":
-        # ctx.scope was made for this step alone: add the result to it in place.
+        # ctx.scope is this step's (the run's own dict, lent to it, when the step
+        # is outside includes): `result` is taken out again when the step ends.
         ctx.scope["result"] = result
         if step.register:
             ctx.scope[step.register] = result

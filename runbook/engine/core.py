@@ -211,29 +211,38 @@ class Engine:
             self.skip_tree(ps, "not selected by --tags / --skip-tags")
             return
         try:
-            scope = step_scope(ps, self.base, self.runtime, layers, self.extra)
-            when = ps.step.when
-            if when is not None and not (
-                when if isinstance(when, bool) else template.evaluate_all(when, scope)
-            ):
-                shown = str(when) if isinstance(when, bool) else " and ".join(when)
-                self.skip_tree(ps, f"when: {shown} is false")
-                return
+            scope, lent = step_scope(ps, self.base, self.runtime, layers, self.extra)
         except (TemplateError, StepError) as exc:
             self.fail_before_start(ps, exc)
             return
-        if ps.kind == "include":
-            blocks.run_include(self, ps, layers, scope)
-        elif ps.kind == "transaction":
-            blocks.run_transaction(self, ps, layers, scope)
-        else:
-            action.run_action(self, ps, scope, in_block)
+        try:
+            when = ps.step.when
+            try:
+                skip = when is not None and not (
+                    when if isinstance(when, bool) else template.evaluate_all(when, scope)
+                )
+            except (TemplateError, StepError) as exc:
+                self.fail_before_start(ps, exc)
+                return
+            if skip:
+                shown = str(when) if isinstance(when, bool) else " and ".join(when or ())
+                self.skip_tree(ps, f"when: {shown} is false")
+            elif ps.kind == "include":
+                blocks.run_include(self, ps, layers, scope)
+            elif ps.kind == "transaction":
+                blocks.run_transaction(self, ps, layers, scope)
+            else:
+                action.run_action(self, ps, scope, in_block)
+        finally:
+            if lent:
+                self.runtime.give_back()  # the step's vars and result leave the run's scope
 
     # -- endings ----------------------------------------------------------------
 
     def done(self, ps: PlannedStep, scope: dict[str, Any], seq: int) -> None:
-        # The scope is kept only to render the step's rollback steps, if it has any.
-        self.completed.append(Done(ps, scope if ps.rollback else {}, self.run_id, seq))
+        # The scope is kept only to render the step's rollback steps, if it has
+        # any: a copy, as an action step's scope is the run's, lent to it.
+        self.completed.append(Done(ps, dict(scope) if ps.rollback else {}, self.run_id, seq))
 
     def failure(
         self, ps: PlannedStep, error: BaseException, started: float, attempts: int
