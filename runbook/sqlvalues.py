@@ -5,7 +5,8 @@ replaced by a marker, `\\x00<n>\\x00` for a value to bind and `\\x01<n>\\x01` fo
 fragment made by `| ident` or `| literal` (quoted by psycopg, spliced as text).
 The shape is split into statements, each checked that no value sits inside
 quotes, a dollar-quoted body or a comment (it could not be bound there), and
-each becomes a RenderedSql: text with `%s` placeholders and the values to bind.
+each becomes a RenderedSql: its text with PostgreSQL's `$1` placeholders (what
+the server is sent) and with psycopg's `%s` (for mogrify), and the values to bind.
 """
 
 from __future__ import annotations
