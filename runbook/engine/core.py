@@ -216,26 +216,35 @@ class Engine:
             self.fail_before_start(ps, exc)
             return
         try:
-            when = ps.step.when
-            try:
-                skip = when is not None and not (
-                    when if isinstance(when, bool) else template.evaluate_all(when, scope)
-                )
-            except (TemplateError, StepError) as exc:
-                self.fail_before_start(ps, exc)
-                return
-            if skip:
-                shown = str(when) if isinstance(when, bool) else " and ".join(when or ())
-                self.skip_tree(ps, f"when: {shown} is false")
-            elif ps.kind == "include":
-                blocks.run_include(self, ps, layers, scope)
-            elif ps.kind == "transaction":
-                blocks.run_transaction(self, ps, layers, scope)
-            else:
-                action.run_action(self, ps, scope, in_block)
+            self._run_in_scope(ps, layers, in_block, scope)
         finally:
             if lent:
                 self.runtime.give_back()  # the step's vars and result leave the run's scope
+
+    def _run_in_scope(
+        self,
+        ps: PlannedStep,
+        layers: tuple[dict[str, Any], ...],
+        in_block: bool,
+        scope: dict[str, Any],
+    ) -> None:
+        when = ps.step.when
+        try:
+            if when is not None and not (
+                when if isinstance(when, bool) else template.evaluate_all(when, scope)
+            ):
+                shown = str(when) if isinstance(when, bool) else " and ".join(when)
+                self.skip_tree(ps, f"when: {shown} is false")
+                return
+        except (TemplateError, StepError) as exc:
+            self.fail_before_start(ps, exc)
+            return
+        if ps.kind == "include":
+            blocks.run_include(self, ps, layers, scope)
+        elif ps.kind == "transaction":
+            blocks.run_transaction(self, ps, layers, scope)
+        else:
+            action.run_action(self, ps, scope, in_block)
 
     # -- endings ----------------------------------------------------------------
 
