@@ -18,7 +18,8 @@ the noise. Start-up varies by tens of milliseconds from process to process on
 a shared machine, which over 90 steps is a large part of a step's cost, so the
 same cost is also given over 900 steps, (t(1000) - t(100)) / 900, both as
 separate processes and inside one process (no start-up, warm caches, a new
-connection per run on both sides). Figures go to stdout as a Markdown table and to bench/results.json.
+connection per run on both sides). Figures go to stdout as a Markdown table
+and to bench/results.json.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ from runbook import embedded  # noqa: E402
 # template is compiled once and reused by luck).
 QUERY = "SELECT count(*) AS n FROM readings WHERE sensor = {{ sensor }} AND value > {{ threshold }} /* check %d */"
 PLAIN_QUERY = "SELECT count(*) AS n FROM readings WHERE sensor = %s AND value > %s /* check %d */"
+# The same with psycopg's placeholders kept through `% i` (which fills the comment).
+PLAIN_NUMBERED = PLAIN_QUERY.replace("%s", "%%s")
 
 PLAIN = """
 import sys, psycopg
@@ -144,8 +147,6 @@ def in_process(work: Path, dsn: str, repeats: int) -> tuple[float, float, list[f
             run_cmd.Request(playbook=Path(f"bench{n}.yaml")), lambda: report.PlainReporter(sink)
         )
 
-    query = PLAIN_QUERY.replace("%s", "%%s")
-
     def plain(n: int) -> None:
         # A connection per call, like for like: each `runbook run` opens its
         # own, as the plain script does in its own process. (A backend kept
@@ -154,7 +155,7 @@ def in_process(work: Path, dsn: str, repeats: int) -> tuple[float, float, list[f
         with psycopg.connect(dsn, autocommit=True, application_name="plain-loop") as conn:
             cur = conn.cursor()
             for i in range(n):
-                cur.execute(query % i, (i % 100, 900))
+                cur.execute(PLAIN_NUMBERED % i, (i % 100, 900))
                 row = cur.fetchone()
                 if row is None or not row[0] < 1000:
                     raise SystemExit("gate failed")
@@ -194,7 +195,7 @@ def report(server: embedded.Server, work: Path, repeats: int) -> None:
     load(dsn)
     (work / "inventory.yaml").write_text(f"targets:\n  bench: {{dsn: {dsn!r}}}\n")
     runbook = str(Path(sys.executable).parent / "runbook")
-    (work / "plain.py").write_text(PLAIN % {"query": PLAIN_QUERY.replace("%s", "%%s")})
+    (work / "plain.py").write_text(PLAIN % {"query": PLAIN_NUMBERED})
     commands: dict[str, list[str]] = {}
     for n in SIZES:
         (work / f"bench{n}.yaml").write_text(playbook(n))
