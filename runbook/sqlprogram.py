@@ -23,7 +23,16 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from runbook import tmplfast
 from runbook.errors import TemplateError
-from runbook.sqlvalues import MARK, Fragment, RenderedSql, ident, literal, shape, statements
+from runbook.sqlvalues import (
+    MARK,
+    Fragment,
+    RenderedSql,
+    check_spliced,
+    ident,
+    literal,
+    shape,
+    statements,
+)
 
 Piece = tuple[str, str] | int
 Pieces = tuple[Piece, ...]
@@ -52,6 +61,9 @@ def _pieces(shaped: str) -> Pieces:
     return tuple(pieces)
 
 
+_CONTROL = frozenset("\x00\x01\x02")  # the shape's markers: never the author's text
+
+
 class _OwnIndex(dict[int, int]):
     def __missing__(self, key: int) -> int:
         return key
@@ -72,8 +84,8 @@ def _split(shaped: str) -> tuple[Pieces, ...]:
 
 def _compile(source: str) -> Program | None:
     parts = tmplfast.parse_template(source, True)
-    if parts is None:
-        return None
+    if parts is None or any(isinstance(p, str) and _CONTROL & set(p) for p in parts):
+        return None  # Jinja's path renders it, or refuses it with its reasons
     shaped = shape(parts)
     split = _split(shaped)
     outputs = tuple((i, part) for i, part in enumerate(parts) if not isinstance(part, str))
@@ -136,24 +148,32 @@ def run(
 def _assemble(
     pieces: Pieces, values: Mapping[int, Any], conn: Any
 ) -> tuple[list[str], list[str], list[Any]]:
-    """(text as sent, text as shown, bound values) of one run of pieces."""
+    """(text as sent, text as shown, bound values) of one run of pieces; every
+    fragment checked to stand as a whole token in the text as shown."""
     query: list[str] = []
     display: list[str] = []
     params: list[Any] = []
+    spliced: list[tuple[int, int, Fragment]] = []
+    size = 0
     for piece in pieces:
         if isinstance(piece, tuple):
             query.append(piece[0])
             display.append(piece[1])
+            size += len(piece[1])
             continue
         value = values[piece]
         if isinstance(value, Fragment):
             text = value.composable.as_string(conn)
             query.append(text.replace("%", "%%"))
-            display.append(text)
+            spliced.append((size, size + len(text), value))
         else:
             params.append(value)
             query.append("%s")
-            display.append(f"${len(params)}")
+            text = f"${len(params)}"
+        display.append(text)
+        size += len(text)
+    if spliced:
+        check_spliced("".join(display), spliced)
     return query, display, params
 
 

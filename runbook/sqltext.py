@@ -120,6 +120,12 @@ def _block_comment_end(sql: str, i: int) -> int:
     return len(sql)
 
 
+def dollar_tag(sql: str, start: int) -> str:
+    """The opening tag (`$$`, `$body$`) of the dollar-quoted body at `start`."""
+    match = _TAG.match(sql, start)
+    return match.group(0) if match else "$"
+
+
 def region_at(spans: list[Region], index: int) -> Region | None:
     """The quoted or commented region containing `index`, if any."""
     for span in spans:

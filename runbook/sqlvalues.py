@@ -1,29 +1,33 @@
 """How template values reach SQL: bound parameters, or quoted fragments.
 
 A rendered SQL template is first a *shape*: its text with every `{{ value }}`
-replaced by a marker, `\\x00<n>\\x00` for a value to bind and `\\x01<n>\\x01` for a
-fragment made by `| ident` or `| literal` (quoted by psycopg, spliced as text).
-The shape is split into statements, each checked that no value sits inside
-quotes, a dollar-quoted body or a comment (it could not be bound there), and
-each becomes a RenderedSql: its text with PostgreSQL's `$1` placeholders (what
-the server is sent) and with psycopg's `%s` (for mogrify), and the values to bind.
+replaced by a marker, `\\x00<n>\\x00` for a value to bind, `\\x01<n>\\x01` for a
+fragment made by `| literal` and `\\x02<n>\\x02` for one made by `| ident` (quoted
+by psycopg, spliced as text). The shape is split into statements, each checked
+that no value sits inside quotes, a dollar-quoted body or a comment (it could
+not be bound there) and that every fragment stands as a whole token in code
+(runbook.sqlsplice); each becomes a RenderedSql: its text with PostgreSQL's `$1`
+placeholders (what the server is sent) and with psycopg's `%s` (for mogrify),
+and the values to bind. The fragments' own text is checked again in the final
+statement, whatever path built it.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 from psycopg import sql as pgsql
 
-from runbook import sqltext, tmplfast
+from runbook import sqlsplice, sqltext, tmplfast
 from runbook.errors import TemplateError
 
 PARAM = "\x00"
 FRAGMENT = "\x01"
-MARK = re.compile("([\x00\x01])([0-9]+)[\x00\x01]")
+NAME = "\x02"  # a fragment that is an identifier
+MARK = re.compile("([\x00\x01\x02])([0-9]+)[\x00\x01\x02]")
 
 
 class Fragment:
@@ -33,6 +37,14 @@ class Fragment:
 
     def __init__(self, composable: pgsql.Composable) -> None:
         self.composable = composable
+
+    @property
+    def marker(self) -> str:
+        return NAME if isinstance(self.composable, pgsql.Identifier) else FRAGMENT
+
+    @property
+    def what(self) -> str:
+        return "{{ … | ident }}" if self.marker == NAME else "{{ … | literal }}"
 
     def __str__(self) -> str:
         return self.composable.as_string(None)
@@ -76,10 +88,9 @@ def shape(parts: tmplfast.Parts) -> str:
     for i, part in enumerate(parts):
         if isinstance(part, str):
             out.append(part)
-        elif part.filter is None:
-            out.append(f"{PARAM}{i}{PARAM}")
         else:
-            out.append(f"{FRAGMENT}{i}{FRAGMENT}")
+            mark = PARAM if part.filter is None else NAME if part.filter == "ident" else FRAGMENT
+            out.append(f"{mark}{i}{mark}")
     return "".join(out)
 
 
@@ -89,51 +100,111 @@ _REGIONS = {
     "dollar": "a dollar-quoted body",
     "comment": "a comment",
 }
+_FIXES = {
+    "string": "put it outside the quotes ('%' || {{ x }} || '%')",
+    "identifier": "for a name write {{ x | ident }}, without the double quotes",
+    "dollar": (
+        "a body takes no parameters: write {{ x | literal }} for a constant there, or pass "
+        "the value with set_config('runbook.x', {{ x }}, true) and read current_setting('runbook.x')"
+    ),
+    "comment": "take it out of the comment (a comment cannot hold a value)",
+}
+_WHAT = {FRAGMENT: "{{ … | literal }}", NAME: "{{ … | ident }}"}
 
 
 @functools.lru_cache(maxsize=4096)
 def statements(shaped: str) -> tuple[str, ...]:
-    """Split a rendered shape and check no placeholder sits inside quotes or a body."""
+    """Split a rendered shape and check where its outputs stand: no value inside
+    quotes, a body or a comment, every fragment a whole token in code."""
+    for _, problem in marker_faults(shaped):
+        raise TemplateError(problem)
+    return tuple(sqltext.split(shaped))
+
+
+def marker_faults(shaped: str) -> Iterator[tuple[int, str]]:
+    """(output number, why) of each output of a shape that stands where it may not."""
     spans = sqltext.regions(shaped)
     for match in MARK.finditer(shaped):
-        if match.group(1) != PARAM:
+        kind = match.group(1)
+        number = int(match.group(2))
+        if kind != PARAM:
+            problem = sqlsplice.fault(shaped, match.start(), match.end(), _WHAT[kind], kind == NAME)
+            if problem:
+                yield number, problem
             continue
         region = sqltext.region_at(spans, match.start())
         if region is not None:
-            fix = (
-                "put it outside the quotes ('%' || {{ x }} || '%')"
-                if region.kind == "string"
-                else "use {{ x | literal }} (or | ident for names)"
+            yield (
+                number,
+                (
+                    f"a {{{{ value }}}} inside {_REGIONS[region.kind]} cannot be a bound parameter; "
+                    + _FIXES[region.kind]
+                ),
             )
-            raise TemplateError(
-                f"a {{{{ value }}}} inside {_REGIONS[region.kind]} cannot be a bound parameter; {fix}"
-            )
-    return tuple(sqltext.split(shaped, spans))
 
 
-def bind_statement(shaped: str, params: list[Any], texts: list[str]) -> RenderedSql:
+def check_spliced(text: str, spliced: list[tuple[int, int, Fragment]]) -> None:
+    """Every fragment, its own text in place, stands as a whole token of `text`."""
+    for start, end, fragment in spliced:
+        problem = sqlsplice.fault(text, start, end, fragment.what, fragment.marker == NAME)
+        if problem:
+            raise TemplateError(problem)
+
+
+def splice(shaped: str, fragments: list[Fragment], texts: list[str]) -> str:
+    """A shape without values to bind: the fragments' text in place, checked."""
+    out: list[str] = []
+    spliced: list[tuple[int, int, Fragment]] = []
+    size = 0
+    last = 0
+    for match in MARK.finditer(shaped):
+        static = shaped[last : match.start()]
+        index = int(match.group(2))
+        text = texts[index]
+        out.append(static)
+        out.append(text)
+        size += len(static)
+        spliced.append((size, size + len(text), fragments[index]))
+        size += len(text)
+        last = match.end()
+    out.append(shaped[last:])
+    joined = "".join(out)
+    check_spliced(joined, spliced)
+    return joined
+
+
+def bind_statement(
+    shaped: str, params: list[Any], texts: list[str], fragments: list[Fragment]
+) -> RenderedSql:
     """One statement of a shape: markers become %s (values) or the fragments' text."""
     query: list[str] = []
     display: list[str] = []
     values: list[Any] = []
+    spliced: list[tuple[int, int, Fragment]] = []
+    size = 0
     last = 0
     for match in MARK.finditer(shaped):
         static = shaped[last : match.start()]
         query.append(static.replace("%", "%%"))
         display.append(static)
+        size += len(static)
         index = int(match.group(2))
         if match.group(1) == PARAM:
             values.append(params[index])
             query.append("%s")
-            display.append(f"${len(values)}")
+            shown = f"${len(values)}"
         else:
-            query.append(texts[index].replace("%", "%%"))
-            display.append(texts[index])
+            shown = texts[index]
+            query.append(shown.replace("%", "%%"))
+            spliced.append((size, size + len(shown), fragments[index]))
+        display.append(shown)
+        size += len(shown)
         last = match.end()
     tail = shaped[last:]
     query.append(tail.replace("%", "%%"))
     display.append(tail)
+    text = "".join(display)
+    check_spliced(text, spliced)
     if not values:
-        text = "".join(display)
         return RenderedSql(text, None, text)
-    return RenderedSql("".join(query), tuple(values), "".join(display))
+    return RenderedSql("".join(query), tuple(values), text)

@@ -4,7 +4,14 @@ SQL templates never paste values: `{{ expr }}` renders to a placeholder and its
 value becomes a bound parameter. Identifiers go through `| ident` (quoted by
 psycopg's `sql.Identifier`) and constants where PostgreSQL takes no parameters
 through `| literal` (quoted by psycopg with the connection's settings). There is
-no raw pass-through filter. Undefined names raise (StrictUndefined).
+no raw pass-through filter, and no other way to write SQL text: the shapes a SQL
+template may take are an allow-list (runbook.templateshape), checked when a
+template is validated and again whenever one is compiled to render. Undefined
+names raise (StrictUndefined).
+
+Every template (SQL, text, expression) is held to the sandbox's rules before it
+runs (runbook.templatesafe) and renders within a bounded budget of work and
+memory (runbook.tmplbudget). Validation reads templates; it never renders one.
 """
 
 from __future__ import annotations
@@ -18,12 +25,10 @@ from typing import Any
 import jinja2
 import jinja2.meta
 import jinja2.nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from runbook import sqlprogram, tmplfast
+from runbook import sqlprogram, templatesafe, templateshape, tmplfast, tmplfilters
 from runbook.errors import TemplateError
 from runbook.sqlvalues import (
-    FRAGMENT,
     MARK,
     PARAM,
     Fragment,
@@ -31,9 +36,10 @@ from runbook.sqlvalues import (
     bind_statement,
     ident,
     literal,
-    shape,
+    splice,
     statements,
 )
+from runbook.tmplbudget import BUDGET, BoundedEnvironment, Budget, charge_output
 
 PARAMS_KEY = "__runbook_binds__"
 
@@ -61,20 +67,42 @@ def _bind(context: jinja2.runtime.Context, value: Any) -> str:
         raise TemplateError("SQL template rendered without a parameter collector")
     if isinstance(value, Fragment):
         collector.fragments.append(value)
-        return f"{FRAGMENT}{len(collector.fragments) - 1}{FRAGMENT}"
+        mark = value.marker
+        return f"{mark}{len(collector.fragments) - 1}{mark}"
     if isinstance(value, jinja2.Undefined):
         str(value)  # raises UndefinedError with jinja's message
     collector.params.append(value)
     return f"{PARAM}{len(collector.params) - 1}{PARAM}"
 
 
-def _make_env(*, for_sql: bool) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+# Errors a render can end in besides Jinja's own, reported as template errors.
+_FAILURES = (TypeError, ValueError, ArithmeticError, RecursionError, MemoryError)
+
+
+def _refuse(fault: tuple[int, str] | None) -> None:
+    if fault is not None:
+        raise TemplateError(fault[1])
+
+
+def _check_any(tree: jinja2.nodes.Template) -> None:
+    """What every template must be before it is compiled (and so rendered)."""
+    _refuse(next(templatesafe.faults(tree), None))
+
+
+def _check_sql(tree: jinja2.nodes.Template) -> None:
+    _check_any(tree)
+    _refuse(next(iter(templateshape.faults(tree)), None))
+
+
+def _make_env(*, for_sql: bool, finalize: Any) -> BoundedEnvironment:
+    env = BoundedEnvironment(
+        _check_sql if for_sql else _check_any,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
-        finalize=_bind if for_sql else None,
+        finalize=finalize,
     )
+    tmplfilters.bound(env.filters)
     if for_sql:
         env.filters["ident"] = ident
         env.filters["literal"] = literal
@@ -83,17 +111,10 @@ def _make_env(*, for_sql: bool) -> ImmutableSandboxedEnvironment:
     return env
 
 
-SQL_ENV = _make_env(for_sql=True)
-TEXT_ENV = _make_env(for_sql=False)
+SQL_ENV = _make_env(for_sql=True, finalize=_bind)
+TEXT_ENV = _make_env(for_sql=False, finalize=charge_output)
 # Shell command lines bind values as environment variables, like SQL parameters.
-SHELL_ENV = _make_env(for_sql=True)
-SHELL_ENV.filters.pop("ident")
-SHELL_ENV.filters.pop("literal")
-# For checking a template's shape before any value exists: names are lenient.
-_SHAPE_ENV = _make_env(for_sql=True)
-_SHAPE_ENV.undefined = jinja2.ChainableUndefined
-_SHAPE_ENV.filters["ident"] = lambda v: ident("x" if isinstance(v, jinja2.Undefined) else v)
-_SHAPE_ENV.filters["literal"] = lambda v: literal(None if isinstance(v, jinja2.Undefined) else v)
+SHELL_ENV = _make_env(for_sql=False, finalize=_bind)
 BUILTIN_NAMES = frozenset(TEXT_ENV.globals) | {"true", "false", "none", "True", "False", "None"}
 
 
@@ -101,11 +122,15 @@ def render_shell(source: str, context: Mapping[str, Any]) -> tuple[str, dict[str
     """A /bin/sh command line whose {{ values }} arrive as "$RUNBOOK_V<n>" variables."""
     collector = _Collector()
     try:
-        shaped = SHELL_ENV.from_string(source).render({**context, PARAMS_KEY: collector})
+        shaped = SHELL_ENV.from_string(source).render(
+            context, **{PARAMS_KEY: collector, BUDGET: Budget()}
+        )
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"undefined: {exc.message}") from None
     except jinja2.TemplateError as exc:
         raise TemplateError(str(exc)) from None
+    except _FAILURES as exc:
+        raise TemplateError(_failure(source, exc)) from None
     env = {f"RUNBOOK_V{i}": "" if v is None else str(v) for i, v in enumerate(collector.params)}
     return MARK.sub(lambda m: f'"${{RUNBOOK_V{m.group(2)}}}"', shaped), env
 
@@ -133,13 +158,32 @@ def syntax_error(kind: Kind, source: str) -> tuple[int, str] | None:
     if _simple(kind, source) is not None:
         return None
     env = SQL_ENV if kind is Kind.SQL else TEXT_ENV
-    text = "{{ " + source + " }}" if kind is Kind.EXPR else source
     try:
-        tree = env.parse(text)
+        tree = _parse(kind, source)
     except jinja2.TemplateSyntaxError as exc:
         hint = " (expressions take no {{ }})" if kind is Kind.EXPR and "{" in source else ""
         return (exc.lineno or 1), f"Jinja syntax error: {exc.message}{hint}"
+    except RecursionError:
+        return 1, "the template nests too deeply to read"
     return _unknown_name(env, tree)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(kind: Kind, source: str) -> jinja2.nodes.Template:
+    """The template's tree, read without rendering anything (syntax must be valid)."""
+    env = SQL_ENV if kind is Kind.SQL else TEXT_ENV
+    return env.parse("{{ " + source + " }}" if kind is Kind.EXPR else source)
+
+
+def shape_faults(kind: Kind, source: str) -> list[tuple[int, str, str]]:
+    """(line inside the source, message, code) of what the template may not do,
+    read without rendering it: what the sandbox would refuse (every kind), and for
+    SQL every shape but the allowed ones. Syntax must be valid."""
+    tree = _parse(kind, source)
+    found = [(line, message, "template-sandbox") for line, message in templatesafe.faults(tree)]
+    if kind is Kind.SQL:
+        found += [(line, message, "sql-shape") for line, message in templateshape.faults(tree)]
+    return found
 
 
 def _unknown_name(env: jinja2.Environment, tree: jinja2.nodes.Template) -> tuple[int, str] | None:
@@ -181,9 +225,7 @@ def names_used(kind: Kind, source: str) -> set[str]:
         return {simple.ref.root}
     if simple is not None:
         return tmplfast.names(simple)
-    env = SQL_ENV if kind is Kind.SQL else TEXT_ENV
-    text = "{{ " + source + " }}" if kind is Kind.EXPR else source
-    tree = env.parse(text)
+    tree = _parse(kind, source)
     return set(jinja2.meta.find_undeclared_variables(tree)) - BUILTIN_NAMES
 
 
@@ -194,21 +236,12 @@ def _simple(kind: Kind, source: str) -> tmplfast.Parts | tmplfast.Comparison | N
 
 
 def shape_error(source: str) -> str | None:
-    """Why the SQL's shape is wrong whatever the values (a value inside quotes), or None."""
-    if not is_template(source):
+    """Why a SQL template may not run whatever the values (a value inside quotes,
+    a filter block…), or None. Read, never rendered."""
+    if not is_template(source) or syntax_error(Kind.SQL, source) is not None:
         return None
-    parts = tmplfast.parse_template(source, True)
-    try:
-        if parts is not None:
-            statements(shape(parts))
-            return None
-        shaped = _SHAPE_ENV.from_string(source).render({PARAMS_KEY: _Collector()})
-        statements(shaped)
-    except TemplateError as exc:
-        return str(exc)
-    except Exception:  # names are unknown here; runtime rendering reports the rest
-        return None
-    return None
+    found = shape_faults(Kind.SQL, source)
+    return found[0][1] if found else None
 
 
 def is_template(source: str) -> bool:
@@ -224,13 +257,13 @@ def render_text(source: str, context: Mapping[str, Any]) -> str:
             return "".join(
                 p if isinstance(p, str) else str(p.ref.resolve(TEXT_ENV, context)) for p in parts
             )
-        return _compile(Kind.TEXT, source).render(context)
+        return _compile(Kind.TEXT, source).render(context, **{BUDGET: Budget()})
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"undefined: {exc.message}") from None
     except jinja2.TemplateError as exc:
         raise TemplateError(str(exc)) from None
-    except (TypeError, ValueError, ArithmeticError) as exc:
-        raise TemplateError(f"in `{source}`: {exc}") from None
+    except _FAILURES as exc:
+        raise TemplateError(_failure(source, exc)) from None
 
 
 def evaluate(source: str, context: Mapping[str, Any]) -> Any:
@@ -238,13 +271,21 @@ def evaluate(source: str, context: Mapping[str, Any]) -> Any:
         simple = tmplfast.parse_expression(source)
         if simple is not None:
             return tmplfast.evaluate(simple, TEXT_ENV, context)
-        return _compile_expression(source)(context)
+        return _compile_expression(source)(context, **{BUDGET: Budget()})
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"undefined in `{source}`: {exc.message}") from None
     except jinja2.TemplateError as exc:
         raise TemplateError(f"in `{source}`: {exc}") from None
-    except (TypeError, ValueError, ArithmeticError) as exc:
-        raise TemplateError(f"in `{source}`: {exc}") from None
+    except _FAILURES as exc:
+        raise TemplateError(_failure(source, exc)) from None
+
+
+def _failure(source: str, exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return f"in `{source}`: calls nest too deeply"
+    if isinstance(exc, MemoryError):
+        return f"in `{source}`: out of memory"
+    return f"in `{source}`: {exc}"
 
 
 def evaluate_all(sources: Iterable[str], context: Mapping[str, Any]) -> bool:
@@ -287,13 +328,19 @@ def render_sql_with_jinja(
     """The general path: Jinja renders, `_bind` turns each output into a placeholder."""
     collector = _Collector()
     try:
-        shaped = _compile(Kind.SQL, source).render({**context, PARAMS_KEY: collector})
+        shaped = _compile(Kind.SQL, source).render(
+            context, **{PARAMS_KEY: collector, BUDGET: Budget()}
+        )
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"undefined: {exc.message}") from None
     except jinja2.TemplateError as exc:
         raise TemplateError(str(exc)) from None
-    texts = [f.composable.as_string(conn) for f in collector.fragments]
+    except _FAILURES as exc:
+        raise TemplateError(_failure(source, exc)) from None
+    fragments = collector.fragments
+    texts = [f.composable.as_string(conn) for f in fragments]
+    split = statements(shaped)  # every output where it may stand, before any is spliced
     if not collector.params:
-        text = MARK.sub(lambda m: texts[int(m.group(2))], shaped)
+        text = splice(shaped, fragments, texts)
         return [RenderedSql(text, None, text)]
-    return [bind_statement(stmt, collector.params, texts) for stmt in statements(shaped)]
+    return [bind_statement(stmt, collector.params, texts, fragments) for stmt in split]

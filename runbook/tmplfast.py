@@ -19,6 +19,8 @@ from typing import Any, NamedTuple, TypeVar
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from runbook import templatesafe
+
 V = TypeVar("V")
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -92,7 +94,15 @@ def _ref(text: str) -> Ref | None:
             steps.append(("item", int(index)))
         else:
             steps.append(("item", single if single is not None else double))
+    if not all(_safe_step(kind, key) for kind, key in steps):
+        return None  # Jinja's path refuses it, with the sandbox's reasons
     return Ref(root.group(0), tuple(steps))
+
+
+def _safe_step(kind: str, key: str | int) -> bool:
+    if not isinstance(key, str):
+        return True
+    return templatesafe.safe_name(key) if kind == "attr" else templatesafe.safe_key(key)
 
 
 class Output(NamedTuple):
@@ -194,7 +204,8 @@ def load_ref(data: list[Any]) -> Ref:
             raise ValueError("not a reference")
         return Ref(root, ())
     if not isinstance(root, str) or not all(
-        kind in ("attr", "item") and isinstance(key, str | int) for kind, key in steps
+        kind in ("attr", "item") and isinstance(key, str | int) and _safe_step(kind, key)
+        for kind, key in steps
     ):
         raise ValueError("not a reference")
     return Ref(root, tuple((kind, key) for kind, key in steps))

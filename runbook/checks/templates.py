@@ -1,4 +1,9 @@
-"""Template checks: Jinja syntax and names, in the order the steps run."""
+"""Template checks: Jinja syntax, names and shapes, in the order the steps run.
+
+Templates are read, never rendered: what the sandbox would refuse and, in SQL
+fields (those an action declares Kind.SQL, and sql_file), every shape but the
+allowed ones are found in the parsed tree (runbook.templatesafe,
+runbook.templateshape)."""
 
 from __future__ import annotations
 
@@ -163,10 +168,11 @@ class TemplateCheck:
         ]
         for name in sorted(missing):
             self.problems.append(doc_at(self.doc, path, self._undefined(name), "undefined"))
-        if kind is Kind.SQL:
-            shape = template.shape_error(source)
-            if shape:
-                self.problems.append(doc_at(self.doc, path, shape, "sql-shape"))
+        for inner_line, message, code in template.shape_faults(kind, source):
+            line, col = self._inner_position(path, inner_line)
+            self.problems.append(
+                Problem(self.doc.path, line, col, format_path(path), message, code)
+            )
 
     def _undefined(self, name: str) -> str:
         definer = self.definers.get(name)
@@ -197,9 +203,8 @@ class TemplateCheck:
             return
         for name in sorted(template.names_used(Kind.SQL, source) - known):
             self.problems.append(Problem(shown, 1, 1, "", self._undefined(name), "undefined"))
-        shape = template.shape_error(source)
-        if shape:
-            self.problems.append(Problem(shown, 1, 1, "", shape, "sql-shape"))
+        for line, message, code in template.shape_faults(Kind.SQL, source):
+            self.problems.append(Problem(shown, line, 1, "", message, code))
 
 
 def matches(data: Any, path: tuple[str, ...]) -> Iterator[tuple[DataPath, Any]]:
