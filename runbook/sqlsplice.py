@@ -70,16 +70,18 @@ def fault(text: str, start: int, end: int, what: str, dotted: bool) -> str | Non
     first = text[start] if start < end else ""
     last = text[end - 1] if start < end else ""
     if start > 0 and not first.isspace() and _glues(text[start - 1], True, dotted):
-        return (
-            f"{what} must stand as a whole SQL token: {text[start - 1]!r} right before it "
-            "would join it to another token; put a space or an operator between them"
-        )
+        return _glued(what, text[start - 1], "before")
     if end < len(text) and not last.isspace() and _glues(text[end], False, dotted):
-        return (
-            f"{what} must stand as a whole SQL token: {text[end]!r} right after it would "
-            "join it to another token; put a space or an operator between them"
-        )
+        return _glued(what, text[end], "after")
     return None
+
+
+def _glued(what: str, char: str, where: str) -> str:
+    touching = "another output" if char in _MARKERS else repr(char)
+    return (
+        f"{what} must stand as a whole SQL token: {touching} right {where} it would join "
+        "it to another token; put a space or an operator between them"
+    )
 
 
 def _in_body(

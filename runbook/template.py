@@ -226,7 +226,13 @@ def names_used(kind: Kind, source: str) -> set[str]:
     if simple is not None:
         return tmplfast.names(simple)
     tree = _parse(kind, source)
-    return set(jinja2.meta.find_undeclared_variables(tree)) - BUILTIN_NAMES
+    try:
+        found = jinja2.meta.find_undeclared_variables(tree)
+    except AssertionError:
+        # Jinja's tracker fails on some shapes (a `{% set x | f(y) %}` block);
+        # every name read is then taken as used.
+        found = {n.name for n in tree.find_all(jinja2.nodes.Name) if n.ctx == "load"}
+    return set(found) - BUILTIN_NAMES
 
 
 def _simple(kind: Kind, source: str) -> tmplfast.Parts | tmplfast.Comparison | None:

@@ -23,7 +23,7 @@ from typing import Any
 import jinja2.nodes as nodes
 import jinja2.sandbox as sandbox
 
-from runbook import tmplbudget
+from runbook import tmplbudget, tmplfilters
 
 _INTERNAL = (
     sandbox.UNSAFE_FUNCTION_ATTRIBUTES
@@ -121,8 +121,8 @@ def _fault(node: nodes.Node) -> str | None:
         if isinstance(key, nodes.Const) and isinstance(key.value, str) and not safe_key(key.value):
             return _refused(key.value)
     if isinstance(node, nodes.Filter):
-        return _filter_fault(node)
-    if isinstance(node, nodes.BinExpr | nodes.Call):
+        return _filter_fault(node) or _constant_fault(node)
+    if isinstance(node, nodes.BinExpr | nodes.Call | nodes.Filter):
         return _constant_fault(node)
     return None
 
@@ -161,7 +161,7 @@ def _filter_fault(node: nodes.Filter) -> str | None:
     return None
 
 
-def _constant_fault(node: nodes.BinExpr | nodes.Call) -> str | None:
+def _constant_fault(node: nodes.Expr) -> str | None:
     """Refuse an operation on constants that is too big to make (`'x' * 10**15`)."""
     try:
         constant(node)
@@ -212,6 +212,15 @@ def constant(node: nodes.Node) -> Any:
             raise tmplbudget.BudgetExceeded(str(exc)) from None
         except (TypeError, ValueError):
             raise _Unknown from None
+    if isinstance(node, nodes.Filter) and node.node is not None and node.name in tmplfilters.SIZES:
+        # `'x' | center(10**9)`: the size of what the filter would make, not the value.
+        args = [constant(arg) for arg in node.args]
+        kwargs = {str(kw.key): constant(kw.value) for kw in node.kwargs}
+        if node.dyn_args is not None or node.dyn_kwargs is not None:
+            raise _Unknown
+        tmplbudget.refuse_size(
+            tmplfilters.SIZES[node.name](constant(node.node), *args, **kwargs), f"`| {node.name}`"
+        )
     raise _Unknown
 
 

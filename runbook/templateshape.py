@@ -109,7 +109,7 @@ def _disallowed(body: Sequence[nodes.Node]) -> Iterator[Fault]:
 def _tag(node: nodes.Node) -> str:
     names: dict[type[nodes.Node], str] = {
         nodes.With: "{% with %}",
-        nodes.Scope: "{% with %}",
+        nodes.Scope: "{% with %}` or `{% autoescape %}",
         nodes.ScopedEvalContextModifier: "{% autoescape %}",
         nodes.EvalContextModifier: "{% autoescape %}",
         nodes.ExprStmt: "{% do %}",

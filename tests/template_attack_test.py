@@ -1,0 +1,243 @@
+"""Hostile template shapes: refused by `validate` with their place, and by `run`
+before any step runs; legitimate shapes still run.
+
+Each case is a step field (a SQL field, an expression or a text) whose template
+is hostile in its *shape*, whatever the values: it would write SQL text no rule
+quoted, read what the sandbox refuses, or make unbounded work. The playbook's
+first step writes (creates `ran`), and the database holds a table `keep`: after
+`run`, `keep` is still there and `ran` was never made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+from runbook import template
+from runbook.errors import TemplateError
+
+from .conftest import REPO, Project
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+HEAD = """name: hostile
+kind: change
+vars:
+  t: "*/; DROP TABLE keep; /*"
+  nl: "x\\nDROP TABLE keep; --"
+  n: 3
+  rows: [{a: 1}]
+steps:
+  - name: Writes first
+    sql: CREATE TABLE ran (x int)
+  - name: Hostile
+"""
+LINE = HEAD.count("\n") + 1  # the hostile field's line
+
+SQL_SHAPES = [
+    # Blocks that write text no rule quoted.
+    "SELECT 1 {% filter replace('X', t) %}X{% endfilter %}",
+    "{% filter upper %}SELECT 1; drop table keep{% endfilter %}",
+    "{% set x %}DROP TABLE keep{% endset %}SELECT 1; {{ x }}",
+    "{% set x | replace('a', t) %}a{% endset %}SELECT {{ x }}",
+    "{% set x = t %}SELECT {{ x }}",
+    "{% macro m() %}DROP TABLE keep{% endmacro %}SELECT 1; {{ m() }}",
+    "{% macro m() %}{{ caller() }}{% endmacro %}SELECT 1; {% call m() %}DROP TABLE keep{% endcall %}",
+    "{% include 'drop.sql' %}",
+    "{% import 'macros.sql' as m %}SELECT 1",
+    "{% extends 'base.sql' %}",
+    "{% with x = t %}SELECT {{ x }}{% endwith %}",
+    "{% autoescape false %}SELECT {{ t }}{% endautoescape %}",
+    "{% block b %}DROP TABLE keep{% endblock %}",
+    # | literal and | ident where the lexer cannot prove a whole token.
+    "SELECT 1 /* {{ t | literal }} */",
+    "SELECT 1 -- {{ nl | literal }}\n",
+    "SELECT '{{ t | literal }}'",
+    'SELECT "{{ t | ident }}"',
+    "SELECT 1 /* {{ t | ident }} */",
+    "SELECT E{{ t | literal }}",
+    "SELECT {{ t | literal }}{{ t | literal }}",
+    "SELECT {{ t | literal }}'x'",
+    "SELECT 1 -{{ n | literal }}",
+    "SELECT {% for r in rows %}{{ t | literal }}{% endfor %}",
+    "SELECT 1 {% if n %}/*{% endif %} {{ t | literal }} {% if n %}*/{% endif %}",
+    "SELECT 1 {% raw %}/*{% endraw %} {{ t | literal }} */",
+    "DO $$ BEGIN PERFORM '{{ t | literal }}'; END $$",
+    "SELECT $$ {{ t }} $$",
+    # SQL text made where it could be used as a value.
+    "SELECT {{ [t | literal][0] }}",
+    "SELECT {{ t | literal | upper }}",
+    "SELECT {{ [t] | map('literal') | first }}",
+    "SELECT {{ t | safe }}",
+    # What the sandbox refuses only while rendering.
+    "SELECT {{ ''.__class__.__mro__ }}",
+    "SELECT {{ cycler.__init__.__globals__ }}",
+    "SELECT {{ joiner() }}",
+    "SELECT {{ lipsum(10**9) }}",
+    "SELECT {{ namespace(a=1) }}",
+    "SELECT {{ [1].append(2) }}",
+    "SELECT {{ '{0.__class__}'.format(t) }}",
+    "SELECT {{ t | attr('__class__') }}",
+    "SELECT {{ t['__class__'] }}",
+    "SELECT {{ rows | map(attribute='__class__') | list }}",
+    "SELECT {{ t.mro }}",
+    "SELECT {{ (rows | map('string')).gi_frame }}",
+    "SELECT {{ t._x }}",
+    # Unbounded work or memory.
+    "SELECT {{ 'x' * 10**15 }}",
+    "SELECT {{ 10**100000 }}",
+    "SELECT {{ range(10**9) | list }}",
+    "SELECT {{ '%0999999999d' % 1 }}",
+    "SELECT {{ 'x' | center(10**9) }}",
+    "SELECT {{ 'x' | indent(10**9) }}",
+    "SELECT 1 {% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}",
+    "SELECT {% for r in rows recursive %}{{ loop(rows) }}{% endfor %}",
+]
+
+EXPRESSION_AND_TEXT_SHAPES = [
+    ("when", "''.__class__.__mro__"),
+    ("when", "'x' * 10**15"),
+    ("when", "cycler.__init__.__globals__ is defined"),
+    ("when", "'{0}'.format(1) == '1'"),
+    ("when", "range(10**9) | list | length > 0"),
+    ("assert", {"that": "rows.pop() is none"}),
+    ("notify", {"channels": ["log"], "message": "{{ ''.__class__ }}"}),
+    (
+        "notify",
+        {
+            "channels": ["log"],
+            "message": "{% for i in range(99999) %}{% for j in range(99999) %}x{% endfor %}{% endfor %}",
+        },
+    ),
+    ("shell", {"command": "echo {{ 'x' * 10**15 }}"}),
+    ("set", {"v": "{{ namespace(a=1) }}"}),
+]
+
+
+def _cases() -> list[tuple[str, object]]:
+    return [*(("sql", s) for s in SQL_SHAPES), *EXPRESSION_AND_TEXT_SHAPES]
+
+
+def _playbook(field: str, value: object) -> str:
+    body = f"    {field}: {json.dumps(value)}\n"
+    if field == "when":
+        body += "    sql: SELECT 1\n"
+    return HEAD + body
+
+
+@pytest.mark.parametrize(("field", "value"), _cases(), ids=[str(c[1])[:60] for c in _cases()])
+def test_a_hostile_shape_is_refused_before_anything_runs(
+    project: Project, conn: Conn, field: str, value: object
+) -> None:
+    conn.execute("CREATE TABLE keep (x int)")
+    book = project.playbook(_playbook(field, value))
+    checked = project.run("validate", str(book))
+    assert checked.exit_code == 2, checked.output
+    assert f"playbooks/p.yaml:{LINE}:" in checked.output, checked.output
+    assert "Traceback" not in checked.output
+    ran = project.run("run", str(book), "--yes")
+    assert ran.exit_code == 2, ran.output
+    assert conn.execute("SELECT to_regclass('keep') IS NOT NULL").fetchone() == (True,)
+    assert conn.execute("SELECT to_regclass('ran') IS NULL").fetchone() == (True,)
+
+
+def test_there_are_many_distinct_hostile_shapes() -> None:
+    assert len(set(SQL_SHAPES)) == len(SQL_SHAPES) >= 25
+
+
+def test_the_validator_never_suggests_literal_inside_a_comment(project: Project) -> None:
+    book = project.playbook(_playbook("sql", "SELECT 1 /* {{ t }} */"))
+    result = project.run("validate", str(book))
+    assert result.exit_code == 2
+    assert "comment" in result.output and "literal" not in result.output
+
+
+LEGITIMATE = """name: fine
+kind: change
+vars:
+  tables: [a, b]
+  schema: public
+  fill: 70
+  note: "it's */ fine -- really"
+  pick: 1
+steps:
+  - name: Loops and names
+    sql: |
+      {% for t in tables %}CREATE TABLE {{ schema | ident }}.{{ t | ident }} (x int);
+      {% endfor %}
+  - name: Conditions and bound values
+    sql: |
+      INSERT INTO a SELECT {{ pick }}
+      {% if pick > 0 %}WHERE {{ pick }} = 1{% else %}WHERE false{% endif %}
+  - name: Constants where no parameter goes
+    sql: |
+      ALTER TABLE b SET (fillfactor = {{ fill | int | literal }});
+      COMMENT ON TABLE a IS {{ note | literal }}
+  - name: A constant inside a body
+    sql: |
+      DO $body$ BEGIN
+        PERFORM {{ note | literal }}::text; -- a comment
+      END $body$
+  - name: Read back
+    query: SELECT obj_description('a'::regclass) AS c, (SELECT count(*) FROM a) AS n
+    register: r
+    gate:
+      that: r.first.c == note and r.first.n == 1
+      message: "{% filter upper %}{{ r.first.c }}{% endfilter %}"
+"""
+
+
+def test_the_allowed_shapes_still_run(project: Project, conn: Conn) -> None:
+    book = project.playbook(LEGITIMATE)
+    checked = project.run("validate", str(book))
+    assert checked.exit_code == 0, checked.output
+    result = project.run("run", str(book), "--yes")
+    assert result.exit_code == 0, result.output
+    assert conn.execute("SELECT reloptions FROM pg_class WHERE relname = 'b'").fetchone() == (
+        ["fillfactor=70"],
+    )
+    assert conn.execute("SELECT count(*) FROM a").fetchone() == (1,)
+
+
+NESTED_LOOPS = """name: slow
+kind: check
+steps:
+  - name: Loops
+    query: "SELECT 1 {% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
+"""
+
+
+def test_validation_of_nested_huge_loops_returns_promptly(project: Project) -> None:
+    book = project.playbook(NESTED_LOOPS)
+    # A hang detector, not a timing assertion: validation used to run forever.
+    result = subprocess.run(
+        [sys.executable, "-m", "runbook.cli", "validate", str(book)],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert result.returncode == 2, result.stderr
+    output = result.stdout + result.stderr
+    assert "playbooks/p.yaml:5:" in output and "loops would run" in output
+
+
+CONTEXT = {
+    "t": "*/; DROP TABLE keep; /*",
+    "nl": "x\nDROP TABLE keep; --",
+    "n": 3,
+    "rows": [{"a": 1}],
+}
+
+
+@pytest.mark.parametrize("source", SQL_SHAPES, ids=[s[:60] for s in SQL_SHAPES])
+def test_rendering_refuses_a_hostile_shape_without_validation(source: str) -> None:
+    # Defence in depth: the renderer holds the same rules as the validator.
+    with pytest.raises(TemplateError):
+        template.render_sql(source, CONTEXT)
