@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from runbook import tmplfast
+from runbook import sqltext, tmplfast
 from runbook.errors import TemplateError
 from runbook.sqlvalues import (
     MARK,
@@ -178,7 +178,9 @@ def _assemble(
 
 
 def dump(sources: Iterable[str]) -> dict[str, Any]:
-    """The fast-path SQL templates among `sources`, compiled, as JSON-safe data."""
+    """The fast-path SQL templates among `sources`, compiled, as JSON-safe data:
+    their statements' pieces (splitting is the costly part; the rest is made
+    again from the source when primed)."""
     out: dict[str, Any] = {}
     for source in sources:
         if "{{" not in source:
@@ -190,52 +192,59 @@ def dump(sources: Iterable[str]) -> dict[str, Any]:
         if prog is None:
             continue
         out[source] = {
-            "outputs": [[i, tmplfast.dump_ref(part.ref), part.filter] for i, part in prog.outputs],
-            "shaped": prog.shaped,
-            # Derived again from `shaped` if ever needed: a template with a
-            # ready-made text only needs it for SQL-text values (never from YAML).
-            "statements": None
-            if prog.ready is not None
-            else [
+            "statements": [
                 [list(p) if isinstance(p, tuple) else p for p in s]
                 for s in prog.statements or _split(prog.shaped)
-            ],
-            "ready": None
-            if prog.ready is None
-            else [[query, shown, list(order)] for query, shown, order in prog.ready],
+            ]
         }
     return out
 
 
 def prime(dumped: Mapping[str, Any]) -> None:
     """Compiled templates from an earlier run (dump). Raises ValueError (or
-    KeyError, TypeError) on anything malformed, before priming any."""
+    KeyError, TypeError) on anything malformed, before priming any.
+
+    A cache file is not trusted to say what a template is: its outputs and shape
+    are read again from the source (the fast path's regular expressions, with
+    their own checks), and the statements must be the shape's own text, in order,
+    with every output in place."""
     programs: dict[str, Program] = {}
     for source, data in dumped.items():
         if source in PROGRAMS:
             continue  # compiled already (a process that runs playbooks again)
-        outputs = []
-        for i, ref, filter_ in data["outputs"]:
-            if not isinstance(i, int) or filter_ not in (None, "ident", "literal"):
-                raise ValueError("not a compiled template")
-            outputs.append((i, tmplfast.Output(tmplfast.load_ref(ref), filter_)))
-        ready = data["ready"]
-        if data["statements"] is None and ready is None:
-            raise ValueError("a compiled template without its statements")
-        split = (
-            None
-            if data["statements"] is None
-            else tuple(_load_pieces(s) for s in data["statements"])
-        )
-        programs[source] = Program(
-            tuple(outputs),
-            str(data["shaped"]),
-            split,
-            None
-            if ready is None
-            else tuple((str(q), str(d), tuple(int(o) for o in order)) for q, d, order in ready),
-        )
+        parts = tmplfast.parse_template(source, True)
+        if parts is None or any(isinstance(p, str) and _CONTROL & set(p) for p in parts):
+            raise ValueError("not a fast-path template")
+        shaped = shape(parts)
+        split = tuple(_load_pieces(s) for s in data["statements"])
+        _same_text(split, shaped)
+        outputs = tuple((i, part) for i, part in enumerate(parts) if not isinstance(part, str))
+        plain = all(part.filter is None for _, part in outputs)
+        ready = tuple(_ready(s) for s in split) if plain and outputs else None
+        programs[source] = Program(outputs, shaped, split, ready)
     PROGRAMS.update(programs)
+
+
+def _same_text(split: tuple[Pieces, ...], shaped: str) -> None:
+    """Each statement is the shape's own text, in order; nothing between them
+    holds an output."""
+    markers = {int(m.group(2)): m.group(0) for m in MARK.finditer(shaped)}
+    cursor = 0
+    for pieces in split:
+        text = "".join(p[1] if isinstance(p, tuple) else markers[p] for p in pieces)
+        found = shaped.find(text, cursor) if text else -1
+        if found < 0 or _has_code(shaped[cursor:found]):
+            raise ValueError("compiled statements that are not the template's")
+        cursor = found + len(text)
+    if _has_code(shaped[cursor:]):
+        raise ValueError("compiled statements that are not the template's")
+
+
+def _has_code(gap: str) -> bool:
+    """Whether text between two statements holds more than `;`, blanks and comments."""
+    if not gap.replace(";", "").strip():
+        return False  # the common case, without lexing
+    return MARK.search(gap) is not None or bool(sqltext.split(gap))
 
 
 def _load_pieces(data: list[Any]) -> Pieces:

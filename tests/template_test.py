@@ -208,17 +208,23 @@ def test_a_compiled_template_primed_from_its_dump_renders_the_same(source: str) 
 
 
 def test_damaged_compiled_templates_are_refused_whole() -> None:
-    source = "SELECT {{ v }} AS v"
+    source = "SELECT {{ v }} AS v; SELECT 2"
     dumped = sqlprogram.dump([source])
     sqlprogram.PROGRAMS.clear()
+    (first, second) = dumped[source]["statements"]
     for damage in (
-        {"outputs": [[0, ["v", [["method", "x"]]], None]]},
-        {"outputs": [[0, ["v", []], "raw"]]},
-        {"ready": None, "statements": None},
+        None,
+        [second, first],  # out of order
+        [first],  # a statement dropped
+        [[["SELECT ", "SELECT "], 1, [" AS v; DROP TABLE t", " AS v; DROP TABLE t"]], second],
+        [[["SELECT ", "SELECT "], 7], second],  # an output that is not there
+        [[["SELECT 1", "SELECT 1"]], second],  # an output dropped
     ):
         with pytest.raises((ValueError, TypeError, KeyError)):
-            sqlprogram.prime({source: {**dumped[source], **damage}})
+            sqlprogram.prime({source: {"statements": damage}})
         assert source not in sqlprogram.PROGRAMS
+    with pytest.raises(ValueError):
+        sqlprogram.prime({"SELECT {{ v.__class__ }}": dumped[source]})
 
 
 def test_parsed_expressions_primed_from_their_dump_evaluate_the_same() -> None:
