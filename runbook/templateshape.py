@@ -11,7 +11,10 @@ filter of an output (their SQL text is never a value).
 
 Then the lexer proves where each output lands, on every shape the statement can
 take without rendering anything: each branch of each `{% if %}`, each loop run
-zero, one and two times (two shows what touches between iterations). A value
+zero, one and two times (two shows what touches between iterations; a loop
+body must leave the lexer where it found it, so more iterations show nothing
+new), and where a body tests `loop.first` or `loop.last`, the runs of up to
+four iterations that put each kind of iteration next to each other. A value
 never lands inside quotes, a body or a comment; a fragment always stands as a
 whole token in code (runbook.sqlsplice). A template with more shapes than
 SHAPE_LIMIT is refused rather than half-checked.
@@ -23,7 +26,7 @@ from collections.abc import Iterator, Sequence
 
 import jinja2.nodes as nodes
 
-from runbook import sqlvalues
+from runbook import sqltext, sqlvalues
 
 SQL_FILTERS = frozenset({"ident", "literal"})
 SHAPE_LIMIT = 512
@@ -64,7 +67,16 @@ def faults(tree: nodes.Template) -> list[Fault]:
         return found
     lines: dict[int, int] = {}
     try:
-        shapes = _shapes(tree.body, _Numbering(lines))
+        shapes = _shapes(tree.body, _Numbering(lines), None)
+    except _OpenLoop as exc:
+        return [
+            (
+                exc.line,
+                "a `{% for %}` body must be complete SQL on its own: it may not leave quotes, "
+                "a comment or a dollar-quoted body open, nor begin or end with one of "
+                "$ ' \" - / * \\ & (repeated, they could join into one)",
+            )
+        ]
     except _TooMany:
         return [
             (
@@ -147,6 +159,30 @@ class _TooMany(Exception):
     pass
 
 
+class _OpenLoop(Exception):
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+# Characters at a loop body's edges that could join with the next iteration's
+# into a quote, a comment or a dollar tag (`$` + `a$`, `-` + `-`, `/` + `*`).
+_EDGES = frozenset("$'\"-/*\\&")
+
+
+def _self_contained(body: str) -> bool:
+    """A loop body that leaves the lexer where it found it, whatever repeats:
+    everything it opens it closes, and its edges cannot join the next iteration's.
+    Then two iterations show every neighbour the loop can make, and what comes
+    after the loop is in code whatever the number of iterations."""
+    if not body:
+        return True
+    if body[0] in _EDGES or body[-1] in _EDGES:
+        return False
+    probe = body + "\n\x03"
+    return sqltext.region_at(sqltext.regions(probe), len(probe) - 1) is None
+
+
 class _Numbering:
     """A marker number per output, and the line each number came from."""
 
@@ -164,17 +200,35 @@ class _Numbering:
         return f"{mark}{number}{mark}"
 
 
-def _shapes(body: Sequence[nodes.Node], numbering: _Numbering) -> list[str]:
+# Where an iteration stands in its loop: (loop.first, loop.last), or None when
+# nothing in the body asks.
+Position = tuple[bool, bool] | None
+# The iterations worth trying when a body asks: one alone, then runs of 2, 3 and
+# 4, which between them put every kind of iteration next to every other.
+_RUNS: tuple[tuple[tuple[bool, bool], ...], ...] = (
+    ((True, True),),
+    ((True, False), (False, True)),
+    ((True, False), (False, False), (False, True)),
+    ((True, False), (False, False), (False, False), (False, True)),
+)
+
+
+def _shapes(body: Sequence[nodes.Node], numbering: _Numbering, position: Position) -> list[str]:
     shapes = [""]
     for node in body:
-        options = _node_shapes(node, numbering)
-        shapes = list(dict.fromkeys(a + b for a in shapes for b in options))
-        if len(shapes) > SHAPE_LIMIT:
-            raise _TooMany
+        options = _node_shapes(node, numbering, position)
+        shapes = _joined(shapes, options)
     return shapes
 
 
-def _node_shapes(node: nodes.Node, numbering: _Numbering) -> list[str]:
+def _joined(heads: list[str], tails: list[str]) -> list[str]:
+    shapes = list(dict.fromkeys(a + b for a in heads for b in tails))
+    if len(shapes) > SHAPE_LIMIT:
+        raise _TooMany
+    return shapes
+
+
+def _node_shapes(node: nodes.Node, numbering: _Numbering, position: Position) -> list[str]:
     if isinstance(node, nodes.Output):
         return [
             "".join(
@@ -183,15 +237,75 @@ def _node_shapes(node: nodes.Node, numbering: _Numbering) -> list[str]:
             )
         ]
     if isinstance(node, nodes.If):
-        options = _shapes(node.body, numbering)
-        for branch in node.elif_:
-            options += _shapes(branch.body, numbering)
-        options += _shapes(node.else_, numbering)  # [""] without an else
-        return list(dict.fromkeys(options))
+        return _if_shapes(node, numbering, position)
     if isinstance(node, nodes.For):
-        once = _shapes(node.body, numbering)
-        if len(once) * len(once) > SHAPE_LIMIT:
-            raise _TooMany
-        twice = [a + b for a in once for b in once]
-        return list(dict.fromkeys(_shapes(node.else_, numbering) + once + twice))
+        return _loop_shapes(node, numbering)
     return [""]  # refused by _disallowed before shapes are made
+
+
+def _if_shapes(node: nodes.If, numbering: _Numbering, position: Position) -> list[str]:
+    """Each branch that can be taken; `loop.first`/`loop.last` tests are decided
+    by the iteration's position (`{% if not loop.last %}, {% endif %}`)."""
+    options: list[str] = []
+    for test, body in [(node.test, node.body), *((b.test, b.body) for b in node.elif_)]:
+        decided = _decide(test, position)
+        if decided is False:
+            continue
+        options += _shapes(body, numbering, position)
+        if decided is True:
+            return list(dict.fromkeys(options))
+    options += _shapes(node.else_, numbering, position)  # [""] without an else
+    return list(dict.fromkeys(options))
+
+
+def _decide(test: nodes.Expr, position: Position) -> bool | None:
+    if position is None:
+        return None
+    if isinstance(test, nodes.Not):
+        inner = _decide(test.node, position)
+        return None if inner is None else not inner
+    if (
+        isinstance(test, nodes.Getattr)
+        and isinstance(test.node, nodes.Name)
+        and test.node.name == "loop"
+        and test.attr in ("first", "last")
+    ):
+        return position[0] if test.attr == "first" else position[1]
+    return None
+
+
+def _asks_position(body: Sequence[nodes.Node]) -> bool:
+    stack = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, nodes.If):
+            tests = [node.test, *(b.test for b in node.elif_)]
+            if any(_decide(t, (True, True)) is not None for t in tests):
+                return True
+        if not isinstance(node, nodes.For):  # a nested loop's `loop` is its own
+            stack.extend(node.iter_child_nodes())
+    return False
+
+
+def _loop_shapes(node: nodes.For, numbering: _Numbering) -> list[str]:
+    """No iteration, and runs of iterations that show every neighbour the loop can
+    make; each body must be self-contained, so that longer runs show nothing new."""
+    if _asks_position(node.body):
+        bodies = {p: _shapes(node.body, numbering, p) for run in _RUNS for p in run}
+        runs = _RUNS
+    else:
+        bodies = {(True, True): _shapes(node.body, numbering, None)}
+        runs = (((True, True),), ((True, True), (True, True)))
+    for options in bodies.values():
+        for body in options:
+            if not _self_contained(body):
+                raise _OpenLoop(node.lineno or 1)
+    shapes = _shapes(node.else_, numbering, None)
+    for run in runs:
+        made = [""]
+        for position in run:
+            made = _joined(made, bodies[position])
+        shapes = list(dict.fromkeys(shapes + made))
+    if len(shapes) > SHAPE_LIMIT:
+        raise _TooMany
+    return shapes

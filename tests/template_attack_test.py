@@ -68,6 +68,10 @@ SQL_SHAPES = [
     "SELECT 1 {% if n %}/*{% endif %} {{ t | literal }} {% if n %}*/{% endif %}",
     "SELECT 1 {% raw %}/*{% endraw %} {{ t | literal }} */",
     "DO $$ BEGIN PERFORM '{{ t | literal }}'; END $$",
+    # Loops: what repeats could open a body, a comment or a string over iterations.
+    "SELECT {% for r in rows %}{% if r.a %}${% else %}a{% endif %}{% endfor %} {{ t | literal }}",
+    "SELECT 1 {% for r in rows %}-- {% endfor %}\n{{ t | literal }}",
+    "SELECT {% for r in rows %}{{ t | ident }}{% if loop.first %}, {% endif %}{% endfor %}",
     "SELECT $$ {{ t }} $$",
     # SQL text made where it could be used as a value.
     "SELECT {{ [t | literal][0] }}",
@@ -170,6 +174,10 @@ steps:
     sql: |
       {% for t in tables %}CREATE TABLE {{ schema | ident }}.{{ t | ident }} (x int);
       {% endfor %}
+  - name: A list of names
+    query: >
+      SELECT {% for t in tables %}{{ t | ident }}.x{% if not loop.last %}, {% endif %}{% endfor %}
+      FROM {% for t in tables %}{% if not loop.first %} CROSS JOIN {% endif %}{{ t | ident }}{% endfor %}
   - name: Conditions and bound values
     sql: |
       INSERT INTO a SELECT {{ pick }}
