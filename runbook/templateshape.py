@@ -258,7 +258,7 @@ def _if_shapes(node: nodes.If, numbering: _Numbering, position: Position) -> lis
     return list(dict.fromkeys(options))
 
 
-def _decide(test: nodes.Expr, position: Position) -> bool | None:
+def _decide(test: nodes.Node, position: Position) -> bool | None:
     if position is None:
         return None
     if isinstance(test, nodes.Not):
