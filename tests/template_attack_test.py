@@ -249,3 +249,15 @@ def test_rendering_refuses_a_hostile_shape_without_validation(source: str) -> No
     # Defence in depth: the renderer holds the same rules as the validator.
     with pytest.raises(TemplateError):
         template.render_sql(source, CONTEXT)
+
+
+def test_a_sql_file_is_held_to_the_same_rules(project: Project, conn: Conn) -> None:
+    conn.execute("CREATE TABLE keep (x int)")
+    project.write("sql/hostile.sql", "SELECT 1\n/* {{ t | literal }} */;\n")
+    book = project.playbook(HEAD + "    sql_file: hostile.sql\n")
+    checked = project.run("validate", str(book))
+    assert checked.exit_code == 2, checked.output
+    assert "sql/hostile.sql:2:" in checked.output and "comment" in checked.output
+    ran = project.run("run", str(book), "--yes")
+    assert ran.exit_code == 2, ran.output
+    assert conn.execute("SELECT to_regclass('ran') IS NULL").fetchone() == (True,)
