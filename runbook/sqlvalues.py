@@ -151,28 +151,6 @@ def check_spliced(text: str, spliced: list[tuple[int, int, Fragment]]) -> None:
             raise TemplateError(problem)
 
 
-def splice(shaped: str, fragments: list[Fragment], texts: list[str]) -> str:
-    """A shape without values to bind: the fragments' text in place, checked."""
-    out: list[str] = []
-    spliced: list[tuple[int, int, Fragment]] = []
-    size = 0
-    last = 0
-    for match in MARK.finditer(shaped):
-        static = shaped[last : match.start()]
-        index = int(match.group(2))
-        text = texts[index]
-        out.append(static)
-        out.append(text)
-        size += len(static)
-        spliced.append((size, size + len(text), fragments[index]))
-        size += len(text)
-        last = match.end()
-    out.append(shaped[last:])
-    joined = "".join(out)
-    check_spliced(joined, spliced)
-    return joined
-
-
 def bind_statement(
     shaped: str, params: list[Any], texts: list[str], fragments: list[Fragment]
 ) -> RenderedSql:

@@ -36,7 +36,6 @@ from runbook.sqlvalues import (
     bind_statement,
     ident,
     literal,
-    splice,
     statements,
 )
 from runbook.tmplbudget import BUDGET, BoundedEnvironment, Budget, charge_output
@@ -346,7 +345,6 @@ def render_sql_with_jinja(
     fragments = collector.fragments
     texts = [f.composable.as_string(conn) for f in fragments]
     split = statements(shaped)  # every output where it may stand, before any is spliced
-    if not collector.params:
-        text = splice(shaped, fragments, texts)
-        return [RenderedSql(text, None, text)]
+    if not collector.params:  # the whole text, in one simple query
+        return [bind_statement(shaped, [], texts, fragments)]
     return [bind_statement(stmt, collector.params, texts, fragments) for stmt in split]
