@@ -85,6 +85,8 @@ def _refuse(fault: tuple[int, str] | None) -> None:
 
 def _check_any(tree: jinja2.nodes.Template) -> None:
     """What every template must be before it is compiled (and so rendered)."""
+    if templatesafe.too_deep(tree) is not None:
+        raise TemplateError(_TOO_DEEP)
     _refuse(next(templatesafe.faults(tree), None))
 
 
@@ -154,16 +156,12 @@ def _compile_expression(source: str) -> Any:
 
 def syntax_error(kind: Kind, source: str) -> tuple[int, str] | None:
     """(line inside the source, message) of a Jinja syntax error, or None."""
-    if _simple(kind, source) is not None:
-        return None
     env = SQL_ENV if kind is Kind.SQL else TEXT_ENV
     try:
         tree = _parse(kind, source)
     except jinja2.TemplateSyntaxError as exc:
         hint = " (expressions take no {{ }})" if kind is Kind.EXPR and "{" in source else ""
         return (exc.lineno or 1), f"Jinja syntax error: {exc.message}{hint}"
-    except RecursionError:
-        return 1, "the template nests too deeply to read"
     return _unknown_name(env, tree)
 
 
@@ -171,7 +169,17 @@ def syntax_error(kind: Kind, source: str) -> tuple[int, str] | None:
 def _parse(kind: Kind, source: str) -> jinja2.nodes.Template:
     """The template's tree, read without rendering anything (syntax must be valid)."""
     env = SQL_ENV if kind is Kind.SQL else TEXT_ENV
-    return env.parse("{{ " + source + " }}" if kind is Kind.EXPR else source)
+    try:
+        tree = env.parse("{{ " + source + " }}" if kind is Kind.EXPR else source)
+    except RecursionError:
+        raise jinja2.TemplateSyntaxError(_TOO_DEEP, 1) from None
+    line = templatesafe.too_deep(tree)
+    if line is not None:
+        raise jinja2.TemplateSyntaxError(_TOO_DEEP, line)
+    return tree
+
+
+_TOO_DEEP = f"the template nests more than {templatesafe.DEPTH_LIMIT} levels deep; split it up"
 
 
 def shape_faults(kind: Kind, source: str) -> list[tuple[int, str, str]]:

@@ -77,6 +77,21 @@ def safe_key(key: str) -> bool:
     return not key.startswith("__") and key not in _INTERNAL
 
 
+DEPTH_LIMIT = 100  # levels of the template's tree; Jinja walks it recursively
+
+
+def too_deep(tree: nodes.Node) -> int | None:
+    """The line where the tree nests deeper than DEPTH_LIMIT, or None. Iterative:
+    every other walk (these rules, Jinja's compiler) recurses, and would fail."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > DEPTH_LIMIT:
+            return node.lineno or 1
+        stack.extend((child, depth + 1) for child in node.iter_child_nodes())
+    return None
+
+
 def faults(tree: nodes.Template) -> Iterator[Fault]:
     """(line, message) of each thing the sandbox would refuse, in source order,
     then loops over constants that would run past the render's step budget."""

@@ -261,3 +261,17 @@ def test_a_sql_file_is_held_to_the_same_rules(project: Project, conn: Conn) -> N
     ran = project.run("run", str(book), "--yes")
     assert ran.exit_code == 2, ran.output
     assert conn.execute("SELECT to_regclass('ran') IS NULL").fetchone() == (True,)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["x" + ".a" * 3000, "(" * 3000 + "x" + ")" * 3000, "x" + " | string" * 3000, "-" * 3000 + "x"],
+    ids=["attributes", "parentheses", "filters", "signs"],
+)
+def test_deep_nesting_is_refused_without_a_traceback(project: Project, expression: str) -> None:
+    book = project.playbook(_playbook("when", expression))
+    result = project.run("validate", str(book))
+    assert result.exit_code == 2, result.output
+    assert f"playbooks/p.yaml:{LINE}:" in result.output and "nests" in result.output
+    with pytest.raises(TemplateError):
+        template.evaluate(expression, {"x": 1})
