@@ -62,7 +62,7 @@ Fault = tuple[int, str]
 
 def faults(tree: nodes.Template) -> list[Fault]:
     """(line, message) of what makes a SQL template unsafe; empty if it is safe."""
-    found = list(_disallowed(tree.body))
+    found = [(line, message) for line, message, _ in _disallowed(tree.body)]
     if found:
         return found
     lines: dict[int, int] = {}
@@ -91,14 +91,32 @@ def faults(tree: nodes.Template) -> list[Fault]:
     return []
 
 
-def _disallowed(body: Sequence[nodes.Node]) -> Iterator[Fault]:
+def command_faults(tree: nodes.Template) -> list[Fault]:
+    """(line, message) of what makes a shell command template write text no rule
+    quoted: the same allow-list as SQL, where each {{ value }} reaches the shell
+    as one word (and there is no `| ident` or `| literal`)."""
+    return [
+        (
+            line,
+            f"`{tag}` would write text into the command line that no rule quotes; only "
+            "{{ value }} (one word, whatever it holds), {% if %} and {% for %} may shape "
+            "a command",
+        )
+        if tag
+        else (line, message)
+        for line, message, tag in _disallowed(tree.body)
+    ]
+
+
+def _disallowed(body: Sequence[nodes.Node]) -> Iterator[tuple[int, str, str | None]]:
+    """(line, message, the refused tag if a statement) of what the allow-list refuses."""
     for node in body:
         line = node.lineno or 1
         if isinstance(node, nodes.Output):
             for child in node.nodes:
                 if isinstance(child, nodes.TemplateData):
                     if _CONTROL & set(child.data):
-                        yield line, "SQL text cannot hold the control characters \\x00-\\x02"
+                        yield line, "SQL text cannot hold the control characters \\x00-\\x02", None
                 else:
                     yield from _output_faults(child)
         elif isinstance(node, nodes.If):
@@ -115,7 +133,8 @@ def _disallowed(body: Sequence[nodes.Node]) -> Iterator[Fault]:
             yield from _disallowed(node.body)
             yield from _disallowed(node.else_)
         else:
-            yield line, _REFUSED.get(type(node)) or f"`{_tag(node)}` is not allowed: {ALLOWED}"
+            tag = _tag(node)
+            yield line, _REFUSED.get(type(node)) or f"`{tag}` is not allowed: {ALLOWED}", tag
 
 
 def _tag(node: nodes.Node) -> str:
@@ -125,21 +144,26 @@ def _tag(node: nodes.Node) -> str:
         nodes.ScopedEvalContextModifier: "{% autoescape %}",
         nodes.EvalContextModifier: "{% autoescape %}",
         nodes.ExprStmt: "{% do %}",
+        nodes.FilterBlock: "{% filter %}",
+        nodes.AssignBlock: "{% set %}…{% endset %}",
+        nodes.Assign: "{% set %}",
+        nodes.Macro: "{% macro %}",
+        nodes.CallBlock: "{% call %}",
     }
     return names.get(type(node), type(node).__name__)
 
 
-def _output_faults(expr: nodes.Expr) -> Iterator[Fault]:
+def _output_faults(expr: nodes.Expr) -> Iterator[tuple[int, str, str | None]]:
     if isinstance(expr, nodes.Filter) and expr.name in SQL_FILTERS:
         if expr.args or expr.kwargs or expr.dyn_args or expr.dyn_kwargs:
-            yield expr.lineno or 1, f"`| {expr.name}` takes no arguments"
+            yield expr.lineno or 1, f"`| {expr.name}` takes no arguments", None
         if expr.node is not None:
             yield from _plain(expr.node)
         return
     yield from _plain(expr)
 
 
-def _plain(expr: nodes.Node) -> Iterator[Fault]:
+def _plain(expr: nodes.Node) -> Iterator[tuple[int, str, str | None]]:
     """An expression whose value is data: no SQL text made inside it."""
     for node in [expr, *expr.find_all(nodes.Filter)]:
         if not isinstance(node, nodes.Filter):
@@ -152,6 +176,7 @@ def _plain(expr: nodes.Node) -> Iterator[Fault]:
                 node.lineno or 1,
                 "`| ident` and `| literal` make SQL text, not a value: use one only as the "
                 "last filter of a {{ }} output ({{ x | int | literal }})",
+                None,
             )
 
 

@@ -119,6 +119,9 @@ EXPRESSION_AND_TEXT_SHAPES = [
         },
     ),
     ("shell", {"command": "echo {{ 'x' * 10**15 }}"}),
+    ("shell", {"command": "echo {% filter replace('X', t) %}X{% endfilter %}"}),
+    ("shell", {"command": "{% set x %}touch pwned{% endset %}echo {{ x }}"}),
+    ("shell", {"command": "{% macro m() %}touch pwned{% endmacro %}{% call m() %}{% endcall %}"}),
     ("set", {"v": "{{ namespace(a=1) }}"}),
 ]
 
