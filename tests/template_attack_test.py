@@ -278,3 +278,24 @@ def test_deep_nesting_is_refused_without_a_traceback(project: Project, expressio
     assert f"playbooks/p.yaml:{LINE}:" in result.output and "nests" in result.output
     with pytest.raises(TemplateError):
         template.evaluate(expression, {"x": 1})
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "{{ '1; DROP TABLE keep' }}",
+        "{{ t ~ t }}",
+        "{{ [t][0] }}",
+        "{{ t | upper }}",
+        "{{ t | e }}",
+        "{{ t if n else t }}",
+        "{{ t[0:] }}",
+        "{{ rows | map(attribute='a') | join(t) }}",
+        "{% for r in rows %}{{ loop.cycle(t, t) }}{% endfor %}",
+        "{% if n %}{{ t }}{% endif %}",
+    ],
+)
+def test_any_other_expression_is_a_bound_value_never_text(output: str) -> None:
+    (stmt,) = template.render_sql(f"SELECT {output} AS v", CONTEXT)
+    assert stmt.display == "SELECT $1 AS v"
+    assert stmt.params is not None and len(stmt.params) == 1
