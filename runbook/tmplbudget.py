@@ -173,19 +173,22 @@ def percent_format(template: str, args: Any) -> str:
     return str(template % args)
 
 
-def estimate_call(func: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
-    """Refuse a str/bytes method call that would make too big a value."""
+def estimate_call(func: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Refuse a str/bytes method call that would make too big a value; the
+    arguments to call it with (an iterator read to measure it, as a list)."""
     owner = getattr(func, "__self__", None)
     if not isinstance(owner, str | bytes):
-        return
+        return args
     name = getattr(func, "__name__", "")
     if name in ("center", "ljust", "rjust", "zfill") and args:
         refuse_size(max(len(owner), _count(args[0], f"{name}()'s width")), f"{name}()")
     elif name == "join" and args:
-        items = list(args[0]) if not isinstance(args[0], list | tuple) else args[0]
+        items = args[0] if isinstance(args[0], list | tuple) else list(args[0])
         refuse_size(weight(items) + len(owner) * len(items), "join()")
+        return (items, *args[1:])
     elif name == "replace" and len(args) >= 2:
         refuse_size(replaced_size(owner, args[0], args[1], *args[2:3]), "replace()")
+    return args
 
 
 def replaced_size(text: Any, old: Any, new: Any, count: Any = -1) -> int:
@@ -286,7 +289,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         budget = budget_of(__context)
         budget.step()
-        estimate_call(__obj, args, kwargs)
+        args = estimate_call(__obj, args)
         result = super().call(__context, __obj, *args, **kwargs)
         budget.text(weight(result))
         return result

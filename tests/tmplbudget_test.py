@@ -99,3 +99,8 @@ def test_weight_counts_shared_parts_and_stops_early() -> None:
     assert tmplbudget.weight(inner) == 1 + 100 * 100
     huge = [inner] * 10**6
     assert tmplbudget.weight(huge) == tmplbudget.VALUE_LIMIT + 1
+
+
+def test_a_measured_iterator_is_still_used_whole() -> None:
+    assert template.render_text("{{ '-'.join(range(4) | map('string')) }}", {}) == "0-1-2-3"
+    assert template.render_text("{{ range(4) | map('string') | join('+') }}", {}) == "0+1+2+3"
