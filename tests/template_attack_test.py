@@ -123,6 +123,8 @@ EXPRESSION_AND_TEXT_SHAPES = [
     ("shell", {"command": "{% set x %}touch pwned{% endset %}echo {{ x }}"}),
     ("shell", {"command": "{% macro m() %}touch pwned{% endmacro %}{% call m() %}{% endcall %}"}),
     ("set", {"v": "{{ namespace(a=1) }}"}),
+    ("set", {"v": {"deep": ["{{ rows.pop() }}"]}}),
+    ("http", {"url": "http://127.0.0.1:9/", "json": {"a": [{"b": "{{ ''.__class__ }}"}]}}),
 ]
 
 

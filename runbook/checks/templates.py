@@ -145,12 +145,7 @@ class TemplateCheck:
         self, base: DataPath, data: Any, f: Field, known: set[str], extra: frozenset[str]
     ) -> None:
         for path, source in matches(data, f.path):
-            full = (*base, *path)
-            values = source if isinstance(source, list) else [source]
-            for i, value in enumerate(values):
-                if not isinstance(value, str):
-                    continue
-                where = (*full, i) if isinstance(source, list) else full
+            for where, value in _strings((*base, *path), source):
                 self._check(where, value, f.kind, known, extra | f.names if f.names else extra)
 
     def _check(
@@ -223,6 +218,20 @@ class TemplateCheck:
             self.problems.append(Problem(shown, 1, 1, "", self._undefined(name), "undefined"))
         for line, message, code in template.shape_faults(Kind.SQL, source):
             self.problems.append(Problem(shown, line, 1, "", message, code))
+
+
+def _strings(path: DataPath, value: Any) -> Iterator[tuple[DataPath, str]]:
+    """Every string in a field's value, however deep (an `http: json:` body is
+    rendered string by string, nested or not)."""
+    stack: list[tuple[DataPath, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            yield where, item
+        elif isinstance(item, list):
+            stack.extend(((*where, i), v) for i, v in reversed(list(enumerate(item))))
+        elif isinstance(item, dict):
+            stack.extend(((*where, k), v) for k, v in reversed(list(item.items())))
 
 
 def matches(data: Any, path: tuple[str, ...]) -> Iterator[tuple[DataPath, Any]]:
