@@ -301,3 +301,19 @@ def test_any_other_expression_is_a_bound_value_never_text(output: str) -> None:
     (stmt,) = template.render_sql(f"SELECT {output} AS v", CONTEXT)
     assert stmt.display == "SELECT $1 AS v"
     assert stmt.params is not None and len(stmt.params) == 1
+
+
+def test_work_that_depends_on_values_fails_its_step_cleanly(project: Project, conn: Conn) -> None:
+    book = project.playbook(
+        """name: sized-by-values
+kind: change
+vars: {big: 10000}
+steps:
+  - name: Too big for one value
+    query: SELECT length({{ 'x' * big * big }}) AS n
+"""
+    )
+    assert project.run("validate", str(book)).exit_code == 0  # sizes come from values
+    result = project.run("run", str(book), "--yes")
+    assert result.exit_code == 3, result.output
+    assert "would make a value" in result.output and "Traceback" not in result.output
