@@ -204,7 +204,7 @@ def _self_contained(body: str) -> bool:
         return True
     if body[0] in _EDGES or body[-1] in _EDGES:
         return False
-    probe = body + "\n\x03"
+    probe = body + "\x03"
     return sqltext.region_at(sqltext.regions(probe), len(probe) - 1) is None
 
 

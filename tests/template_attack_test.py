@@ -71,6 +71,7 @@ SQL_SHAPES = [
     # Loops: what repeats could open a body, a comment or a string over iterations.
     "SELECT {% for r in rows %}{% if r.a %}${% else %}a{% endif %}{% endfor %} {{ t | literal }}",
     "SELECT 1 {% for r in rows %}-- {% endfor %}\n{{ t | literal }}",
+    "SELECT 1 {% for r in rows %}x -- c{% endfor %}\n{{ t | literal }}",
     "SELECT {% for r in rows %}{{ t | ident }}{% if loop.first %}, {% endif %}{% endfor %}",
     "SELECT $$ {{ t }} $$",
     # SQL text made where it could be used as a value.
