@@ -163,7 +163,7 @@ def _assemble(
             continue
         value = values[piece]
         if isinstance(value, Fragment):
-            text = value.composable.as_string(conn)
+            text = value.text(conn)
             query.append(text.replace("%", "%%"))
             spliced.append((size, size + len(text), value))
         else:

@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
+import psycopg
 from psycopg import sql as pgsql
 
 from runbook import sqlsplice, sqltext, tmplfast
@@ -37,6 +38,13 @@ class Fragment:
 
     def __init__(self, composable: pgsql.Composable) -> None:
         self.composable = composable
+
+    def text(self, conn: Any) -> str:
+        """The quoted SQL text, as the connection spells it."""
+        try:
+            return self.composable.as_string(conn)
+        except psycopg.Error as exc:
+            raise TemplateError(f"{self.what} cannot quote this value: {exc}") from None
 
     @property
     def marker(self) -> str:

@@ -365,7 +365,7 @@ def render_sql_with_jinja(
     except _FAILURES as exc:
         raise TemplateError(_failure(source, exc)) from None
     fragments = collector.fragments
-    texts = [f.composable.as_string(conn) for f in fragments]
+    texts = [f.text(conn) for f in fragments]
     split = statements(shaped)  # every output where it may stand, before any is spliced
     if not collector.params:  # the whole text, in one simple query
         return [bind_statement(shaped, [], texts, fragments)]
