@@ -103,6 +103,7 @@ def _check_command(tree: jinja2.nodes.Template) -> None:
 def _make_env(*, for_sql: bool, finalize: Any, check: Any = _check_any) -> BoundedEnvironment:
     env = BoundedEnvironment(
         _check_sql if for_sql else check,
+        templatesafe.safe_name,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,

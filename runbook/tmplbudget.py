@@ -265,9 +265,12 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
 
-    def __init__(self, check: Check, **options: Any) -> None:
+    def __init__(self, check: Check, safe_name: Callable[[str], bool], **options: Any) -> None:
+        """`check` refuses a tree before it is compiled; `safe_name` tells the
+        attribute names a template may read (runbook.templatesafe)."""
         super().__init__(**options)
         self.check = check
+        self.safe_name = safe_name
         # Constant folding would run filters while compiling, outside any budget.
         self.optimized = False
         for name in ("cycler", "joiner", "lipsum", "namespace"):
@@ -277,9 +280,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         self.globals[CHARGE] = _charge
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        from runbook import templatesafe
-
-        return templatesafe.safe_name(attr) and super().is_safe_attribute(obj, attr, value)
+        return self.safe_name(attr) and super().is_safe_attribute(obj, attr, value)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         result = binop(operator, left, right)
