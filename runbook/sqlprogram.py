@@ -25,6 +25,7 @@ from runbook import sqltext, tmplfast
 from runbook.errors import TemplateError
 from runbook.sqlvalues import (
     MARK,
+    MARKERS,
     Fragment,
     RenderedSql,
     check_spliced,
@@ -61,9 +62,6 @@ def _pieces(shaped: str) -> Pieces:
     return tuple(pieces)
 
 
-_CONTROL = frozenset("\x00\x01\x02")  # the shape's markers: never the author's text
-
-
 class _OwnIndex(dict[int, int]):
     def __missing__(self, key: int) -> int:
         return key
@@ -84,7 +82,7 @@ def _split(shaped: str) -> tuple[Pieces, ...]:
 
 def _compile(source: str) -> Program | None:
     parts = tmplfast.parse_template(source, True)
-    if parts is None or any(isinstance(p, str) and _CONTROL & set(p) for p in parts):
+    if parts is None or any(isinstance(p, str) and MARKERS & set(p) for p in parts):
         return None  # Jinja's path renders it, or refuses it with its reasons
     shaped = shape(parts)
     split = _split(shaped)
@@ -213,7 +211,7 @@ def prime(dumped: Mapping[str, Any]) -> None:
         if source in PROGRAMS:
             continue  # compiled already (a process that runs playbooks again)
         parts = tmplfast.parse_template(source, True)
-        if parts is None or any(isinstance(p, str) and _CONTROL & set(p) for p in parts):
+        if parts is None or any(isinstance(p, str) and MARKERS & set(p) for p in parts):
             raise ValueError("not a fast-path template")
         shaped = shape(parts)
         split = tuple(_load_pieces(s) for s in data["statements"])

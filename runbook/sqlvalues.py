@@ -28,6 +28,8 @@ from runbook.errors import TemplateError
 PARAM = "\x00"
 FRAGMENT = "\x01"
 NAME = "\x02"  # a fragment that is an identifier
+# The author's text can never hold these: they would read as outputs.
+MARKERS = frozenset(PARAM + FRAGMENT + NAME)
 MARK = re.compile("([\x00\x01\x02])([0-9]+)[\x00\x01\x02]")
 
 

@@ -38,7 +38,7 @@ from runbook.sqlvalues import (
     literal,
     statements,
 )
-from runbook.tmplbudget import BUDGET, BoundedEnvironment, Budget, charge_output
+from runbook.tmplbudget import BUDGET, BoundedEnvironment, Budget, Check, charge_output
 
 PARAMS_KEY = "__runbook_binds__"
 
@@ -100,7 +100,7 @@ def _check_command(tree: jinja2.nodes.Template) -> None:
     _refuse(next(iter(templateshape.command_faults(tree)), None))
 
 
-def _make_env(*, for_sql: bool, finalize: Any, check: Any = _check_any) -> BoundedEnvironment:
+def _make_env(*, for_sql: bool, finalize: Any, check: Check = _check_any) -> BoundedEnvironment:
     env = BoundedEnvironment(
         _check_sql if for_sql else check,
         templatesafe.safe_name,

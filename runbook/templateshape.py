@@ -30,7 +30,6 @@ from runbook import sqltext, sqlvalues
 
 SQL_FILTERS = frozenset({"ident", "literal"})
 SHAPE_LIMIT = 512
-_CONTROL = frozenset("\x00\x01\x02")  # runbook.sqlvalues' markers
 
 ALLOWED = (
     "in SQL only {{ value }} (a bound parameter), {{ x | ident }}, {{ x | literal }}, "
@@ -115,7 +114,7 @@ def _disallowed(body: Sequence[nodes.Node]) -> Iterator[tuple[int, str, str | No
         if isinstance(node, nodes.Output):
             for child in node.nodes:
                 if isinstance(child, nodes.TemplateData):
-                    if _CONTROL & set(child.data):
+                    if sqlvalues.MARKERS & set(child.data):
                         yield line, "SQL text cannot hold the control characters \\x00-\\x02", None
                 else:
                     yield from _output_faults(child)
