@@ -80,16 +80,25 @@ def _split(shaped: str) -> tuple[Pieces, ...]:
     return tuple(_pieces(s) for s in statements(shaped))
 
 
-def _compile(source: str) -> Program | None:
+def _parts(source: str) -> tmplfast.Parts | None:
+    """A fast-path template's parts; None if Jinja must render it (or refuse it
+    with its reasons: the author's text holding a marker character)."""
     parts = tmplfast.parse_template(source, True)
     if parts is None or any(isinstance(p, str) and MARKERS & set(p) for p in parts):
-        return None  # Jinja's path renders it, or refuses it with its reasons
-    shaped = shape(parts)
-    split = _split(shaped)
+        return None
+    return parts
+
+
+def _program(parts: tmplfast.Parts, split: tuple[Pieces, ...]) -> Program:
     outputs = tuple((i, part) for i, part in enumerate(parts) if not isinstance(part, str))
     plain = all(part.filter is None for _, part in outputs)
     ready = tuple(_ready(s) for s in split) if plain and outputs else None
-    return Program(outputs, shaped, split, ready)
+    return Program(outputs, shape(parts), split, ready)
+
+
+def _compile(source: str) -> Program | None:
+    parts = _parts(source)
+    return None if parts is None else _program(parts, _split(shape(parts)))
 
 
 # Compiled programs by source; primed from the check cache (see dump/prime).
@@ -210,16 +219,12 @@ def prime(dumped: Mapping[str, Any]) -> None:
     for source, data in dumped.items():
         if source in PROGRAMS:
             continue  # compiled already (a process that runs playbooks again)
-        parts = tmplfast.parse_template(source, True)
-        if parts is None or any(isinstance(p, str) and MARKERS & set(p) for p in parts):
+        parts = _parts(source)
+        if parts is None:
             raise ValueError("not a fast-path template")
-        shaped = shape(parts)
         split = tuple(_load_pieces(s) for s in data["statements"])
-        _same_text(split, shaped)
-        outputs = tuple((i, part) for i, part in enumerate(parts) if not isinstance(part, str))
-        plain = all(part.filter is None for _, part in outputs)
-        ready = tuple(_ready(s) for s in split) if plain and outputs else None
-        programs[source] = Program(outputs, shaped, split, ready)
+        _same_text(split, shape(parts))
+        programs[source] = _program(parts, split)
     PROGRAMS.update(programs)
 
 
