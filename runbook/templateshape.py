@@ -246,10 +246,9 @@ def _shapes(body: Sequence[nodes.Node], numbering: _Numbering, position: Positio
 
 
 def _joined(heads: list[str], tails: list[str]) -> list[str]:
-    shapes = list(dict.fromkeys(a + b for a in heads for b in tails))
-    if len(shapes) > SHAPE_LIMIT:
-        raise _TooMany
-    return shapes
+    if len(heads) * len(tails) > SHAPE_LIMIT:
+        raise _TooMany  # before making them: the product is what grows
+    return list(dict.fromkeys(a + b for a in heads for b in tails))
 
 
 def _node_shapes(node: nodes.Node, numbering: _Numbering, position: Position) -> list[str]:
@@ -276,6 +275,8 @@ def _if_shapes(node: nodes.If, numbering: _Numbering, position: Position) -> lis
         if decided is False:
             continue
         options += _shapes(body, numbering, position)
+        if len(options) > SHAPE_LIMIT:
+            raise _TooMany
         if decided is True:
             return list(dict.fromkeys(options))
     options += _shapes(node.else_, numbering, position)  # [""] without an else

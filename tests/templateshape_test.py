@@ -78,3 +78,10 @@ def test_an_accepted_shape_never_runs_a_value_as_sql(conn: Conn, source: str, va
             else:
                 conn.execute(stmt.query, stmt.params)
     assert conn.execute("SELECT to_regclass('keep') IS NOT NULL").fetchone() == (True,), source
+
+
+def test_too_many_shapes_are_refused_not_half_checked() -> None:
+    nine = "".join(f"{{% if v %}} AND c{i} = {{{{ v }}}}{{% endif %}}" for i in range(9))
+    assert template.shape_error("SELECT 1 WHERE true" + nine) is None
+    many = "".join(f"{{% if v %}} AND c{i} = {{{{ v }}}}{{% endif %}}" for i in range(40))
+    assert "shapes" in (template.shape_error("SELECT 1 WHERE true" + many) or "")
