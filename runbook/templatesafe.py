@@ -17,7 +17,7 @@ and constant operations too big to make (`'x' * 10**15`, `range(10**9)`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jinja2.nodes as nodes
@@ -132,14 +132,41 @@ def _fault(node: nodes.Node) -> str | None:
     if isinstance(node, nodes.Getattr) and not safe_name(node.attr):
         return _refused(node.attr)
     if isinstance(node, nodes.Getitem):
-        key = node.arg
-        if isinstance(key, nodes.Const) and isinstance(key.value, str) and not safe_key(key.value):
-            return _refused(key.value)
+        return _name_fault(node.arg, safe_key)
     if isinstance(node, nodes.Filter):
         return _filter_fault(node) or _constant_fault(node)
-    if isinstance(node, nodes.BinExpr | nodes.Call | nodes.Filter):
+    if isinstance(node, nodes.BinExpr | nodes.Call):
         return _constant_fault(node)
     return None
+
+
+def _name_fault(node: nodes.Node, safe: Callable[[str], bool]) -> str | None:
+    """Why a key or attribute name given by an expression is refused, or None.
+
+    A name read from a value (`row[col]`) is the sandbox's to check when the run
+    reaches it. A name made from constants (`x['__cla' ~ 'ss__']`) is worked out
+    here and checked, and one these rules cannot work out is refused."""
+    if any(name.ctx == "load" for name in _names(node)):
+        return None
+    if not any(isinstance(c.value, str) for c in _consts(node)):
+        return None  # a number or a slice names no attribute
+    try:
+        value = constant(node)
+    except Exception:  # not a constant these rules can work out
+        return "a key made from constants in a way runbook cannot check; write it out"
+    if isinstance(value, str):
+        for part in value.split("."):
+            if not safe(part):
+                return _refused(part)
+    return None
+
+
+def _names(node: nodes.Node) -> list[nodes.Name]:
+    return [node] if isinstance(node, nodes.Name) else list(node.find_all(nodes.Name))
+
+
+def _consts(node: nodes.Node) -> list[nodes.Const]:
+    return [node] if isinstance(node, nodes.Const) else list(node.find_all(nodes.Const))
 
 
 def _refused(name: str) -> str:
@@ -158,21 +185,22 @@ def _filter_fault(node: nodes.Filter) -> str | None:
         return None
     position, keyword = spec
     names: list[nodes.Expr] = []
+    # `| attr` reads an attribute (as `.name` does); the others read an item first.
+    is_attr = node.name == "attr"
     if node.name == "map" and node.args:
         first = node.args[0]
         if isinstance(first, nodes.Const) and first.value == "attr" and len(node.args) > 1:
-            names.append(node.args[1])
+            names.append(node.args[1])  # map('attr', name)
+            is_attr = True
     elif position is not None and len(node.args) > position:
         names.append(node.args[position])
     names.extend(kw.value for kw in node.kwargs if kw.key == keyword)
     for name in names:
-        if not isinstance(name, nodes.Const) or not isinstance(name.value, str | int):
-            if node.name == "attr":
-                return "`| attr` takes a constant name (a name from a value could be anything)"
-            continue
-        for part in str(name.value).split("."):
-            if not safe_name(part) and (node.name == "attr" or not safe_key(part)):
-                return _refused(part)
+        if is_attr and _names(name):
+            return "`| attr` takes a constant name (a name from a value could be anything)"
+        problem = _name_fault(name, safe_name if is_attr else safe_key)
+        if problem:
+            return problem
     return None
 
 
@@ -205,6 +233,8 @@ def constant(node: nodes.Node) -> Any:
         return node.value
     if isinstance(node, nodes.Neg):
         return -_number(constant(node.node))
+    if isinstance(node, nodes.Concat):
+        return "".join(str(constant(part)) for part in node.nodes)
     if isinstance(node, nodes.List | nodes.Tuple):
         items = [constant(item) for item in node.items]
         return items if isinstance(node, nodes.List) else tuple(items)
