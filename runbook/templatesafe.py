@@ -264,7 +264,8 @@ def constant(node: nodes.Node) -> Any:
         if node.dyn_args is not None or node.dyn_kwargs is not None:
             raise _Unknown
         tmplbudget.refuse_size(
-            tmplfilters.SIZES[node.name](constant(node.node), *args, **kwargs), f"`| {node.name}`"
+            tmplfilters.SIZES[node.name](tmplbudget.weight, constant(node.node), *args, **kwargs),
+            f"`| {node.name}`",
         )
     raise _Unknown
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import jinja2
 import jinja2.nodes as nodes
@@ -29,6 +29,7 @@ from runbook.errors import TemplateError
 BUDGET = "__runbook_budget__"
 ITER = "__runbook_iter__"
 CHARGE = "__runbook_charge__"
+KEEP = "__runbook_keep__"
 
 STEP_LIMIT = 1_000_000  # loop iterations and calls, per render
 TEXT_LIMIT = 10_000_000  # characters written or made, per render
@@ -42,13 +43,14 @@ class BudgetExceeded(TemplateError):
 
 
 class Budget:
-    """What one render has used so far."""
+    """What one render has used so far, and the sizes of the values it measured."""
 
-    __slots__ = ("chars", "steps")
+    __slots__ = ("chars", "sizes", "steps")
 
     def __init__(self) -> None:
         self.steps = 0
         self.chars = 0
+        self.sizes: Sizes = {}
 
     def step(self, count: int = 1) -> None:
         self.steps += count
@@ -65,6 +67,14 @@ class Budget:
                 f"the template makes more than {TEXT_LIMIT:,} characters of text and values"
             )
 
+    def weigh(self, value: Any) -> int:
+        """weight(value), each container measured once per render; the measuring
+        counts against the budget like the text it stands for."""
+        size, work = measure(value, self.sizes)
+        if work:
+            self.text(work)
+        return size
+
 
 def budget_of(context: Any) -> Budget:
     found = context.get(BUDGET) if context is not None else None
@@ -73,32 +83,70 @@ def budget_of(context: Any) -> Budget:
     return found
 
 
-def weight(value: Any, limit: int = VALUE_LIMIT) -> int:
+# Sizes of the containers measured so far, by id (each kept, so no id is reused).
+Sizes = dict[int, tuple[Any, int]]
+Weigh = Callable[[Any], int]
+_CONTAINERS = (Mapping, list, tuple, set, frozenset)
+_FULL = VALUE_LIMIT + 1  # "too big": sizes saturate here
+
+
+def _leaf(item: Any) -> int | None:
+    """The size of a value that holds no others, or None for a container."""
+    if isinstance(item, str | bytes | bytearray | range):
+        return len(item)
+    if isinstance(item, bool) or not isinstance(item, int):
+        return None if isinstance(item, _CONTAINERS) else 1
+    return item.bit_length() // 8 + 1
+
+
+def _children(item: Any) -> list[Any]:
+    if isinstance(item, Mapping):
+        return [part for pair in item.items() for part in pair]
+    return list(item)
+
+
+def weight(value: Any) -> int:
     """Size of a value in characters and items, counting shared parts each time
-    they appear (as printing or joining them would); stops a little past `limit`."""
-    total = 0
+    they appear (as printing or joining them would); at most VALUE_LIMIT + 1."""
+    return measure(value, {})[0]
+
+
+def measure(value: Any, sizes: Sizes) -> tuple[int, int]:
+    """(weight, work): each container not in `sizes` is measured once, from its
+    children up, without recursion; work counts the children read. A container
+    that holds itself is too big."""
+    leaf = _leaf(value)
+    if leaf is not None:
+        return leaf, 0
+    work = 0
+    opened: set[int] = set()
     stack = [value]
     while stack:
-        item = stack.pop()
-        if isinstance(item, str | bytes | bytearray | range):
-            total += len(item)
-        elif isinstance(item, Mapping):
-            total += 1
-            for key, val in item.items():
-                stack.append(key)
-                stack.append(val)
-                if len(stack) > limit:
-                    return limit + 1
-        elif isinstance(item, list | tuple | set | frozenset):
-            total += 1
-            stack.extend(item)
-        elif isinstance(item, int) and not isinstance(item, bool):
-            total += item.bit_length() // 8 + 1
-        else:
-            total += 1
-        if total > limit or len(stack) > limit:
-            return limit + 1
-    return total
+        item = stack[-1]
+        key = id(item)
+        if key in sizes:
+            stack.pop()
+            continue
+        if key not in opened:
+            opened.add(key)
+            for child in _children(item):
+                work += 1
+                if _leaf(child) is None and id(child) not in sizes:
+                    if id(child) in opened:
+                        sizes[id(child)] = (child, _FULL)  # a cycle
+                    else:
+                        stack.append(child)
+            continue
+        stack.pop()
+        total = 1
+        for child in _children(item):
+            leaf = _leaf(child)
+            total += leaf if leaf is not None else sizes[id(child)][1]
+            if total >= _FULL:
+                total = _FULL
+                break
+        sizes[key] = (item, total)
+    return sizes[id(value)][1], work
 
 
 def refuse_size(size: int, what: str) -> None:
@@ -120,12 +168,12 @@ def _count(value: Any, what: str) -> int:
 _SEQUENCE = (str, bytes, list, tuple)
 
 
-def binop(operator: str, left: Any, right: Any) -> Any:
+def binop(operator: str, left: Any, right: Any, weigh: Weigh = weight) -> Any:
     """`left operator right`, refused before it makes something too big."""
     if operator == "*":
         for seq, times in ((left, right), (right, left)):
             if isinstance(seq, _SEQUENCE) and isinstance(times, int):
-                refuse_size(weight(seq) * max(times, 0), "repeating a value")
+                refuse_size(weigh(seq) * max(times, 0), "repeating a value")
         if (
             isinstance(left, int)
             and isinstance(right, int)
@@ -145,11 +193,11 @@ def binop(operator: str, left: Any, right: Any) -> Any:
         return left**right
     if operator == "+":
         if isinstance(left, _SEQUENCE) and isinstance(right, _SEQUENCE):
-            refuse_size(weight(left) + weight(right), "adding two values")
+            refuse_size(weigh(left) + weigh(right), "adding two values")
         return left + right
     if operator == "%":
         if isinstance(left, str):
-            return percent_format(left, right)
+            return percent_format(left, right, weigh)
         return left % right
     raise TemplateError(f"operator {operator!r} is not bounded")  # not intercepted
 
@@ -158,10 +206,10 @@ def binop(operator: str, left: Any, right: Any) -> Any:
 _CONVERSION = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[a-zA-Z%]")
 
 
-def percent_format(template: str, args: Any) -> str:
+def percent_format(template: str, args: Any, weigh: Weigh = weight) -> str:
     """`template % args`, with every width and precision at most WIDTH_LIMIT."""
     values = args if isinstance(args, tuple) else (args,)
-    size = len(template) + sum(weight(v) for v in values)
+    size = len(template) + sum(weigh(v) for v in values)
     for match in _CONVERSION.finditer(template):
         for number in match.groups():
             if number == "*":
@@ -173,7 +221,7 @@ def percent_format(template: str, args: Any) -> str:
     return str(template % args)
 
 
-def estimate_call(func: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+def estimate_call(func: Any, args: tuple[Any, ...], weigh: Weigh) -> tuple[Any, ...]:
     """Refuse a str/bytes method call that would make too big a value; the
     arguments to call it with (an iterator read to measure it, as a list)."""
     owner = getattr(func, "__self__", None)
@@ -184,7 +232,7 @@ def estimate_call(func: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
         refuse_size(max(len(owner), _count(args[0], f"{name}()'s width")), f"{name}()")
     elif name == "join" and args:
         items = args[0] if isinstance(args[0], list | tuple) else list(args[0])
-        refuse_size(weight(items) + len(owner) * len(items), "join()")
+        refuse_size(weigh(items) + len(owner) * len(items), "join()")
         return (items, *args[1:])
     elif name == "replace" and len(args) >= 2:
         refuse_size(replaced_size(owner, args[0], args[1], *args[2:3]), "replace()")
@@ -217,6 +265,22 @@ def instrument(tree: nodes.Template) -> None:
         statement = nodes.ExprStmt(charge)
         statement.set_lineno(block.lineno)
         block.body.insert(0, statement)
+    # A value kept under a name is measured (as every call's arguments are): each
+    # `{% set b = [a, a] %}` could double what printing it would make.
+    for assign in list(tree.find_all(nodes.Assign)):
+        assign.node = _kept(assign.node)
+    for scope in list(tree.find_all(nodes.With)):
+        scope.values = [_kept(value) for value in scope.values]
+
+
+def _kept(value: nodes.Node) -> nodes.Expr:
+    call = nodes.Call(nodes.Name(KEEP, "load"), [cast(nodes.Expr, value)], [], None, None)
+    call.set_lineno(value.lineno or 1)
+    return call
+
+
+def _keep(value: Any) -> Any:
+    return value  # measured on the way in, by BoundedEnvironment.call
 
 
 def _static_size(body: Iterable[nodes.Node]) -> int:
@@ -253,7 +317,8 @@ def _charge(context: Any, cost: int) -> str:
 @jinja2.pass_context
 def charge_output(context: Any, value: Any) -> Any:
     """A finalize hook for text: what a template prints counts."""
-    budget_of(context).text(len(value) if isinstance(value, str) else weight(value))
+    budget = budget_of(context)
+    budget.text(len(value) if isinstance(value, str) else budget.weigh(value))
     return value
 
 
@@ -278,21 +343,25 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             self.globals.pop(name, None)
         self.globals[ITER] = _iterate
         self.globals[CHARGE] = _charge
+        self.globals[KEEP] = _keep
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         return self.safe_name(attr) and super().is_safe_attribute(obj, attr, value)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        result = binop(operator, left, right)
-        budget_of(context).text(weight(result))
+        budget = budget_of(context)
+        result = binop(operator, left, right, budget.weigh)
+        budget.text(budget.weigh(result))
         return result
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         budget = budget_of(__context)
         budget.step()
-        args = estimate_call(__obj, args)
+        for value in (*args, *kwargs.values()):
+            refuse_size(budget.weigh(value), "a value passed on")
+        args = estimate_call(__obj, args, budget.weigh)
         result = super().call(__context, __obj, *args, **kwargs)
-        budget.text(weight(result))
+        budget.text(budget.weigh(result))
         return result
 
     def _generate(

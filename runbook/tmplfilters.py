@@ -18,11 +18,11 @@ import jinja2.filters
 from runbook.tmplbudget import (
     WIDTH_LIMIT,
     BudgetExceeded,
+    Weigh,
     budget_of,
     percent_format,
     refuse_size,
     replaced_size,
-    weight,
 )
 
 Filter = Callable[..., Any]
@@ -46,7 +46,7 @@ def _bounded(name: str, size: Callable[..., int]) -> Filter:
         budget = budget_of(context)
         if args and isinstance(args[0], Iterator):
             args = (list(args[0]), *args[1:])  # a generator is read once: keep its items
-        refuse_size(size(*args, **kwargs), f"`| {name}`")
+        refuse_size(size(budget.weigh, *args, **kwargs), f"`| {name}`")
         if passes is jinja2.utils._PassArg.context:
             result = original(context, *args, **kwargs)
         elif passes is jinja2.utils._PassArg.eval_context:
@@ -55,56 +55,57 @@ def _bounded(name: str, size: Callable[..., int]) -> Filter:
             result = original(context.environment, *args, **kwargs)
         else:
             result = original(*args, **kwargs)
-        budget.text(weight(result))
+        budget.text(budget.weigh(result))
         return result
 
     bounded.__name__ = f"bounded_{name}"
     return bounded
 
 
-def _center(value: Any, width: Any = 80) -> int:
+def _center(weigh: Weigh, value: Any, width: Any = 80) -> int:
     return max(len(str(value)), _width(width, "a `center` width"))
 
 
-def _indent(text: Any, width: Any = 4, *_: Any, **__: Any) -> int:
+def _indent(weigh: Weigh, text: Any, width: Any = 4, *_: Any, **__: Any) -> int:
     lines = str(text)
     return len(lines) + (lines.count("\n") + 1) * _width(width, "an indent")
 
 
-def _join(value: Any, d: Any = "", attribute: Any = None) -> int:
+def _join(weigh: Weigh, value: Any, d: Any = "", attribute: Any = None) -> int:
     items = value if isinstance(value, list | tuple) else list(value)
-    return weight(items) + len(str(d)) * len(items)
+    return weigh(items) + len(str(d)) * len(items)
 
 
-def _replace(text: Any, old: Any, new: Any, count: Any = None) -> int:
+def _replace(weigh: Weigh, text: Any, old: Any, new: Any, count: Any = None) -> int:
     return replaced_size(text, old, new, -1 if count is None else count)
 
 
-def _format(value: Any, *args: Any, **kwargs: Any) -> int:
+def _format(weigh: Weigh, value: Any, *args: Any, **kwargs: Any) -> int:
     # Checked by formatting with the bounded %-operator; the result's size follows.
-    return len(percent_format(str(value), kwargs or args))
+    return len(percent_format(str(value), kwargs or args, weigh))
 
 
-def _slice(value: Any, slices: Any, fill_with: Any = None) -> int:
-    return _width(slices, "a `slice` count") + weight(value)
+def _slice(weigh: Weigh, value: Any, slices: Any, fill_with: Any = None) -> int:
+    return _width(slices, "a `slice` count") + weigh(value)
 
 
-def _batch(value: Any, linecount: Any, fill_with: Any = None) -> int:
-    return _width(linecount, "a `batch` size") + weight(value)
+def _batch(weigh: Weigh, value: Any, linecount: Any, fill_with: Any = None) -> int:
+    return _width(linecount, "a `batch` size") + weigh(value)
 
 
-def _sum(iterable: Any, attribute: Any = None, start: Any = 0) -> int:
+def _sum(weigh: Weigh, iterable: Any, attribute: Any = None, start: Any = 0) -> int:
     if isinstance(start, bool) or not isinstance(start, int | float):
         raise BudgetExceeded("`| sum` adds numbers: its start must be a number")
     return 0
 
 
-def _tojson(value: Any, indent: Any = None) -> int:
+def _tojson(weigh: Weigh, value: Any, indent: Any = None) -> int:
     step = 0 if indent is None else _width(indent, "a `tojson` indent")
-    return weight(value) * (2 + step)
+    return weigh(value) * (2 + step)
 
 
 def _wordwrap(
+    weigh: Weigh,
     text: Any,
     width: Any = 79,
     break_long_words: Any = True,

@@ -104,3 +104,15 @@ def test_weight_counts_shared_parts_and_stops_early() -> None:
 def test_a_measured_iterator_is_still_used_whole() -> None:
     assert template.render_text("{{ '-'.join(range(4) | map('string')) }}", {}) == "0-1-2-3"
     assert template.render_text("{{ range(4) | map('string') | join('+') }}", {}) == "0+1+2+3"
+
+
+def test_values_that_share_their_parts_are_measured_when_kept() -> None:
+    doubling = "".join(f"{{% set a{i + 1} = [a{i}, a{i}] %}}" for i in range(40))
+    with pytest.raises(TemplateError, match="value"):
+        template.render_text("{% set a0 = 'x' %}" + doubling + "{{ a40 | string | length }}", {})
+    macro = (
+        "{% macro f(x, n) %}{% if n %}{{ f([x, x], n - 1) }}{% else %}{{ x | string | length }}"
+        "{% endif %}{% endmacro %}{{ f('x', 40) }}"
+    )
+    with pytest.raises(TemplateError, match="value"):
+        template.render_text(macro, {})
