@@ -321,3 +321,24 @@ steps:
     result = project.run("run", str(book), "--yes")
     assert result.exit_code == 3, result.output
     assert "would make a value" in result.output and "Traceback" not in result.output
+
+
+def test_an_included_playbook_is_held_to_the_same_rules(project: Project, conn: Conn) -> None:
+    conn.execute("CREATE TABLE keep (x int)")
+    project.playbook(
+        """name: inner
+kind: change
+vars: {t: x}
+steps:
+  - name: Hostile
+    sql: "SELECT 1 {% filter replace('X', t) %}X{% endfilter %}"
+""",
+        name="inner.yaml",
+    )
+    book = project.playbook(HEAD + "    include: inner.yaml\n")
+    checked = project.run("validate", str(book))
+    assert checked.exit_code == 2, checked.output
+    assert "playbooks/inner.yaml:6:" in checked.output and "filter" in checked.output
+    ran = project.run("run", str(book), "--yes")
+    assert ran.exit_code == 2, ran.output
+    assert conn.execute("SELECT to_regclass('ran') IS NULL").fetchone() == (True,)
