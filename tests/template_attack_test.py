@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -149,9 +150,17 @@ def test_a_hostile_shape_is_refused_before_anything_runs(
 ) -> None:
     conn.execute("CREATE TABLE keep (x int)")
     book = project.playbook(_playbook(field, value))
+    _refused_before_running(project, conn, book, f"playbooks/p.yaml:{LINE}:", "")
+
+
+def _refused_before_running(
+    project: Project, conn: Conn, book: Path, place: str, word: str
+) -> None:
+    """`validate` refuses the playbook at `place`; `run` refuses it before its
+    first (writing) step, and `keep` is still there."""
     checked = project.run("validate", str(book))
     assert checked.exit_code == 2, checked.output
-    assert f"playbooks/p.yaml:{LINE}:" in checked.output, checked.output
+    assert place in checked.output and word in checked.output, checked.output
     assert "Traceback" not in checked.output
     ran = project.run("run", str(book), "--yes")
     assert ran.exit_code == 2, ran.output
@@ -264,12 +273,7 @@ def test_a_sql_file_is_held_to_the_same_rules(project: Project, conn: Conn) -> N
     conn.execute("CREATE TABLE keep (x int)")
     project.write("sql/hostile.sql", "SELECT 1\n/* {{ t | literal }} */;\n")
     book = project.playbook(HEAD + "    sql_file: hostile.sql\n")
-    checked = project.run("validate", str(book))
-    assert checked.exit_code == 2, checked.output
-    assert "sql/hostile.sql:2:" in checked.output and "comment" in checked.output
-    ran = project.run("run", str(book), "--yes")
-    assert ran.exit_code == 2, ran.output
-    assert conn.execute("SELECT to_regclass('ran') IS NULL").fetchone() == (True,)
+    _refused_before_running(project, conn, book, "sql/hostile.sql:2:", "comment")
 
 
 @pytest.mark.parametrize(
@@ -336,9 +340,4 @@ steps:
         name="inner.yaml",
     )
     book = project.playbook(HEAD + "    include: inner.yaml\n")
-    checked = project.run("validate", str(book))
-    assert checked.exit_code == 2, checked.output
-    assert "playbooks/inner.yaml:6:" in checked.output and "filter" in checked.output
-    ran = project.run("run", str(book), "--yes")
-    assert ran.exit_code == 2, ran.output
-    assert conn.execute("SELECT to_regclass('ran') IS NULL").fetchone() == (True,)
+    _refused_before_running(project, conn, book, "playbooks/inner.yaml:6:", "filter")
