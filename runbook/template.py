@@ -38,7 +38,7 @@ from runbook.sqlvalues import (
     literal,
     statements,
 )
-from runbook.tmplbudget import BUDGET, BoundedEnvironment, Budget, Check, charge_output
+from runbook.tmplbudget import BUDGET, BoundedEnvironment, Budget, charge_output
 
 PARAMS_KEY = "__runbook_binds__"
 
@@ -95,14 +95,9 @@ def _check_sql(tree: jinja2.nodes.Template) -> None:
     _refuse(next(iter(templateshape.faults(tree)), None))
 
 
-def _check_command(tree: jinja2.nodes.Template) -> None:
-    _check_any(tree)
-    _refuse(next(iter(templateshape.command_faults(tree)), None))
-
-
-def _make_env(*, for_sql: bool, finalize: Any, check: Check = _check_any) -> BoundedEnvironment:
+def _make_env(*, for_sql: bool, finalize: Any) -> BoundedEnvironment:
     env = BoundedEnvironment(
-        _check_sql if for_sql else check,
+        _check_sql if for_sql else _check_any,
         templatesafe.safe_name,
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -121,7 +116,7 @@ def _make_env(*, for_sql: bool, finalize: Any, check: Check = _check_any) -> Bou
 SQL_ENV = _make_env(for_sql=True, finalize=_bind)
 TEXT_ENV = _make_env(for_sql=False, finalize=charge_output)
 # Shell command lines bind values as environment variables, like SQL parameters.
-SHELL_ENV = _make_env(for_sql=False, finalize=_bind, check=_check_command)
+SHELL_ENV = _make_env(for_sql=False, finalize=_bind)
 BUILTIN_NAMES = frozenset(TEXT_ENV.globals) | {"true", "false", "none", "True", "False", "None"}
 
 
@@ -252,15 +247,6 @@ def _simple(kind: Kind, source: str) -> tmplfast.Parts | tmplfast.Comparison | N
     if kind is Kind.EXPR:
         return tmplfast.parse_expression(source)
     return tmplfast.parse_template(source, kind is Kind.SQL)
-
-
-def command_faults(source: str) -> list[tuple[int, str, str]]:
-    """(line, message, code) of what a shell `command:` template may not do
-    besides the sandbox's rules: write text that is not a {{ value }}."""
-    tree = _parse(Kind.TEXT, source)
-    return [
-        (line, message, "command-shape") for line, message in templateshape.command_faults(tree)
-    ]
 
 
 def shape_error(source: str) -> str | None:

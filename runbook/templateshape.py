@@ -61,7 +61,7 @@ Fault = tuple[int, str]
 
 def faults(tree: nodes.Template) -> list[Fault]:
     """(line, message) of what makes a SQL template unsafe; empty if it is safe."""
-    found = [(line, message) for line, message, _ in _disallowed(tree.body)]
+    found = list(_disallowed(tree.body))
     if found:
         return found
     lines: dict[int, int] = {}
@@ -90,32 +90,15 @@ def faults(tree: nodes.Template) -> list[Fault]:
     return []
 
 
-def command_faults(tree: nodes.Template) -> list[Fault]:
-    """(line, message) of what makes a shell command template write text no rule
-    quoted: the same allow-list as SQL, where each {{ value }} reaches the shell
-    as one word (and there is no `| ident` or `| literal`)."""
-    return [
-        (
-            line,
-            f"`{tag}` would write text into the command line that no rule quotes; only "
-            "{{ value }} (one word, whatever it holds), {% if %} and {% for %} may shape "
-            "a command",
-        )
-        if tag
-        else (line, message)
-        for line, message, tag in _disallowed(tree.body)
-    ]
-
-
-def _disallowed(body: Sequence[nodes.Node]) -> Iterator[tuple[int, str, str | None]]:
-    """(line, message, the refused tag if a statement) of what the allow-list refuses."""
+def _disallowed(body: Sequence[nodes.Node]) -> Iterator[Fault]:
+    """(line, message) of what the allow-list refuses."""
     for node in body:
         line = node.lineno or 1
         if isinstance(node, nodes.Output):
             for child in node.nodes:
                 if isinstance(child, nodes.TemplateData):
                     if sqlvalues.MARKERS & set(child.data):
-                        yield line, "SQL text cannot hold the control characters \\x00-\\x02", None
+                        yield line, "SQL text cannot hold the control characters \\x00-\\x02"
                 else:
                     yield from _output_faults(child)
         elif isinstance(node, nodes.If):
@@ -132,8 +115,7 @@ def _disallowed(body: Sequence[nodes.Node]) -> Iterator[tuple[int, str, str | No
             yield from _disallowed(node.body)
             yield from _disallowed(node.else_)
         else:
-            tag = _tag(node)
-            yield line, _REFUSED.get(type(node)) or f"`{tag}` is not allowed: {ALLOWED}", tag
+            yield line, _REFUSED.get(type(node)) or f"`{_tag(node)}` is not allowed: {ALLOWED}"
 
 
 def _tag(node: nodes.Node) -> str:
@@ -143,26 +125,21 @@ def _tag(node: nodes.Node) -> str:
         nodes.ScopedEvalContextModifier: "{% autoescape %}",
         nodes.EvalContextModifier: "{% autoescape %}",
         nodes.ExprStmt: "{% do %}",
-        nodes.FilterBlock: "{% filter %}",
-        nodes.AssignBlock: "{% set %}…{% endset %}",
-        nodes.Assign: "{% set %}",
-        nodes.Macro: "{% macro %}",
-        nodes.CallBlock: "{% call %}",
     }
     return names.get(type(node), type(node).__name__)
 
 
-def _output_faults(expr: nodes.Expr) -> Iterator[tuple[int, str, str | None]]:
+def _output_faults(expr: nodes.Expr) -> Iterator[Fault]:
     if isinstance(expr, nodes.Filter) and expr.name in SQL_FILTERS:
         if expr.args or expr.kwargs or expr.dyn_args or expr.dyn_kwargs:
-            yield expr.lineno or 1, f"`| {expr.name}` takes no arguments", None
+            yield expr.lineno or 1, f"`| {expr.name}` takes no arguments"
         if expr.node is not None:
             yield from _plain(expr.node)
         return
     yield from _plain(expr)
 
 
-def _plain(expr: nodes.Node) -> Iterator[tuple[int, str, str | None]]:
+def _plain(expr: nodes.Node) -> Iterator[Fault]:
     """An expression whose value is data: no SQL text made inside it."""
     for node in [expr, *expr.find_all(nodes.Filter)]:
         if not isinstance(node, nodes.Filter):
@@ -175,7 +152,6 @@ def _plain(expr: nodes.Node) -> Iterator[tuple[int, str, str | None]]:
                 node.lineno or 1,
                 "`| ident` and `| literal` make SQL text, not a value: use one only as the "
                 "last filter of a {{ }} output ({{ x | int | literal }})",
-                None,
             )
 
 

@@ -99,8 +99,6 @@ class TemplateCheck:
                 )
         for f in actions.REGISTRY[step.kind].TEMPLATES:
             self._field(step.data_path, raw, f, known, local)
-        if step.kind == "shell":
-            self._command(step.data_path, raw)
         if step.kind == "sql_file":
             self._sql_file(step, known | local)
         if step.kind == "include":
@@ -166,22 +164,6 @@ class TemplateCheck:
         for name in sorted(missing):
             self.problems.append(doc_at(self.doc, path, self._undefined(name), "undefined"))
         for inner_line, message, code in template.shape_faults(kind, source):
-            line, col = self._inner_position(path, inner_line)
-            self.problems.append(
-                Problem(self.doc.path, line, col, format_path(path), message, code)
-            )
-
-    def _command(self, base: DataPath, raw: Any) -> None:
-        """A `shell: command:` line may take values ({{ x }}, each one word) but
-        no text a template writes itself ({% filter %} blocks, macros…)."""
-        body = raw.get("shell") if isinstance(raw, dict) else None
-        source = body.get("command") if isinstance(body, dict) else None
-        if not isinstance(source, str) or not template.is_template(source):
-            return
-        path = (*base, "shell", "command")
-        if template.syntax_error(Kind.TEXT, source):
-            return  # reported with the field's other checks
-        for inner_line, message, code in template.command_faults(source):
             line, col = self._inner_position(path, inner_line)
             self.problems.append(
                 Problem(self.doc.path, line, col, format_path(path), message, code)
