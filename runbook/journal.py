@@ -268,6 +268,11 @@ class Journal:
         run["steps"] = self.steps(run["id"])
         return run
 
+    def continuation(self, run_id: str) -> dict[str, Any] | None:
+        """The run that resumed or rolled back `run_id`, if one did."""
+        rows = self.query("SELECT * FROM runs WHERE continues = ?", (run_id,))
+        return rows[0] if rows else None
+
     def steps(self, run_id: str) -> list[dict[str, Any]]:
         """A run's steps: the fold of its `steps` events, in order."""
         steps: dict[int, dict[str, Any]] = {}
