@@ -247,3 +247,16 @@ def test_an_autocommit_step_cut_off_from_its_server_is_unknown(
     assert "outcome unknown" in out.decode()
     steps = project.journal().steps(_last_run_id(project))
     assert steps[0]["status"] == "unknown"
+
+
+def test_a_writing_step_may_not_end_its_own_transaction(project: Project) -> None:
+    book = project.playbook(
+        "name: tc\nkind: change\nsteps:\n"
+        '  - {name: Half, sql: "INSERT INTO t VALUES (1); COMMIT; INSERT INTO t VALUES (2)"}\n'
+        '  - {name: Savepoints are fine, sql: "SAVEPOINT s; SELECT 1; ROLLBACK TO SAVEPOINT s"}\n'
+        '  - {name: Autocommit may, autocommit: true, sql: "SELECT 1; COMMIT"}\n'
+    )
+    result = project.run("validate", str(book))
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if "transaction runbook runs" in line]
+    assert len(lines) == 1 and ":4:" in lines[0] and "`COMMIT`" in lines[0]

@@ -210,6 +210,8 @@ def _step_rules(pb: Playbook, ctx: Context) -> Iterator[Problem]:
             )
         if pb.kind == "check":
             yield from _read_only_escape(doc, step, ctx.root)
+        elif action.may_write(step) and not step.options.get("autocommit"):
+            yield from _transaction_control(doc, step, ctx.root)
         if step.kind == "sql_file":
             yield from _sql_file(doc, step, sql_root)
         if step.kind == "include":
@@ -281,6 +283,21 @@ def _read_only_escape(doc: Document, step: Step, root: Path) -> Iterator[Problem
                 "transaction or turn read-only off, and what follows could write; a check "
                 "controls no transactions (make the playbook kind: change if it must)",
                 "read-only-escape",
+            )
+
+
+def _transaction_control(doc: Document, step: Step, root: Path) -> Iterator[Problem]:
+    for path, sql in _step_sql(doc, step, root):
+        statement = sqltext.controls_transaction(sql)
+        if statement:
+            yield doc_at(
+                doc,
+                path,
+                f"`{statement}` would end the transaction runbook runs this writing step in "
+                "(with its exactly-once marker), so a crash could leave half the step done and "
+                "counted as done; split the step, group steps with `transaction:`, or mark it "
+                "`autocommit: true` (its crash outcome is then unknown)",
+                "transaction-control",
             )
 
 

@@ -108,9 +108,14 @@ def _claim(earlier: Earlier, verb: str) -> str:
     if last["id"] == earlier.run["id"]:
         return str(last["id"])
     how = "is being" if last["status"] == "running" else "was"
+    then = (
+        f"{verb} {last['id']} instead"
+        if last["status"] in UNFINISHED or verb == "roll back"
+        else "there is nothing left to do"
+    )
     raise UsageError(
         f"run {earlier.run['id']} {how} continued by run {last['id']} ({last['mode']}, "
-        f"{last['status']}): a run is resumed or rolled back once; {verb} {last['id']} instead"
+        f"{last['status']}): a run is resumed or rolled back once; {then}"
     )
 
 
