@@ -19,15 +19,11 @@ import psycopg
 import pytest
 
 from .conftest import Project
+from .crash_test import SLEEP as WAIT
+from .crash_test import SLEEPING
 
 pytestmark = pytest.mark.slow
 Conn = psycopg.Connection[tuple[object, ...]]
-
-WAIT = "SELECT pg_sleep(CASE WHEN (SELECT count(*) FROM control) = 0 THEN 60 ELSE 0 END)"
-SLEEPING = (
-    "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(CASE%' "
-    "AND state = 'active' AND pid <> pg_backend_pid() AND datname = current_database())"
-)
 
 
 def _wait_for(check: Any, what: str, seconds: float = 30) -> None:
