@@ -195,6 +195,8 @@ def test_a_command_caught_mid_flight_is_unknown_and_resume_halts(
     project: Project, conn: Conn
 ) -> None:
     run_id, out, _ = _crash_in_shell(project, conn)
+    caught = project.journal().steps(run_id)[0]  # history marked the dead run
+    assert caught["status"] == "unknown" and "outcome unknown" in caught["reason"]
     halted = project.run("resume", run_id)
     assert halted.exit_code == 3, halted.output
     assert "unknown" in halted.output and "--unknown" in halted.output

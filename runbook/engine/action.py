@@ -90,6 +90,9 @@ def run_action(engine: Engine, ps: PlannedStep, scope: dict[str, Any], in_block:
         except (psycopg.Error, RunbookError) as exc:
             engine.fail_before_start(ps, exc)
             return
+    elif writes and non_transactional(ps):
+        # If runbook dies during it, the journal says its outcome is unknown.
+        extra = {"outside": True}
     # A step that may change something starts only once its record is on disk.
     durable = in_block or writes
     seq = engine.recorder.step_started(ps, undoes=engine.undoing, extra=extra, durable=durable)
