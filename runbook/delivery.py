@@ -134,11 +134,14 @@ def _swap(store: Store, d: Delivery, row: dict[str, Any], kind: str, *more: Any)
     return True
 
 
-def send(store: Store, d: Delivery, stop: threading.Event | None = None) -> dict[str, Any]:
+def send(
+    store: Store, d: Delivery, stop: threading.Event | None = None, cut_off: str | None = None
+) -> dict[str, Any]:
     """Attempts with backoff, each claimed and recorded; never raises.
 
     `stop` set (the run's grace period is over) ends it between attempts; the
-    run then lets the delivery go for the next tick.
+    run then lets the delivery go for the next tick. `cut_off`: what to record
+    on the attempt a dead holder left in flight, with the first claim.
     """
     channel, me = d.channel, Holder.me()
     retry = channel.settings.get("retry") or {}
@@ -157,9 +160,24 @@ def send(store: Store, d: Delivery, stop: threading.Event | None = None) -> dict
             {"delivery_id": d.id, "attempt": n, "at": store.now(), "ok": 0, "detail": "sending"},
             "delivery.attempt",
         )
+        earlier = []
+        if cut_off is not None and i == 1 and d.attempts:
+            earlier.append(
+                store.change(
+                    "attempts",
+                    "update",
+                    {"delivery_id": d.id, "attempt": d.attempts, "detail": cut_off},
+                    "delivery.attempt",
+                )
+            )
         held = me.mark(f"sending (attempt {n})", timeout + _LEASE_SLACK)
         if not _swap(
-            store, d, {"status": "pending", "attempts": n, "error": held}, "delivery.claimed", claim
+            store,
+            d,
+            {"status": "pending", "attempts": n, "error": held},
+            "delivery.claimed",
+            *earlier,
+            claim,
         ):
             return _result(d, "taken", "another process is sending it")
         try:
@@ -266,7 +284,14 @@ def retry_abandoned(
         if channel is None or note is None:
             continue  # nothing to send it with: left as it is, shown by `runbook incidents`
         d = Delivery(row["id"], channel, note, row["attempts"], row["error"])
-        result = send(store, d, stop)
+        held = _held(row["error"])
+        cut_off = None
+        if held is not None and reason(row["error"]).startswith("sending"):
+            cut_off = (
+                f"cut off: pid {held[0].pid} on {held[0].host} ended during this attempt"
+                " (it may have arrived)"
+            )
+        result = send(store, d, stop, cut_off)
         if result["status"] == "taken":
             continue
         line = f"delivery {row['id']} ({row['event']}, {channel.name}) retried: {result['status']}"

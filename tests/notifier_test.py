@@ -1,0 +1,249 @@
+"""Deliveries never hold a run up, and none is lost to a crash.
+
+A receiver that accepts and never answers: the run (a failed gate, a notify
+step) returns within the grace period, the delivery stays pending with the
+reason, and the next `escalations tick` delivers it. A runbook killed with
+SIGKILL in the middle of a delivery: the delivery is abandoned (its holder is
+dead), `incidents` counts it, and the next tick — one of several at once —
+sends it exactly once more, the cut-off attempt journaled.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from .conftest import Project
+
+Conn = psycopg.Connection[tuple[object, ...]]
+HANG_DETECTOR = 15.0  # seconds: "did it hang", not a timing assertion
+
+
+@dataclass
+class Sink:
+    url: str
+    hang: bool = True
+    answered: list[dict[str, Any]] = field(default_factory=list)
+    held: int = 0
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    """While `hang`, accepts, reads the request and never answers."""
+    state = Sink("")
+    closing = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if state.hang:
+                state.held += 1
+                closing.wait(120)
+                return
+            state.answered.append(json.loads(body))
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield state
+    closing.set()
+    server.shutdown()
+
+
+POLICY = """policies:
+  oncall:
+    threshold: WARNING
+    severities:
+      CRITICAL:
+        levels:
+          - {after: 0m, notify: [out]}
+"""
+
+GATE = """name: gate
+kind: check
+escalation: oncall
+steps:
+  - name: Always fails
+    query: SELECT 1 AS n
+    register: r
+    gate: {that: r.scalar == 0, severity: CRITICAL, message: "the gate failed"}
+"""
+
+NOTIFY = """name: tell
+kind: check
+steps:
+  - name: Tell
+    notify: {channels: [out], message: "line 2 stopped", subject: stop}
+  - name: After
+    query: SELECT 1
+"""
+
+
+def _inventory(project: Project, channel: str, defaults: str = "") -> None:
+    project.write(
+        "inventory.yaml",
+        f"targets:\n  db: {{dsn: {project.dsn!r}}}\ndefault_target: db\n{defaults}"
+        f"channels:\n  out: {channel}\n{POLICY}",
+    )
+
+
+def _deliveries(project: Project) -> list[dict[str, Any]]:
+    journal = project.journal()
+    try:
+        return journal.query("SELECT * FROM deliveries ORDER BY id")
+    finally:
+        journal.close()
+
+
+def _attempts(project: Project, delivery_id: int) -> list[dict[str, Any]]:
+    journal = project.journal()
+    try:
+        return journal.query(
+            "SELECT * FROM attempts WHERE delivery_id = ? ORDER BY attempt", (delivery_id,)
+        )
+    finally:
+        journal.close()
+
+
+@pytest.mark.parametrize("book", [GATE, NOTIFY], ids=["failed-gate", "notify-step"])
+def test_a_hanging_receiver_holds_the_run_only_for_the_grace_period(
+    project: Project, sink: Sink, book: str
+) -> None:
+    # The default attempt timeout (10 s) and retries (3): 33 s before.
+    _inventory(project, f"{{type: webhook, url: {sink.url}/hook}}")
+    started = time.monotonic()
+    result = project.run("run", str(project.playbook(book)))
+    assert time.monotonic() - started < HANG_DETECTOR
+    assert result.exit_code in (0, 1), result.output
+    assert "Traceback" not in result.output
+    (row,) = _deliveries(project)
+    assert row["status"] == "pending" and sink.held >= 1
+    assert "the run ended before it was delivered (grace period 2s)" in row["error"]
+    assert "[held by" not in row["error"]  # let go: the next tick takes it
+    listed = project.run("incidents")
+    assert "pending after 1 attempt(s) (left for the next tick)" in listed.stdout
+    assert "no answer before the run ended" in _attempts(project, row["id"])[0]["detail"]
+    if book is NOTIFY:
+        assert project.last_run()["steps"][1]["status"] == "ok"  # the run went on
+
+    sink.hang = False
+    ticked = project.run("escalations", "tick")
+    assert ticked.exit_code == 0, ticked.output
+    assert f"delivery {row['id']} (" in ticked.stdout and "retried: delivered" in ticked.stdout
+    (got,) = sink.answered
+    assert got["message"] in ("the gate failed", "line 2 stopped")
+    (row,) = _deliveries(project)
+    assert row["status"] == "delivered" and row["attempts"] == 2
+    assert [a["ok"] for a in _attempts(project, row["id"])] == [0, 1]
+    assert project.run("escalations", "tick").stdout == ""  # delivered once: nothing more
+    assert project.journal().verify() == []
+
+
+def test_the_grace_period_is_configurable_and_checked(project: Project, sink: Sink) -> None:
+    _inventory(
+        project, f"{{type: webhook, url: {sink.url}/hook}}", "defaults: {delivery_grace: 500ms}\n"
+    )
+    project.run("run", str(project.playbook(GATE)))
+    (row,) = _deliveries(project)
+    assert "(grace period 0.5s)" in row["error"]
+    _inventory(
+        project, f"{{type: webhook, url: {sink.url}/hook}}", "defaults: {delivery_grace: 1h}\n"
+    )
+    refused = project.run("run", str(project.playbook(GATE)))
+    assert refused.exit_code == 2 and "delivery_grace must be at most 60s" in refused.output
+    assert "inventory.yaml:4:" in refused.output
+
+
+# The command channel: hangs while the file `hang` exists (after saying so in
+# `started`), else appends the notification to received.jsonl.
+RECEIVER = (
+    "import os, sys, time\n"
+    "note = sys.stdin.read()\n"
+    "if os.path.exists('hang'):\n"
+    "    open('started', 'w').write(str(os.getpid()))\n"
+    "    time.sleep(120)\n"
+    "open('received.jsonl', 'a').write(note.replace(chr(10), ' ') + chr(10))\n"
+)
+
+
+def _wait_for(path: Path, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{what} never happened"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("book", [GATE, NOTIFY], ids=["failed-gate", "notify-step"])
+def test_a_delivery_cut_off_by_kill_9_is_sent_by_the_next_tick_once(
+    project: Project, book: str
+) -> None:
+    argv = json.dumps([sys.executable, "-c", RECEIVER])
+    # A long grace period: the run is surely still waiting when it is killed.
+    _inventory(project, f"{{type: command, argv: {argv}}}", "defaults: {delivery_grace: 60s}\n")
+    path = project.playbook(book)
+    (project.root / "hang").touch()
+    run = subprocess.Popen(
+        [sys.executable, "-m", "runbook", "run", str(path)],
+        cwd=project.root,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(project.root / "started", "the delivery")
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait(30)
+    child = int((project.root / "started").read_text())
+    os.kill(child, signal.SIGKILL)
+    (project.root / "hang").unlink()
+
+    (row,) = _deliveries(project)
+    assert row["status"] == "pending" and row["attempts"] == 1
+    listed = project.run("incidents")
+    assert "pending after 1 attempt(s) (left for the next tick)" in listed.stdout
+
+    # Three ticks at once: one of them sends it, once.
+    ticks = [
+        subprocess.Popen(
+            [sys.executable, "-m", "runbook", "escalations", "tick"],
+            cwd=project.root,
+            env=os.environ.copy(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [t.communicate(timeout=120) for t in ticks]
+    assert all(t.returncode == 0 for t in ticks), outputs
+    assert sum(out.count("retried: delivered") for out, _ in outputs) == 1
+    received = (project.root / "received.jsonl").read_text().splitlines()
+    assert len(received) == 1
+    assert json.loads(received[0])["message"] in ("the gate failed", "line 2 stopped")
+    (row,) = _deliveries(project)
+    assert row["status"] == "delivered" and row["attempts"] == 2
+    first, second = _attempts(project, row["id"])
+    assert first["ok"] == 0 and f"pid {run.pid}" in first["detail"]
+    assert "ended during this attempt" in first["detail"] and second["ok"] == 1
+    assert project.journal().verify() == []
