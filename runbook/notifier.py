@@ -112,6 +112,9 @@ class Escalator:
         gate: str,
         explicit: bool = True,
     ) -> dict[str, Any]:
+        # The incident's key and message go to the journal and to every channel
+        # (the key as PagerDuty's dedup_key): both pass the run's redactor.
+        key, message = self.store.redactor.text(key), self.store.redactor.text(message)
         try:
             return self._open(key, severity, message, policy, gate, explicit)
         except Exception as exc:
@@ -225,7 +228,9 @@ class Escalator:
         for event in self.events:
             if "deliveries" in event:
                 event["deliveries"] = [_shown(r) for r in event["deliveries"]]
-        return self.events
+        # What the summary and --format json show: an error text may quote anything.
+        events: list[dict[str, Any]] = self.store.redactor.value(self.events)
+        return events
 
 
 def _shown(result: dict[str, Any]) -> dict[str, Any]:

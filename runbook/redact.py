@@ -1,21 +1,85 @@
-"""Secrets never reach output or the journal.
+"""Secrets never reach output, channels or the journal.
 
 The set of secret values is known when a run starts (DSN passwords, variables
-listed under `secrets:`, `{from_env: …}` values not marked `secret: false`). The
-redactor replaces them wherever they appear in what is shown or recorded: bound
-parameters, rendered SQL, rows, errors, notices, command output.
+listed under `secrets:`, `{from_env: …}` values not marked `secret: false`),
+and grows as steps resolve more (an http step's `{from_env}` header). One
+redactor holds them all; every sink — the journal, the console, `--format
+json`, JUnit, every channel — passes what it writes through it.
+
+What it recognises, for a secret of 4 characters or more, anywhere in a text:
+the secret itself and every way it gets encoded on its way through a URL, a
+JSON document or an SQL literal — each character raw, percent-encoded (upper
+or lower case hex, `+` for a space, any mix: what `quote`, `quote_plus` and
+hand-written URLs produce), JSON-escaped (`\\"`, `\\\\`, `\\/`, `\\n`, `\\u00e9`
+in either case), or a quote doubled or backslash-escaped as SQL and Python
+write them; and its base64 (standard or URL-safe, padded or not) as a whole.
+
+A secret shorter than 4 characters is masked where it is known to be a value:
+a whole value equal to it (a parameter, a cell, a variable, a header, a
+field), the password of a DSN, and, in free text, where it stands as a whole
+token between delimiters — quotes, brackets, commas, `=` or `:`, or the start
+or end of the text — which is how PostgreSQL quotes values in its errors
+(`invalid input syntax for type integer: "ab"`, `Key (k)=(ab)`, `Failing row
+contains (1, ab)`). Inside a word it is not masked: masking every "a" of every
+text would make output useless and hide nothing more.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable
 from typing import Any
 
 MASK = "***"
-# Shorter secrets are masked only where a whole value equals them: masking
-# every "a" in every text would make output useless and reveal nothing safer.
 _MIN_SUBSTRING = 4
+_JSON_SHORT = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_JSON_SHORT |= {"\b": "\\b", "\f": "\\f"}
+_DELIMITERS = r"""["'`()\[\]{},=:]"""
+
+
+def _hex(byte: int) -> str:
+    """A byte as two hex digits, either case."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in f"{byte:02X}")
+
+
+def _char(c: str) -> str:
+    """Every spelling of one character of a secret, as a regular expression."""
+    forms = [re.escape(c)]
+    forms.append("".join("%" + _hex(b) for b in c.encode()))
+    if c == " ":
+        forms.append(r"\+")
+    if c in _JSON_SHORT:
+        forms.append(re.escape(_JSON_SHORT[c]))
+    if c == "'":
+        forms += ["''", r"\\'"]
+    point = ord(c)
+    if point < 0x10000:
+        forms.append(r"\\u" + _hex(point >> 8) + _hex(point & 0xFF))
+    else:  # a JSON surrogate pair
+        high, low = divmod(point - 0x10000, 0x400)
+        forms.append(
+            r"\\u"
+            + _hex((0xD800 + high) >> 8)
+            + _hex((0xD800 + high) & 0xFF)
+            + r"\\u"
+            + _hex((0xDC00 + low) >> 8)
+            + _hex((0xDC00 + low) & 0xFF)
+        )
+    return "(?:" + "|".join(forms) + ")"
+
+
+def _base64(secret: str) -> list[str]:
+    raw = secret.encode()
+    standard = base64.b64encode(raw).decode()
+    urlsafe = base64.urlsafe_b64encode(raw).decode()
+    return sorted({standard, standard.rstrip("="), urlsafe, urlsafe.rstrip("=")}, key=len)[::-1]
+
+
+def pattern_for(secret: str) -> str:
+    """The regular expression that finds `secret` in any of its encodings."""
+    spelled = "".join(_char(c) for c in secret)
+    return "|".join([spelled, *(re.escape(b) for b in _base64(secret))])
 
 
 class Redactor:
@@ -34,8 +98,15 @@ class Redactor:
                 self._exact.add(text)
         if len(self._exact) == known:
             return  # nothing new: the pattern stands (this runs after every step)
-        long = sorted((s for s in self._exact if len(s) >= _MIN_SUBSTRING), key=len, reverse=True)
-        self._pattern = re.compile("|".join(re.escape(s) for s in long)) if long else None
+        ordered = sorted(self._exact, key=len, reverse=True)
+        parts = [pattern_for(s) for s in ordered if len(s) >= _MIN_SUBSTRING]
+        short = [pattern_for(s) for s in ordered if len(s) < _MIN_SUBSTRING]
+        if short:
+            parts.append(
+                rf"(?:^|(?<={_DELIMITERS})|(?<={_DELIMITERS}\s))(?:{'|'.join(short)})"
+                rf"(?=\s*(?:$|{_DELIMITERS}))"
+            )
+        self._pattern = re.compile("|".join(parts)) if parts else None
 
     def __bool__(self) -> bool:
         return bool(self._exact)
@@ -50,15 +121,19 @@ class Redactor:
         return value
 
     def value(self, value: Any) -> Any:
-        """Redact inside any JSON-like value."""
+        """Redact inside any JSON-like value (keys too: a secret can be a key)."""
         if not self._exact:
             return value
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {k: self.value(v) for k, v in value.items()}
+            return {
+                (self.text(k) if isinstance(k, str) else k): self.value(v) for k, v in value.items()
+            }
         if isinstance(value, list | tuple):
             return [self.value(v) for v in value]
+        if isinstance(value, bytes):
+            return self.text(value.decode("utf-8", errors="replace"))
         if value is not None and not isinstance(value, bool) and str(value) in self._exact:
             return MASK
         return value
@@ -77,11 +152,17 @@ def dsn_password(dsn: str) -> str | None:
     return str(password) if password else None
 
 
-def redact_dsn(dsn: str) -> str:
-    """A DSN fit to show: the password replaced by ***."""
-    password = dsn_password(dsn)
-    if not password:
-        return dsn
-    from urllib.parse import quote
+_URI_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@?#]*:)([^@/?#]*)(@)")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)([^&#]*)", re.IGNORECASE)
+_KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)")
 
-    return dsn.replace(quote(password, safe=""), MASK).replace(password, MASK)
+
+def redact_dsn(dsn: str) -> str:
+    """A DSN fit to show: its password field replaced by *** whatever its length
+    or encoding (the field is known to be secret), and any other spelling of
+    the password masked by the redactor's rule."""
+    shown = _URI_PASSWORD.sub(lambda m: m.group(1) + MASK + m.group(3), dsn)
+    shown = _QUERY_PASSWORD.sub(lambda m: m.group(1) + MASK, shown)
+    shown = _KV_PASSWORD.sub(lambda m: m.group(1) + MASK, shown)
+    password = dsn_password(dsn)
+    return Redactor([password]).text(shown) if password else shown

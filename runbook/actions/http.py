@@ -12,6 +12,7 @@ from runbook.context import StepContext
 from runbook.errors import StepError
 from runbook.loader import env_or_value
 from runbook.model import Step
+from runbook.redact import Redactor
 from runbook.results import HttpResult, Result
 from runbook.template import Kind
 
@@ -87,14 +88,18 @@ def run(ctx: StepContext) -> Result:
         )
     except httpclient.HttpError as exc:
         raise StepError(f"{request.get_method()} {request.full_url} failed: {exc}") from None
+    # The engine masks the run's secrets in the outcome; the ones this step
+    # just resolved (its `{from_env}` headers) are masked here, before an
+    # echoing server's answer goes anywhere: output, journal, later templates.
+    shield = Redactor(extra["secrets"])
     status = answer.status
     ok_status = ctx.step.body.get("ok_status")
     ok = status in ok_status if ok_status else 200 <= status < 400
     result = HttpResult(
-        answer.url,
+        shield.text(answer.url),
         status,
-        answer.headers,
-        answer.body.decode("utf-8", errors="replace"),
+        shield.value(answer.headers),
+        shield.text(answer.body.decode("utf-8", errors="replace")),
         (time.perf_counter() - started) * 1000,
         ok,
     )
