@@ -86,6 +86,8 @@ class Redactor:
     def __init__(self, secrets: Iterable[Any] = ()) -> None:
         self._exact: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._probe: re.Pattern[str] | None = None
+        self._short: re.Pattern[str] | None = None
         self.add(secrets)
 
     def add(self, secrets: Iterable[Any]) -> None:
@@ -99,14 +101,19 @@ class Redactor:
         if len(self._exact) == known:
             return  # nothing new: the pattern stands (this runs after every step)
         ordered = sorted(self._exact, key=len, reverse=True)
-        parts = [pattern_for(s) for s in ordered if len(s) >= _MIN_SUBSTRING]
-        short = [pattern_for(s) for s in ordered if len(s) < _MIN_SUBSTRING]
-        if short:
-            parts.append(
-                rf"(?:^|(?<={_DELIMITERS})|(?<={_DELIMITERS}\s))(?:{'|'.join(short)})"
+        long = [pattern_for(s) for s in ordered if len(s) >= _MIN_SUBSTRING]
+        short = "|".join(pattern_for(s) for s in ordered if len(s) < _MIN_SUBSTRING)
+        self._pattern = re.compile("|".join(long)) if long else None
+        # The short ones: a plain search first (cheap), the token rule only on a hit.
+        self._probe = re.compile(short) if short else None
+        self._short = (
+            re.compile(
+                rf"(?:^|(?<={_DELIMITERS})|(?<={_DELIMITERS}\s))(?:{short})"
                 rf"(?=\s*(?:$|{_DELIMITERS}))"
             )
-        self._pattern = re.compile("|".join(parts)) if parts else None
+            if short
+            else None
+        )
 
     def __bool__(self) -> bool:
         return bool(self._exact)
@@ -117,7 +124,9 @@ class Redactor:
         if value in self._exact:
             return MASK
         if self._pattern is not None:
-            return self._pattern.sub(MASK, value)
+            value = self._pattern.sub(MASK, value)
+        if self._short is not None and self._probe is not None and self._probe.search(value):
+            value = self._short.sub(MASK, value)
         return value
 
     def value(self, value: Any) -> Any:
