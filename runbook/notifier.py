@@ -224,7 +224,7 @@ class Escalator:
                 continue
             left = delivery.let_go(self.store, d, why)
             if left is not None:
-                result.update(status="pending", error=left)
+                result.update(status="pending", error=left, attempts=d.attempts)
         for event in self.events:
             if "deliveries" in event:
                 event["deliveries"] = [_shown(r) for r in event["deliveries"]]

@@ -140,6 +140,7 @@ def test_a_hanging_receiver_holds_the_run_only_for_the_grace_period(
     assert row["status"] == "pending" and sink.held >= 1
     assert "the run ended before it was delivered (grace period 2s)" in row["error"]
     assert "[held by" not in row["error"]  # let go: the next tick takes it
+    assert "out pending after 1 attempt(s): the run ended before it was delivered" in result.stdout
     listed = project.run("incidents")
     assert "pending after 1 attempt(s) (left for the next tick)" in listed.stdout
     assert "no answer before the run ended" in _attempts(project, row["id"])[0]["detail"]
@@ -197,6 +198,28 @@ def _wait_for(path: Path, what: str) -> None:
 def test_a_delivery_cut_off_by_kill_9_is_sent_by_the_next_tick_once(
     project: Project, book: str
 ) -> None:
+    run = _kill_mid_delivery(project, book)
+
+    # Three ticks at once: one of them sends it, once.
+    ticks = [
+        subprocess.Popen(
+            [sys.executable, "-m", "runbook", "escalations", "tick"],
+            cwd=project.root,
+            env=os.environ.copy(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [t.communicate(timeout=120) for t in ticks]
+    assert all(t.returncode == 0 for t in ticks), outputs
+    assert sum(out.count("retried: delivered") for out, _ in outputs) == 1
+    _assert_sent_again(project, run.pid)
+
+
+def _kill_mid_delivery(project: Project, book: str) -> subprocess.Popen[bytes]:
+    """A run killed with SIGKILL while its command channel is delivering."""
     argv = json.dumps([sys.executable, "-c", RECEIVER])
     # A long grace period: the run is surely still waiting when it is killed.
     _inventory(project, f"{{type: command, argv: {argv}}}", "defaults: {delivery_grace: 60s}\n")
@@ -222,28 +245,23 @@ def test_a_delivery_cut_off_by_kill_9_is_sent_by_the_next_tick_once(
     assert row["status"] == "pending" and row["attempts"] == 1
     listed = project.run("incidents")
     assert "pending after 1 attempt(s) (left for the next tick)" in listed.stdout
+    return run
 
-    # Three ticks at once: one of them sends it, once.
-    ticks = [
-        subprocess.Popen(
-            [sys.executable, "-m", "runbook", "escalations", "tick"],
-            cwd=project.root,
-            env=os.environ.copy(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(3)
-    ]
-    outputs = [t.communicate(timeout=120) for t in ticks]
-    assert all(t.returncode == 0 for t in ticks), outputs
-    assert sum(out.count("retried: delivered") for out, _ in outputs) == 1
+
+def test_a_delivery_cut_off_by_kill_9_is_sent_by_the_next_run(project: Project) -> None:
+    run = _kill_mid_delivery(project, GATE)
+    quiet = project.playbook("name: quiet\nkind: check\nsteps:\n  - {name: One, query: SELECT 1}\n")
+    assert project.run("run", str(quiet)).exit_code == 0
+    _assert_sent_again(project, run.pid)
+
+
+def _assert_sent_again(project: Project, dead: int) -> None:
     received = (project.root / "received.jsonl").read_text().splitlines()
     assert len(received) == 1
     assert json.loads(received[0])["message"] in ("the gate failed", "line 2 stopped")
     (row,) = _deliveries(project)
     assert row["status"] == "delivered" and row["attempts"] == 2
     first, second = _attempts(project, row["id"])
-    assert first["ok"] == 0 and f"pid {run.pid}" in first["detail"]
+    assert first["ok"] == 0 and f"pid {dead}" in first["detail"]
     assert "ended during this attempt" in first["detail"] and second["ok"] == 1
     assert project.journal().verify() == []
