@@ -60,6 +60,23 @@ def _request(ctx: StepContext) -> tuple[urllib.request.Request, dict[str, Any]]:
     }
 
 
+class _Answer(HttpResult):
+    """An answer whose record masks the secrets this step sent.
+
+    A server may echo a `{from_env}` header back. Gates and templates see the
+    answer as it came; what is shown and journaled (`serialize`) masks the
+    step's own secrets, which the run's redactor learns only once the step
+    has ended."""
+
+    def __init__(self, shield: Redactor, *args: Any) -> None:
+        super().__init__(*args)
+        self._shield = shield
+
+    def serialize(self, sample: int | None = 20) -> dict[str, Any]:
+        shown: dict[str, Any] = self._shield.value(super().serialize(sample))
+        return shown
+
+
 def run(ctx: StepContext) -> Result:
     import ssl
 
@@ -88,18 +105,15 @@ def run(ctx: StepContext) -> Result:
         )
     except httpclient.HttpError as exc:
         raise StepError(f"{request.get_method()} {request.full_url} failed: {exc}") from None
-    # The engine masks the run's secrets in the outcome; the ones this step
-    # just resolved (its `{from_env}` headers) are masked here, before an
-    # echoing server's answer goes anywhere: output, journal, later templates.
-    shield = Redactor(extra["secrets"])
     status = answer.status
     ok_status = ctx.step.body.get("ok_status")
     ok = status in ok_status if ok_status else 200 <= status < 400
-    result = HttpResult(
-        shield.text(answer.url),
+    result = _Answer(
+        Redactor(extra["secrets"]),
+        answer.url,
         status,
-        shield.value(answer.headers),
-        shield.text(answer.body.decode("utf-8", errors="replace")),
+        answer.headers,
+        answer.body.decode("utf-8", errors="replace"),
         (time.perf_counter() - started) * 1000,
         ok,
     )
