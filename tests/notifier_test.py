@@ -14,6 +14,7 @@ import http.server
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -267,3 +268,59 @@ def _assert_sent_again(project: Project, dead: int) -> None:
     assert first["ok"] == 0 and f"pid {dead}" in first["detail"]
     assert "ended during this attempt" in first["detail"] and second["ok"] == 1
     assert project.journal().verify() == []
+
+
+@pytest.fixture
+def trickler() -> Iterator[int]:
+    """A TCP server that accepts and sends one byte every 0.2 s, never a whole
+    line: a socket timeout alone never fires."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    closing = threading.Event()
+
+    def drip(conn: socket.socket) -> None:
+        with conn:
+            while not closing.wait(0.2):
+                try:
+                    conn.sendall(b"2")
+                except OSError:
+                    return
+
+    def serve() -> None:
+        while not closing.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=drip, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield listener.getsockname()[1]
+    closing.set()
+    listener.close()
+
+
+@pytest.mark.parametrize("kind", ["webhook", "email", "command"])
+def test_one_attempt_ends_within_its_timeout_whatever_the_receiver_does(
+    project: Project, trickler: int, kind: str
+) -> None:
+    channel = {
+        "webhook": f"url: http://127.0.0.1:{trickler}/hook",
+        "email": f"host: 127.0.0.1, port: {trickler}, from: rb@example.com, to: [a@example.com]",
+        # The shell is killed at the timeout; the sleep it left keeps the pipe open.
+        "command": "argv: [sh, -c, 'sleep 60 & sleep 60']",
+    }[kind]
+    _inventory(
+        project,
+        f"{{type: {kind}, {channel}, timeout: 1s, retry: {{attempts: 2, delay: 0}}}}",
+        "defaults: {delivery_grace: 30s}\n",
+    )
+    started = time.monotonic()
+    result = project.run("run", str(project.playbook(NOTIFY)))
+    assert time.monotonic() - started < HANG_DETECTOR, "an attempt outlived its timeout"
+    assert result.exit_code == 0, result.output
+    (row,) = _deliveries(project)
+    assert row["status"] == "failed" and row["attempts"] == 2
+    for attempt in _attempts(project, row["id"]):
+        assert attempt["ok"] == 0 and attempt["detail"]
