@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from .conftest import Project
+from .loopback import http_server
 
 REDIRECTS = (301, 302, 303, 307, 308)
 
@@ -82,12 +83,9 @@ def redirector() -> Iterator[Redirector]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
+    with http_server(Handler) as url:
+        state.url = url
+        yield state
 
 
 def _inventory(project: Project, channels: str) -> None:

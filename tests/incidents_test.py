@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -21,9 +20,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from aiosmtpd.controller import Controller
 
 from .conftest import Project
+from .loopback import http_server, smtp_server
 
 Conn = psycopg.Connection[tuple[object, ...]]
 T0 = "2026-11-23T08:00:00.000Z"
@@ -66,12 +65,9 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
+    with http_server(Handler) as url:
+        state.url = url
+        yield state
 
 
 @dataclass
@@ -85,20 +81,10 @@ class Mailbox:
 
 @pytest.fixture
 def smtp() -> Iterator[Mailbox]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    box = Mailbox(port)
-
-    class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            box.messages.append(message_from_bytes(envelope.content))
-            return "250 OK"
-
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box
-    controller.stop()
+    box = Mailbox(0)
+    with smtp_server(lambda raw: box.messages.append(message_from_bytes(raw))) as port:
+        box.port = port
+        yield box
 
 
 def _inventory(project: Project, receiver: Receiver, smtp: Mailbox) -> None:

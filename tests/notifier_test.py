@@ -28,6 +28,7 @@ import psycopg
 import pytest
 
 from .conftest import Project
+from .loopback import http_server
 
 Conn = psycopg.Connection[tuple[object, ...]]
 HANG_DETECTOR = 15.0  # seconds: "did it hang", not a timing assertion
@@ -62,13 +63,10 @@ def sink() -> Iterator[Sink]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield state
-    closing.set()
-    server.shutdown()
+    with http_server(Handler) as url:
+        state.url = url
+        yield state
+        closing.set()
 
 
 POLICY = """policies:

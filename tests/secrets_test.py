@@ -12,8 +12,6 @@ from __future__ import annotations
 import base64
 import http.server
 import json
-import socket
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -21,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from runbook.redact import Redactor, redact_dsn
 
 from .conftest import Project
+from .loopback import http_server, smtp_server
 
 SECRET = "p/ss%w0rd&x 'q"  # a -e secret and a DSN password
 TOKEN = "t0k/en%&secret"  # an http header and a channel header, from the environment
@@ -80,29 +78,17 @@ def echo() -> Iterator[dict[str, Any]]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state["url"] = f"http://127.0.0.1:{server.server_address[1]}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield state
-    server.shutdown()
+    with http_server(Handler) as url:
+        state["url"] = url
+        yield state
 
 
 @pytest.fixture
 def mailbox() -> Iterator[dict[str, Any]]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    box: dict[str, Any] = {"port": port, "raw": []}
-
-    class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            box["raw"].append(envelope.content)
-            return "250 OK"
-
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box
-    controller.stop()
+    box: dict[str, Any] = {"raw": []}
+    with smtp_server(box["raw"].append) as port:
+        box["port"] = port
+        yield box
 
 
 def _uri_with_password(dsn: str, password: str) -> str:
