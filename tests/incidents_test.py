@@ -6,13 +6,10 @@ real SMTP server (aiosmtpd) receives the mail. Time is `$RUNBOOK_NOW`.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -21,53 +18,14 @@ from typing import Any
 import psycopg
 import pytest
 
+from . import loopback
 from .conftest import Project
-from .loopback import http_server, smtp_server
+from .loopback import Receiver, smtp_server
+
+receiver = loopback.receiver  # the fixture, for the tests here
 
 Conn = psycopg.Connection[tuple[object, ...]]
 T0 = "2026-11-23T08:00:00.000Z"
-
-
-@dataclass
-class Receiver:
-    url: str
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    fail_first: dict[str, int] = field(default_factory=dict)
-    slow: dict[str, float] = field(default_factory=dict)
-
-    def on(self, path: str) -> list[dict[str, Any]]:
-        return [r for r in self.requests if r["path"] == path]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver("")
-    lock = threading.Lock()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            with lock:
-                state.requests.append(
-                    {
-                        "path": self.path,
-                        "headers": dict(self.headers),
-                        "json": json.loads(body or b"null"),
-                    }
-                )
-                failures = state.fail_first.get(self.path, 0)
-                if failures:
-                    state.fail_first[self.path] = failures - 1
-            time.sleep(state.slow.get(self.path, 0.0))
-            self.send_response(500 if failures else 202)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    with http_server(Handler) as url:
-        state.url = url
-        yield state
 
 
 @dataclass

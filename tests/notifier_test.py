@@ -10,7 +10,6 @@ sends it exactly once more, the cut-off attempt journaled.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import signal
@@ -20,53 +19,20 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from . import loopback
 from .conftest import Project
-from .loopback import http_server
+from .loopback import Receiver
+
+receiver = loopback.receiver  # the fixture, for the tests here
 
 Conn = psycopg.Connection[tuple[object, ...]]
 HANG_DETECTOR = 15.0  # seconds: "did it hang", not a timing assertion
-
-
-@dataclass
-class Sink:
-    url: str
-    hang: bool = True
-    answered: list[dict[str, Any]] = field(default_factory=list)
-    held: int = 0
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    """While `hang`, accepts, reads the request and never answers."""
-    state = Sink("")
-    closing = threading.Event()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            if state.hang:
-                state.held += 1
-                closing.wait(120)
-                return
-            state.answered.append(json.loads(body))
-            self.send_response(202)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    with http_server(Handler) as url:
-        state.url = url
-        yield state
-        closing.set()
 
 
 POLICY = """policies:
@@ -126,17 +92,18 @@ def _attempts(project: Project, delivery_id: int) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("book", [GATE, NOTIFY], ids=["failed-gate", "notify-step"])
 def test_a_hanging_receiver_holds_the_run_only_for_the_grace_period(
-    project: Project, sink: Sink, book: str
+    project: Project, receiver: Receiver, book: str
 ) -> None:
     # The default attempt timeout (10 s) and retries (3): 33 s before.
-    _inventory(project, f"{{type: webhook, url: {sink.url}/hook}}")
+    _inventory(project, f"{{type: webhook, url: {receiver.url}/hook}}")
+    receiver.hang.add("/hook")
     started = time.monotonic()
     result = project.run("run", str(project.playbook(book)))
     assert time.monotonic() - started < HANG_DETECTOR
     assert result.exit_code in (0, 1), result.output
     assert "Traceback" not in result.output
     (row,) = _deliveries(project)
-    assert row["status"] == "pending" and sink.held >= 1
+    assert row["status"] == "pending" and receiver.held >= 1
     assert "the run ended before it was delivered (grace period 2s)" in row["error"]
     assert "[held by" not in row["error"]  # let go: the next tick takes it
     assert "out pending after 1 attempt(s): the run ended before it was delivered" in result.stdout
@@ -148,12 +115,12 @@ def test_a_hanging_receiver_holds_the_run_only_for_the_grace_period(
         assert steps[0]["note"] == "0/1 delivered, 1 pending"
         assert steps[1]["status"] == "ok"  # the run went on
 
-    sink.hang = False
+    receiver.hang.clear()
     ticked = project.run("escalations", "tick")
     assert ticked.exit_code == 0, ticked.output
     assert f"delivery {row['id']} (" in ticked.stdout and "retried: delivered" in ticked.stdout
-    (got,) = sink.answered
-    assert got["message"] in ("the gate failed", "line 2 stopped")
+    (got,) = receiver.on("/hook")
+    assert got["json"]["message"] in ("the gate failed", "line 2 stopped")
     (row,) = _deliveries(project)
     assert row["status"] == "delivered" and row["attempts"] == 2
     assert [a["ok"] for a in _attempts(project, row["id"])] == [0, 1]
@@ -161,15 +128,18 @@ def test_a_hanging_receiver_holds_the_run_only_for_the_grace_period(
     assert project.journal().verify() == []
 
 
-def test_the_grace_period_is_configurable_and_checked(project: Project, sink: Sink) -> None:
+def test_the_grace_period_is_configurable_and_checked(project: Project, receiver: Receiver) -> None:
     _inventory(
-        project, f"{{type: webhook, url: {sink.url}/hook}}", "defaults: {delivery_grace: 500ms}\n"
+        project,
+        f"{{type: webhook, url: {receiver.url}/hook}}",
+        "defaults: {delivery_grace: 500ms}\n",
     )
+    receiver.hang.add("/hook")
     project.run("run", str(project.playbook(GATE)))
     (row,) = _deliveries(project)
     assert "(grace period 0.5s)" in row["error"]
     _inventory(
-        project, f"{{type: webhook, url: {sink.url}/hook}}", "defaults: {delivery_grace: 1h}\n"
+        project, f"{{type: webhook, url: {receiver.url}/hook}}", "defaults: {delivery_grace: 1h}\n"
     )
     refused = project.run("run", str(project.playbook(GATE)))
     assert refused.exit_code == 2 and "delivery_grace must be at most 60s" in refused.output
