@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from runbook import channels
@@ -226,7 +226,9 @@ def let_go(store: Store, d: Delivery, why: str) -> str | None:
         if not rows or rows[0]["status"] not in PENDING or not me.holds(rows[0]["error"]):
             return None
         row = rows[0]
-        d.attempts, d.error = row["attempts"], row["error"]
+        # A copy: the thread still sending `d` expects its own last record, so
+        # its late outcome cannot overwrite the release (the tick owns it now).
+        d = replace(d, attempts=row["attempts"], error=row["error"])
         last = reason(row["error"])
         text = f"{why} ({last})" if last and not last.startswith("sending") else why
         more = []
@@ -247,6 +249,21 @@ def let_go(store: Store, d: Delivery, why: str) -> str | None:
         if _swap(store, d, {"status": "pending", "error": text}, "delivery.pending", *more):
             return text
     return None
+
+
+def let_go_all(store: Store, why: str) -> int:
+    """Release every delivery this process holds (say, the retries of abandoned
+    ones a run took up); how many."""
+    me, count = Holder.me(), 0
+    for row in store.journal.query(
+        "SELECT * FROM deliveries WHERE status IN ('pending', 'retrying') ORDER BY id"
+    ):
+        channel = store.inventory.channels.get(row["channel"])
+        if channel is None or not me.holds(row["error"]):
+            continue
+        held = Delivery(row["id"], channel, {}, row["attempts"], row["error"])
+        count += let_go(store, held, why) is not None
+    return count
 
 
 def note_of(store: Store, row: dict[str, Any]) -> dict[str, Any] | None:

@@ -97,7 +97,7 @@ class Escalator:
             results.append(result)
 
             def work(d: Delivery = d, result: dict[str, Any] = result) -> None:
-                result.update(delivery.send(self.store, d, self._stop), done=True)
+                result.update(delivery.send(self.store, d, self._stop))
 
             threads.append(self._start(work))
         return results, threads
@@ -205,7 +205,7 @@ class Escalator:
         deadline = time.monotonic() + self.grace
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        shown = [_shown(r) for r in list(results)]
+        shown = [dict(r) for r in results]  # as they stand now: the step's result
         self.events.append(
             {"notify": note["subject"] or note["message"][:60], "deliveries": results}
         )
@@ -220,18 +220,14 @@ class Escalator:
         self._stop.set()
         why = f"the run ended before it was delivered (grace period {self.grace:g}s); the next `runbook escalations tick` sends it"
         for d, result in self._going:
-            if result.get("done"):
+            if result["status"] in ("delivered", "failed"):
                 continue
+            # Stopped between attempts or still in one: the journal says whether
+            # this process still holds it (let_go does nothing otherwise).
             left = delivery.let_go(self.store, d, why)
             if left is not None:
                 result.update(status="pending", error=left, attempts=d.attempts)
-        for event in self.events:
-            if "deliveries" in event:
-                event["deliveries"] = [_shown(r) for r in event["deliveries"]]
+        delivery.let_go_all(self.store, why)  # the abandoned ones this run took up
         # What the summary and --format json show: an error text may quote anything.
         events: list[dict[str, Any]] = self.store.redactor.value(self.events)
         return events
-
-
-def _shown(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in result.items() if k != "done"}
