@@ -281,3 +281,20 @@ def test_a_dsn_password_is_masked_whatever_its_length_or_encoding(dsn: str) -> N
     assert "***" in shown
     for leaked in ("q7", "p%2fss", "p%2Fss", "a b", "p/ss"):
         assert leaked not in shown
+
+
+@pytest.mark.parametrize(
+    "dsn, fragment",
+    [
+        ("host=/tmp dbname=x password=sekret part2word", "part2word"),
+        ("postgresql://u:p%zzsekret@h/db", "p%zzsekret"),
+    ],
+)
+def test_an_invalid_dsn_is_refused_without_quoting_its_password(
+    project: Project, dsn: str, fragment: str
+) -> None:
+    project.write("inventory.yaml", f"targets:\n  db: {{dsn: {dsn!r}}}\ndefault_target: db\n")
+    result = project.run("run", str(project.playbook(SHORT_BOOK)), "-e", "pin=1")
+    assert result.exit_code == 2, result.output
+    assert "invalid DSN" in result.output and "Traceback" not in result.output
+    assert fragment not in result.output and "sekret" not in result.output
