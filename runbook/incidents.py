@@ -5,8 +5,10 @@ run counts on the open incident instead of paging again. Its place on the
 escalation timeline (`level`, `next_at`) lives in the journal, so a restart
 loses no timer. Moving to the next stop is a compare-and-swap on `level` in the
 same transaction that creates its deliveries (each with a unique key): two
-ticks at once cannot notify twice. Deliveries are retried with backoff; every
-attempt is recorded.
+ticks at once cannot notify twice. A delivery is planned held by the process
+that plans it, with the (redacted) notification in its event; sending it —
+attempts, backoff, the holder and its lease, at least once — is
+`runbook.delivery`'s.
 """
 
 from __future__ import annotations
