@@ -297,7 +297,7 @@ def retry_abandoned(
         if not abandoned(row):
             continue
         channel = store.inventory.channels.get(row["channel"])
-        note = note_of(store, row)
+        note = note_of(store, row) or store.rebuilt_note(row)
         if channel is None or note is None:
             continue  # nothing to send it with: left as it is, shown by `runbook incidents`
         d = Delivery(row["id"], channel, note, row["attempts"], row["error"])

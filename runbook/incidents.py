@@ -225,6 +225,28 @@ class Store:
             note.update({"level": stop.level_number, "level_name": stop.level.name})
         return note
 
+    def rebuilt_note(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """The notification of an incident's delivery, made again from the incident
+        (for deliveries planned before notes were kept in their event)."""
+        incident = self.get(row["incident_id"]) if row["incident_id"] is not None else None
+        if incident is None:
+            return None
+        event = row["event"]
+        if event in ("acknowledge", "resolve"):
+            by = incident["acknowledged_by"] if event == "acknowledge" else incident["resolved_by"]
+            return {**self._note(incident, event, {"by": by}), "message": f"{event}d by {by}"}
+        stop = next((s for s in self.stops(incident) if s.level_number == row["level"]), None)
+        to = [
+            t
+            for r in (stop.level.notify if stop else ())
+            if r.channel == row["channel"]
+            for t in r.to
+        ]
+        note: dict[str, Any] = self.redactor.value(
+            {**self._note(incident, event, {}, stop=stop), "to": to}
+        )
+        return note
+
     def settle(
         self, incident_id: int, status: str, by: str, note: str | None, run_id: str | None = None
     ) -> tuple[dict[str, Any], list[Delivery]]:

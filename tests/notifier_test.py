@@ -292,3 +292,27 @@ def test_one_attempt_ends_within_its_timeout_whatever_the_receiver_does(
     assert row["status"] == "failed" and row["attempts"] == 2
     for attempt in _attempts(project, row["id"]):
         assert attempt["ok"] == 0 and attempt["detail"]
+
+
+def test_a_delivery_an_older_runbook_left_pending_is_sent_from_its_incident(
+    project: Project, receiver: Receiver
+) -> None:
+    # Before this version a planned delivery had no holder and no note: kill -9
+    # left it pending with 0 attempts, and nothing ever sent it.
+    _inventory(project, f"{{type: webhook, url: {receiver.url}/hook}}")
+    assert project.run("run", str(project.playbook(GATE))).exit_code == 1
+    at = "2026-11-23T08:00:00.000Z"
+    row = {
+        "incident_id": 1, "run_id": None, "channel": "out", "event": "trigger", "level": 1,
+        "status": "pending", "attempts": 0, "created_at": at, "updated_at": at,
+    }  # fmt: skip
+    journal = project.journal()
+    journal.append(
+        [(at, None, "delivery.planned", {"table": "deliveries", "op": "insert", "row": row})]
+    )
+    journal.close()
+    ticked = project.run("escalations", "tick")
+    assert "retried: delivered" in ticked.stdout, ticked.output
+    first, again = receiver.on("/hook")
+    assert again["json"]["message"] == first["json"]["message"] == "the gate failed"
+    assert again["json"]["incident"]["id"] == 1 and again["json"]["level"] == 1
