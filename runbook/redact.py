@@ -141,8 +141,9 @@ class Redactor:
             }
         if isinstance(value, list | tuple):
             return [self.value(v) for v in value]
-        if isinstance(value, bytes):
-            return self.text(value.decode("utf-8", errors="replace"))
+        if isinstance(value, bytes):  # kept as it is, unless it holds a secret
+            decoded = value.decode("utf-8", errors="replace")
+            return MASK if self.text(decoded) != decoded else value
         if value is not None and not isinstance(value, bool) and str(value) in self._exact:
             return MASK
         return value
