@@ -11,8 +11,9 @@ the secret itself and every way it gets encoded on its way through a URL, a
 JSON document or an SQL literal — each character raw, percent-encoded (upper
 or lower case hex, `+` for a space, any mix: what `quote`, `quote_plus` and
 hand-written URLs produce), JSON-escaped (`\\"`, `\\\\`, `\\/`, `\\n`, `\\u00e9`
-in either case), or a quote doubled or backslash-escaped as SQL and Python
-write them; and its base64 (standard or URL-safe, padded or not) as a whole.
+in either case), an XML/HTML character reference (`&amp;`, `&#39;`,
+`&#x2F;`), or a quote doubled or backslash-escaped as SQL and Python write
+them; and its base64 (standard or URL-safe, padded or not) as a whole.
 
 A secret shorter than 4 characters is masked where it is known to be a value:
 a whole value equal to it (a parameter, a cell, a variable, a header, a
@@ -35,18 +36,19 @@ MASK = "***"
 _MIN_SUBSTRING = 4
 _JSON_SHORT = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _JSON_SHORT |= {"\b": "\\b", "\f": "\\f"}
+_XML_NAMED = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"}
 _DELIMITERS = r"""["'`()\[\]{},=:]"""
 
 
-def _hex(byte: int) -> str:
-    """A byte as two hex digits, either case."""
-    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in f"{byte:02X}")
+def _hex(digits: str) -> str:
+    """Hex digits, matched in either case."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in digits)
 
 
 def _char(c: str) -> str:
     """Every spelling of one character of a secret, as a regular expression."""
     forms = [re.escape(c)]
-    forms.append("".join("%" + _hex(b) for b in c.encode()))
+    forms.append("".join("%" + _hex(f"{b:02X}") for b in c.encode()))
     if c == " ":
         forms.append(r"\+")
     if c in _JSON_SHORT:
@@ -54,18 +56,15 @@ def _char(c: str) -> str:
     if c == "'":
         forms += ["''", r"\\'"]
     point = ord(c)
+    if c in _XML_NAMED:
+        forms.append(re.escape(_XML_NAMED[c]))
+    forms.append(f"&#0*{point};")
+    forms.append(f"&#[xX]0*{_hex(f'{point:X}')};")
     if point < 0x10000:
-        forms.append(r"\\u" + _hex(point >> 8) + _hex(point & 0xFF))
+        forms.append(r"\\u" + _hex(f"{point:04X}"))
     else:  # a JSON surrogate pair
         high, low = divmod(point - 0x10000, 0x400)
-        forms.append(
-            r"\\u"
-            + _hex((0xD800 + high) >> 8)
-            + _hex((0xD800 + high) & 0xFF)
-            + r"\\u"
-            + _hex((0xDC00 + low) >> 8)
-            + _hex((0xDC00 + low) & 0xFF)
-        )
+        forms.append(r"\\u" + _hex(f"{0xD800 + high:04X}") + r"\\u" + _hex(f"{0xDC00 + low:04X}"))
     return "(?:" + "|".join(forms) + ")"
 
 

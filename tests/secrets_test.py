@@ -10,6 +10,7 @@ quote, a space.
 from __future__ import annotations
 
 import base64
+import html
 import http.server
 import json
 import urllib.parse
@@ -41,6 +42,7 @@ def spellings(secret: str) -> list[str]:
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=True)[1:-1],
         secret.replace("'", "''"),
+        html.escape(secret),
         base64.b64encode(secret.encode()).decode(),
     ]
 
