@@ -254,3 +254,22 @@ def test_channel_settings_are_checked(project: Project, setting: str, message: s
     result = _notify(project, "out")
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "path, error",
+    [
+        ("/file/302", "only a redirect to an http(s) URL is followed"),
+        ("/loop", "more than 5 redirects"),
+    ],
+)
+def test_the_http_step_never_follows_a_redirect_out_of_http_or_forever(
+    project: Project, redirector: Redirector, path: str, error: str
+) -> None:
+    book = project.playbook(
+        f"name: get\nkind: check\nsteps:\n  - name: Get\n    http: {{url: '{redirector.url}{path}'}}\n"
+    )
+    result = project.run("run", str(book))
+    assert result.exit_code == 3, result.output
+    assert error in project.last_run()["steps"][0]["error"]
+    assert len(redirector.at(path)) <= 6
