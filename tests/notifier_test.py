@@ -277,7 +277,7 @@ def test_one_attempt_ends_within_its_timeout_whatever_the_receiver_does(
         "webhook": f"url: http://127.0.0.1:{trickler}/hook",
         "email": f"host: 127.0.0.1, port: {trickler}, from: rb@example.com, to: [a@example.com]",
         # The shell is killed at the timeout; the sleep it left keeps the pipe open.
-        "command": "argv: [sh, -c, 'sleep 60 & sleep 60']",
+        "command": "argv: [sh, -c, 'sleep 8 & sleep 8']",
     }[kind]
     _inventory(
         project,
