@@ -103,6 +103,8 @@ def run_action(engine: Engine, ps: PlannedStep, scope: dict[str, Any], in_block:
     )
     if tracked:
         error = _finish_transaction(engine, error)
+    # Secrets the step learned (a {from_env} header …) are masked in its own outcome too.
+    engine.redactor.add(ctx.secrets)
     outcome = _outcome(engine, ps, ctx, result, error, started, attempts)
     if outcome.status is Status.FAILED and caught_mid_flight(error) and non_transactional(ps):
         outcome.status = Status.UNKNOWN
@@ -111,7 +113,6 @@ def run_action(engine: Engine, ps: PlannedStep, scope: dict[str, Any], in_block:
             "be transactional, so whether it took effect cannot be known"
         )
     outcome.history = history if attempts > 1 else []
-    engine.redactor.add(ctx.secrets)
     registered = result if error is None else getattr(error, "result", None)
     engine.end(ps, seq, outcome, registered, pending=in_block, durable=durable)
     # A step whose own gate failed still made its change: a rollback undoes it.
