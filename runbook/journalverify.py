@@ -42,8 +42,8 @@ def verify_file(
     path: Path, checkpoint: Checkpoint | None = None, public: Ed25519PublicKey | None = None
 ) -> Report:
     """Verify the journal at `path` without creating, migrating or writing it."""
-    if not path.is_file():
-        report = Report([f"no journal at {path}"])
+    if not path.is_file():  # nothing recorded yet, or deleted: only a checkpoint can tell
+        report = Report(notes=[f"no journal at {path}"])
         _compare_checkpoint(report, checkpoint, None, 0)
         return report
     uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=rw"
