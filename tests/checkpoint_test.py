@@ -80,7 +80,10 @@ def test_a_cut_off_tail_is_caught_by_a_checkpoint_kept_elsewhere(project: Projec
     kept = _keep_checkpoint(project)
     db = _db(project)
     newest = _newest_run(db)
-    db.execute("DELETE FROM events WHERE run_id = ? OR seq > (SELECT min(seq) FROM events WHERE run_id = ?)", (newest, newest))
+    db.execute(
+        "DELETE FROM events WHERE run_id = ? OR seq > (SELECT min(seq) FROM events WHERE run_id = ?)",
+        (newest, newest),
+    )
     db.execute("DELETE FROM runs WHERE id = ?", (newest,))
     db.close()
     code, out, err = _verify(project)
@@ -144,7 +147,7 @@ def test_an_edit_with_recomputed_hashes_is_caught_by_the_signed_checkpoint(
     # hash recomputed, and the signed checkpoints in the journal thrown away.
     seq = db.execute("SELECT seq FROM events WHERE kind = 'step.end' LIMIT 1").fetchone()[0]
     db.execute(
-        "UPDATE events SET payload = replace(payload, '\"status\":\"ok\"', '\"status\":\"failed\"') WHERE seq = ?",
+        'UPDATE events SET payload = replace(payload, \'"status":"ok"\', \'"status":"failed"\') WHERE seq = ?',
         (seq,),
     )
     db.execute("DELETE FROM events WHERE kind = 'checkpoint'")
@@ -174,7 +177,7 @@ def test_an_edit_with_recomputed_hashes_is_caught_by_the_checkpoints_inside(
     db = _db(project)
     assert db.execute("SELECT count(*) FROM events WHERE kind = 'checkpoint'").fetchone()[0] == 2
     db.execute(
-        "UPDATE events SET payload = replace(payload, '\"status\":\"ok\"', '\"status\":\"failed\"') WHERE kind = 'step.end'"
+        'UPDATE events SET payload = replace(payload, \'"status":"ok"\', \'"status":"failed"\') WHERE kind = \'step.end\''
     )
     _recompute_chain(db)
     db.close()
@@ -212,7 +215,12 @@ def test_a_forged_checkpoint_is_refused(project: Project, key: Path, tmp_path: P
 
 def test_a_checkpoint_file_that_is_not_one_is_invalid_input(project: Project) -> None:
     _run(project)
-    for text in ("not json", "[]", '{"format": "x"}', '{"format": "runbook-journal-checkpoint/1", "count": "1"}'):
+    for text in (
+        "not json",
+        "[]",
+        '{"format": "x"}',
+        '{"format": "runbook-journal-checkpoint/1", "count": "1"}',
+    ):
         (project.root / "bad.json").write_text(text)
         code, _, err = _verify(project, "--checkpoint", str(project.root / "bad.json"))
         assert code == 2, err
@@ -251,7 +259,7 @@ def test_a_signed_checkpoint_ends_every_run_and_verifies(project: Project, key: 
     journal.close()
     assert kinds.count("checkpoint") == 2
     assert kinds[-2:] == ["run.end", "checkpoint"]
-    code, out, err = _verify(project)  # the configured key's public half checks them
+    code, out, _ = _verify(project)  # the configured key's public half checks them
     assert code == 0, out
     kept = _keep_checkpoint(project)
     again = _keep_checkpoint(project, "again.json")
@@ -265,13 +273,18 @@ def test_a_checkpoint_every_so_many_events(
     journal = Journal(project.root / ".runbook" / "journal.sqlite", key)
     for i in range(10):  # a writer outside any run (a notifier, say), one event at a time
         row = {"id": f"r{i}", "playbook": "p", "mode": "check", "started_at": "now", "status": "ok"}
-        journal.append([("now", f"r{i}", "run.start", {"table": "runs", "op": "insert", "row": row})])
+        journal.append(
+            [("now", f"r{i}", "run.start", {"table": "runs", "op": "insert", "row": row})]
+        )
     kinds = [r["kind"] for r in journal.query("SELECT kind FROM events ORDER BY seq")]
     journal.close()
     # Whenever a seq that is a multiple of EVERY is passed: never more than
     # EVERY events in a row without a signed checkpoint after them.
     assert kinds[3] == "checkpoint"
-    assert max(len(stretch) for stretch in ",".join(kinds).split("checkpoint")) <= len(",run.start") * 3 + 1
+    assert (
+        max(len(stretch) for stretch in ",".join(kinds).split("checkpoint"))
+        <= len(",run.start") * 3 + 1
+    )
     assert _verify(project)[0] == 0
 
 
@@ -304,7 +317,9 @@ def test_the_hash_covers_the_canonical_record_not_the_stored_text(project: Proje
     _run(project)
     db = _db(project)
     # The same payload written with other spacing and key order still verifies…
-    seq, payload = db.execute("SELECT seq, payload FROM events WHERE kind = 'step.end' LIMIT 1").fetchone()
+    seq, payload = db.execute(
+        "SELECT seq, payload FROM events WHERE kind = 'step.end' LIMIT 1"
+    ).fetchone()
     reordered = json.dumps(dict(reversed(list(json.loads(payload).items()))), indent=1)
     db.execute("UPDATE events SET payload = ? WHERE seq = ?", (reordered, seq))
     db.close()
@@ -318,21 +333,31 @@ def test_a_run_is_tied_to_a_checkpoint_by_the_other_events_digests_alone(
     _run(project, times=3)
     kept = checkpoint.read(_keep_checkpoint(project))
     db = _db(project)
-    rows = db.execute("SELECT seq, at, run_id, kind, payload, prev_hash, hash FROM events ORDER BY seq").fetchall()
+    rows = db.execute(
+        "SELECT seq, at, run_id, kind, payload, prev_hash, hash FROM events ORDER BY seq"
+    ).fetchall()
     middle = db.execute("SELECT id FROM runs ORDER BY started_at LIMIT 1 OFFSET 1").fetchone()[0]
     db.close()
     # An export of one run: its events whole, the others only by their digests.
     exported = [
-        ("event", r) if r[2] == middle else ("digest", journalhash.record_digest(r[1], r[2], r[3], journalhash.canonical(json.loads(r[4]))))
+        ("event", r)
+        if r[2] == middle
+        else (
+            "digest",
+            journalhash.record_digest(r[1], r[2], r[3], journalhash.canonical(json.loads(r[4]))),
+        )
         for r in rows
         if r[0] <= kept.count
     ]
     head = journalhash.GENESIS
     for what, item in exported:
         if what == "event":
-            seq, at, run_id, kind, payload, prev_hash, stored = item
+            _, at, run_id, kind, payload, prev_hash, stored = item
             assert prev_hash == head  # the neighbour's hash
-            digest = journalhash.record_digest(at, run_id, kind, journalhash.canonical(json.loads(payload)))
+            digest = journalhash.record_digest(
+                at, run_id, kind, journalhash.canonical(json.loads(payload))
+            )
+            assert journalhash.chain(head, digest) == stored
         else:
             digest = item
         head = journalhash.chain(head, digest)
@@ -352,11 +377,14 @@ _DAMAGE = {
     "payload not JSON": "UPDATE events SET payload = '{not json' WHERE seq = 3",
     "payload a JSON string": "UPDATE events SET payload = '\"x\"' WHERE seq = 3",
     "payload a list": "UPDATE events SET payload = '[1, 2]' WHERE seq = 2",
-    "payload of no table": "UPDATE events SET payload = '{\"table\": \"nope\", \"op\": \"insert\", \"row\": {}}' WHERE seq = 1",
-    "payload without a row": "UPDATE events SET payload = '{\"table\": \"runs\", \"op\": \"insert\"}' WHERE seq = 1",
-    "payload with an unhashable key": "UPDATE events SET payload = '{\"table\": \"runs\", \"op\": \"insert\", \"row\": {\"id\": [1]}}' WHERE seq = 1",
+    "payload of no table": 'UPDATE events SET payload = \'{"table": "nope", "op": "insert", "row": {}}\' WHERE seq = 1',
+    "payload without a row": 'UPDATE events SET payload = \'{"table": "runs", "op": "insert"}\' WHERE seq = 1',
+    "payload with an unhashable key": 'UPDATE events SET payload = \'{"table": "runs", "op": "insert", "row": {"id": [1]}}\' WHERE seq = 1',
     "three corrupt payloads": "UPDATE events SET payload = substr(payload, 2) WHERE seq IN (1, 2, 3)",
-    "deeply nested payload": "UPDATE events SET payload = '" + "[" * 5000 + "]" * 5000 + "' WHERE seq = 2",
+    "deeply nested payload": "UPDATE events SET payload = '"
+    + "[" * 5000
+    + "]" * 5000
+    + "' WHERE seq = 2",
     "payload a blob": "UPDATE events SET payload = x'00ff' WHERE seq = 2",
     "payload NULL": _LOOSE + "UPDATE events SET payload = NULL WHERE seq = 2",
     "hash NULL": _LOOSE + "UPDATE events SET hash = NULL WHERE seq = 2",
@@ -378,7 +406,7 @@ _DAMAGE = {
     "runs exit_code a real": "UPDATE runs SET exit_code = 1e400",
     "meta hash_version garbage": "UPDATE meta SET value = 'garbage' WHERE key = 'hash_version'",
     "a gap in seqs": "DELETE FROM events WHERE seq = 2",
-    "a checkpoint event forged": "UPDATE events SET payload = '{\"table\": \"checkpoints\", \"op\": \"insert\", \"row\": {\"count\": \"x\"}}' WHERE seq = 3",
+    "a checkpoint event forged": 'UPDATE events SET payload = \'{"table": "checkpoints", "op": "insert", "row": {"count": "x"}}\' WHERE seq = 3',
 }
 
 
