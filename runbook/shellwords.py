@@ -31,23 +31,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from runbook import shellcommands
+
 HOLE = "\x00"
 TAG = "\x01"
 
-# Commands that run (part of) their arguments as code: a value among their
-# words is refused, whatever its quoting.
-REPARSERS = frozenset(
-    {
-        "sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox", "fish", "csh", "tcsh",
-        "ssh", "su", "runuser", "watch", "script", "parallel", "expect",
-        "awk", "gawk", "mawk", "nawk", "sed", "xargs",
-    }
-)  # fmt: skip
-# Builtins that do the same, as the command (or after `command`/`builtin`).
-BUILTIN_REPARSERS = frozenset({"eval", "source", ".", "trap", "let", "alias"})
-# Interpreters, refused only with a flag that takes code as an argument.
-INTERPRETERS = re.compile(r"^(python[0-9.]*|perl|ruby|node|php|lua|psql|sqlite3|tclsh|osascript)$")
-CODE_FLAGS = frozenset({"-c", "-e", "-E", "--command", "--eval", "-r"})
 _KEEP_POSITION = frozenset({"if", "then", "else", "elif", "do", "while", "until", "!", "{", "time"})
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\+?=")
 _DIGITS = re.compile(r"^[0-9]+$")
@@ -408,27 +396,11 @@ class _Scanner:
     def _end_command(self) -> None:
         cmd = self.cmd
         if cmd.holes:
-            why = self._command_refusal(cmd)
+            why = shellcommands.refusal(cmd.words, cmd.dynamic_name)
             if why:
                 for number in cmd.holes:
                     self._refuse(number, why)
         self.cmd = _Command()
-
-    def _command_refusal(self, cmd: _Command) -> str | None:
-        if cmd.dynamic_name:
-            return "the command's name is not written out, so it may run its arguments as code"
-        names = [w.rsplit("/", 1)[-1] for w in cmd.words]
-        for name in names:
-            if name in REPARSERS:
-                return f"`{name}` in this command runs text as code"
-        if names[:1] in (["command"], ["builtin"]):
-            names = names[1:]
-        builtin = names[0] if names else ""
-        if builtin in BUILTIN_REPARSERS:
-            return f"`{builtin}` runs text as code"
-        if any(INTERPRETERS.match(n) for n in names) and CODE_FLAGS & set(cmd.words):
-            return "this command is given code as an argument"
-        return None
 
 
 def analyse(text: str, tags: list[tuple[str, int]] | None = None) -> Verdict:

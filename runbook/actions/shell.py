@@ -16,7 +16,7 @@ from typing import Any
 
 import jinja2
 
-from runbook import shellwords, template
+from runbook import shellcommands, shellwords, template
 from runbook.actions.base import ANY, Field
 from runbook.context import StepContext
 from runbook.errors import StepError
@@ -84,7 +84,7 @@ def _argv_problems(argv: list[Any]) -> Iterator[tuple[tuple[str | int, ...], int
     """argv items are one element each whatever their values; but a program
     that runs an argument as code (sh -c, ssh, eval…) gets no templated item."""
     literal = [a.rsplit("/", 1)[-1] for a in argv if isinstance(a, str) and "{" not in a]
-    runners = shellwords.REPARSERS | shellwords.BUILTIN_REPARSERS
+    runners = shellcommands.REPARSERS | shellcommands.BUILTIN_REPARSERS
     runner = next((name for name in literal if name in runners), None)
     if runner is None:
         return
