@@ -94,6 +94,43 @@ def test_a_cut_off_tail_is_caught_by_a_checkpoint_kept_elsewhere(project: Projec
     assert "cut-off tail" in out
 
 
+def test_a_cut_off_tail_followed_by_new_runs_leaves_a_gap(project: Project) -> None:
+    _run(project, times=2)
+    db = _db(project)
+    newest = _newest_run(db)
+    db.execute(
+        "DELETE FROM events WHERE seq >= (SELECT min(seq) FROM events WHERE run_id = ?)", (newest,)
+    )
+    db.execute("DELETE FROM runs WHERE id = ?", (newest,))
+    db.close()
+    _run(project)  # the next event takes the next number the journal ever handed out
+    code, out, _ = _verify(project)
+    assert code == 1 and "are missing" in out
+
+
+def test_no_cryptography_without_a_key(project: Project) -> None:
+    script = (
+        "import sys, runbook.cli\n"
+        "sys.argv = ['runbook', 'run', 'playbooks/p.yaml']\n"
+        "try:\n    runbook.cli.main()\nexcept SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        "    assert 'cryptography' not in sys.modules\n"
+        "    print('clean')\n"
+    )
+    project.playbook(BOOK)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("RUNBOOK_JOURNAL_KEY_FILE", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=project.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.stdout.strip().endswith("clean"), done.stdout + done.stderr
+
+
 def test_an_unsigned_checkpoint_says_what_it_proves(project: Project) -> None:
     _run(project)
     kept = _keep_checkpoint(project)
