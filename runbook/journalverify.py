@@ -51,13 +51,22 @@ def verify_file(
         db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
     except sqlite3.Error as exc:
         return Report([f"cannot open the journal {path}: {exc}"])
+    # Text that is not UTF-8 is read as it is (and then fails its hash)
+    # rather than stopping the reading.
+    db.text_factory = lambda raw: raw.decode("utf-8", "surrogateescape")
     try:
         db.execute("PRAGMA query_only = ON")
-        return verify_connection(db, checkpoint, public)
+        report = verify_connection(db, checkpoint, public)
     except sqlite3.Error as exc:
-        return Report([f"cannot read the journal {path}: {exc}"])
+        report = Report([f"cannot read the journal {path}: {exc}"])
     finally:
         db.close()
+    report.problems = [_printable(p) for p in report.problems]
+    return report
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def verify_connection(
@@ -97,6 +106,10 @@ class _Verifier:
         tables = {
             r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
+        if not tables:  # being created this instant, or replaced by an empty file
+            self.report.notes.append("the journal is empty: no tables yet")
+            _compare_checkpoint(self.report, checkpoint, self.public, 0)
+            return
         for name in ("meta", "events", *TABLES):
             if name not in tables:
                 self.problems.append(f"table {name} is missing: dropped, or not a runbook journal")

@@ -423,6 +423,12 @@ _DAMAGE = {
     + "]" * 5000
     + "' WHERE seq = 2",
     "payload a blob": "UPDATE events SET payload = x'00ff' WHERE seq = 2",
+    "payload not UTF-8": "UPDATE events SET payload = CAST(x'7bff' AS TEXT) WHERE seq = 2",
+    "run_id not UTF-8": "UPDATE events SET run_id = CAST(x'c3' AS TEXT) WHERE seq = 2",
+    "runs column not UTF-8": "UPDATE runs SET playbook = CAST(x'ff' AS TEXT)",
+    "meta not UTF-8": "UPDATE meta SET value = CAST(x'ff' AS TEXT) WHERE key = 'hash_version'",
+    "incidents row not recorded": "INSERT INTO incidents (key, severity, status, opened_at, updated_at) VALUES ('k', 'x', 'open', 'now', 'now')",
+    "attempts garbage": "INSERT INTO attempts VALUES (x'01', 1.5, 'now', 'x', 'y')",
     "payload NULL": _LOOSE + "UPDATE events SET payload = NULL WHERE seq = 2",
     "hash NULL": _LOOSE + "UPDATE events SET hash = NULL WHERE seq = 2",
     "prev_hash NULL": _LOOSE + "UPDATE events SET prev_hash = NULL WHERE seq = 2",
