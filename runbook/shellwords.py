@@ -294,6 +294,8 @@ class _Scanner:
         if nxt == HOLE:
             self._refuse_next("right after a $")
             return i + 1
+        if nxt == "$":  # $$, the shell's pid: the second $ starts nothing
+            return i + 1
         if nxt == "(":
             if i + 2 < len(text) and text[i + 2] == "(":
                 self.stack.append(_Ctx("arith", depth=2))

@@ -61,6 +61,7 @@ SHAPES = {
     "a comment": "printf '[%s]' ok > comment.out # {{ f }}",
     "a variable for a shell": 'X={{ f }} sh -c \'printf "[%s]" "$X"\' > envsh.out',
     "a shell reading a file": "sh -c 'cat' < pre-{{ f }}.in > shin.out",
+    "after the pid": 'X=$$"{{ f }}"; printf \'[%s]\' "${X#$$}" > pid.out',
     "in a pipeline": "printf '%s' {{ f }} | od -An -c > /dev/null && printf '[%s]' {{ f }} > pipe.out",
 }
 EXPECTED = {
@@ -75,6 +76,7 @@ EXPECTED = {
     "twice.out": "[{v}][{v}]",
     "comment.out": "[ok]",
     "pipe.out": "[{v}]",
+    "pid.out": "[{v}]",
     "envsh.out": "[{v}]",
     "shin.out": "[{v}]",
 }
