@@ -303,32 +303,40 @@ class Journal:
         from runbook.checkpoint import Checkpoint, parse
 
         with self.lock:
-            if self.signer is not None:
+            try:
+                row = self.db.execute(
+                    "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+            except sqlite3.Error as exc:
+                raise JournalError(f"cannot read the journal {self.path}: {exc}") from None
+            if row is None:  # nothing to sign into the journal: the empty chain
+                empty = Checkpoint(0, GENESIS, at)
+                return self.signer.sign(0, GENESIS, at) if self.signer else empty
+            if self.signer is None:
+                return Checkpoint(row[0], row[1], at)
+            last = self.latest_checkpoint_event()
+            if last is None or last[0] != row[0]:
+                self.append_prepared([(*checkpoint_request(at), None)])
                 last = self.latest_checkpoint_event()
-                if last is None or last[0] != self._last_seq():
-                    self.append_prepared([(*checkpoint_request(at), None)])
-                last = self.latest_checkpoint_event()
-                assert last is not None
-                return parse(last[1], f"event {last[0]}")
-            row = self.db.execute(
-                "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-            return Checkpoint(row[0], row[1], at) if row else Checkpoint(0, GENESIS, at)
+            if last is None:
+                raise JournalError(f"no checkpoint could be written to {self.path}")
+            return parse(last[1], f"event {last[0]} of {self.path}")
 
     def latest_checkpoint_event(self) -> tuple[int, Any] | None:
         """(seq, checkpoint data) of the last checkpoint recorded in the journal."""
-        with self.lock:
-            row = self.db.execute(
-                "SELECT seq, payload FROM events WHERE run_id IS NULL AND kind = 'checkpoint'"
-                " ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-        if row is None:
-            return None
-        return row[0], json.loads(row[1])["row"]
-
-    def _last_seq(self) -> int:
-        row = self.db.execute("SELECT max(seq) FROM events").fetchone()
-        return int(row[0] or 0)
+        try:
+            with self.lock:
+                row = self.db.execute(
+                    "SELECT seq, payload FROM events WHERE run_id IS NULL AND kind = 'checkpoint'"
+                    " ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+            if row is None:
+                return None
+            return row[0], json.loads(row[1])["row"]
+        except (sqlite3.Error, ValueError, TypeError, KeyError) as exc:
+            raise JournalError(
+                f"the journal's last checkpoint cannot be read ({exc}): runbook journal verify"
+            ) from None
 
     def _apply(
         self, table: str, op: str, row: dict[str, Any], expect: dict[str, Any] | None = None

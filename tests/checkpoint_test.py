@@ -303,6 +303,19 @@ def test_a_signed_checkpoint_ends_every_run_and_verifies(project: Project, key: 
     assert kept.read_text() == again.read_text()  # nothing new: the same checkpoint
 
 
+def test_a_checkpoint_of_an_empty_journal(project: Project, key: Path) -> None:
+    result = project.run("journal", "checkpoint")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["count"] == 0 and data["signature"]
+    kept = project.root / "empty.json"
+    kept.write_text(result.stdout)
+    _run(project)
+    assert _verify(project, "--checkpoint", str(kept))[0] == 0
+    latest = project.run("journal", "checkpoint", "--latest")
+    assert latest.exit_code == 0 and json.loads(latest.stdout)["count"] > 0
+
+
 def test_a_checkpoint_every_so_many_events(
     project: Project, key: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
