@@ -29,7 +29,7 @@ from runbook.journalschema import MIGRATIONS
 from runbook.journalschema import SCHEMA_VERSION as SCHEMA_VERSION
 
 if TYPE_CHECKING:
-    from runbook.checkpoint import Checkpoint, Signer
+    from runbook.checkpoint import Signer
 
 
 class Conflict(JournalError):
@@ -295,48 +295,6 @@ class Journal:
         assert self.signer is not None
         checkpoint = self.signer.sign(count, head, at)
         return _canonical({"table": CHECKPOINTS, "op": "insert", "row": checkpoint.serialize()})
-
-    def checkpoint(self, at: str) -> Checkpoint:
-        """A checkpoint of the journal as it is now: signed and recorded in the
-        journal when there is a key (unless the last event is one already),
-        else unsigned and recorded nowhere."""
-        from runbook.checkpoint import Checkpoint, parse
-
-        with self.lock:
-            try:
-                row = self.db.execute(
-                    "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
-            except sqlite3.Error as exc:
-                raise JournalError(f"cannot read the journal {self.path}: {exc}") from None
-            if row is None:  # nothing to sign into the journal: the empty chain
-                empty = Checkpoint(0, GENESIS, at)
-                return self.signer.sign(0, GENESIS, at) if self.signer else empty
-            if self.signer is None:
-                return Checkpoint(row[0], row[1], at)
-            last = self.latest_checkpoint_event()
-            if last is None or last[0] != row[0]:
-                self.append_prepared([(*checkpoint_request(at), None)])
-                last = self.latest_checkpoint_event()
-            if last is None:
-                raise JournalError(f"no checkpoint could be written to {self.path}")
-            return parse(last[1], f"event {last[0]} of {self.path}")
-
-    def latest_checkpoint_event(self) -> tuple[int, Any] | None:
-        """(seq, checkpoint data) of the last checkpoint recorded in the journal."""
-        try:
-            with self.lock:
-                row = self.db.execute(
-                    "SELECT seq, payload FROM events WHERE run_id IS NULL AND kind = 'checkpoint'"
-                    " ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
-            if row is None:
-                return None
-            return row[0], json.loads(row[1])["row"]
-        except (sqlite3.Error, ValueError, TypeError, KeyError) as exc:
-            raise JournalError(
-                f"the journal's last checkpoint cannot be read ({exc}): runbook journal verify"
-            ) from None
 
     def _apply(
         self, table: str, op: str, row: dict[str, Any], expect: dict[str, Any] | None = None

@@ -35,15 +35,17 @@ def keygen(inventory: Path | None, out: Path | None) -> tuple[Path, Path, str]:
 def checkpoint_now(inventory: Path | None, latest: bool) -> dict[str, Any]:
     """The journal's checkpoint now (signed and recorded if there is a key),
     or with `latest` the last one recorded in the journal."""
+    from runbook import checkpoint
+
     journal = open_journal(load_inventory(inventory, Path.cwd()))
     try:
         if latest:
-            found = journal.latest_checkpoint_event()
+            found = checkpoint.latest(journal)
             if found is None:
                 raise UsageError("no checkpoint is recorded in the journal (no key signed one yet)")
             data: dict[str, Any] = found[1]
             return data
-        return journal.checkpoint(Clock.from_environment().iso_now()).serialize()
+        return checkpoint.take(journal, Clock.from_environment().iso_now()).serialize()
     finally:
         journal.close()
 
