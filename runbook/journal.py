@@ -345,6 +345,17 @@ class Journal:
         run["steps"] = self.steps(run["id"])
         return run
 
+    def continuation(self, run_id: str) -> dict[str, Any] | None:
+        """The run that resumed or rolled back `run_id`, if one did."""
+        rows = self.query(
+            # Resumes recorded before `continues` existed name their run as parent.
+            "SELECT * FROM runs WHERE continues = ?"
+            " OR (continues IS NULL AND mode = 'resume' AND parent_run = ?)"
+            " ORDER BY continues IS NULL, started_at LIMIT 1",
+            (run_id, run_id),
+        )
+        return rows[0] if rows else None
+
     def steps(self, run_id: str) -> list[dict[str, Any]]:
         """A run's steps: the fold of its `steps` events, in order."""
         steps: dict[int, dict[str, Any]] = {}

@@ -156,6 +156,7 @@ class RunRecord:
     extra: dict[str, Any] | None = None  # -e values, for resume (secrets redacted)
     selection: dict[str, Any] | None = None  # targets, tags, skip_tags
     forced: str | None = None  # why a resume ran on a changed playbook
+    continues: str | None = None  # the run this resume or rollback continues (claimed once)
 
 
 class Recorder:
@@ -220,6 +221,8 @@ class Recorder:
             "selection": record.selection or {},
             "forced": record.forced,
         }
+        if record.continues:
+            row["continues"] = record.continues
         self._append(
             [(at, record.id, "run.start", {"table": "runs", "op": "insert", "row": row})],
             durable=True,

@@ -42,6 +42,7 @@ class Request:
     resume: Resume | None = None
     undo_only: bool = False
     forced: str | None = None
+    continues: str | None = None  # the run this resume or rollback claims
 
 
 @dataclass
@@ -261,6 +262,7 @@ def run_target(
         resume=req.resume,
         undo_only=req.undo_only,
         forced=req.forced,
+        continues=req.continues,
         selection={
             "targets": list(req.targets),
             "tags": sorted(req.tags),
