@@ -82,7 +82,7 @@ def read(path: Path) -> Checkpoint:
         raise InputError(f"cannot read the checkpoint {path}: {exc}") from None
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InputError(f"{path}: not JSON: {exc}") from None
     return parse(data, str(path))
 

@@ -214,15 +214,24 @@ def journal() -> None:
     type=click.Path(path_type=Path),
     help="The public key that checks signatures (default: the configured key's).",
 )
+@click.option(
+    "--export",
+    "export_file",
+    type=click.Path(path_type=Path),
+    help="Check this export (from `runbook journal export`) instead of the journal.",
+)
 def journal_verify(
-    inventory: Path | None, checkpoint_file: Path | None, public_file: Path | None
+    inventory: Path | None,
+    checkpoint_file: Path | None,
+    public_file: Path | None,
+    export_file: Path | None,
 ) -> None:
     """Check the chain, the tables and checkpoints; one problem per line (exit 1 if any)."""
 
     def _verify() -> int:
         from runbook.commands import journal_cmd
 
-        report = journal_cmd.verify(inventory, checkpoint_file, public_file)
+        report = journal_cmd.verify(inventory, checkpoint_file, public_file, export_file)
         for problem in report.problems:
             click.echo(problem)
         for note in report.notes:
@@ -252,6 +261,31 @@ def journal_checkpoint(inventory: Path | None, latest: bool) -> None:
         return 0
 
     run_command(_checkpoint)
+
+
+@journal.command("export")
+@click.argument("run_ids", nargs=-1, required=True)
+@INVENTORY
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(path_type=Path),
+    help="Export up to this checkpoint's count, so the export verifies against it.",
+)
+def journal_export(
+    run_ids: tuple[str, ...], inventory: Path | None, checkpoint_file: Path | None
+) -> None:
+    """Print runs' events as JSON, the other events only as digests: checkable
+    against a checkpoint (verify --export) without the rest of the journal."""
+
+    def _export() -> int:
+        from runbook.commands import journal_cmd
+
+        doc = journal_cmd.export(inventory, list(run_ids), checkpoint_file)
+        click.echo(json.dumps(doc, indent=1))
+        return 0
+
+    run_command(_export)
 
 
 @journal.command("keygen")

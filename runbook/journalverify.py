@@ -44,18 +44,13 @@ def verify_file(
     """Verify the journal at `path` without creating, migrating or writing it."""
     if not path.is_file():  # nothing recorded yet, or deleted: only a checkpoint can tell
         report = Report(notes=[f"no journal at {path}"])
-        _compare_checkpoint(report, checkpoint, None, 0)
+        compare_checkpoint(report, checkpoint, None, 0)
         return report
-    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=rw"
     try:
-        db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+        db = connect_reading(path)
     except sqlite3.Error as exc:
         return Report([f"cannot open the journal {path}: {exc}"])
-    # Text that is not UTF-8 is read as it is (and then fails its hash)
-    # rather than stopping the reading.
-    db.text_factory = lambda raw: raw.decode("utf-8", "surrogateescape")
     try:
-        db.execute("PRAGMA query_only = ON")
         report = verify_connection(db, checkpoint, public)
     except sqlite3.Error as exc:
         report = Report([f"cannot read the journal {path}: {exc}"])
@@ -63,6 +58,21 @@ def verify_file(
         db.close()
     report.problems = [_printable(p) for p in report.problems]
     return report
+
+
+def connect_reading(path: Path) -> sqlite3.Connection:
+    """A connection that never creates, migrates or writes the journal."""
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=rw"
+    db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+    # Text that is not UTF-8 is read as it is (and then fails its hash)
+    # rather than stopping the reading.
+    db.text_factory = lambda raw: raw.decode("utf-8", "surrogateescape")
+    try:
+        db.execute("PRAGMA query_only = ON")
+    except sqlite3.Error:
+        db.close()
+        raise
+    return db
 
 
 def _printable(text: str) -> str:
@@ -108,7 +118,7 @@ class _Verifier:
         }
         if not tables:  # being created this instant, or replaced by an empty file
             self.report.notes.append("the journal is empty: no tables yet")
-            _compare_checkpoint(self.report, checkpoint, self.public, 0)
+            compare_checkpoint(self.report, checkpoint, self.public, 0)
             return
         for name in ("meta", "events", *TABLES):
             if name not in tables:
@@ -130,7 +140,7 @@ class _Verifier:
             self.report.notes.append(
                 f"{self.other_keys} checkpoint(s) in the journal name another key: not checked"
             )
-        _compare_checkpoint(self.report, checkpoint, self.public, last, self.at_count)
+        compare_checkpoint(self.report, checkpoint, self.public, last, self.at_count)
 
     def _meta(self) -> int:
         rows = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
@@ -264,7 +274,7 @@ class _Verifier:
             self.problems.append(f"{table} {key}: row not recorded in events")
 
 
-def _compare_checkpoint(
+def compare_checkpoint(
     report: Report,
     cp: Checkpoint | None,
     public: Ed25519PublicKey | None,

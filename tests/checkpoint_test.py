@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -519,3 +520,102 @@ def test_verify_sees_no_phantom_problems_while_eight_runs_write(project: Project
     assert [r.returncode for r in runs] == [0] * 8, [r.stderr.read() for r in runs if r.stderr]
     code, out, _ = _verify(project)
     assert code == 0, out
+
+
+# -- an export of a few runs ---------------------------------------------------------
+
+
+def _export_setup(project: Project, key: Path) -> tuple[Path, Path, Path]:
+    _run(project, times=3)
+    kept = _keep_checkpoint(project)
+    db = _db(project)
+    middle = db.execute("SELECT id FROM runs ORDER BY started_at LIMIT 1 OFFSET 1").fetchone()[0]
+    db.close()
+    result = project.run("journal", "export", middle, "--checkpoint", str(kept))
+    assert result.exit_code == 0, result.output
+    exported = project.root / "export.json"
+    exported.write_text(result.stdout)
+    return kept, exported, key.with_name(key.name + ".pub")
+
+
+def test_an_export_of_one_run_verifies_against_the_checkpoint_alone(
+    project: Project, key: Path, tmp_path: Path
+) -> None:
+    kept, exported, public = _export_setup(project, key)
+    doc = json.loads(exported.read_text())
+    assert len(doc["runs"]) == 1
+    whole = [e for e in doc["events"] if "payload" in e]
+    assert whole and all(e["run_id"] == doc["runs"][0] for e in whole)
+    assert all(set(e) == {"seq", "digest"} for e in doc["events"] if "payload" not in e)
+    # Another machine, no journal: only the export, the checkpoint and the public key.
+    for path in (project.root / ".runbook").glob("journal.sqlite*"):
+        path.unlink()
+    args = ("--export", str(exported), "--checkpoint", str(kept), "--public-key", str(public))
+    code, out, err = _verify(project, *args)
+    assert code == 0, out
+    assert "the signature holds" in err
+    # Re-encoded by another JSON writer: still the same records.
+    exported.write_text(json.dumps(doc, indent=4, sort_keys=True, ensure_ascii=False))
+    assert _verify(project, *args)[0] == 0
+
+
+def _deep_dump(doc: dict[str, Any]) -> str:
+    """json.dumps would recurse too deep itself: the deep part written by hand."""
+    whole = next(e for e in doc["events"] if "payload" in e)
+    whole["payload"] = "DEEP"
+    return json.dumps(doc).replace('"DEEP"', "[" * 3000 + "]" * 3000)
+
+
+def _tamper(doc: dict[str, Any], how: str) -> None:
+    whole = [e for e in doc["events"] if "payload" in e]
+    if how == "a step's status":
+        for event in whole:
+            row = event["payload"]["row"]
+            if row.get("status") == "ok":
+                row["status"] = "failed"
+                return
+    elif how == "a digest":
+        digest = next(e for e in doc["events"] if "digest" in e)
+        digest["digest"] = "0" * 64
+    elif how == "an event dropped":
+        doc["events"].remove(whole[-1])
+    elif how == "an event added":
+        doc["events"].append({"seq": doc["events"][-1]["seq"] + 1, "digest": "1" * 64})
+    elif how == "the prev hash":
+        doc["prev"] = "f" * 64
+    elif how == "garbage events":
+        doc["events"] = [{"seq": "x"}, 7, None]
+    elif how == "no events":
+        doc["events"] = "none"
+    elif how == "wrong format":
+        doc["format"] = "x"
+    elif how == "a deep payload":
+        pass  # written by _deep_dump
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "a step's status",
+        "a digest",
+        "an event dropped",
+        "an event added",
+        "the prev hash",
+        "garbage events",
+        "no events",
+        "wrong format",
+        "a deep payload",
+    ],
+)
+def test_a_tampered_export_is_caught(project: Project, key: Path, how: str) -> None:
+    kept, exported, public = _export_setup(project, key)
+    doc = json.loads(exported.read_text())
+    _tamper(doc, how)
+    exported.write_text(json.dumps(doc) if how != "a deep payload" else _deep_dump(doc))
+    code, out, err = _verify(
+        project, "--export", str(exported), "--checkpoint", str(kept), "--public-key", str(public)
+    )
+    if how == "a deep payload":  # too deep to read: invalid input, said plainly
+        assert code == 2 and "cannot read" in err, err
+        return
+    assert code == 1 and out.strip(), (how, out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -51,20 +52,47 @@ def checkpoint_now(inventory: Path | None, latest: bool) -> dict[str, Any]:
 
 
 def verify(
-    inventory: Path | None, checkpoint_file: Path | None, public_file: Path | None
+    inventory: Path | None,
+    checkpoint_file: Path | None,
+    public_file: Path | None,
+    export_file: Path | None = None,
 ) -> Report:
-    """The journal checked, against a checkpoint kept elsewhere if one is given.
-
-    The public key: --public-key, else the public half of the configured key."""
+    """The journal (or an export of it) checked, against a checkpoint kept
+    elsewhere if one is given. The public key: --public-key, else the public
+    half of the configured key."""
     inv = load_inventory(inventory, Path.cwd())
+    key_file = key_file_for(inv)
     cp = public = None
-    if checkpoint_file or public_file or key_file_for(inv):
+    if checkpoint_file or public_file or key_file:
         from runbook import checkpoint
 
         cp = checkpoint.read(checkpoint_file) if checkpoint_file else None
-        key_file = key_file_for(inv)
         if public_file:
             public = checkpoint.load_public(public_file)
         elif key_file:
             public = checkpoint.load_signer(key_file).public
-    return verify_file(journal_path(inv), cp, public)
+    if export_file is None:
+        return verify_file(journal_path(inv), cp, public)
+    from runbook import journalexport
+
+    if cp is None:
+        raise UsageError("an export is verified against a checkpoint: --checkpoint FILE")
+    return journalexport.verify(_read_json(export_file), cp, public)
+
+
+def export(
+    inventory: Path | None, run_ids: list[str], checkpoint_file: Path | None
+) -> dict[str, Any]:
+    """Runs out of the journal, up to the checkpoint's count (or its last event)."""
+    from runbook import checkpoint, journalexport
+
+    inv = load_inventory(inventory, Path.cwd())
+    upto = checkpoint.read(checkpoint_file).count if checkpoint_file else None
+    return journalexport.export(journal_path(inv), run_ids, upto)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
