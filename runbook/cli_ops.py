@@ -6,12 +6,16 @@ Registered on the `runbook` group by `runbook.cli`; no logic here either.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from runbook.cli import FORMATS, INVENTORY, main, run_command
 from runbook.errors import ExitCode
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @main.command()
@@ -200,26 +204,19 @@ def journal() -> None:
     """The journal of runs."""
 
 
+def _file_option(flag: str, text: str) -> Callable[[F], F]:
+    """`--name FILE`, given to the command as `name_file`."""
+    dest = flag.lstrip("-").split("-")[0] + "_file"
+    return click.option(flag, dest, type=click.Path(path_type=Path), help=text)
+
+
 @journal.command("verify")
 @INVENTORY
-@click.option(
-    "--checkpoint",
-    "checkpoint_file",
-    type=click.Path(path_type=Path),
-    help="A checkpoint kept outside the journal (from `runbook journal checkpoint`).",
+@_file_option("--checkpoint", "A checkpoint kept outside the journal (`journal checkpoint`).")
+@_file_option(
+    "--public-key", "The public key that checks signatures (default: the configured key's)."
 )
-@click.option(
-    "--public-key",
-    "public_file",
-    type=click.Path(path_type=Path),
-    help="The public key that checks signatures (default: the configured key's).",
-)
-@click.option(
-    "--export",
-    "export_file",
-    type=click.Path(path_type=Path),
-    help="Check this export (from `runbook journal export`) instead of the journal.",
-)
+@_file_option("--export", "Check this export (`journal export`) instead of the journal.")
 def journal_verify(
     inventory: Path | None,
     checkpoint_file: Path | None,
@@ -266,12 +263,7 @@ def journal_checkpoint(inventory: Path | None, latest: bool) -> None:
 @journal.command("export")
 @click.argument("run_ids", nargs=-1, required=True)
 @INVENTORY
-@click.option(
-    "--checkpoint",
-    "checkpoint_file",
-    type=click.Path(path_type=Path),
-    help="Export up to this checkpoint's count, so the export verifies against it.",
-)
+@_file_option("--checkpoint", "Export up to this checkpoint's count, so it verifies against it.")
 def journal_export(
     run_ids: tuple[str, ...], inventory: Path | None, checkpoint_file: Path | None
 ) -> None:
