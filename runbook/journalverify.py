@@ -136,11 +136,24 @@ class _Verifier:
             and self.db.execute("SELECT 1 FROM runs LIMIT 1").fetchone()
         ):
             self.problems.append("runs exist but no events: the event log was removed")
-        if self.public is not None and self.other_keys:
-            self.report.notes.append(
+        if self.public is not None:
+            self._signed_coverage(last)
+        compare_checkpoint(self.report, checkpoint, self.public, last, self.at_count)
+
+    def _signed_coverage(self, last: int) -> None:
+        """What the signed checkpoints inside the journal cover (they can be
+        removed with what they cover: the ones kept elsewhere are what count)."""
+        notes = self.report.notes
+        if self.other_keys:
+            notes.append(
                 f"{self.other_keys} checkpoint(s) in the journal name another key: not checked"
             )
-        compare_checkpoint(self.report, checkpoint, self.public, last, self.at_count)
+        if last and not self.signed_upto:
+            notes.append("no checkpoint in the journal is signed by this key")
+        elif last > self.signed_upto + 1:
+            notes.append(
+                f"events {self.signed_upto + 2} to {last} come after the last signed checkpoint in the journal"
+            )
 
     def _meta(self) -> int:
         rows = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
