@@ -87,7 +87,7 @@ class _Scanner:
         self.unknown: str | None = None
         self.cmd = _Command()
         self.dbracket = False
-        self.blocks: list[tuple[str, tuple[tuple[str, int, bool, bool], ...], int]] = []
+        self.blocks: list[tuple[str, tuple[object, ...], int]] = []
         self.tag_index = 0
 
     # -- driving ---------------------------------------------------------------
@@ -166,7 +166,9 @@ class _Scanner:
     def _tag(self) -> None:
         name, offset = self.tags[self.tag_index]
         self.tag_index += 1
-        signature = tuple(c.signature() for c in self.stack)
+        # The quotes and nesting, and whether the command has its name yet:
+        # every path through the block must leave them as they were.
+        signature = (*(c.signature() for c in self.stack), self.cmd.named, self.dbracket)
         if name in ("if", "for", "with"):
             self.blocks.append((name, signature, offset))
         elif name in ("elif", "else", "endif", "endfor", "endwith"):
@@ -177,8 +179,10 @@ class _Scanner:
                 self.verdict.tag_problems.append(
                     (
                         offset,
-                        f"{{% {name} %}} stands in other quotes than its {{% {opened} %}}: "
-                        "a block must close every quote it opens, or values could end up unquoted",
+                        f"{{% {name} %}} stands in other quotes, or another place in a command, "
+                        f"than its {{% {opened} %}}: a block must close every quote it opens "
+                        "and not decide which word names the command, or values could end up "
+                        "unquoted or run",
                     )
                 )
             if name.startswith("end"):

@@ -184,6 +184,11 @@ REFUSED = {
     "macro": ("{% macro m() %}rm {{ f }}{% endmacro %}{{ m() }}", "{% macro %}"),
     "if block opening a quote": ('echo {% if f %}"{% endif %}{{ f }}"', "{% endif %}"),
     "for block opening a quote": ("echo {% for x in [1] %}'{% endfor %} {{ f }}", "{% endfor %}"),
+    "if block deciding the command": ("{% if f %}echo {% endif %}{{ f }}", "{% endif %}"),
+    "else branch naming the command": (
+        "{% if f %}echo x{% else %}{% endif %}; {{ f }}",
+        "name the command",
+    ),
     "raw opening a quote": ("echo {% raw %}'{% endraw %}{{ f }}'", "single quotes"),
 }
 
