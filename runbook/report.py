@@ -137,7 +137,7 @@ def notification_lines(run: RunOutcome) -> list[str]:
             f"{d['channel']} {d['status']}"
             + (
                 f" after {d['attempts']} attempt(s): {d.get('error')}"
-                if d["status"] == "failed"
+                if d["status"] in ("failed", "pending") and d.get("error")
                 else ""
             )
             for d in deliveries

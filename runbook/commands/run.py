@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -135,9 +136,10 @@ def resolve_dsn(target: Target, root: Path, secrets: set[str]) -> tuple[str, dic
     try:
         params = conninfo_to_dict(dsn)
     except Exception as exc:
-        raise UsageError(
-            f"target {target.name!r}: invalid DSN: {str(exc).splitlines()[0]}"
-        ) from None
+        # libpq quotes the fragment it stumbled on, which may be (part of) the
+        # password: only an option's name is shown.
+        detail = re.sub(r'(?<!option )"[^"]*"', '"***"', (str(exc).splitlines() or [""])[0])
+        raise UsageError(f"target {target.name!r}: invalid DSN: {detail}") from None
     if password:
         params["password"] = str(password)
         dsn = make_conninfo(dsn, password=str(password))
