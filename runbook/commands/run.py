@@ -66,10 +66,16 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def open_journal(inventory: Inventory) -> Journal:
+def journal_path(inventory: Inventory) -> Path:
     env = os.environ.get("RUNBOOK_JOURNAL")
-    path = Path(env) if env else inventory.root / inventory.journal.path
-    return Journal(path)
+    return Path(env) if env else inventory.root / inventory.journal.path
+
+
+def open_journal(inventory: Inventory) -> Journal:
+    """The journal, with the key that signs its checkpoints if one is configured."""
+    from runbook.journalkey import key_file_for
+
+    return Journal(journal_path(inventory), key_file_for(inventory))
 
 
 def load_inventory(path: Path | None, near: Path) -> Inventory:
