@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ from typing import Any
 from runbook import variables
 from runbook.model import Channel, seconds
 
+DEFAULT_TIMEOUT = 10.0  # seconds, per attempt
+MAX_TIMEOUT = 300.0  # what `timeout:` may say
+_DEADLINE_SLACK = 1.0  # past the timeout, before an attempt is given up
 PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
 _PAGERDUTY_SEVERITY = {0: "info", 1: "warning", 2: "critical"}  # by nagios level
 
@@ -36,25 +40,28 @@ def setting(channel: Channel, key: str, secrets: set[str], default: Any = None) 
     return _value(value, f"channel {channel.name!r} {key}", secrets) if value is not None else None
 
 
-def _post(url: str, body: dict[str, Any], headers: dict[str, str], timeout: float) -> str:
-    import urllib.error
-    import urllib.request
+def _post(
+    channel: Channel, url: str, body: dict[str, Any], headers: dict[str, str], timeout: float
+) -> str:
+    from runbook import httpclient
 
-    if not url.startswith(("http://", "https://")):
-        raise DeliveryError(f"not an http(s) URL: {url!r}")
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body, default=str).encode(),
-        headers={"Content-Type": "application/json", "User-Agent": "runbook", **headers},
-        method="POST",
-    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return f"HTTP {response.status}"
-    except urllib.error.HTTPError as exc:
-        raise DeliveryError(f"HTTP {exc.code} from {url}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise DeliveryError(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
+        answer = httpclient.request(
+            url,
+            method="POST",
+            data=json.dumps(body, default=str).encode(),
+            headers={"Content-Type": "application/json", "User-Agent": "runbook", **headers},
+            timeout=timeout,
+            follow_redirects=bool(channel.settings.get("follow_redirects")),
+            max_redirects=int(channel.settings.get("max_redirects", httpclient.MAX_REDIRECTS)),
+            limit=64_000,
+        )
+    except httpclient.HttpError as exc:
+        raise DeliveryError(str(exc)) from None
+    via = f" after {answer.redirects} redirect(s) to {answer.url}" if answer.redirects else ""
+    if not 200 <= answer.status < 300:
+        raise DeliveryError(f"HTTP {answer.status} from {answer.url}{via}")
+    return f"HTTP {answer.status}{via}"
 
 
 def _headers(channel: Channel, secrets: set[str]) -> dict[str, str]:
@@ -73,7 +80,9 @@ def _text(note: dict[str, Any]) -> str:
 def send_webhook(
     channel: Channel, note: dict[str, Any], secrets: set[str], root: Path, timeout: float
 ) -> str:
-    return _post(str(setting(channel, "url", secrets)), note, _headers(channel, secrets), timeout)
+    return _post(
+        channel, str(setting(channel, "url", secrets)), note, _headers(channel, secrets), timeout
+    )
 
 
 def send_slack(
@@ -85,7 +94,7 @@ def send_slack(
     for key in ("channel", "username"):
         if channel.settings.get(key):
             body[key] = channel.settings[key]
-    return _post(str(setting(channel, "url", secrets)), body, {}, timeout)
+    return _post(channel, str(setting(channel, "url", secrets)), body, {}, timeout)
 
 
 def send_pagerduty(
@@ -112,7 +121,7 @@ def send_pagerduty(
                 k: note.get(k) for k in ("message", "run_id", "level", "level_name", "occurrences")
             },
         }
-    return _post(str(setting(channel, "url", secrets, PAGERDUTY_URL)), body, {}, timeout)
+    return _post(channel, str(setting(channel, "url", secrets, PAGERDUTY_URL)), body, {}, timeout)
 
 
 def send_email(
@@ -206,11 +215,27 @@ SENDERS: dict[str, Callable[[Channel, dict[str, Any], set[str], Path, float], st
 
 
 def send(channel: Channel, note: dict[str, Any], secrets: set[str], root: Path) -> str:
-    """One attempt; returns a detail line or raises DeliveryError."""
-    timeout = seconds(channel.settings.get("timeout")) or 10.0
-    try:
-        return SENDERS[channel.type](channel, note, secrets, root, timeout)
-    except DeliveryError:
-        raise
-    except Exception as exc:  # a bad setting must not break the run
-        raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
+    """One attempt, over within the channel's timeout whatever the receiver does;
+    returns a detail line or raises DeliveryError.
+
+    The sender runs on a thread of its own: a socket timeout bounds each read,
+    not a receiver that trickles a byte at a time, a name lookup that hangs or a
+    command's children that keep its output open. Past the deadline the attempt
+    is given up (it may still arrive: delivery is at least once)."""
+    timeout = seconds(channel.settings.get("timeout")) or DEFAULT_TIMEOUT
+    outcome: dict[str, str] = {}
+
+    def attempt() -> None:
+        try:
+            outcome["detail"] = SENDERS[channel.type](channel, note, secrets, root, timeout)
+        except DeliveryError as exc:
+            outcome["error"] = str(exc)
+        except Exception as exc:  # a bad setting must not break the run
+            outcome["error"] = f"{type(exc).__name__}: {exc}"
+
+    worker = threading.Thread(target=attempt, name=f"runbook-send-{channel.name}", daemon=True)
+    worker.start()
+    worker.join(timeout + _DEADLINE_SLACK)
+    if "detail" in outcome:
+        return outcome["detail"]
+    raise DeliveryError(outcome.get("error") or f"no answer within {timeout:g}s")

@@ -261,6 +261,38 @@ EXTRA_AGAIN = click.option(
 )
 
 
+UNKNOWN = click.option(
+    "--unknown",
+    type=click.Choice(["halt", "rerun", "skip"]),
+    default=None,
+    help="What to do with a step a crash caught mid-flight whose effect is unknown "
+    "(autocommit SQL, shell, a writing request): rerun it, skip it (it took effect), or halt. "
+    "Default: ask on a terminal, else the step's on_unknown, else halt.",
+)
+
+
+def _decider(choice: str | None) -> Any:
+    """How resume decides a step whose outcome is unknown: --unknown, else ask a person."""
+
+    def decide(step: dict[str, Any]) -> str | None:
+        if choice is not None:
+            return choice
+        if not sys.stdin.isatty():
+            return None
+        click.echo(
+            f"step {step['number']} {step['name']!r} of run {step['run_id']} was caught "
+            "mid-flight and cannot be transactional: whether it took effect is unknown."
+        )
+        answer: str = click.prompt(
+            "rerun it, skip it (it took effect), or halt?",
+            type=click.Choice(["rerun", "skip", "halt"]),
+            default="halt",
+        )
+        return answer
+
+    return decide
+
+
 @main.command()
 @click.argument("run_id")
 @INVENTORY
@@ -270,6 +302,7 @@ EXTRA_AGAIN = click.option(
     is_flag=True,
     help="Resume even if the playbook changed since the run (recorded in the journal).",
 )
+@UNKNOWN
 @click.option("--yes", "-y", is_flag=True, help="Answer yes to confirm steps.")
 @click.option(
     "--format", "fmt", type=click.Choice(["rich", "json"]), default="rich", show_default=True
@@ -285,8 +318,10 @@ def resume(
     fmt: str,
     junit: Path | None,
     quiet: bool,
+    unknown: str | None,
 ) -> None:
-    """Continue a halted, failed or interrupted run from its first unfinished step."""
+    """Continue a halted, failed or interrupted run from its first unfinished step
+    (or, if it stopped while undoing, continue the undo)."""
 
     def _resume() -> int:
         from runbook.commands import resume as resume_cmd
@@ -300,6 +335,7 @@ def resume(
             _reporter_factory(fmt, quiet),
             _prompter(),
             _notifier(),
+            _decider(unknown),
         )
         return _finish_runs(outcomes, "default", fmt, junit)
 
@@ -312,6 +348,7 @@ def resume(
 @EXTRA_AGAIN
 @click.option("--force", is_flag=True, help="Roll back even if the playbook changed since the run.")
 @click.option("--check", is_flag=True, help="Show the rollback steps with their SQL; run nothing.")
+@UNKNOWN
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option(
     "--format", "fmt", type=click.Choice(["rich", "json"]), default="rich", show_default=True
@@ -326,6 +363,7 @@ def rollback(
     yes: bool,
     fmt: str,
     quiet: bool,
+    unknown: str | None,
 ) -> None:
     """Undo what RUN_ID did: the rollback steps of its completed steps, newest first."""
 
@@ -355,6 +393,7 @@ def rollback(
             _confirm,
             _reporter_factory(fmt, quiet),
             _prompter(),
+            _decider(unknown),
         )
         return _finish_runs(outcomes, "default", fmt, None)
 

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pgerrors
 
+from runbook import marker
 from runbook.errors import StepError, TargetError
 from runbook.redact import redact_dsn
 from runbook.results import MAX_ROWS, QueryResult
@@ -120,6 +121,7 @@ class Session:
         self._cursor: psycopg.Cursor[Any] | None = None
         self._encoding = "utf-8"
         self.backend_pid: int | None = None
+        self._markers: bool | None = None  # may this session write marker rows?
 
     # -- connection --------------------------------------------------------
 
@@ -213,17 +215,32 @@ class Session:
     def begin(self) -> None:
         self.command("BEGIN")
 
-    def begin_tracked(self) -> str:
-        """BEGIN, and the transaction's id: after a crash, `txid_status` says whether
-        the work committed (so resume neither repeats nor skips it)."""
+    def begin_tracked(self, token: str, run_id: str, step: str) -> dict[str, str]:
+        """BEGIN, with the step's marker row in the target (`runbook.marker`):
+        after a crash, whether that row exists says whether the work committed,
+        so resume neither repeats nor skips it. Returns what the journal keeps:
+        the marker's token (absent if this role cannot write markers) and the
+        transaction id (shown, and the only evidence for a marker-less step)."""
         conn = self.connect()
+        if self._markers is None:
+            self._markers = marker.ensure(conn)
         conn.execute("BEGIN")
+        if self._markers:
+            return {"marker": token, "xid": marker.insert(conn, token, run_id, step)}
         row = conn.execute("SELECT txid_current()::text").fetchone()
-        return str(row[0]) if row else ""
+        return {"xid": str(row[0]) if row else ""}
+
+    def step_fate(self, token: str) -> marker.Fate:
+        """Whether the step whose marker is `token` committed (see `runbook.marker`)."""
+        return marker.probe(self.connect(), token)
 
     def txid_status(self, xid: str) -> str | None:
-        """'committed', 'aborted', 'in progress', or None if the server forgot it."""
-        row = self.connect().execute("SELECT txid_status(%s::bigint)", (xid,)).fetchone()
+        """'committed', 'aborted', 'in progress', or None if the server forgot it
+        (or never handed it out: after a server crash ids are handed out again)."""
+        try:
+            row = self.connect().execute("SELECT txid_status(%s::bigint)", (xid,)).fetchone()
+        except psycopg.errors.InvalidParameterValue:  # "transaction ID … is in the future"
+            return None
         return None if row is None or row[0] is None else str(row[0])
 
     def commit(self) -> None:

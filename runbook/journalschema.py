@@ -7,7 +7,7 @@ ever added, never changed: journals written by every earlier version must open.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -98,5 +98,12 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE runs ADD COLUMN extra TEXT;
     ALTER TABLE runs ADD COLUMN selection TEXT;
     ALTER TABLE runs ADD COLUMN forced TEXT
+    """,
+    # The run a resume or a rollback continues: unique, so that a run is
+    # continued once however many operators try at once (the second insert of
+    # a run record fails, before any of its steps runs).
+    4: """
+    ALTER TABLE runs ADD COLUMN continues TEXT;
+    CREATE UNIQUE INDEX IF NOT EXISTS runs_continues ON runs (continues)
     """,
 }

@@ -7,15 +7,29 @@ import threading
 import time
 from typing import Any
 
+from runbook import delivery
 from runbook.clock import iso
+from runbook.delivery import Delivery
 from runbook.escalation import at_or_above
-from runbook.incidents import Delivery, Store
+from runbook.incidents import Store
+from runbook.model import Inventory, seconds
+
+DEFAULT_GRACE = 2.0  # seconds a run waits for its deliveries at most
+
+
+def grace(inventory: Inventory) -> float:
+    """`defaults.delivery_grace` of the inventory, or 2 s."""
+    data = inventory.doc.data if inventory.doc is not None else {}
+    raw = (data.get("defaults") or {}).get("delivery_grace") if isinstance(data, dict) else None
+    found = seconds(raw) if raw is not None else None
+    return DEFAULT_GRACE if found is None else found
 
 
 def tick(store: Store) -> list[str]:
     """Do the escalation work that is due: safe to run every minute, from cron,
     twice at once. Returns what was done, one line each."""
-    done: list[str] = []
+    # First what dead processes left undelivered: at least once.
+    done: list[str] = delivery.retry_abandoned(store)
     now = iso(store.clock.now())
     for incident in store.journal.query(
         "SELECT * FROM incidents WHERE status = 'open' AND next_at IS NOT NULL AND next_at <= ? ORDER BY id",
@@ -34,9 +48,12 @@ def tick(store: Store) -> list[str]:
 class Escalator:
     """The run's notifier: opens incidents on failed gates, sends notify steps.
 
-    Deliveries go out on a thread of their own, so a slow or failing channel
-    never holds the run up; `finish()` waits for them (a bounded time) so the
-    summary can say what failed.
+    Deliveries go out on threads of their own, so a slow or failing channel
+    never holds the run up: a notify step and the run's end each wait at most
+    the grace period (`defaults.delivery_grace`, 2 s). What is still going when
+    the run ends is let go — pending in the journal, with the reason — and the
+    next `runbook escalations tick` (or run) sends it. A run also takes up, in
+    the background, what dead processes left undelivered.
     """
 
     def __init__(
@@ -54,19 +71,36 @@ class Escalator:
         self.run_id = run_id
         self.policy = policy
         self.threshold = threshold
+        self.grace = grace(store.inventory)
         self.events: list[dict[str, Any]] = []
         self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._going: list[tuple[Delivery, dict[str, Any]]] = []
+        self._start(lambda: delivery.retry_abandoned(self.store, self._stop))
 
-    def _send(self, deliveries: list[Delivery], record: dict[str, Any]) -> None:
-        def work() -> None:
-            record["deliveries"] = [self.store.deliver(d) for d in deliveries]
-
-        record["deliveries"] = [
-            {"channel": d.channel.name, "status": "pending"} for d in deliveries
-        ]
+    def _start(self, work: Any) -> threading.Thread:
         thread = threading.Thread(target=work, name="runbook-deliveries", daemon=True)
         thread.start()
         self._threads.append(thread)
+        return thread
+
+    def _send(
+        self, deliveries: list[Delivery]
+    ) -> tuple[list[dict[str, Any]], list[threading.Thread]]:
+        """Start sending, each on its own thread (the grace period bounds the slowest,
+        not the sum); the results, pending until each ends, and the threads."""
+        results = []
+        threads = []
+        for d in deliveries:
+            result: dict[str, Any] = {"channel": d.channel.name, "status": "pending", "attempts": 0}
+            self._going.append((d, result))
+            results.append(result)
+
+            def work(d: Delivery = d, result: dict[str, Any] = result) -> None:
+                result.update(delivery.send(self.store, d, self._stop))
+
+            threads.append(self._start(work))
+        return results, threads
 
     def escalate(
         self,
@@ -78,6 +112,9 @@ class Escalator:
         gate: str,
         explicit: bool = True,
     ) -> dict[str, Any]:
+        # The incident's key and message go to the journal and to every channel
+        # (the key as PagerDuty's dedup_key): both pass the run's redactor.
+        key, message = self.store.redactor.text(key), self.store.redactor.text(message)
         try:
             return self._open(key, severity, message, policy, gate, explicit)
         except Exception as exc:
@@ -133,7 +170,7 @@ class Escalator:
                 break
             deliveries.extend(claimed)
         if deliveries:
-            self._send(deliveries, record)
+            record["deliveries"], _ = self._send(deliveries)
         self.events.append(record)
         return {"id": incident["id"], "state": record["state"]}
 
@@ -157,18 +194,40 @@ class Escalator:
             "run_id": self.run_id,
             "to": to,
         }
+        note = self.store.redactor.value(note)  # what channels get, and the journal keeps
         deliveries = [
             self.store.plan_notice(self.store.inventory.channels[name], note, self.run_id)
             for name in channel_names
         ]
-        # A notify step is the procedure itself: it waits for its deliveries.
-        results = [self.store.deliver(d) for d in deliveries]
-        self.events.append({"notify": subject or message[:60], "deliveries": results})
-        return results
+        # A notify step is the procedure itself: it waits for its deliveries,
+        # as long as the grace period; the run's end lets go of the rest.
+        results, threads = self._send(deliveries)
+        deadline = time.monotonic() + self.grace
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        shown = [dict(r) for r in results]  # as they stand now: the step's result
+        self.events.append(
+            {"notify": note["subject"] or note["message"][:60], "deliveries": results}
+        )
+        return shown
 
-    def finish(self, timeout: float = 60.0) -> list[dict[str, Any]]:
-        """Wait (at most `timeout` in all) for deliveries still going; what happened."""
-        deadline = time.monotonic() + timeout
+    def finish(self, timeout: float | None = None) -> list[dict[str, Any]]:
+        """Wait (at most the grace period in all) for deliveries still going, let go
+        of the rest (pending, for the next tick); what happened."""
+        deadline = time.monotonic() + (self.grace if timeout is None else timeout)
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        return self.events
+        self._stop.set()
+        why = f"the run ended before it was delivered (grace period {self.grace:g}s); the next `runbook escalations tick` sends it"
+        for d, result in self._going:
+            if result["status"] in ("delivered", "failed"):
+                continue
+            # Stopped between attempts or still in one: the journal says whether
+            # this process still holds it (let_go does nothing otherwise).
+            left = delivery.let_go(self.store, d, why)
+            if left is not None:
+                result.update(status="pending", error=left, attempts=d.attempts)
+        delivery.let_go_all(self.store, why)  # the abandoned ones this run took up
+        # What the summary and --format json show: an error text may quote anything.
+        events: list[dict[str, Any]] = self.store.redactor.value(self.events)
+        return events

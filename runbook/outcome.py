@@ -20,6 +20,10 @@ class Status(enum.Enum):
     SKIPPED = "skipped"
     NOT_RUN = "not_run"
     ROLLED_BACK = "rolled_back"
+    # A step that cannot be transactional (autocommit SQL, a command, a writing
+    # request) caught mid-flight by a crash or an interruption: whether it took
+    # effect cannot be known, so resume asks instead of guessing.
+    UNKNOWN = "unknown"
     RUNNING = "running"  # only in the journal, between a step's two records
 
     # Members are singletons compared by identity: hash them by identity too,
@@ -141,7 +145,9 @@ class RunOutcome:
         if self.status is RunStatus.ROLLED_BACK:
             if self.mode == "rollback":
                 return int(ExitCode.OK)  # `runbook rollback` did what was asked
-            failed = any(s.status is Status.FAILED and s.undoes is None for s in self.steps)
+            failed = any(
+                s.status in (Status.FAILED, Status.UNKNOWN) and s.undoes is None for s in self.steps
+            )
             return int(ExitCode.STEP_ERROR if failed else ExitCode.GATE_FAILED)
         return int(EXIT_CODES.get(self.status, ExitCode.STEP_ERROR))
 

@@ -45,13 +45,16 @@ def mark_dead_runs(journal: Journal, clock: Clock) -> list[str]:
         where = f" during step {current['number']} {current['name']!r}" if current else ""
         events = []
         for s in steps:
-            why = reason
+            why, status = reason, Status.FAILED
             if s.get("ended_at"):  # finished, waiting for its block's COMMIT
                 why = f"interrupted before its transaction committed: {gone}"
+            elif s.get("outside"):  # outside any transaction: it may have acted
+                status = Status.UNKNOWN
+                why = f"{reason} — outcome unknown: it cannot be transactional"
             row = {
                 "run_id": run["id"],
                 "seq": s["seq"],
-                "status": Status.FAILED.value,
+                "status": status.value,
                 "reason": why,
                 "error": why,
                 "ended_at": s.get("ended_at") or at,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook.clock import Clock
-from runbook.journal import Journal, prepare
+from runbook.journal import Journal, checkpoint_request, prepare
 from runbook.outcome import STATUS_TEXT, Outcome, RunOutcome, Status
 from runbook.plan import Plan, PlannedStep
 from runbook.redact import Redactor
@@ -36,8 +36,8 @@ class _Writer:
     having done what it did not. SQLite and psycopg both let go of the GIL
     while they wait, so the writing overlaps the queries."""
 
-    def __init__(self, path: Path) -> None:
-        self._journal = Journal(path)
+    def __init__(self, path: Path, key_file: Path | None = None) -> None:
+        self._journal = Journal(path, key_file)
         # A plain lock under the condition: `put` takes it once a step, and a
         # Lock's `with` is C (the Condition's own is a Python method).
         self._lock = threading.Lock()
@@ -156,6 +156,7 @@ class RunRecord:
     extra: dict[str, Any] | None = None  # -e values, for resume (secrets redacted)
     selection: dict[str, Any] | None = None  # targets, tags, skip_tags
     forced: str | None = None  # why a resume ran on a changed playbook
+    continues: str | None = None  # the run this resume or rollback continues (claimed once)
 
 
 class Recorder:
@@ -168,7 +169,7 @@ class Recorder:
         self.row_sample = row_sample
         self.seq = 0
         self.run_id = ""
-        self._writer = _Writer(journal.path)
+        self._writer = _Writer(journal.path, journal.key_file)
         # The end of a read-only step waits for the next record, so that one
         # transaction carries both (one commit per step, not two).
         self._held: list[Event] = []
@@ -220,6 +221,8 @@ class Recorder:
             "selection": record.selection or {},
             "forced": record.forced,
         }
+        if record.continues:
+            row["continues"] = record.continues
         self._append(
             [(at, record.id, "run.start", {"table": "runs", "op": "insert", "row": row})],
             durable=True,
@@ -364,7 +367,12 @@ class Recorder:
             "reason": self.redactor.text(outcome.reason),
             "counts": outcome.counts(),
         }
+        # With a journal key, a signed checkpoint of everything so far ends the
+        # run, in the same transaction (runbook.checkpoint).
         self._append(
-            [(at, self.run_id, "run.end", {"table": "runs", "op": "update", "row": row})],
+            [
+                (at, self.run_id, "run.end", {"table": "runs", "op": "update", "row": row}),
+                checkpoint_request(at),
+            ],
             durable=True,
         )

@@ -30,8 +30,10 @@ SYMBOLS = {
     Status.SKIPPED: "-",
     Status.NOT_RUN: "·",
     Status.ROLLED_BACK: "↺",
+    Status.UNKNOWN: "?",
     Status.RUNNING: "…",
 }
+_BAD = (Status.FAILED, Status.GATE_FAILED, Status.UNKNOWN)
 COLOURS = {
     Status.OK: "green",
     Status.FAILED: "red",
@@ -39,6 +41,7 @@ COLOURS = {
     Status.SKIPPED: "dim",
     Status.NOT_RUN: "dim",
     Status.ROLLED_BACK: "yellow",
+    Status.UNKNOWN: "magenta",
     Status.RUNNING: "cyan",
 }
 
@@ -75,8 +78,10 @@ def detail_lines(outcome: Outcome) -> list[str]:
     if outcome.status is Status.OK and not outcome.notices and outcome.kind != "shell":
         return []  # the common case: nothing to add to the step's line
     lines = []
-    if outcome.status in (Status.FAILED, Status.GATE_FAILED) and outcome.reason:
-        lines.append(f"{'error' if outcome.status is Status.FAILED else 'gate'}: {outcome.reason}")
+    if outcome.status in _BAD and outcome.reason:
+        lines.append(
+            f"{'gate' if outcome.status is Status.GATE_FAILED else 'error'}: {outcome.reason}"
+        )
         if outcome.sqlstate:
             lines[-1] += f" [SQLSTATE {outcome.sqlstate}]"
     elif outcome.status in (Status.SKIPPED, Status.NOT_RUN, Status.ROLLED_BACK) and outcome.reason:
@@ -132,7 +137,7 @@ def notification_lines(run: RunOutcome) -> list[str]:
             f"{d['channel']} {d['status']}"
             + (
                 f" after {d['attempts']} attempt(s): {d.get('error')}"
-                if d["status"] == "failed"
+                if d["status"] in ("failed", "pending") and d.get("error")
                 else ""
             )
             for d in deliveries
@@ -177,7 +182,7 @@ class PlainReporter:
         pass
 
     def step_finished(self, outcome: Outcome) -> None:
-        if self.quiet and outcome.status not in (Status.FAILED, Status.GATE_FAILED):
+        if self.quiet and outcome.status not in _BAD:
             return
         # One write per step: the text is built first (this runs once per step,
         # on the run's own thread, so it is kept lean).
@@ -234,7 +239,7 @@ class RichReporter(PlainReporter):
 
     def step_finished(self, outcome: Outcome) -> None:
         self._stop()
-        if self.quiet and outcome.status not in (Status.FAILED, Status.GATE_FAILED):
+        if self.quiet and outcome.status not in _BAD:
             return
         from rich.markup import escape
         from rich.table import Table
@@ -323,7 +328,7 @@ def junit(runs: Sequence[RunOutcome]) -> bytes:
             name=f"{run.playbook}@{run.target}",
             tests=str(len(run.steps)),
             failures=str(sum(s.status is Status.GATE_FAILED for s in run.steps)),
-            errors=str(sum(s.status is Status.FAILED for s in run.steps)),
+            errors=str(sum(s.status in (Status.FAILED, Status.UNKNOWN) for s in run.steps)),
             skipped=str(sum(s.status in (Status.SKIPPED, Status.NOT_RUN) for s in run.steps)),
             time=f"{run.duration_ms / 1000:.3f}",
             timestamp=run.started_at,
@@ -344,7 +349,7 @@ def junit(runs: Sequence[RunOutcome]) -> bytes:
                     case, "failure", message=step.reason, type=step.severity or "gate"
                 )
                 node.text = "\n".join(f"{g.name}: {g.message}" for g in step.gates if not g.passed)
-            elif step.status is Status.FAILED:
+            elif step.status in (Status.FAILED, Status.UNKNOWN):
                 node = ElementTree.SubElement(
                     case, "error", message=step.error or step.reason, type=step.sqlstate or "error"
                 )

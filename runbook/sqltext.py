@@ -252,3 +252,24 @@ def escapes_read_only(sql: str) -> str | None:
         if _READ_ONLY_ESCAPE.match(code) or (setting and _READ_ONLY_SETTING.search(code)):
             return " ".join(code.split())[:60]
     return None
+
+
+# Statements that end or start a transaction (not savepoints, which stay inside it).
+_TRANSACTION_CONTROL = re.compile(
+    r"^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK(?!\s+(WORK\s+|TRANSACTION\s+)?TO\b)"
+    r"|ABORT|PREPARE\s+TRANSACTION)\b",
+    re.IGNORECASE,
+)
+
+
+def controls_transaction(sql: str) -> str | None:
+    """The first statement that would end (or begin) the transaction the step runs
+    in, if any: a writing step's transaction carries its exactly-once marker, and
+    a COMMIT inside the step would commit half of it with the marker."""
+    if not _ESCAPE_WORDS.search(sql):
+        return None
+    for statement in split(sql):
+        code = strip_comments(statement).strip()
+        if _TRANSACTION_CONTROL.match(code):
+            return " ".join(code.split())[:60]
+    return None

@@ -6,14 +6,10 @@ real SMTP server (aiosmtpd) receives the mail. Time is `$RUNBOOK_NOW`.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -21,57 +17,15 @@ from typing import Any
 
 import psycopg
 import pytest
-from aiosmtpd.controller import Controller
 
+from . import loopback
 from .conftest import Project
+from .loopback import Receiver, smtp_server
+
+receiver = loopback.receiver  # the fixture, for the tests here
 
 Conn = psycopg.Connection[tuple[object, ...]]
 T0 = "2026-11-23T08:00:00.000Z"
-
-
-@dataclass
-class Receiver:
-    url: str
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    fail_first: dict[str, int] = field(default_factory=dict)
-    slow: dict[str, float] = field(default_factory=dict)
-
-    def on(self, path: str) -> list[dict[str, Any]]:
-        return [r for r in self.requests if r["path"] == path]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver("")
-    lock = threading.Lock()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            with lock:
-                state.requests.append(
-                    {
-                        "path": self.path,
-                        "headers": dict(self.headers),
-                        "json": json.loads(body or b"null"),
-                    }
-                )
-                failures = state.fail_first.get(self.path, 0)
-                if failures:
-                    state.fail_first[self.path] = failures - 1
-            time.sleep(state.slow.get(self.path, 0.0))
-            self.send_response(500 if failures else 202)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
 
 
 @dataclass
@@ -85,20 +39,10 @@ class Mailbox:
 
 @pytest.fixture
 def smtp() -> Iterator[Mailbox]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    box = Mailbox(port)
-
-    class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            box.messages.append(message_from_bytes(envelope.content))
-            return "250 OK"
-
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box
-    controller.stop()
+    box = Mailbox(0)
+    with smtp_server(lambda raw: box.messages.append(message_from_bytes(raw))) as port:
+        box.port = port
+        yield box
 
 
 def _inventory(project: Project, receiver: Receiver, smtp: Mailbox) -> None:

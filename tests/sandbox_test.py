@@ -57,3 +57,32 @@ def test_shell_steps_get_the_sandbox_tools(sandboxed: Project) -> None:
     result = sandboxed.run("run", str(book))
     assert result.exit_code == 0, result.output
     assert "PostgreSQL database dump" in (sandboxed.root / "dump.sql").read_text()
+
+
+def test_sandbox_up_after_the_server_was_killed(sandboxed: Project) -> None:
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    up = sandboxed.run("sandbox", "up")
+    assert up.exit_code == 0, up.output
+    pid = int(up.stdout.split("pid ", 1)[1].split(",")[0])
+    victims = [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))]
+    for victim in victims:  # kill -9, as a power cut or the OOM killer would
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
+    again = subprocess.run(  # a new process, as an operator's next command is
+        [sys.executable, "-m", "runbook", "sandbox", "up"],
+        cwd=sandboxed.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Traceback" not in again.stdout + again.stderr
+    status = sandboxed.run("sandbox", "status")
+    assert status.exit_code == 0 and f"pid {pid}," not in status.stdout

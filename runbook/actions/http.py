@@ -12,6 +12,7 @@ from runbook.context import StepContext
 from runbook.errors import StepError
 from runbook.loader import env_or_value
 from runbook.model import Step
+from runbook.redact import Redactor
 from runbook.results import HttpResult, Result
 from runbook.template import Kind
 
@@ -59,10 +60,27 @@ def _request(ctx: StepContext) -> tuple[urllib.request.Request, dict[str, Any]]:
     }
 
 
+class _Answer(HttpResult):
+    """An answer whose record masks the secrets this step sent.
+
+    A server may echo a `{from_env}` header back. Gates and templates see the
+    answer as it came; what is shown and journaled (`serialize`) masks the
+    step's own secrets, which the run's redactor learns only once the step
+    has ended."""
+
+    def __init__(self, shield: Redactor, *args: Any) -> None:
+        super().__init__(*args)
+        self._shield = shield
+
+    def serialize(self, sample: int | None = 20) -> dict[str, Any]:
+        shown: dict[str, Any] = self._shield.value(super().serialize(sample))
+        return shown
+
+
 def run(ctx: StepContext) -> Result:
     import ssl
-    import urllib.error
-    import urllib.request
+
+    from runbook import httpclient
 
     request, extra = _request(ctx)
     ctx.secrets.update(extra["secrets"])
@@ -74,28 +92,34 @@ def run(ctx: StepContext) -> Result:
         context.verify_mode = ssl.CERT_NONE
     started = time.perf_counter()
     try:
-        with urllib.request.urlopen(request, timeout=ctx.timeout, context=context) as response:
-            status, headers, raw = (
-                response.status,
-                dict(response.headers),
-                response.read(10_000_000),
-            )
-    except urllib.error.HTTPError as exc:
-        status, headers, raw = exc.code, dict(exc.headers or {}), exc.read(10_000_000)
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise StepError(f"{request.get_method()} {request.full_url} failed: {reason}") from None
+        # A redirect keeps the method and the body (urllib's own handler turned
+        # a POST into a GET without its body); headers stay with their origin.
+        answer = httpclient.request(
+            request.full_url,
+            method=request.get_method(),
+            data=request.data if isinstance(request.data, bytes) else None,
+            headers=dict(request.header_items()),
+            timeout=ctx.timeout,
+            follow_redirects=True,
+            context=context,
+        )
+    except httpclient.HttpError as exc:
+        raise StepError(f"{request.get_method()} {request.full_url} failed: {exc}") from None
+    status = answer.status
     ok_status = ctx.step.body.get("ok_status")
     ok = status in ok_status if ok_status else 200 <= status < 400
-    result = HttpResult(
-        request.full_url,
+    result = _Answer(
+        Redactor(extra["secrets"]),
+        answer.url,
         status,
-        headers,
-        raw.decode("utf-8", errors="replace"),
+        answer.headers,
+        answer.body.decode("utf-8", errors="replace"),
         (time.perf_counter() - started) * 1000,
         ok,
     )
-    ctx.note = f"HTTP {status}"
+    ctx.note = f"HTTP {status}" + (
+        f" after {answer.redirects} redirect(s)" if answer.redirects else ""
+    )
     if not ok:
         raise StepError(
             f"{request.get_method()} {request.full_url} answered HTTP {status}", result=result

@@ -34,7 +34,12 @@ def run(ctx: StepContext) -> Result:
         to=list(body.get("to", ())),
     )
     failed = [d for d in deliveries if d.get("status") != "delivered"]
-    ctx.note = f"{len(deliveries) - len(failed)}/{len(deliveries)} delivered"
+    pending = sum(1 for d in failed if d.get("status") == "pending")
+    # Pending: still going when the grace period ended; the run's end lets go
+    # of what is left, for the next `escalations tick`.
+    ctx.note = f"{len(deliveries) - len(failed)}/{len(deliveries)} delivered" + (
+        f", {pending} pending" if pending else ""
+    )
     return ValueResult("notify", message=message, deliveries=deliveries, failed=len(failed))
 
 

@@ -1,14 +1,22 @@
-"""`shell`: run a command; an argv list runs with no shell at all."""
+"""`shell`: run a command; an argv list runs with no shell at all.
+
+In `command:` every `{{ value }}` reaches /bin/sh as exactly one word, read
+literally, or the step is refused (runbook.shellwords says where a value may
+stand); `shape_problems` refuses at validation what the run would refuse.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from runbook import template
+import jinja2
+
+from runbook import shellcommands, shellwords, template
 from runbook.actions.base import ANY, Field
 from runbook.context import StepContext
 from runbook.errors import StepError
@@ -38,13 +46,110 @@ def _command(ctx: StepContext) -> tuple[list[str], dict[str, str], dict[str, Any
     spec: dict[str, Any] = {"argv": body} if isinstance(body, list) else body
     env: dict[str, str] = {}
     if "argv" in spec:
+        refused = [why for _, _, why in _argv_problems(spec["argv"])]
+        if refused:
+            raise StepError(f"refused: {refused[0]}")
         argv = [template.render_text(a, ctx.scope) for a in spec["argv"]]
     else:
-        line, env = template.render_shell(spec["command"], ctx.scope)
+        rendered, env = template.render_shell(spec["command"], ctx.scope)
+        line, refused = shellwords.requote(rendered)
+        if refused:
+            raise StepError(f"refused, nothing ran: {'; '.join(refused)}")
         argv = ["/bin/sh", "-c", line]
     for key, value in spec.get("env", {}).items():
         env[key] = template.render_text(value, ctx.scope) if isinstance(value, str) else str(value)
+    if any("\0" in text for text in (*argv, *env.values())):
+        # No argument or environment variable can carry one: refused rather than cut short.
+        raise StepError("a value holds a NUL byte, which cannot be passed to a command")
     return argv, env, spec
+
+
+def shape_problems(body: Any) -> Iterator[tuple[tuple[str | int, ...], int, str]]:
+    """(path inside the step's `shell`, offset in that string, message) for each
+    value that could not reach the command as one word, whatever the values."""
+    if isinstance(body, list):
+        yield from _argv_problems(body)
+    elif isinstance(body, dict) and isinstance(body.get("argv"), list):
+        for path, offset, why in _argv_problems(body["argv"]):
+            yield ("argv", *path), offset, why
+    elif isinstance(body, dict) and isinstance(body.get("command"), str):
+        for offset, why in _command_problems(body["command"]):
+            yield ("command",), offset, why
+
+
+_ADVICE = '; pass it in `env:` and write "$NAME" in the command, or use argv:'
+
+
+def _argv_problems(argv: list[Any]) -> Iterator[tuple[tuple[str | int, ...], int, str]]:
+    """argv items are one element each whatever their values; but a program
+    that runs an argument as code (sh -c, ssh, eval…) gets no templated item."""
+    literal = [a.rsplit("/", 1)[-1] for a in argv if isinstance(a, str) and "{" not in a]
+    runners = shellcommands.REPARSERS | shellcommands.BUILTIN_REPARSERS
+    runner = next((name for name in literal if name in runners), None)
+    if runner is None:
+        return
+    for i, item in enumerate(argv):
+        if isinstance(item, str) and template.is_template(item):
+            yield (
+                (i,),
+                item.find("{"),
+                f"a value here goes to `{runner}`, which runs text as code{_ADVICE}",
+            )
+
+
+def _command_problems(source: str) -> list[tuple[int, str]]:
+    """Lex the template: each {{ }} a hole, each {% %} a tag (runbook.shellwords)."""
+    if "\0" in source or "\x01" in source:
+        return [(0, "a NUL or \\x01 byte in a shell command")]
+    try:
+        tokens = list(template.SHELL_ENV.lexer.tokeniter(source, None))
+    except jinja2.TemplateSyntaxError:
+        return []  # reported as a syntax error
+    text: list[str] = []
+    tags: list[tuple[str, int]] = []
+    holes: list[int] = []
+    problems: list[tuple[int, str]] = []
+    offset = 0
+    expect_tag = False
+    for _, kind, value in tokens:
+        at = source.find(value, offset)
+        offset = at + len(value) if at >= 0 else offset
+        if kind == "data":
+            text.append(value)
+        elif kind == "variable_begin":
+            holes.append(at)
+            text.append(shellwords.HOLE)
+        elif kind == "block_begin":
+            expect_tag = True
+            tag_at = at
+        elif expect_tag and kind == "name":
+            expect_tag = False
+            why = _tag_refusal(value, source, tag_at)
+            if why:
+                problems.append((tag_at, why))
+            tags.append((value, tag_at))
+            text.append(shellwords.TAG)
+    verdict = shellwords.analyse("".join(text), tags)
+    for number, why in sorted(verdict.refused.items()):
+        problems.append(
+            (holes[number], f"this value would not reach the shell as one word: {why}{_ADVICE}")
+        )
+    return problems + verdict.tag_problems
+
+
+# Tags that print text they transform, or define what prints it: the command's
+# quoting could no longer be read from the template.
+_REFUSED_TAGS = frozenset(
+    {"filter", "macro", "call", "include", "import", "from", "extends", "block", "autoescape"}
+)
+
+
+def _tag_refusal(name: str, source: str, at: int) -> str | None:
+    if name in _REFUSED_TAGS:
+        return f"{{% {name} %}} is not allowed in a shell command: it could change the command's quoting"
+    if name == "set" and "=" not in source[at : source.find("%}", at)]:
+        return "a {% set %} block is not allowed in a shell command: print values with {{ }}"
+    return None
 
 
 def run(ctx: StepContext) -> Result:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from runbook.checks.common import doc_at, suggest
 from runbook.errors import Problem
-from runbook.model import Inventory
+from runbook.model import EnvRef, Inventory, seconds
 from runbook.yamlsrc import DataPath
 
 
@@ -53,6 +53,7 @@ def check_inventory(inv: Inventory) -> list[Problem]:
                 )
     problems += _scale_problems(inv)
     problems += _policy_problems(inv)
+    problems += _channel_problems(inv)
     if inv.journal.backend == "postgres" and inv.journal.dsn is None:
         problems.append(doc_at(doc, ("journal",), "a postgres journal needs a dsn", "journal"))
     return problems
@@ -125,3 +126,52 @@ def _policy_problems(inv: Inventory) -> Iterator[Problem]:
                             f"unknown channel {recipient.channel!r}{suggest(recipient.channel, inv.channels)}",
                             "unknown-channel",
                         )
+
+
+# Channels that POST to a URL; the URL must be http(s): file://, ftp:// and the
+# like would read or write where no notification belongs.
+_URL_CHANNELS = ("webhook", "slack", "pagerduty")
+_MAX_GRACE = 60.0
+
+
+def _channel_problems(inv: Inventory) -> Iterator[Problem]:
+    from runbook.channels import MAX_TIMEOUT
+    from runbook.httpclient import is_http_url
+
+    doc = inv.doc
+    assert doc is not None
+    for name, channel in inv.channels.items():
+        base: DataPath = ("channels", name)
+        url = channel.settings.get("url")
+        if channel.type in _URL_CHANNELS and isinstance(url, str) and not is_http_url(url):
+            yield doc_at(
+                doc,
+                (*base, "url"),
+                f"channel {name!r}: the url must be an http:// or https:// URL, not {url!r}",
+                "channel-url",
+            )
+        default = url.default if isinstance(url, EnvRef) else None
+        if channel.type in _URL_CHANNELS and default is not None and not is_http_url(default):
+            yield doc_at(
+                doc,
+                (*base, "url", "default"),
+                f"channel {name!r}: the url must be an http:// or https:// URL",
+                "channel-url",
+            )
+        timeout = seconds(channel.settings.get("timeout"))
+        if timeout is not None and not 0 < timeout <= MAX_TIMEOUT:
+            yield doc_at(
+                doc,
+                (*base, "timeout"),
+                f"channel {name!r}: a delivery attempt's timeout must be more than 0 and at most {MAX_TIMEOUT:g}s",
+                "channel-timeout",
+            )
+    defaults = doc.data.get("defaults") if isinstance(doc.data, dict) else None
+    grace = seconds(defaults.get("delivery_grace")) if isinstance(defaults, dict) else None
+    if grace is not None and not 0 <= grace <= _MAX_GRACE:
+        yield doc_at(
+            doc,
+            ("defaults", "delivery_grace"),
+            f"delivery_grace must be at most {_MAX_GRACE:g}s",
+            "delivery-grace",
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from runbook import actions, sqltext
@@ -210,6 +210,8 @@ def _step_rules(pb: Playbook, ctx: Context) -> Iterator[Problem]:
             )
         if pb.kind == "check":
             yield from _read_only_escape(doc, step, ctx.root)
+        elif action.may_write(step) and not step.options.get("autocommit"):
+            yield from _transaction_control(doc, step, ctx.root)
         if step.kind == "sql_file":
             yield from _sql_file(doc, step, sql_root)
         if step.kind == "include":
@@ -270,18 +272,46 @@ def _step_sql(doc: Document, step: Step, root: Path) -> Iterator[tuple[DataPath,
             yield (*step.data_path, "sql_file"), text
 
 
-def _read_only_escape(doc: Document, step: Step, root: Path) -> Iterator[Problem]:
+def _statements(
+    doc: Document,
+    step: Step,
+    root: Path,
+    find: Callable[[str], str | None],
+    message: str,
+    code: str,
+) -> Iterator[Problem]:
+    """A problem at each SQL field of the step in which `find` names a statement
+    (`message` says `{statement}` where it goes)."""
     for path, sql in _step_sql(doc, step, root):
-        statement = sqltext.escapes_read_only(sql)
+        statement = find(sql)
         if statement:
-            yield doc_at(
-                doc,
-                path,
-                f"playbook is kind: check (read-only) but `{statement}` would end its read-only "
-                "transaction or turn read-only off, and what follows could write; a check "
-                "controls no transactions (make the playbook kind: change if it must)",
-                "read-only-escape",
-            )
+            yield doc_at(doc, path, message.replace("{statement}", f"`{statement}`"), code)
+
+
+def _read_only_escape(doc: Document, step: Step, root: Path) -> Iterator[Problem]:
+    yield from _statements(
+        doc,
+        step,
+        root,
+        sqltext.escapes_read_only,
+        "playbook is kind: check (read-only) but {statement} would end its read-only "
+        "transaction or turn read-only off, and what follows could write; a check controls no transactions (make the playbook kind: change if it must)",
+        "read-only-escape",
+    )
+
+
+def _transaction_control(doc: Document, step: Step, root: Path) -> Iterator[Problem]:
+    yield from _statements(
+        doc,
+        step,
+        root,
+        sqltext.controls_transaction,
+        "{statement} would end the transaction runbook runs this writing step in (with its exactly-once "
+        "marker), so a crash could leave half the step done and counted as done; split the "
+        "step, group steps with `transaction:`, or mark it `autocommit: true` (its crash "
+        "outcome is then unknown)",
+        "transaction-control",
+    )
 
 
 def _sql_file(doc: Document, step: Step, sql_root: Path) -> Iterator[Problem]:

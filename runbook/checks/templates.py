@@ -7,6 +7,7 @@ runbook.templateshape)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,7 @@ class TemplateCheck:
                 )
         for f in actions.REGISTRY[step.kind].TEMPLATES:
             self._field(step.data_path, raw, f, known, local)
+        self._shapes(step, raw)
         if step.kind == "sql_file":
             self._sql_file(step, known | local)
         if step.kind == "include":
@@ -168,6 +170,35 @@ class TemplateCheck:
             self.problems.append(
                 Problem(self.doc.path, line, col, format_path(path), message, code)
             )
+
+    def _shapes(self, step: Step, raw: Any) -> None:
+        """What an action refuses in the shape of its templates (a shell value
+        that would not stay one word), at its place inside the string."""
+        shape = getattr(actions.REGISTRY[step.kind], "shape_problems", None)
+        if shape is None or not isinstance(raw, dict):
+            return
+        for inner, offset, message in shape(raw.get(step.kind)):
+            path = (*step.data_path, step.kind, *inner)
+            line, col = self._offset_position(path, get_path(self.doc.data, path), offset)
+            self.problems.append(
+                Problem(self.doc.path, line, col, format_path(path), message, "shell-shape")
+            )
+
+    def _offset_position(self, path: DataPath, source: str, offset: int) -> tuple[int, int]:
+        """File position of character `offset` of the string at `path` (exact
+        for plain strings, quoted ones on one line, and literal blocks)."""
+        style, prefix = self.doc.style(path), source[:offset]
+        if style == '"':  # one line, escapes as JSON writes them
+            start = self.doc.position(path)
+            return start.line, start.col + len(json.dumps(prefix, ensure_ascii=False)) - 1
+        if style == "'":
+            start = self.doc.position(path)
+            return start.line, start.col + 1 + len(prefix.replace("'", "''"))
+        inner_line = prefix.count("\n") + 1
+        line, col = self._inner_position(path, inner_line)
+        if inner_line == 1 and style not in ("|", ">"):
+            return line, col + offset
+        return line, col + offset - (prefix.rfind("\n") + 1)
 
     def _undefined(self, name: str) -> str:
         definer = self.definers.get(name)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from runbook import escalation, incidents, notifier
+from runbook import delivery, escalation, incidents, notifier
 from runbook.clock import Clock, iso
 from runbook.commands.run import load_inventory
 from runbook.errors import UsageError
@@ -29,20 +29,54 @@ def listing(inventory_path: Path | None, only_open: bool) -> list[dict[str, Any]
         now = store.clock.now()
         for row in rows:
             deliveries = store.deliveries(row["id"])
-            row["deliveries"] = [
-                {k: d[k] for k in ("channel", "event", "level", "status", "attempts", "error")}
-                for d in deliveries
-            ]
+            row["deliveries"] = [_delivery(d) for d in deliveries]
             ack, mitigate = incidents.ack_due(store, row)
             row["acknowledge_due"] = iso(ack) if ack else None
             row["mitigate_due"] = iso(mitigate) if mitigate else None
             row["acknowledge_overdue"] = bool(ack and row["status"] == "open" and now > ack)
+        loose = store.journal.query(
+            "SELECT * FROM deliveries WHERE incident_id IS NULL AND status != 'delivered' ORDER BY id"
+        )
+        if loose:  # notify steps' deliveries not delivered: no incident to list them under
+            rows.append(
+                {"id": None, "kind": "notifications", "deliveries": list(map(_delivery, loose))}
+            )
         return rows
     finally:
         store.journal.close()
 
 
+def _delivery(row: dict[str, Any]) -> dict[str, Any]:
+    """A delivery as listed: `state` says whether it is being sent or was left for the tick."""
+    shown = {k: row[k] for k in ("id", "channel", "event", "level", "status", "attempts", "run_id")}
+    shown["error"] = delivery.reason(row["error"]) or None
+    if row["status"] in delivery.PENDING:
+        shown["state"] = "abandoned" if delivery.abandoned(row) else "sending"
+    return shown
+
+
+def _pending_lines(deliveries: list[dict[str, Any]]) -> str:
+    return "".join(
+        f"; {d['channel']} {d['status']} after {d['attempts']} attempt(s)"
+        + (
+            " (left for the next tick)"
+            if d.get("state") == "abandoned"
+            else " (being sent)"
+            if d.get("state") == "sending"
+            else ""
+        )
+        + (f": {d['error']}" if d["error"] else "")
+        for d in deliveries
+        if d["status"] != "delivered"
+    )
+
+
 def describe(row: dict[str, Any]) -> list[str]:
+    if row.get("kind") == "notifications":
+        return [
+            f"notifications not delivered: {len(row['deliveries'])}"
+            + _pending_lines(row["deliveries"])
+        ]
     status = row["status"]
     if status == "acknowledged":
         status += f" by {row['acknowledged_by']} at {row['acknowledged_at']}"
@@ -60,14 +94,13 @@ def describe(row: dict[str, Any]) -> list[str]:
             f"    acknowledge by {row['acknowledge_due']}{late}"
             + (f"; next escalation {row['next_at']}" if row["next_at"] else "")
         )
-    failed = [d for d in row["deliveries"] if d["status"] == "failed"]
     sent = sum(1 for d in row["deliveries"] if d["status"] == "delivered")
+    failed = sum(1 for d in row["deliveries"] if d["status"] == "failed")
+    pending = len(row["deliveries"]) - sent - failed
     lines.append(
-        f"    deliveries: {sent} delivered, {len(failed)} failed"
-        + "".join(
-            f"; {d['channel']} failed after {d['attempts']} attempt(s): {d['error']}"
-            for d in failed
-        )
+        f"    deliveries: {sent} delivered, {failed} failed"
+        + (f", {pending} pending" if pending else "")
+        + _pending_lines(row["deliveries"])
     )
     return lines
 

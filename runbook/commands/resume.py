@@ -9,77 +9,23 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbook import reconcile, results
+from runbook import results
 from runbook.clock import Clock
+from runbook.commands import earlier as earlier_mod
 from runbook.commands import run as run_cmd
+from runbook.commands.earlier import UNFINISHED, Earlier, read_earlier
 from runbook.context import Prompter
 from runbook.db import ConnectSpec, Session
 from runbook.engine import Reporter, Resume
 from runbook.errors import UsageError
-from runbook.journal import Journal
+from runbook.journal import Conflict, Journal
 from runbook.model import Inventory
 from runbook.outcome import RunOutcome, RunStatus
 from runbook.plan import Plan
 from runbook.redact import MASK
-
-_UNFINISHED = {"failed", "gate_failed", "interrupted", "rollback_failed"}
-
-
-@dataclass
-class Earlier:
-    """An earlier run as the journal tells it, with what it (and its parents) completed."""
-
-    run: dict[str, Any]
-    chain: list[dict[str, Any]] = field(default_factory=list)  # oldest first
-    done: dict[int, tuple[str, int | None]] = field(default_factory=dict)
-    steps: dict[int, dict[str, Any]] = field(default_factory=dict)  # latest record per index
-    in_flight: dict[int, dict[str, Any]] = field(default_factory=dict)
-    # Steps that ran to the end but whose gate failed: their change is in.
-    gate_failed: dict[int, dict[str, Any]] = field(default_factory=dict)
-
-
-def _chain(journal: Journal, run: dict[str, Any]) -> list[dict[str, Any]]:
-    chain = [run]
-    while chain[0]["mode"] == "resume" and chain[0]["parent_run"]:
-        parent = journal.run(chain[0]["parent_run"])
-        if parent is None:
-            break
-        chain.insert(0, parent)
-    return chain
-
-
-def read_earlier(journal: Journal, run_id: str) -> Earlier:
-    reconcile.mark_dead_runs(journal, Clock())
-    run = journal.run(run_id)
-    if run is None:
-        raise UsageError(f"no run {run_id!r} in the journal (or the prefix is ambiguous)")
-    earlier = Earlier(run, _chain(journal, run))
-    for each in earlier.chain:
-        for step in each["steps"]:
-            if step["phase"] != "main" or step["idx"] is None:
-                continue
-            index = step["idx"]
-            if step["status"] == "ok":
-                earlier.done[index] = (each["id"], step["seq"])
-                earlier.steps[index] = step
-                earlier.in_flight.pop(index, None)
-                earlier.gate_failed.pop(index, None)
-            elif step["status"] == "rolled_back":
-                earlier.done.pop(index, None)
-                earlier.gate_failed.pop(index, None)
-            elif step["status"] == "gate_failed" and index not in earlier.done:
-                earlier.gate_failed[index] = {**step, "run_id": each["id"]}
-            elif (
-                step.get("xid")
-                and step["status"] in ("failed", "running")
-                and index not in earlier.done
-            ):
-                earlier.in_flight[index] = {**step, "run_id": each["id"]}
-    return earlier
 
 
 def _playbook_check(run: dict[str, Any], force: bool) -> str | None:
@@ -126,42 +72,51 @@ def _extra(run: dict[str, Any], given: tuple[str, ...]) -> tuple[str, ...]:
     return (json.dumps(kept, default=str), *given) if kept else given
 
 
-def _settle_in_flight(
-    earlier: Earlier, prepared: run_cmd.Prepared, inventory: Inventory, journal: Journal
+def _settle(
+    earlier: Earlier,
+    prepared: run_cmd.Prepared,
+    inventory: Inventory,
+    journal: Journal,
+    decide: earlier_mod.Decide,
 ) -> None:
-    """Ask the server whether the steps caught by the crash committed."""
-    if not earlier.in_flight:
-        return
+    """Ask the target about the steps a crash caught; the operator about unknown ones."""
+    from runbook.recorder import Recorder
+    from runbook.redact import Redactor
+
     target = prepared.targets[0]
     secrets: set[str] = set()
-    dsn, _ = run_cmd.resolve_dsn(target, inventory.root, secrets)
-    session = Session(ConnectSpec(target.name, dsn, "runbook/resume", read_only=True))
+    recorder = Recorder(journal, Redactor(secrets), Clock())
     try:
-        from runbook.recorder import Recorder
-        from runbook.redact import Redactor
-
-        recorder = Recorder(journal, Redactor(secrets), Clock())
-        try:
-            for index, step in sorted(earlier.in_flight.items()):
-                status = session.txid_status(step["xid"])
-                if status == "in progress":
-                    raise UsageError(
-                        f"step {step['number']} {step['name']!r} of run {step['run_id']} is still running on "
-                        f"{target.name} (transaction {step['xid']}); wait for it, or cancel its backend, then resume"
-                    )
-                if status == "committed":
-                    earlier.done[index] = (step["run_id"], step["seq"])
-                    earlier.steps[index] = step
-                    reason = f"committed before the run was interrupted (transaction {step['xid']})"
-                    recorder.steps_updated(
-                        [(step["seq"], {"status": "ok", "reason": reason})],
-                        "step.committed",
-                        run_id=step["run_id"],
-                    )
-        finally:
-            recorder.close()
+        if earlier.in_flight or earlier.undo_in_flight:
+            dsn, _ = run_cmd.resolve_dsn(target, inventory.root, secrets)
+            session = Session(ConnectSpec(target.name, dsn, "runbook/resume"))
+            try:
+                earlier_mod.settle(earlier, session, recorder, target.name)
+            finally:
+                session.close()
+        if earlier.unknown or earlier.undo_unknown:
+            earlier_mod.decide_unknown(
+                earlier, _plan(prepared), decide, recorder, run_cmd.operator()
+            )
     finally:
-        session.close()
+        recorder.close()
+
+
+def _claim(earlier: Earlier, verb: str) -> str:
+    """The run a new resume or rollback continues; refuses a run already continued."""
+    last = earlier.last
+    if last["id"] == earlier.run["id"]:
+        return str(last["id"])
+    how = "is being" if last["status"] == "running" else "was"
+    then = (
+        f"{verb} {last['id']} instead"
+        if last["status"] in UNFINISHED or verb == "roll back"
+        else "there is nothing left to do"
+    )
+    raise UsageError(
+        f"run {earlier.run['id']} {how} continued by run {last['id']} ({last['mode']}, "
+        f"{last['status']}): a run is resumed or rolled back once; {then}"
+    )
 
 
 def _plan(prepared: run_cmd.Prepared) -> Plan:
@@ -188,9 +143,13 @@ def _expand_done(earlier: Earlier, the_plan: Plan) -> None:
 
 
 def _request(
-    earlier: Earlier, inventory_path: Path | None, extra: tuple[str, ...], force: bool
+    run: dict[str, Any],
+    parent: str,
+    inventory_path: Path | None,
+    extra: tuple[str, ...],
+    force: bool,
 ) -> run_cmd.Request:
-    run = earlier.run
+    """Run `run`'s playbook again, as it was run (its -e values, tags, target)."""
     selection = run.get("selection") or {}
     return run_cmd.Request(
         playbook=Path(run["playbook_path"]),
@@ -199,7 +158,7 @@ def _request(
         extra=_extra(run, extra),
         tags=frozenset(selection.get("tags", ())),
         skip_tags=frozenset(selection.get("skip_tags", ())),
-        parent_run=run["id"],
+        parent_run=parent,
         forced=_playbook_check(run, force),
     )
 
@@ -213,31 +172,62 @@ def resume(
     make_reporter: Callable[[], Reporter],
     prompter: Prompter | None,
     notifier_for: Any = None,
+    decide: earlier_mod.Decide = lambda step: None,
 ) -> list[RunOutcome]:
     inventory = run_cmd.load_inventory(inventory_path, Path.cwd())
     journal = run_cmd.open_journal(inventory)
     try:
         earlier = read_earlier(journal, run_id)
         run = earlier.run
+        continues = _claim(earlier, "resume")
         if run["status"] == "running":
             raise UsageError(
                 f"run {run['id']} is still running (pid {run['pid']} on {run['host']})"
             )
-        if run["mode"] in ("check", "rehearse", "rollback"):
+        if run["mode"] in ("check", "rehearse"):
             raise UsageError(f"run {run['id']} was a {run['mode']}: there is nothing to resume")
-        if run["status"] not in _UNFINISHED:
+        if run["status"] not in UNFINISHED:
             raise UsageError(
                 f"run {run['id']} finished {run['status']}: there is nothing to resume"
             )
-        req = _request(earlier, inventory_path, extra, force)
-        req.mode, req.yes = "resume", yes
+        subject = earlier.subject
+        req = _request(subject, run["id"], inventory_path, extra, force)
+        req.mode, req.yes, req.continues = "resume", yes, continues
         prepared = run_cmd.prepare(req)
-        _settle_in_flight(earlier, prepared, inventory, journal)
-        _expand_done(earlier, _plan(prepared))
-        req.resume = Resume(run["id"], earlier.done, _runtime(earlier))
+        _settle(earlier, prepared, inventory, journal, decide)
+        the_plan = _plan(prepared)
+        if earlier.undoing:
+            # Interrupted while undoing: the undo goes on where it stopped; the
+            # steps after the halt stay not run.
+            req.undo_only = True
+            if run["mode"] == "rollback":
+                req.mode = "rollback"
+                _add_gate_failed(earlier, the_plan)
+        _expand_done(earlier, the_plan)
+        req.resume = Resume(subject["id"], earlier.done, _runtime(earlier), earlier.undo_done)
     finally:
         journal.close()
-    return run_cmd.run(req, make_reporter, prompter, notifier_for)
+    outcomes = _run_claimed(req, make_reporter, prompter, notifier_for)
+    if req.mode == "rollback" and outcomes and outcomes[0].status is RunStatus.ROLLED_BACK:
+        _mark_rolled_back(subject["id"], outcomes[0].run_id, inventory_path)
+    return outcomes
+
+
+def _run_claimed(
+    req: run_cmd.Request,
+    make_reporter: Callable[[], Reporter],
+    prompter: Prompter | None,
+    notifier_for: Any = None,
+) -> list[RunOutcome]:
+    """Run a resume or rollback; its run record claims the run it continues."""
+    try:
+        return run_cmd.run(req, make_reporter, prompter, notifier_for)
+    except Conflict:
+        # Another resume or rollback inserted its claim between our check and ours.
+        raise UsageError(
+            f"run {req.continues} is being continued by another resume or rollback: "
+            "a run is resumed or rolled back once (see runbook history)"
+        ) from None
 
 
 def _add_gate_failed(earlier: Earlier, the_plan: Plan) -> None:
@@ -274,23 +264,40 @@ def rollback(
     confirm: Callable[[list[str]], bool],
     make_reporter: Callable[[], Reporter],
     prompter: Prompter | None,
+    decide: earlier_mod.Decide = lambda step: None,
 ) -> list[RunOutcome]:
     inventory = run_cmd.load_inventory(inventory_path, Path.cwd())
     journal = run_cmd.open_journal(inventory)
     try:
         earlier = read_earlier(journal, run_id)
+        run = earlier.run
+        last = earlier.last
+        if run["status"] == "running" or last["status"] == "running":
+            busy = run if run["status"] == "running" else last
+            raise UsageError(
+                f"run {busy['id']} is still running (pid {busy['pid']} on {busy['host']})"
+            )
+        if run["status"] == "rolled_back" or last["status"] == "rolled_back":
+            raise UsageError(f"run {run['id']} was already rolled back")
+        if run["mode"] in ("check", "rehearse"):
+            raise UsageError(
+                f"run {run['id']} was a {run['mode']}: it changed nothing to roll back"
+            )
+        # A rollback that stopped part way is continued by the next one; a run
+        # that was resumed is rolled back through its last resume.
+        if last["mode"] != "rollback" and not check:
+            continues = _claim(earlier, "roll back")
+        else:
+            continues = last["id"]
+        subject = earlier.subject
+        req = _request(subject, subject["id"], inventory_path, extra, force)
+        req.mode, req.check, req.undo_only, req.yes = "rollback", check, True, True
+        req.continues = None if check else continues
+        prepared = run_cmd.prepare(req)
+        if not check:
+            _settle(earlier, prepared, inventory, journal, decide)
     finally:
         journal.close()
-    run = earlier.run
-    if run["status"] == "running":
-        raise UsageError(f"run {run['id']} is still running (pid {run['pid']} on {run['host']})")
-    if run["status"] == "rolled_back":
-        raise UsageError(f"run {run['id']} was already rolled back")
-    if run["mode"] in ("check", "rehearse", "rollback"):
-        raise UsageError(f"run {run['id']} was a {run['mode']}: it changed nothing to roll back")
-    req = _request(earlier, inventory_path, extra, force)
-    req.mode, req.check, req.undo_only, req.yes = "rollback", check, True, True
-    prepared = run_cmd.prepare(req)
     the_plan = _plan(prepared)
     _add_gate_failed(earlier, the_plan)
     if not earlier.done:
@@ -298,10 +305,10 @@ def rollback(
     if not check and not confirm(_undo_lines(earlier)):
         raise UsageError("rollback not confirmed (answer yes, or pass --yes)")
     _expand_done(earlier, the_plan)
-    req.resume = Resume(run["id"], earlier.done, _runtime(earlier))
-    outcomes = run_cmd.run(req, make_reporter, prompter)
+    req.resume = Resume(subject["id"], earlier.done, _runtime(earlier), earlier.undo_done)
+    outcomes = _run_claimed(req, make_reporter, prompter)
     if outcomes and outcomes[0].status is RunStatus.ROLLED_BACK and not check:
-        _mark_rolled_back(run["id"], outcomes[0].run_id, inventory_path)
+        _mark_rolled_back(subject["id"], outcomes[0].run_id, inventory_path)
     return outcomes
 
 

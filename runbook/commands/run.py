@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ class Request:
     resume: Resume | None = None
     undo_only: bool = False
     forced: str | None = None
+    continues: str | None = None  # the run this resume or rollback claims
 
 
 @dataclass
@@ -64,10 +66,16 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def open_journal(inventory: Inventory) -> Journal:
+def journal_path(inventory: Inventory) -> Path:
     env = os.environ.get("RUNBOOK_JOURNAL")
-    path = Path(env) if env else inventory.root / inventory.journal.path
-    return Journal(path)
+    return Path(env) if env else inventory.root / inventory.journal.path
+
+
+def open_journal(inventory: Inventory) -> Journal:
+    """The journal, with the key that signs its checkpoints if one is configured."""
+    from runbook.journalkey import key_file_for
+
+    return Journal(journal_path(inventory), key_file_for(inventory))
 
 
 def load_inventory(path: Path | None, near: Path) -> Inventory:
@@ -128,9 +136,10 @@ def resolve_dsn(target: Target, root: Path, secrets: set[str]) -> tuple[str, dic
     try:
         params = conninfo_to_dict(dsn)
     except Exception as exc:
-        raise UsageError(
-            f"target {target.name!r}: invalid DSN: {str(exc).splitlines()[0]}"
-        ) from None
+        # libpq quotes the fragment it stumbled on, which may be (part of) the
+        # password: only an option's name is shown.
+        detail = re.sub(r'(?<!option )"[^"]*"', '"***"', (str(exc).splitlines() or [""])[0])
+        raise UsageError(f"target {target.name!r}: invalid DSN: {detail}") from None
     if password:
         params["password"] = str(password)
         dsn = make_conninfo(dsn, password=str(password))
@@ -255,6 +264,7 @@ def run_target(
         resume=req.resume,
         undo_only=req.undo_only,
         forced=req.forced,
+        continues=req.continues,
         selection={
             "targets": list(req.targets),
             "tags": sorted(req.tags),

@@ -2,8 +2,9 @@
 gates, and its Outcome.
 
 A writing SQL step outside a transaction block runs in a transaction of its own
-whose id (`txid_current()`) is recorded before the statement runs; after a
-crash, `runbook resume` asks the server whether that transaction committed.
+that also writes the step's marker row in the target (`runbook.marker`), whose
+token is recorded before the statement runs; after a crash, `runbook resume`
+asks whether that row exists, which a crash of either side cannot fake.
 Inside a block, or for retries, each attempt is a savepoint.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -84,10 +86,13 @@ def run_action(engine: Engine, ps: PlannedStep, scope: dict[str, Any], in_block:
     extra: dict[str, Any] = {}
     if tracked:
         try:
-            extra["xid"] = engine.session.begin_tracked()
+            extra = begin_tracked(engine, ps)
         except (psycopg.Error, RunbookError) as exc:
             engine.fail_before_start(ps, exc)
             return
+    elif writes and non_transactional(ps):
+        # If runbook dies during it, the journal says its outcome is unknown.
+        extra = {"outside": True}
     # A step that may change something starts only once its record is on disk.
     durable = in_block or writes
     seq = engine.recorder.step_started(ps, undoes=engine.undoing, extra=extra, durable=durable)
@@ -98,14 +103,49 @@ def run_action(engine: Engine, ps: PlannedStep, scope: dict[str, Any], in_block:
     )
     if tracked:
         error = _finish_transaction(engine, error)
-    outcome = _outcome(engine, ps, ctx, result, error, started, attempts)
-    outcome.history = history if attempts > 1 else []
+    # Secrets the step learned (a {from_env} header …) are masked in its own outcome too.
     engine.redactor.add(ctx.secrets)
+    outcome = _outcome(engine, ps, ctx, result, error, started, attempts)
+    if outcome.status is Status.FAILED and caught_mid_flight(error) and non_transactional(ps):
+        outcome.status = Status.UNKNOWN
+        outcome.reason = outcome.error = (
+            f"{outcome.reason} — outcome unknown: the step was caught mid-flight and cannot "
+            "be transactional, so whether it took effect cannot be known"
+        )
+    outcome.history = history if attempts > 1 else []
     registered = result if error is None else getattr(error, "result", None)
     engine.end(ps, seq, outcome, registered, pending=in_block, durable=durable)
     # A step whose own gate failed still made its change: a rollback undoes it.
     if outcome.status in (Status.OK, Status.GATE_FAILED) and engine.undoing is None:
         engine.done(ps, scope, seq)
+
+
+def non_transactional(ps: PlannedStep) -> bool:
+    """A step that may act but cannot run in a transaction (autocommit SQL, a
+    command, a writing request): a crash mid-flight leaves its effect unknown."""
+    step = ps.step
+    if ps.kind in _SQL_KINDS:
+        return bool(step.options.get("autocommit")) and REGISTRY[ps.kind].may_write(step)
+    return ps.kind in ("shell", "http") and REGISTRY[ps.kind].may_write(step)
+
+
+def caught_mid_flight(error: BaseException | None) -> bool:
+    """An interruption or a lost connection, not an error the step itself met."""
+    if isinstance(error, KeyboardInterrupt):
+        return True
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    # No answer at all, a connection exception (08…), or the server ending the
+    # session (57P01 terminated, 57P02 crash shutdown, 57P05 idle session): the
+    # statement may or may not have finished before the session ended.
+    state = error.sqlstate
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P05")
+
+
+def begin_tracked(engine: Engine, ps: PlannedStep) -> dict[str, Any]:
+    """Open the step's (or block's) own transaction with its marker in the target:
+    what the journal keeps so that resume can tell whether it committed."""
+    return engine.session.begin_tracked(uuid.uuid4().hex, engine.run_id, f"{ps.number} {ps.name}")
 
 
 def _finish_transaction(engine: Engine, error: BaseException | None) -> BaseException | None:

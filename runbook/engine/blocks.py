@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from runbook import variables
+from runbook.engine import action
 from runbook.errors import RunbookError
 from runbook.outcome import Outcome, Status
 from runbook.plan import PlannedStep
@@ -44,7 +45,7 @@ def run_transaction(
         if nested:
             engine.session.savepoint(savepoint)
         else:
-            extra["xid"] = engine.session.begin_tracked()
+            extra = action.begin_tracked(engine, ps)
     except (psycopg.Error, RunbookError) as exc:
         engine.fail_before_start(ps, exc)
         return
@@ -93,7 +94,10 @@ def _close_group(
     engine: Engine, ps: PlannedStep, seq: int, started: float, note: str, scope: dict[str, Any]
 ) -> None:
     inner = [engine.outcomes[c.index] for c in ps.children if c.index in engine.outcomes]
-    bad = next((o for o in inner if o.status in (Status.FAILED, Status.GATE_FAILED)), None)
+    bad = next(
+        (o for o in inner if o.status in (Status.FAILED, Status.GATE_FAILED, Status.UNKNOWN)),
+        None,
+    )
     outcome = Outcome(
         ps.index,
         ps.number,

@@ -57,6 +57,8 @@ class Resume:
     parent: str
     done: dict[int, tuple[str, int | None]]  # step index → (run id, seq) where it completed
     runtime: dict[str, Any] = field(default_factory=dict)  # registered results restored
+    # Rollback steps already committed, per step undone: an undo goes on, not again.
+    undo_done: dict[int, set[int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -78,6 +80,7 @@ class Options:
     resume: Resume | None = None
     undo_only: bool = False  # `runbook rollback`: only undo what `resume` lists
     forced: str | None = None
+    continues: str | None = None
     selection: dict[str, Any] = field(default_factory=dict)
 
 
@@ -145,7 +148,14 @@ class Engine:
         started = time.perf_counter()
         o = self.options
         record = RunRecord(
-            self.run_id, o.mode, o.operator, o.parent_run, self.extra, o.selection, o.forced
+            self.run_id,
+            o.mode,
+            o.operator,
+            o.parent_run,
+            self.extra,
+            o.selection,
+            o.forced,
+            o.continues,
         )
         started_at = self.recorder.run_started(
             record, self.plan, dsn_shown, {**self.plan.playbook.vars, **self.extra}
@@ -337,7 +347,7 @@ class Engine:
             self.skip_tree(ps, f"the run stopped at step {where.number}", Status.NOT_RUN)
 
     def _decide(self, ps: PlannedStep, outcome: Outcome) -> None:
-        if outcome.status not in (Status.FAILED, Status.GATE_FAILED):
+        if outcome.status not in (Status.FAILED, Status.GATE_FAILED, Status.UNKNOWN):
             return
         if self.undoing is not None:
             self.undo_failed = True

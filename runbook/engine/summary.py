@@ -19,6 +19,8 @@ def finish(engine: Engine, started_at: str, started: float) -> RunOutcome:
     undone = any(o.undoes is not None for o in engine.ordered) or engine.options.undo_only
     if engine.halt and engine.halt.interrupted:
         status, reason = RunStatus.INTERRUPTED, "interrupted by the operator"
+    elif Status.UNKNOWN in statuses:
+        status, reason = RunStatus.FAILED, "a step's outcome is unknown"
     elif Status.FAILED in statuses:
         status, reason = RunStatus.FAILED, "a step failed"
     elif Status.GATE_FAILED in statuses:
@@ -37,7 +39,10 @@ def finish(engine: Engine, started_at: str, started: float) -> RunOutcome:
             else f"{reason}; rollback: {engine.undo_summary}"
         )
     severity = engine.gates.worst(o.severity for o in main)
-    ran = any(o.status in (Status.OK, Status.GATE_FAILED, Status.FAILED) for o in engine.ordered)
+    ran = any(
+        o.status in (Status.OK, Status.GATE_FAILED, Status.FAILED, Status.UNKNOWN)
+        for o in engine.ordered
+    )
     if not ran and not undone:
         reason = "no step ran"
     return RunOutcome(

@@ -67,7 +67,12 @@ class Undo:
         engine.undo_failed = False
         try:
             layer = {**done.scope, **engine.runtime}
+            resume = engine.options.resume
+            already = resume.undo_done.get(ps.index, set()) if resume else set()
             for undo in ps.rollback:
+                if undo.index in already:
+                    engine.skip_tree(undo, "undone in an earlier run")
+                    continue
                 engine.run_planned(undo, (layer,), False)
                 if engine.undo_failed:
                     return False

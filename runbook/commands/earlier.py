@@ -1,0 +1,257 @@
+"""What an earlier run did, as the journal and the target tell it.
+
+A run and the runs that continued it (resumes, rollbacks — each claimed once,
+see `runs.continues`) form a lineage; what it completed is read from all of
+them, oldest first. A step a crash caught in flight is decided by the target:
+its marker row exists if and only if its transaction committed
+(`runbook.marker`). A step that cannot be transactional and was caught is
+`unknown`: the operator (or the step's `on_unknown`) decides, never a guess.
+Undo steps get the same bookkeeping, so an interrupted undo is continued, not
+repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from runbook import reconcile
+from runbook.clock import Clock
+from runbook.db import Session
+from runbook.engine.action import non_transactional
+from runbook.errors import RunbookError, UsageError
+from runbook.journal import Journal
+from runbook.marker import Fate
+from runbook.plan import Plan
+from runbook.recorder import Recorder
+
+UNFINISHED = {"failed", "gate_failed", "interrupted", "rollback_failed"}
+# Asked of the operator for each step whose outcome is unknown: halt, rerun or skip.
+Decide = Callable[[dict[str, Any]], str | None]
+UndoKey = tuple[int, int]  # (index of the step undone, index of the rollback step)
+
+
+class UnknownOutcome(RunbookError):
+    """A step caught mid-flight could have taken effect or not: nobody decided (exit 3)."""
+
+
+@dataclass
+class Earlier:
+    """An earlier run's lineage as the journal tells it, and what it completed."""
+
+    run: dict[str, Any]
+    lineage: list[dict[str, Any]] = field(default_factory=list)  # oldest first
+    done: dict[int, tuple[str, int | None]] = field(default_factory=dict)
+    steps: dict[int, dict[str, Any]] = field(default_factory=dict)  # latest record per index
+    in_flight: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # Steps that ran to the end but whose gate failed: their change is in.
+    gate_failed: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # Steps that may have acted outside any transaction when a crash caught them.
+    unknown: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # Undo steps already committed, and those a crash caught, per step undone.
+    undo_done: dict[int, set[int]] = field(default_factory=dict)
+    undo_in_flight: dict[UndoKey, dict[str, Any]] = field(default_factory=dict)
+    undo_unknown: dict[UndoKey, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.lineage[-1] if self.lineage else self.run
+
+    @property
+    def subject(self) -> dict[str, Any]:
+        """The run whose steps are continued or undone: the last that was not a rollback."""
+        return next((r for r in reversed(self.lineage) if r["mode"] != "rollback"), self.run)
+
+    @property
+    def undoing(self) -> bool:
+        """An undo was under way when the lineage stopped: continue it, not the steps."""
+        if self.last["mode"] == "rollback":
+            return True
+        return any(index in self.done for index in self.undo_done) or any(
+            key[0] in self.done for key in (*self.undo_in_flight, *self.undo_unknown)
+        )
+
+
+def _continued(run: dict[str, Any]) -> str | None:
+    return run.get("continues") or (run["parent_run"] if run["mode"] == "resume" else None)
+
+
+def lineage(journal: Journal, run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run, the runs it continued and the runs that continued it, oldest first."""
+    chain = [run]
+    seen = {run["id"]}
+    while (parent_id := _continued(chain[0])) and parent_id not in seen:
+        parent = journal.run(parent_id)
+        if parent is None:
+            break
+        chain.insert(0, parent)
+        seen.add(parent_id)
+    while (after := journal.continuation(chain[-1]["id"])) and after["id"] not in seen:
+        full = journal.run(after["id"])
+        if full is None:
+            break
+        chain.append(full)
+        seen.add(after["id"])
+    return chain
+
+
+def _caught(step: dict[str, Any]) -> bool:
+    """Recorded as caught mid-flight: unknown, or interrupted with no marker to ask."""
+    if step["status"] == "unknown":
+        return True
+    reason = str(step.get("reason") or step.get("error") or "")
+    return step["status"] in ("failed", "running") and reason.startswith("interrupted")
+
+
+def _tracked(step: dict[str, Any]) -> bool:
+    return bool(step.get("marker") or step.get("xid"))
+
+
+def read_earlier(journal: Journal, run_id: str) -> Earlier:
+    reconcile.mark_dead_runs(journal, Clock())
+    run = journal.run(run_id)
+    if run is None:
+        raise UsageError(f"no run {run_id!r} in the journal (or the prefix is ambiguous)")
+    earlier = Earlier(run, lineage(journal, run))
+    for each in earlier.lineage:
+        for step in each["steps"]:
+            if step["idx"] is None:
+                continue
+            step = {**step, "run_id": each["id"]}
+            if step["phase"] == "main":
+                _fold_main(earlier, step)
+            elif step["undoes"] is not None:
+                _fold_undo(earlier, step)
+    return earlier
+
+
+def _fold_main(earlier: Earlier, step: dict[str, Any]) -> None:
+    index = step["idx"]
+    status = step["status"]
+    if status == "ok":
+        earlier.done[index] = (step["run_id"], step["seq"])
+        earlier.steps[index] = step
+        for pending in (earlier.in_flight, earlier.gate_failed, earlier.unknown):
+            pending.pop(index, None)
+    elif status == "rolled_back":
+        earlier.done.pop(index, None)
+        earlier.gate_failed.pop(index, None)
+        earlier.undo_done.pop(index, None)
+    elif index in earlier.done:
+        return
+    elif status == "unknown" and step.get("decision") == "skip":
+        earlier.done[index] = (step["run_id"], step["seq"])  # the operator said it took effect
+        earlier.steps[index] = step
+        earlier.unknown.pop(index, None)
+    elif status == "gate_failed":
+        earlier.gate_failed[index] = step
+    elif _tracked(step) and status in ("failed", "running"):
+        earlier.in_flight[index] = step
+    elif _caught(step):
+        earlier.unknown[index] = step
+    elif status == "failed":
+        earlier.unknown.pop(index, None)  # a later attempt failed on its own: it ran again
+
+
+def _fold_undo(earlier: Earlier, step: dict[str, Any]) -> None:
+    key = (step["undoes"], step["idx"])
+    if step["status"] == "ok":
+        earlier.undo_done.setdefault(key[0], set()).add(key[1])
+        earlier.undo_in_flight.pop(key, None)
+        earlier.undo_unknown.pop(key, None)
+    elif key[1] in earlier.undo_done.get(key[0], ()):
+        return
+    elif _tracked(step) and step["status"] in ("failed", "running"):
+        earlier.undo_in_flight[key] = step
+    elif _caught(step):
+        earlier.undo_unknown[key] = step
+
+
+def _ask_target(session: Session, step: dict[str, Any], target: str) -> Fate | None:
+    """The fate of a tracked step's transaction; None if it had no marker to ask."""
+    if not step.get("marker"):
+        return None
+    fate = session.step_fate(step["marker"])
+    if fate is Fate.IN_PROGRESS:
+        raise UsageError(
+            f"step {step['number']} {step['name']!r} of run {step['run_id']} is still running on "
+            f"{target} (its transaction has not ended); wait for it, or cancel its backend, then resume"
+        )
+    return fate
+
+
+def settle(earlier: Earlier, session: Session, recorder: Recorder, target: str) -> None:
+    """Decide, by the target's marker rows, the tracked steps a crash caught."""
+    for index, step in sorted(earlier.in_flight.items()):
+        fate = _ask_target(session, step, target)
+        if fate is None:  # no marker (a role that cannot write one, an old journal)
+            earlier.unknown[index] = {**step, "why": "it has no marker row to ask"}
+            continue
+        if fate is Fate.COMMITTED:
+            earlier.done[index] = (step["run_id"], step["seq"])
+            earlier.steps[index] = step
+        _record_fate(recorder, step, fate)
+    earlier.in_flight.clear()
+    for key, step in sorted(earlier.undo_in_flight.items()):
+        fate = _ask_target(session, step, target)
+        if fate is None:
+            earlier.undo_unknown[key] = {**step, "why": "it has no marker row to ask"}
+            continue
+        if fate is Fate.COMMITTED:
+            earlier.undo_done.setdefault(key[0], set()).add(key[1])
+        _record_fate(recorder, step, fate)
+    earlier.undo_in_flight.clear()
+
+
+def _record_fate(recorder: Recorder, step: dict[str, Any], fate: Fate) -> None:
+    if fate is Fate.COMMITTED:
+        change = {"status": "ok", "reason": "committed before the run was interrupted (marker)"}
+        kind = "step.committed"
+    else:
+        change = {"reason": "interrupted: its transaction never committed (no marker): run again"}
+        kind = "step.not_committed"
+    recorder.steps_updated([(step["seq"], change)], kind, run_id=step["run_id"])
+
+
+def decide_unknown(
+    earlier: Earlier, the_plan: Plan, decide: Decide, recorder: Recorder, operator: str
+) -> None:
+    """Each step whose outcome is unknown: rerun, skip (count as done) or halt.
+
+    The operator's answer wins; else the step's `on_unknown`; else halt.
+    """
+    by_index = the_plan.by_index()
+    halted: list[str] = []
+    cases: list[tuple[dict[str, Any], int, UndoKey | None]] = [
+        (step, index, None) for index, step in sorted(earlier.unknown.items())
+    ]
+    cases += [(step, key[1], key) for key, step in sorted(earlier.undo_unknown.items())]
+    for step, index, undo_key in cases:
+        ps = by_index.get(index)
+        if ps is None:
+            continue
+        if step["status"] != "unknown" and not non_transactional(ps) and not step.get("why"):
+            continue  # caught while reading, or with nothing outside a transaction: run again
+        choice = decide(step) or ps.step.options.get("on_unknown") or "halt"
+        if choice == "halt":
+            halted.append(f"step {step['number']} {step['name']!r} (run {step['run_id']})")
+            continue
+        by = f"decided by {operator}: {choice}"
+        recorder.steps_updated(
+            [(step["seq"], {"status": "unknown", "decision": choice, "decided": by})],
+            "step.unknown_decided",
+            run_id=step["run_id"],
+        )
+        if choice == "skip":
+            if undo_key is None:
+                earlier.done[index] = (step["run_id"], step["seq"])
+                earlier.steps[index] = step
+            else:
+                earlier.undo_done.setdefault(undo_key[0], set()).add(undo_key[1])
+    if halted:
+        raise UnknownOutcome(
+            f"whether {', '.join(halted)} took effect is unknown: it was caught mid-flight and "
+            "cannot be transactional. Check the target, then resume with --unknown rerun or "
+            "--unknown skip (or set the step's on_unknown)"
+        )
