@@ -273,3 +273,27 @@ def test_the_http_step_never_follows_a_redirect_out_of_http_or_forever(
     assert result.exit_code == 3, result.output
     assert error in project.last_run()["steps"][0]["error"]
     assert len(redirector.at(path)) <= 6
+
+
+def test_a_header_from_the_environment_is_data_not_a_template(
+    project: Project, redirector: Redirector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Validation never sees an environment value: rendering it would run code nobody checked.
+    monkeypatch.setenv("TOKEN", "{{ run.id }}-{{ ''.__class__ }}")
+    book = project.playbook(
+        f"""name: env-header
+kind: check
+steps:
+  - name: Post
+    http:
+      url: {redirector.url}/sink
+      method: POST
+      json: {{a: 1}}
+      headers: {{X-Token: {{from_env: TOKEN, secret: false}}}}
+    writes: false
+"""
+    )
+    result = project.run("run", str(book))
+    assert result.exit_code == 0, result.output
+    (sink,) = redirector.at("/sink")
+    assert sink["token"] == "{{ run.id }}-{{ ''.__class__ }}"

@@ -40,12 +40,13 @@ def _request(ctx: StepContext) -> tuple[urllib.request.Request, dict[str, Any]]:
     headers = {}
     secrets: set[str] = set()
     for name, value in body.get("headers", {}).items():
+        if isinstance(value, str):  # the playbook's own text: a template
+            headers[name] = template.render_text(value, ctx.scope)
+            continue
+        # A value from the environment is data, never a template: `{{ … }}` in it
+        # stays text (validation never saw it, so it must not run).
         resolved = variables.resolve(env_or_value(value), f"header {name}", secrets)
-        headers[name] = (
-            template.render_text(resolved, ctx.scope)
-            if isinstance(resolved, str)
-            else str(resolved)
-        )
+        headers[name] = str(resolved)
     data = None
     if "json" in body:
         data = json.dumps(template.render_value(body["json"], ctx.scope), default=str).encode()
