@@ -234,15 +234,6 @@ class Session:
         """Whether the step whose marker is `token` committed (see `runbook.marker`)."""
         return marker.probe(self.connect(), token)
 
-    def txid_status(self, xid: str) -> str | None:
-        """'committed', 'aborted', 'in progress', or None if the server forgot it
-        (or never handed it out: after a server crash ids are handed out again)."""
-        try:
-            row = self.connect().execute("SELECT txid_status(%s::bigint)", (xid,)).fetchone()
-        except psycopg.errors.InvalidParameterValue:  # "transaction ID … is in the future"
-            return None
-        return None if row is None or row[0] is None else str(row[0])
-
     def commit(self) -> None:
         self.command("COMMIT")
 

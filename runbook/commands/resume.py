@@ -1,8 +1,8 @@
 """`runbook resume RUN_ID` and `runbook rollback RUN_ID`: continue or undo a run.
 
 Both read what the run (and the runs it resumed) completed from the journal.
-A step the crash caught in flight is decided by the server: its transaction id
-was recorded before it ran, and `txid_status` says whether it committed.
+A step the crash caught in flight is decided by the target: its marker row
+exists if and only if it committed (`runbook.commands.earlier`, `runbook.marker`).
 """
 
 from __future__ import annotations
