@@ -68,10 +68,24 @@ def _dead(pid: int) -> bool:
     return stat[stat.rindex(b")") + 2 :].startswith(b"Z")
 
 
+def _socket_locks(pgdata: Path) -> list[Path]:
+    """The socket lock files a postmaster of `pgdata` may have left: in the data
+    folder, or in the folder its postmaster.pid names (the wheel puts the socket
+    under the user's runtime folder when the data folder's path is too long)."""
+    folders = {pgdata}
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+    except OSError:
+        lines = []
+    if len(lines) > 4 and lines[4].strip():
+        folders.add(Path(lines[4].strip()))
+    return [lock for folder in folders for lock in folder.glob(".s.PGSQL.*.lock")]
+
+
 def _clear_stale_pid(pgdata: Path) -> None:
     """Remove the lock files of a server that died (kill -9, power cut): its
     postmaster.pid and its socket's lock, both naming the dead postmaster."""
-    for lock in (pgdata / "postmaster.pid", *pgdata.glob(".s.PGSQL.*.lock")):
+    for lock in (pgdata / "postmaster.pid", *_socket_locks(pgdata)):
         try:
             pid = int(lock.read_text().split("\n", 1)[0])
         except (OSError, ValueError):
