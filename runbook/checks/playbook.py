@@ -393,13 +393,17 @@ def _reaches(start: Path, goal: Path, ctx: Context, seen: set[Path]) -> bool:
     playbook, _ = ctx.load(start)
     if playbook is None:
         return False
-    return any(
+    # Every include is followed, none skipped once the answer is known: this
+    # walk is what vets each reachable include (ctx.include) before the
+    # template check reads them.
+    reached = [
         _reaches(target, goal, ctx, seen)
         for step in playbook.walk()
         if step.kind == "include"
         for target, why in [ctx.include(playbook, step.body)]
         if why is None
-    )
+    ]
+    return any(reached)
 
 
 def _reserved_names(pb: Playbook) -> Iterator[Problem]:

@@ -177,10 +177,11 @@ def _compiled(ctx: Context, playbook: Playbook) -> dict[str, Any]:
 
 def passed(ctx: Context, playbook: Playbook) -> bool:
     """Whether these very files passed every check before (includes end up in ctx)."""
+    stored = doccache.read_entry(_folder(ctx), _key(ctx, playbook))
     try:
-        entry = orjson.loads((_folder(ctx) / f"{_key(ctx, playbook)}.json").read_bytes())
+        entry = orjson.loads(stored or b"")
         read = entry["read"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return False
     if not _unchanged(ctx, playbook, read):
         return False
