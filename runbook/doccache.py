@@ -8,6 +8,14 @@ keyed by the sha256 of runbook's version, the entry format, the schema file and
 the document's bytes. Any change to any of them is a miss. An entry is two
 lines: the data, read on every hit, and the position tables, decoded only when
 an error message needs a line and column.
+
+A parsed inventory holds what the file holds, passwords included, so entries
+are never more readable than a private source file: every entry is written
+0600 (a temporary file created 0600, then renamed over the entry) in folders
+kept 0700, and an older, wider entry is tightened when it is next read. And
+since an entry stands in for a file's content, only entries this user wrote are
+believed: an entry or folder owned by someone else, or writable by others, is
+a miss (another user could otherwise plant the "parse" of a playbook).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import functools
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +38,7 @@ from runbook.yamlsrc import DataPath, Document
 
 MAX_ENTRIES = 1000
 # Bumped when the layout of an entry changes: old entries are then misses.
-FORMAT = 3
+FORMAT = 4
 
 
 @functools.cache
@@ -61,17 +70,65 @@ def _tables(encoded: bytes) -> Callable[[Document], None]:
 
 
 def load(folder: Path, cache_key: str, shown: str, text: str) -> Document | None:
+    stored = read_entry(folder, cache_key)
+    if stored is None:
+        return None
+    # Two lines: the data, then the position tables, which stay undecoded
+    # until an error message needs a line number.
+    data_line, _, tables = stored.partition(b"\n")
     try:
-        stored = (folder / f"{cache_key}.json").read_bytes()
-        # Two lines: the data, then the position tables, which stay undecoded
-        # until an error message needs a line number.
-        data_line, _, tables = stored.partition(b"\n")
         data = orjson.loads(data_line)
-    except (OSError, ValueError):
+    except ValueError:
         return None
     if not tables:
         return None
     return Document(path=shown, text=text, data=data, pending=_tables(tables))
+
+
+def read_entry(folder: Path, cache_key: str) -> bytes | None:
+    """An entry's bytes, if this user wrote it into a folder only they control."""
+    if not _private_folder(folder, create=False):
+        return None
+    try:
+        fd = os.open(folder / f"{cache_key}.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+            return None
+        if info.st_mode & 0o077:
+            os.fchmod(fd, 0o600)  # written by an older runbook, readable by others
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _private_folder(folder: Path, *, create: bool) -> bool:
+    """Whether `folder` is a real folder of this user's that no one else may
+    write (made 0700 if `create`; a wider one of ours is tightened)."""
+    if create:
+        cache = folder.parent
+        for part in (cache, folder):
+            with contextlib.suppress(FileExistsError):
+                part.mkdir(mode=0o700, parents=True)
+    try:
+        info = os.lstat(folder)
+        parent = os.lstat(folder.parent)
+    except OSError:
+        return False
+    for where, st in ((folder.parent, parent), (folder, info)):
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            return False
+        if st.st_mode & 0o077:
+            try:
+                os.chmod(where, 0o700)
+            except OSError:
+                return False
+    return True
 
 
 def store(folder: Path, cache_key: str, doc: Document) -> None:
@@ -91,11 +148,23 @@ def store(folder: Path, cache_key: str, doc: Document) -> None:
 
 
 def write(folder: Path, cache_key: str, entry: str) -> None:
-    """Write an entry whole (another run reads it or an older one, never a part)
-    and keep the folder bounded. Raises OSError; the callers' caches suppress it."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write an entry whole (another run reads it or an older one, never a part),
+    private (0600 from its creation), and keep the folder bounded. Raises
+    OSError; the callers' caches suppress it."""
+    if not _private_folder(folder, create=True):
+        raise PermissionError(f"{folder} is not a private folder of this user's")
     tmp = folder / f".{cache_key}.{os.getpid()}.tmp"
-    tmp.write_text(entry, "utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        with os.fdopen(fd, "w", encoding="utf-8", closefd=False) as f:
+            f.write(entry)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    os.close(fd)
     tmp.replace(folder / f"{cache_key}.json")
     prune(folder)
 

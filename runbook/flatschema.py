@@ -13,9 +13,13 @@ keys), nested step lists being validated the same way, one level at a time.
 from __future__ import annotations
 
 import functools
+import math
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
+from jsonschema.exceptions import ValidationError
 
 SHALLOW_STEPS = {"type": "array", "items": {"type": "object"}, "minItems": 1}
 
@@ -53,8 +57,47 @@ def flatten(node: Any, defs: dict[str, Any], *, shallow_steps: bool) -> Any:
     return out
 
 
+def _finite_type(
+    validator: jsonschema.protocols.Validator, types: Any, instance: Any, schema: Any
+) -> Iterator[ValidationError]:
+    """`type`, and a number must be finite: `.inf`, `.nan` and `1e400` (which
+    YAML reads as infinity) pass `minimum`/`maximum` or overflow later."""
+    yield from _TYPE(validator, types, instance, schema)
+    if isinstance(instance, float) and not math.isfinite(instance):
+        yield ValidationError(
+            f"{_number_text(instance)} is not a finite number; numbers here must be finite",
+            validator="finite",
+        )
+
+
+def _max_seconds(
+    validator: jsonschema.protocols.Validator, limit: Any, instance: Any, schema: Any
+) -> Iterator[ValidationError]:
+    """`maxSeconds`: a duration written as text (`9999d`) is bounded like a number."""
+    from runbook.model import seconds
+
+    if isinstance(instance, str) and re.search(schema.get("pattern", ""), instance):
+        total = seconds(instance)
+        if total is not None and total > limit:
+            yield ValidationError(
+                f"{instance!r} is {total:g} seconds, more than the maximum of {limit:g}",
+                validator="maxSeconds",
+            )
+
+
+def _number_text(value: float) -> str:
+    return ".nan" if math.isnan(value) else ".inf" if value > 0 else "-.inf"
+
+
+_TYPE = jsonschema.Draft202012Validator.VALIDATORS["type"]
+_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator, {"type": _finite_type, "maxSeconds": _max_seconds}
+)
+
+
 def _validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
-    return jsonschema.Draft202012Validator(schema)
+    validator: jsonschema.protocols.Validator = _Validator(schema)
+    return validator
 
 
 @functools.cache

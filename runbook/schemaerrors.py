@@ -16,15 +16,22 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
+from runbook import names
 from runbook.errors import Problem
 from runbook.yamlsrc import DataPath, Document, format_path
 
 
 def dedupe(problems: Iterable[Problem]) -> list[Problem]:
+    """Each problem once; a number that is not finite is only that (not also
+    "more than the maximum" and "not an integer")."""
+    problems = list(problems)
+    infinite = {(p.line, p.col, p.pointer) for p in problems if p.code == "finite"}
     seen: set[tuple[int, int, str, str]] = set()
     out = []
     for p in sorted(problems, key=lambda p: (p.line, p.col, p.pointer, p.message)):
         key = (p.line, p.col, p.pointer, p.message)
+        if (p.line, p.col, p.pointer) in infinite and p.code != "finite":
+            continue
         if key not in seen:
             seen.add(key)
             out.append(p)
@@ -100,13 +107,7 @@ def translate(
     if kind in ("additionalProperties", "unevaluatedProperties") and isinstance(instance, dict):
         allowed = _properties(v, error.schema)
         for extra in sorted(set(instance) - allowed):
-            hint = difflib.get_close_matches(extra, sorted(allowed), n=1, cutoff=0.6)
-            suffix = f" (did you mean {hint[0]!r}?)" if hint else ""
-            if not hint and allowed:
-                suffix = f"; allowed here: {', '.join(sorted(allowed))}"
-            yield problem(
-                doc, (*path, extra), f"unknown key {extra!r}{suffix}", "unknown-key", key=True
-            )
+            yield problem(doc, (*path, extra), unknown_key(extra, allowed), "unknown-key", key=True)
         return
     if kind == "oneOf":
         yield from _translate_one_of(error, doc, v, path, base)
@@ -128,20 +129,29 @@ def translate(
         )
         return
     if kind == "enum":
-        options = expected
-        hint = difflib.get_close_matches(str(instance), [str(o) for o in options], n=1)
-        suffix = f" (did you mean {hint[0]!r}?)" if hint else ""
+        options = [str(o) for o in expected]
+        note = names.lookalike_note(instance, options) if isinstance(instance, str) else ""
+        hint = difflib.get_close_matches(str(instance), options, n=1)
+        suffix = note or (f" (did you mean {hint[0]!r}?)" if hint else "")
         yield problem(
-            doc, path, f"{instance!r} is not one of: {', '.join(map(str, options))}{suffix}", "enum"
+            doc, path, f"{_quote(instance)} is not one of: {', '.join(options)}{suffix}", "enum"
         )
         return
     if kind == "const":
-        yield problem(doc, path, f"expected {expected!r}, got {instance!r}", "const")
+        yield problem(doc, path, f"expected {expected!r}, got {_quote(instance)}", "const")
         return
     if kind == "pattern":
         description = error.schema.get("description") if isinstance(error.schema, dict) else None
         what = f"; expected {description[0].lower()}{description[1:]}" if description else ""
-        yield problem(doc, path, f"{instance!r} is not valid{what}", "pattern")
+        note = " (it holds non-ASCII characters)" if not str(instance).isascii() else ""
+        yield problem(doc, path, f"{_quote(instance)} is not valid{note}{what}", "pattern")
+        return
+    if kind in ("maximum", "minimum"):
+        description = error.schema.get("description", "") if isinstance(error.schema, dict) else ""
+        unit = " seconds" if "duration" in str(description).lower() else ""
+        bound = "more than the maximum" if kind == "maximum" else "less than the minimum"
+        shown = f"{instance:g}" if isinstance(instance, float) else repr(instance)
+        yield problem(doc, path, f"{shown} is {bound} of {expected:g}{unit}", kind)
         return
     if kind == "minItems":
         yield problem(
@@ -153,8 +163,13 @@ def translate(
         return
     if kind == "propertyNames":
         # The error's instance is the offending key; point at it.
+        note = " (it holds non-ASCII characters)" if not str(instance).isascii() else ""
         yield problem(
-            doc, (*path, str(instance)), f"{instance!r} is not a valid name here", "name", key=True
+            doc,
+            (*path, str(instance)),
+            f"{_quote(instance)} is not a valid name here{note}",
+            "name",
+            key=True,
         )
         return
     if kind == "uniqueItems":
@@ -299,5 +314,22 @@ def _describe(instance: Any) -> str:
         return "a list"
     if isinstance(instance, str):
         shown = instance if len(instance) < 40 else instance[:37] + "..."
-        return f"the string {shown!r}"
+        return f"the string {names.shown(shown)}"
     return f"{instance!r}"
+
+
+def _quote(value: Any) -> str:
+    return names.shown(value) if isinstance(value, str) else repr(value)
+
+
+def unknown_key(key: str, allowed: Iterable[str]) -> str:
+    """`unknown key 'regster' (did you mean 'register'?)`; a look-alike is named so."""
+    allowed = sorted(allowed)
+    note = names.lookalike_note(key, allowed)
+    if note and "look-alike" in note:
+        return f"unknown key {names.shown(key)}{note}"
+    hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    suffix = f" (did you mean {hint[0]!r}?)" if hint else ""
+    if not hint and allowed:
+        suffix = f"; allowed here: {', '.join(allowed)}"
+    return f"unknown key {names.shown(key)}{note}{suffix}"

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from runbook import template, yamlsrc
+from runbook import names, template, yamlsrc
 from runbook.errors import InvalidFiles, UsageError
 from runbook.model import EnvRef
 
 _WHOLE = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.DOTALL)
+# How deep an -e value may nest: templates, the journal's JSON and the
+# renderers all walk values recursively, and Python's stack is ~1000 frames.
+MAX_DEPTH = 64
 
 
 def resolve(value: Any, what: str, secrets: set[str]) -> Any:
@@ -35,36 +39,83 @@ def resolve_all(values: Mapping[str, Any], what: str, secrets: set[str]) -> dict
 
 
 def parse_extra(items: Iterable[str]) -> dict[str, Any]:
-    """`-e key=value`, `-e @file.yaml`, `-e '{"json": 1}'`; later ones win."""
+    """`-e key=value`, `-e @file.yaml`, `-e '{"json": 1}'`; later ones win.
+
+    Messages name the argument by its key or file, never by its value: an -e
+    value may be a secret."""
     out: dict[str, Any] = {}
     for item in items:
+        data: Any
         if item.startswith("@"):
             path = Path(item[1:])
+            what = f"-e {names.shown(item)}"
             try:
                 raw = path.read_bytes()
             except OSError as exc:
-                raise UsageError(f"-e {item}: cannot read {path}: {exc.strerror}") from None
+                raise UsageError(f"{what}: cannot read {path}: {exc.strerror}") from None
             try:
                 data = yamlsrc.parse(str(path), raw).data
             except yamlsrc.YamlError as exc:
                 raise InvalidFiles([yamlsrc.to_problem(str(path), exc)]) from None
-            out.update(data)
         elif item.lstrip().startswith("{"):
+            what = "-e (a JSON object)"
             try:
-                data = json.loads(item)
+                data = json.loads(item, parse_constant=_refuse_constant)
+            except RecursionError:
+                raise UsageError(f"{what}: nested deeper than {MAX_DEPTH} levels") from None
             except ValueError as exc:
-                raise UsageError(f"-e {item!r}: not valid JSON: {exc}") from None
+                raise UsageError(f"{what}: not valid JSON: {exc}") from None
             if not isinstance(data, dict):
-                raise UsageError(f"-e {item!r}: JSON must be an object")
-            out.update(data)
+                raise UsageError(f"{what}: JSON must be an object")
         elif "=" in item:
             key, value = item.split("=", 1)
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-                raise UsageError(f"-e {item!r}: {key!r} is not a variable name")
-            out[key] = yamlsrc.plain_scalar(value)
+            what = f"-e {names.shown(key)}=…"
+            data = {key: yamlsrc.plain_scalar(value)}
         else:
-            raise UsageError(f"-e {item!r}: expected key=value, @file.yaml or a JSON object")
+            raise UsageError(
+                f"-e {names.shown(item[:40])}: expected key=value, @file.yaml or a JSON object"
+            )
+        _check_extra(what, data)
+        out.update(data)
     return out
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number runbook accepts (only finite numbers)")
+
+
+def _check_extra(what: str, data: dict[str, Any]) -> None:
+    """-e values: names runbook does not give itself, bounded depth, no NUL."""
+    for key in data:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise UsageError(f"{what}: {names.shown(key)} is not a variable name")
+        why = names.reserved_why(key)
+        if why:
+            raise UsageError(f"{what}: {why}")
+    problem = _value_problem(data)
+    if problem:
+        raise UsageError(f"{what}: {problem}")
+
+
+def _value_problem(data: Any) -> str | None:
+    """Why a value cannot be used: too deep, or a NUL in a string. Iterative,
+    so that a value too deep for recursion is still measured."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"nested deeper than {MAX_DEPTH} levels"
+        if isinstance(value, str):
+            if "\x00" in value:
+                return "NUL character in a value (PostgreSQL and the OS would cut the text there)"
+        elif isinstance(value, float) and not math.isfinite(value):
+            return f"{value} is not a number runbook accepts (only finite numbers)"
+        elif isinstance(value, dict):
+            stack.extend((k, depth + 1) for k in value)
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return None
 
 
 def render_native(value: Any, scope: Mapping[str, Any]) -> Any:

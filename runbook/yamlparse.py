@@ -281,6 +281,7 @@ class _Builder:
     def _key(self, node: yaml.Node) -> str:
         if not isinstance(node, yaml.ScalarNode):
             raise YamlError("mapping keys must be plain strings", _pos(node.start_mark), "key")
+        _refuse_nul(node)
         # Keys keep their source text: `on:` and `1:` are the strings "on" and "1".
         return str(node.value)
 
@@ -290,6 +291,7 @@ class _Builder:
         if tag not in _KNOWN_SCALAR_TAGS:
             raise YamlError(_tag_message(tag), _pos(node.start_mark), "tag")
         if tag == _STR:
+            _refuse_nul(node)
             self.doc.styles[path] = node.style
             return value
         if tag == "tag:yaml.org,2002:null":
@@ -303,6 +305,20 @@ class _Builder:
         if tag == "tag:yaml.org,2002:int":
             return _to_int(value, node)
         return _to_float(value, node)
+
+
+def _refuse_nul(node: yaml.ScalarNode) -> None:
+    """A NUL written as an escape ("\\0", "\\x00", "\\u0000"): the raw byte is
+    refused with the text. No string of runbook's may hold one: PostgreSQL ends
+    SQL text at it (what follows would be shown and journaled but never run),
+    and the OS ends paths and arguments at it."""
+    if "\x00" in node.value:
+        raise YamlError(
+            "NUL character (written as an escape) in a string; runbook refuses NUL in any "
+            "value: PostgreSQL and the OS would silently cut the text there",
+            _pos(node.start_mark),
+            "nul",
+        )
 
 
 def _to_int(value: str, node: yaml.ScalarNode) -> int:

@@ -102,7 +102,10 @@ def format_path(path: DataPath) -> str:
         elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part):
             out += f".{part}"
         else:
-            out += "[" + repr(part) + "]"
+            # Escaped unless printable ASCII: a look-alike key must look different.
+            out += (
+                "[" + (repr(part) if part.isascii() and part.isprintable() else ascii(part)) + "]"
+            )
     return out
 
 

@@ -28,7 +28,7 @@ EXPECTED: dict[str, list[str]] = {
         "3:11: $.schedule: invalid cron expression '0 25 * * *'",
     ],
     "bad-duration.yaml": [
-        "6:14: $.steps[0].timeout: '5 minutes' is not valid; expected a duration: a number of seconds, or a string such as 500ms, 30s, 5m, 1h, 2h30m, 1d.",
+        "6:14: $.steps[0].timeout: '5 minutes' is not valid; expected a duration: a number of seconds, or a string such as 500ms, 30s, 5m, 1h, 2h30m, 1d; at most 7 days (604800 seconds).",
     ],
     "bad-group.inventory.yaml": [
         "4:10: $.groups.g[1]: unknown target 'b'",

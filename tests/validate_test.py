@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from runbook.cli import main
 
-from .conftest import REPO
+from .conftest import REPO, Project
 
 
 def write(path: Path, text: str) -> Path:
@@ -73,7 +73,7 @@ def test_folder_is_searched_recursively_and_all_problems_reported(
         "playbooks/two.yml:3:1: $.bogus: unknown key 'bogus'; allowed here: description, escalation, kind, lock_timeout, "
         "name, on_failure, owner, schedule, secrets, steps, tags, targets, timeout, vars",
         "playbooks/two.yml:7:14: $.steps[0].timeout: 'soon' is not valid; expected a duration: a number of seconds, "
-        "or a string such as 500ms, 30s, 5m, 1h, 2h30m, 1d.",
+        "or a string such as 500ms, 30s, 5m, 1h, 2h30m, 1d; at most 7 days (604800 seconds).",
     ]
     assert "3 problem(s) in 2 file(s)" in result.stderr
 
@@ -254,3 +254,121 @@ steps:
     assert "`SET default_transaction_read_only = off`" in found[0]
     assert "`BEGIN READ WRITE`" in found[1]
     assert "`COMMIT`" in found[2]
+
+
+# --- includes stay inside the project, and never show what a file holds ------
+
+SECRET = "root:$6$s3cr3tHASH:19000:0:99999:7:::"
+INCLUDER = """name: inc
+kind: change
+steps:
+  - name: Delete one
+    sql: DELETE FROM nt WHERE id = 1
+  - name: The other part
+    include: {path}
+"""
+
+
+def _nt(project: Project) -> None:
+    import psycopg
+
+    with psycopg.connect(project.dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS nt")
+        conn.execute("CREATE TABLE nt (id int)")
+        conn.execute("INSERT INTO nt SELECT generate_series(1, 3)")
+
+
+def _untouched(project: Project) -> bool:
+    import psycopg
+
+    with psycopg.connect(project.dsn) as conn:
+        return [r[0] for r in conn.execute("SELECT id FROM nt ORDER BY id")] == [1, 2, 3]
+
+
+def _refused(project: Project, playbook: Path, expected: str, *, secret: str = SECRET) -> None:
+    for command in ("validate", "run"):
+        result = project.run(command, str(playbook))
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+        assert expected in result.output, result.output
+        assert secret not in result.output and "s3cr3t" not in result.output
+    assert _untouched(project)
+
+
+def test_an_include_outside_the_project_is_refused_unread(
+    project: Project, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    _nt(project)
+    outside = tmp_path_factory.mktemp("etc") / "shadow"
+    outside.write_text(f"{SECRET}\nbin:*:19000:0:99999:7:::\n")
+    depth = len(project.root.parts) + 2
+    relative = "../" * depth + str(outside).lstrip("/")
+    playbook = project.playbook(INCLUDER.format(path=relative), "inc.yaml")
+    _refused(
+        project,
+        playbook,
+        f"playbooks/inc.yaml:7:14: $.steps[1].include: include '{relative}' points outside the project",
+    )
+
+
+def test_an_include_symlinked_outside_the_project_is_refused(
+    project: Project, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import os
+
+    _nt(project)
+    outside = tmp_path_factory.mktemp("etc") / "shadow.yaml"
+    outside.write_text(
+        f"name: x\nkind: change\nsteps: [{{name: s, sql: 'DELETE FROM nt'}}]\n# {SECRET}\n"
+    )
+    (project.root / "playbooks").mkdir(exist_ok=True)
+    os.symlink(outside, project.root / "playbooks" / "part.yaml")
+    playbook = project.playbook(INCLUDER.format(path="part.yaml"), "inc.yaml")
+    _refused(
+        project, playbook, "include 'part.yaml' points outside the project (symlinks resolved)"
+    )
+
+
+INVALID_INCLUDES = {
+    "an inventory": "targets:\n  prod:\n    dsn: postgresql://app@db/prod\n    password: s3cr3t-pw\n",
+    "yaml syntax": "name: x\nkind: change\npassword: [s3cr3t, {\n",
+    "a tab": "name: x\nsteps:\n\t- s3cr3t\n",
+    "a bad value": "name: x\nkind: s3cr3t-kind\nsteps:\n  - {name: a, query: SELECT 1}\n",
+    "a wrong type": "name: x\nkind: change\nsteps:\n  - {name: a, query: SELECT 1, retries: s3cr3t}\n",
+    "a duplicate key": "s3cr3t: 1\ns3cr3t: 2\n",
+    "a bad tag": "name: !s3cr3t x\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(INVALID_INCLUDES))
+def test_an_invalid_include_is_reported_without_its_content(project: Project, case: str) -> None:
+    _nt(project)
+    project.playbook(INVALID_INCLUDES[case], "part.yaml")
+    playbook = project.playbook(INCLUDER.format(path="part.yaml"), "inc.yaml")
+    _refused(
+        project,
+        playbook,
+        "playbooks/inc.yaml:7:14: $.steps[1].include: included playbook 'part.yaml' is invalid",
+    )
+    # Named on the command line, the file is the user's to see in full.
+    result = project.run("validate", str(project.root / "playbooks" / "part.yaml"))
+    assert result.exit_code == 2 and "playbooks/part.yaml:" in result.output
+
+
+def test_includes_of_a_symlinked_playbooks_folder_stay_usable(
+    project: Project, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import os
+
+    shared = tmp_path_factory.mktemp("shared")
+    (shared / "part.yaml").write_text(
+        "name: part\nkind: check\nsteps:\n  - {name: a, query: SELECT 1}\n"
+    )
+    (shared / "main.yaml").write_text(
+        INCLUDER.format(path="part.yaml").replace("DELETE FROM nt WHERE id = 1", "SELECT 1")
+    )
+    os.symlink(shared, project.root / "playbooks")
+    result = project.run("validate", "playbooks/main.yaml")
+    assert result.exit_code == 0, result.output
+    result = project.run("run", "playbooks/main.yaml")
+    assert result.exit_code == 0, result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from runbook import sqlfiles
 from runbook.actions import sqlrun
 from runbook.actions.base import Field
 from runbook.context import StepContext
@@ -18,11 +19,13 @@ def may_write(step: Step) -> bool:
 
 
 def _source(ctx: StepContext) -> str:
-    path = (ctx.root / "sql" / str(ctx.step.body)).resolve()
-    try:
-        return path.read_text("utf-8")
-    except OSError as exc:
-        raise StepError(f"cannot read sql_file {ctx.step.body}: {exc.strerror}") from None
+    """The file's text, read through the checks' own gate: a file re-pointed
+    outside sql/, swapped for one holding a NUL or not UTF-8 since validation,
+    is refused here too."""
+    found = sqlfiles.read(ctx.root, str(ctx.step.body))
+    if found.text is None:
+        raise StepError(found.message or f"cannot read sql_file {ctx.step.body!r}")
+    return found.text
 
 
 def run(ctx: StepContext) -> Result:

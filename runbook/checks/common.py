@@ -8,21 +8,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbook import loader
+from runbook import loader, sqlfiles
 from runbook.errors import Problem
 from runbook.model import Inventory, Loc, Playbook, Scale
+from runbook.names import BUILTIN_VARS, shown
 from runbook.yamlsrc import DataPath, Document, format_path
 
-BUILTIN_VARS = frozenset({"target", "run", "playbook", "now"})
+__all__ = ["BUILTIN_VARS", "Context"]
 
 
 @dataclass
 class Context:
-    """What the checks of one playbook know about the project around it."""
+    """What the checks of one playbook know about the project around it.
+
+    `load` is for the playbooks the user named; `include` for the playbooks
+    they include, which must stay inside the project (or inside the folder of a
+    playbook the user named): what lies outside is never read."""
 
     inventory: Inventory | None
     root: Path
     cache: dict[Path, tuple[Playbook | None, list[Problem]]] = field(default_factory=dict)
+    # Folders of the playbooks the user named: their includes may live there.
+    tops: set[Path] = field(default_factory=set)
+    # Include targets refused unread, and why.
+    refused: dict[Path, str] = field(default_factory=dict)
 
     @property
     def scale(self) -> Scale:
@@ -31,8 +40,42 @@ class Context:
     def load(self, path: Path) -> tuple[Playbook | None, list[Problem]]:
         key = path.resolve()
         if key not in self.cache:
+            self.tops.add(key.parent)
+        return self._read(key)
+
+    def _read(self, key: Path) -> tuple[Playbook | None, list[Problem]]:
+        if key not in self.cache:
             self.cache[key] = loader.load_playbook(key, loader.cache_dir(self.root))
         return self.cache[key]
+
+    def include(self, pb: Playbook, written: str) -> tuple[Path, str | None]:
+        """Where `include: written` in `pb` leads, symlinks resolved, and why it
+        may not be included (None if it may; then `load` reads it). A refused
+        target is remembered unread, so every later `load` of it finds nothing."""
+        target = (pb.path.parent / written.replace("\0", "")).resolve()
+        why = self.refused.get(target)
+        if why is None and target not in self.cache:
+            why = self._include_refusal(written, target)
+            if why is not None:
+                self.refused[target] = why
+                self.cache[target] = (None, [])
+        return target, why
+
+    def _include_refusal(self, written: str, target: Path) -> str | None:
+        if "\0" in written:
+            return f"include {shown(written)} holds a NUL character"
+        inside = (self.root.resolve(), *self.tops)
+        if not any(target.is_relative_to(folder) for folder in inside):
+            return (
+                f"include {shown(written)} points outside the project (symlinks resolved); "
+                "includes stay inside the project folder"
+            )
+        return None
+
+    def load_include(self, pb: Playbook, written: str) -> Playbook | None:
+        """The playbook `include: written` in `pb` names, if it may be included and is valid."""
+        target, why = self.include(pb, written)
+        return None if why else self._read(target)[0]
 
 
 def at(loc: Loc, message: str, code: str, pointer: str | None = None) -> Problem:
@@ -61,19 +104,13 @@ def get_path(data: Any, path: DataPath) -> Any:
 
 
 def sql_file_path(root: Path, name: str) -> Path:
-    return (root / "sql" / name).resolve()
+    return sqlfiles.path_of(root, name)
 
 
 def read_sql_file(root: Path, name: str) -> str | None:
     """The text of a `sql_file` inside the project's sql/ folder, or None if it
-    is missing, unreadable or outside (the `sql_file` check reports those)."""
-    target = sql_file_path(root, name)
-    if not target.is_relative_to((root / "sql").resolve()) or not target.is_file():
-        return None
-    try:
-        return target.read_text("utf-8", errors="replace")
-    except OSError:
-        return None
+    cannot be used (the `sql_file` check reports why)."""
+    return sqlfiles.read(root, name).text
 
 
 def registered_names(pb: Playbook, ctx: Context, seen: frozenset[Path] = frozenset()) -> set[str]:
@@ -86,7 +123,7 @@ def registered_names(pb: Playbook, ctx: Context, seen: frozenset[Path] = frozens
         if step.kind == "set":
             names.update(step.body)
         if step.kind == "include":
-            included, _ = ctx.load((pb.path.parent / step.body).resolve())
+            included = ctx.load_include(pb, step.body)
             if included is not None and included.path not in seen:
                 names |= registered_names(included, ctx, seen)
     return names

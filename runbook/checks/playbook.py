@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import zoneinfo
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from runbook import actions, sqltext
+from runbook import actions, names, sqlfiles, sqltext
 from runbook.checks.common import Context, at, doc_at, get_path, read_sql_file, suggest
 from runbook.checks.templates import TemplateCheck, matches
 from runbook.errors import Problem
@@ -23,6 +24,7 @@ def check_playbook(pb: Playbook, ctx: Context) -> list[Problem]:
     problems += _schedule(pb)
     problems += _severities(pb, ctx.scale)
     problems += _step_rules(pb, ctx)
+    problems += _reserved_names(pb)
     problems += TemplateCheck(pb, ctx).run()
     return problems
 
@@ -179,7 +181,6 @@ def _severities(pb: Playbook, scale: Scale) -> Iterator[Problem]:
 def _step_rules(pb: Playbook, ctx: Context) -> Iterator[Problem]:
     doc = pb.doc
     assert doc is not None
-    sql_root = (ctx.root / "sql").resolve()
     for step in pb.walk():
         action = actions.REGISTRY[step.kind]
         if "{{" in step.name or "{%" in step.name:
@@ -213,7 +214,9 @@ def _step_rules(pb: Playbook, ctx: Context) -> Iterator[Problem]:
         elif action.may_write(step) and not step.options.get("autocommit"):
             yield from _transaction_control(doc, step, ctx.root)
         if step.kind == "sql_file":
-            yield from _sql_file(doc, step, sql_root)
+            yield from _sql_file(doc, step, ctx.root)
+        if step.retries and step.backoff > 1:
+            yield from _retry_schedule(doc, step)
         if step.kind == "include":
             yield from _include(pb, step, ctx)
         if step.kind == "transaction":
@@ -314,39 +317,52 @@ def _transaction_control(doc: Document, step: Step, root: Path) -> Iterator[Prob
     )
 
 
-def _sql_file(doc: Document, step: Step, sql_root: Path) -> Iterator[Problem]:
-    target = (sql_root / step.body).resolve()
-    path = (*step.data_path, "sql_file")
-    if not target.is_relative_to(sql_root):
+def _sql_file(doc: Document, step: Step, root: Path) -> Iterator[Problem]:
+    found = sqlfiles.read(root, step.body)
+    if found.message is not None:
+        yield doc_at(doc, (*step.data_path, "sql_file"), found.message, found.code or "sql-file")
+
+
+# The longest a step may wait between two tries (the schema's duration maximum).
+MAX_DELAY = 604800.0
+
+
+def _retry_schedule(doc: Document, step: Step) -> Iterator[Problem]:
+    """The last wait, delay × backoff^(retries-1), must stay a duration: with
+    backoff 10 and 400 retries it overflows to infinity, and sleeping that fails
+    in the middle of the run."""
+    exponent = math.log10(step.delay) + (step.retries - 1) * math.log10(step.backoff)
+    if exponent > math.log10(MAX_DELAY):
         yield doc_at(
             doc,
-            path,
-            f"sql_file {step.body!r} points outside the project's sql/ folder",
-            "sql-file-outside",
-        )
-    elif not target.is_file():
-        yield doc_at(
-            doc,
-            path,
-            f"sql_file {step.body!r} does not exist in the project's sql/ folder",
-            "sql-file-missing",
+            (*step.data_path, "backoff"),
+            f"with delay {step.delay:g}s, backoff {step.backoff:g} and {step.retries} retries "
+            f"the last wait would be about 1e{exponent:.0f} seconds, more than the maximum "
+            f"of {MAX_DELAY:g}; lower the retries or the backoff",
+            "retry-schedule",
         )
 
 
 def _include(pb: Playbook, step: Step, ctx: Context) -> Iterator[Problem]:
     assert pb.doc is not None
-    target = (pb.path.parent / step.body).resolve()
     path = (*step.data_path, "include")
+    target, why = ctx.include(pb, step.body)
+    if why is not None:
+        yield doc_at(pb.doc, path, why, "include-outside")
+        return
     if not target.is_file():
         yield doc_at(
-            pb.doc, path, f"included playbook {step.body!r} does not exist", "include-missing"
+            pb.doc,
+            path,
+            f"included playbook {names.shown(step.body)} does not exist",
+            "include-missing",
         )
         return
     if _reaches(target, pb.path, ctx, set()):
         yield doc_at(
             pb.doc,
             path,
-            f"include cycle: {step.body!r} leads back to this playbook",
+            f"include cycle: {names.shown(step.body)} leads back to this playbook",
             "include-cycle",
         )
         return
@@ -355,10 +371,12 @@ def _include(pb: Playbook, step: Step, ctx: Context) -> Iterator[Problem]:
         yield doc_at(
             pb.doc,
             path,
-            f"included playbook {step.body!r} is invalid ({len(problems)} problem(s))",
+            f"included playbook {names.shown(step.body)} is invalid ({len(problems)} problem(s)); "
+            "its problems are listed without what the file holds: run `runbook validate` on "
+            "it to see them in full",
             "include-invalid",
         )
-        yield from problems
+        yield from (_concealed(p) for p in problems)
         return
     missing = [
         name for name, value in included.vars.items() if value is None and name not in step.vars
@@ -372,6 +390,29 @@ def _include(pb: Playbook, step: Step, ctx: Context) -> Iterator[Problem]:
         )
 
 
+def _concealed(problem: Problem) -> Problem:
+    """A problem of an included file, without a word of the file in it: an
+    include may name a file that is no playbook at all (an inventory with a
+    password), and messages quote keys and values."""
+    what = _NEUTRAL.get(problem.code, "invalid here")
+    return Problem(problem.path, problem.line, problem.col, "", what, problem.code)
+
+
+_NEUTRAL = {
+    "yaml-syntax": "YAML syntax error",
+    "tab": "tab character used for indentation",
+    "encoding": "file is not valid UTF-8",
+    "nul": "NUL character in the file",
+    "empty": "file is empty",
+    "not-mapping": "the document is not a mapping",
+    "duplicate-key": "duplicate key",
+    "unknown-key": "unknown key",
+    "missing-key": "missing required key",
+    "type": "value of the wrong type",
+    "io": "cannot read the file",
+}
+
+
 def _reaches(start: Path, goal: Path, ctx: Context, seen: set[Path]) -> bool:
     """Whether playbook `start` includes `goal`, directly or through others."""
     if start == goal:
@@ -382,8 +423,32 @@ def _reaches(start: Path, goal: Path, ctx: Context, seen: set[Path]) -> bool:
     playbook, _ = ctx.load(start)
     if playbook is None:
         return False
-    return any(
-        _reaches((start.parent / step.body).resolve(), goal, ctx, seen)
+    # Every include is followed, none skipped once the answer is known: this
+    # walk is what vets each reachable include (ctx.include) before the
+    # template check reads them.
+    reached = [
+        _reaches(target, goal, ctx, seen)
         for step in playbook.walk()
         if step.kind == "include"
-    )
+        for target, why in [ctx.include(playbook, step.body)]
+        if why is None
+    ]
+    return any(reached)
+
+
+def _reserved_names(pb: Playbook) -> Iterator[Problem]:
+    """Names the playbook defines (vars, register, set) that runbook or Jinja
+    already give every template: refused where they are written."""
+    doc = pb.doc
+    assert doc is not None
+    defined: list[tuple[DataPath, str, bool]] = [(("vars", n), n, True) for n in pb.vars]
+    for step in pb.walk():
+        if step.register:
+            defined.append(((*step.data_path, "register"), step.register, False))
+        if step.kind == "set":
+            defined += [((*step.data_path, "set", n), n, True) for n in step.body]
+        defined += [((*step.data_path, "vars", n), n, True) for n in step.vars]
+    for path, name, key in defined:
+        why = names.reserved_why(name)
+        if why:
+            yield doc_at(doc, path, why, "reserved-name", key=key)

@@ -3,13 +3,19 @@
 Checking a playbook's meaning (names, templates, includes, SQL files) costs
 about 0.02 ms per step, every run; a morning check is the same files every
 morning. When every check passes, an entry is written under
-`.runbook/cache/checks/`, keyed by runbook's version and code and the playbook's
-and the inventory's text, listing every other file the checks read (included playbooks,
-SQL files) with its sha256. A later run with the same key re-reads those files;
-if each is unchanged (or still absent), the checks are skipped, and the SQL
-templates and expressions compiled when the entry was written are taken as
-they are (compiling is most of a step's own work). Anything else,
-including a damaged or missing entry, means checking again. Only passes are
+`.runbook/cache/checks/` (0600, in a 0700 folder), keyed by runbook's version
+and code, the project's and the inventory's place and text, and the playbook's
+place and text. It lists every other file the checks read (included playbooks,
+SQL files) as they reached it: the name as written, the file it resolved to
+(symlinks followed) and its sha256. A later run with the same key resolves
+each name again, applies the project's bounds again (includes inside the
+project, SQL files inside sql/) and re-reads each file; only if every one
+leads to the same file with the same content are the checks skipped, and the
+SQL templates and expressions compiled when the entry was written taken as
+they are (compiling is most of a step's own work). A symlink re-pointed, a
+folder on the path swapped, a file changed: checking again, which reports
+what is wrong. A damaged or missing entry means checking again too. Only
+passes are remembered, so a problem is always reported from a fresh check.
 remembered, so a problem is always reported from a fresh check.
 """
 
@@ -26,14 +32,14 @@ from typing import Any
 
 import orjson
 
-from runbook import __version__, actions, doccache, sqlprogram, tmplfast
-from runbook.checks.common import Context, get_path, sql_file_path
+from runbook import __version__, actions, doccache, sqlfiles, sqlprogram, tmplfast
+from runbook.checks.common import Context, get_path
 from runbook.checks.templates import matches
 from runbook.model import Playbook, Step
 from runbook.template import Kind
 
 # Bumped when what the checks look at changes without a version change.
-FORMAT = 2
+FORMAT = 3
 
 
 def _folder(ctx: Context) -> Path:
@@ -64,18 +70,12 @@ def _key(ctx: Context, playbook: Playbook) -> str:
         str(FORMAT),
         _code(),
         str(ctx.root.resolve()),
+        str(inventory.path) if inventory is not None else "",
         str(playbook.path.resolve()),
         playbook.sha256,
         hashlib.sha256(inventory_text.encode()).hexdigest(),
     ]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
-
-
-def _file_digest(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 def _steps(ctx: Context, playbook: Playbook) -> Iterator[tuple[Playbook, Step]]:
@@ -114,22 +114,62 @@ def _templates(ctx: Context, playbook: Playbook) -> tuple[set[str], set[str]]:
     return sql, expressions
 
 
-def _read_by_checks(ctx: Context, playbook: Playbook) -> dict[str, Any]:
-    """The files the checks read besides the playbook, with what each held, and
-    the playbooks' templates compiled (a run then starts with them ready)."""
-    includes: dict[str, str | None] = {}
-    sql_files: dict[str, str | None] = {}
-    for path, (pb, _) in ctx.cache.items():
-        if path != playbook.path.resolve():
-            includes[str(path)] = pb.sha256 if pb is not None else None
-    for _, step in _steps(ctx, playbook):
-        if step.kind == "sql_file" and isinstance(step.body, str):
-            target = sql_file_path(ctx.root, step.body)
-            sql_files[str(target)] = _file_digest(target)
+def _read_by_checks(ctx: Context, playbook: Playbook) -> list[list[str]]:
+    """Every file the checks read besides the playbook, as the checks reached it:
+    [kind, where it is named, the name as written, the file it resolved to, its
+    sha256], includes in the order they are reached (an include's own includes
+    after it)."""
+    read: list[list[str]] = []
+    for pb, step in _steps(ctx, playbook):
+        if step.kind == "include" and isinstance(step.body, str):
+            target, why = ctx.include(pb, step.body)
+            included = None if why else ctx.cache.get(target, (None, []))[0]
+            if included is None:
+                raise ValueError("a remembered pass includes only valid playbooks")
+            read.append(["include", str(pb.path), step.body, str(target), included.sha256])
+        elif step.kind == "sql_file" and isinstance(step.body, str):
+            found = sqlfiles.read(ctx.root, step.body)
+            if found.digest is None or found.message is not None:
+                raise ValueError("a remembered pass reads only usable SQL files")
+            read.append(["sql_file", str(pb.path), step.body, str(found.path), found.digest])
+    return read
+
+
+def _unchanged(ctx: Context, playbook: Playbook, read: Any) -> bool:
+    """Whether every file the checks read is reached the same way today: each
+    name resolved again (symlinks, folders), the project's bounds applied
+    again, and the content the same."""
+    if not isinstance(read, list):
+        return False
+    playbooks = {str(playbook.path): playbook}
+    for item in read:
+        if not (
+            isinstance(item, list) and len(item) == 5 and all(isinstance(x, str) for x in item)
+        ):
+            return False
+        kind, where, written, resolved, digest = item
+        including = playbooks.get(where)
+        if including is None:
+            return False
+        if kind == "include":
+            target, why = ctx.include(including, written)
+            included = None if why else ctx.load_include(including, written)
+            if included is None or str(target) != resolved or included.sha256 != digest:
+                return False
+            playbooks[str(included.path)] = included
+        elif kind == "sql_file":
+            found = sqlfiles.read(ctx.root, written)
+            if found.message is not None or str(found.path) != resolved or found.digest != digest:
+                return False
+        else:
+            return False
+    return True
+
+
+def _compiled(ctx: Context, playbook: Playbook) -> dict[str, Any]:
     sql, expressions = _templates(ctx, playbook)
     return {
-        "includes": includes,
-        "sql_files": sql_files,
+        "read": _read_by_checks(ctx, playbook),
         "programs": sqlprogram.dump(sql),
         "expressions": tmplfast.dump_expressions(expressions),
     }
@@ -137,18 +177,13 @@ def _read_by_checks(ctx: Context, playbook: Playbook) -> dict[str, Any]:
 
 def passed(ctx: Context, playbook: Playbook) -> bool:
     """Whether these very files passed every check before (includes end up in ctx)."""
+    stored = doccache.read_entry(_folder(ctx), _key(ctx, playbook))
     try:
-        entry = orjson.loads((_folder(ctx) / f"{_key(ctx, playbook)}.json").read_bytes())
-        includes, sql_files = entry["includes"], entry["sql_files"]
-    except (OSError, ValueError, KeyError, TypeError):
+        entry = orjson.loads(stored or b"")
+        read = entry["read"]
+    except (ValueError, KeyError, TypeError):
         return False
-    if not isinstance(includes, dict) or not isinstance(sql_files, dict):
-        return False
-    for path, digest in includes.items():
-        included, _ = ctx.load(Path(path))
-        if (included.sha256 if included is not None else None) != digest:
-            return False
-    if not all(_file_digest(Path(path)) == digest for path, digest in sql_files.items()):
+    if not _unchanged(ctx, playbook, read):
         return False
     # Templates compiled by the run that wrote the entry: only a cache, so an
     # entry that holds none or holds them damaged just means compiling them.
@@ -162,5 +197,5 @@ def passed(ctx: Context, playbook: Playbook) -> bool:
 def remember(ctx: Context, playbook: Playbook) -> None:
     """Best effort: a cache that cannot be written is only a slower run."""
     with contextlib.suppress(OSError, TypeError, ValueError):
-        entry = json.dumps(_read_by_checks(ctx, playbook))
+        entry = json.dumps(_compiled(ctx, playbook))
         doccache.write(_folder(ctx), _key(ctx, playbook), entry)
