@@ -16,29 +16,37 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 
+from jinja2.defaults import DEFAULT_NAMESPACE
+
 from runbook import template
 
 # What the engine puts into a step's scope (runbook.commands.run builds the
 # first four; `result` is the step's own result) and what Jinja always has.
 BUILTIN_VARS = frozenset({"target", "run", "playbook", "now"})
 ENGINE_NAMES = BUILTIN_VARS | {"result"}
-# Jinja: globals (range, dict, namespace, cycler, joiner, lipsum), the
-# constants, the loop variable, the names a template or macro body defines,
-# and the words of its expression grammar.
-JINJA_NAMES = template.BUILTIN_NAMES | {
-    "loop",
-    "self",
-    "caller",
-    "varargs",
-    "kwargs",
-    "and",
-    "or",
-    "not",
-    "in",
-    "is",
-    "if",
-    "else",
-}
+# Jinja: globals (range, dict, namespace, cycler, joiner, lipsum: runbook's
+# templates drop the last four, but a name Jinja itself means stays refused so
+# that a playbook reads the same to anyone who knows Jinja), the constants, the
+# loop variable, the names a template or macro body defines, and the words of
+# its expression grammar.
+JINJA_NAMES = (
+    template.BUILTIN_NAMES
+    | frozenset(DEFAULT_NAMESPACE)
+    | {
+        "loop",
+        "self",
+        "caller",
+        "varargs",
+        "kwargs",
+        "and",
+        "or",
+        "not",
+        "in",
+        "is",
+        "if",
+        "else",
+    }
+)
 RESERVED = ENGINE_NAMES | JINJA_NAMES
 
 

@@ -3,6 +3,7 @@ byte, whatever the quoting around it; or the step is refused before anything run
 
 from __future__ import annotations
 
+import http.server
 import json
 import re
 import sys
@@ -12,6 +13,7 @@ import pytest
 from runbook import shellwords
 
 from .conftest import Project
+from .loopback import http_server
 
 HOSTILE = [
     " *",
@@ -234,14 +236,42 @@ def test_a_line_refused_at_run_time_runs_nothing() -> None:
     assert refused == [] and line == 'rm -f "old-${RUNBOOK_V0}"'
 
 
-def test_a_nul_in_a_value_fails_the_step_cleanly(project: Project) -> None:
+def test_a_nul_given_with_e_is_refused_before_anything_runs(project: Project) -> None:
     project.playbook(
         "name: s\nkind: change\nvars: {f: x}\nsteps:\n"
         "  - name: S\n    shell: {command: \"printf '%s' {{ f }} > out\"}\n"
     )
     result = project.run("run", "playbooks/p.yaml", "-e", json.dumps({"f": "a\u0000b"}))
+    assert result.exit_code == 2, result.output
+    assert "NUL" in result.output
+    assert not (project.root / "out").exists()
+
+
+class _NulBody(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps({"f": "a\u0000b"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_nul_arriving_at_run_time_fails_the_step_cleanly(project: Project) -> None:
+    # A JSON body may carry \u0000; the shell step refuses the rendered line.
+    with http_server(_NulBody) as web:
+        project.playbook(
+            f"name: s\nkind: change\nsteps:\n"
+            f"  - name: Fetch\n    http: {{url: '{web}/v'}}\n    register: h\n"
+            "  - name: S\n    shell: {command: \"printf '%s' {{ h.json.f }} > out\"}\n"
+        )
+        result = project.run("run", "playbooks/p.yaml")
     assert result.exit_code == 3, result.output
     assert "NUL" in result.output
+    assert "Traceback" not in result.output
     assert not (project.root / "out").exists()
 
 
