@@ -110,7 +110,7 @@ def validate(paths: tuple[Path, ...], inventory: Path | None, fmt: str) -> None:
     run_command(_validate)
 
 
-def _reporter_factory(fmt: str, quiet: bool) -> Any:
+def _reporter_factory(fmt: str, quiet: bool, verbose: bool = False) -> Any:
     from runbook import report
 
     if fmt == "json":
@@ -119,8 +119,8 @@ def _reporter_factory(fmt: str, quiet: bool) -> Any:
         from rich.console import Console
 
         console = Console()
-        return lambda: report.RichReporter(console, quiet=quiet)
-    return lambda: report.PlainReporter(sys.stdout, quiet=quiet)
+        return lambda: report.RichReporter(console, quiet=quiet, verbose=verbose)
+    return lambda: report.PlainReporter(sys.stdout, quiet=quiet, verbose=verbose)
 
 
 def _prompter() -> Any:
@@ -186,6 +186,12 @@ def _prompter() -> Any:
     help="nagios: exit 0/1/2/3 by severity (OK/WARNING/CRITICAL/UNKNOWN).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Show only failures and the summary.")
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Show what each step sent (SQL, command) and the PostgreSQL client programs it used.",
+)
 def run(
     playbook: Path,
     targets: tuple[str, ...],
@@ -200,6 +206,7 @@ def run(
     junit: Path | None,
     exit_codes: str,
     quiet: bool,
+    verbose: bool,
 ) -> None:
     """Run PLAYBOOK against its targets, step by step, and record it in the journal."""
     if check and rehearse:
@@ -220,7 +227,9 @@ def run(
             yes=yes,
             exit_codes=exit_codes,
         )
-        outcomes = run_cmd.run(request, _reporter_factory(fmt, quiet), _prompter(), _notifier())
+        outcomes = run_cmd.run(
+            request, _reporter_factory(fmt, quiet, verbose), _prompter(), _notifier()
+        )
         return _finish_runs(outcomes, request.exit_codes, fmt, junit)
 
     run_command(_run)

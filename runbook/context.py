@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from runbook.clock import Clock
 from runbook.db import Session
+from runbook.pgtools import TargetTools
 from runbook.plan import PlannedStep
 
 
@@ -60,6 +61,27 @@ class RunInfo:
     rehearse: bool = False
 
 
+class TargetFacts(dict[str, Any]):
+    """`target` in templates: `name`, `description`, `tags`, and what the server
+    says of itself, asked the first time a template reads it: `server_version`
+    (server_version_num, 150018 for 15.18) and `server_major` (15). A playbook
+    that never reads them does not connect for them."""
+
+    def __init__(self, facts: dict[str, Any], server_version: Callable[[], int]) -> None:
+        super().__init__(facts)
+        self._server_version = server_version
+
+    def __missing__(self, key: str) -> Any:
+        if key == "server_version":
+            value: Any = self._server_version()
+        elif key == "server_major":
+            value = self._server_version() // 10000
+        else:
+            raise KeyError(key)
+        self[key] = value
+        return value
+
+
 @dataclass
 class StepContext:
     planned: PlannedStep
@@ -75,6 +97,8 @@ class StepContext:
     notifier: Notifier | None = None
     # libpq environment of the target (PGHOST …) for commands like pg_dump.
     session_env: dict[str, str] = field(default_factory=dict)
+    # The target's PostgreSQL client programs (pg_dump …), chosen by its server's version.
+    client_tools: TargetTools | None = None
     # Secret values met while running (header values from the environment …).
     secrets: set[str] = field(default_factory=set)
     # Filled by actions for the journal and the report: what was sent.

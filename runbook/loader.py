@@ -243,6 +243,13 @@ def _schedule(data: dict[str, Any] | None) -> Schedule | None:
     )
 
 
+def _pg_bin(inventory: Path, value: str | None) -> Path | None:
+    """A target's `pg_bin`, relative to the inventory's folder; `~` expanded."""
+    if not value:
+        return None
+    return inventory.parent / Path(value).expanduser()
+
+
 def build_inventory(path: Path, doc: Document) -> Inventory:
     data = doc.data
     targets = {
@@ -257,6 +264,7 @@ def build_inventory(path: Path, doc: Document) -> Inventory:
             connect_timeout=seconds(t.get("connect_timeout")),
             read_only=t.get("read_only", False),
             protected=t.get("protected", False),
+            pg_bin=_pg_bin(path, t.get("pg_bin")),
         )
         for name, t in data["targets"].items()
     }

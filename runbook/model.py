@@ -223,6 +223,8 @@ class Target:
     connect_timeout: float | None = None
     read_only: bool = False
     protected: bool = False
+    # Where this target's PostgreSQL client programs are (runbook.pgtools).
+    pg_bin: Path | None = None
 
     @property
     def embedded(self) -> bool:

@@ -74,8 +74,13 @@ def step_line(outcome: Outcome) -> str:
     return f"{SYMBOLS[status]} {outcome.number.rjust(4)}  {outcome.name}  [{tail}]"
 
 
-def detail_lines(outcome: Outcome) -> list[str]:
-    if outcome.status is Status.OK and not outcome.notices and outcome.kind != "shell":
+def detail_lines(outcome: Outcome, verbose: bool = False) -> list[str]:
+    if (
+        outcome.status is Status.OK
+        and not outcome.notices
+        and outcome.kind != "shell"
+        and not verbose
+    ):
         return []  # the common case: nothing to add to the step's line
     lines = []
     if outcome.status in _BAD and outcome.reason:
@@ -89,8 +94,29 @@ def detail_lines(outcome: Outcome) -> list[str]:
     if outcome.status is Status.SKIPPED and outcome.rendered:
         lines.append("would run:")
         lines.extend("  " + line for line in outcome.rendered.splitlines())
+    elif verbose and outcome.rendered:
+        lines.append("ran:")
+        lines.extend("  " + line for line in outcome.rendered.splitlines())
+    lines.extend(client_lines(outcome, verbose))
     lines.extend(f"notice: {n}" for n in outcome.notices[:5])
     lines.extend(output_lines(outcome))
+    return lines
+
+
+def client_lines(outcome: Outcome, verbose: bool) -> list[str]:
+    """Which PostgreSQL client programs a shell step had first on PATH (with -v),
+    and always a mismatch with the server's version."""
+    client = (outcome.result or {}).get("client") if outcome.kind == "shell" else None
+    if not isinstance(client, dict):
+        return []
+    lines = []
+    if verbose and client.get("bin"):
+        lines.append(
+            f"client programs: PostgreSQL {client.get('version')} from {client['bin']} "
+            f"({client.get('source')})"
+        )
+    if client.get("note"):
+        lines.append(f"warning: {client['note']}")
     return lines
 
 
@@ -165,9 +191,13 @@ def summary_line(run: RunOutcome) -> str:
 class PlainReporter:
     """Colourless lines, for pipes, files, cron and CI."""
 
-    def __init__(self, out: IO[str] | None = None, quiet: bool = False) -> None:
+    def __init__(
+        self, out: IO[str] | None = None, quiet: bool = False, verbose: bool = False
+    ) -> None:
         self.out = out or sys.stdout
         self.quiet = quiet
+        # -v: what each step sent (SQL, command) and the client programs it used.
+        self.verbose = verbose
 
     def write(self, text: str) -> None:
         self.out.write(text + "\n")
@@ -187,7 +217,7 @@ class PlainReporter:
         # One write per step: the text is built first (this runs once per step,
         # on the run's own thread, so it is kept lean).
         lines = [step_line(outcome)]
-        lines.extend("       " + line for line in detail_lines(outcome))
+        lines.extend("       " + line for line in detail_lines(outcome, self.verbose))
         table = None if self.quiet else table_rows(outcome)
         if table:
             columns, rows, total = table
@@ -206,8 +236,8 @@ class PlainReporter:
 class RichReporter(PlainReporter):
     """A terminal: colours, tables, and a spinner with elapsed time per running step."""
 
-    def __init__(self, console: Any, quiet: bool = False) -> None:
-        super().__init__(quiet=quiet)
+    def __init__(self, console: Any, quiet: bool = False, verbose: bool = False) -> None:
+        super().__init__(quiet=quiet, verbose=verbose)
         self.console = console
         self._status: Any = None
         self._started = 0.0
@@ -246,7 +276,7 @@ class RichReporter(PlainReporter):
 
         colour = COLOURS[outcome.status]
         self.console.print(f"[{colour}]{escape(step_line(outcome))}[/]", highlight=False)
-        for line in detail_lines(outcome):
+        for line in detail_lines(outcome, self.verbose):
             self.console.print(f"       [{colour}]{escape(line)}[/]", highlight=False)
         table = None if self.quiet else table_rows(outcome)
         if table:

@@ -132,9 +132,18 @@ class ShellResult(Result):
     kind = "shell"
 
     def __init__(
-        self, argv: list[str], status: int, stdout: str, stderr: str, duration_ms: float, ok: bool
+        self,
+        argv: list[str],
+        status: int,
+        stdout: str,
+        stderr: str,
+        duration_ms: float,
+        ok: bool,
+        client: dict[str, Any] | None = None,
     ) -> None:
         self.argv = argv
+        # Which PostgreSQL client programs were first on PATH (runbook.pgtools).
+        self.client = client
         self.status = status
         self.stdout = stdout
         self.stderr = stderr
@@ -159,6 +168,7 @@ class ShellResult(Result):
             "stdout": self.stdout[-limit:] if limit else self.stdout,
             "stderr": self.stderr[-limit:] if limit else self.stderr,
             "duration_ms": round(self.duration_ms, 3),
+            **({"client": self.client} if self.client is not None else {}),
         }
 
 
@@ -259,6 +269,7 @@ def restore(data: Mapping[str, Any]) -> Result:
             data["stderr"],
             float(data["duration_ms"]),
             bool(data["ok"]),
+            data.get("client"),
         )
     if kind == "http":
         return HttpResult(

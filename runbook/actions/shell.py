@@ -16,7 +16,7 @@ from typing import Any
 
 import jinja2
 
-from runbook import shellcommands, shellwords, template
+from runbook import pgtools, shellcommands, shellwords, template
 from runbook.actions.base import ANY, Field
 from runbook.context import StepContext
 from runbook.errors import StepError
@@ -152,9 +152,26 @@ def _tag_refusal(name: str, source: str, at: int) -> str | None:
     return None
 
 
+def _client(ctx: StepContext, spec: dict[str, Any]) -> pgtools.Choice | None:
+    """The target's client programs, for a step whose command names one (pg_dump,
+    psql …) or, once the run is connected anyway, for any step (a script may call
+    them). Read from the step as written, so no value can make runbook connect."""
+    tools = ctx.client_tools
+    if tools is None:
+        return None
+    written = spec["command"] if "command" in spec else " ".join(map(str, spec["argv"]))
+    if not (pgtools.mentions_client(written) or ctx.session.conn is not None):
+        return None
+    return tools.choice(lambda: ctx.session.server_version)
+
+
 def run(ctx: StepContext) -> Result:
     argv, extra_env, spec = _command(ctx)
-    env = {**os.environ, **ctx.session_env, **extra_env}
+    client = _client(ctx, spec)
+    env: dict[str, str] = {**os.environ, **ctx.session_env}
+    if client is not None:
+        env = pgtools.with_tools(env, client)
+    env.update(extra_env)
     cwd = ctx.root / template.render_text(spec["cwd"], ctx.scope) if spec.get("cwd") else ctx.root
     stdin = template.render_text(spec["stdin"], ctx.scope) if spec.get("stdin") else None
     ctx.rendered = [" ".join(argv)]
@@ -187,6 +204,7 @@ def run(ctx: StepContext) -> Result:
         proc.stderr[-OUTPUT_LIMIT:],
         (time.perf_counter() - started) * 1000,
         proc.returncode in ok_status,
+        client.record() if client is not None else None,
     )
     ctx.note = f"exit status {proc.returncode}"
     if not result.ok:

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbook import checks, collector, loader, plan, project, sandbox, variables
+from runbook import checks, collector, loader, pgtools, plan, project, sandbox, variables
 from runbook.clock import Clock
-from runbook.context import Notifier, Prompter
+from runbook.context import Notifier, Prompter, TargetFacts
 from runbook.db import ConnectSpec, Session
 from runbook.engine import Engine, Options, Reporter, Resume
-from runbook.errors import ExitCode, InvalidFiles, UsageError
+from runbook.errors import ExitCode, InvalidFiles, SandboxError, UsageError
 from runbook.journal import Journal
 from runbook.model import Inventory, Playbook, Target
 from runbook.outcome import RunOutcome, RunStatus
@@ -56,6 +56,8 @@ class Prepared:
     targets: list[Target]
     extra: dict[str, Any]
     secrets: set[str] = field(default_factory=set)
+    # Looks for PostgreSQL client programs once per run, for all its targets.
+    tools: pgtools.Finder = field(default_factory=lambda: pgtools.Finder(embedded_bin=embedded_bin))
 
 
 def operator() -> str:
@@ -155,11 +157,17 @@ def resolve_dsn(target: Target, root: Path, secrets: set[str]) -> tuple[str, dic
         "sslmode": "PGSSLMODE",
     }
     env = {env_names[k]: str(v) for k, v in params.items() if k in env_names and v is not None}
-    # The wheel's client programs (pg_dump, psql, vacuumdb, pg_isready …) come
-    # first: they are PostgreSQL 18, and a newer pg_dump dumps older servers
-    # while an older one refuses newer servers.
-    env["PATH"] = str(sandbox.bin_dir()) + os.pathsep + os.environ.get("PATH", "")
+    # PATH is not set here: a shell step gets the client programs of the
+    # target's server version (runbook.pgtools), chosen when it runs.
     return dsn, env
+
+
+def embedded_bin() -> Path | None:
+    """The embedded server's client programs, the last resort of runbook.pgtools."""
+    try:
+        return sandbox.bin_dir()
+    except SandboxError:
+        return None
 
 
 def run(
@@ -237,12 +245,10 @@ def run_target(
         statement_timeout=playbook.timeout or inventory.defaults.timeout,
         lock_timeout=playbook.lock_timeout or inventory.defaults.lock_timeout,
     )
+    session = Session(spec)
+    facts = {"name": target.name, "description": target.description, "tags": sorted(target.tags)}
     builtins = {
-        "target": {
-            "name": target.name,
-            "description": target.description,
-            "tags": sorted(target.tags),
-        },
+        "target": TargetFacts(facts, lambda: session.server_version),
         "run": {"id": run_id, "mode": mode, "operator": operator()},
         "playbook": {"name": playbook.name, "kind": playbook.kind, "path": str(playbook.path)},
         "now": clock.now(),
@@ -260,6 +266,7 @@ def run_target(
         root=inventory.root,
         scale=inventory.scale,
         session_env=env,
+        client_tools=pgtools.TargetTools(prepared.tools, target.pg_bin),
         parent_run=req.parent_run,
         resume=req.resume,
         undo_only=req.undo_only,
@@ -274,7 +281,6 @@ def run_target(
     recorder = Recorder(journal, redactor, clock, inventory.journal.row_sample)
     if notifier_for is not None and not req.check and not req.rehearse:
         options.notifier = notifier_for(inventory, journal, playbook, target, run_id, redactor)
-    session = Session(spec)
     try:
         engine = Engine(
             the_plan,

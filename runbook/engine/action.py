@@ -52,6 +52,7 @@ def context(engine: Engine, ps: PlannedStep, scope: dict[str, Any]) -> StepConte
         prompter=o.prompter,
         notifier=o.notifier,
         session_env=o.session_env,
+        client_tools=o.client_tools,
     )
 
 

@@ -27,6 +27,7 @@ from runbook.errors import RunbookError, StepError, TemplateError
 from runbook.gates import GateCheck, gate_name
 from runbook.model import Scale
 from runbook.outcome import GateOutcome, Outcome, RunOutcome, Status
+from runbook.pgtools import TargetTools
 from runbook.plan import Plan, PlannedStep
 from runbook.recorder import Recorder, RunRecord
 from runbook.redact import Redactor
@@ -76,6 +77,8 @@ class Options:
     scale: Scale = field(default_factory=Scale.default)
     notifier: Notifier | None = None
     session_env: dict[str, str] = field(default_factory=dict)
+    # The target's PostgreSQL client programs, chosen when a shell step needs them.
+    client_tools: TargetTools | None = None
     parent_run: str | None = None
     resume: Resume | None = None
     undo_only: bool = False  # `runbook rollback`: only undo what `resume` lists

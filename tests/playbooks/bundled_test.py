@@ -8,7 +8,6 @@ target pointed at the copy, and `--yes` for the steps a person confirms.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +31,6 @@ def _bundled() -> list[str]:
 def test_every_playbook_has_an_expectation() -> None:
     assert _bundled(), "no bundled playbooks"
     assert sorted(EXPECTED) == _bundled()
-
-
-@pytest.fixture
-def demo_project(tmp_path: Path, demo_db: str, monkeypatch: pytest.MonkeyPatch) -> Project:
-    """The repository's inventory with `sandbox` on a fresh demo database."""
-    monkeypatch.delenv("RUNBOOK_INVENTORY", raising=False)
-    monkeypatch.delenv("RUNBOOK_JOURNAL", raising=False)
-    monkeypatch.setenv("RUNBOOK_OPERATOR", "tester")
-    text = (REPO / "inventory.yaml").read_text().replace("dsn: embedded", f"dsn: {demo_db!r}", 1)
-    (tmp_path / "inventory.yaml").write_text(text)
-    os.symlink(REPO / "sql", tmp_path / "sql")
-    return Project(tmp_path, demo_db)
 
 
 @pytest.mark.parametrize("name", _bundled())
