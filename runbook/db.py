@@ -338,11 +338,7 @@ class Session:
             raise
         finally:
             self._watchdog.disarm()
-        if (
-            self.spec.read_only
-            # pgconn's own call: conn.info would build a ConnectionInfo each step.
-            and conn.pgconn.parameter_status(b"default_transaction_read_only") == b"off"
-        ):
+        if self.spec.read_only and self._read_only_turned_off(conn):
             self._restore_read_only(conn)
         return QueryResult(
             rows,
@@ -353,6 +349,15 @@ class Session:
             status,
             truncated,
         )
+
+    def _read_only_turned_off(self, conn: psycopg.Connection[Any]) -> bool:
+        # pgconn's own call: conn.info would build a ConnectionInfo each step.
+        reported = conn.pgconn.parameter_status(b"default_transaction_read_only")
+        if reported is not None:
+            return reported == b"off"
+        # PostgreSQL 13 does not report the setting: ask (a round trip a step, there only).
+        row = conn.execute("SELECT current_setting('default_transaction_read_only')").fetchone()
+        return row is not None and row[0] == "off"
 
     def _restore_read_only(self, conn: psycopg.Connection[Any]) -> None:
         """A statement turned read-only off (the server reports the setting, from
