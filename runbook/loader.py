@@ -32,7 +32,6 @@ from runbook.model import (
     SeverityPolicy,
     Step,
     Target,
-    assemble,
     seconds,
 )
 from runbook.yamlsrc import DataPath, Document
@@ -133,16 +132,13 @@ def _gates(doc: Document, data: Any, path: DataPath) -> tuple[Gate, ...]:
         gpath = (*path, i) if isinstance(data, list) else path
         that = g["that"]
         gates.append(
-            assemble(
-                Gate,
-                {
-                    "that": tuple(that) if isinstance(that, list) else (that,),
-                    "severity": g.get("severity", "CRITICAL"),
-                    "message": g.get("message"),
-                    "name": g.get("name"),
-                    "on_failure": g.get("on_failure"),
-                    "loc": loc(doc, gpath),
-                },
+            Gate(
+                that=tuple(that) if isinstance(that, list) else (that,),
+                severity=g.get("severity", "CRITICAL"),
+                message=g.get("message"),
+                name=g.get("name"),
+                on_failure=g.get("on_failure"),
+                loc=loc(doc, gpath),
             )
         )
     return tuple(gates)
@@ -167,30 +163,27 @@ def build_step(doc: Document, data: dict[str, Any], path: DataPath) -> Step:
     variables = get("vars")
     rollback = get("rollback")
     timeout, delay = get("timeout"), get("delay")
-    return assemble(
-        Step,
-        {
-            "kind": kind,
-            "name": data["name"],
-            "body": body,
-            "loc": Loc(doc.path, path=path, doc=doc),
-            "data_path": path,
-            "id": get("id"),
-            "when": _conditions(get("when")),
-            "register": get("register"),
-            "tags": frozenset(get("tags", ())),
-            "timeout": None if timeout is None else seconds(timeout),
-            "retries": get("retries", 0),
-            "delay": (seconds(delay) if delay is not None else None) or 1.0,
-            "backoff": float(get("backoff", 1.0)),
-            "until": _conditions(get("until")),
-            "on_failure": get("on_failure"),
-            "vars": {k: env_or_value(v) for k, v in variables.items()} if variables else {},
-            "gates": gates,
-            "rollback": build_steps(doc, rollback, (*path, "rollback")) if rollback else (),
-            "children": children,
-            "options": options,
-        },
+    return Step(
+        kind=kind,
+        name=data["name"],
+        body=body,
+        loc=Loc(doc.path, path=path, doc=doc),
+        data_path=path,
+        id=get("id"),
+        when=_conditions(get("when")),
+        register=get("register"),
+        tags=frozenset(get("tags", ())),
+        timeout=None if timeout is None else seconds(timeout),
+        retries=get("retries", 0),
+        delay=(seconds(delay) if delay is not None else None) or 1.0,
+        backoff=float(get("backoff", 1.0)),
+        until=_conditions(get("until")),
+        on_failure=get("on_failure"),
+        vars={k: env_or_value(v) for k, v in variables.items()} if variables else {},
+        gates=gates,
+        rollback=build_steps(doc, rollback, (*path, "rollback")) if rollback else (),
+        children=children,
+        options=options,
     )
 
 

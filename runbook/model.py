@@ -11,11 +11,9 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from runbook.yamlsrc import DataPath, Document
-
-T = TypeVar("T")
 
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -36,20 +34,6 @@ def seconds(value: str | float | int | None) -> float | None:
     if isinstance(value, int | float):
         return float(value)
     return sum(float(n) * _UNITS[unit] for n, unit in _DURATION.findall(value))
-
-
-def assemble(cls: type[T], fields: dict[str, Any]) -> T:
-    """A frozen dataclass made from every one of its fields, without its `__init__`.
-
-    The generated `__init__` of a frozen dataclass sets each field through
-    `object.__setattr__`: some 5 µs for a Step's 20 fields, and a run builds a
-    Step per step of the playbook. The loader, which builds them all, fills the
-    instance's `__dict__` at once instead. No default applies: `fields` must name
-    every field (loader_test checks that it does).
-    """
-    obj: T = object.__new__(cls)
-    obj.__dict__.update(fields)
-    return obj
 
 
 class Loc:

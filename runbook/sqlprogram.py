@@ -9,19 +9,19 @@ fills them in, which gives what rendering with Jinja would (template_test
 compares the two on hostile values).
 
 Compiling costs about 0.2 million instructions a template, more than the rest
-of a step; `dump` and `prime` carry compiled programs from the run that checked
-a playbook to the runs after it (runbook.checks.remembered).
+of a step, so each is compiled once per process (a pure function of the source
+text, kept in a bounded memo); nothing compiled is ever read back from a file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
-from runbook import sqltext, tmplfast
+from runbook import tmplfast
 from runbook.errors import TemplateError
 from runbook.sqlvalues import (
     MARK,
@@ -101,7 +101,7 @@ def _compile(source: str) -> Program | None:
     return None if parts is None else _program(parts, _split(shape(parts)))
 
 
-# Compiled programs by source; primed from the check cache (see dump/prime).
+# Compiled programs by source: a pure function of the text, so sharing it is safe.
 PROGRAMS: tmplfast.Memo[Program | None] = tmplfast.Memo(_compile, 4096)
 
 
@@ -182,80 +182,3 @@ def _assemble(
     if spliced:
         check_spliced("".join(display), spliced)
     return query, display, params
-
-
-def dump(sources: Iterable[str]) -> dict[str, Any]:
-    """The fast-path SQL templates among `sources`, compiled, as JSON-safe data:
-    their statements' pieces (splitting is the costly part; the rest is made
-    again from the source when primed)."""
-    out: dict[str, Any] = {}
-    for source in sources:
-        if "{{" not in source:
-            continue  # not a template, or not one with outputs
-        try:
-            prog = program(source)
-        except TemplateError:
-            continue
-        if prog is None:
-            continue
-        out[source] = {
-            "statements": [
-                [list(p) if isinstance(p, tuple) else p for p in s]
-                for s in prog.statements or _split(prog.shaped)
-            ]
-        }
-    return out
-
-
-def prime(dumped: Mapping[str, Any]) -> None:
-    """Compiled templates from an earlier run (dump). Raises ValueError (or
-    KeyError, TypeError) on anything malformed, before priming any.
-
-    A cache file is not trusted to say what a template is: its outputs and shape
-    are read again from the source (the fast path's regular expressions, with
-    their own checks), and the statements must be the shape's own text, in order,
-    with every output in place."""
-    programs: dict[str, Program] = {}
-    for source, data in dumped.items():
-        if source in PROGRAMS:
-            continue  # compiled already (a process that runs playbooks again)
-        parts = _parts(source)
-        if parts is None:
-            raise ValueError("not a fast-path template")
-        split = tuple(_load_pieces(s) for s in data["statements"])
-        _same_text(split, shape(parts))
-        programs[source] = _program(parts, split)
-    PROGRAMS.update(programs)
-
-
-def _same_text(split: tuple[Pieces, ...], shaped: str) -> None:
-    """Each statement is the shape's own text, in order; nothing between them
-    holds an output."""
-    markers = {int(m.group(2)): m.group(0) for m in MARK.finditer(shaped)}
-    cursor = 0
-    for pieces in split:
-        text = "".join(p[1] if isinstance(p, tuple) else markers[p] for p in pieces)
-        found = shaped.find(text, cursor) if text else -1
-        if found < 0 or _has_code(shaped[cursor:found]):
-            raise ValueError("compiled statements that are not the template's")
-        cursor = found + len(text)
-    if _has_code(shaped[cursor:]):
-        raise ValueError("compiled statements that are not the template's")
-
-
-def _has_code(gap: str) -> bool:
-    """Whether text between two statements holds more than `;`, blanks and comments."""
-    if not gap.replace(";", "").strip():
-        return False  # the common case, without lexing
-    return MARK.search(gap) is not None or bool(sqltext.split(gap))
-
-
-def _load_pieces(data: list[Any]) -> Pieces:
-    pieces: list[Piece] = []
-    for piece in data:
-        if isinstance(piece, int):
-            pieces.append(piece)
-        else:
-            sent, shown = piece
-            pieces.append((str(sent), str(shown)))
-    return tuple(pieces)

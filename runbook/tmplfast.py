@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import operator
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, TypeVar
 
 import jinja2
@@ -157,9 +157,8 @@ def _literal(text: str) -> Any:
 
 class Memo(dict[str, V]):
     """What `compute` made of each source text, at most `size` of them (all are
-    dropped at once past that). Unlike lru_cache it can be filled from outside:
-    the check cache primes it with what an earlier process compiled. An error
-    raised by `compute` is not kept."""
+    dropped at once past that). `compute` is a pure function of the text, so
+    threads may share it. An error raised by `compute` is not kept."""
 
     def __init__(self, compute: Callable[[str], V], size: int) -> None:
         super().__init__()
@@ -189,51 +188,8 @@ def _parse_expression(source: str) -> Comparison | None:
     return Comparison(ref, match.group(2), _literal(match.group(3)) if match.group(3) else None)
 
 
-# Parsed expressions by source; primed from the check cache (see dump/prime).
+# Parsed expressions by source (a pure function of the text).
 _EXPRESSIONS: Memo[Comparison | None] = Memo(_parse_expression, 8192)
-
-
-def dump_ref(ref: Ref) -> list[Any]:
-    return [ref.root, [list(step) for step in ref.steps]]
-
-
-def load_ref(data: list[Any]) -> Ref:
-    root, steps = data
-    if not steps:  # most references: a plain name
-        if not isinstance(root, str):
-            raise ValueError("not a reference")
-        return Ref(root, ())
-    if not isinstance(root, str) or not all(
-        kind in ("attr", "item") and isinstance(key, str | int) and _safe_step(kind, key)
-        for kind, key in steps
-    ):
-        raise ValueError("not a reference")
-    return Ref(root, tuple((kind, key) for kind, key in steps))
-
-
-def dump_expressions(sources: Iterable[str]) -> dict[str, Any]:
-    """The fast-path expressions among `sources`, parsed, as JSON-safe data."""
-    out: dict[str, Any] = {}
-    for source in sources:
-        parsed = parse_expression(source)
-        if parsed is not None:
-            out[source] = [dump_ref(parsed.ref), parsed.op, parsed.literal]
-    return out
-
-
-def prime_expressions(dumped: Mapping[str, Any]) -> None:
-    """Parsed expressions from an earlier run (dump_expressions). Raises ValueError
-    (or TypeError) on anything malformed, before priming any."""
-    parsed: dict[str, Comparison] = {}
-    for source, (ref, op, literal) in dumped.items():
-        if source in _EXPRESSIONS:
-            continue  # parsed already (a process that runs playbooks again)
-        if op is not None and op not in _OPS:
-            raise ValueError(f"unknown operator {op!r}")
-        if literal is not None and not isinstance(literal, bool | int | float | str):
-            raise ValueError("not a literal")
-        parsed[source] = Comparison(load_ref(ref), op, literal)
-    _EXPRESSIONS.update(parsed)
 
 
 def evaluate(comparison: Comparison, env: SandboxedEnvironment, context: Mapping[str, Any]) -> Any:

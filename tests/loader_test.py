@@ -1,6 +1,5 @@
-"""The loader builds steps and gates without their dataclass `__init__`
-(model.assemble): each must still hold exactly its fields, and equal the object
-the constructor makes from the same values."""
+"""The loader builds steps and gates that hold exactly their fields, and equal
+the object the constructor makes from the same values."""
 
 from __future__ import annotations
 

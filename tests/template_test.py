@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql as pgsql
 
-from runbook import sqlprogram, sqltext, template, tmplfast
+from runbook import sqlprogram, sqltext, template
 from runbook.errors import TemplateError
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -184,59 +182,6 @@ def test_the_compiled_fast_path_renders_as_jinja_does(source: str) -> None:
         return
     assert sqlprogram.program(source) is not None, "a fast-path template"
     assert template.render_sql(source, context) == expected
-
-
-@pytest.mark.parametrize(
-    "source",
-    [
-        "SELECT {{ v }}, '100%' AS pct WHERE n > {{ n }}",
-        "UPDATE {{ t | ident }} SET x = {{ v }}; DELETE FROM {{ t | ident }} WHERE y = {{ n }}",
-        "VACUUM {{ t | ident }}; ANALYZE {{ t | ident }}",
-        "SELECT {{ n }} -- trailing % comment\n;\nSELECT {{ v }}",
-        "SELECT {{ row.a }}, {{ row['b c'] }}, {{ items[1] }}",
-    ],
-)
-def test_a_compiled_template_primed_from_its_dump_renders_the_same(source: str) -> None:
-    context = {"v": "it's", "n": 7, "t": "public.t", "row": {"a": 1, "b c": 2}, "items": [5, 6]}
-    expected = template.render_sql(source, context)
-    dumped = sqlprogram.dump([source, "SELECT 1", "SELECT {% if x %}1{% endif %}"])
-    assert list(dumped) == [source]  # no template, or not a fast-path one: not kept
-    sqlprogram.PROGRAMS.clear()
-    sqlprogram.prime(json.loads(json.dumps(dumped)))
-    assert source in sqlprogram.PROGRAMS
-    assert template.render_sql(source, context) == expected
-
-
-def test_damaged_compiled_templates_are_refused_whole() -> None:
-    source = "SELECT {{ v }} AS v; SELECT 2"
-    dumped = sqlprogram.dump([source])
-    sqlprogram.PROGRAMS.clear()
-    (first, second) = dumped[source]["statements"]
-    for damage in (
-        None,
-        [second, first],  # out of order
-        [first],  # a statement dropped
-        [[["SELECT ", "SELECT "], 1, [" AS v; DROP TABLE t", " AS v; DROP TABLE t"]], second],
-        [[["SELECT ", "SELECT "], 7], second],  # an output that is not there
-        [[["SELECT 1", "SELECT 1"]], second],  # an output dropped
-    ):
-        with pytest.raises((ValueError, TypeError, KeyError)):
-            sqlprogram.prime({source: {"statements": damage}})
-        assert source not in sqlprogram.PROGRAMS
-    with pytest.raises(ValueError):
-        sqlprogram.prime({"SELECT {{ v.__class__ }}": dumped[source]})
-
-
-def test_parsed_expressions_primed_from_their_dump_evaluate_the_same() -> None:
-    sources = ["r.scalar < 1000", "r.first['n'] == 'x'", "flag", "a.b >= -1.5", "x | length > 1"]
-    dumped = tmplfast.dump_expressions(sources)
-    assert set(dumped) == set(sources) - {"x | length > 1"}
-    tmplfast._EXPRESSIONS.clear()
-    tmplfast.prime_expressions(json.loads(json.dumps(dumped)))
-    for source in dumped:
-        assert tmplfast._EXPRESSIONS[source] == tmplfast._parse_expression(source)
-    with pytest.raises(ValueError):
-        tmplfast.prime_expressions({"a == 1": [["a", []], "is", 1]})
 
 
 @pytest.mark.parametrize(

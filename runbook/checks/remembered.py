@@ -10,12 +10,11 @@ SQL files) as they reached it: the name as written, the file it resolved to
 (symlinks followed) and its sha256. A later run with the same key resolves
 each name again, applies the project's bounds again (includes inside the
 project, SQL files inside sql/) and re-reads each file; only if every one
-leads to the same file with the same content are the checks skipped, and the
-SQL templates and expressions compiled when the entry was written taken as
-they are (compiling is most of a step's own work). A symlink re-pointed, a
-folder on the path swapped, a file changed: checking again, which reports
-what is wrong. A damaged or missing entry means checking again too. Only
-passes are remembered, so a problem is always reported from a fresh check.
+leads to the same file with the same content are the checks skipped. Only
+the verdict is kept: what a run sends is always rendered from the playbook it
+loaded, never read back from here. A symlink re-pointed, a folder on the path
+swapped, a file changed: checking again, which reports what is wrong. A
+damaged or missing entry means checking again too. Only passes are
 remembered, so a problem is always reported from a fresh check.
 """
 
@@ -32,11 +31,9 @@ from typing import Any
 
 import orjson
 
-from runbook import __version__, actions, doccache, sqlfiles, sqlprogram, tmplfast
-from runbook.checks.common import Context, get_path
-from runbook.checks.templates import matches
+from runbook import __version__, doccache, sqlfiles
+from runbook.checks.common import Context
 from runbook.model import Playbook, Step
-from runbook.template import Kind
 
 # Bumped when what the checks look at changes without a version change.
 FORMAT = 3
@@ -86,32 +83,6 @@ def _steps(ctx: Context, playbook: Playbook) -> Iterator[tuple[Playbook, Step]]:
         if pb is not None and path not in seen:
             seen.add(path)
             yield from ((pb, s) for s in pb.walk())
-
-
-def _templates(ctx: Context, playbook: Playbook) -> tuple[set[str], set[str]]:
-    """The SQL templates and the expressions of every step."""
-    sql: set[str] = set()
-    expressions: set[str] = set()
-    for pb, step in _steps(ctx, playbook):
-        if isinstance(step.when, tuple):
-            expressions.update(step.when)
-        if isinstance(step.until, tuple):
-            expressions.update(step.until)
-        for gate in step.gates:
-            expressions.update(gate.that)
-        assert pb.doc is not None
-        raw = get_path(pb.doc.data, step.data_path)
-        for field in actions.REGISTRY[step.kind].TEMPLATES:
-            found = (
-                sql if field.kind is Kind.SQL else expressions if field.kind is Kind.EXPR else None
-            )
-            if found is None:
-                continue
-            for _, value in matches(raw, field.path):
-                found.update(
-                    v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)
-                )
-    return sql, expressions
 
 
 def _read_by_checks(ctx: Context, playbook: Playbook) -> list[list[str]]:
@@ -167,12 +138,7 @@ def _unchanged(ctx: Context, playbook: Playbook, read: Any) -> bool:
 
 
 def _compiled(ctx: Context, playbook: Playbook) -> dict[str, Any]:
-    sql, expressions = _templates(ctx, playbook)
-    return {
-        "read": _read_by_checks(ctx, playbook),
-        "programs": sqlprogram.dump(sql),
-        "expressions": tmplfast.dump_expressions(expressions),
-    }
+    return {"read": _read_by_checks(ctx, playbook)}
 
 
 def passed(ctx: Context, playbook: Playbook) -> bool:
@@ -183,15 +149,7 @@ def passed(ctx: Context, playbook: Playbook) -> bool:
         read = entry["read"]
     except (ValueError, KeyError, TypeError):
         return False
-    if not _unchanged(ctx, playbook, read):
-        return False
-    # Templates compiled by the run that wrote the entry: only a cache, so an
-    # entry that holds none or holds them damaged just means compiling them.
-    with contextlib.suppress(KeyError, TypeError, ValueError):
-        sqlprogram.prime(entry.get("programs", {}))
-    with contextlib.suppress(KeyError, TypeError, ValueError):
-        tmplfast.prime_expressions(entry.get("expressions", {}))
-    return True
+    return _unchanged(ctx, playbook, read)
 
 
 def remember(ctx: Context, playbook: Playbook) -> None:
