@@ -16,7 +16,7 @@ from runbook import checks, collector, loader, pgtools, plan, project, sandbox, 
 from runbook.clock import Clock
 from runbook.context import Notifier, Prompter, TargetFacts
 from runbook.db import ConnectSpec, Session
-from runbook.engine import Engine, Options, Reporter, Resume
+from runbook.engine import Engine, Options, Reporter, Resume, RunContext
 from runbook.errors import ExitCode, InvalidFiles, SandboxError, UsageError
 from runbook.journal import Journal
 from runbook.model import Inventory, Playbook, Target
@@ -282,18 +282,18 @@ def run_target(
     if notifier_for is not None and not req.check and not req.rehearse:
         options.notifier = notifier_for(inventory, journal, playbook, target, run_id, redactor)
     try:
-        engine = Engine(
-            the_plan,
+        context = RunContext(
+            run_id,
             session,
             recorder,
             reporter,
             options,
-            {**builtins, **base_vars},
-            prepared.extra,
             redactor,
             clock,
-            run_id,
+            base_vars={**builtins, **base_vars},
+            extra_vars=prepared.extra,
         )
+        engine = Engine(the_plan, context)
         return engine.run(spec.shown)
     finally:
         session.close()

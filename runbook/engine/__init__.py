@@ -8,6 +8,6 @@
 - `summary`: how the run ended: status, reason, severity, Nagios status.
 """
 
-from runbook.engine.core import Done, Engine, Options, Reporter, Resume
+from runbook.engine.core import Done, Engine, Options, Reporter, Resume, RunContext
 
-__all__ = ["Done", "Engine", "Options", "Reporter", "Resume"]
+__all__ = ["Done", "Engine", "Options", "Reporter", "Resume", "RunContext"]

@@ -94,30 +94,36 @@ class Halt:
     interrupted: bool = False
 
 
+@dataclass
+class RunContext:
+    """Everything one run of a plan on its target works with, besides the plan."""
+
+    run_id: str
+    session: Session
+    recorder: Recorder
+    reporter: Reporter
+    options: Options
+    redactor: Redactor
+    clock: Clock
+    base_vars: Mapping[str, Any] = field(default_factory=dict)  # built-ins and vars
+    extra_vars: Mapping[str, Any] = field(default_factory=dict)  # -e
+
+
 class Engine:
-    def __init__(
-        self,
-        plan: Plan,
-        session: Session,
-        recorder: Recorder,
-        reporter: Reporter,
-        options: Options,
-        base_vars: Mapping[str, Any],
-        extra_vars: Mapping[str, Any],
-        redactor: Redactor,
-        clock: Clock,
-        run_id: str,
-    ) -> None:
+    """Runs one plan on its target: steps in order, gates, halts, undo."""
+
+    def __init__(self, plan: Plan, ctx: RunContext) -> None:
         self.plan = plan
-        self.session = session
-        self.recorder = recorder
-        self.reporter = reporter
-        self.options = options
-        self.base = dict(base_vars)
-        self.extra = dict(extra_vars)
-        self.redactor = redactor
-        self.clock = clock
-        self.run_id = run_id
+        self.session = ctx.session
+        self.recorder = ctx.recorder
+        self.reporter = ctx.reporter
+        self.options = ctx.options
+        self.base = dict(ctx.base_vars)
+        self.extra = dict(ctx.extra_vars)
+        self.redactor = ctx.redactor
+        self.clock = ctx.clock
+        self.run_id = ctx.run_id
+        options, run_id = ctx.options, ctx.run_id
         self.runtime = Registered(self.base)
         self.outcomes: dict[int, Outcome] = {}
         self.ordered: list[Outcome] = []
