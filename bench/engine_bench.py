@@ -136,15 +136,14 @@ def in_process(work: Path, dsn: str, repeats: int) -> tuple[float, float, list[f
     start-up noise), and the ratio of each round."""
     import os
 
-    from runbook import report
-    from runbook.commands import run as run_cmd
+    from runbook import report, service
 
     os.chdir(work)
     sink = open(os.devnull, "w")  # noqa: SIM115
 
     def engine(n: int) -> None:
-        run_cmd.run(
-            run_cmd.Request(playbook=Path(f"bench{n}.yaml")), lambda: report.PlainReporter(sink)
+        service.run(
+            service.RunSpec(playbook=Path(f"bench{n}.yaml")), lambda: report.PlainReporter(sink)
         )
 
     def plain(n: int) -> None:

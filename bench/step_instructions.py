@@ -36,7 +36,7 @@ import os, sys
 from pathlib import Path
 os.chdir(sys.argv[1])
 from runbook import db, report
-from runbook.commands import run as run_cmd
+from runbook import service
 from runbook.results import QueryResult
 
 def execute(self, statements, **options):
@@ -46,7 +46,7 @@ def execute(self, statements, **options):
 db.Session.execute = execute
 sink = open(os.devnull, "w")
 for _ in range(int(sys.argv[3])):
-    run_cmd.run(run_cmd.Request(playbook=Path(f"bench{sys.argv[2]}.yaml")), lambda: report.PlainReporter(sink))
+    service.run(service.RunSpec(playbook=Path(f"bench{sys.argv[2]}.yaml")), lambda: report.PlainReporter(sink))
 """
 
 

@@ -30,8 +30,11 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runbook import embedded, report  # noqa: E402
-from runbook.commands import run as run_cmd  # noqa: E402
+from runbook import (  # noqa: E402
+    embedded,
+    report,
+    service,
+)
 
 SIZES = (30, 300)
 
@@ -61,8 +64,8 @@ def measure(work: Path, dsn: str, repeats: int) -> dict[str, float]:
     sink = open(os.devnull, "w")  # noqa: SIM115
 
     def engine(n: int) -> None:
-        run_cmd.run(
-            run_cmd.Request(playbook=Path(f"write{n}.yaml")), lambda: report.PlainReporter(sink)
+        service.run(
+            service.RunSpec(playbook=Path(f"write{n}.yaml")), lambda: report.PlainReporter(sink)
         )
 
     kinds: dict[str, Callable[[int], None]] = {

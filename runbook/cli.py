@@ -213,9 +213,9 @@ def run(
         raise click.UsageError("--check and --rehearse are two different dry runs; choose one")
 
     def _run() -> int:
-        from runbook.commands import run as run_cmd
+        from runbook import service
 
-        request = run_cmd.Request(
+        request = service.RunSpec(
             playbook=playbook,
             inventory=inventory,
             targets=targets,
@@ -227,9 +227,15 @@ def run(
             yes=yes,
             exit_codes=exit_codes,
         )
-        outcomes = run_cmd.run(
-            request, _reporter_factory(fmt, quiet, verbose), _prompter(), _notifier()
-        )
+        # Loading makes only long-lived objects: the collector waits until the steps begin.
+        with collector.Quiet() as collecting:
+            outcomes = service.run(
+                request,
+                _reporter_factory(fmt, quiet, verbose),
+                _prompter(),
+                _notifier(),
+                on_loaded=collecting.steps_begin,
+            )
         return _finish_runs(outcomes, request.exit_codes, fmt, junit)
 
     run_command(_run)
@@ -242,10 +248,9 @@ def _notifier() -> Any:
 
 
 def _finish_runs(outcomes: Any, exit_codes: str, fmt: str, junit: Path | None) -> int:
-    from runbook import report
-    from runbook.commands import run as run_cmd
+    from runbook import report, service
 
-    code: int = run_cmd.exit_code(outcomes, exit_codes)
+    code: int = service.exit_code(outcomes, exit_codes)
     if fmt == "json":
         click.echo(report.json_document(outcomes, code))
     if junit is not None:

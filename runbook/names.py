@@ -20,7 +20,7 @@ from jinja2.defaults import DEFAULT_NAMESPACE
 
 from runbook import template
 
-# What the engine puts into a step's scope (runbook.commands.run builds the
+# What the engine puts into a step's scope (runbook.service builds the
 # first four; `result` is the step's own result) and what Jinja always has.
 BUILTIN_VARS = frozenset({"target", "run", "playbook", "now"})
 ENGINE_NAMES = BUILTIN_VARS | {"result"}

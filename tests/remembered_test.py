@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from runbook import checks, loader
-from runbook.commands.run import load_inventory
+from runbook.service import load_inventory
 
 from .conftest import Project
 

@@ -10,7 +10,13 @@ model objects built by the loader, so the data is known to have the right shape.
 - `remembered`: passes remembered, so a run of unchanged files skips the checks.
 """
 
-from runbook.checks.common import BUILTIN_VARS, Context, registered_names, sql_file_path
+from runbook.checks.common import (
+    BUILTIN_VARS,
+    Context,
+    includes_of,
+    registered_names,
+    sql_file_path,
+)
 from runbook.checks.inventory import check_inventory
 from runbook.checks.playbook import check_cron, check_playbook
 from runbook.checks.remembered import passed, remember
@@ -21,6 +27,7 @@ __all__ = [
     "check_cron",
     "check_inventory",
     "check_playbook",
+    "includes_of",
     "passed",
     "registered_names",
     "remember",

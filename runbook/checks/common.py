@@ -78,6 +78,24 @@ class Context:
         return None if why else self._read(target)[0]
 
 
+def includes_of(ctx: Context, playbook: Playbook) -> dict[Path, Playbook]:
+    """Every playbook `playbook` includes, at any depth, by resolved path: read
+    through `ctx`, so inside the project and from the files the checks saw."""
+    found: dict[Path, Playbook] = {}
+    pending = [playbook]
+    while pending:
+        pb = pending.pop()
+        for step in pb.walk():
+            if step.kind != "include" or not isinstance(step.body, str):
+                continue
+            target, why = ctx.include(pb, step.body)
+            included = None if why or target in found else ctx.load_include(pb, step.body)
+            if included is not None:
+                found[target] = included
+                pending.append(included)
+    return found
+
+
 def at(loc: Loc, message: str, code: str, pointer: str | None = None) -> Problem:
     return Problem(
         loc.file, loc.line, loc.col, loc.pointer if pointer is None else pointer, message, code

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbook import embedded, project, sandbox
+from runbook import embedded, project, sandbox, service
 from runbook.commands import notifications
-from runbook.commands import run as run_cmd
 from runbook.engine import Reporter
 from runbook.errors import UsageError
 from runbook.outcome import RunOutcome, RunStatus
@@ -58,10 +57,10 @@ def prepare(say: Callable[[str], None]) -> Demo:
 
 
 def run(demo: Demo, make_reporter: Callable[[], Reporter]) -> Demo:
-    request = run_cmd.Request(
+    request = service.RunSpec(
         playbook=demo.root / PLAYBOOK, targets=("sandbox",), inventory=demo.inventory
     )
-    demo.outcomes = run_cmd.run(request, make_reporter, None, notifications.notifier_for)
+    demo.outcomes = service.run(request, make_reporter, None, notifications.notifier_for)
     from runbook.commands import incidents_cmd
 
     demo.incidents = incidents_cmd.listing(demo.inventory, only_open=True)

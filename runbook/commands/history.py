@@ -9,9 +9,9 @@ from typing import Any
 
 from runbook import reconcile
 from runbook.clock import Clock, iso
-from runbook.commands.run import load_inventory, open_journal
 from runbook.errors import UsageError
 from runbook.journal import Journal
+from runbook.service import load_inventory, open_journal
 
 _SINCE = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

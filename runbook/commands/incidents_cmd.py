@@ -9,9 +9,9 @@ from typing import Any
 
 from runbook import delivery, escalation, incidents, notifier
 from runbook.clock import Clock, iso
-from runbook.commands.run import load_inventory
 from runbook.errors import UsageError
 from runbook.model import Inventory
+from runbook.service import load_inventory
 
 
 def _store(inventory_path: Path | None) -> tuple[incidents.Store, Inventory]:

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from runbook.clock import Clock
-from runbook.commands.run import journal_path, load_inventory, open_journal
 from runbook.errors import UsageError
 from runbook.journalkey import KEY_ENV, key_file_for
 from runbook.journalverify import Report, verify_file
+from runbook.service import journal_path, load_inventory, open_journal
 
 
 def keygen(inventory: Path | None, out: Path | None) -> tuple[Path, Path, str]:

@@ -12,10 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runbook import results
+from runbook import results, service
 from runbook.clock import Clock
 from runbook.commands import earlier as earlier_mod
-from runbook.commands import run as run_cmd
 from runbook.commands.earlier import UNFINISHED, Earlier, read_earlier
 from runbook.context import Prompter
 from runbook.db import ConnectSpec, Session
@@ -74,7 +73,7 @@ def _extra(run: dict[str, Any], given: tuple[str, ...]) -> tuple[str, ...]:
 
 def _settle(
     earlier: Earlier,
-    prepared: run_cmd.Prepared,
+    prepared: service.Prepared,
     inventory: Inventory,
     journal: Journal,
     decide: earlier_mod.Decide,
@@ -88,7 +87,7 @@ def _settle(
     recorder = Recorder(journal, Redactor(secrets), Clock())
     try:
         if earlier.in_flight or earlier.undo_in_flight:
-            dsn, _ = run_cmd.resolve_dsn(target, inventory.root, secrets)
+            dsn, _ = service.resolve_dsn(target, inventory.root, secrets)
             session = Session(ConnectSpec(target.name, dsn, "runbook/resume"))
             try:
                 earlier_mod.settle(earlier, session, recorder, target.name)
@@ -96,7 +95,7 @@ def _settle(
                 session.close()
         if earlier.unknown or earlier.undo_unknown:
             earlier_mod.decide_unknown(
-                earlier, _plan(prepared), decide, recorder, run_cmd.operator()
+                earlier, _plan(prepared), decide, recorder, service.operator()
             )
     finally:
         recorder.close()
@@ -119,7 +118,7 @@ def _claim(earlier: Earlier, verb: str) -> str:
     )
 
 
-def _plan(prepared: run_cmd.Prepared) -> Plan:
+def _plan(prepared: service.Prepared) -> Plan:
     """The earlier run's whole plan (every step, whatever was selected)."""
     from runbook import plan
 
@@ -148,10 +147,10 @@ def _request(
     inventory_path: Path | None,
     extra: tuple[str, ...],
     force: bool,
-) -> run_cmd.Request:
+) -> service.RunSpec:
     """Run `run`'s playbook again, as it was run (its -e values, tags, target)."""
     selection = run.get("selection") or {}
-    return run_cmd.Request(
+    return service.RunSpec(
         playbook=Path(run["playbook_path"]),
         inventory=inventory_path,
         targets=(run["target"],),
@@ -174,8 +173,8 @@ def resume(
     notifier_for: Any = None,
     decide: earlier_mod.Decide = lambda step: None,
 ) -> list[RunOutcome]:
-    inventory = run_cmd.load_inventory(inventory_path, Path.cwd())
-    journal = run_cmd.open_journal(inventory)
+    inventory = service.load_inventory(inventory_path, Path.cwd())
+    journal = service.open_journal(inventory)
     try:
         earlier = read_earlier(journal, run_id)
         run = earlier.run
@@ -193,7 +192,7 @@ def resume(
         subject = earlier.subject
         req = _request(subject, run["id"], inventory_path, extra, force)
         req.mode, req.yes, req.continues = "resume", yes, continues
-        prepared = run_cmd.prepare(req)
+        prepared = service.prepare(req)
         _settle(earlier, prepared, inventory, journal, decide)
         the_plan = _plan(prepared)
         if earlier.undoing:
@@ -204,24 +203,25 @@ def resume(
                 req.mode = "rollback"
                 _add_gate_failed(earlier, the_plan)
         _expand_done(earlier, the_plan)
-        req.resume = Resume(subject["id"], earlier.done, _runtime(earlier), earlier.undo_done)
+        resume = Resume(subject["id"], earlier.done, _runtime(earlier), earlier.undo_done)
     finally:
         journal.close()
-    outcomes = _run_claimed(req, make_reporter, prompter, notifier_for)
+    outcomes = _run_claimed(req, resume, make_reporter, prompter, notifier_for)
     if req.mode == "rollback" and outcomes and outcomes[0].status is RunStatus.ROLLED_BACK:
         _mark_rolled_back(subject["id"], outcomes[0].run_id, inventory_path)
     return outcomes
 
 
 def _run_claimed(
-    req: run_cmd.Request,
+    req: service.RunSpec,
+    resume: Resume,
     make_reporter: Callable[[], Reporter],
     prompter: Prompter | None,
     notifier_for: Any = None,
 ) -> list[RunOutcome]:
     """Run a resume or rollback; its run record claims the run it continues."""
     try:
-        return run_cmd.run(req, make_reporter, prompter, notifier_for)
+        return service.run(req, make_reporter, prompter, notifier_for, resume=resume)
     except Conflict:
         # Another resume or rollback inserted its claim between our check and ours.
         raise UsageError(
@@ -266,8 +266,8 @@ def rollback(
     prompter: Prompter | None,
     decide: earlier_mod.Decide = lambda step: None,
 ) -> list[RunOutcome]:
-    inventory = run_cmd.load_inventory(inventory_path, Path.cwd())
-    journal = run_cmd.open_journal(inventory)
+    inventory = service.load_inventory(inventory_path, Path.cwd())
+    journal = service.open_journal(inventory)
     try:
         earlier = read_earlier(journal, run_id)
         run = earlier.run
@@ -293,7 +293,7 @@ def rollback(
         req = _request(subject, subject["id"], inventory_path, extra, force)
         req.mode, req.check, req.undo_only, req.yes = "rollback", check, True, True
         req.continues = None if check else continues
-        prepared = run_cmd.prepare(req)
+        prepared = service.prepare(req)
         if not check:
             _settle(earlier, prepared, inventory, journal, decide)
     finally:
@@ -305,8 +305,8 @@ def rollback(
     if not check and not confirm(_undo_lines(earlier)):
         raise UsageError("rollback not confirmed (answer yes, or pass --yes)")
     _expand_done(earlier, the_plan)
-    req.resume = Resume(subject["id"], earlier.done, _runtime(earlier), earlier.undo_done)
-    outcomes = _run_claimed(req, make_reporter, prompter)
+    resume = Resume(subject["id"], earlier.done, _runtime(earlier), earlier.undo_done)
+    outcomes = _run_claimed(req, resume, make_reporter, prompter)
     if outcomes and outcomes[0].status is RunStatus.ROLLED_BACK and not check:
         _mark_rolled_back(subject["id"], outcomes[0].run_id, inventory_path)
     return outcomes
@@ -316,8 +316,8 @@ def _mark_rolled_back(run_id: str, by: str, inventory_path: Path | None) -> None
     from runbook.recorder import Recorder
     from runbook.redact import Redactor
 
-    inventory = run_cmd.load_inventory(inventory_path, Path.cwd())
-    journal = run_cmd.open_journal(inventory)
+    inventory = service.load_inventory(inventory_path, Path.cwd())
+    journal = service.open_journal(inventory)
     recorder = Recorder(journal, Redactor(), Clock())
     try:
         recorder.run_updated(

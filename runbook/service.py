@@ -1,4 +1,11 @@
-"""`runbook run`: load → validate → plan → execute → record → report, per target."""
+"""The run service: load → validate → plan → execute → record → report, per target.
+
+What the CLI calls to run a playbook (`run`, `resume`, `rollback`, the demo),
+and what a scheduler, drills, the fleet and workers are to call: a RunSpec,
+which is plain data (`to_dict`/`from_dict`), in; one RunOutcome per target
+out. Nothing here keeps state between calls, so threads may run playbooks at
+once, each with its own reporter.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,12 @@ import getpass
 import os
 import re
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from runbook import checks, collector, loader, pgtools, plan, project, sandbox, variables
+from runbook import checks, loader, pgtools, plan, project, sandbox, variables
 from runbook.clock import Clock
 from runbook.context import Notifier, Prompter, TargetFacts
 from runbook.db import ConnectSpec, Session
@@ -26,11 +33,13 @@ from runbook.redact import Redactor, dsn_password
 
 
 @dataclass
-class Request:
+class RunSpec:
+    """What to run, how: plain data that a queue or a schedule can hold."""
+
     playbook: Path
     inventory: Path | None = None
     targets: tuple[str, ...] = ()
-    extra: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()  # -e items as given: key=value, @file, a JSON object
     tags: frozenset[str] = frozenset()
     skip_tags: frozenset[str] = frozenset()
     check: bool = False
@@ -39,11 +48,37 @@ class Request:
     exit_codes: str = "default"
     mode: str | None = None
     parent_run: str | None = None
-    # Continuing or undoing an earlier run (runbook resume / runbook rollback).
-    resume: Resume | None = None
-    undo_only: bool = False
-    forced: str | None = None
+    undo_only: bool = False  # `runbook rollback`: only undo what the Resume lists
+    forced: str | None = None  # why the playbook was run although it changed
     continues: str | None = None  # the run this resume or rollback claims
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: paths as text, sets as sorted lists."""
+        data: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, frozenset | tuple):
+                value = sorted(value) if isinstance(value, frozenset) else list(value)
+            data[item.name] = value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
+        known = {item.name for item in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UsageError(f"run spec: unknown field(s) {', '.join(unknown)}")
+        values = dict(data)
+        values["playbook"] = Path(values["playbook"])
+        if values.get("inventory") is not None:
+            values["inventory"] = Path(values["inventory"])
+        for name in ("targets", "extra"):
+            values[name] = tuple(values.get(name, ()))
+        for name in ("tags", "skip_tags"):
+            values[name] = frozenset(values.get(name, ()))
+        return cls(**values)
 
 
 @dataclass
@@ -93,11 +128,11 @@ def load_inventory(path: Path | None, near: Path) -> Inventory:
     return inventory
 
 
-def prepare(req: Request) -> Prepared:
+def prepare(spec: RunSpec) -> Prepared:
     """Load and check everything; raise an InputError (exit 2) before any connection."""
-    inventory = load_inventory(req.inventory, req.playbook)
+    inventory = load_inventory(spec.inventory, spec.playbook)
     ctx = checks.Context(inventory, inventory.root)
-    playbook, problems = ctx.load(req.playbook)
+    playbook, problems = ctx.load(spec.playbook)
     if playbook is None:
         raise InvalidFiles(problems)
     if not checks.passed(ctx, playbook):
@@ -105,17 +140,17 @@ def prepare(req: Request) -> Prepared:
         if problems:
             raise InvalidFiles(problems)
         checks.remember(ctx, playbook)
-    includes = {path: pb for path, (pb, _) in ctx.cache.items() if pb is not None}
-    extra = variables.parse_extra(req.extra)
+    includes = checks.includes_of(ctx, playbook)
+    extra = variables.parse_extra(spec.extra)
     missing = [name for name, value in playbook.vars.items() if value is None and name not in extra]
     if missing:
         raise UsageError(
             f"{playbook.name} needs a value for {', '.join(missing)}: pass -e {missing[0]}=…"
         )
     secrets = {str(extra[name]) for name in playbook.secrets if name in extra}
-    targets = plan.resolve_targets(playbook, inventory, req.targets)
+    targets = plan.resolve_targets(playbook, inventory, spec.targets)
     for target in targets:
-        if target.read_only and playbook.kind != "check" and not (req.check or req.rehearse):
+        if target.read_only and playbook.kind != "check" and not (spec.check or spec.rehearse):
             raise UsageError(
                 f"target {target.name!r} is read-only; only kind: check playbooks run there"
             )
@@ -170,50 +205,59 @@ def embedded_bin() -> Path | None:
         return None
 
 
+NotifierFor = Callable[[Inventory, Journal, Playbook, Target, str, Redactor], Notifier]
+
+
 def run(
-    req: Request,
+    spec: RunSpec,
     make_reporter: Callable[[], Reporter],
     prompter: Prompter | None = None,
-    notifier_for: Callable[[Inventory, Journal, Playbook, Target, str, Redactor], Notifier]
-    | None = None,
+    notifier_for: NotifierFor | None = None,
+    *,
+    resume: Resume | None = None,
+    on_loaded: Callable[[], None] | None = None,
 ) -> list[RunOutcome]:
-    with collector.Quiet() as quiet:
-        prepared = prepare(req)
-        inventory, playbook = prepared.inventory, prepared.playbook
-        secrets = set(prepared.secrets)
-        base_by_target: dict[str, dict[str, Any]] = {}
+    """Run `spec` on each of its targets in turn; a resume or rollback passes what
+    the earlier run completed. `on_loaded` is called once everything is loaded
+    and checked, before the first target (the CLI tunes the garbage collector)."""
+    prepared = prepare(spec)
+    inventory, playbook = prepared.inventory, prepared.playbook
+    secrets = set(prepared.secrets)
+    base_by_target: dict[str, dict[str, Any]] = {}
+    for target in prepared.targets:
+        values = variables.resolve_all(playbook.vars, f"playbook {playbook.name}", secrets)
+        values.update(variables.resolve_all(target.vars, f"target {target.name}", secrets))
+        base_by_target[target.name] = values
+    journal = open_journal(inventory)
+    if on_loaded is not None:
+        on_loaded()
+    outcomes: list[RunOutcome] = []
+    with contextlib.closing(journal):
         for target in prepared.targets:
-            values = variables.resolve_all(playbook.vars, f"playbook {playbook.name}", secrets)
-            values.update(variables.resolve_all(target.vars, f"target {target.name}", secrets))
-            base_by_target[target.name] = values
-        journal = open_journal(inventory)
-        quiet.steps_begin()
-        outcomes: list[RunOutcome] = []
-        with contextlib.closing(journal):
-            for target in prepared.targets:
-                target_secrets = set(secrets)
-                dsn, env = resolve_dsn(target, inventory.root, target_secrets)
-                outcome = run_target(
-                    req,
-                    prepared,
-                    target,
-                    dsn,
-                    env,
-                    base_by_target[target.name],
-                    target_secrets,
-                    journal,
-                    make_reporter(),
-                    prompter,
-                    notifier_for,
-                )
-                outcomes.append(outcome)
-                if outcome.status is RunStatus.INTERRUPTED:
-                    break
+            target_secrets = set(secrets)
+            dsn, env = resolve_dsn(target, inventory.root, target_secrets)
+            outcome = run_target(
+                spec,
+                prepared,
+                target,
+                dsn,
+                env,
+                base_by_target[target.name],
+                target_secrets,
+                journal,
+                make_reporter(),
+                prompter,
+                notifier_for,
+                resume,
+            )
+            outcomes.append(outcome)
+            if outcome.status is RunStatus.INTERRUPTED:
+                break
     return outcomes
 
 
 def run_target(
-    req: Request,
+    spec: RunSpec,
     prepared: Prepared,
     target: Target,
     dsn: str,
@@ -223,29 +267,30 @@ def run_target(
     journal: Journal,
     reporter: Reporter,
     prompter: Prompter | None,
-    notifier_for: Callable[[Inventory, Journal, Playbook, Target, str, Redactor], Notifier] | None,
+    notifier_for: NotifierFor | None,
+    resume: Resume | None = None,
 ) -> RunOutcome:
     inventory, playbook = prepared.inventory, prepared.playbook
     redactor = Redactor(secrets)
     clock = Clock.from_environment()
     run_id = new_run_id()
-    mode = req.mode or ("check" if req.check else "rehearse" if req.rehearse else "run")
+    mode = spec.mode or ("check" if spec.check else "rehearse" if spec.rehearse else "run")
     the_plan = plan.build(
         playbook,
         target,
         prepared.includes,
-        plan.Selection(req.targets, req.tags, req.skip_tags, prepared.extra),
+        plan.Selection(spec.targets, spec.tags, spec.skip_tags, prepared.extra),
     )
-    spec = ConnectSpec(
+    connect = ConnectSpec(
         target=target.name,
         dsn=dsn,
         application_name=f"runbook/{playbook.name}/{run_id}",
         connect_timeout=target.connect_timeout or inventory.defaults.connect_timeout,
-        read_only=playbook.kind == "check" or req.check,
+        read_only=playbook.kind == "check" or spec.check,
         statement_timeout=playbook.timeout or inventory.defaults.timeout,
         lock_timeout=playbook.lock_timeout or inventory.defaults.lock_timeout,
     )
-    session = Session(spec)
+    session = Session(connect)
     facts = {"name": target.name, "description": target.description, "tags": sorted(target.tags)}
     builtins = {
         "target": TargetFacts(facts, lambda: session.server_version),
@@ -255,9 +300,9 @@ def run_target(
     }
     options = Options(
         mode=mode,
-        check=req.check,
-        rehearse=req.rehearse,
-        assume_yes=req.yes,
+        check=spec.check,
+        rehearse=spec.rehearse,
+        assume_yes=spec.yes,
         prompter=prompter,
         operator=operator(),
         timeout=playbook.timeout or inventory.defaults.timeout,
@@ -267,19 +312,19 @@ def run_target(
         scale=inventory.scale,
         session_env=env,
         client_tools=pgtools.TargetTools(prepared.tools, target.pg_bin),
-        parent_run=req.parent_run,
-        resume=req.resume,
-        undo_only=req.undo_only,
-        forced=req.forced,
-        continues=req.continues,
+        parent_run=spec.parent_run,
+        resume=resume,
+        undo_only=spec.undo_only,
+        forced=spec.forced,
+        continues=spec.continues,
         selection={
-            "targets": list(req.targets),
-            "tags": sorted(req.tags),
-            "skip_tags": sorted(req.skip_tags),
+            "targets": list(spec.targets),
+            "tags": sorted(spec.tags),
+            "skip_tags": sorted(spec.skip_tags),
         },
     )
     recorder = Recorder(journal, redactor, clock, inventory.journal.row_sample)
-    if notifier_for is not None and not req.check and not req.rehearse:
+    if notifier_for is not None and not spec.check and not spec.rehearse:
         options.notifier = notifier_for(inventory, journal, playbook, target, run_id, redactor)
     try:
         context = RunContext(
@@ -294,7 +339,7 @@ def run_target(
             extra_vars=prepared.extra,
         )
         engine = Engine(the_plan, context)
-        return engine.run(spec.shown)
+        return engine.run(connect.shown)
     finally:
         session.close()
         recorder.close()
