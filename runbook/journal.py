@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,17 +138,31 @@ class Journal:
             # interleave inside one transaction ("cannot start a transaction
             # within a transaction") and an incident would be lost.
             self.lock = threading.RLock()
-            self.db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode: a killed process loses nothing; only a power
-            # cut can lose the last transactions.
-            self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=30000")
-            self._migrate()
+            self._set_up()
         except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"cannot open the journal {path}: {exc}") from None
 
     def close(self) -> None:
         self.db.close()
+
+    def _set_up(self) -> None:
+        """WAL mode and the schema. Two processes (or threads) opening a new
+        journal at once: switching to WAL can answer "database is locked" at
+        once, without waiting; it is tried again for as long as a write would wait."""
+        deadline = time.monotonic() + 30.0
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                # NORMAL in WAL mode: a killed process loses nothing; only a
+                # power cut can lose the last transactions.
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self._migrate()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def _version(self) -> int:
         try:

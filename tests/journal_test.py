@@ -197,3 +197,47 @@ def test_records_hold_what_the_standard_encoder_would_write() -> None:
     assert json.loads(_dumps(value)) == json.loads(json.dumps(value, default=str))
     # The one difference: NaN (never valid JSON) is recorded as null.
     assert json.loads(_dumps({"nan": float("nan")})) == {"nan": None}
+
+
+def test_many_threads_opening_a_new_journal_at_once_all_get_it(tmp_path: Path) -> None:
+    # Switching a new file to WAL can answer "database is locked" without waiting.
+    path = tmp_path / "fresh" / "journal.sqlite"
+    start = threading.Barrier(8)
+    failures: list[BaseException] = []
+
+    def open_and_write(n: int) -> None:
+        start.wait()
+        try:
+            journal = Journal(path)
+            try:
+                journal.append(
+                    [
+                        (
+                            "2026-01-01T00:00:00Z",
+                            None,
+                            "test",
+                            {
+                                "table": "steps",
+                                "op": "insert",
+                                "row": {"run_id": f"r{n}", "seq": 1},
+                            },
+                        )
+                    ]
+                )
+            finally:
+                journal.close()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=open_and_write, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures
+    journal = Journal(path)
+    try:
+        assert len(journal.query("SELECT seq FROM events")) == 8
+        assert journal.verify() == []
+    finally:
+        journal.close()
