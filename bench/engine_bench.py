@@ -41,7 +41,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runbook import embedded  # noqa: E402
+from runbook.pg import embedded  # noqa: E402
 
 # Each check counts one sensor's readings over a threshold: a bitmap scan of
 # ~1,000 of the 100,000 rows, about half a millisecond of database work. The

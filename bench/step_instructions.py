@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from engine_bench import playbook  # noqa: E402
 
-from runbook import embedded  # noqa: E402
+from runbook.pg import embedded  # noqa: E402
 
 # Run inside valgrind: the engine with an instant database answer.
 INNER = """

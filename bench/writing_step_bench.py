@@ -30,11 +30,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runbook import (  # noqa: E402
-    embedded,
-    report,
-    service,
-)
+from runbook import report, service  # noqa: E402
+from runbook.pg import embedded  # noqa: E402
 
 SIZES = (30, 300)
 

@@ -30,7 +30,7 @@ class DeliveryError(Exception):
 
 def _value(raw: Any, what: str, secrets: set[str]) -> Any:
     """A setting's value; `{from_env: NAME}` (at any depth the schema allows) is read now."""
-    from runbook.loader import env_or_value
+    from runbook.load.loader import env_or_value
 
     return variables.resolve(env_or_value(raw), what, secrets)
 

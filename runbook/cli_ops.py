@@ -311,7 +311,7 @@ def sandbox() -> None:
 
 
 def _project_root(inventory: Path | None) -> Path:
-    from runbook import project
+    from runbook.load import project
 
     found = inventory or project.find_inventory()
     return found.resolve().parent if found else Path.cwd()

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runbook.clock import Clock
-from runbook.db import Session
-from runbook.pgtools import TargetTools
+from runbook.pg.db import Session
+from runbook.pg.pgtools import TargetTools
 from runbook.plan import PlannedStep
 
 

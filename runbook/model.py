@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbook.yamlsrc import DataPath, Document
+from runbook.load.yamlsrc import DataPath, Document
 
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -80,7 +80,7 @@ class Loc:
 
     @property
     def pointer(self) -> str:
-        from runbook.yamlsrc import format_path
+        from runbook.load.yamlsrc import format_path
 
         return format_path(self.path) if self.path else ""
 
@@ -207,7 +207,7 @@ class Target:
     connect_timeout: float | None = None
     read_only: bool = False
     protected: bool = False
-    # Where this target's PostgreSQL client programs are (runbook.pgtools).
+    # Where this target's PostgreSQL client programs are (runbook.pg.pgtools).
     pg_bin: Path | None = None
 
     @property

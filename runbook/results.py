@@ -142,7 +142,7 @@ class ShellResult(Result):
         client: dict[str, Any] | None = None,
     ) -> None:
         self.argv = argv
-        # Which PostgreSQL client programs were first on PATH (runbook.pgtools).
+        # Which PostgreSQL client programs were first on PATH (runbook.pg.pgtools).
         self.client = client
         self.status = status
         self.stdout = stdout
@@ -287,7 +287,7 @@ def restore(data: Mapping[str, Any]) -> Result:
 
 
 def _register_safe_attributes() -> None:
-    from runbook import tmplfast
+    from runbook.sqltemplate import tmplfast
 
     query = frozenset(
         {

@@ -19,15 +19,17 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from runbook import checks, loader, pgtools, plan, project, sandbox, variables
+from runbook import checks, plan, variables
 from runbook.clock import Clock
 from runbook.context import Notifier, Prompter, TargetFacts
-from runbook.db import ConnectSpec, Session
 from runbook.engine import Engine, Options, Reporter, Resume, RunContext
 from runbook.errors import ExitCode, InvalidFiles, SandboxError, UsageError
 from runbook.journal import Journal
+from runbook.load import loader, project
 from runbook.model import Inventory, Playbook, Target
 from runbook.outcome import RunOutcome, RunStatus
+from runbook.pg import pgtools, sandbox
+from runbook.pg.db import ConnectSpec, Session
 from runbook.recorder import Recorder
 from runbook.redact import Redactor, dsn_password
 
@@ -193,12 +195,12 @@ def resolve_dsn(target: Target, root: Path, secrets: set[str]) -> tuple[str, dic
     }
     env = {env_names[k]: str(v) for k, v in params.items() if k in env_names and v is not None}
     # PATH is not set here: a shell step gets the client programs of the
-    # target's server version (runbook.pgtools), chosen when it runs.
+    # target's server version (runbook.pg.pgtools), chosen when it runs.
     return dsn, env
 
 
 def embedded_bin() -> Path | None:
-    """The embedded server's client programs, the last resort of runbook.pgtools."""
+    """The embedded server's client programs, the last resort of runbook.pg.pgtools."""
     try:
         return sandbox.bin_dir()
     except SandboxError:

@@ -10,9 +10,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from runbook import names, template, yamlsrc
 from runbook.errors import InvalidFiles, UsageError
+from runbook.load import names, yamlsrc
 from runbook.model import EnvRef
+from runbook.sqltemplate import template
 
 _WHOLE = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.DOTALL)
 # How deep an -e value may nest: templates, the journal's JSON and the

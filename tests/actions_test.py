@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from runbook import actions, schema
+from runbook import actions
+from runbook.load import schema
 
 
 def test_registry_and_schema_list_the_same_step_kinds() -> None:

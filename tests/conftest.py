@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from runbook import embedded
+from runbook.pg import embedded
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -179,7 +179,7 @@ def project(tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch) -> Project
 @pytest.fixture(scope="session")
 def demo_template(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A database with sql/demo/ loaded, once per test session, to copy from."""
-    from runbook import demo
+    from runbook.pg import demo
 
     name = f"rb_demo_{demo.digest()}"
     shared = _shared_dir(tmp_path_factory)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from runbook import checks, loader
+from runbook import checks
+from runbook.load import loader
 from runbook.service import load_inventory
 
 from .conftest import Project
@@ -135,7 +136,7 @@ def test_other_code_is_another_key(project: Project, monkeypatch: pytest.MonkeyP
 
 
 def test_a_remembered_run_compiles_its_templates_itself(project: Project) -> None:
-    from runbook import sqlprogram
+    from runbook.sqltemplate import sqlprogram
 
     playbook = make(project)
     first = project.run("run", str(playbook))

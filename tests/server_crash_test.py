@@ -22,7 +22,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from runbook import embedded, marker
+from runbook.pg import embedded, marker
 
 from .conftest import Project
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from runbook import shellwords
+from runbook.actions import shellwords
 
 from .conftest import Project
 from .loopback import http_server

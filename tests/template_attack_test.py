@@ -19,8 +19,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from runbook import template
 from runbook.errors import TemplateError
+from runbook.sqltemplate import template
 
 from .conftest import REPO, Project
 

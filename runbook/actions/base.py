@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runbook.template import Kind
+from runbook.sqltemplate.template import Kind
 
 ANY = "*"
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from runbook import template
 from runbook.actions.base import Field
 from runbook.context import StepContext
 from runbook.errors import StepError
 from runbook.model import Step
 from runbook.results import Result, ValueResult
-from runbook.template import Kind
+from runbook.sqltemplate import template
+from runbook.sqltemplate.template import Kind
 
 TEMPLATES: tuple[Field, ...] = (
     Field(("confirm",), Kind.TEXT),

@@ -6,15 +6,16 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from runbook import template, variables
+from runbook import variables
 from runbook.actions.base import ANY, Field
 from runbook.context import StepContext
 from runbook.errors import StepError
-from runbook.loader import env_or_value
+from runbook.load.loader import env_or_value
 from runbook.model import Step
 from runbook.redact import Redactor
 from runbook.results import HttpResult, Result
-from runbook.template import Kind
+from runbook.sqltemplate import template
+from runbook.sqltemplate.template import Kind
 
 if TYPE_CHECKING:
     import urllib.request

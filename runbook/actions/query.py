@@ -7,7 +7,7 @@ from runbook.actions.base import Field
 from runbook.context import StepContext
 from runbook.model import Step
 from runbook.results import Result
-from runbook.template import Kind
+from runbook.sqltemplate.template import Kind
 
 TEMPLATES: tuple[Field, ...] = (Field(("query",), Kind.SQL),)
 

@@ -7,7 +7,7 @@ from runbook.actions.base import ANY, Field
 from runbook.context import StepContext
 from runbook.model import Step
 from runbook.results import Result, ValueResult
-from runbook.template import Kind
+from runbook.sqltemplate.template import Kind
 
 TEMPLATES: tuple[Field, ...] = (Field(("set", ANY), Kind.TEXT),)
 

@@ -1,7 +1,7 @@
 """`shell`: run a command; an argv list runs with no shell at all.
 
 In `command:` every `{{ value }}` reaches /bin/sh as exactly one word, read
-literally, or the step is refused (runbook.shellwords says where a value may
+literally, or the step is refused (runbook.actions.shellwords says where a value may
 stand); `shape_problems` refuses at validation what the run would refuse.
 """
 
@@ -16,13 +16,15 @@ from typing import Any
 
 import jinja2
 
-from runbook import pgtools, shellcommands, shellwords, template
+from runbook.actions import shellcommands, shellwords
 from runbook.actions.base import ANY, Field
 from runbook.context import StepContext
 from runbook.errors import StepError
 from runbook.model import Step
+from runbook.pg import pgtools
 from runbook.results import Result, ShellResult
-from runbook.template import Kind
+from runbook.sqltemplate import template
+from runbook.sqltemplate.template import Kind
 
 TEMPLATES: tuple[Field, ...] = (
     Field(("shell", ANY), Kind.TEXT),
@@ -98,7 +100,7 @@ def _argv_problems(argv: list[Any]) -> Iterator[tuple[tuple[str | int, ...], int
 
 
 def _command_problems(source: str) -> list[tuple[int, str]]:
-    """Lex the template: each {{ }} a hole, each {% %} a tag (runbook.shellwords)."""
+    """Lex the template: each {{ }} a hole, each {% %} a tag (runbook.actions.shellwords)."""
     if "\0" in source or "\x01" in source:
         return [(0, "a NUL or \\x01 byte in a shell command")]
     try:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from runbook import sqlfiles
 from runbook.actions import sqlrun
 from runbook.actions.base import Field
 from runbook.context import StepContext
 from runbook.errors import StepError
+from runbook.load import sqlfiles
 from runbook.model import Step
 from runbook.results import Result
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from runbook import template
 from runbook.context import StepContext
 from runbook.results import MAX_ROWS, QueryResult
-from runbook.sqlvalues import RenderedSql
+from runbook.sqltemplate import template
+from runbook.sqltemplate.sqlvalues import RenderedSql
 
 
 def render(ctx: StepContext, source: str) -> list[RenderedSql]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from runbook import template
 from runbook.actions import sqlrun
 from runbook.actions.base import RESULT, Field
 from runbook.context import StepContext
 from runbook.errors import StepError
 from runbook.model import Step, seconds
 from runbook.results import Result, ValueResult
-from runbook.template import Kind
+from runbook.sqltemplate import template
+from runbook.sqltemplate.template import Kind
 
 TEMPLATES: tuple[Field, ...] = (
     Field(("wait", "query"), Kind.SQL),

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbook import loader, sqlfiles
 from runbook.errors import Problem
+from runbook.load import loader, sqlfiles
+from runbook.load.names import BUILTIN_VARS, shown
+from runbook.load.yamlsrc import DataPath, Document, format_path
 from runbook.model import Inventory, Loc, Playbook, Scale
-from runbook.names import BUILTIN_VARS, shown
-from runbook.yamlsrc import DataPath, Document, format_path
 
 __all__ = ["BUILTIN_VARS", "Context"]
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 from runbook.checks.common import doc_at, suggest
 from runbook.errors import Problem
+from runbook.load.yamlsrc import DataPath
 from runbook.model import EnvRef, Inventory, seconds
-from runbook.yamlsrc import DataPath
 
 
 def check_inventory(inv: Inventory) -> list[Problem]:

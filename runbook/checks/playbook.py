@@ -7,13 +7,15 @@ import zoneinfo
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from runbook import actions, names, sqlfiles, sqltext
+from runbook import actions
 from runbook.checks.common import Context, at, doc_at, get_path, read_sql_file, suggest
 from runbook.checks.templates import TemplateCheck, matches
 from runbook.errors import Problem
+from runbook.load import names, sqlfiles
+from runbook.load.yamlsrc import DataPath, Document, format_path
 from runbook.model import Playbook, Scale, Step
-from runbook.template import Kind
-from runbook.yamlsrc import DataPath, Document, format_path
+from runbook.sqltemplate import sqltext
+from runbook.sqltemplate.template import Kind
 
 
 def check_playbook(pb: Playbook, ctx: Context) -> list[Problem]:

@@ -31,8 +31,9 @@ from typing import Any
 
 import orjson
 
-from runbook import __version__, doccache, sqlfiles
+from runbook import __version__
 from runbook.checks.common import Context
+from runbook.load import doccache, sqlfiles
 from runbook.model import Playbook, Step
 
 # Bumped when what the checks look at changes without a version change.

@@ -2,8 +2,8 @@
 
 Templates are read, never rendered: what the sandbox would refuse and, in SQL
 fields (those an action declares Kind.SQL, and sql_file), every shape but the
-allowed ones are found in the parsed tree (runbook.templatesafe,
-runbook.templateshape)."""
+allowed ones are found in the parsed tree (runbook.sqltemplate.templatesafe,
+runbook.sqltemplate.templateshape)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from runbook import actions, loader, template
+from runbook import actions
 from runbook.actions.base import ANY, RESULT, Field
 from runbook.checks.common import (
     BUILTIN_VARS,
@@ -25,9 +25,11 @@ from runbook.checks.common import (
     suggest,
 )
 from runbook.errors import Problem
+from runbook.load import loader
+from runbook.load.yamlsrc import DataPath, Document, format_path
 from runbook.model import Playbook, Step
-from runbook.template import Kind
-from runbook.yamlsrc import DataPath, Document, format_path
+from runbook.sqltemplate import template
+from runbook.sqltemplate.template import Kind
 
 _WHEN = Field(("when",), Kind.EXPR)
 _UNTIL = Field(("until",), Kind.EXPR, RESULT)

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbook import embedded, project, sandbox, service
+from runbook import service
 from runbook.commands import notifications
 from runbook.engine import Reporter
 from runbook.errors import UsageError
+from runbook.load import project
 from runbook.outcome import RunOutcome, RunStatus
+from runbook.pg import embedded, sandbox
 
 PLAYBOOK = Path("playbooks/constraint-monitoring/morning-check.yaml")
 

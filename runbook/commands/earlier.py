@@ -4,7 +4,7 @@ A run and the runs that continued it (resumes, rollbacks — each claimed once,
 see `runs.continues`) form a lineage; what it completed is read from all of
 them, oldest first. A step a crash caught in flight is decided by the target:
 its marker row exists if and only if its transaction committed
-(`runbook.marker`). A step that cannot be transactional and was caught is
+(`runbook.pg.marker`). A step that cannot be transactional and was caught is
 `unknown`: the operator (or the step's `on_unknown`) decides, never a guess.
 Undo steps get the same bookkeeping, so an interrupted undo is continued, not
 repeated.
@@ -18,11 +18,11 @@ from typing import Any
 
 from runbook import reconcile
 from runbook.clock import Clock
-from runbook.db import Session
 from runbook.engine.action import non_transactional
 from runbook.errors import RunbookError, UsageError
 from runbook.journal import Journal
-from runbook.marker import Fate
+from runbook.pg.db import Session
+from runbook.pg.marker import Fate
 from runbook.plan import Plan
 from runbook.recorder import Recorder
 

@@ -2,7 +2,7 @@
 
 Both read what the run (and the runs it resumed) completed from the journal.
 A step the crash caught in flight is decided by the target: its marker row
-exists if and only if it committed (`runbook.commands.earlier`, `runbook.marker`).
+exists if and only if it committed (`runbook.commands.earlier`, `runbook.pg.marker`).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from runbook.clock import Clock
 from runbook.commands import earlier as earlier_mod
 from runbook.commands.earlier import UNFINISHED, Earlier, read_earlier
 from runbook.context import Prompter
-from runbook.db import ConnectSpec, Session
 from runbook.engine import Reporter, Resume
 from runbook.errors import UsageError
 from runbook.journal import Conflict, Journal
 from runbook.model import Inventory
 from runbook.outcome import RunOutcome, RunStatus
+from runbook.pg.db import ConnectSpec, Session
 from runbook.plan import Plan
 from runbook.redact import MASK
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runbook import embedded, sandbox
+from runbook.pg import embedded, sandbox
 
 
 def up(root: Path) -> str:

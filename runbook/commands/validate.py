@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runbook import checks, loader, project
+from runbook import checks
 from runbook.errors import Problem
+from runbook.load import loader, project
 from runbook.model import Inventory
 
 

@@ -2,7 +2,7 @@
 gates, and its Outcome.
 
 A writing SQL step outside a transaction block runs in a transaction of its own
-that also writes the step's marker row in the target (`runbook.marker`), whose
+that also writes the step's marker row in the target (`runbook.pg.marker`), whose
 token is recorded before the statement runs; after a crash, `runbook resume`
 asks whether that row exists, which a crash of either side cannot fake.
 Inside a block, or for retries, each attempt is a savepoint.
@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from runbook import template
 from runbook.actions import REGISTRY
 from runbook.clock import iso
 from runbook.context import StepContext
@@ -26,6 +25,7 @@ from runbook.errors import RunbookError, StepError, TemplateError
 from runbook.outcome import GateOutcome, Outcome, Status
 from runbook.plan import PlannedStep
 from runbook.results import Result, SkippedResult, ValueResult
+from runbook.sqltemplate import template
 
 if TYPE_CHECKING:
     from runbook.engine.core import Engine

@@ -6,9 +6,9 @@ import time
 
 import psycopg
 
-from runbook.db import StepTimeout
 from runbook.errors import RunbookError, StepError, TemplateError
 from runbook.outcome import Outcome, Status
+from runbook.pg.db import StepTimeout
 from runbook.plan import PlannedStep
 from runbook.redact import Redactor
 

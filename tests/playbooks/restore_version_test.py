@@ -11,7 +11,7 @@ import subprocess
 import psycopg
 import pytest
 
-from runbook import embedded, pgtools, sandbox
+from runbook.pg import embedded, pgtools, sandbox
 
 from ..conftest import REPO, Project
 

@@ -1,0 +1,88 @@
+"""Gates: expressions on a step's result that pass or fail with a severity."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from runbook.context import StepContext
+from runbook.model import Scale
+from runbook.outcome import GateOutcome
+from runbook.plan import PlannedStep
+from runbook.results import Result, SkippedResult, ValueResult
+from runbook.sqltemplate import template
+
+
+def gate_name(ps: PlannedStep, index: int) -> str:
+    """A gate's name: its own, else the step's key (with #n when the step has several)."""
+    gate = ps.step.gates[index]
+    if gate.name:
+        return gate.name
+    return ps.step.key if len(ps.step.gates) == 1 else f"{ps.step.key}#{index + 1}"
+
+
+class GateCheck:
+    def __init__(self, scale: Scale) -> None:
+        self.scale = scale
+
+    def rank(self, severity: str | None) -> int:
+        level = self.scale.get(severity) if severity else None
+        return level.rank if level else -1
+
+    def worst(self, severities: Iterable[str | None]) -> str | None:
+        found = [s for s in severities if s]
+        return max(found, key=self.rank) if found else None
+
+    def evaluate(
+        self,
+        ps: PlannedStep,
+        scope: dict[str, Any],
+        result: Result,
+        ctx: StepContext,
+        runtime: dict[str, Any],
+    ) -> list[GateOutcome]:
+        out = []
+        for i, gate in enumerate(ps.step.gates):
+            name = gate_name(ps, i)
+            if ctx.run.check and self._depends_on_unrun(gate.that, scope):
+                out.append(
+                    GateOutcome(
+                        name,
+                        True,
+                        gate.severity,
+                        "not evaluated in --check: its inputs did not run",
+                    )
+                )
+                continue
+            passed = template.evaluate_all(gate.that, scope)
+            message = ""
+            if not passed:
+                message = (
+                    " ".join(template.render_text(gate.message, scope).split())
+                    if gate.message
+                    else f"gate failed: {' and '.join(gate.that)}"
+                )
+            out.append(GateOutcome(name, bool(passed), gate.severity, message))
+        if ps.kind == "classify" and isinstance(result, ValueResult):
+            out.extend(self._classify(ps, result))
+        return out
+
+    def _classify(self, ps: PlannedStep, result: ValueResult) -> list[GateOutcome]:
+        fail_at = ps.step.body.get("fail_at")
+        if not fail_at:
+            return []
+        severity = result.values.get("severity")
+        passed = self.rank(severity) < self.rank(fail_at)
+        message = (
+            result.values.get("message")
+            or f"{ps.step.body['value']} = {result.values.get('value')} is {severity}"
+        )
+        return [GateOutcome(ps.step.key, passed, severity or fail_at, "" if passed else message)]
+
+    @staticmethod
+    def _depends_on_unrun(expressions: Iterable[str], scope: dict[str, Any]) -> bool:
+        for expression in expressions:
+            for name in template.names_used(template.Kind.EXPR, expression):
+                if isinstance(scope.get(name), SkippedResult):
+                    return True
+        return False

@@ -1,0 +1,1 @@
+"""Reading files: YAML with positions, schemas, the loader, caches, the project."""

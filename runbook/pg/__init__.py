@@ -1,0 +1,1 @@
+"""PostgreSQL: the session, the embedded server and sandbox, the demo data, client programs."""

@@ -1,0 +1,390 @@
+"""A run's connection to one target: timeouts, application_name, read-only,
+notices, transactions and savepoints, and a client-side cancel.
+
+The connection is in autocommit mode at the driver level and runbook says BEGIN
+and COMMIT itself: a single-statement step is one round trip (its own implicit
+transaction), and `transaction:` blocks and rehearsals get explicit ones.
+Session defaults (statement_timeout, lock_timeout, read-only) are set once at
+connect time; a step that needs other values changes them only when they differ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import errors as pgerrors
+
+from runbook.errors import StepError, TargetError
+from runbook.pg import marker
+from runbook.redact import redact_dsn
+from runbook.results import MAX_ROWS, QueryResult
+from runbook.sqltemplate.sqlvalues import RenderedSql
+
+CANCEL_GRACE = 2.0  # seconds past the server's own timeout before the client cancels
+
+
+class StepTimeout(StepError):
+    """A statement outran its timeout and was cancelled (SQLSTATE 57014, query_canceled)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, sqlstate="57014")
+
+
+@dataclass(frozen=True)
+class ConnectSpec:
+    target: str
+    dsn: str  # may hold a password: never shown, never journaled
+    application_name: str
+    connect_timeout: float = 5.0
+    read_only: bool = False
+    statement_timeout: float = 300.0
+    lock_timeout: float = 5.0
+
+    @property
+    def shown(self) -> str:
+        return redact_dsn(self.dsn)
+
+
+class _Watchdog:
+    """One thread per session that cancels a statement past its deadline.
+
+    Arming is two attribute writes (no lock, no wake-up): the thread looks at
+    the deadline a few times a second. The server's own statement_timeout is
+    the precise limit; this is the backstop for a server that stops answering.
+    """
+
+    TICK = 0.25
+
+    def __init__(self) -> None:
+        self._deadline: float | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        self.fired = False
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, conn: psycopg.Connection[Any], seconds: float) -> None:
+        self.fired = False
+        self._conn = conn
+        self._deadline = time.monotonic() + seconds
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="runbook-watchdog", daemon=True)
+            self._thread.start()
+
+    def disarm(self) -> None:
+        self._deadline = None
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def _loop(self) -> None:
+        while not self._closed.wait(self.TICK):
+            deadline, conn = self._deadline, self._conn
+            if deadline is None or conn is None or time.monotonic() < deadline:
+                continue
+            self._deadline = None
+            self.fired = True
+            with contextlib.suppress(Exception):
+                conn.cancel_safe(timeout=5.0)
+
+
+def _ms(seconds: float) -> int:
+    return max(0, math.ceil(seconds * 1000))
+
+
+def _unique_columns(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        if name in seen:
+            seen[name] += 1
+            out.append(f"{name}_{seen[name]}")
+        else:
+            seen[name] = 1
+            out.append(name)
+    return out
+
+
+class Session:
+    def __init__(self, spec: ConnectSpec) -> None:
+        self.spec = spec
+        self.conn: psycopg.Connection[Any] | None = None
+        self.notices: list[str] = []
+        self._settings: dict[str, int | None] = {}
+        self._watchdog = _Watchdog()
+        self._cursor: psycopg.Cursor[Any] | None = None
+        self._encoding = "utf-8"
+        self.backend_pid: int | None = None
+        self._markers: bool | None = None  # may this session write marker rows?
+
+    # -- connection --------------------------------------------------------
+
+    def connect(self) -> psycopg.Connection[Any]:
+        if self.conn is not None and not self.conn.closed:
+            return self.conn
+        spec = self.spec
+        options = f"-c statement_timeout={_ms(spec.statement_timeout)} -c lock_timeout={_ms(spec.lock_timeout)}"
+        if spec.read_only:
+            options += " -c default_transaction_read_only=on"
+        try:
+            conn = psycopg.connect(
+                spec.dsn,
+                autocommit=True,
+                connect_timeout=max(1, math.ceil(spec.connect_timeout)),
+                application_name=spec.application_name[:63],
+                options=options,
+            )
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TargetError(
+                f"cannot connect to target {spec.target!r} ({spec.shown}): {redact_dsn(reason)}"
+            ) from None
+        if conn.info.server_version >= 140000:
+            # If runbook dies mid-statement, the server notices and cancels it
+            # instead of finishing work nobody waits for (PostgreSQL 14+).
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("SET client_connection_check_interval = '1s'")
+        conn.add_notice_handler(self._notice)
+        self._settings = {
+            "statement_timeout": _ms(spec.statement_timeout),
+            "lock_timeout": _ms(spec.lock_timeout),
+        }
+        self.conn = conn
+        self._cursor = None
+        self._encoding = conn.info.encoding  # Python's name for the client encoding
+        self.backend_pid = conn.info.backend_pid
+        return conn
+
+    def _column_name(self, res: Any, index: int) -> str:
+        name = res.fname(index)
+        return "" if name is None else name.decode(self._encoding)
+
+    def _new_cursor(self, conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
+        # A raw cursor takes the statement with PostgreSQL's own $1 placeholders,
+        # which rendering has already written (RenderedSql.display): psycopg
+        # then need not parse every new statement for %s (about 20 µs a step).
+        self._cursor = psycopg.RawCursor(conn)
+        return self._cursor
+
+    def _notice(self, diag: pgerrors.Diagnostic) -> None:
+        self.notices.append(f"{diag.severity}: {diag.message_primary}")
+
+    def close(self) -> None:
+        self._watchdog.close()
+        if self.conn is not None and not self.conn.closed:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+        self.conn = None
+        self._cursor = None
+
+    @property
+    def in_transaction(self) -> bool:
+        return (
+            self.conn is not None
+            and self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+        )
+
+    @property
+    def server_version(self) -> int:
+        return self.connect().info.server_version
+
+    # -- settings and transactions ----------------------------------------
+
+    def _set(self, name: str, ms: int) -> None:
+        if self._settings.get(name) == ms:
+            return
+        assert self.conn is not None
+        # Inside a transaction the SET lasts until it ends; a ROLLBACK undoes it,
+        # which is why rollbacks forget what we believe is set.
+        self.conn.execute(f"SET {name} = {ms}")
+        self._settings[name] = ms
+
+    def _forget_settings(self) -> None:
+        self._settings = {}
+
+    def command(self, text: str) -> None:
+        """A statement of runbook's own (BEGIN, SAVEPOINT …), without notices of its own."""
+        self.connect().execute(text)
+
+    def begin(self) -> None:
+        self.command("BEGIN")
+
+    def begin_tracked(self, token: str, run_id: str, step: str) -> dict[str, str]:
+        """BEGIN, with the step's marker row in the target (`runbook.pg.marker`):
+        after a crash, whether that row exists says whether the work committed,
+        so resume neither repeats nor skips it. Returns what the journal keeps:
+        the marker's token (absent if this role cannot write markers) and the
+        transaction id (shown, and the only evidence for a marker-less step)."""
+        conn = self.connect()
+        if self._markers is None:
+            self._markers = marker.ensure(conn)
+        conn.execute("BEGIN")
+        if self._markers:
+            return {"marker": token, "xid": marker.insert(conn, token, run_id, step)}
+        row = conn.execute("SELECT txid_current()::text").fetchone()
+        return {"xid": str(row[0]) if row else ""}
+
+    def step_fate(self, token: str) -> marker.Fate:
+        """Whether the step whose marker is `token` committed (see `runbook.pg.marker`)."""
+        return marker.probe(self.connect(), token)
+
+    def commit(self) -> None:
+        self.command("COMMIT")
+
+    def rollback(self) -> None:
+        if self.conn is not None and not self.conn.closed and self.in_transaction:
+            self.conn.execute("ROLLBACK")
+        self._forget_settings()
+
+    def savepoint(self, name: str) -> None:
+        self.command(f"SAVEPOINT {name}")
+
+    def release(self, name: str) -> None:
+        self.command(f"RELEASE SAVEPOINT {name}")
+
+    def rollback_to(self, name: str) -> None:
+        if self.conn is not None and not self.conn.closed:
+            self.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+        self._forget_settings()
+
+    # -- statements ----------------------------------------------------------
+
+    def mogrify(self, rendered: RenderedSql) -> str:
+        """The statement exactly as it would run, values quoted by psycopg."""
+        if rendered.params is None:
+            return rendered.query
+        cur = psycopg.ClientCursor(self.connect())
+        return cur.mogrify(rendered.query, rendered.params)
+
+    def execute(
+        self,
+        statements: list[RenderedSql],
+        *,
+        timeout: float | None = None,
+        lock_timeout: float | None = None,
+        max_rows: int = MAX_ROWS,
+    ) -> QueryResult:
+        """Run statements; the last result set with columns gives the rows."""
+        conn = self.conn if self.conn is not None else self.connect()
+        statement_timeout = self.spec.statement_timeout if timeout is None else timeout
+        wanted = _ms(statement_timeout)
+        if self._settings.get("statement_timeout") != wanted:
+            self._set("statement_timeout", wanted)
+        wanted = _ms(self.spec.lock_timeout if lock_timeout is None else lock_timeout)
+        if self._settings.get("lock_timeout") != wanted:
+            self._set("lock_timeout", wanted)
+        # Several statements with values go one by one; make them all-or-nothing.
+        wrap = len(statements) > 1 and not self.in_transaction
+        self.notices = []
+        rows: list[dict[str, Any]] = []
+        columns: list[str] = []
+        rowcount = 0
+        status = ""
+        truncated = False
+        started = time.perf_counter()
+        if statement_timeout > 0:
+            self._watchdog.arm(conn, statement_timeout + CANCEL_GRACE)
+        try:
+            if wrap:
+                conn.execute("BEGIN")
+            cur = self._cursor if self._cursor is not None else self._new_cursor(conn)
+            for statement in statements:
+                cur.execute(statement.display, statement.params)
+                while True:
+                    # Read through the result itself (not `description`, which
+                    # makes a Column object per column per statement).
+                    res = cur.pgresult
+                    nfields = res.nfields if res is not None else 0
+                    count = cur.rowcount
+                    if nfields:
+                        names = [self._column_name(res, i) for i in range(nfields)]
+                        columns = names if len(set(names)) == len(names) else _unique_columns(names)
+                        fetched = (
+                            cur.fetchall()
+                            if 0 <= count <= max_rows
+                            else cur.fetchmany(max_rows + 1)
+                        )
+                        truncated = len(fetched) > max_rows
+                        if truncated:
+                            fetched = fetched[:max_rows]
+                        rows = [dict(zip(columns, r)) for r in fetched]  # noqa: B905 (same result)
+                        rowcount = len(rows) if count < 0 else count
+                    elif count > 0:
+                        rowcount += count
+                    status = cur.statusmessage or status
+                    if not cur.nextset():
+                        break
+            if wrap:
+                conn.execute("COMMIT")
+        except pgerrors.QueryCanceled as exc:
+            self._after_error(wrap)
+            if self._watchdog.fired:
+                raise StepTimeout(
+                    f"cancelled by runbook after {statement_timeout:g}s: no answer from the server"
+                ) from exc
+            if "statement timeout" in str(exc):
+                raise StepTimeout(
+                    f"timed out after {statement_timeout:g}s (statement_timeout)"
+                ) from exc
+            raise
+        except BaseException:
+            self._after_error(wrap)
+            raise
+        finally:
+            self._watchdog.disarm()
+        if self.spec.read_only and self._read_only_turned_off(conn):
+            self._restore_read_only(conn)
+        return QueryResult(
+            rows,
+            columns,
+            rowcount,
+            self.notices,
+            (time.perf_counter() - started) * 1000,
+            status,
+            truncated,
+        )
+
+    def _read_only_turned_off(self, conn: psycopg.Connection[Any]) -> bool:
+        # pgconn's own call: conn.info would build a ConnectionInfo each step.
+        reported = conn.pgconn.parameter_status(b"default_transaction_read_only")
+        if reported is not None:
+            return reported == b"off"
+        # PostgreSQL 13 does not report the setting: ask (a round trip a step, there only).
+        row = conn.execute("SELECT current_setting('default_transaction_read_only')").fetchone()
+        return row is not None and row[0] == "off"
+
+    def _restore_read_only(self, conn: psycopg.Connection[Any]) -> None:
+        """A statement turned read-only off (the server reports the setting, from
+        PostgreSQL 14): turn it on again before anything else runs, and fail the step."""
+        with contextlib.suppress(psycopg.Error):
+            if self.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.execute("SET default_transaction_read_only = on")
+        self._forget_settings()
+        raise StepError(
+            "this step turned read-only off (default_transaction_read_only); the run is "
+            "read-only, so it was turned on again and the step failed"
+        )
+
+    def _after_error(self, wrapped: bool) -> None:
+        if wrapped and self.conn is not None and not self.conn.closed:
+            with contextlib.suppress(psycopg.Error):
+                self.conn.execute("ROLLBACK")
+            self._forget_settings()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.begin()
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(psycopg.Error):
+                self.rollback()
+            raise
+        self.commit()

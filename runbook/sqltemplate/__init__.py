@@ -1,0 +1,1 @@
+"""SQL and text templates: rendering, binding values, the SQL lexer, the fast path."""
