@@ -20,6 +20,7 @@ lint: $(BIN)/runbook
 	$(BIN)/ruff check runbook tests bench
 	$(BIN)/ruff format --check runbook tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: lint
 	$(BIN)/python -m pytest -n 2 -q
