@@ -1,116 +1,18 @@
-"""The `runbook` command line: parse options, call one function, return its exit code.
-
-No logic lives here. Imports of the heavy parts happen inside the commands so
-that `runbook --help` and a one-step run start fast.
-"""
+"""`runbook run`, `resume`, `rollback`: run a playbook, continue or undo a run."""
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import gc
-import json
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
-from runbook import __version__, collector
-from runbook.errors import ExitCode, RunbookError
+from runbook.cli import collector
+from runbook.cli.main import INVENTORY, main, run_command
 
 
-def _skip_final_collection() -> None:
-    """At exit, take every object out of the garbage collector's view.
-
-    CPython ends with a full collection that scans every object of the
-    process (60-100 ms after a run, and in a few runs of ten several hundred);
-    what it could free the operating system takes back whole anyway.
-    """
-    gc.freeze()
-
-
-atexit.register(_skip_final_collection)
-
-FORMATS = click.Choice(["text", "json"])
-INVENTORY = click.option(
-    "-i",
-    "--inventory",
-    type=click.Path(path_type=Path),
-    help="Inventory file (default: $RUNBOOK_INVENTORY, else the nearest inventory.yaml).",
-)
-
-
-@contextlib.contextmanager
-def handle_errors() -> Iterator[None]:
-    """The one place errors meet the user: print them, exit with their code."""
-    try:
-        yield
-    except RunbookError as exc:
-        for line in exc.lines():
-            click.echo(line, err=True)
-        sys.exit(int(exc.exit_code))
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(int(ExitCode.INTERRUPTED))
-
-
-def run_command(func: Callable[..., int], **kwargs: Any) -> None:
-    with handle_errors(), collector.paused():
-        code = func(**kwargs)
-    sys.exit(code)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="runbook")
-def main() -> None:
-    """Declarative runbooks for PostgreSQL: daily checks, escalations, rollbacks.
-
-    \b
-    Exit codes: 0 all gates passed; 1 halted by a failed gate; 2 invalid input
-    (nothing ran); 3 a step errored; 130 interrupted.
-    """
-
-
-@main.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@INVENTORY
-@click.option(
-    "--format", "fmt", type=FORMATS, default="text", show_default=True, help="Output format."
-)
-def validate(paths: tuple[Path, ...], inventory: Path | None, fmt: str) -> None:
-    """Check playbooks and inventories without connecting to anything.
-
-    PATHS are files or folders (searched recursively for *.yaml); by default
-    playbooks/ and inventory.yaml. Every problem is one line,
-    path:line:col: $.json.path: message. Exit 2 if anything is invalid.
-    """
-
-    def _validate() -> int:
-        from runbook.commands.validate import validate as do_validate
-
-        report = do_validate(list(paths), inventory)
-        if fmt == "json":
-            click.echo(json.dumps([p.serialize() for p in report.problems], indent=2))
-        else:
-            for problem in report.problems:
-                click.echo(problem.format())
-            files = len(report.files)
-            if report.problems:
-                bad = len({p.path for p in report.problems})
-                click.echo(
-                    f"{len(report.problems)} problem(s) in {bad} file(s); {files} file(s) checked",
-                    err=True,
-                )
-            else:
-                click.echo(f"{files} file(s) valid", err=True)
-        return int(ExitCode.INVALID_INPUT if report.problems else ExitCode.OK)
-
-    run_command(_validate)
-
-
-def _reporter_factory(fmt: str, quiet: bool, verbose: bool = False) -> Any:
+def reporter_factory(fmt: str, quiet: bool, verbose: bool = False) -> Any:
     from runbook import report
 
     if fmt == "json":
@@ -231,7 +133,7 @@ def run(
         with collector.Quiet() as collecting:
             outcomes = service.run(
                 request,
-                _reporter_factory(fmt, quiet, verbose),
+                reporter_factory(fmt, quiet, verbose),
                 _prompter(),
                 _notifier(),
                 on_loaded=collecting.steps_begin,
@@ -346,7 +248,7 @@ def resume(
             extra,
             force,
             yes,
-            _reporter_factory(fmt, quiet),
+            reporter_factory(fmt, quiet),
             _prompter(),
             _notifier(),
             _decider(unknown),
@@ -405,65 +307,10 @@ def rollback(
             force,
             check,
             _confirm,
-            _reporter_factory(fmt, quiet),
+            reporter_factory(fmt, quiet),
             _prompter(),
             _decider(unknown),
         )
         return _finish_runs(outcomes, "default", fmt, None)
 
     run_command(_rollback)
-
-
-@main.command()
-def demo() -> None:
-    """The demo: the morning constraint check on runbook's own PostgreSQL.
-
-    Starts the sandbox (or reuses it), loads the demo database, runs
-    playbooks/constraint-monitoring/morning-check.yaml, and shows the gate that
-    fails on a planted fault, the incident it opens and the notifications sent
-    (to files under .runbook/notifications/: nothing leaves the machine).
-    """
-
-    def _demo() -> int:
-        from runbook.commands import demo_cmd, incidents_cmd
-
-        prepared = demo_cmd.prepare(lambda text: click.echo(text, err=True))
-        click.echo(f"sandbox: {prepared.dsn}", err=True)
-        done = demo_cmd.run(prepared, _reporter_factory("rich", False))
-        click.echo("")
-        click.echo("Open incidents (runbook incidents):")
-        for row in done.incidents:
-            for line in incidents_cmd.describe(row):
-                click.echo(f"  {line}")
-        for path in done.notification_files:
-            lines = path.read_text().splitlines()
-            click.echo(f"{len(lines)} notification(s) in {path.relative_to(done.root)}")
-        click.echo("")
-        click.echo(
-            "Try next: runbook history | runbook show <run id> | runbook escalation show constraint-alerts"
-        )
-        click.echo(
-            "          runbook ack <incident> | runbook run playbooks/emergency-rollback/critical-emergency-rollback.yaml --rehearse"
-        )
-        return done.exit_code
-
-    run_command(_demo)
-
-
-@main.command()
-@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
-def completion(shell: str) -> None:
-    """Print the shell completion script: eval "$(runbook completion bash)"."""
-    from click.shell_completion import get_completion_class
-
-    cls = get_completion_class(shell)
-    assert cls is not None
-    click.echo(cls(main, {}, "runbook", "_RUNBOOK_COMPLETE").source())
-
-
-from runbook import cli_ops  # noqa: E402  (registers the operating commands on `main`)
-
-del cli_ops
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -1,6 +1,6 @@
 """The operating commands: the journal, incidents and escalation, the sandbox.
 
-Registered on the `runbook` group by `runbook.cli`; no logic here either.
+Registered on the `runbook` group by importing this module (runbook.cli); no logic here either.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from runbook.cli import FORMATS, INVENTORY, main, run_command
+from runbook.cli.main import FORMATS, INVENTORY, main, run_command
 from runbook.errors import ExitCode
 
 F = TypeVar("F", bound=Callable[..., Any])

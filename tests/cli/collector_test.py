@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from runbook import collector
+from runbook.cli import collector
 
 
 def test_off_while_loading_then_on_with_what_loading_built_frozen() -> None:

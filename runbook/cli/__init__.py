@@ -1,0 +1,10 @@
+"""The `runbook` command line: one module per command family, no logic.
+
+`main` is the click group (runbook.cli.main); importing the command modules
+registers their commands on it.
+"""
+
+from runbook.cli import misc, ops, runs, validate
+from runbook.cli.main import main
+
+__all__ = ["main", "misc", "ops", "runs", "validate"]
