@@ -14,7 +14,7 @@ from runbook.plan import PlannedStep
 
 
 class Notifier(Protocol):
-    """Notifications and incidents (runbook.notifier.Escalator implements it)."""
+    """Notifications and incidents (runbook.alerts.notifier.Escalator implements it)."""
 
     def notify(
         self,

@@ -24,13 +24,13 @@ from runbook.clock import Clock
 from runbook.context import Notifier, Prompter, TargetFacts
 from runbook.engine import Engine, Options, Reporter, Resume, RunContext
 from runbook.errors import ExitCode, InvalidFiles, SandboxError, UsageError
-from runbook.journal import Journal
+from runbook.journal.recorder import Recorder
+from runbook.journal.sqlite import Journal
 from runbook.load import loader, project
 from runbook.model import Inventory, Playbook, Target
 from runbook.outcome import RunOutcome, RunStatus
 from runbook.pg import pgtools, sandbox
 from runbook.pg.db import ConnectSpec, Session
-from runbook.recorder import Recorder
 from runbook.redact import Redactor, dsn_password
 
 
@@ -112,7 +112,7 @@ def journal_path(inventory: Inventory) -> Path:
 
 def open_journal(inventory: Inventory) -> Journal:
     """The journal, with the key that signs its checkpoints if one is configured."""
-    from runbook.journalkey import key_file_for
+    from runbook.journal.key import key_file_for
 
     return Journal(journal_path(inventory), key_file_for(inventory))
 

@@ -139,7 +139,7 @@ class Project:
             os.chdir(old)
 
     def journal(self) -> Any:
-        from runbook.journal import Journal
+        from runbook.journal.sqlite import Journal
 
         return Journal(self.root / ".runbook" / "journal.sqlite")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from runbook import recorder
+from runbook.journal import recorder
 
 from .conftest import Project
 

@@ -82,7 +82,7 @@ class _Answer(HttpResult):
 def run(ctx: StepContext) -> Result:
     import ssl
 
-    from runbook import httpclient
+    from runbook.alerts import httpclient
 
     request, extra = _request(ctx)
     ctx.secrets.update(extra["secrets"])

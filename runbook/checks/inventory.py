@@ -135,8 +135,8 @@ _MAX_GRACE = 60.0
 
 
 def _channel_problems(inv: Inventory) -> Iterator[Problem]:
-    from runbook.channels import MAX_TIMEOUT
-    from runbook.httpclient import is_http_url
+    from runbook.alerts.channels import MAX_TIMEOUT
+    from runbook.alerts.httpclient import is_http_url
 
     doc = inv.doc
     assert doc is not None

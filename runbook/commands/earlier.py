@@ -16,15 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runbook import reconcile
 from runbook.clock import Clock
 from runbook.engine.action import non_transactional
 from runbook.errors import RunbookError, UsageError
-from runbook.journal import Journal
+from runbook.journal import reconcile
+from runbook.journal.recorder import Recorder
+from runbook.journal.sqlite import Journal
 from runbook.pg.db import Session
 from runbook.pg.marker import Fate
 from runbook.plan import Plan
-from runbook.recorder import Recorder
 
 UNFINISHED = {"failed", "gate_failed", "interrupted", "rollback_failed"}
 # Asked of the operator for each step whose outcome is unknown: halt, rerun or skip.

@@ -7,10 +7,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from runbook import reconcile
 from runbook.clock import Clock, iso
 from runbook.errors import UsageError
-from runbook.journal import Journal
+from runbook.journal import reconcile
+from runbook.journal.sqlite import Journal
 from runbook.service import load_inventory, open_journal
 
 _SINCE = re.compile(r"^(\d+)\s*([mhdw])$")

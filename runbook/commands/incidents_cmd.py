@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from runbook import delivery, escalation, incidents, notifier
+from runbook.alerts import delivery, escalation, incidents, notifier
 from runbook.clock import Clock, iso
 from runbook.errors import UsageError
 from runbook.model import Inventory

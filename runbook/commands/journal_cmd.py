@@ -8,14 +8,14 @@ from typing import Any
 
 from runbook.clock import Clock
 from runbook.errors import UsageError
-from runbook.journalkey import KEY_ENV, key_file_for
-from runbook.journalverify import Report, verify_file
+from runbook.journal.key import KEY_ENV, key_file_for
+from runbook.journal.verify import Report, verify_file
 from runbook.service import journal_path, load_inventory, open_journal
 
 
 def keygen(inventory: Path | None, out: Path | None) -> tuple[Path, Path, str]:
     """A new signing key: (private key file, public key file, public key PEM)."""
-    from runbook import checkpoint
+    from runbook.journal import checkpoint
 
     if out is None:
         out = key_file_for(load_inventory(inventory, Path.cwd()) if inventory else None)
@@ -36,7 +36,7 @@ def keygen(inventory: Path | None, out: Path | None) -> tuple[Path, Path, str]:
 def checkpoint_now(inventory: Path | None, latest: bool) -> dict[str, Any]:
     """The journal's checkpoint now (signed and recorded if there is a key),
     or with `latest` the last one recorded in the journal."""
-    from runbook import checkpoint
+    from runbook.journal import checkpoint
 
     journal = open_journal(load_inventory(inventory, Path.cwd()))
     try:
@@ -64,7 +64,7 @@ def verify(
     key_file = key_file_for(inv)
     cp = public = None
     if checkpoint_file or public_file or key_file:
-        from runbook import checkpoint
+        from runbook.journal import checkpoint
 
         cp = checkpoint.read(checkpoint_file) if checkpoint_file else None
         if public_file:
@@ -73,22 +73,23 @@ def verify(
             public = checkpoint.load_signer(key_file).public
     if export_file is None:
         return verify_file(journal_path(inv), cp, public)
-    from runbook import journalexport
+    from runbook.journal import export as exports
 
     if cp is None:
         raise UsageError("an export is verified against a checkpoint: --checkpoint FILE")
-    return journalexport.verify(_read_json(export_file), cp, public)
+    return exports.verify(_read_json(export_file), cp, public)
 
 
 def export(
     inventory: Path | None, run_ids: list[str], checkpoint_file: Path | None
 ) -> dict[str, Any]:
     """Runs out of the journal, up to the checkpoint's count (or its last event)."""
-    from runbook import checkpoint, journalexport
+    from runbook.journal import checkpoint
+    from runbook.journal import export as exports
 
     inv = load_inventory(inventory, Path.cwd())
     upto = checkpoint.read(checkpoint_file).count if checkpoint_file else None
-    return journalexport.export(journal_path(inv), run_ids, upto)
+    return exports.export(journal_path(inv), run_ids, upto)
 
 
 def _read_json(path: Path) -> Any:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from runbook.alerts.incidents import Store
+from runbook.alerts.notifier import Escalator
 from runbook.clock import Clock
-from runbook.incidents import Store
-from runbook.journal import Journal
+from runbook.journal.sqlite import Journal
 from runbook.model import Inventory, Playbook, Target
-from runbook.notifier import Escalator
 from runbook.redact import Redactor
 
 

@@ -19,7 +19,7 @@ from runbook.commands.earlier import UNFINISHED, Earlier, read_earlier
 from runbook.context import Prompter
 from runbook.engine import Reporter, Resume
 from runbook.errors import UsageError
-from runbook.journal import Conflict, Journal
+from runbook.journal.sqlite import Conflict, Journal
 from runbook.model import Inventory
 from runbook.outcome import RunOutcome, RunStatus
 from runbook.pg.db import ConnectSpec, Session
@@ -79,7 +79,7 @@ def _settle(
     decide: earlier_mod.Decide,
 ) -> None:
     """Ask the target about the steps a crash caught; the operator about unknown ones."""
-    from runbook.recorder import Recorder
+    from runbook.journal.recorder import Recorder
     from runbook.redact import Redactor
 
     target = prepared.targets[0]
@@ -313,7 +313,7 @@ def rollback(
 
 
 def _mark_rolled_back(run_id: str, by: str, inventory_path: Path | None) -> None:
-    from runbook.recorder import Recorder
+    from runbook.journal.recorder import Recorder
     from runbook.redact import Redactor
 
     inventory = service.load_inventory(inventory_path, Path.cwd())

@@ -23,12 +23,12 @@ from runbook.engine import action, blocks, failures, summary
 from runbook.engine.gates import GateCheck, gate_name
 from runbook.engine.scope import Registered, step_scope
 from runbook.errors import RunbookError, StepError, TemplateError
+from runbook.journal.recorder import Recorder, RunRecord
 from runbook.model import Scale
 from runbook.outcome import GateOutcome, Outcome, RunOutcome, Status
 from runbook.pg.db import Session
 from runbook.pg.pgtools import TargetTools
 from runbook.plan import Plan, PlannedStep
-from runbook.recorder import Recorder, RunRecord
 from runbook.redact import Redactor
 from runbook.results import Result, SkippedResult
 from runbook.sqltemplate import template

@@ -23,12 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from runbook import channels
-from runbook.journal import Conflict
+from runbook.alerts import channels
+from runbook.journal.sqlite import Conflict
 from runbook.model import Channel, seconds
 
 if TYPE_CHECKING:
-    from runbook.incidents import Store
+    from runbook.alerts.incidents import Store
 
 PENDING = ("pending", "retrying")
 _HOLD = re.compile(r" \[held by pid (\d+) started ([0-9.]+|-) on (\S+) until ([0-9]+)\]$")
@@ -46,7 +46,7 @@ class Holder:
 
     @classmethod
     def me(cls) -> Holder:
-        from runbook.recorder import process_started
+        from runbook.journal.recorder import process_started
 
         return cls(socket.gethostname(), os.getpid(), process_started(os.getpid()))
 
@@ -75,7 +75,7 @@ def reason(error: str | None) -> str:
 
 def abandoned(row: dict[str, Any]) -> bool:
     """Whether nobody alive is working on this pending delivery."""
-    from runbook.reconcile import alive
+    from runbook.journal.reconcile import alive
 
     if row["status"] not in PENDING:
         return False

@@ -8,7 +8,7 @@ same transaction that creates its deliveries (each with a unique key): two
 ticks at once cannot notify twice. A delivery is planned held by the process
 that plans it, with the (redacted) notification in its event; sending it —
 attempts, backoff, the holder and its lease, at least once — is
-`runbook.delivery`'s.
+`runbook.alerts.delivery`'s.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from runbook import delivery
+from runbook.alerts import delivery
+from runbook.alerts.delivery import Delivery, Holder
+from runbook.alerts.escalation import Stop, at_or_above, severity_policy, timeline
 from runbook.clock import Clock, iso, parse_iso
-from runbook.delivery import Delivery, Holder
-from runbook.escalation import Stop, at_or_above, severity_policy, timeline
-from runbook.journal import Conflict, Journal
+from runbook.journal.sqlite import Conflict, Journal
 from runbook.model import Channel, Inventory
 from runbook.redact import Redactor
 

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runbook import journalhash
-from runbook.journal import CHECKPOINTS, FOLDED, TABLES
+from runbook.journal import hashing
+from runbook.journal.sqlite import CHECKPOINTS, FOLDED, TABLES
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from runbook.checkpoint import Checkpoint
+    from runbook.journal.checkpoint import Checkpoint
 
 _EVENT_COLUMNS = ("seq", "at", "run_id", "kind", "payload", "prev_hash", "hash")
 _NEVER = 2**63  # hash_version's from_seq when no event was hashed with version 2
@@ -107,7 +107,7 @@ class _Verifier:
         self.replay: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {t: {} for t in TABLES}
         # The chain from the first event, not as stored (None past a payload
         # that cannot be read): what checkpoints are compared with.
-        self.recomputed: str | None = journalhash.GENESIS
+        self.recomputed: str | None = hashing.GENESIS
         self.at_count: dict[int, str | None] = {}  # recomputed hash at the seq a checkpoint names
         self.signed_upto = 0
         self.other_keys = 0
@@ -176,7 +176,7 @@ class _Verifier:
 
     def _events(self, v2_from: int, wanted: int) -> int:
         """Check every event in order; returns the last seq."""
-        stored_prev = journalhash.GENESIS
+        stored_prev = hashing.GENESIS
         expected = 1
         cursor = self.db.execute(f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events ORDER BY seq")
         for seq, at, run_id, kind, payload, prev_hash, stored in cursor:
@@ -238,8 +238,8 @@ class _Verifier:
             self.replay[table][key].update(row)
 
     def _checkpoint_event(self, seq: int, row: Any, previous: str | None) -> None:
-        from runbook.checkpoint import parse, signature_problem
         from runbook.errors import InputError
+        from runbook.journal.checkpoint import parse, signature_problem
 
         try:
             cp = parse(row, f"event {seq}")
@@ -252,7 +252,7 @@ class _Verifier:
             )
         if self.public is None:
             return
-        from runbook.checkpoint import key_id
+        from runbook.journal.checkpoint import key_id
 
         if cp.key_id != key_id(self.public):
             self.other_keys += 1
@@ -318,7 +318,7 @@ def compare_checkpoint(
             "its signature was not checked, so it proves no more than an unsigned one"
         )
     else:
-        from runbook.checkpoint import signature_problem
+        from runbook.journal.checkpoint import signature_problem
 
         why = signature_problem(cp, public)
         if why:
@@ -347,14 +347,14 @@ def _hash(
 ) -> str | None:
     """An event's hash from `prev` and its content; None if it cannot be computed."""
     if not v2:
-        return journalhash.hash_v1(prev, at, run_id, kind, payload)
+        return hashing.hash_v1(prev, at, run_id, kind, payload)
     if change is None or not isinstance(prev, str):
         return None
     try:
-        record = f"{journalhash.canonical([at, run_id, kind])}\n{journalhash.canonical(change)}"
+        record = f"{hashing.canonical([at, run_id, kind])}\n{hashing.canonical(change)}"
     except (TypeError, ValueError, RecursionError):
         return None
-    return journalhash.chain(prev, journalhash.sha(record))
+    return hashing.chain(prev, hashing.sha(record))
 
 
 def _parse(payload: Any) -> Any:

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from runbook import checkpoint, journalhash
-from runbook.journal import Journal
+from runbook.journal import checkpoint, hashing
+from runbook.journal.sqlite import Journal
 
-from .conftest import REPO, Project
+from ..conftest import REPO, Project
 
 BOOK = "name: j\nkind: check\nsteps:\n  - {name: One, query: SELECT 1}\n  - {name: Two, query: SELECT 2}\n"
 
@@ -59,11 +59,11 @@ def key(project: Project, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _recompute_chain(db: sqlite3.Connection) -> None:
     """What a forger with write access does: every hash made again."""
-    prev = journalhash.GENESIS
+    prev = hashing.GENESIS
     rows = db.execute("SELECT seq, at, run_id, kind, payload FROM events ORDER BY seq").fetchall()
     for seq, at, run_id, kind, payload in rows:
-        canonical = journalhash.canonical(json.loads(payload))
-        digest = journalhash.chain(prev, journalhash.record_digest(at, run_id, kind, canonical))
+        canonical = hashing.canonical(json.loads(payload))
+        digest = hashing.chain(prev, hashing.record_digest(at, run_id, kind, canonical))
         db.execute("UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, digest, seq))
         prev = digest
 
@@ -347,10 +347,10 @@ def test_a_journal_hashed_the_old_way_still_verifies(project: Project) -> None:
     _run(project)
     db = _db(project)
     # As an older runbook wrote it: version 1 hashes, no hash_version in meta.
-    prev = journalhash.GENESIS
+    prev = hashing.GENESIS
     rows = db.execute("SELECT seq, at, run_id, kind, payload FROM events ORDER BY seq").fetchall()
     for seq, at, run_id, kind, payload in rows:
-        digest = journalhash.hash_v1(prev, at, run_id, kind, payload)
+        digest = hashing.hash_v1(prev, at, run_id, kind, payload)
         db.execute("UPDATE events SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, digest, seq))
         prev = digest
     db.execute("DELETE FROM meta WHERE key = 'hash_version'")
@@ -396,23 +396,21 @@ def test_a_run_is_tied_to_a_checkpoint_by_the_other_events_digests_alone(
         if r[2] == middle
         else (
             "digest",
-            journalhash.record_digest(r[1], r[2], r[3], journalhash.canonical(json.loads(r[4]))),
+            hashing.record_digest(r[1], r[2], r[3], hashing.canonical(json.loads(r[4]))),
         )
         for r in rows
         if r[0] <= kept.count
     ]
-    head = journalhash.GENESIS
+    head = hashing.GENESIS
     for what, item in exported:
         if what == "event":
             _, at, run_id, kind, payload, prev_hash, stored = item
             assert prev_hash == head  # the neighbour's hash
-            digest = journalhash.record_digest(
-                at, run_id, kind, journalhash.canonical(json.loads(payload))
-            )
-            assert journalhash.chain(head, digest) == stored
+            digest = hashing.record_digest(at, run_id, kind, hashing.canonical(json.loads(payload)))
+            assert hashing.chain(head, digest) == stored
         else:
             digest = item
-        head = journalhash.chain(head, digest)
+        head = hashing.chain(head, digest)
     assert head == kept.head
     signer = checkpoint.load_signer(key)
     assert checkpoint.signature_problem(kept, signer.public) is None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 
-from runbook.recorder import process_started
+from runbook.journal.recorder import process_started
 
 
 def test_start_time_of_a_live_process_matches_psutil() -> None:

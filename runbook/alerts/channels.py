@@ -43,7 +43,7 @@ def setting(channel: Channel, key: str, secrets: set[str], default: Any = None) 
 def _post(
     channel: Channel, url: str, body: dict[str, Any], headers: dict[str, str], timeout: float
 ) -> str:
-    from runbook import httpclient
+    from runbook.alerts import httpclient
 
     try:
         answer = httpclient.request(

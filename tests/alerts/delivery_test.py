@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from runbook.delivery import Holder, abandoned, reason
+from runbook.alerts.delivery import Holder, abandoned, reason
 
 
 def _row(error: str | None, status: str = "pending") -> dict[str, object]:

@@ -7,11 +7,11 @@ import threading
 import time
 from typing import Any
 
-from runbook import delivery
+from runbook.alerts import delivery
+from runbook.alerts.delivery import Delivery
+from runbook.alerts.escalation import at_or_above
+from runbook.alerts.incidents import Store
 from runbook.clock import iso
-from runbook.delivery import Delivery
-from runbook.escalation import at_or_above
-from runbook.incidents import Store
 from runbook.model import Inventory, seconds
 
 DEFAULT_GRACE = 2.0  # seconds a run waits for its deliveries at most

@@ -1,7 +1,7 @@
 """The journal's tables, and the migrations that bring an older journal up to date.
 
 Each journal records its `schema_version` in `meta`; opening one applies the
-migrations after it, in one transaction (runbook.journal). A migration is only
+migrations after it, in one transaction (runbook.journal.sqlite). A migration is only
 ever added, never changed: journals written by every earlier version must open.
 """
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook.clock import Clock
-from runbook.journal import Journal, checkpoint_request, prepare
+from runbook.journal.sqlite import Journal, checkpoint_request, prepare
 from runbook.outcome import STATUS_TEXT, Outcome, RunOutcome, Status
 from runbook.plan import Plan, PlannedStep
 from runbook.redact import Redactor
@@ -368,7 +368,7 @@ class Recorder:
             "counts": outcome.counts(),
         }
         # With a journal key, a signed checkpoint of everything so far ends the
-        # run, in the same transaction (runbook.checkpoint).
+        # run, in the same transaction (runbook.journal.checkpoint).
         self._append(
             [
                 (at, self.run_id, "run.end", {"table": "runs", "op": "update", "row": row}),

@@ -6,11 +6,11 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from runbook import reconcile
 from runbook.clock import Clock
-from runbook.journal import SCHEMA_VERSION, Journal
+from runbook.journal import reconcile
+from runbook.journal.sqlite import SCHEMA_VERSION, Journal
 
-from .conftest import Project
+from ..conftest import Project
 
 
 def _run(project: Project) -> None:
@@ -180,7 +180,7 @@ def test_records_hold_what_the_standard_encoder_would_write() -> None:
     import decimal
     import json
 
-    from runbook.journal import _dumps
+    from runbook.journal.sqlite import _dumps
 
     @dataclasses.dataclass
     class Pair:

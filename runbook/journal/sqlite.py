@@ -6,10 +6,10 @@ before it, and applied in the same transaction to the tables that queries read
 in the events: a run's steps are the fold of its `steps` events. A run and each step are recorded before they execute and
 again when they end, so a crash leaves the run visibly in the step it was in;
 `reconcile()` marks runs whose process is gone as interrupted. `verify()`
-(runbook.journalverify) recomputes the chain and replays the events against the
-tables, so editing either is detected; checkpoints (runbook.checkpoint), signed
+(runbook.journal.verify) recomputes the chain and replays the events against the
+tables, so editing either is detected; checkpoints (runbook.journal.checkpoint), signed
 with a key kept outside the journal, catch a cut-off tail or a recomputed chain.
-How events are hashed: runbook.journalhash.
+How events are hashed: runbook.journal.hashing.
 """
 
 from __future__ import annotations
@@ -24,20 +24,20 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from runbook import journalhash
 from runbook.errors import JournalError
-from runbook.journalschema import MIGRATIONS
-from runbook.journalschema import SCHEMA_VERSION as SCHEMA_VERSION
+from runbook.journal import hashing
+from runbook.journal.sqlite_schema import MIGRATIONS
+from runbook.journal.sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
 
 if TYPE_CHECKING:
-    from runbook.checkpoint import Signer
+    from runbook.journal.checkpoint import Signer
 
 
 class Conflict(JournalError):
     """A conditional change found its row changed by someone else: nothing was written."""
 
 
-GENESIS = journalhash.GENESIS
+GENESIS = hashing.GENESIS
 CHECKPOINTS = "checkpoints"  # the `table` of checkpoint events: no table, no run
 
 _JSON_COLUMNS = {
@@ -80,8 +80,8 @@ def _dumps(value: Any) -> str:
 
 def _canonical(value: Any) -> str:
     """A payload as stored: canonical JSON (sorted keys), so that what is
-    hashed is the stored text itself (runbook.journalhash)."""
-    return journalhash.canonical(value)
+    hashed is the stored text itself (runbook.journal.hashing)."""
+    return hashing.canonical(value)
 
 
 def _encode(row: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +123,7 @@ class Journal:
         self.key_file = key_file
         self.signer: Signer | None = None
         if key_file is not None:
-            from runbook.checkpoint import load_signer
+            from runbook.journal.checkpoint import load_signer
 
             self.signer = load_signer(key_file)
         self._v2_from: int | None = None  # the first seq hashed with version 2
@@ -228,9 +228,7 @@ class Journal:
                 def add(at: str, run_id: str | None, kind: str, payload: str) -> None:
                     nonlocal seq, prev
                     seq += 1
-                    digest = journalhash.chain(
-                        prev, journalhash.record_digest(at, run_id, kind, payload)
-                    )
+                    digest = hashing.chain(prev, hashing.record_digest(at, run_id, kind, payload))
                     chained.append((seq, at, run_id, kind, payload, prev, digest))
                     prev = digest
 
@@ -293,7 +291,7 @@ class Journal:
         if row is None:
             self.db.execute(
                 "INSERT INTO meta (key, value) VALUES ('hash_version', ?)",
-                (_canonical({"version": journalhash.HASH_VERSION, "from_seq": seq}),),
+                (_canonical({"version": hashing.HASH_VERSION, "from_seq": seq}),),
             )
             return seq
         return int(json.loads(row[0])["from_seq"])
@@ -302,7 +300,7 @@ class Journal:
         """Every EVERY events, when a writer holds the key."""
         if self.signer is None or not chained or chained[-1][3] == "checkpoint":
             return False
-        from runbook.checkpoint import EVERY  # imports cryptography: only with a key
+        from runbook.journal.checkpoint import EVERY  # imports cryptography: only with a key
 
         return (first - 1) // EVERY != last // EVERY
 
@@ -431,7 +429,7 @@ class Journal:
 
     def verify(self) -> list[str]:
         """Problems found: a broken chain, or tables that disagree with the events."""
-        from runbook.journalverify import verify_connection
+        from runbook.journal.verify import verify_connection
 
         with self.lock:
             return verify_connection(self.db).problems

@@ -1,4 +1,4 @@
-"""Where the private key that signs the journal's checkpoints is (runbook.checkpoint).
+"""Where the private key that signs the journal's checkpoints is (runbook.journal.checkpoint).
 
 Kept apart from the signing code so that finding out costs a run nothing: the
 cryptography package is imported only when a key is configured.

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from runbook.errors import InputError, JournalError
-from runbook.journal import GENESIS, Journal, checkpoint_request
+from runbook.journal.sqlite import GENESIS, Journal, checkpoint_request
 
 FORMAT = "runbook-journal-checkpoint/1"
 EVERY = 1000  # events between checkpoints a writer with the key adds on its own

@@ -25,9 +25,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from . import loopback
-from .conftest import Project
-from .loopback import Receiver
+from .. import loopback
+from ..conftest import Project
+from ..loopback import Receiver
 
 receiver = loopback.receiver  # the fixture, for the tests here
 

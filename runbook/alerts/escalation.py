@@ -4,7 +4,7 @@ A policy gives, per severity, response-time targets and ordered levels (a delay
 from the incident's opening and the channels to notify), and optionally a
 repeat of the last level. A severity without an entry uses the next higher one
 that has one. The timeline is the list of stops an unacknowledged incident
-goes through; `runbook.incidents` walks it as time passes.
+goes through; `runbook.alerts.incidents` walks it as time passes.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 An export holds the hash just before the first event of the runs, then every
 event up to the checkpoint's count: the runs' own events whole, every other
-one only by its record digest (runbook.journalhash). Recomputing the chain
+one only by its record digest (runbook.journal.hashing). Recomputing the chain
 from there must end at the checkpoint's head: the runs' events are exactly
 what was recorded, in their places, and nothing of the other events is shown.
 """
@@ -14,14 +14,14 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runbook import journalhash
 from runbook.errors import InputError, JournalError
-from runbook.journalverify import Report, compare_checkpoint, connect_reading
+from runbook.journal import hashing
+from runbook.journal.verify import Report, compare_checkpoint, connect_reading
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from runbook.checkpoint import Checkpoint
+    from runbook.journal.checkpoint import Checkpoint
 
 FORMAT = "runbook-journal-export/1"
 
@@ -72,8 +72,8 @@ def _export(db: sqlite3.Connection, run_ids: list[str], upto: int | None) -> dic
         if run_id in wanted:
             events.append({"seq": seq, "at": at, "run_id": run_id, "kind": kind, "payload": change})
         else:
-            digest = journalhash.sha(
-                f"{journalhash.canonical([at, run_id, kind])}\n{journalhash.canonical(change)}"
+            digest = hashing.sha(
+                f"{hashing.canonical([at, run_id, kind])}\n{hashing.canonical(change)}"
             )
             events.append({"seq": seq, "digest": digest})
     return {"format": FORMAT, "runs": sorted(wanted), "prev": prev, "events": events}
@@ -101,7 +101,7 @@ def verify(doc: Any, checkpoint: Checkpoint, public: Ed25519PublicKey | None) ->
         if digest is None:
             report.problems.append(f"event {seq}: neither a whole event nor a digest")
             return report
-        head = journalhash.chain(head, digest)
+        head = hashing.chain(head, digest)
         report.count += 1
     if last != checkpoint.count:
         report.problems.append(
@@ -117,9 +117,9 @@ def _digest(event: dict[str, Any]) -> str | None:
     if "payload" in event:
         fields = [event.get("at"), event.get("run_id"), event.get("kind")]
         try:
-            record = f"{journalhash.canonical(fields)}\n{journalhash.canonical(event['payload'])}"
+            record = f"{hashing.canonical(fields)}\n{hashing.canonical(event['payload'])}"
         except (TypeError, ValueError, RecursionError):
             return None
-        return journalhash.sha(record)
+        return hashing.sha(record)
     digest = event.get("digest")
     return digest if isinstance(digest, str) else None

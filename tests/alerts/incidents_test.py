@@ -18,9 +18,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from . import loopback
-from .conftest import Project
-from .loopback import Receiver, smtp_server
+from .. import loopback
+from ..conftest import Project
+from ..loopback import Receiver, smtp_server
 
 receiver = loopback.receiver  # the fixture, for the tests here
 

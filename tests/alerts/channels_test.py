@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import Project
-from .loopback import http_server
+from ..conftest import Project
+from ..loopback import http_server
 
 REDIRECTS = (301, 302, 303, 307, 308)
 

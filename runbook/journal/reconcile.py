@@ -10,9 +10,9 @@ from __future__ import annotations
 import socket
 
 from runbook.clock import Clock, iso
-from runbook.journal import Journal
+from runbook.journal.recorder import process_started
+from runbook.journal.sqlite import Journal
 from runbook.outcome import RunStatus, Status
-from runbook.recorder import process_started
 
 
 def alive(pid: int | None, started: float | None) -> bool:

@@ -1,0 +1,1 @@
+"""Alerts: incidents, escalation policies, notification channels and their deliveries."""

@@ -1,0 +1,1 @@
+"""The journal: the record of runs, steps, incidents and deliveries."""
