@@ -25,7 +25,7 @@ from runbook.context import Notifier, Prompter, TargetFacts
 from runbook.engine import Engine, Options, Reporter, Resume, RunContext
 from runbook.errors import ExitCode, InvalidFiles, SandboxError, UsageError
 from runbook.journal.recorder import Recorder
-from runbook.journal.sqlite import Journal
+from runbook.journal.store import JournalStore, config_for, open_store
 from runbook.load import loader, project
 from runbook.model import Inventory, Playbook, Target
 from runbook.outcome import RunOutcome, RunStatus
@@ -105,16 +105,9 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def journal_path(inventory: Inventory) -> Path:
-    env = os.environ.get("RUNBOOK_JOURNAL")
-    return Path(env) if env else inventory.root / inventory.journal.path
-
-
-def open_journal(inventory: Inventory) -> Journal:
-    """The journal, with the key that signs its checkpoints if one is configured."""
-    from runbook.journal.key import key_file_for
-
-    return Journal(journal_path(inventory), key_file_for(inventory))
+def open_journal(inventory: Inventory) -> JournalStore:
+    """The inventory's journal (runbook.journal.store.config_for says which)."""
+    return open_store(config_for(inventory))
 
 
 def load_inventory(path: Path | None, near: Path) -> Inventory:
@@ -207,7 +200,7 @@ def embedded_bin() -> Path | None:
         return None
 
 
-NotifierFor = Callable[[Inventory, Journal, Playbook, Target, str, Redactor], Notifier]
+NotifierFor = Callable[[Inventory, JournalStore, Playbook, Target, str, Redactor], Notifier]
 
 
 def run(
@@ -266,7 +259,7 @@ def run_target(
     env: dict[str, str],
     base_vars: dict[str, Any],
     secrets: set[str],
-    journal: Journal,
+    journal: JournalStore,
     reporter: Reporter,
     prompter: Prompter | None,
     notifier_for: NotifierFor | None,

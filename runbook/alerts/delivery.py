@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from runbook.alerts import channels
-from runbook.journal.sqlite import Conflict
+from runbook.journal.events import Conflict
 from runbook.model import Channel, seconds
 
 if TYPE_CHECKING:
@@ -222,10 +222,9 @@ def let_go(store: Store, d: Delivery, why: str) -> str | None:
     Returns the reason recorded, or None if it was no longer ours (finished)."""
     me = Holder.me()
     for _ in range(5):
-        rows = store.journal.query("SELECT * FROM deliveries WHERE id = ?", (d.id,))
-        if not rows or rows[0]["status"] not in PENDING or not me.holds(rows[0]["error"]):
+        row = store.journal.delivery(d.id)
+        if row is None or row["status"] not in PENDING or not me.holds(row["error"]):
             return None
-        row = rows[0]
         # A copy: the thread still sending `d` expects its own last record, so
         # its late outcome cannot overwrite the release (the tick owns it now).
         d = replace(d, attempts=row["attempts"], error=row["error"])
@@ -255,9 +254,7 @@ def let_go_all(store: Store, why: str) -> int:
     """Release every delivery this process holds (say, the retries of abandoned
     ones a run took up); how many."""
     me, count = Holder.me(), 0
-    for row in store.journal.query(
-        "SELECT * FROM deliveries WHERE status IN ('pending', 'retrying') ORDER BY id"
-    ):
+    for row in store.journal.unsent_deliveries():
         channel = store.inventory.channels.get(row["channel"])
         if channel is None or not me.holds(row["error"]):
             continue
@@ -268,18 +265,7 @@ def let_go_all(store: Store, why: str) -> int:
 
 def note_of(store: Store, row: dict[str, Any]) -> dict[str, Any] | None:
     """The notification a delivery was planned with (kept, redacted, in its event)."""
-    import json
-
-    for event in store.journal.query(
-        "SELECT payload FROM events WHERE run_id IS ? AND kind = 'delivery.planned'"
-        " AND instr(payload, ?) > 0 ORDER BY seq DESC",
-        (row["run_id"], f'"id":{row["id"]}'),
-    ):
-        change = json.loads(event["payload"])
-        if change.get("row", {}).get("id") == row["id"] and "note" in change:
-            note: dict[str, Any] = change["note"]
-            return note
-    return None
+    return store.journal.planned_note(row["run_id"], row["id"])
 
 
 def retry_abandoned(
@@ -289,9 +275,7 @@ def retry_abandoned(
 ) -> list[str]:
     """Claim and send the deliveries nobody alive is sending; one line each."""
     done = []
-    for row in store.journal.query(
-        "SELECT * FROM deliveries WHERE status IN ('pending', 'retrying') ORDER BY id"
-    ):
+    for row in store.journal.unsent_deliveries():
         if stop is not None and stop.is_set():
             break
         if not abandoned(row):

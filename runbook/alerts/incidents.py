@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from runbook.alerts import delivery
 from runbook.alerts.delivery import Delivery, Holder
 from runbook.alerts.escalation import Stop, at_or_above, severity_policy, timeline
 from runbook.clock import Clock, iso, parse_iso
-from runbook.journal.sqlite import Conflict, Journal
+from runbook.journal.events import Conflict
+from runbook.journal.store import JournalStore, StoreConfig, open_store
 from runbook.model import Channel, Inventory
 from runbook.redact import Redactor
 
@@ -31,7 +31,7 @@ from runbook.redact import Redactor
 class Store:
     """Incident and delivery records, on one journal, at one clock."""
 
-    journal: Journal
+    journal: JournalStore
     inventory: Inventory
     clock: Clock
     redactor: Redactor = field(default_factory=Redactor)
@@ -53,19 +53,13 @@ class Store:
     # -- reading ---------------------------------------------------------------
 
     def get(self, incident_id: int) -> dict[str, Any] | None:
-        rows = self.journal.query("SELECT * FROM incidents WHERE id = ?", (incident_id,))
-        return rows[0] if rows else None
+        return self.journal.incident(incident_id)
 
     def open_by_key(self, key: str) -> dict[str, Any] | None:
-        rows = self.journal.query(
-            "SELECT * FROM incidents WHERE key = ? AND status != 'resolved'", (key,)
-        )
-        return rows[0] if rows else None
+        return self.journal.open_incident(key)
 
     def deliveries(self, incident_id: int) -> list[dict[str, Any]]:
-        return self.journal.query(
-            "SELECT * FROM deliveries WHERE incident_id = ? ORDER BY id", (incident_id,)
-        )
+        return self.journal.deliveries_of(incident_id)
 
     # -- incidents ---------------------------------------------------------------
 
@@ -354,9 +348,9 @@ def _numbered(planned: list[Delivery], ids: list[int]) -> list[Delivery]:
 
 
 def store_for(
-    inventory: Inventory, journal_path: Path, clock: Clock, redactor: Redactor | None = None
+    inventory: Inventory, config: StoreConfig, clock: Clock, redactor: Redactor | None = None
 ) -> Store:
-    return Store(Journal(journal_path), inventory, clock, redactor or Redactor())
+    return Store(open_store(config), inventory, clock, redactor or Redactor())
 
 
 def ack_due(store: Store, incident: dict[str, Any]) -> tuple[datetime | None, datetime | None]:

@@ -31,10 +31,7 @@ def tick(store: Store) -> list[str]:
     # First what dead processes left undelivered: at least once.
     done: list[str] = delivery.retry_abandoned(store)
     now = iso(store.clock.now())
-    for incident in store.journal.query(
-        "SELECT * FROM incidents WHERE status = 'open' AND next_at IS NOT NULL AND next_at <= ? ORDER BY id",
-        (now,),
-    ):
+    for incident in store.journal.incidents_due(now):
         for stop in store.due(incident):
             deliveries = store.claim(incident, stop, None, {})
             if deliveries is None:

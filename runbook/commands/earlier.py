@@ -21,7 +21,7 @@ from runbook.engine.action import non_transactional
 from runbook.errors import RunbookError, UsageError
 from runbook.journal import reconcile
 from runbook.journal.recorder import Recorder
-from runbook.journal.sqlite import Journal
+from runbook.journal.store import JournalStore
 from runbook.pg.db import Session
 from runbook.pg.marker import Fate
 from runbook.plan import Plan
@@ -77,7 +77,7 @@ def _continued(run: dict[str, Any]) -> str | None:
     return run.get("continues") or (run["parent_run"] if run["mode"] == "resume" else None)
 
 
-def lineage(journal: Journal, run: dict[str, Any]) -> list[dict[str, Any]]:
+def lineage(journal: JournalStore, run: dict[str, Any]) -> list[dict[str, Any]]:
     """The run, the runs it continued and the runs that continued it, oldest first."""
     chain = [run]
     seen = {run["id"]}
@@ -108,7 +108,7 @@ def _tracked(step: dict[str, Any]) -> bool:
     return bool(step.get("marker") or step.get("xid"))
 
 
-def read_earlier(journal: Journal, run_id: str) -> Earlier:
+def read_earlier(journal: JournalStore, run_id: str) -> Earlier:
     reconcile.mark_dead_runs(journal, Clock())
     run = journal.run(run_id)
     if run is None:

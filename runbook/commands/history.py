@@ -10,14 +10,14 @@ from typing import Any
 from runbook.clock import Clock, iso
 from runbook.errors import UsageError
 from runbook.journal import reconcile
-from runbook.journal.sqlite import Journal
+from runbook.journal.store import JournalStore
 from runbook.service import load_inventory, open_journal
 
 _SINCE = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def journal_for(inventory: Path | None) -> Journal:
+def journal_for(inventory: Path | None) -> JournalStore:
     journal = open_journal(load_inventory(inventory, Path.cwd()))
     reconcile.mark_dead_runs(journal, Clock())
     return journal
@@ -31,16 +31,7 @@ def runs(
     since: str | None = None,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
-    clauses, params = [], []
-    if playbook:
-        clauses.append("playbook = ?")
-        params.append(playbook)
-    if target:
-        clauses.append("target = ?")
-        params.append(target)
-    if status:
-        clauses.append("status = ?")
-        params.append(status)
+    after = None
     if since:
         match = _SINCE.match(since.strip())
         if not match:
@@ -48,13 +39,15 @@ def runs(
                 f"--since {since!r}: expected a number and m, h, d or w (for example 7d)"
             )
         delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-        clauses.append("started_at >= ?")
-        params.append(iso(Clock().now() - delta))
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        after = iso(Clock().now() - delta)
     journal = journal_for(inventory)
     try:
-        return journal.query(
-            f"SELECT * FROM runs {where} ORDER BY started_at DESC LIMIT ?", [*params, limit]
+        return journal.runs(
+            playbook=playbook or None,
+            target=target or None,
+            status=status or None,
+            since=after,
+            limit=limit,
         )
     finally:
         journal.close()

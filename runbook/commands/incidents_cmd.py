@@ -10,22 +10,21 @@ from typing import Any
 from runbook.alerts import delivery, escalation, incidents, notifier
 from runbook.clock import Clock, iso
 from runbook.errors import UsageError
+from runbook.journal.store import config_for
 from runbook.model import Inventory
 from runbook.service import load_inventory
 
 
 def _store(inventory_path: Path | None) -> tuple[incidents.Store, Inventory]:
     inventory = load_inventory(inventory_path, Path.cwd())
-    env = os.environ.get("RUNBOOK_JOURNAL")
-    journal_path = Path(env) if env else inventory.root / inventory.journal.path
-    return incidents.store_for(inventory, journal_path, Clock.from_environment()), inventory
+    config = config_for(inventory)
+    return incidents.store_for(inventory, config, Clock.from_environment()), inventory
 
 
 def listing(inventory_path: Path | None, only_open: bool) -> list[dict[str, Any]]:
     store, _ = _store(inventory_path)
     try:
-        where = "WHERE status != 'resolved'" if only_open else ""
-        rows = store.journal.query(f"SELECT * FROM incidents {where} ORDER BY id DESC")
+        rows = store.journal.incidents(only_open=only_open)
         now = store.clock.now()
         for row in rows:
             deliveries = store.deliveries(row["id"])
@@ -34,9 +33,7 @@ def listing(inventory_path: Path | None, only_open: bool) -> list[dict[str, Any]
             row["acknowledge_due"] = iso(ack) if ack else None
             row["mitigate_due"] = iso(mitigate) if mitigate else None
             row["acknowledge_overdue"] = bool(ack and row["status"] == "open" and now > ack)
-        loose = store.journal.query(
-            "SELECT * FROM deliveries WHERE incident_id IS NULL AND status != 'delivered' ORDER BY id"
-        )
+        loose = store.journal.loose_deliveries()
         if loose:  # notify steps' deliveries not delivered: no incident to list them under
             rows.append(
                 {"id": None, "kind": "notifications", "deliveries": list(map(_delivery, loose))}

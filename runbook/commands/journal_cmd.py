@@ -9,8 +9,9 @@ from typing import Any
 from runbook.clock import Clock
 from runbook.errors import UsageError
 from runbook.journal.key import KEY_ENV, key_file_for
-from runbook.journal.verify import Report, verify_file
-from runbook.service import journal_path, load_inventory, open_journal
+from runbook.journal.store import config_for, verify_journal
+from runbook.journal.verify import Report
+from runbook.service import load_inventory, open_journal
 
 
 def keygen(inventory: Path | None, out: Path | None) -> tuple[Path, Path, str]:
@@ -72,7 +73,7 @@ def verify(
         elif key_file:
             public = checkpoint.load_signer(key_file).public
     if export_file is None:
-        return verify_file(journal_path(inv), cp, public)
+        return verify_journal(config_for(inv), cp, public)
     from runbook.journal import export as exports
 
     if cp is None:
@@ -89,7 +90,13 @@ def export(
 
     inv = load_inventory(inventory, Path.cwd())
     upto = checkpoint.read(checkpoint_file).count if checkpoint_file else None
-    return exports.export(journal_path(inv), run_ids, upto)
+    config = config_for(inv)
+    if config.path is None:
+        raise UsageError(
+            "runbook journal export reads a SQLite journal; a PostgreSQL journal is verified"
+            " in place (runbook journal verify)"
+        )
+    return exports.export(config.path, run_ids, upto)
 
 
 def _read_json(path: Path) -> Any:

@@ -5,20 +5,20 @@ from __future__ import annotations
 from runbook.alerts.incidents import Store
 from runbook.alerts.notifier import Escalator
 from runbook.clock import Clock
-from runbook.journal.sqlite import Journal
+from runbook.journal.store import JournalStore, open_store
 from runbook.model import Inventory, Playbook, Target
 from runbook.redact import Redactor
 
 
 def notifier_for(
     inventory: Inventory,
-    journal: Journal,
+    journal: JournalStore,
     playbook: Playbook,
     target: Target,
     run_id: str,
     redactor: Redactor,
 ) -> Escalator:
-    store = Store(Journal(journal.path), inventory, Clock.from_environment(), redactor)
+    store = Store(open_store(journal.config), inventory, Clock.from_environment(), redactor)
     policy = playbook.escalation or inventory.defaults.escalation
     return Escalator(
         store, playbook.name, target.name, run_id, policy, playbook.escalation_threshold

@@ -19,7 +19,8 @@ from runbook.commands.earlier import UNFINISHED, Earlier, read_earlier
 from runbook.context import Prompter
 from runbook.engine import Reporter, Resume
 from runbook.errors import UsageError
-from runbook.journal.sqlite import Conflict, Journal
+from runbook.journal.events import Conflict
+from runbook.journal.store import JournalStore
 from runbook.model import Inventory
 from runbook.outcome import RunOutcome, RunStatus
 from runbook.pg.db import ConnectSpec, Session
@@ -75,7 +76,7 @@ def _settle(
     earlier: Earlier,
     prepared: service.Prepared,
     inventory: Inventory,
-    journal: Journal,
+    journal: JournalStore,
     decide: earlier_mod.Decide,
 ) -> None:
     """Ask the target about the steps a crash caught; the operator about unknown ones."""

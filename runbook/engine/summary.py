@@ -58,7 +58,7 @@ def finish(engine: Engine, started_at: str, started: float) -> RunOutcome:
         ended_at=iso(engine.clock.now()),
         duration_ms=(time.perf_counter() - started) * 1000,
         reason=reason,
-        journal=str(engine.recorder.journal.path),
+        journal=engine.recorder.journal.where,
     )
 
 

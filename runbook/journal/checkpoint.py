@@ -19,7 +19,6 @@ import binascii
 import hashlib
 import json
 import os
-import sqlite3
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from runbook.errors import InputError, JournalError
-from runbook.journal.sqlite import GENESIS, Journal, checkpoint_request
+from runbook.journal.events import GENESIS, checkpoint_request
+from runbook.journal.store import JournalStore
 
 FORMAT = "runbook-journal-checkpoint/1"
 EVERY = 1000  # events between checkpoints a writer with the key adds on its own
@@ -183,46 +183,29 @@ def generate(out: Path) -> Signer:
     return Signer(key)
 
 
-def take(journal: Journal, at: str) -> Checkpoint:
+def take(journal: JournalStore, at: str) -> Checkpoint:
     """A checkpoint of the journal as it is now: signed and recorded in the
     journal when it has a key (unless its last event is one already), else
     unsigned and recorded nowhere."""
-    with journal.lock:
-        try:
-            row = journal.db.execute(
-                "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-        except sqlite3.Error as exc:
-            raise JournalError(f"cannot read the journal {journal.path}: {exc}") from None
-        signer = journal.signer
-        if row is None:  # nothing to record it after: the empty chain
-            return signer.sign(0, GENESIS, at) if signer else Checkpoint(0, GENESIS, at)
-        if signer is None:
-            return Checkpoint(row[0], row[1], at)
-        last = latest(journal)
-        if last is None or last[0] != row[0]:
-            journal.append_prepared([(*checkpoint_request(at), None)])
-            last = latest(journal)
-        if last is None:
-            raise JournalError(f"no checkpoint could be written to {journal.path}")
-        return parse(last[1], f"event {last[0]} of {journal.path}")
+    count, head = journal.head()
+    signer = journal.signer
+    if count == 0:  # nothing to record it after: the empty chain
+        return signer.sign(0, GENESIS, at) if signer else Checkpoint(0, GENESIS, at)
+    if signer is None:
+        return Checkpoint(count, head, at)
+    last = journal.latest_checkpoint()
+    if last is None or last[0] != count:
+        # Appended after whatever was written meanwhile: it covers all of it.
+        journal.append_prepared([(*checkpoint_request(at), None)])
+        last = journal.latest_checkpoint()
+    if last is None:
+        raise JournalError(f"no checkpoint could be written to {journal.where}")
+    return parse(last[1], f"event {last[0]} of {journal.where}")
 
 
-def latest(journal: Journal) -> tuple[int, Any] | None:
-    """(seq, checkpoint data) of the last checkpoint recorded in the journal."""
-    try:
-        with journal.lock:
-            row = journal.db.execute(
-                "SELECT seq, payload FROM events WHERE run_id IS NULL AND kind = 'checkpoint'"
-                " ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-        if row is None:
-            return None
-        return row[0], json.loads(row[1])["row"]
-    except (sqlite3.Error, ValueError, TypeError, KeyError) as exc:
-        raise JournalError(
-            f"the journal's last checkpoint cannot be read ({exc}): runbook journal verify"
-        ) from None
+def latest(journal: JournalStore) -> tuple[int, Any] | None:
+    """(position, checkpoint data) of the last checkpoint recorded in the journal."""
+    return journal.latest_checkpoint()
 
 
 def _is_hex(text: str) -> bool:

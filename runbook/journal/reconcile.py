@@ -11,7 +11,7 @@ import socket
 
 from runbook.clock import Clock, iso
 from runbook.journal.recorder import process_started
-from runbook.journal.sqlite import Journal
+from runbook.journal.store import JournalStore
 from runbook.outcome import RunStatus, Status
 
 
@@ -25,13 +25,11 @@ def alive(pid: int | None, started: float | None) -> bool:
     return started is None or abs(now_started - started) < 1.0
 
 
-def mark_dead_runs(journal: Journal, clock: Clock) -> list[str]:
+def mark_dead_runs(journal: JournalStore, clock: Clock) -> list[str]:
     """Mark dead runs of this host interrupted; returns their ids."""
     host = socket.gethostname()
     dead = []
-    for run in journal.query(
-        "SELECT id, pid, pid_started FROM runs WHERE status = 'running' AND host = ?", (host,)
-    ):
+    for run in journal.running_on(host):
         if alive(run["pid"], run["pid_started"]):
             continue
         at = iso(clock.now())

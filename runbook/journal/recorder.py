@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from runbook.clock import Clock
-from runbook.journal.sqlite import Journal, checkpoint_request, prepare
+from runbook.journal.events import checkpoint_request, prepare
+from runbook.journal.store import JournalStore, StoreConfig, open_store
 from runbook.outcome import STATUS_TEXT, Outcome, RunOutcome, Status
 from runbook.plan import Plan, PlannedStep
 from runbook.redact import Redactor
@@ -36,8 +37,9 @@ class _Writer:
     having done what it did not. SQLite and psycopg both let go of the GIL
     while they wait, so the writing overlaps the queries."""
 
-    def __init__(self, path: Path, key_file: Path | None = None) -> None:
-        self._journal = Journal(path, key_file)
+    def __init__(self, config: StoreConfig) -> None:
+        # A connection of its own: the run's thread keeps reading the journal.
+        self._journal = open_store(config)
         # A plain lock under the condition: `put` takes it once a step, and a
         # Lock's `with` is C (the Condition's own is a Python method).
         self._lock = threading.Lock()
@@ -161,7 +163,7 @@ class RunRecord:
 
 class Recorder:
     def __init__(
-        self, journal: Journal, redactor: Redactor, clock: Clock, row_sample: int = 20
+        self, journal: JournalStore, redactor: Redactor, clock: Clock, row_sample: int = 20
     ) -> None:
         self.journal = journal
         self.redactor = redactor
@@ -169,7 +171,7 @@ class Recorder:
         self.row_sample = row_sample
         self.seq = 0
         self.run_id = ""
-        self._writer = _Writer(journal.path, journal.key_file)
+        self._writer = _Writer(journal.config)
         # The end of a read-only step waits for the next record, so that one
         # transaction carries both (one commit per step, not two).
         self._held: list[Event] = []

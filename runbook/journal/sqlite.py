@@ -18,106 +18,39 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from runbook.errors import JournalError
 from runbook.journal import hashing
+from runbook.journal.events import (
+    CHECKPOINTS,
+    GENESIS,
+    TABLES,
+    Conflict,
+    Prepared,
+    canonical,
+    decode,
+    fold_steps,
+    prepare,
+)
 from runbook.journal.sqlite_schema import MIGRATIONS
 from runbook.journal.sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
+from runbook.journal.store import UNSENT, Row, StoreConfig
 
 if TYPE_CHECKING:
     from runbook.journal.checkpoint import Signer
 
 
-class Conflict(JournalError):
-    """A conditional change found its row changed by someone else: nothing was written."""
-
-
-GENESIS = hashing.GENESIS
-CHECKPOINTS = "checkpoints"  # the `table` of checkpoint events: no table, no run
-
-_JSON_COLUMNS = {
-    "extra",
-    "selection",
-    "vars",
-    "counts",
-    "params",
-    "result",
-    "registered",
-    "notices",
-    "gates",
-    "history",
-}
-# Tables whose rows are replayed from events by verify(); keyed by these columns.
-TABLES = {
-    "runs": ("id",),
-    "incidents": ("id",),
-    "deliveries": ("id",),
-    "attempts": ("delivery_id", "attempt"),
-}
-
-
-# What the standard encoder does with default=str, orjson does too: dates and
-# dataclasses are passed to str() rather than given orjson's own forms.
-_ORJSON = (
-    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-)
-
-
-def _dumps(value: Any) -> str:
-    """Compact JSON. orjson: every step writes two records, and the standard
-    encoder was a tenth of a step's overhead; what orjson refuses (integers past
-    64 bits) goes to the standard one. Either text is what gets hashed."""
-    try:
-        return orjson.dumps(value, default=str, option=_ORJSON).decode()
-    except (TypeError, orjson.JSONEncodeError):
-        return json.dumps(value, separators=(",", ":"), default=str)
-
-
-def _canonical(value: Any) -> str:
-    """A payload as stored: canonical JSON (sorted keys), so that what is
-    hashed is the stored text itself (runbook.journal.hashing)."""
-    return hashing.canonical(value)
-
-
-def _encode(row: dict[str, Any]) -> dict[str, Any]:
-    """A row as stored: JSON columns as JSON text."""
-    return {k: (_dumps(v) if k in _JSON_COLUMNS and v is not None else v) for k, v in row.items()}
-
-
-# Tables that exist only as events (folded on read).
-FOLDED = {"steps": ("run_id", "seq")}
-
-Prepared = tuple[str, str | None, str, dict[str, Any], str | None]
-
-
-def prepare(events: Iterable[tuple[str, str | None, str, dict[str, Any]]]) -> list[Prepared]:
-    """Encode events ahead of `append_prepared` (pure: can run on another thread)."""
-    out: list[Prepared] = []
-    for at, run_id, kind, change in events:
-        if change["table"] in FOLDED:
-            # No table to mirror: the row goes into the payload as it is.
-            out.append((at, run_id, kind, change, _canonical(change)))
-        elif change["table"] == CHECKPOINTS:
-            out.append((at, run_id, kind, change, None))  # made where the head is known
-        else:
-            out.append((at, run_id, kind, {**change, "row": _encode(change["row"])}, None))
-    return out
-
-
-def checkpoint_request(at: str) -> tuple[str, None, str, dict[str, Any]]:
-    """An event asking for a signed checkpoint of everything before it, in the
-    same transaction (nothing is written when the journal has no key)."""
-    return (at, None, "checkpoint", {"table": CHECKPOINTS, "op": "request"})
-
-
 class Journal:
-    def __init__(self, path: Path, key_file: Path | None = None) -> None:
+    """The SQLite backend: one file, one writer at a time (WAL: readers never wait)."""
+
+    def __init__(
+        self, path: Path, key_file: Path | None = None, config: StoreConfig | None = None
+    ) -> None:
         self.path = path
+        self.config = config or StoreConfig("sqlite", path=path, key_file=key_file)
         # The private key signing checkpoints, loaded now so that a bad key
         # stops a run before it starts, not at its end.
         self.key_file = key_file
@@ -253,7 +186,7 @@ class Journal:
                         # JSON columns stay JSON text inside the payload: what the
                         # table holds is what the event says, byte for byte.
                         recorded = {k: v for k, v in change.items() if k != "expect"}
-                        payload = _canonical(recorded)
+                        payload = canonical(recorded)
                     add(at, run_id, kind, payload)
                 if self._checkpoint_due(first, seq, chained):
                     at = chained[-1][1]
@@ -291,7 +224,7 @@ class Journal:
         if row is None:
             self.db.execute(
                 "INSERT INTO meta (key, value) VALUES ('hash_version', ?)",
-                (_canonical({"version": hashing.HASH_VERSION, "from_seq": seq}),),
+                (canonical({"version": hashing.HASH_VERSION, "from_seq": seq}),),
             )
             return seq
         return int(json.loads(row[0])["from_seq"])
@@ -307,7 +240,7 @@ class Journal:
     def _checkpoint_payload(self, count: int, head: str, at: str) -> str:
         assert self.signer is not None
         checkpoint = self.signer.sign(count, head, at)
-        return _canonical({"table": CHECKPOINTS, "op": "insert", "row": checkpoint.serialize()})
+        return canonical({"table": CHECKPOINTS, "op": "insert", "row": checkpoint.serialize()})
 
     def _apply(
         self, table: str, op: str, row: dict[str, Any], expect: dict[str, Any] | None = None
@@ -339,18 +272,27 @@ class Journal:
 
     # -- reading --------------------------------------------------------------
 
-    def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         try:
             with self.lock:
                 rows = self.db.execute(sql, tuple(params)).fetchall()
         except sqlite3.Error as exc:
             raise JournalError(f"cannot read the journal {self.path}: {exc}") from None
-        return [_decode(dict(r)) for r in rows]
+        return [decode(dict(r)) for r in rows]
 
-    def run(self, run_id: str) -> dict[str, Any] | None:
+    def _one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def run(self, run_id: str) -> Row | None:
         rows = self.query(
-            "SELECT * FROM runs WHERE id = ? OR id LIKE ? ORDER BY started_at",
-            (run_id, run_id + "%"),
+            # A unique prefix names a run too (compared as text: no LIKE wildcards).
+            "SELECT * FROM runs WHERE substr(id, 1, length(?)) = ? ORDER BY started_at",
+            (run_id, run_id),
         )
         if len(rows) != 1:
             return None
@@ -358,20 +300,44 @@ class Journal:
         run["steps"] = self.steps(run["id"])
         return run
 
-    def continuation(self, run_id: str) -> dict[str, Any] | None:
-        """The run that resumed or rolled back `run_id`, if one did."""
-        rows = self.query(
+    def runs(
+        self,
+        *,
+        playbook: str | None = None,
+        target: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        limit: int = 50,
+    ) -> list[Row]:
+        clauses, params = [], []
+        for column, value in (("playbook", playbook), ("target", target), ("status", status)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            clauses.append("started_at >= ?")
+            params.append(since)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return self.query(
+            f"SELECT * FROM runs {where} ORDER BY started_at DESC LIMIT ?", [*params, limit]
+        )
+
+    def running_on(self, host: str) -> list[Row]:
+        return self.query(
+            "SELECT id, pid, pid_started FROM runs WHERE status = 'running' AND host = ?", (host,)
+        )
+
+    def continuation(self, run_id: str) -> Row | None:
+        return self._one(
             # Resumes recorded before `continues` existed name their run as parent.
             "SELECT * FROM runs WHERE continues = ?"
             " OR (continues IS NULL AND mode = 'resume' AND parent_run = ?)"
             " ORDER BY continues IS NULL, started_at LIMIT 1",
             (run_id, run_id),
         )
-        return rows[0] if rows else None
 
-    def steps(self, run_id: str) -> list[dict[str, Any]]:
+    def steps(self, run_id: str) -> list[Row]:
         """A run's steps: the fold of its `steps` events, in order."""
-        steps: dict[int, dict[str, Any]] = {}
         try:
             with self.lock:
                 rows = self.db.execute(
@@ -379,53 +345,74 @@ class Journal:
                 ).fetchall()
         except sqlite3.Error as exc:
             raise JournalError(f"cannot read the journal {self.path}: {exc}") from None
-        for (payload,) in rows:
-            change = json.loads(payload)
-            if change["table"] != "steps":
-                continue
-            row = change["row"]
-            if change["op"] == "insert":
-                steps[row["seq"]] = dict(row)
-            elif row["seq"] in steps:
-                steps[row["seq"]].update(row)
-        columns = (
-            "idx",
-            "number",
-            "key",
-            "name",
-            "kind",
-            "phase",
-            "undoes",
-            "status",
-            "reason",
-            "started_at",
-            "ended_at",
-            "duration_ms",
-            "severity",
-            "error",
-            "sqlstate",
-            "rendered",
-            "params",
-            "rowcount",
-            "result",
-            "registered",
-            "notices",
-            "gates",
-            "attempts",
-            "history",
-            "note",
-            "xid",
-        )
-        out = []
-        for seq in sorted(steps):
-            step = {"run_id": run_id, "seq": seq, **dict.fromkeys(columns), **steps[seq]}
-            out.append(_decode(step))
-        return out
+        return fold_steps(run_id, (payload for (payload,) in rows))
 
-    def events(self) -> Iterator[sqlite3.Row]:
-        with self.lock:
-            rows = self.db.execute("SELECT * FROM events ORDER BY seq").fetchall()
-        yield from rows
+    def incident(self, incident_id: int) -> Row | None:
+        return self._one("SELECT * FROM incidents WHERE id = ?", (incident_id,))
+
+    def open_incident(self, key: str) -> Row | None:
+        return self._one("SELECT * FROM incidents WHERE key = ? AND status != 'resolved'", (key,))
+
+    def incidents(self, *, only_open: bool) -> list[Row]:
+        where = "WHERE status != 'resolved'" if only_open else ""
+        return self.query(f"SELECT * FROM incidents {where} ORDER BY id DESC")
+
+    def incidents_due(self, now: str) -> list[Row]:
+        return self.query(
+            "SELECT * FROM incidents WHERE status = 'open' AND next_at IS NOT NULL"
+            " AND next_at <= ? ORDER BY id",
+            (now,),
+        )
+
+    def delivery(self, delivery_id: int) -> Row | None:
+        return self._one("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
+
+    def deliveries_of(self, incident_id: int) -> list[Row]:
+        return self.query(
+            "SELECT * FROM deliveries WHERE incident_id = ? ORDER BY id", (incident_id,)
+        )
+
+    def unsent_deliveries(self) -> list[Row]:
+        return self.query("SELECT * FROM deliveries WHERE status IN (?, ?) ORDER BY id", UNSENT)
+
+    def loose_deliveries(self) -> list[Row]:
+        return self.query(
+            "SELECT * FROM deliveries WHERE incident_id IS NULL AND status != 'delivered'"
+            " ORDER BY id"
+        )
+
+    def planned_note(self, run_id: str | None, delivery_id: int) -> dict[str, Any] | None:
+        for event in self.query(
+            "SELECT payload FROM events WHERE run_id IS ? AND kind = 'delivery.planned'"
+            " AND instr(payload, ?) > 0 ORDER BY seq DESC",
+            (run_id, f'"id":{delivery_id}'),
+        ):
+            change = json.loads(event["payload"])
+            if change.get("row", {}).get("id") == delivery_id and "note" in change:
+                note: dict[str, Any] = change["note"]
+                return note
+        return None
+
+    def head(self) -> tuple[int, str]:
+        row = self._one("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+        return (int(row["seq"]), str(row["hash"])) if row else (0, GENESIS)
+
+    def latest_checkpoint(self) -> tuple[int, Any] | None:
+        try:
+            row = self._one(
+                "SELECT seq, payload FROM events WHERE run_id IS NULL AND kind = 'checkpoint'"
+                " ORDER BY seq DESC LIMIT 1"
+            )
+            if row is None:
+                return None
+            return int(row["seq"]), json.loads(row["payload"])["row"]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise JournalError(
+                f"the journal's last checkpoint cannot be read ({exc}): runbook journal verify"
+            ) from None
+
+    def events(self) -> list[Row]:
+        return self.query("SELECT * FROM events ORDER BY seq")
 
     def verify(self) -> list[str]:
         """Problems found: a broken chain, or tables that disagree with the events."""
@@ -433,10 +420,3 @@ class Journal:
 
         with self.lock:
             return verify_connection(self.db).problems
-
-
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    for key in _JSON_COLUMNS & set(row):
-        if isinstance(row[key], str):
-            row[key] = json.loads(row[key])
-    return row

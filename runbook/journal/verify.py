@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runbook.journal import hashing
-from runbook.journal.sqlite import CHECKPOINTS, FOLDED, TABLES
+from runbook.journal.events import CHECKPOINTS, FOLDED, TABLES
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -88,7 +88,7 @@ def verify_connection(
     try:
         db.execute("BEGIN")  # deferred: the snapshot is taken at the first read
         try:
-            _Verifier(db, report, public).run(checkpoint)
+            Verifier(db, report, public).run(checkpoint)
         finally:
             db.execute("ROLLBACK")
     except sqlite3.Error as exc:
@@ -96,10 +96,11 @@ def verify_connection(
     return report
 
 
-class _Verifier:
-    def __init__(
-        self, db: sqlite3.Connection, report: Report, public: Ed25519PublicKey | None
-    ) -> None:
+class Verifier:
+    """The checks; `db` is a DB-API connection (the PostgreSQL journal's
+    verifier, runbook.journal.postgres_verify, builds on this one)."""
+
+    def __init__(self, db: Any, report: Report, public: Ed25519PublicKey | None) -> None:
         self.db = db
         self.report = report
         self.problems = report.problems
@@ -197,14 +198,16 @@ class _Verifier:
                 self.problems.append(f"event {seq}: run_id holds {_type(run_id)}, not text")
             if prev_hash != stored_prev:
                 self.problems.append(f"event {seq}: chain broken (previous hash does not match)")
-            change = _parse(payload)
+            change = parse_payload(payload)
             if change is None:
                 self.problems.append(f"event {seq}: payload is not JSON")
-            own = _hash(seq >= v2_from, prev_hash, at, run_id, kind, payload, change)
+            own = event_hash(seq >= v2_from, prev_hash, at, run_id, kind, payload, change)
             if own != stored:
                 self.problems.append(f"event {seq} ({kind}): content does not match its hash")
             previous = self.recomputed
-            self.recomputed = _hash(seq >= v2_from, previous, at, run_id, kind, payload, change)
+            self.recomputed = event_hash(
+                seq >= v2_from, previous, at, run_id, kind, payload, change
+            )
             if seq == wanted:
                 self.at_count[seq] = self.recomputed
             stored_prev = stored
@@ -266,7 +269,7 @@ class _Verifier:
     def _compare_table(self, table: str) -> None:
         keys = TABLES[table]
         cursor = self.db.execute(f"SELECT * FROM {table}")
-        names = [d[0] for d in cursor.description]
+        names = [d.name if hasattr(d, "name") else d[0] for d in cursor.description]
         actual: dict[tuple[Any, ...], dict[str, Any]] = {}
         for values in cursor:
             row = dict(zip(names, values, strict=True))
@@ -342,7 +345,7 @@ def compare_checkpoint(
         )
 
 
-def _hash(
+def event_hash(
     v2: bool, prev: Any, at: Any, run_id: Any, kind: Any, payload: Any, change: Any
 ) -> str | None:
     """An event's hash from `prev` and its content; None if it cannot be computed."""
@@ -357,7 +360,7 @@ def _hash(
     return hashing.chain(prev, hashing.sha(record))
 
 
-def _parse(payload: Any) -> Any:
+def parse_payload(payload: Any) -> Any:
     if not isinstance(payload, str):
         return None
     try:

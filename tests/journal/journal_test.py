@@ -180,7 +180,7 @@ def test_records_hold_what_the_standard_encoder_would_write() -> None:
     import decimal
     import json
 
-    from runbook.journal.sqlite import _dumps
+    from runbook.journal.events import dumps as _dumps
 
     @dataclasses.dataclass
     class Pair:

@@ -1,0 +1,159 @@
+"""What both journal backends share: events as they are encoded, hashed and folded.
+
+An event is (at, run_id, kind, change); a change is {"table", "op", "row"}
+(plus "expect" for a conditional update). Rows of `runs`, `incidents`,
+`deliveries` and `attempts` are mirrored into tables; `steps` exist only as
+events and are folded on read. What is hashed is the canonical JSON text the
+backend stores (runbook.journal.hashing), so both backends hash alike.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from runbook.errors import JournalError
+from runbook.journal import hashing
+
+
+class Conflict(JournalError):
+    """A conditional change found its row changed by someone else: nothing was written."""
+
+
+GENESIS = hashing.GENESIS
+CHECKPOINTS = "checkpoints"  # the `table` of checkpoint events: no table, no run
+
+JSON_COLUMNS = {
+    "extra",
+    "selection",
+    "vars",
+    "counts",
+    "params",
+    "result",
+    "registered",
+    "notices",
+    "gates",
+    "history",
+}
+# Tables whose rows are replayed from events by verify(); keyed by these columns.
+TABLES = {
+    "runs": ("id",),
+    "incidents": ("id",),
+    "deliveries": ("id",),
+    "attempts": ("delivery_id", "attempt"),
+}
+
+
+# What the standard encoder does with default=str, orjson does too: dates and
+# dataclasses are passed to str() rather than given orjson's own forms.
+_ORJSON = (
+    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON. orjson: every step writes two records, and the standard
+    encoder was a tenth of a step's overhead; what orjson refuses (integers past
+    64 bits) goes to the standard one. Either text is what gets hashed."""
+    try:
+        return orjson.dumps(value, default=str, option=_ORJSON).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def canonical(value: Any) -> str:
+    """A payload as stored: canonical JSON (sorted keys), so that what is
+    hashed is the stored text itself (runbook.journal.hashing)."""
+    return hashing.canonical(value)
+
+
+def encode(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as stored: JSON columns as JSON text."""
+    return {k: (dumps(v) if k in JSON_COLUMNS and v is not None else v) for k, v in row.items()}
+
+
+# Tables that exist only as events (folded on read).
+FOLDED = {"steps": ("run_id", "seq")}
+
+Prepared = tuple[str, str | None, str, dict[str, Any], str | None]
+
+
+def prepare(events: Iterable[tuple[str, str | None, str, dict[str, Any]]]) -> list[Prepared]:
+    """Encode events ahead of `append_prepared` (pure: can run on another thread)."""
+    out: list[Prepared] = []
+    for at, run_id, kind, change in events:
+        if change["table"] in FOLDED:
+            # No table to mirror: the row goes into the payload as it is.
+            out.append((at, run_id, kind, change, canonical(change)))
+        elif change["table"] == CHECKPOINTS:
+            out.append((at, run_id, kind, change, None))  # made where the head is known
+        else:
+            out.append((at, run_id, kind, {**change, "row": encode(change["row"])}, None))
+    return out
+
+
+def checkpoint_request(at: str) -> tuple[str, None, str, dict[str, Any]]:
+    """An event asking for a signed checkpoint of everything before it, in the
+    same transaction (nothing is written when the journal has no key)."""
+    return (at, None, "checkpoint", {"table": CHECKPOINTS, "op": "request"})
+
+
+STEP_COLUMNS = (
+    "idx",
+    "number",
+    "key",
+    "name",
+    "kind",
+    "phase",
+    "undoes",
+    "status",
+    "reason",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "severity",
+    "error",
+    "sqlstate",
+    "rendered",
+    "params",
+    "rowcount",
+    "result",
+    "registered",
+    "notices",
+    "gates",
+    "attempts",
+    "history",
+    "note",
+    "xid",
+)
+
+
+def fold_steps(run_id: str, payloads: Iterable[str]) -> list[dict[str, Any]]:
+    """A run's steps from its events' payloads, in event order: each step's
+    first record inserts it, later ones update it."""
+    steps: dict[int, dict[str, Any]] = {}
+    for payload in payloads:
+        change = json.loads(payload)
+        if change["table"] != "steps":
+            continue
+        row = change["row"]
+        if change["op"] == "insert":
+            steps[row["seq"]] = dict(row)
+        elif row["seq"] in steps:
+            steps[row["seq"]].update(row)
+    out = []
+    for seq in sorted(steps):
+        step = {"run_id": run_id, "seq": seq, **dict.fromkeys(STEP_COLUMNS), **steps[seq]}
+        out.append(decode(step))
+    return out
+
+
+def decode(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as read: JSON columns parsed."""
+    for key in JSON_COLUMNS & set(row):
+        if isinstance(row[key], str):
+            row[key] = json.loads(row[key])
+    return row

@@ -1,0 +1,381 @@
+"""The PostgreSQL backend: a journal a team shares, written by many hosts at once.
+
+The tables live in one schema (`runbook` by default), created and upgraded by
+the numbered migrations in `sql/journal/` (runbook.journal.migrate). Each
+run's events chain among themselves (stream = the run's id); incidents,
+deliveries, checkpoints and the seal of every ended run (its chain's length
+and head) chain journal-wide (stream ''). An append locks only the chains it
+extends, so runs on many hosts never wait on each other; the journal-wide
+chain is taken once per run end and by alerting. `verify` (runbook.journal.
+postgres_verify) recomputes every chain, checks each seal against its run's
+chain and replays the events against the tables.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from runbook.errors import JournalError
+from runbook.journal import hashing
+from runbook.journal.events import (
+    CHECKPOINTS,
+    GENESIS,
+    TABLES,
+    Conflict,
+    Prepared,
+    canonical,
+    decode,
+    fold_steps,
+    prepare,
+)
+from runbook.journal.migrate import connect, migrate
+from runbook.journal.store import UNSENT, Row, StoreConfig
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from runbook.journal.checkpoint import Checkpoint, Signer
+    from runbook.journal.verify import Report
+
+JOURNAL_WIDE = ""  # the stream of everything that is not one run's own
+RUN_TABLES = ("runs", "steps")  # changes chained in their run's stream
+SEALS = "seals"  # the `table` of a seal event: no table to mirror
+_ENDED_KIND = "run.sealed"
+
+
+def stream_of(run_id: str | None, change: dict[str, Any]) -> str:
+    """Which chain an event extends."""
+    return run_id if run_id and change.get("table") in RUN_TABLES else JOURNAL_WIDE
+
+
+class PostgresStore:
+    """A journal in a PostgreSQL schema; one connection, shared under a lock."""
+
+    def __init__(self, config: StoreConfig, *, create: bool = True) -> None:
+        self.config = config
+        self.signer: Signer | None = None
+        if config.key_file is not None:
+            from runbook.journal.checkpoint import load_signer
+
+            self.signer = load_signer(config.key_file)
+        self.lock = threading.RLock()
+        self.conn = connect(config)
+        if create:
+            migrate(self.conn, config)
+
+    @property
+    def where(self) -> str:
+        return self.config.where
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- writing ---------------------------------------------------------------
+
+    def append(self, events: list[tuple[str, str | None, str, dict[str, Any]]]) -> list[int]:
+        return self.append_prepared(prepare(events))
+
+    def append_prepared(self, events: list[Prepared]) -> list[int]:
+        try:
+            with self.lock, self.conn.transaction():
+                return self._append(events)
+        except Conflict:
+            raise
+        except psycopg.Error as exc:
+            raise JournalError(f"cannot write the journal {self.where}: {exc}") from None
+
+    def _append(self, events: list[Prepared]) -> list[int]:
+        streams = sorted(
+            {stream_of(run_id, change) for _, run_id, _, change, _ in events}
+            | ({JOURNAL_WIDE} if self._seals_needed(events) else set())
+        )
+        heads = self._lock_chains(streams)
+        rowids: list[int] = []
+        chained: list[tuple[str, int, str, str | None, str, str, str, str]] = []
+
+        def add(stream: str, at: str, run_id: str | None, kind: str, payload: str) -> None:
+            length, prev = heads[stream]
+            digest = hashing.chain(prev, hashing.record_digest(at, run_id, kind, payload))
+            chained.append((stream, length + 1, at, run_id, kind, payload, prev, digest))
+            heads[stream] = (length + 1, digest)
+
+        ended: list[str] = []
+        for at, run_id, kind, change, payload in events:
+            stream = stream_of(run_id, change)
+            if change["table"] == CHECKPOINTS:
+                continue  # made last, over everything this append wrote
+            if payload is None:
+                row = change["row"]
+                rowid = self._apply(change["table"], change["op"], row, change.get("expect"))
+                if rowid is not None:
+                    rowids.append(rowid)
+                    if "id" not in row and change["table"] in ("incidents", "deliveries"):
+                        row["id"] = rowid
+                if change["table"] == "runs" and row.get("status") not in (None, "running"):
+                    ended.append(str(row["id"]))
+                payload = canonical({k: v for k, v in change.items() if k != "expect"})
+            add(stream, at, run_id, kind, payload)
+        for run_id in ended:
+            # The run's chain, tied into the journal-wide one: cutting or
+            # rewriting the run's events afterwards breaks the seal.
+            length, head = heads.get(run_id) or self._chain(run_id)
+            at = chained[-1][2]
+            seal = {
+                "table": SEALS,
+                "op": "insert",
+                "row": {"run": run_id, "length": length, "head": head},
+            }
+            add(JOURNAL_WIDE, at, None, _ENDED_KIND, canonical(seal))
+        if self.signer is not None and any(c[1] == CHECKPOINTS for c in _tables(events)):
+            length, head = heads[JOURNAL_WIDE]
+            if length > 0:
+                at = events[-1][0]
+                checkpoint = self.signer.sign(length, head, at)
+                payload = canonical(
+                    {"table": CHECKPOINTS, "op": "insert", "row": checkpoint.serialize()}
+                )
+                add(JOURNAL_WIDE, at, None, "checkpoint", payload)
+        with self.conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO events (stream, pos, at, run_id, kind, payload, prev_hash, hash)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                chained,
+            )
+            cur.executemany(
+                "UPDATE chains SET length = %s, head = %s WHERE stream = %s",
+                [(length, head, stream) for stream, (length, head) in heads.items()],
+            )
+        return rowids
+
+    def _seals_needed(self, events: list[Prepared]) -> bool:
+        for _, _, _, change, _ in events:
+            if change["table"] == CHECKPOINTS and self.signer is not None:
+                return True
+            if change["table"] == "runs" and change["row"].get("status") not in (None, "running"):
+                return True
+        return False
+
+    def _lock_chains(self, streams: list[str]) -> dict[str, tuple[int, str]]:
+        """The heads of `streams`, locked until the append commits; always in
+        the same order (sorted), so two appends cannot deadlock."""
+        heads: dict[str, tuple[int, str]] = {}
+        for stream in streams:
+            row = self.conn.execute(
+                "INSERT INTO chains (stream, length, head) VALUES (%s, 0, %s)"
+                " ON CONFLICT (stream) DO UPDATE SET length = chains.length"
+                " RETURNING length, head",
+                (stream, GENESIS),
+            ).fetchone()
+            assert row is not None
+            heads[stream] = (int(row[0]), str(row[1]))
+        return heads
+
+    def _chain(self, stream: str) -> tuple[int, str]:
+        row = self.conn.execute(
+            "SELECT length, head FROM chains WHERE stream = %s", (stream,)
+        ).fetchone()
+        return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+    def _apply(
+        self, table: str, op: str, row: dict[str, Any], expect: dict[str, Any] | None = None
+    ) -> int | None:
+        name = sql.Identifier(table)
+        if op == "insert":
+            columns = sql.SQL(", ").join(map(sql.Identifier, row))
+            marks = sql.SQL(", ").join(sql.Placeholder() * len(row))
+            numbered = table in ("incidents", "deliveries") and "id" not in row
+            returning = sql.SQL(" RETURNING id") if numbered else sql.SQL("")
+            query = sql.SQL("INSERT INTO {} ({}) VALUES ({}){}").format(
+                name, columns, marks, returning
+            )
+            try:
+                with self.conn.transaction():  # a savepoint: a conflict leaves the rest usable
+                    cursor = self.conn.execute(query, tuple(row.values()))
+            except psycopg.errors.UniqueViolation as exc:
+                raise Conflict(f"{table}: {exc.diag.message_primary}") from None
+            found = cursor.fetchone() if numbered else None
+            return int(found[0]) if found else None
+        keys = TABLES[table]
+        sets = sql.SQL(", ").join(
+            sql.SQL("{} = %s").format(sql.Identifier(k)) for k in row if k not in keys
+        )
+        conditions = sql.SQL(" AND ").join(
+            sql.SQL("{} IS NOT DISTINCT FROM %s").format(sql.Identifier(k))
+            for k in [*keys, *(expect or {})]
+        )
+        values = (
+            [v for k, v in row.items() if k not in keys]
+            + [row[k] for k in keys]
+            + list((expect or {}).values())
+        )
+        query = sql.SQL("UPDATE {} SET {} WHERE {}").format(name, sets, conditions)
+        cursor = self.conn.execute(query, values)
+        if expect and cursor.rowcount == 0:
+            raise Conflict(f"{table} {[row[k] for k in keys]} changed meanwhile")
+        return None
+
+    # -- reading ---------------------------------------------------------------
+
+    def query(self, text: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
+        try:
+            with self.lock, self.conn.cursor(row_factory=dict_row) as cur:
+                cur.execute(text.encode(), params)  # our own SQL, never a user's
+                rows = cur.fetchall()
+        except psycopg.Error as exc:
+            raise JournalError(f"cannot read the journal {self.where}: {exc}") from None
+        return [decode(dict(r)) for r in rows]
+
+    def _one(self, text: str, params: Sequence[Any] = ()) -> Row | None:
+        rows = self.query(text, params)
+        return rows[0] if rows else None
+
+    def run(self, run_id: str) -> Row | None:
+        rows = self.query(
+            "SELECT * FROM runs WHERE left(id, length(%s)) = %s ORDER BY started_at",
+            (run_id, run_id),
+        )
+        if len(rows) != 1:
+            return None
+        run = rows[0]
+        run["steps"] = self.steps(run["id"])
+        return run
+
+    def runs(
+        self,
+        *,
+        playbook: str | None = None,
+        target: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        limit: int = 50,
+    ) -> list[Row]:
+        return self.query(
+            "SELECT * FROM runs WHERE (%(p)s::text IS NULL OR playbook = %(p)s)"
+            " AND (%(t)s::text IS NULL OR target = %(t)s)"
+            " AND (%(s)s::text IS NULL OR status = %(s)s)"
+            " AND (%(since)s::text IS NULL OR started_at >= %(since)s)"
+            " ORDER BY started_at DESC LIMIT %(limit)s",
+            {"p": playbook, "t": target, "s": status, "since": since, "limit": limit},
+        )
+
+    def running_on(self, host: str) -> list[Row]:
+        return self.query(
+            "SELECT id, pid, pid_started FROM runs WHERE status = 'running' AND host = %s", (host,)
+        )
+
+    def continuation(self, run_id: str) -> Row | None:
+        return self._one(
+            "SELECT * FROM runs WHERE continues = %s ORDER BY started_at LIMIT 1", (run_id,)
+        )
+
+    def steps(self, run_id: str) -> list[Row]:
+        rows = self.query("SELECT payload FROM events WHERE stream = %s ORDER BY pos", (run_id,))
+        return fold_steps(run_id, (r["payload"] for r in rows))
+
+    def incident(self, incident_id: int) -> Row | None:
+        return self._one("SELECT * FROM incidents WHERE id = %s", (incident_id,))
+
+    def open_incident(self, key: str) -> Row | None:
+        return self._one("SELECT * FROM incidents WHERE key = %s AND status <> 'resolved'", (key,))
+
+    def incidents(self, *, only_open: bool) -> list[Row]:
+        return self.query(
+            "SELECT * FROM incidents WHERE NOT %s OR status <> 'resolved' ORDER BY id DESC",
+            (only_open,),
+        )
+
+    def incidents_due(self, now: str) -> list[Row]:
+        return self.query(
+            "SELECT * FROM incidents WHERE status = 'open' AND next_at IS NOT NULL"
+            " AND next_at <= %s ORDER BY id",
+            (now,),
+        )
+
+    def delivery(self, delivery_id: int) -> Row | None:
+        return self._one("SELECT * FROM deliveries WHERE id = %s", (delivery_id,))
+
+    def deliveries_of(self, incident_id: int) -> list[Row]:
+        return self.query(
+            "SELECT * FROM deliveries WHERE incident_id = %s ORDER BY id", (incident_id,)
+        )
+
+    def unsent_deliveries(self) -> list[Row]:
+        return self.query(
+            "SELECT * FROM deliveries WHERE status = ANY(%s) ORDER BY id", (list(UNSENT),)
+        )
+
+    def loose_deliveries(self) -> list[Row]:
+        return self.query(
+            "SELECT * FROM deliveries WHERE incident_id IS NULL AND status <> 'delivered'"
+            " ORDER BY id"
+        )
+
+    def planned_note(self, run_id: str | None, delivery_id: int) -> dict[str, Any] | None:
+        for event in self.query(
+            "SELECT payload FROM events WHERE run_id IS NOT DISTINCT FROM %s"
+            " AND kind = 'delivery.planned' AND strpos(payload, %s) > 0 ORDER BY seq DESC",
+            (run_id, f'"id":{delivery_id}'),
+        ):
+            change = json.loads(event["payload"])
+            if change.get("row", {}).get("id") == delivery_id and "note" in change:
+                note: dict[str, Any] = change["note"]
+                return note
+        return None
+
+    def head(self) -> tuple[int, str]:
+        row = self._one("SELECT length, head FROM chains WHERE stream = %s", (JOURNAL_WIDE,))
+        return (int(row["length"]), str(row["head"])) if row else (0, GENESIS)
+
+    def latest_checkpoint(self) -> tuple[int, Any] | None:
+        row = self._one(
+            "SELECT pos, payload FROM events WHERE stream = %s AND kind = 'checkpoint'"
+            " ORDER BY pos DESC LIMIT 1",
+            (JOURNAL_WIDE,),
+        )
+        if row is None:
+            return None
+        try:
+            return int(row["pos"]), json.loads(row["payload"])["row"]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise JournalError(
+                f"the journal's last checkpoint cannot be read ({exc}): runbook journal verify"
+            ) from None
+
+    def events(self) -> list[Row]:
+        return self.query("SELECT * FROM events ORDER BY stream, pos")
+
+    def verify(self) -> list[str]:
+        from runbook.journal.postgres_verify import verify_connection
+
+        with self.lock:
+            return verify_connection(self.conn).problems
+
+
+def _tables(events: list[Prepared]) -> Iterable[tuple[str, str]]:
+    return ((kind, change["table"]) for _, _, kind, change, _ in events)
+
+
+def verify_postgres(
+    config: StoreConfig,
+    checkpoint: Checkpoint | None = None,
+    public: Ed25519PublicKey | None = None,
+) -> Report:
+    """Verify the journal in PostgreSQL without creating or writing anything."""
+    from runbook.journal.postgres_verify import verify_connection
+    from runbook.journal.verify import Report
+
+    try:
+        conn = connect(config)
+    except JournalError as exc:
+        return Report([str(exc)])
+    try:
+        return verify_connection(conn, checkpoint, public)
+    finally:
+        conn.close()

@@ -1,0 +1,232 @@
+"""The journal store: one interface, two backends, one factory.
+
+Everything that reads or writes the journal goes through a `JournalStore`;
+every SQL statement against the journal lives in a backend
+(runbook.journal.sqlite, runbook.journal.postgres). `config_for` says where an
+inventory's journal is (the inventory's `journal:`, or $RUNBOOK_JOURNAL: a file
+path, or a postgresql:// DSN), `open_store` opens it.
+
+Rows are returned as dicts keyed by column (JSON columns parsed); the record
+types below name their columns and the statuses they take.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from runbook.errors import UsageError
+from runbook.journal.events import Prepared
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from runbook.journal.checkpoint import Checkpoint, Signer
+    from runbook.journal.verify import Report
+    from runbook.model import Inventory
+
+ENV = "RUNBOOK_JOURNAL"
+_DSN = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
+
+Row = dict[str, Any]  # a run, step, incident or delivery: columns by name
+
+
+class IncidentStatus(enum.Enum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class DeliveryStatus(enum.Enum):
+    PENDING = "pending"
+    RETRYING = "retrying"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+# Deliveries still to send (by whoever holds them, or a later tick).
+UNSENT = (DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where a journal is: plain data, so a writer thread, a worker or a
+    scheduler can open its own connection to the same journal."""
+
+    backend: str  # "sqlite" or "postgresql"
+    path: Path | None = None  # sqlite
+    dsn: str | None = None  # postgresql; "embedded": the embedded server
+    schema: str = "runbook"
+    key_file: Path | None = None  # signs checkpoints
+    root: Path | None = None  # the project's folder (where `dsn: embedded` keeps its server)
+
+    @property
+    def where(self) -> str:
+        """For messages: the file, or the server and schema (never a password)."""
+        if self.backend == "sqlite":
+            return str(self.path)
+        return f"{redact_dsn(self.dsn or '')} (schema {self.schema})"
+
+
+def redact_dsn(dsn: str) -> str:
+    """A DSN fit to print: no password, in URL or key=value form."""
+    text = re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", dsn)
+    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", text, flags=re.IGNORECASE)
+
+
+class JournalStore(Protocol):
+    """What a journal backend does. Appends are atomic and hash-chained;
+    reads never see half an append."""
+
+    config: StoreConfig
+    signer: Signer | None
+
+    @property
+    def where(self) -> str: ...
+
+    def close(self) -> None: ...
+
+    # -- writing ---------------------------------------------------------------
+
+    def append(self, events: list[tuple[str, str | None, str, dict[str, Any]]]) -> list[int]:
+        """Append events atomically; the ids of inserted incidents and deliveries."""
+        ...
+
+    def append_prepared(self, events: list[Prepared]) -> list[int]: ...
+
+    # -- runs and steps --------------------------------------------------------
+
+    def run(self, run_id: str) -> Row | None:
+        """A run by id or unique prefix, with its steps."""
+        ...
+
+    def runs(
+        self,
+        *,
+        playbook: str | None = None,
+        target: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        limit: int = 50,
+    ) -> list[Row]:
+        """Runs, newest first."""
+        ...
+
+    def running_on(self, host: str) -> list[Row]:
+        """Runs this host recorded as running (id, pid, pid_started)."""
+        ...
+
+    def continuation(self, run_id: str) -> Row | None:
+        """The run that resumed or rolled back `run_id`, if one did."""
+        ...
+
+    def steps(self, run_id: str) -> list[Row]: ...
+
+    # -- incidents and deliveries ------------------------------------------------
+
+    def incident(self, incident_id: int) -> Row | None: ...
+
+    def open_incident(self, key: str) -> Row | None:
+        """The incident not yet resolved with this key."""
+        ...
+
+    def incidents(self, *, only_open: bool) -> list[Row]:
+        """Newest first; `only_open`: not resolved."""
+        ...
+
+    def incidents_due(self, now: str) -> list[Row]:
+        """Open incidents whose next escalation step is due."""
+        ...
+
+    def delivery(self, delivery_id: int) -> Row | None: ...
+
+    def deliveries_of(self, incident_id: int) -> list[Row]: ...
+
+    def unsent_deliveries(self) -> list[Row]:
+        """Deliveries pending or retrying, oldest first."""
+        ...
+
+    def loose_deliveries(self) -> list[Row]:
+        """Deliveries of no incident (notify steps') not delivered."""
+        ...
+
+    def planned_note(self, run_id: str | None, delivery_id: int) -> dict[str, Any] | None:
+        """The notification a delivery was planned with (in its event)."""
+        ...
+
+    # -- the chain -----------------------------------------------------------------
+
+    def head(self) -> tuple[int, str]:
+        """(events counted, hash) of the chain that checkpoints sign."""
+        ...
+
+    def latest_checkpoint(self) -> tuple[int, Any] | None:
+        """(position, checkpoint data) of the last checkpoint recorded."""
+        ...
+
+    def events(self) -> list[Row]:
+        """Every event, in the order each chain appended them."""
+        ...
+
+    def verify(self) -> list[str]:
+        """Problems found: a broken chain, or tables that disagree with the events."""
+        ...
+
+
+def config_for(inventory: Inventory | None) -> StoreConfig:
+    """Where the inventory's journal is: $RUNBOOK_JOURNAL (a path, or a
+    postgresql:// DSN) over the inventory's `journal:`."""
+    from runbook.journal.key import key_file_for
+    from runbook.variables import resolve
+
+    key_file = key_file_for(inventory)
+    schema = inventory.journal.schema if inventory else "runbook"
+    env = os.environ.get(ENV)
+    if env:
+        if _DSN.match(env) or env == "embedded":
+            root = inventory.root if inventory else None
+            return StoreConfig("postgresql", dsn=env, schema=schema, key_file=key_file, root=root)
+        return StoreConfig("sqlite", path=Path(env), key_file=key_file)
+    if inventory is None:
+        return StoreConfig("sqlite", path=Path(".runbook/journal.sqlite"), key_file=key_file)
+    journal = inventory.journal
+    if journal.backend in ("postgres", "postgresql"):
+        if journal.dsn is None:
+            raise UsageError(f"{inventory.path}: journal: backend {journal.backend} needs a dsn")
+        dsn = resolve(journal.dsn, "journal.dsn", set())
+        return StoreConfig(
+            "postgresql", dsn=str(dsn), schema=schema, key_file=key_file, root=inventory.root
+        )
+    return StoreConfig("sqlite", path=inventory.root / journal.path, key_file=key_file)
+
+
+def open_store(config: StoreConfig, *, create: bool = True) -> JournalStore:
+    """The journal `config` names, its schema brought up to date (`create`)."""
+    if config.backend == "postgresql":
+        from runbook.journal.postgres import PostgresStore
+
+        return PostgresStore(config, create=create)
+    from runbook.journal.sqlite import Journal
+
+    assert config.path is not None
+    return Journal(config.path, config.key_file, config=config)
+
+
+def verify_journal(
+    config: StoreConfig,
+    checkpoint: Checkpoint | None = None,
+    public: Ed25519PublicKey | None = None,
+) -> Report:
+    """The journal checked without writing to it (runbook.journal.verify)."""
+    if config.backend == "postgresql":
+        from runbook.journal.postgres import verify_postgres
+
+        return verify_postgres(config, checkpoint, public)
+    from runbook.journal.verify import verify_file
+
+    assert config.path is not None
+    return verify_file(config.path, checkpoint, public)
