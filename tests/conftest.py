@@ -115,6 +115,7 @@ class Project:
 
     root: Path
     dsn: str
+    journal_dsn: str | None = None  # a PostgreSQL journal; None: the SQLite file
 
     def write(self, relative: str, text: str) -> Path:
         path = self.root / relative
@@ -139,17 +140,32 @@ class Project:
             os.chdir(old)
 
     def journal(self) -> Any:
-        from runbook.journal.sqlite import Journal
+        """The project's journal, on the backend the test runs with."""
+        from runbook.journal.store import StoreConfig, open_store
 
-        return Journal(self.root / ".runbook" / "journal.sqlite")
+        if self.journal_dsn:
+            return open_store(StoreConfig("postgresql", dsn=self.journal_dsn, root=self.root))
+        return open_store(StoreConfig("sqlite", path=self.root / ".runbook" / "journal.sqlite"))
+
+    def journal_bytes(self) -> bytes:
+        """Everything the journal holds, as bytes (to look for what must not be there)."""
+        if self.journal_dsn is None:
+            files = (self.root / ".runbook").glob("journal.sqlite*")
+            return b"".join(p.read_bytes() for p in files)
+        with psycopg.connect(self.journal_dsn) as conn:
+            rows = conn.execute(
+                "SELECT string_agg(t::text, E'\\n') FROM (SELECT e::text FROM runbook.events e"
+                " UNION ALL SELECT r::text FROM runbook.runs r"
+                " UNION ALL SELECT i::text FROM runbook.incidents i"
+                " UNION ALL SELECT d::text FROM runbook.deliveries d"
+                " UNION ALL SELECT a::text FROM runbook.attempts a) t"
+            ).fetchone()
+        return str(rows[0] if rows else "").encode()
 
     def runs(self) -> list[dict[str, Any]]:
         journal = self.journal()
         try:
-            return [
-                journal.run(r["id"])
-                for r in journal.query("SELECT id FROM runs ORDER BY started_at")
-            ]
+            return [journal.run(r["id"]) for r in reversed(journal.runs(limit=10_000))]
         finally:
             journal.close()
 
@@ -166,12 +182,83 @@ channels:
 """
 
 
+# The journal's and the alerts' tests, and the crash tests, run on both
+# backends; a test marked `sqlite_only` looks inside the SQLite file itself.
+_BOTH_BACKENDS = (
+    "tests/journal/",
+    "tests/alerts/",
+    "tests/crash_test.py",
+    "tests/server_crash_test.py",
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "journal_backend" not in metafunc.fixturenames:
+        return
+    where = Path(str(metafunc.definition.path)).relative_to(REPO).as_posix()
+    both = (
+        where.startswith(_BOTH_BACKENDS)
+        and not where.endswith("postgres_test.py")  # chooses its journals itself
+        and not metafunc.definition.get_closest_marker("sqlite_only")
+    )
+    if both:
+        metafunc.parametrize("journal_backend", ["sqlite", "postgresql"])
+
+
 @pytest.fixture
-def project(tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch) -> Project:
+def journal_backend() -> str:
+    return "sqlite"
+
+
+def url_dsn(dsn: str) -> str:
+    """A DSN as a postgresql:// URL (what $RUNBOOK_JOURNAL takes)."""
+    import urllib.parse
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
+    user = urllib.parse.quote(params.pop("user", ""))
+    password = params.pop("password", "")
+    auth = f"{user}:{urllib.parse.quote(password)}@" if password else (f"{user}@" if user else "")
+    host = params.pop("host", "")
+    port = params.pop("port", "")
+    database = urllib.parse.quote(params.pop("dbname", ""))
+    netloc = "" if host.startswith("/") else host + (f":{port}" if port else "")
+    if host.startswith("/"):
+        params["host"] = host
+        if port:
+            params["port"] = port
+    query = urllib.parse.urlencode(params)
+    return f"postgresql://{auth}{netloc}/{database}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture
+def journal_dsn(
+    journal_backend: str, pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str | None]:
+    """None for the SQLite journal; else a fresh database for a PostgreSQL
+    journal, named in $RUNBOOK_JOURNAL for the CLI."""
+    if journal_backend == "sqlite":
+        yield None
+        return
+    name = pg_server.create_database()
+    url = url_dsn(pg_server.dsn_for(name))
+    monkeypatch.setenv("RUNBOOK_JOURNAL", url)
+    try:
+        yield url
+    finally:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path, db: str, monkeypatch: pytest.MonkeyPatch, journal_dsn: str | None
+) -> Project:
     monkeypatch.delenv("RUNBOOK_INVENTORY", raising=False)
-    monkeypatch.delenv("RUNBOOK_JOURNAL", raising=False)
     monkeypatch.setenv("RUNBOOK_OPERATOR", "tester")
-    proj = Project(tmp_path, db)
+    if journal_dsn is None:
+        monkeypatch.delenv("RUNBOOK_JOURNAL", raising=False)
+    proj = Project(tmp_path, db, journal_dsn)
     proj.write("inventory.yaml", INVENTORY.format(dsn=db))
     return proj
 

@@ -1,4 +1,4 @@
-"""The operating commands: the journal, incidents and escalation, the sandbox.
+"""The operating commands: history, incidents and escalation, the sandbox.
 
 Registered on the `runbook` group by importing this module (runbook.cli); no logic here either.
 """
@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 import click
 
 from runbook.cli.main import FORMATS, INVENTORY, main, run_command
-from runbook.errors import ExitCode
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -197,112 +196,6 @@ def escalation_show(policy: str, inventory: Path | None, severity: str | None) -
         return 0
 
     run_command(_show)
-
-
-@main.group()
-def journal() -> None:
-    """The journal of runs."""
-
-
-def _file_option(flag: str, text: str) -> Callable[[F], F]:
-    """`--name FILE`, given to the command as `name_file`."""
-    dest = flag.lstrip("-").split("-")[0] + "_file"
-    return click.option(flag, dest, type=click.Path(path_type=Path), help=text)
-
-
-@journal.command("verify")
-@INVENTORY
-@_file_option("--checkpoint", "A checkpoint kept outside the journal (`journal checkpoint`).")
-@_file_option(
-    "--public-key", "The public key that checks signatures (default: the configured key's)."
-)
-@_file_option("--export", "Check this export (`journal export`) instead of the journal.")
-def journal_verify(
-    inventory: Path | None,
-    checkpoint_file: Path | None,
-    public_file: Path | None,
-    export_file: Path | None,
-) -> None:
-    """Check the chain, the tables and checkpoints; one problem per line (exit 1 if any)."""
-
-    def _verify() -> int:
-        from runbook.commands import journal_cmd
-
-        report = journal_cmd.verify(inventory, checkpoint_file, public_file, export_file)
-        for problem in report.problems:
-            click.echo(problem)
-        for note in report.notes:
-            click.echo(f"note: {note}", err=True)
-        click.echo(f"{report.count} event(s) checked; {len(report.problems)} problem(s)", err=True)
-        return int(ExitCode.GATE_FAILED) if report.problems else 0
-
-    run_command(_verify)
-
-
-@journal.command("checkpoint")
-@INVENTORY
-@click.option(
-    "--latest", is_flag=True, help="The last checkpoint recorded in the journal (needs no key)."
-)
-def journal_checkpoint(inventory: Path | None, latest: bool) -> None:
-    """Print a checkpoint of the journal as JSON, to keep somewhere else.
-
-    Signed, and recorded in the journal too, when a key is configured
-    (journal.key_file or $RUNBOOK_JOURNAL_KEY_FILE); unsigned otherwise.
-    """
-
-    def _checkpoint() -> int:
-        from runbook.commands import journal_cmd
-
-        click.echo(json.dumps(journal_cmd.checkpoint_now(inventory, latest), indent=2))
-        return 0
-
-    run_command(_checkpoint)
-
-
-@journal.command("export")
-@click.argument("run_ids", nargs=-1, required=True)
-@INVENTORY
-@_file_option("--checkpoint", "Export up to this checkpoint's count, so it verifies against it.")
-def journal_export(
-    run_ids: tuple[str, ...], inventory: Path | None, checkpoint_file: Path | None
-) -> None:
-    """Print runs' events as JSON, the other events only as digests: checkable
-    against a checkpoint (verify --export) without the rest of the journal."""
-
-    def _export() -> int:
-        from runbook.commands import journal_cmd
-
-        doc = journal_cmd.export(inventory, list(run_ids), checkpoint_file)
-        click.echo(json.dumps(doc, indent=1))
-        return 0
-
-    run_command(_export)
-
-
-@journal.command("keygen")
-@INVENTORY
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    help="The private key file (default: the configured key_file); FILE.pub gets the public key.",
-)
-def journal_keygen(inventory: Path | None, out: Path | None) -> None:
-    """Make an Ed25519 key that signs the journal's checkpoints; print the public key."""
-
-    def _keygen() -> int:
-        from runbook.commands import journal_cmd
-
-        private, public, pem = journal_cmd.keygen(inventory, out)
-        click.echo(pem, nl=False)
-        click.echo(
-            f"private key: {private} (mode 600; keep it out of the journal's reach); "
-            f"public key: {public}",
-            err=True,
-        )
-        return 0
-
-    run_command(_keygen)
 
 
 @main.group()

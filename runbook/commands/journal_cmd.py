@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from runbook.clock import Clock
 from runbook.errors import UsageError
 from runbook.journal.key import KEY_ENV, key_file_for
-from runbook.journal.store import config_for, verify_journal
+from runbook.journal.store import StoreConfig, config_for, verify_journal
 from runbook.journal.verify import Report
 from runbook.service import load_inventory, open_journal
 
@@ -104,3 +105,86 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from None
+
+
+def upgrade(inventory: Path | None) -> tuple[str, list[int], int]:
+    """The PostgreSQL journal's schema brought up to date: (where, migrations applied, version)."""
+    from runbook.journal import migrate
+
+    config = config_for(load_inventory(inventory, Path.cwd()))
+    if config.backend != "postgresql":
+        raise UsageError(
+            f"the journal is the SQLite file {config.where}: it is brought up to date whenever"
+            " it is opened (journal upgrade is for a PostgreSQL journal)"
+        )
+    conn = migrate.connect(config)
+    try:
+        applied = migrate.migrate(conn, config)
+        return config.where, applied, migrate.version(conn, config.schema)
+    finally:
+        conn.close()
+
+
+@dataclass
+class CopyReport:
+    summary: str
+    problems: list[str] = field(default_factory=list)
+
+
+def copy(inventory: Path | None, dsn: str, schema: str) -> CopyReport:
+    """This inventory's SQLite journal copied into the PostgreSQL one at `dsn`, then verified."""
+    from runbook.journal.events import CHECKPOINTS, prepare
+    from runbook.journal.postgres import PostgresStore
+    from runbook.journal.verify import connect_reading
+
+    inv = load_inventory(inventory, Path.cwd())
+    source = config_for(inv)
+    if source.path is None:
+        raise UsageError("journal copy reads a SQLite journal; this inventory's is PostgreSQL")
+    if not source.path.is_file():
+        raise UsageError(f"no journal at {source.path}")
+    problems = verify_journal(source).problems
+    if problems:
+        raise UsageError(
+            f"the journal {source.where} does not verify ({problems[0]}…): runbook journal verify"
+        )
+    target = StoreConfig("postgresql", dsn=dsn, schema=schema, root=inv.root)
+    store = PostgresStore(target)
+    db = connect_reading(source.path)
+    copied = total = 0
+    try:
+        first = db.execute("SELECT hash FROM events ORDER BY seq LIMIT 1").fetchone()
+        if first is None:
+            return CopyReport(f"{source.where} holds no events: nothing to copy")
+        name = str(first[0])[:16]  # the first event's hash names the source journal
+        cursor = db.execute("SELECT seq, at, run_id, kind, payload FROM events ORDER BY seq")
+        while batch := cursor.fetchmany(500):
+            events = []
+            for seq, at, run_id, kind, payload in batch:
+                total += 1
+                change = json.loads(payload)
+                if change.get("table") == CHECKPOINTS:
+                    continue  # they sign the SQLite chain, not the copy's
+                (prepared,) = prepare([(at, run_id, kind, _decoded(change))])
+                events.append((int(seq), prepared))
+            copied += store.import_events(name, events)
+    finally:
+        db.close()
+        store.close()
+    report = verify_journal(target)
+    return CopyReport(
+        f"copied {copied} of {total} event(s) from {source.where} into {target.where}"
+        f" ({total - copied} already there or checkpoints of the SQLite chain);"
+        f" the copy verifies with {len(report.problems)} problem(s)",
+        report.problems,
+    )
+
+
+def _decoded(change: dict[str, Any]) -> dict[str, Any]:
+    """A change as the recorder made it: JSON columns back to values (the
+    backend encodes them again exactly so)."""
+    from runbook.journal.events import FOLDED, decode
+
+    if change.get("table") in FOLDED or not isinstance(change.get("row"), dict):
+        return change
+    return {**change, "row": decode(dict(change["row"]))}

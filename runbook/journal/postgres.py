@@ -154,6 +154,41 @@ class PostgresStore:
             )
         return rowids
 
+    def import_events(self, source: str, events: list[tuple[int, Prepared]]) -> int:
+        """Append events copied from another journal (`source` names it), in
+        one transaction with the mark of how far that copy got: events at or
+        below the mark are skipped, so copying again copies nothing twice.
+        Returns how many were appended."""
+        key = f"copied_from:{source}"
+        try:
+            with self.lock, self.conn.transaction():
+                self.conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (%s, '0') ON CONFLICT (key) DO NOTHING",
+                    (key,),
+                )
+                row = self.conn.execute(
+                    "SELECT value FROM meta WHERE key = %s FOR UPDATE", (key,)
+                ).fetchone()
+                done = int(str(row[0])) if row else 0
+                fresh = [(seq, event) for seq, event in events if seq > done]
+                if not fresh:
+                    return 0
+                self._append([event for _, event in fresh])
+                for table in ("incidents", "deliveries"):
+                    # Copied rows keep their ids: new ones must come after them.
+                    self.conn.execute(
+                        sql.SQL(
+                            "SELECT setval(pg_get_serial_sequence({}, 'id'),"
+                            " greatest((SELECT max(id) FROM {}), 1))"
+                        ).format(sql.Literal(table), sql.Identifier(table))
+                    )
+                self.conn.execute(
+                    "UPDATE meta SET value = %s WHERE key = %s", (str(fresh[-1][0]), key)
+                )
+                return len(fresh)
+        except psycopg.Error as exc:
+            raise JournalError(f"cannot write the journal {self.where}: {exc}") from None
+
     def _seals_needed(self, events: list[Prepared]) -> bool:
         for _, _, _, change, _ in events:
             if change["table"] == CHECKPOINTS and self.signer is not None:

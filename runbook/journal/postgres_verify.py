@@ -52,6 +52,7 @@ class _PgVerifier(Verifier):
         super().__init__(conn, report, public)
         self.chains: dict[str, list[str | None]] = {}  # recomputed hash at each position
         self.sealed: set[str] = set()
+        self.last_wide = 0  # the journal-wide chain's last position: what checkpoints count
 
     def check(self, checkpoint: Checkpoint | None) -> None:
         present = {
@@ -114,12 +115,13 @@ class _PgVerifier(Verifier):
             self.chains[name].append(recomputed)
             stored_prev = stored
             if name == JOURNAL_WIDE:
+                self.last_wide = pos
                 self.recomputed = recomputed
                 if pos == wanted:
                     self.at_count[pos] = recomputed
             if change is not None:
                 self._apply(pos, change, previous)
-        return len(self.chains.get(JOURNAL_WIDE, []))
+        return self.last_wide
 
     def _apply(self, seq: int, change: Any, previous: str | None) -> None:
         if isinstance(change, dict) and change.get("table") == SEALS:

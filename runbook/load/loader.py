@@ -364,7 +364,37 @@ def load_inventory(path: Path, cache: Path | None = None) -> tuple[Inventory | N
     loaded = read(path, schema.INVENTORY, cache)
     if loaded.problems or loaded.doc is None:
         return None, loaded.problems
+    problems = _journal_problems(loaded.doc)
+    if problems:
+        return None, problems
     return build_inventory(path, loaded.doc), []
+
+
+def _journal_problems(doc: Document) -> list[Problem]:
+    """Journal settings that would be ignored are refused: a PostgreSQL
+    journal needs its dsn; a SQLite one has no dsn or schema."""
+    journal = doc.data.get("journal") if isinstance(doc.data, dict) else None
+    if not isinstance(journal, dict):
+        return []
+    backend = journal.get("backend", "postgresql" if "dsn" in journal else "sqlite")
+    wrong: list[tuple[DataPath, str]] = []
+    if backend in ("postgres", "postgresql") and "dsn" not in journal:
+        wrong.append((("journal",), f"journal: backend {backend} needs a dsn (or dsn: embedded)"))
+    if backend in ("postgres", "postgresql") and "path" in journal:
+        wrong.append(
+            (("journal", "path"), "path is the SQLite journal's file; backend is PostgreSQL")
+        )
+    if backend == "sqlite":
+        for name in ("dsn", "schema"):
+            if name in journal:
+                wrong.append(((("journal", name)), f"{name} is for backend postgresql, not sqlite"))
+    out = []
+    for where, message in wrong:
+        at = doc.position(where, key=True)
+        out.append(
+            Problem(doc.path, at.line, at.col, "/" + "/".join(map(str, where)), message, "journal")
+        )
+    return out
 
 
 def require_inventory(path: Path) -> Inventory:

@@ -84,7 +84,7 @@ def _attempts(project: Project, delivery_id: int) -> list[dict[str, Any]]:
     journal = project.journal()
     try:
         return journal.query(
-            "SELECT * FROM attempts WHERE delivery_id = ? ORDER BY attempt", (delivery_id,)
+            f"SELECT * FROM attempts WHERE delivery_id = {int(delivery_id)} ORDER BY attempt"
         )
     finally:
         journal.close()

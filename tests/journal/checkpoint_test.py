@@ -19,6 +19,10 @@ from runbook.journal.sqlite import Journal
 
 from ..conftest import REPO, Project
 
+# They open, cut and rewrite the SQLite file itself; the PostgreSQL journal's
+# checkpoints are tested in postgres_test.py.
+pytestmark = pytest.mark.sqlite_only
+
 BOOK = "name: j\nkind: check\nsteps:\n  - {name: One, query: SELECT 1}\n  - {name: Two, query: SELECT 2}\n"
 
 

@@ -6,6 +6,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
+
 from runbook.clock import Clock
 from runbook.journal import reconcile
 from runbook.journal.sqlite import SCHEMA_VERSION, Journal
@@ -58,6 +60,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         Journal(tmp_path / "j.sqlite")
 
 
+@pytest.mark.sqlite_only  # edits the file; postgres_test.py does it there
 def test_chain_verifies_and_edits_are_detected(project: Project) -> None:
     _run(project)
     journal = project.journal()
@@ -79,6 +82,7 @@ def test_chain_verifies_and_edits_are_detected(project: Project) -> None:
     assert any("column status differs" in p for p in problems)
 
 
+@pytest.mark.sqlite_only  # edits the file; postgres_test.py does it there
 def test_deleting_an_event_breaks_the_chain(project: Project) -> None:
     _run(project)
     db = sqlite3.connect(project.root / ".runbook" / "journal.sqlite")
@@ -113,6 +117,7 @@ def test_dead_run_is_marked_interrupted_at_its_step(project: Project) -> None:
     journal.close()
 
 
+@pytest.mark.sqlite_only  # edits the file; postgres_test.py does it there
 def test_journal_verify_command(project: Project) -> None:
     _run(project)
     result = project.run("journal", "verify")
