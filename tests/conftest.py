@@ -109,6 +109,27 @@ def chdir(tmp_path: Path) -> Iterator[Path]:
         os.chdir(old)
 
 
+def server_major(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.info.server_version // 10000
+
+
+def needs_orphan_cancel(dsn: str) -> None:
+    """Skip on servers that do not cancel a statement whose client died
+    (client_connection_check_interval is PostgreSQL 14 and later)."""
+    major = server_major(dsn)
+    if major < 14:
+        pytest.skip(f"PostgreSQL {major} does not cancel an orphaned statement (14 and later do)")
+
+
+def client_programs_of(major: int) -> bool:
+    """Whether this machine has PostgreSQL client programs (pg_dump…) of `major`."""
+    from runbook.pg import pgtools, sandbox
+
+    finder = pgtools.Finder(embedded_bin=sandbox.bin_dir)
+    return any(install.major == major for install in finder.installs())
+
+
 @dataclass
 class Project:
     """A small project in a temp folder whose target `db` is a fresh database."""

@@ -15,7 +15,7 @@ import time
 import psycopg
 import pytest
 
-from .conftest import Project
+from .conftest import Project, needs_orphan_cancel
 
 pytestmark = pytest.mark.slow
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -54,6 +54,7 @@ def _wait_for(conn: Conn, query: str, seconds: float = 30) -> None:
 
 
 def _crash_and_resume(project: Project, conn: Conn, in_block: bool) -> None:
+    needs_orphan_cancel(project.dsn)  # the resume waits for the server to end the orphan
     conn.execute("CREATE TABLE effects (what text NOT NULL)")
     conn.execute("CREATE TABLE control (go int)")
     book = project.playbook(

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from .conftest import Project
+from .conftest import Project, needs_orphan_cancel
 from .crash_test import SLEEP as WAIT
 from .crash_test import SLEEPING
 
@@ -87,6 +87,7 @@ steps:
 def test_an_undo_killed_half_way_is_continued_never_repeated(
     project: Project, conn: Conn, how: str
 ) -> None:
+    needs_orphan_cancel(project.dsn)  # waits for the server to end the orphaned undo
     for table in ("effects", "undo_log"):
         conn.execute(f"CREATE TABLE {table} (what text NOT NULL)")
     conn.execute("CREATE TABLE control (go int)")

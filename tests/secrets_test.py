@@ -99,7 +99,8 @@ def _uri_with_password(dsn: str, password: str) -> str:
     params = dict(part.split("=", 1) for part in dsn.split())
     encoded = urllib.parse.quote(password, safe="").lower()
     host = urllib.parse.quote(params["host"], safe="")
-    return f"postgresql://{params['user']}:{encoded}@/{params['dbname']}?host={host}"
+    port = f"&port={params['port']}" if "port" in params else ""  # a server not on 5432
+    return f"postgresql://{params['user']}:{encoded}@/{params['dbname']}?host={host}{port}"
 
 
 BOOK = """name: leaky

@@ -175,7 +175,7 @@ COMMENT ON VIEW card_balance_check IS
 CREATE OR REPLACE VIEW monitoring_system_health AS
 SELECT 
   'detection_performance' as metric,
-  AVG(EXTRACT(EPOCH FROM (updated_at - created_at))) as value,
+  AVG(EXTRACT(EPOCH FROM (updated_at - created_at)))::numeric as value,  -- numeric on 13 too (EXTRACT is double there)
   'seconds' as unit
 FROM monitoring_events 
 WHERE created_at > NOW() - INTERVAL '1 hour'

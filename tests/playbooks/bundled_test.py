@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ..conftest import REPO, Project
+from ..conftest import REPO, Project, client_programs_of, server_major
 
 PLAYBOOKS = REPO / "playbooks"
 EXPECTED: dict[str, dict[str, Any]] = {}
@@ -33,9 +33,15 @@ def test_every_playbook_has_an_expectation() -> None:
     assert sorted(EXPECTED) == _bundled()
 
 
+_RESTORES = {"hist-data-ingestor/restore-drill.yaml", "hist-data-ingestor/monthly-checklist.yaml"}
+
+
 @pytest.mark.parametrize("name", _bundled())
 def test_bundled_playbook(name: str, demo_project: Project) -> None:
     expected = EXPECTED[name]
+    if name in _RESTORES and not client_programs_of(server_major(demo_project.dsn)):
+        # The restore then refuses the dump, with the reason (restore_version_test.py).
+        pytest.skip("the restore needs pg_dump of the server's major, not on this machine")
     args = ["run", str(PLAYBOOKS / name), "-i", str(demo_project.root / "inventory.yaml"), "--yes"]
     for item in expected.get("extra", []):
         args += ["-e", item]
