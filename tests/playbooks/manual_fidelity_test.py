@@ -73,3 +73,73 @@ def test_morning_check_calls_a_warning_system_warning(demo_project: Project) -> 
     assert level["severity"] == "WARNING", level["note"]
     assert run["severity"] == "WARNING", run["reason"]
     assert result.exit_code == 1, result.output  # nagios WARNING
+
+
+# --- 4. the HIGH emergency rollback fails only on what it made worse -----------
+
+HIGH = "emergency-rollback/high-emergency-rollback.yaml"
+
+
+def _panel_constraints(project: Project) -> dict[str, Any]:
+    return _one(
+        project,
+        """
+        SELECT count(*) FILTER (WHERE conname = 'panels_workflow_progression_check') AS workflow,
+               count(*) FILTER (WHERE conname = 'panels_barcode_format_check') AS barcode,
+               count(*) FILTER (WHERE conname = 'panels_electrical_data_check') AS electrical
+        FROM pg_constraint WHERE conrelid = 'public.panels'::regclass
+        """,
+    )
+
+
+def test_high_emergency_rollback_completes_on_the_demo(demo_project: Project) -> None:
+    # The 140 workflow + 12 electrical panels (INC-2417, under NOT VALID) and the
+    # two MOs break their rules before the rollback: not new, not its doing.
+    result, run = _run(demo_project, HIGH)
+    assert result.exit_code == 0, result.output
+    assert run["status"] == "ok", run["reason"]
+    integrity = _step(run, "data_integrity")
+    assert integrity["status"] == "ok"
+    rows = {(r["table_name"], r["check_name"]): r for r in integrity["result"]["rows"]}
+    workflow = rows[("panels", "panel_workflow_constraints")]
+    assert (workflow["test_result"], workflow["before_count"], workflow["violation_count"]) == (
+        "FAIL",
+        140,
+        140,
+    )
+    assert not any(r["worse"] for r in rows.values())
+    assert _panel_constraints(demo_project) == {"workflow": 0, "barcode": 0, "electrical": 0}
+
+
+def test_high_emergency_rollback_halts_on_a_new_violation(demo_project: Project) -> None:
+    # A writer slips a bad panel in the moment the workflow rule is dropped
+    # (station 2 done without station 1): a violation new since the drop.
+    _plant(
+        demo_project,
+        """
+        CREATE FUNCTION plant_bad_panel() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.action = 'DROPPED' AND NEW.pg_constraint_name = 'panels_workflow_progression_check' THEN
+                INSERT INTO panels (barcode, panel_type, line_assignment, manufacturing_order_id,
+                                    status, station_2_completed_at)
+                SELECT 'CRS26FT6099999', '60', 'LINE_1', min(id), 'IN_PROGRESS', now()
+                FROM manufacturing_orders;
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER plant_bad_panel AFTER INSERT ON constraint_rollback_log
+            FOR EACH ROW EXECUTE FUNCTION plant_bad_panel();
+        """,
+    )
+    result, run = _run(demo_project, HIGH)
+    assert result.exit_code == 1, result.output
+    assert run["status"] == "rolled_back", run["reason"]
+    integrity = _step(run, "data_integrity")
+    assert integrity["status"] == "gate_failed"
+    worse = [r for r in integrity["result"]["rows"] if r["worse"]]
+    assert [(r["check_name"], r["before_count"], r["violation_count"]) for r in worse] == [
+        ("panel_workflow_constraints", 140, 141)
+    ], integrity["reason"]
+    assert "140 → 141" in integrity["reason"]
+    # on_failure: rollback re-created the three constraints
+    assert _panel_constraints(demo_project) == {"workflow": 1, "barcode": 1, "electrical": 1}
