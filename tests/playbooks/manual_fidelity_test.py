@@ -143,3 +143,48 @@ def test_high_emergency_rollback_halts_on_a_new_violation(demo_project: Project)
     assert "140 → 141" in integrity["reason"]
     # on_failure: rollback re-created the three constraints
     assert _panel_constraints(demo_project) == {"workflow": 1, "barcode": 1, "electrical": 1}
+
+
+# --- 3. the escalation ladders of inventory.yaml ------------------------------
+
+# Emergency Rollback Procedures Manual, "Escalation Procedures", read as each
+# level's deadline: a level is paged when the one before it has let its
+# deadline pass (the DBA at once, with 15 minutes).
+ROLLBACK_LADDER = [
+    ("Database Administrator", 0, "dba-pager"),
+    ("System Administrator", 15 * 60, "sysadmin-pager"),
+    ("Production Manager", 30 * 60, "production-manager"),
+    ("Quality Control Manager", 60 * 60, "quality-manager"),
+    ("Executive Management", 2 * 3600, "executive"),
+]
+
+
+def _policies() -> dict[str, Any]:
+    from runbook.load.loader import load_inventory
+
+    inventory, problems = load_inventory(REPO / "inventory.yaml")
+    assert inventory is not None, problems
+    return dict(inventory.policies)
+
+
+def test_the_emergency_ladder_is_one_reading_for_every_severity() -> None:
+    policy = _policies()["emergency-rollback"]
+    response = {"CRITICAL": 15 * 60, "HIGH": 3600, "MEDIUM": 4 * 3600, "LOW": 24 * 3600}
+    assert sorted(policy.severities) == sorted(response)
+    for severity, entry in policy.severities.items():
+        ladder = [
+            (level.name, level.after, [r.channel for r in level.notify]) for level in entry.levels
+        ]
+        assert ladder == [(n, t, [pager, "ops-log"]) for n, t, pager in ROLLBACK_LADDER], severity
+        # the first level's deadline; the emergency level's response time
+        assert entry.acknowledge_within == 15 * 60, severity
+        assert entry.mitigate_within == response[severity], severity
+
+
+def test_critical_constraint_alerts_page_immediately() -> None:
+    critical = _policies()["constraint-alerts"].severities["CRITICAL"]
+    first = critical.levels[0]
+    assert first.after == 0 and "dba-pager" in [r.channel for r in first.notify]
+    assert critical.acknowledge_within == 15 * 60
+    text = (REPO / "inventory.yaml").read_text()
+    assert '"immediate" means the first level is paged at once' in text
