@@ -11,9 +11,9 @@ from ..conftest import REPO, Project
 PLAYBOOKS = REPO / "playbooks"
 
 
-def _plant(project: Project, sql: str) -> None:
+def _plant(project: Project, sql: str, params: tuple[Any, ...] | None = None) -> None:
     with psycopg.connect(project.dsn, autocommit=True) as conn:
-        conn.execute(sql)
+        conn.execute(sql, params)
 
 
 def _one(project: Project, sql: str) -> dict[str, Any]:
@@ -188,3 +188,87 @@ def test_critical_constraint_alerts_page_immediately() -> None:
     assert critical.acknowledge_within == 15 * 60
     text = (REPO / "inventory.yaml").read_text()
     assert '"immediate" means the first level is paged at once' in text
+
+
+# --- 2. severities that agree with the manuals and with each other ------------
+
+
+def _failed_gates(step: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(g["name"], g["severity"]) for g in step["gates"] or [] if not g["passed"]]
+
+
+def test_constraint_monthly_review_high_impact_is_critical(demo_project: Project) -> None:
+    # "🔴 HIGH IMPACT: > 1000ms (Critical)"; the workflow checks reached ~1,490 ms
+    _, run = _run(demo_project, "constraint-monitoring/monthly-review.yaml")
+    assert _failed_gates(_step(run, "high_impact_month")) == [("high_impact_month", "CRITICAL")]
+
+
+def _delay_events(project: Project, seconds: int) -> None:
+    _plant(
+        project,
+        """
+        UPDATE monitoring_events SET created_at = detection_timestamp - make_interval(secs => %s)
+        WHERE detection_timestamp > now() - interval '24 hours'
+        """,
+        (seconds,),
+    )
+
+
+def test_detection_delays_use_the_key_metric_thresholds(demo_project: Project) -> None:
+    # Detection Processing Time: warning > 5 s, critical > 10 s (as key-metrics.yaml)
+    _delay_events(demo_project, 7)
+    result, run = _run(demo_project, "festival-monitoring/issue-detection-delays.yaml")
+    step = _step(run, "detection_delay")
+    assert (step["status"], step["severity"]) == ("gate_failed", "HIGH"), step["note"]
+    assert result.exit_code == 1
+    _delay_events(demo_project, 12)
+    _, run = _run(demo_project, "festival-monitoring/issue-detection-delays.yaml")
+    step = _step(run, "detection_delay")
+    assert (step["status"], step["severity"]) == ("gate_failed", "CRITICAL"), step["note"]
+
+
+def _latest_processing_ms(project: Project, ms: int) -> None:
+    _plant(
+        project,
+        """
+        UPDATE system_health_snapshots SET avg_processing_time_ms = %s
+        WHERE snapshot_id = (SELECT snapshot_id FROM system_health_snapshots
+                             ORDER BY snapshot_timestamp DESC LIMIT 1)
+        """,
+        (ms,),
+    )
+
+
+def test_processing_time_is_not_judged_by_the_api_thresholds(demo_project: Project) -> None:
+    # 300 ms is above the API response time's normal range (< 200 ms) but the
+    # guide has no threshold for transaction processing time: our marks only.
+    _latest_processing_ms(demo_project, 300)
+    _, run = _run(demo_project, "festival-monitoring/morning-health-check.yaml")
+    assert _step(run, "processing_time")["severity"] == "HEALTHY"
+    _, run = _run(
+        demo_project,
+        "festival-monitoring/morning-health-check.yaml",
+        "-e",
+        "processing_warning_ms=250",
+    )
+    step = _step(run, "processing_time")
+    assert (step["status"], step["severity"]) == ("gate_failed", "HIGH"), step["note"]
+
+
+def test_alert_triage_heartbeat_takes_the_event_severity(demo_project: Project) -> None:
+    # A CRITICAL snapshot's heartbeat is a HIGH event: the technical team lead
+    # (< 5 min), not the support team.
+    _plant(
+        demo_project,
+        "UPDATE monitoring_events SET severity = 'HIGH'"
+        " WHERE event_type = 'system_health' AND status = 'OPEN'",
+    )
+    _, run = _run(demo_project, "festival-monitoring/alert-triage.yaml")
+    assert _failed_gates(_step(run, "system_health_warning")) == [("system_health_high", "HIGH")]
+
+
+def test_alert_triage_warning_heartbeat_stays_medium(demo_project: Project) -> None:
+    _, run = _run(demo_project, "festival-monitoring/alert-triage.yaml")
+    assert _failed_gates(_step(run, "system_health_warning")) == [
+        ("system_health_warning", "MEDIUM")
+    ]
