@@ -69,6 +69,8 @@ class StoreConfig:
         """For messages: the file, or the server and schema (never a password)."""
         if self.backend == "sqlite":
             return str(self.path)
+        if self.dsn == "embedded":
+            return f"the embedded PostgreSQL's database runbook_journal (schema {self.schema})"
         return f"{redact_dsn(self.dsn or '')} (schema {self.schema})"
 
 

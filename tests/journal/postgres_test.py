@@ -256,3 +256,46 @@ def test_an_inventory_postgresql_journal_without_a_dsn_is_refused_with_its_place
     inventory.write_text(inventory.read_text().replace("backend: postgresql", "schema: ops"))
     result = project.run("validate")
     assert result.exit_code == 2 and "schema is for backend postgresql" in result.output
+
+
+@pytest.mark.slow
+def test_dsn_embedded_keeps_the_journal_on_the_projects_embedded_server(project: Project) -> None:
+    inventory = project.root / "inventory.yaml"
+    inventory.write_text(
+        inventory.read_text() + "journal:\n  backend: postgresql\n  dsn: embedded\n"
+    )
+    project.playbook(BOOK)
+    try:
+        result = project.run("run", "playbooks/p.yaml")
+        assert result.exit_code == 0, result.output
+        assert "runbook_journal" in result.output
+        assert "two" in project.run("history").stdout
+        assert project.run("journal", "verify").exit_code == 0
+    finally:
+        project.run("sandbox", "down")
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://ops:s3cret@db.example/journal",
+        "host=db.example user=ops password=s3cret dbname=journal",
+        "host=db.example password = 's3cret word' dbname=journal",
+    ],
+)
+def test_the_journal_is_named_without_its_password(dsn: str) -> None:
+    where = StoreConfig("postgresql", dsn=dsn).where
+    assert "s3cret" not in where and "db.example" in where
+
+
+def test_an_unreachable_journal_is_an_error_that_names_it_without_its_password(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "RUNBOOK_JOURNAL", "postgresql://ops:s3cret@127.0.0.1:9/journal?connect_timeout=2"
+    )
+    project.playbook(BOOK)
+    result = project.run("run", "playbooks/p.yaml")
+    assert result.exit_code != 0
+    assert "cannot open the journal postgresql://ops:***@127.0.0.1:9/journal" in result.output
+    assert "s3cret" not in result.output and "Traceback" not in result.output
