@@ -119,6 +119,12 @@ def test_rollback_command_undoes_a_finished_run(project: Project, conn: Conn) ->
         in preview.stdout
     )
     assert _definitions(conn) == {}
+    # The dry run is journaled as one, and the run it previewed is untouched.
+    preview_run = project.last_run()
+    assert preview_run["mode"] == "rollback-check" and preview_run["status"] == "ok"
+    assert preview_run["parent_run"] == run_id
+    assert {r["id"]: r for r in project.runs()}[run_id]["status"] == "ok"
+    assert run_id in project.run("history").stdout
     done = project.run("rollback", run_id, "--yes")
     assert done.exit_code == 0, done.output
     assert _definitions(conn) == before, done.output

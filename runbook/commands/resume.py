@@ -292,7 +292,10 @@ def rollback(
             continues = last["id"]
         subject = earlier.subject
         req = _request(subject, subject["id"], inventory_path, extra, force)
-        req.mode, req.check, req.undo_only, req.yes = "rollback", check, True, True
+        # A dry run is journaled as one: its own mode, and the undone run's
+        # status left alone (nothing was undone).
+        req.mode = "rollback-check" if check else "rollback"
+        req.check, req.undo_only, req.yes = check, True, True
         req.continues = None if check else continues
         prepared = service.prepare(req)
         if not check:

@@ -30,7 +30,7 @@ def finish(engine: Engine, started_at: str, started: float) -> RunOutcome:
     if engine.halt:
         where = engine.halt.outcome
         reason = f"{reason}: step {where.number} {where.name!r}: {where.error or where.reason}"
-    if undone:
+    if undone and not engine.options.check:  # a dry run undid nothing
         status = RunStatus.ROLLBACK_FAILED if engine.undo_failed else RunStatus.ROLLED_BACK
     if engine.undo_summary:
         reason = (
