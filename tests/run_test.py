@@ -192,3 +192,49 @@ def test_no_library_warnings_on_stderr(project: Project, tmp_path: Path) -> None
     )
     assert done.returncode == 0, done.stderr
     assert "Warning" not in done.stderr, done.stderr
+
+
+CONTINUE_BOOK = """name: goes-on
+kind: change
+on_failure: continue
+steps:
+  - name: today
+    query: SELECT current_date AS d
+    register: today
+  - name: uses today
+    query: SELECT {{ today.first.d }}::text AS x
+  - name: three
+    query: SELECT 3
+"""
+
+
+def test_an_unreachable_target_ends_its_run_at_once_whatever_on_failure_says(
+    project: Project,
+) -> None:
+    project.write(
+        "inventory.yaml",
+        "targets:\n  db: {dsn: 'host=127.0.0.1 port=9 dbname=x connect_timeout=1'}\n"
+        "default_target: db\n",
+    )
+    project.playbook(CONTINUE_BOOK)
+    result = project.run("run", "playbooks/p.yaml")
+    assert result.exit_code == 3
+    assert "cannot connect to target 'db'" in result.output
+    assert "is undefined" not in result.output  # no cascade of later failures
+    steps = project.last_run()["steps"]
+    assert [s["status"] for s in steps] == ["failed", "not_run", "not_run"]
+    assert "the target 'db' cannot be reached" in steps[1]["reason"]
+
+
+def test_a_connection_lost_mid_run_ends_the_run_at_once(project: Project) -> None:
+    project.playbook(
+        CONTINUE_BOOK.replace(
+            "    query: SELECT current_date AS d\n",
+            "    query: SELECT pg_terminate_backend(pg_backend_pid()) AS d\n",
+        )
+    )
+    result = project.run("run", "playbooks/p.yaml")
+    assert result.exit_code == 3, result.output
+    steps = project.last_run()["steps"]
+    assert [s["status"] for s in steps] == ["failed", "not_run", "not_run"]
+    assert "is undefined" not in result.output

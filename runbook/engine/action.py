@@ -255,7 +255,9 @@ def _failed(
     outcome.params = list(ctx.params) or None
     if isinstance(result, Result):
         outcome.result = result.serialize(engine.options.row_sample)
-    return failures.redacted(outcome, engine.redactor)
+    outcome = failures.redacted(outcome, engine.redactor)
+    engine.note_lost(error, outcome)
+    return outcome
 
 
 def _outcome(
