@@ -157,3 +157,34 @@ def decode(row: dict[str, Any]) -> dict[str, Any]:
         if isinstance(row[key], str):
             row[key] = json.loads(row[key])
     return row
+
+
+def unique_run(rows: list[dict[str, Any]], steps_of: Any) -> dict[str, Any] | None:
+    """The one run an id or prefix matched, with its steps (None: none, or several)."""
+    if len(rows) != 1:
+        return None
+    run = rows[0]
+    run["steps"] = steps_of(run["id"])
+    return run
+
+
+def planned_note_in(events: list[dict[str, Any]], delivery_id: int) -> dict[str, Any] | None:
+    """The note a `delivery.planned` event among `events` (newest first) kept."""
+    for event in events:
+        change = json.loads(event["payload"])
+        if change.get("row", {}).get("id") == delivery_id and "note" in change:
+            note: dict[str, Any] = change["note"]
+            return note
+    return None
+
+
+def checkpoint_in(row: dict[str, Any] | None, position: str) -> tuple[int, Any] | None:
+    """(position, data) of a checkpoint event's row."""
+    if row is None:
+        return None
+    try:
+        return int(row[position]), json.loads(row["payload"])["row"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise JournalError(
+            f"the journal's last checkpoint cannot be read ({exc}): runbook journal verify"
+        ) from None

@@ -13,7 +13,6 @@ chain and replays the events against the tables.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -31,9 +30,12 @@ from runbook.journal.events import (
     Conflict,
     Prepared,
     canonical,
+    checkpoint_in,
     decode,
     fold_steps,
+    planned_note_in,
     prepare,
+    unique_run,
 )
 from runbook.journal.migrate import connect, migrate
 from runbook.journal.store import UNSENT, Row, StoreConfig
@@ -276,11 +278,7 @@ class PostgresStore:
             "SELECT * FROM runs WHERE left(id, length(%s)) = %s ORDER BY started_at",
             (run_id, run_id),
         )
-        if len(rows) != 1:
-            return None
-        run = rows[0]
-        run["steps"] = self.steps(run["id"])
-        return run
+        return unique_run(rows, self.steps)
 
     def runs(
         self,
@@ -353,16 +351,12 @@ class PostgresStore:
         )
 
     def planned_note(self, run_id: str | None, delivery_id: int) -> dict[str, Any] | None:
-        for event in self.query(
+        events = self.query(
             "SELECT payload FROM events WHERE run_id IS NOT DISTINCT FROM %s"
             " AND kind = 'delivery.planned' AND strpos(payload, %s) > 0 ORDER BY seq DESC",
             (run_id, f'"id":{delivery_id}'),
-        ):
-            change = json.loads(event["payload"])
-            if change.get("row", {}).get("id") == delivery_id and "note" in change:
-                note: dict[str, Any] = change["note"]
-                return note
-        return None
+        )
+        return planned_note_in(events, delivery_id)
 
     def head(self) -> tuple[int, str]:
         row = self._one("SELECT length, head FROM chains WHERE stream = %s", (JOURNAL_WIDE,))
@@ -374,14 +368,7 @@ class PostgresStore:
             " ORDER BY pos DESC LIMIT 1",
             (JOURNAL_WIDE,),
         )
-        if row is None:
-            return None
-        try:
-            return int(row["pos"]), json.loads(row["payload"])["row"]
-        except (ValueError, TypeError, KeyError) as exc:
-            raise JournalError(
-                f"the journal's last checkpoint cannot be read ({exc}): runbook journal verify"
-            ) from None
+        return checkpoint_in(row, "pos")
 
     def events(self) -> list[Row]:
         return self.query("SELECT * FROM events ORDER BY stream, pos")

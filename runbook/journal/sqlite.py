@@ -31,9 +31,12 @@ from runbook.journal.events import (
     Conflict,
     Prepared,
     canonical,
+    checkpoint_in,
     decode,
     fold_steps,
+    planned_note_in,
     prepare,
+    unique_run,
 )
 from runbook.journal.sqlite_schema import MIGRATIONS
 from runbook.journal.sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
@@ -294,11 +297,7 @@ class Journal:
             "SELECT * FROM runs WHERE substr(id, 1, length(?)) = ? ORDER BY started_at",
             (run_id, run_id),
         )
-        if len(rows) != 1:
-            return None
-        run = rows[0]
-        run["steps"] = self.steps(run["id"])
-        return run
+        return unique_run(rows, self.steps)
 
     def runs(
         self,
@@ -382,34 +381,23 @@ class Journal:
         )
 
     def planned_note(self, run_id: str | None, delivery_id: int) -> dict[str, Any] | None:
-        for event in self.query(
+        events = self.query(
             "SELECT payload FROM events WHERE run_id IS ? AND kind = 'delivery.planned'"
             " AND instr(payload, ?) > 0 ORDER BY seq DESC",
             (run_id, f'"id":{delivery_id}'),
-        ):
-            change = json.loads(event["payload"])
-            if change.get("row", {}).get("id") == delivery_id and "note" in change:
-                note: dict[str, Any] = change["note"]
-                return note
-        return None
+        )
+        return planned_note_in(events, delivery_id)
 
     def head(self) -> tuple[int, str]:
         row = self._one("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
         return (int(row["seq"]), str(row["hash"])) if row else (0, GENESIS)
 
     def latest_checkpoint(self) -> tuple[int, Any] | None:
-        try:
-            row = self._one(
-                "SELECT seq, payload FROM events WHERE run_id IS NULL AND kind = 'checkpoint'"
-                " ORDER BY seq DESC LIMIT 1"
-            )
-            if row is None:
-                return None
-            return int(row["seq"]), json.loads(row["payload"])["row"]
-        except (ValueError, TypeError, KeyError) as exc:
-            raise JournalError(
-                f"the journal's last checkpoint cannot be read ({exc}): runbook journal verify"
-            ) from None
+        row = self._one(
+            "SELECT seq, payload FROM events WHERE run_id IS NULL AND kind = 'checkpoint'"
+            " ORDER BY seq DESC LIMIT 1"
+        )
+        return checkpoint_in(row, "seq")
 
     def events(self) -> list[Row]:
         return self.query("SELECT * FROM events ORDER BY seq")
