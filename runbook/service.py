@@ -223,14 +223,20 @@ def run(
         values = variables.resolve_all(playbook.vars, f"playbook {playbook.name}", secrets)
         values.update(variables.resolve_all(target.vars, f"target {target.name}", secrets))
         base_by_target[target.name] = values
+    # Every target resolved before the first one runs: a DSN whose environment
+    # variable is unset stops the whole group here, with nothing half-run.
+    resolved: dict[str, tuple[str, dict[str, str], set[str]]] = {}
+    for target in prepared.targets:
+        target_secrets = set(secrets)
+        dsn, env = resolve_dsn(target, inventory.root, target_secrets)
+        resolved[target.name] = (dsn, env, target_secrets)
     journal = open_journal(inventory)
     if on_loaded is not None:
         on_loaded()
     outcomes: list[RunOutcome] = []
     with contextlib.closing(journal):
         for target in prepared.targets:
-            target_secrets = set(secrets)
-            dsn, env = resolve_dsn(target, inventory.root, target_secrets)
+            dsn, env, target_secrets = resolved[target.name]
             outcome = run_target(
                 spec,
                 prepared,

@@ -238,3 +238,41 @@ def test_a_connection_lost_mid_run_ends_the_run_at_once(project: Project) -> Non
     steps = project.last_run()["steps"]
     assert [s["status"] for s in steps] == ["failed", "not_run", "not_run"]
     assert "is undefined" not in result.output
+
+
+def test_a_group_with_a_target_that_cannot_be_resolved_runs_nothing(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RUNBOOK_TEST_UNSET_DSN", raising=False)
+    project.write(
+        "inventory.yaml",
+        f"targets:\n  one: {{dsn: {project.dsn!r}}}\n"
+        "  two: {dsn: {from_env: RUNBOOK_TEST_UNSET_DSN}}\n"
+        "groups:\n  both: [one, two]\n",
+    )
+    project.playbook(CONTINUE_BOOK)
+    result = project.run("run", "playbooks/p.yaml", "-t", "both")
+    assert result.exit_code == 2
+    assert "RUNBOOK_TEST_UNSET_DSN" in result.output
+    assert project.runs() == []  # target one did not run first
+
+
+def test_a_group_with_an_unreachable_target_runs_the_others(
+    project: Project, tmp_path: Path
+) -> None:
+    project.write(
+        "inventory.yaml",
+        "targets:\n  down: {dsn: 'host=127.0.0.1 port=9 dbname=x connect_timeout=1'}\n"
+        f"  up: {{dsn: {project.dsn!r}}}\n"
+        "groups:\n  both: [down, up]\n",
+    )
+    project.playbook(CONTINUE_BOOK)
+    junit = tmp_path / "junit.xml"
+    result = project.run(
+        "run", "playbooks/p.yaml", "-t", "both", "--format", "json", "--junit", str(junit)
+    )
+    assert result.exit_code == 3
+    runs = {r["target"]: r for r in project.runs()}
+    assert runs["down"]["status"] == "failed" and runs["up"]["status"] == "ok"
+    assert len(json.loads(result.stdout)["runs"]) == 2
+    assert junit.is_file() and "cannot connect to target" in junit.read_text()
