@@ -255,9 +255,7 @@ def _failed(
     outcome.params = list(ctx.params) or None
     if isinstance(result, Result):
         outcome.result = result.serialize(engine.options.row_sample)
-    outcome = failures.redacted(outcome, engine.redactor)
-    engine.note_lost(error, outcome)
-    return outcome
+    return failures.redacted(outcome, engine.redactor)
 
 
 def _outcome(

@@ -128,8 +128,6 @@ class Engine:
         self.outcomes: dict[int, Outcome] = {}
         self.ordered: list[Outcome] = []
         self.halt: Halt | None = None
-        # Why the target cannot be used any more in this run (None: it can).
-        self.lost: str | None = None
         self.completed: list[Done] = []
         self.gates = GateCheck(options.scale)
         # Steps done inside an open transaction block: (seq, outcome); recorded
@@ -277,19 +275,10 @@ class Engine:
     def failure(
         self, ps: PlannedStep, error: BaseException, started: float, attempts: int
     ) -> Outcome:
-        outcome = failures.redacted(
-            failures.failure(
-                ps, error, started, attempts, self.plan.playbook.kind, self.plan.target.name
-            ),
-            self.redactor,
+        outcome = failures.failure(
+            ps, error, started, attempts, self.plan.playbook.kind, self.plan.target.name
         )
-        self.note_lost(error, outcome)
-        return outcome
-
-    def note_lost(self, error: BaseException, outcome: Outcome) -> None:
-        """Remember that the target cannot be used any more, when `error` says so."""
-        if self.undoing is None and failures.connection_lost(error, self.session.conn):
-            self.lost = outcome.error or "the connection to the target was lost"
+        return failures.redacted(outcome, self.redactor)
 
     def _add(self, ps: PlannedStep, outcome: Outcome) -> None:
         if self.undoing is not None:
@@ -364,7 +353,7 @@ class Engine:
             return
         where = self.halt.outcome
         why = f"the run stopped at step {where.number}"
-        if self.lost:
+        if self.session.lost:
             why += f": the target {self.plan.target.name!r} cannot be reached"
         for ps in self.plan.steps:
             self.skip_tree(ps, why, Status.NOT_RUN)
@@ -380,7 +369,7 @@ class Engine:
         if outcome.error and outcome.error.startswith("interrupted"):
             self.halt = Halt(outcome, "halt", interrupted=True)
             return
-        if self.lost:
+        if self.session.lost:
             # Whatever on_failure says: every later step would fail the same
             # way (and steps using this one's results with them); nothing can
             # be undone without the target either. `runbook resume` goes on.

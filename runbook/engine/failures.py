@@ -6,7 +6,7 @@ import time
 
 import psycopg
 
-from runbook.errors import RunbookError, StepError, TargetError, TemplateError
+from runbook.errors import RunbookError, StepError, TemplateError
 from runbook.outcome import Outcome, Status
 from runbook.pg.db import StepTimeout
 from runbook.plan import PlannedStep
@@ -85,11 +85,3 @@ def redacted(outcome: Outcome, redactor: Redactor) -> Outcome:
     for gate in outcome.gates:
         gate.message = r.text(gate.message)
     return outcome
-
-
-def connection_lost(error: BaseException, conn: psycopg.Connection[object] | None) -> bool:
-    """Whether a step failed because the target cannot be used any more: it
-    could not be connected to, or the connection broke under the step."""
-    if isinstance(error, TargetError):
-        return True
-    return isinstance(error, psycopg.OperationalError) and conn is not None and conn.broken

@@ -122,8 +122,15 @@ class Session:
         self._encoding = "utf-8"
         self.backend_pid: int | None = None
         self._markers: bool | None = None  # may this session write marker rows?
+        self.refused: str | None = None  # why the last attempt to connect failed
 
     # -- connection --------------------------------------------------------
+
+    @property
+    def lost(self) -> bool:
+        """Whether the target cannot be used any more: the server refused the
+        last connection, or the connection broke."""
+        return self.refused is not None or (self.conn is not None and self.conn.broken)
 
     def connect(self) -> psycopg.Connection[Any]:
         if self.conn is not None and not self.conn.closed:
@@ -142,9 +149,11 @@ class Session:
             )
         except psycopg.Error as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self.refused = redact_dsn(reason)
             raise TargetError(
-                f"cannot connect to target {spec.target!r} ({spec.shown}): {redact_dsn(reason)}"
+                f"cannot connect to target {spec.target!r} ({spec.shown}): {self.refused}"
             ) from None
+        self.refused = None
         if conn.info.server_version >= 140000:
             # If runbook dies mid-statement, the server notices and cancels it
             # instead of finishing work nobody waits for (PostgreSQL 14+).
