@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from runbook.alerts import channels
 from runbook.journal.events import Conflict
+from runbook.journal.store import UNSENT
 from runbook.model import Channel, seconds
 
 if TYPE_CHECKING:
     from runbook.alerts.incidents import Store
 
-PENDING = ("pending", "retrying")
+PENDING = UNSENT  # deliveries someone is still to send
 _HOLD = re.compile(r" \[held by pid (\d+) started ([0-9.]+|-) on (\S+) until ([0-9]+)\]$")
 # A holder that is not known dead keeps a delivery this long past an attempt's timeout.
 _LEASE_SLACK = 60.0

@@ -135,7 +135,7 @@ def copy(inventory: Path | None, dsn: str, schema: str) -> CopyReport:
     """This inventory's SQLite journal copied into the PostgreSQL one at `dsn`, then verified."""
     from runbook.journal.events import CHECKPOINTS, prepare
     from runbook.journal.postgres import PostgresStore
-    from runbook.journal.verify import connect_reading
+    from runbook.journal.sqlite import read_events
 
     inv = load_inventory(inventory, Path.cwd())
     source = config_for(inv)
@@ -150,17 +150,13 @@ def copy(inventory: Path | None, dsn: str, schema: str) -> CopyReport:
         )
     target = StoreConfig("postgresql", dsn=dsn, schema=schema, root=inv.root)
     store = PostgresStore(target)
-    db = connect_reading(source.path)
     copied = total = 0
+    name = ""  # the source journal's first hash names it (the copy's mark)
     try:
-        first = db.execute("SELECT hash FROM events ORDER BY seq LIMIT 1").fetchone()
-        if first is None:
-            return CopyReport(f"{source.where} holds no events: nothing to copy")
-        name = str(first[0])[:16]  # the first event's hash names the source journal
-        cursor = db.execute("SELECT seq, at, run_id, kind, payload FROM events ORDER BY seq")
-        while batch := cursor.fetchmany(500):
+        for batch in read_events(source.path):
+            name = name or str(batch[0][5])[:16]
             events = []
-            for seq, at, run_id, kind, payload in batch:
+            for seq, at, run_id, kind, payload, _ in batch:
                 total += 1
                 change = json.loads(payload)
                 if change.get("table") == CHECKPOINTS:
@@ -169,8 +165,9 @@ def copy(inventory: Path | None, dsn: str, schema: str) -> CopyReport:
                 events.append((int(seq), prepared))
             copied += store.import_events(name, events)
     finally:
-        db.close()
         store.close()
+    if total == 0:
+        return CopyReport(f"{source.where} holds no events: nothing to copy")
     report = verify_journal(target)
     return CopyReport(
         f"copied {copied} of {total} event(s) from {source.where} into {target.where}"

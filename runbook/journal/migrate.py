@@ -17,6 +17,7 @@ from psycopg import sql
 
 from runbook.errors import JournalError
 from runbook.journal.store import StoreConfig
+from runbook.redact import redact_dsn
 from runbook.resources import sql_dir
 
 _FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
@@ -119,4 +120,6 @@ def migrate(conn: psycopg.Connection[Any], config: StoreConfig) -> list[int]:
 
 
 def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    """The error's first line, any DSN in it shown without its password."""
+    text = str(exc).strip()
+    return redact_dsn(text.splitlines()[0]) if text else type(exc).__name__

@@ -14,7 +14,7 @@ chain and replays the events against the tables.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -50,6 +50,11 @@ JOURNAL_WIDE = ""  # the stream of everything that is not one run's own
 RUN_TABLES = ("runs", "steps")  # changes chained in their run's stream
 SEALS = "seals"  # the `table` of a seal event: no table to mirror
 _ENDED_KIND = "run.sealed"
+
+
+def ends_run(change: dict[str, Any]) -> bool:
+    """Whether a change records a run's end (any status but running): its chain is sealed."""
+    return change["table"] == "runs" and change["row"].get("status") not in (None, "running")
 
 
 def stream_of(run_id: str | None, change: dict[str, Any]) -> str:
@@ -94,9 +99,12 @@ class PostgresStore:
             raise JournalError(f"cannot write the journal {self.where}: {exc}") from None
 
     def _append(self, events: list[Prepared]) -> list[int]:
+        # A checkpoint (asked for, with a key) and seals extend the journal-wide chain.
+        sign = self.signer is not None and any(e[3]["table"] == CHECKPOINTS for e in events)
+        sealing = any(ends_run(e[3]) for e in events)
         streams = sorted(
             {stream_of(run_id, change) for _, run_id, _, change, _ in events}
-            | ({JOURNAL_WIDE} if self._seals_needed(events) else set())
+            | ({JOURNAL_WIDE} if sign or sealing else set())
         )
         heads = self._lock_chains(streams)
         rowids: list[int] = []
@@ -120,7 +128,7 @@ class PostgresStore:
                     rowids.append(rowid)
                     if "id" not in row and change["table"] in ("incidents", "deliveries"):
                         row["id"] = rowid
-                if change["table"] == "runs" and row.get("status") not in (None, "running"):
+                if ends_run(change):
                     ended.append(str(row["id"]))
                 payload = canonical({k: v for k, v in change.items() if k != "expect"})
             add(stream, at, run_id, kind, payload)
@@ -135,7 +143,7 @@ class PostgresStore:
                 "row": {"run": run_id, "length": length, "head": head},
             }
             add(JOURNAL_WIDE, at, None, _ENDED_KIND, canonical(seal))
-        if self.signer is not None and any(c[1] == CHECKPOINTS for c in _tables(events)):
+        if sign and self.signer is not None:
             length, head = heads[JOURNAL_WIDE]
             if length > 0:
                 at = events[-1][0]
@@ -191,14 +199,6 @@ class PostgresStore:
         except psycopg.Error as exc:
             raise JournalError(f"cannot write the journal {self.where}: {exc}") from None
 
-    def _seals_needed(self, events: list[Prepared]) -> bool:
-        for _, _, _, change, _ in events:
-            if change["table"] == CHECKPOINTS and self.signer is not None:
-                return True
-            if change["table"] == "runs" and change["row"].get("status") not in (None, "running"):
-                return True
-        return False
-
     def _lock_chains(self, streams: list[str]) -> dict[str, tuple[int, str]]:
         """The heads of `streams`, locked until the append commits; always in
         the same order (sorted), so two appends cannot deadlock."""
@@ -232,9 +232,8 @@ class PostgresStore:
             query = sql.SQL("INSERT INTO {} ({}) VALUES ({}){}").format(
                 name, columns, marks, returning
             )
-            try:
-                with self.conn.transaction():  # a savepoint: a conflict leaves the rest usable
-                    cursor = self.conn.execute(query, tuple(row.values()))
+            try:  # a conflict aborts the whole append, as in the SQLite journal
+                cursor = self.conn.execute(query, tuple(row.values()))
             except psycopg.errors.UniqueViolation as exc:
                 raise Conflict(f"{table}: {exc.diag.message_primary}") from None
             found = cursor.fetchone() if numbered else None
@@ -378,10 +377,6 @@ class PostgresStore:
 
         with self.lock:
             return verify_connection(self.conn).problems
-
-
-def _tables(events: list[Prepared]) -> Iterable[tuple[str, str]]:
-    return ((kind, change["table"]) for _, _, kind, change, _ in events)
 
 
 def verify_postgres(

@@ -17,7 +17,7 @@ import psycopg
 
 from runbook.journal import hashing
 from runbook.journal.events import TABLES
-from runbook.journal.postgres import JOURNAL_WIDE, SEALS
+from runbook.journal.postgres import JOURNAL_WIDE, SEALS, ends_run
 from runbook.journal.verify import Report, Verifier, compare_checkpoint, event_hash, parse_payload
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class _PgVerifier(Verifier):
             if name not in present:
                 self.problems.append(f"table {name} is missing: dropped, or not a runbook journal")
         if "meta" in present:
-            self._meta()
+            self._meta()  # every event here is hashed with version 2: only its checks count
         last = 0
         if "events" in present:
             last = self._streams(checkpoint.count if checkpoint else 0)
@@ -158,14 +158,8 @@ class _PgVerifier(Verifier):
 
     def _unsealed(self) -> None:
         for (run_id,), run in self.replay["runs"].items():
-            if run.get("status") not in (None, "running") and str(run_id) not in self.sealed:
+            if ends_run({"table": "runs", "row": run}) and str(run_id) not in self.sealed:
                 self.problems.append(f"run {run_id} ended but its chain was never sealed")
-
-    def _meta(self) -> int:
-        rows = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
-        if "schema_version" not in rows:
-            self.problems.append("meta has no schema_version: wiped, or not a runbook journal")
-        return 1
 
 
 def _where(stream: str, pos: int) -> str:

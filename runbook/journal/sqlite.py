@@ -18,7 +18,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -408,3 +408,25 @@ class Journal:
 
         with self.lock:
             return verify_connection(self.db).problems
+
+
+EventRecord = tuple[int, str, "str | None", str, str, str]  # seq, at, run_id, kind, payload, hash
+
+
+def read_events(path: Path, size: int = 500) -> Iterator[list[EventRecord]]:
+    """A journal file's events in order, in batches, read without creating,
+    migrating or writing it (`runbook journal copy`)."""
+    from runbook.journal.verify import connect_reading
+
+    try:
+        db = connect_reading(path)
+        try:
+            cursor = db.execute(
+                "SELECT seq, at, run_id, kind, payload, hash FROM events ORDER BY seq"
+            )
+            while batch := cursor.fetchmany(size):
+                yield batch
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise JournalError(f"cannot read the journal {path}: {exc}") from None

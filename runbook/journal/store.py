@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from runbook.errors import UsageError
 from runbook.journal.events import Prepared
+from runbook.redact import redact_dsn
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -72,12 +73,6 @@ class StoreConfig:
         if self.dsn == "embedded":
             return f"the embedded PostgreSQL's database runbook_journal (schema {self.schema})"
         return f"{redact_dsn(self.dsn or '')} (schema {self.schema})"
-
-
-def redact_dsn(dsn: str) -> str:
-    """A DSN fit to print: no password, in URL or key=value form."""
-    text = re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", dsn)
-    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", text, flags=re.IGNORECASE)
 
 
 class JournalStore(Protocol):

@@ -388,13 +388,11 @@ def _journal_problems(doc: Document) -> list[Problem]:
         for name in ("dsn", "schema"):
             if name in journal:
                 wrong.append(((("journal", name)), f"{name} is for backend postgresql, not sqlite"))
-    out = []
-    for where, message in wrong:
-        at = doc.position(where, key=True)
-        out.append(
-            Problem(doc.path, at.line, at.col, "/" + "/".join(map(str, where)), message, "journal")
-        )
-    return out
+    if not wrong:
+        return []
+    from runbook.load.schemaerrors import problem  # jsonschema: only when there is a problem
+
+    return [problem(doc, where, message, "journal", key=True) for where, message in wrong]
 
 
 def require_inventory(path: Path) -> Inventory:

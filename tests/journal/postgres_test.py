@@ -281,6 +281,7 @@ def test_dsn_embedded_keeps_the_journal_on_the_projects_embedded_server(project:
         "postgresql://ops:s3cret@db.example/journal",
         "host=db.example user=ops password=s3cret dbname=journal",
         "host=db.example password = 's3cret word' dbname=journal",
+        "postgresql://ops@db.example/journal?password=s3cret",
     ],
 )
 def test_the_journal_is_named_without_its_password(dsn: str) -> None:
