@@ -20,6 +20,7 @@ class ExitCode(enum.IntEnum):
     GATE_FAILED = 1
     INVALID_INPUT = 2
     STEP_ERROR = 3
+    REFUSED = 4  # a person said no, or no one who may say yes did
     INTERRUPTED = 130
 
 
@@ -115,6 +116,13 @@ class SandboxError(RunbookError):
     exit_code = ExitCode.STEP_ERROR
 
 
+class Refused(RunbookError):
+    """Not confirmed: a declined or missing confirmation, or no standing
+    authorization for a run nobody attends. Nothing ran (exit 4)."""
+
+    exit_code = ExitCode.REFUSED
+
+
 class StepError(RunbookError):
     """A step could not do its work; the engine records it as failed."""
 
@@ -122,3 +130,7 @@ class StepError(RunbookError):
         super().__init__(message)
         self.result = result
         self.sqlstate = sqlstate
+
+
+class Declined(StepError):
+    """A person answered no to a `confirm` step: the run stops there (exit 4)."""

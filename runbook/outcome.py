@@ -24,6 +24,7 @@ class Status(enum.Enum):
     # request) caught mid-flight by a crash or an interruption: whether it took
     # effect cannot be known, so resume asks instead of guessing.
     UNKNOWN = "unknown"
+    DECLINED = "declined"  # a person answered no to a confirm step
     RUNNING = "running"  # only in the journal, between a step's two records
 
     # Members are singletons compared by identity: hash them by identity too,
@@ -44,6 +45,7 @@ class RunStatus(enum.Enum):
     INTERRUPTED = "interrupted"
     ROLLED_BACK = "rolled_back"
     ROLLBACK_FAILED = "rollback_failed"
+    DECLINED = "declined"  # a person answered no: the run stopped there
 
 
 EXIT_CODES = {
@@ -52,6 +54,7 @@ EXIT_CODES = {
     RunStatus.FAILED: ExitCode.STEP_ERROR,
     RunStatus.INTERRUPTED: ExitCode.INTERRUPTED,
     RunStatus.ROLLBACK_FAILED: ExitCode.STEP_ERROR,
+    RunStatus.DECLINED: ExitCode.REFUSED,
 }
 
 

@@ -76,10 +76,18 @@ class Plan:
         return sum(1 for _ in self.walk())
 
 
-def resolve_targets(
+def target_sources(
     playbook: Playbook, inventory: Inventory, chosen: tuple[str, ...]
-) -> list[Target]:
-    """Targets in run order: -t names, else the playbook's, else the inventory default."""
+) -> list[tuple[str, list[Target]]]:
+    """Each name the targets come from (a target or a group: -t, else the
+    playbook's, else the inventory default) with the targets it stands for."""
+    return [
+        (name, [inventory.targets[t] for t in inventory.expand(name) or ()])
+        for name in _names(playbook, inventory, chosen)
+    ]
+
+
+def _names(playbook: Playbook, inventory: Inventory, chosen: tuple[str, ...]) -> tuple[str, ...]:
     names = (
         chosen
         or playbook.targets
@@ -87,6 +95,14 @@ def resolve_targets(
     )
     if not names and len(inventory.targets) == 1:
         names = tuple(inventory.targets)  # the only target there is
+    return tuple(names)
+
+
+def resolve_targets(
+    playbook: Playbook, inventory: Inventory, chosen: tuple[str, ...]
+) -> list[Target]:
+    """Targets in run order: -t names, else the playbook's, else the inventory default."""
+    names = _names(playbook, inventory, chosen)
     if not names:
         raise UsageError(
             "no target: name one with -t, in the playbook (targets:), or as default_target in the inventory"

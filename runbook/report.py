@@ -31,9 +31,10 @@ SYMBOLS = {
     Status.NOT_RUN: "·",
     Status.ROLLED_BACK: "↺",
     Status.UNKNOWN: "?",
+    Status.DECLINED: "✋",
     Status.RUNNING: "…",
 }
-_BAD = (Status.FAILED, Status.GATE_FAILED, Status.UNKNOWN)
+_BAD = (Status.FAILED, Status.GATE_FAILED, Status.UNKNOWN, Status.DECLINED)
 COLOURS = {
     Status.OK: "green",
     Status.FAILED: "red",
@@ -42,6 +43,7 @@ COLOURS = {
     Status.NOT_RUN: "dim",
     Status.ROLLED_BACK: "yellow",
     Status.UNKNOWN: "magenta",
+    Status.DECLINED: "yellow",
     Status.RUNNING: "cyan",
 }
 
@@ -254,6 +256,10 @@ class RichReporter(PlainReporter):
         if ps.kind in ("include", "transaction"):
             return
         self._stop()
+        if ps.kind == "confirm":
+            # It waits on a person: a spinner would redraw over the question
+            # and the answer typed under it.
+            return
         self._started = time.monotonic()
         label = f"{ps.number} {ps.name}"
         self._status = self.console.status(label, spinner="dots")
@@ -357,7 +363,7 @@ def junit(runs: Sequence[RunOutcome]) -> bytes:
             "testsuite",
             name=f"{run.playbook}@{run.target}",
             tests=str(len(run.steps)),
-            failures=str(sum(s.status is Status.GATE_FAILED for s in run.steps)),
+            failures=str(sum(s.status in (Status.GATE_FAILED, Status.DECLINED) for s in run.steps)),
             errors=str(sum(s.status in (Status.FAILED, Status.UNKNOWN) for s in run.steps)),
             skipped=str(sum(s.status in (Status.SKIPPED, Status.NOT_RUN) for s in run.steps)),
             time=f"{run.duration_ms / 1000:.3f}",
@@ -379,6 +385,8 @@ def junit(runs: Sequence[RunOutcome]) -> bytes:
                     case, "failure", message=step.reason, type=step.severity or "gate"
                 )
                 node.text = "\n".join(f"{g.name}: {g.message}" for g in step.gates if not g.passed)
+            elif step.status is Status.DECLINED:
+                ElementTree.SubElement(case, "failure", message=step.reason, type="declined")
             elif step.status in (Status.FAILED, Status.UNKNOWN):
                 node = ElementTree.SubElement(
                     case, "error", message=step.error or step.reason, type=step.sqlstate or "error"

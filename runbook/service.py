@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from runbook import checks, plan, variables
+from runbook import checks, consent, plan, variables
 from runbook.clock import Clock
 from runbook.context import Notifier, Prompter, TargetFacts
 from runbook.engine import Engine, Options, Reporter, Resume, RunContext
@@ -53,6 +53,9 @@ class RunSpec:
     undo_only: bool = False  # `runbook rollback`: only undo what the Resume lists
     forced: str | None = None  # why the playbook was run although it changed
     continues: str | None = None  # the run this resume or rollback claims
+    # A protected target's name typed ahead (--confirm-target), for runs without a terminal.
+    confirm_targets: tuple[str, ...] = ()
+    attended: bool = True  # False: a schedule or a queue; needs a standing authorization
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: paths as text, sets as sorted lists."""
@@ -76,7 +79,7 @@ class RunSpec:
         values["playbook"] = Path(values["playbook"])
         if values.get("inventory") is not None:
             values["inventory"] = Path(values["inventory"])
-        for name in ("targets", "extra"):
+        for name in ("targets", "extra", "confirm_targets"):
             values[name] = tuple(values.get(name, ()))
         for name in ("tags", "skip_tags"):
             values[name] = frozenset(values.get(name, ()))
@@ -123,11 +126,13 @@ def load_inventory(path: Path | None, near: Path) -> Inventory:
     return inventory
 
 
-def prepare(spec: RunSpec) -> Prepared:
-    """Load and check everything; raise an InputError (exit 2) before any connection."""
-    inventory = load_inventory(spec.inventory, spec.playbook)
+def load_checked(
+    path: Path, inventory_path: Path | None
+) -> tuple[Inventory, Playbook, dict[Path, Playbook]]:
+    """The inventory, the playbook and its includes, all valid (else InvalidFiles, exit 2)."""
+    inventory = load_inventory(inventory_path, path)
     ctx = checks.Context(inventory, inventory.root)
-    playbook, problems = ctx.load(spec.playbook)
+    playbook, problems = ctx.load(path)
     if playbook is None:
         raise InvalidFiles(problems)
     if not checks.passed(ctx, playbook):
@@ -135,7 +140,12 @@ def prepare(spec: RunSpec) -> Prepared:
         if problems:
             raise InvalidFiles(problems)
         checks.remember(ctx, playbook)
-    includes = checks.includes_of(ctx, playbook)
+    return inventory, playbook, checks.includes_of(ctx, playbook)
+
+
+def prepare(spec: RunSpec) -> Prepared:
+    """Load and check everything; raise an InputError (exit 2) before any connection."""
+    inventory, playbook, includes = load_checked(spec.playbook, spec.inventory)
     extra = variables.parse_extra(spec.extra)
     missing = [name for name, value in playbook.vars.items() if value is None and name not in extra]
     if missing:
@@ -211,10 +221,13 @@ def run(
     *,
     resume: Resume | None = None,
     on_loaded: Callable[[], None] | None = None,
+    ask: consent.Ask | None = None,
 ) -> list[RunOutcome]:
     """Run `spec` on each of its targets in turn; a resume or rollback passes what
     the earlier run completed. `on_loaded` is called once everything is loaded
-    and checked, before the first target (the CLI tunes the garbage collector)."""
+    and checked, before the first target (the CLI tunes the garbage collector).
+    `ask` puts the question before a run on a protected target or an emergency
+    (runbook.consent); without it such a run needs --yes --confirm-target."""
     prepared = prepare(spec)
     inventory, playbook = prepared.inventory, prepared.playbook
     secrets = set(prepared.secrets)
@@ -231,10 +244,11 @@ def run(
         dsn, env = resolve_dsn(target, inventory.root, target_secrets)
         resolved[target.name] = (dsn, env, target_secrets)
     journal = open_journal(inventory)
-    if on_loaded is not None:
-        on_loaded()
     outcomes: list[RunOutcome] = []
     with contextlib.closing(journal):
+        given = _consent(spec, prepared, journal, ask)
+        if on_loaded is not None:
+            on_loaded()
         for target in prepared.targets:
             dsn, env, target_secrets = resolved[target.name]
             outcome = run_target(
@@ -250,6 +264,7 @@ def run(
                 prompter,
                 notifier_for,
                 resume,
+                given,
             )
             outcomes.append(outcome)
             if outcome.status is RunStatus.INTERRUPTED:
@@ -270,6 +285,7 @@ def run_target(
     prompter: Prompter | None,
     notifier_for: NotifierFor | None,
     resume: Resume | None = None,
+    given: dict[str, Any] | None = None,
 ) -> RunOutcome:
     inventory, playbook = prepared.inventory, prepared.playbook
     redactor = Redactor(secrets)
@@ -318,6 +334,7 @@ def run_target(
         undo_only=spec.undo_only,
         forced=spec.forced,
         continues=spec.continues,
+        consent=given,
         selection={
             "targets": list(spec.targets),
             "tags": sorted(spec.tags),
@@ -346,12 +363,39 @@ def run_target(
         recorder.close()
 
 
+def _consent(
+    spec: RunSpec, prepared: Prepared, journal: JournalStore, ask: consent.Ask | None
+) -> dict[str, Any] | None:
+    """Consent for a run that writes to a protected target, or an emergency
+    (runbook.consent); raises Refused (exit 4) before anything connects."""
+    playbook = prepared.playbook
+    dry_run = spec.check or spec.rehearse or spec.mode == "rollback-check"
+    need = consent.needed(
+        playbook, prepared.includes, prepared.inventory, spec.targets, prepared.targets, dry_run
+    )
+    request = consent.Request(spec.yes, spec.confirm_targets, spec.attended, operator())
+    return consent.obtain(
+        need,
+        request,
+        ask,
+        journal,
+        playbook,
+        lambda: consent.digest(playbook, prepared.includes, prepared.inventory.root),
+    )
+
+
 def exit_code(outcomes: list[RunOutcome], mode: str) -> int:
     """The worst exit code of the runs; in nagios mode, the worst Nagios status."""
     if not outcomes:
         return int(ExitCode.OK)
     if mode == "nagios":
         return max(o.nagios for o in outcomes)
-    order = [ExitCode.INTERRUPTED, ExitCode.STEP_ERROR, ExitCode.GATE_FAILED, ExitCode.OK]
+    order = [
+        ExitCode.INTERRUPTED,
+        ExitCode.STEP_ERROR,
+        ExitCode.REFUSED,
+        ExitCode.GATE_FAILED,
+        ExitCode.OK,
+    ]
     codes = {o.exit_code for o in outcomes}
     return int(next(code for code in order if code in codes))

@@ -366,7 +366,7 @@ steps:
 
 def test_confirm_needs_a_person_or_yes(project: Project) -> None:
     book = project.playbook(
-        "name: c\nkind: emergency\nsteps:\n  - name: Production stopped?\n    confirm: Has production been stopped?\n"
+        "name: c\nkind: change\nsteps:\n  - name: Production stopped?\n    confirm: Has production been stopped?\n"
         "  - name: After\n    sql: SELECT 1\n"
     )
     result = project.run("run", str(book))

@@ -88,7 +88,7 @@ def test_failed_rollback_says_what_remains(project: Project, conn: Conn) -> None
         "EXECUTE format('ALTER TABLE panels ADD CONSTRAINT panels_workflow_progression %s'",
         "EXECUTE format('ALTER TABLE no_such_table ADD CONSTRAINT panels_workflow_progression %s'",
     )
-    result = project.run("run", str(project.playbook(broken)))
+    result = project.run("run", str(project.playbook(broken)), "--yes")  # an emergency asks
     assert result.exit_code == 3
     run = project.last_run()
     assert run["status"] == "rollback_failed"
@@ -107,11 +107,11 @@ def test_rollback_command_undoes_a_finished_run(project: Project, conn: Conn) ->
         "broken.scalar > 0", "broken.scalar == 0"
     )
     book = project.playbook(finished)
-    assert project.run("run", str(book)).exit_code == 0
+    assert project.run("run", str(book), "--yes").exit_code == 0  # an emergency asks
     assert _definitions(conn) == {}
     run_id = project.last_run()["id"]
-    refused = project.run("rollback", run_id)  # no terminal, no --yes
-    assert refused.exit_code == 2 and "needs confirmation" in refused.stderr
+    refused = project.run("rollback", run_id)  # no terminal, no --yes: refused, exit 4
+    assert refused.exit_code == 4 and "needs confirmation" in refused.stderr
     preview = project.run("rollback", run_id, "--check")
     assert preview.exit_code == 0, preview.output
     assert (

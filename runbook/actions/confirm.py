@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from runbook.actions.base import Field
 from runbook.context import StepContext
-from runbook.errors import StepError
+from runbook.errors import Declined, StepError
 from runbook.model import Step
 from runbook.results import Result, ValueResult
 from runbook.sqltemplate import template
@@ -42,7 +42,7 @@ def run(ctx: StepContext) -> Result:
             f"needs a person to confirm: {prompt!r}; run from a terminal, or pass --yes"
         )
     if not ctx.prompter(prompt, details):
-        raise StepError(f"the operator answered no to {prompt!r}")
+        raise Declined(f"{ctx.run.operator} answered no to {prompt!r}")
     ctx.note = f"confirmed by {ctx.run.operator}"
     return ValueResult("confirm", confirmed=True, by=ctx.run.operator, prompt=prompt)
 

@@ -4,7 +4,7 @@
 registers their commands on it.
 """
 
-from runbook.cli import journal, misc, ops, runs, validate
+from runbook.cli import consent, journal, misc, ops, runs, validate
 from runbook.cli.main import main
 
-__all__ = ["journal", "main", "misc", "ops", "runs", "validate"]
+__all__ = ["consent", "journal", "main", "misc", "ops", "runs", "validate"]

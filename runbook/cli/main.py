@@ -51,7 +51,8 @@ def handle_errors() -> Iterator[None]:
         for line in exc.lines():
             click.echo(line, err=True)
         sys.exit(int(exc.exit_code))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        # click.prompt turns Ctrl-C at a question into Abort: still an interruption.
         click.echo("interrupted", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))
 
@@ -69,5 +70,5 @@ def main() -> None:
 
     \b
     Exit codes: 0 all gates passed; 1 halted by a failed gate; 2 invalid input
-    (nothing ran); 3 a step errored; 130 interrupted.
+    (nothing ran); 3 a step errored; 4 refused (not confirmed); 130 interrupted.
     """

@@ -79,6 +79,10 @@ def show(run_id: str, inventory: Path | None, fmt: str) -> None:
         )
         if run["reason"]:
             click.echo(f"  {run['reason']}")
+        if run.get("consent"):
+            from runbook.consent import describe
+
+            click.echo(f"  {describe(run['consent'])}")
         for step in run["steps"]:
             phase = " (rollback)" if step["phase"] == "rollback" else ""
             duration = f"{step['duration_ms']:.1f} ms" if step["duration_ms"] is not None else ""

@@ -8,8 +8,16 @@ from typing import Any
 
 import click
 
-from runbook.cli import collector
+from runbook.cli import collector, prompts
 from runbook.cli.main import INVENTORY, main, run_command
+
+CONFIRM_TARGET = click.option(
+    "--confirm-target",
+    "confirm_targets",
+    multiple=True,
+    metavar="NAME",
+    help="With --yes: the protected target (or group) named ahead, for runs without a terminal.",
+)
 
 
 def reporter_factory(fmt: str, quiet: bool, verbose: bool = False) -> Any:
@@ -25,16 +33,9 @@ def reporter_factory(fmt: str, quiet: bool, verbose: bool = False) -> Any:
     return lambda: report.PlainReporter(sys.stdout, quiet=quiet, verbose=verbose)
 
 
-def _prompter() -> Any:
-    if not sys.stdin.isatty():
-        return None
-
-    def ask(prompt: str, details: str | None) -> bool:
-        if details:
-            click.echo(details)
-        return click.confirm(prompt, default=False)
-
-    return ask
+def _ask() -> Any:
+    """The question before a run on a protected target or an emergency."""
+    return prompts.ask_before_start if prompts.attended() else None
 
 
 @main.command()
@@ -69,6 +70,7 @@ def _prompter() -> Any:
 @click.option(
     "--yes", "-y", is_flag=True, help="Answer yes to confirm steps (needed without a terminal)."
 )
+@CONFIRM_TARGET
 @click.option(
     "--format",
     "fmt",
@@ -104,6 +106,7 @@ def run(
     check: bool,
     rehearse: bool,
     yes: bool,
+    confirm_targets: tuple[str, ...],
     fmt: str,
     junit: Path | None,
     exit_codes: str,
@@ -128,15 +131,17 @@ def run(
             rehearse=rehearse,
             yes=yes,
             exit_codes=exit_codes,
+            confirm_targets=confirm_targets,
         )
         # Loading makes only long-lived objects: the collector waits until the steps begin.
         with collector.Quiet() as collecting:
             outcomes = service.run(
                 request,
                 reporter_factory(fmt, quiet, verbose),
-                _prompter(),
+                prompts.step_prompter(),
                 _notifier(),
                 on_loaded=collecting.steps_begin,
+                ask=_ask(),
             )
         return _finish_runs(outcomes, request.exit_codes, fmt, junit)
 
@@ -220,6 +225,7 @@ def _decider(choice: str | None) -> Any:
 )
 @UNKNOWN
 @click.option("--yes", "-y", is_flag=True, help="Answer yes to confirm steps.")
+@CONFIRM_TARGET
 @click.option(
     "--format", "fmt", type=click.Choice(["rich", "json"]), default="rich", show_default=True
 )
@@ -231,6 +237,7 @@ def resume(
     extra: tuple[str, ...],
     force: bool,
     yes: bool,
+    confirm_targets: tuple[str, ...],
     fmt: str,
     junit: Path | None,
     quiet: bool,
@@ -249,9 +256,11 @@ def resume(
             force,
             yes,
             reporter_factory(fmt, quiet),
-            _prompter(),
+            prompts.step_prompter(),
             _notifier(),
             _decider(unknown),
+            confirm_targets,
+            _ask(),
         )
         return _finish_runs(outcomes, "default", fmt, junit)
 
@@ -266,6 +275,7 @@ def resume(
 @click.option("--check", is_flag=True, help="Show the rollback steps with their SQL; run nothing.")
 @UNKNOWN
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@CONFIRM_TARGET
 @click.option(
     "--format", "fmt", type=click.Choice(["rich", "json"]), default="rich", show_default=True
 )
@@ -277,6 +287,7 @@ def rollback(
     force: bool,
     check: bool,
     yes: bool,
+    confirm_targets: tuple[str, ...],
     fmt: str,
     quiet: bool,
     unknown: str | None,
@@ -286,7 +297,7 @@ def rollback(
     def _confirm(lines: list[str]) -> bool:
         if yes:
             return True
-        if not sys.stdin.isatty():
+        if not prompts.attended():
             click.echo(
                 "runbook rollback needs confirmation: pass --yes, or run it from a terminal",
                 err=True,
@@ -295,7 +306,7 @@ def rollback(
         click.echo("This undoes, newest first:")
         for line in lines:
             click.echo(f"  {line}")
-        return click.confirm("Roll back?", default=False)
+        return prompts.yes_no("Roll back?")
 
     def _rollback() -> int:
         from runbook.commands import resume as resume_cmd
@@ -308,8 +319,10 @@ def rollback(
             check,
             _confirm,
             reporter_factory(fmt, quiet),
-            _prompter(),
+            prompts.step_prompter(),
             _decider(unknown),
+            confirm_targets,
+            _ask(),
         )
         return _finish_runs(outcomes, "default", fmt, None)
 

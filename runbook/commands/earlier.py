@@ -26,7 +26,7 @@ from runbook.pg.db import Session
 from runbook.pg.marker import Fate
 from runbook.plan import Plan
 
-UNFINISHED = {"failed", "gate_failed", "interrupted", "rollback_failed"}
+UNFINISHED = {"failed", "gate_failed", "interrupted", "rollback_failed", "declined"}
 # Asked of the operator for each step whose outcome is unknown: halt, rerun or skip.
 Decide = Callable[[dict[str, Any]], str | None]
 UndoKey = tuple[int, int]  # (index of the step undone, index of the rollback step)

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runbook import results, service
+from runbook import consent, results, service
 from runbook.clock import Clock
 from runbook.commands import earlier as earlier_mod
 from runbook.commands.earlier import UNFINISHED, Earlier, read_earlier
 from runbook.context import Prompter
 from runbook.engine import Reporter, Resume
-from runbook.errors import UsageError
+from runbook.errors import Refused, UsageError
 from runbook.journal.events import Conflict
 from runbook.journal.store import JournalStore
 from runbook.model import Inventory
@@ -173,6 +173,8 @@ def resume(
     prompter: Prompter | None,
     notifier_for: Any = None,
     decide: earlier_mod.Decide = lambda step: None,
+    confirm_targets: tuple[str, ...] = (),
+    ask: consent.Ask | None = None,
 ) -> list[RunOutcome]:
     inventory = service.load_inventory(inventory_path, Path.cwd())
     journal = service.open_journal(inventory)
@@ -193,6 +195,7 @@ def resume(
         subject = earlier.subject
         req = _request(subject, run["id"], inventory_path, extra, force)
         req.mode, req.yes, req.continues = "resume", yes, continues
+        req.confirm_targets = confirm_targets
         prepared = service.prepare(req)
         _settle(earlier, prepared, inventory, journal, decide)
         the_plan = _plan(prepared)
@@ -207,7 +210,7 @@ def resume(
         resume = Resume(subject["id"], earlier.done, _runtime(earlier), earlier.undo_done)
     finally:
         journal.close()
-    outcomes = _run_claimed(req, resume, make_reporter, prompter, notifier_for)
+    outcomes = _run_claimed(req, resume, make_reporter, prompter, notifier_for, ask)
     if req.mode == "rollback" and outcomes and outcomes[0].status is RunStatus.ROLLED_BACK:
         _mark_rolled_back(subject["id"], outcomes[0].run_id, inventory_path)
     return outcomes
@@ -219,10 +222,11 @@ def _run_claimed(
     make_reporter: Callable[[], Reporter],
     prompter: Prompter | None,
     notifier_for: Any = None,
+    ask: consent.Ask | None = None,
 ) -> list[RunOutcome]:
     """Run a resume or rollback; its run record claims the run it continues."""
     try:
-        return service.run(req, make_reporter, prompter, notifier_for, resume=resume)
+        return service.run(req, make_reporter, prompter, notifier_for, resume=resume, ask=ask)
     except Conflict:
         # Another resume or rollback inserted its claim between our check and ours.
         raise UsageError(
@@ -266,6 +270,8 @@ def rollback(
     make_reporter: Callable[[], Reporter],
     prompter: Prompter | None,
     decide: earlier_mod.Decide = lambda step: None,
+    confirm_targets: tuple[str, ...] = (),
+    ask: consent.Ask | None = None,
 ) -> list[RunOutcome]:
     inventory = service.load_inventory(inventory_path, Path.cwd())
     journal = service.open_journal(inventory)
@@ -296,6 +302,7 @@ def rollback(
         # status left alone (nothing was undone).
         req.mode = "rollback-check" if check else "rollback"
         req.check, req.undo_only, req.yes = check, True, True
+        req.confirm_targets = confirm_targets
         req.continues = None if check else continues
         prepared = service.prepare(req)
         if not check:
@@ -307,10 +314,10 @@ def rollback(
     if not earlier.done:
         raise UsageError(f"run {run['id']} completed no step: there is nothing to roll back")
     if not check and not confirm(_undo_lines(earlier)):
-        raise UsageError("rollback not confirmed (answer yes, or pass --yes)")
+        raise Refused("rollback not confirmed (answer yes, or pass --yes); nothing was undone")
     _expand_done(earlier, the_plan)
     resume = Resume(subject["id"], earlier.done, _runtime(earlier), earlier.undo_done)
-    outcomes = _run_claimed(req, resume, make_reporter, prompter)
+    outcomes = _run_claimed(req, resume, make_reporter, prompter, ask=ask)
     if outcomes and outcomes[0].status is RunStatus.ROLLED_BACK and not check:
         _mark_rolled_back(subject["id"], outcomes[0].run_id, inventory_path)
     return outcomes

@@ -85,6 +85,7 @@ class Options:
     forced: str | None = None
     continues: str | None = None
     selection: dict[str, Any] = field(default_factory=dict)
+    consent: dict[str, Any] | None = None  # who let it start (runbook.consent)
 
 
 @dataclass
@@ -165,6 +166,7 @@ class Engine:
             o.selection,
             o.forced,
             o.continues,
+            consent=o.consent,
         )
         started_at = self.recorder.run_started(
             record, self.plan, dsn_shown, {**self.plan.playbook.vars, **self.extra}
@@ -359,7 +361,7 @@ class Engine:
             self.skip_tree(ps, why, Status.NOT_RUN)
 
     def _decide(self, ps: PlannedStep, outcome: Outcome) -> None:
-        if outcome.status not in (Status.FAILED, Status.GATE_FAILED, Status.UNKNOWN):
+        if outcome.status not in _STOPPING:
             return
         if self.undoing is not None:
             self.undo_failed = True
@@ -368,6 +370,11 @@ class Engine:
             return
         if outcome.error and outcome.error.startswith("interrupted"):
             self.halt = Halt(outcome, "halt", interrupted=True)
+            return
+        if outcome.status is Status.DECLINED:
+            # The operator said no: stop here, whatever on_failure says, and
+            # undo nothing unasked (`runbook rollback` does, when they want it).
+            self.halt = Halt(outcome, "halt")
             return
         if self.session.lost:
             # Whatever on_failure says: every later step would fail the same
@@ -403,6 +410,7 @@ class Engine:
         )
 
 
+_STOPPING = (Status.FAILED, Status.GATE_FAILED, Status.UNKNOWN, Status.DECLINED)
 _STRICTNESS = {"continue": 0, "halt": 1, "rollback": 2}
 
 

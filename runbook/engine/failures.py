@@ -6,7 +6,7 @@ import time
 
 import psycopg
 
-from runbook.errors import RunbookError, StepError, TemplateError
+from runbook.errors import Declined, RunbookError, StepError, TemplateError
 from runbook.outcome import Outcome, Status
 from runbook.pg.db import StepTimeout
 from runbook.plan import PlannedStep
@@ -60,7 +60,7 @@ def failure(
         ps.number,
         ps.name,
         ps.kind,
-        Status.FAILED,
+        Status.DECLINED if isinstance(error, Declined) else Status.FAILED,
         reason=text,
         error=text,
         sqlstate=sqlstate,

@@ -21,6 +21,8 @@ def finish(engine: Engine, started_at: str, started: float) -> RunOutcome:
         status, reason = RunStatus.INTERRUPTED, "interrupted by the operator"
     elif Status.UNKNOWN in statuses:
         status, reason = RunStatus.FAILED, "a step's outcome is unknown"
+    elif Status.DECLINED in statuses:
+        status, reason = RunStatus.DECLINED, "a confirmation was declined"
     elif Status.FAILED in statuses:
         status, reason = RunStatus.FAILED, "a step failed"
     elif Status.GATE_FAILED in statuses:
@@ -68,6 +70,7 @@ def _nagios(engine: Engine, status: RunStatus, severity: str | None, ran: bool) 
         RunStatus.FAILED,
         RunStatus.INTERRUPTED,
         RunStatus.ROLLBACK_FAILED,
+        RunStatus.DECLINED,
     ):
         return 3
     level = engine.options.scale.get(severity) if severity else None

@@ -37,6 +37,7 @@ JSON_COLUMNS = {
     "notices",
     "gates",
     "history",
+    "consent",
 }
 # Tables whose rows are replayed from events by verify(); keyed by these columns.
 TABLES = {
@@ -44,6 +45,7 @@ TABLES = {
     "incidents": ("id",),
     "deliveries": ("id",),
     "attempts": ("delivery_id", "attempt"),
+    "authorizations": ("id",),
 }
 
 

@@ -357,6 +357,13 @@ class PostgresStore:
         )
         return planned_note_in(events, delivery_id)
 
+    def authorizations(self, playbook: str | None = None, target: str | None = None) -> list[Row]:
+        return self.query(
+            "SELECT * FROM authorizations WHERE (%(p)s::text IS NULL OR playbook = %(p)s)"
+            " AND (%(t)s::text IS NULL OR target = %(t)s) ORDER BY granted_at DESC, id",
+            {"p": playbook, "t": target},
+        )
+
     def head(self) -> tuple[int, str]:
         row = self._one("SELECT length, head FROM chains WHERE stream = %s", (JOURNAL_WIDE,))
         return (int(row["length"]), str(row["head"])) if row else (0, GENESIS)

@@ -159,6 +159,7 @@ class RunRecord:
     selection: dict[str, Any] | None = None  # targets, tags, skip_tags
     forced: str | None = None  # why a resume ran on a changed playbook
     continues: str | None = None  # the run this resume or rollback continues (claimed once)
+    consent: dict[str, Any] | None = None  # who let it start: typed, flags, an authorization
 
 
 class Recorder:
@@ -225,6 +226,8 @@ class Recorder:
         }
         if record.continues:
             row["continues"] = record.continues
+        if record.consent:
+            row["consent"] = record.consent
         self._append(
             [(at, record.id, "run.start", {"table": "runs", "op": "insert", "row": row})],
             durable=True,

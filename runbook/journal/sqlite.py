@@ -388,6 +388,13 @@ class Journal:
         )
         return planned_note_in(events, delivery_id)
 
+    def authorizations(self, playbook: str | None = None, target: str | None = None) -> list[Row]:
+        return self.query(
+            "SELECT * FROM authorizations WHERE (? IS NULL OR playbook = ?)"
+            " AND (? IS NULL OR target = ?) ORDER BY granted_at DESC, id",
+            (playbook, playbook, target, target),
+        )
+
     def head(self) -> tuple[int, str]:
         row = self._one("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
         return (int(row["seq"]), str(row["hash"])) if row else (0, GENESIS)

@@ -7,7 +7,7 @@ ever added, never changed: journals written by every earlier version must open.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -105,5 +105,24 @@ MIGRATIONS: dict[int, str] = {
     4: """
     ALTER TABLE runs ADD COLUMN continues TEXT;
     CREATE UNIQUE INDEX IF NOT EXISTS runs_continues ON runs (continues)
+    """,
+    # Who let a run on a protected target (or an emergency) start: `consent`
+    # on the run; standing authorizations for runs nobody attends.
+    5: """
+    ALTER TABLE runs ADD COLUMN consent TEXT;
+    CREATE TABLE IF NOT EXISTS authorizations (
+        id TEXT PRIMARY KEY,
+        playbook TEXT NOT NULL,
+        playbook_path TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        target TEXT NOT NULL,
+        granted_by TEXT NOT NULL,
+        granted_at TEXT NOT NULL,
+        reason TEXT,
+        revoked_by TEXT,
+        revoked_at TEXT,
+        revoke_reason TEXT
+    );
+    CREATE INDEX IF NOT EXISTS authorizations_of ON authorizations (playbook, target)
     """,
 }

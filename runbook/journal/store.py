@@ -155,6 +155,10 @@ class JournalStore(Protocol):
         """The notification a delivery was planned with (in its event)."""
         ...
 
+    def authorizations(self, playbook: str | None = None, target: str | None = None) -> list[Row]:
+        """Standing authorizations (revoked ones too), newest first."""
+        ...
+
     # -- the chain -----------------------------------------------------------------
 
     def head(self) -> tuple[int, str]:
