@@ -184,9 +184,11 @@ def summary_line(run: RunOutcome) -> str:
     gates = [g for s in run.steps for g in s.gates]
     failed = sum(1 for g in gates if not g.passed)
     severity = f", severity {run.severity}" if run.severity else ""
+    # A playbook without gates has nothing to say about them ("gates 0/0" is noise).
+    gated = f"; gates {len(gates) - failed}/{len(gates)} passed" if gates else ""
     return (
-        f"{run.playbook} on {run.target}: {run.status.value.upper()} (exit {run.exit_code}) — {shown}; "
-        f"gates {len(gates) - failed}/{len(gates)} passed{severity}"
+        f"{run.playbook} on {run.target}: {run.status.value.upper()} (exit {run.exit_code}) — "
+        f"{shown}{gated}{severity}"
     )
 
 

@@ -10,6 +10,7 @@ once, each with its own reporter.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import getpass
 import os
 import re
@@ -146,6 +147,7 @@ def load_checked(
 def prepare(spec: RunSpec) -> Prepared:
     """Load and check everything; raise an InputError (exit 2) before any connection."""
     inventory, playbook, includes = load_checked(spec.playbook, spec.inventory)
+    _check_tags(spec, playbook, includes)
     extra = variables.parse_extra(spec.extra)
     missing = [name for name, value in playbook.vars.items() if value is None and name not in extra]
     if missing:
@@ -160,6 +162,21 @@ def prepare(spec: RunSpec) -> Prepared:
                 f"target {target.name!r} is read-only; only kind: check playbooks run there"
             )
     return Prepared(playbook, inventory, includes, targets, extra, secrets)
+
+
+def _check_tags(spec: RunSpec, playbook: Playbook, includes: Mapping[Path, Playbook]) -> None:
+    """A --tags or --skip-tags name no step carries selects nothing: a typo, said so."""
+    known = {
+        tag for pb in (playbook, *includes.values()) for step in pb.walk() for tag in step.tags
+    }
+    for option, given in (("--tags", spec.tags), ("--skip-tags", spec.skip_tags)):
+        for tag in sorted(given - known - {"always"}):
+            near = difflib.get_close_matches(tag, sorted(known), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            have = ", ".join(sorted(known)) or "none"
+            raise UsageError(
+                f"{option} {tag!r}: no step of {playbook.name} has this tag{hint}; its tags: {have}"
+            )
 
 
 def resolve_dsn(target: Target, root: Path, secrets: set[str]) -> tuple[str, dict[str, str]]:

@@ -133,11 +133,24 @@ def test_nagios_exit_codes(project: Project) -> None:
     )
     assert project.run("run", str(err), "--exit-codes", "nagios").exit_code == 3
     ok = project.playbook(
-        "name: n\nkind: check\nsteps:\n  - name: O\n    query: SELECT 1\n", "o.yaml"
+        "name: n\nkind: check\nsteps:\n  - name: O\n    query: SELECT 1\n    tags: [x]\n", "o.yaml"
     )
     assert project.run("run", str(ok), "--exit-codes", "nagios").exit_code == 0
     # A run in which nothing ran is never healthy.
-    assert project.run("run", str(ok), "--exit-codes", "nagios", "--tags", "none").exit_code == 3
+    assert project.run("run", str(ok), "--exit-codes", "nagios", "--skip-tags", "x").exit_code == 3
+
+
+def test_a_tag_no_step_has_is_a_typo_said_so(project: Project) -> None:
+    book = project.playbook(
+        "name: t\nkind: check\nsteps:\n  - name: O\n    query: SELECT 1\n    tags: [daily]\n"
+    )
+    result = project.run("run", str(book), "--tags", "dialy")
+    assert result.exit_code == 2, result.output
+    assert "--tags 'dialy': no step of t has this tag (did you mean 'daily'?)" in result.output
+    result = project.run("run", str(book), "--skip-tags", "weekly")
+    assert result.exit_code == 2 and "its tags: daily" in result.output
+    assert project.runs() == []  # nothing ran
+    assert project.run("run", str(book), "--tags", "always").exit_code == 0  # runbook's own
 
 
 def test_history_and_show(project: Project) -> None:

@@ -372,3 +372,29 @@ def test_includes_of_a_symlinked_playbooks_folder_stay_usable(
     assert result.exit_code == 0, result.output
     result = project.run("run", "playbooks/main.yaml")
     assert result.exit_code == 0, result.output
+
+
+def test_a_misspelt_action_is_named_with_a_guess(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.yaml").write_text(
+        "name: t\nkind: check\nsteps:\n  - name: a\n    querry: SELECT 1\n"
+    )
+    result = CliRunner().invoke(main, ["validate", "p.yaml"])
+    assert result.exit_code == 2
+    assert (
+        "p.yaml:5:5: $.steps[0].querry: unknown key 'querry' (did you mean 'query'?)"
+        in result.stdout
+    )
+    assert "no action" not in result.stdout
+
+
+def test_nothing_to_validate_is_not_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(main, ["validate", "empty"])
+    assert result.exit_code == 2
+    assert "empty:1:1: no playbooks here" in result.stdout
+    result = CliRunner().invoke(main, ["validate"])
+    assert result.exit_code == 2 and "nothing to validate" in result.stdout

@@ -50,9 +50,11 @@ def journal_verify(
         report = journal_cmd.verify(inventory, checkpoint_file, public_file, export_file)
         for problem in report.problems:
             click.echo(problem)
+        # The result is the command's output (stdout), not a diagnostic.
         for note in report.notes:
-            click.echo(f"note: {note}", err=True)
-        click.echo(f"{report.count} event(s) checked; {len(report.problems)} problem(s)", err=True)
+            click.echo(f"note: {note}")
+        verdict = "the journal is damaged" if report.problems else "the journal holds"
+        click.echo(f"{verdict}: {report.count} event(s) checked; {len(report.problems)} problem(s)")
         return int(ExitCode.GATE_FAILED) if report.problems else 0
 
     run_command(_verify)

@@ -230,14 +230,15 @@ def sandbox_up(inventory: Path | None) -> None:
 
 @sandbox.command("status")
 @INVENTORY
-def sandbox_status(inventory: Path | None) -> None:
+@click.option("--dsn", "dsn_only", is_flag=True, help="Print only the DSN (exit 3 if not running).")
+def sandbox_status(inventory: Path | None, dsn_only: bool) -> None:
     """Print the sandbox's state and DSN (psql "$(runbook sandbox status --dsn)")."""
 
     def _status() -> int:
         from runbook.commands import sandbox_cmd
 
-        text, code = sandbox_cmd.status(_project_root(inventory))
-        click.echo(text)
+        text, code = sandbox_cmd.status(_project_root(inventory), dsn_only)
+        click.echo(text, err=code != 0 and dsn_only)  # never a message where a DSN is expected
         return code
 
     run_command(_status)

@@ -12,10 +12,14 @@ def up(root: Path) -> str:
     return f"sandbox running (pid {server.pid}, data {server.pgdata})\ndsn: {server.database_dsn(embedded.DATABASE)}"
 
 
-def status(root: Path) -> tuple[str, int]:
+def status(root: Path, dsn_only: bool = False) -> tuple[str, int]:
+    """The sandbox's state and DSN (exit 3 when it is not running); `dsn_only`:
+    the DSN alone, for `psql "$(runbook sandbox status --dsn)"`."""
     server = sandbox.status(root)
     if server is None:
         return f"sandbox not running (data folder {sandbox.pgdata(root)})", 3
+    if dsn_only:
+        return server.database_dsn(embedded.DATABASE), 0
     return (
         f"sandbox running (pid {server.pid}, data {server.pgdata})\ndsn: {server.database_dsn(embedded.DATABASE)}",
         0,

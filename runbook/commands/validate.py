@@ -26,6 +26,7 @@ def validate(paths: list[Path], inventory_path: Path | None) -> Report:
     files = project.yaml_files(paths)
     inventory_path = inventory_path or project.find_inventory(files[0] if files else None)
     report = Report(files=files)
+    report.problems += _empty(paths, files)
     inventory: Inventory | None = None
     if inventory_path is not None:
         inventory, problems = loader.load_inventory(inventory_path)
@@ -56,6 +57,20 @@ def validate(paths: list[Path], inventory_path: Path | None) -> Report:
             report.problems += checks.check_playbook(playbook, ctx)
     report.problems = _unique(report.problems)
     return report
+
+
+def _empty(paths: list[Path], files: list[Path]) -> list[Problem]:
+    """Nothing to check is not "all valid": a folder with no YAML file in it,
+    or no playbooks/ and no inventory at all, is a problem."""
+    if not paths:
+        message = "nothing to validate: no playbooks/ folder and no inventory.yaml here or above"
+        return [Problem(".", 1, 1, "", message, "empty")]
+    out = []
+    for path in paths:
+        if path.is_dir() and not any(f.resolve().is_relative_to(path.resolve()) for f in files):
+            message = "no playbooks here: the folder holds no *.yaml or *.yml file"
+            out.append(Problem(str(path), 1, 1, "", message, "empty"))
+    return out
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:

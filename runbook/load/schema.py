@@ -75,6 +75,31 @@ def step_kind(step: dict[str, Any]) -> list[str]:
     return present
 
 
+def _misspelt_kinds(
+    step: dict[str, Any], validators: dict[str, jsonschema.protocols.Validator]
+) -> list[str]:
+    """Keys of a step with no action that no step kind allows and that look
+    like an action's key (`querry`, `Query`)."""
+    import difflib
+
+    known = {
+        k
+        for v in validators.values()
+        if isinstance(v.schema, dict)
+        for k in v.schema.get("properties", {})
+    }
+    lowered = {k.lower(): k for k in kind_keys()}
+    return [
+        key
+        for key in step
+        if isinstance(key, str)
+        and key not in known
+        and (
+            key.lower() in lowered or difflib.get_close_matches(key, kind_keys(), n=1, cutoff=0.75)
+        )
+    ]
+
+
 def check(doc: Document, name: str) -> list[Problem]:
     """Every schema problem of `doc`, sorted by position."""
     from runbook.load import flatschema
@@ -100,7 +125,7 @@ def _check_steps(
     path: DataPath,
     validators: dict[str, jsonschema.protocols.Validator],
 ) -> list[Problem]:
-    from runbook.load.schemaerrors import problem, translate
+    from runbook.load.schemaerrors import problem, translate, unknown_key
 
     problems: list[Problem] = []
     for i, item in enumerate(items):
@@ -109,8 +134,13 @@ def _check_steps(
             continue  # the list's own schema reports it
         kinds = step_kind(item)
         if not kinds:
-            message = f"the step has no action: add one of {', '.join(kind_keys())}"
-            problems.append(problem(doc, where, message, "one-of"))
+            misspelt = _misspelt_kinds(item, validators)
+            for key in misspelt:  # `querry:` is a typo, not a step with no action
+                message = unknown_key(key, kind_keys())
+                problems.append(problem(doc, (*where, key), message, "unknown-key", key=True))
+            if not misspelt:
+                message = f"the step has no action: add one of {', '.join(kind_keys())}"
+                problems.append(problem(doc, where, message, "one-of"))
             continue
         if len(kinds) > 1:
             both = " and ".join(repr(k) for k in kinds)

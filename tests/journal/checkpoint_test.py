@@ -46,8 +46,9 @@ def _keep_checkpoint(project: Project, name: str = "kept.json") -> Path:
 
 
 def _verify(project: Project, *args: str) -> tuple[int, str, str]:
+    """Exit code, the result (stdout: problems, notes, verdict), and all that was shown."""
     result = project.run("journal", "verify", *args)
-    return result.exit_code, result.stdout, result.stderr
+    return result.exit_code, result.stdout, result.stdout + result.stderr
 
 
 @pytest.fixture

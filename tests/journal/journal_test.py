@@ -121,7 +121,7 @@ def test_dead_run_is_marked_interrupted_at_its_step(project: Project) -> None:
 def test_journal_verify_command(project: Project) -> None:
     _run(project)
     result = project.run("journal", "verify")
-    assert result.exit_code == 0 and "0 problem(s)" in result.stderr
+    assert result.exit_code == 0 and "0 problem(s)" in result.stdout
     db = sqlite3.connect(project.root / ".runbook" / "journal.sqlite")
     db.execute("UPDATE runs SET exit_code = 0, status = 'ok' WHERE 1")
     db.execute("UPDATE events SET hash = 'x' WHERE seq = 1")

@@ -36,6 +36,8 @@ def test_sandbox_lifecycle_and_runs(sandboxed: Project) -> None:
     status = sandboxed.run("sandbox", "status")
     assert status.exit_code == 0 and "sandbox running" in status.stdout
     dsn = status.stdout.split("dsn: ", 1)[1].strip()
+    only = sandboxed.run("sandbox", "status", "--dsn")
+    assert only.exit_code == 0 and only.stdout.strip() == dsn  # psql "$(… --dsn)"
     with psycopg.connect(dsn) as conn:  # psql-ready: the printed DSN connects
         assert conn.execute("SELECT count(*) FROM marks").fetchone() == (1,)
     # A second run reuses the running server.
@@ -48,6 +50,8 @@ def test_sandbox_lifecycle_and_runs(sandboxed: Project) -> None:
         assert conn.execute("SELECT to_regclass('marks')").fetchone() == (None,)
     assert sandboxed.run("sandbox", "down").stdout.strip() == "sandbox stopped"
     assert sandboxed.run("sandbox", "status").exit_code == 3
+    gone = sandboxed.run("sandbox", "status", "--dsn")
+    assert gone.exit_code == 3 and gone.stdout == ""  # nothing a script would take for a DSN
 
 
 def test_shell_steps_get_the_sandbox_tools(sandboxed: Project) -> None:
