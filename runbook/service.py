@@ -54,6 +54,7 @@ class RunSpec:
     undo_only: bool = False  # `runbook rollback`: only undo what the Resume lists
     forced: str | None = None  # why the playbook was run although it changed
     continues: str | None = None  # the run this resume or rollback claims
+    notify: bool = True  # False: no incident opened, nobody paged, notify steps skipped
     # A protected target's name typed ahead (--confirm-target), for runs without a terminal.
     confirm_targets: tuple[str, ...] = ()
     attended: bool = True  # False: a schedule or a queue; needs a standing authorization
@@ -352,6 +353,7 @@ def run_target(
         forced=spec.forced,
         continues=spec.continues,
         consent=given,
+        notify=spec.notify,
         selection={
             "targets": list(spec.targets),
             "tags": sorted(spec.tags),
@@ -359,7 +361,7 @@ def run_target(
         },
     )
     recorder = Recorder(journal, redactor, clock, inventory.journal.row_sample)
-    if notifier_for is not None and not spec.check and not spec.rehearse:
+    if notifier_for is not None and spec.notify and not spec.check and not spec.rehearse:
         options.notifier = notifier_for(inventory, journal, playbook, target, run_id, redactor)
     try:
         context = RunContext(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
+import io
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,24 +44,56 @@ INVENTORY = click.option(
 
 
 @contextlib.contextmanager
-def handle_errors() -> Iterator[None]:
-    """The one place errors meet the user: print them, exit with their code."""
+def handle_errors(nagios: bool = False, plugin: bool = False) -> Iterator[None]:
+    """The one place errors meet the user: print them, exit with their code.
+    With Nagios exit codes whatever kept the check from running is UNKNOWN (3),
+    an unforeseen error too; as a plugin (`plugin`: text output) it says so on
+    the first line of stdout."""
     try:
         yield
     except RunbookError as exc:
         for line in exc.lines():
             click.echo(line, err=True)
+        if nagios:
+            _unknown(str(exc), plugin)
         sys.exit(int(exc.exit_code))
     except (KeyboardInterrupt, click.exceptions.Abort):
         # click.prompt turns Ctrl-C at a question into Abort: still an interruption.
         click.echo("interrupted", err=True)
+        if nagios:
+            _unknown("interrupted", plugin)
         sys.exit(int(ExitCode.INTERRUPTED))
+    except Exception as exc:
+        if not nagios:
+            raise
+        import traceback
+
+        traceback.print_exc()  # stderr: for whoever reads the plugin's log
+        _unknown(f"internal error: {type(exc).__name__}: {exc}", plugin)
 
 
-def run_command(func: Callable[..., int], **kwargs: Any) -> None:
-    with handle_errors(), collector.paused():
+def _unknown(message: str, plugin: bool) -> None:
+    if plugin:
+        from runbook.nagios import unknown_line
+
+        click.echo(unknown_line(message))
+    sys.exit(3)
+
+
+def run_command(
+    func: Callable[..., int], nagios: bool = False, plugin: bool = False, **kwargs: Any
+) -> None:
+    with handle_errors(nagios, plugin), collector.paused():
         code = func(**kwargs)
     sys.exit(code)
+
+
+def tolerate_any_terminal() -> None:
+    """A terminal or pipe that cannot show a character gets an escape for it,
+    not a UnicodeEncodeError mid-run (a C locale, a cron mail)."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="backslashreplace")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -72,3 +105,4 @@ def main() -> None:
     Exit codes: 0 all gates passed; 1 halted by a failed gate; 2 invalid input
     (nothing ran); 3 a step errored; 4 refused (not confirmed); 130 interrupted.
     """
+    tolerate_any_terminal()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,12 @@ def _ask() -> Any:
     show_default=True,
     help="nagios: exit 0/1/2/3 by severity (OK/WARNING/CRITICAL/UNKNOWN).",
 )
+@click.option(
+    "--no-notify",
+    is_flag=True,
+    help="Open no incident and page no one; notify/escalate steps are skipped "
+    "(a monitoring system running the check alerts on its own).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Show only failures and the summary.")
 @click.option(
     "-v",
@@ -110,12 +117,19 @@ def run(
     fmt: str,
     junit: Path | None,
     exit_codes: str,
+    no_notify: bool,
     quiet: bool,
     verbose: bool,
 ) -> None:
-    """Run PLAYBOOK against its targets, step by step, and record it in the journal."""
+    """Run PLAYBOOK against its targets, step by step, and record it in the journal.
+
+    With --exit-codes nagios it is a monitoring plugin: the first line is
+    `RUNBOOK STATE - summary | perfdata`, the steps follow, and anything that
+    kept the check from running is 3 UNKNOWN."""
     if check and rehearse:
         raise click.UsageError("--check and --rehearse are two different dry runs; choose one")
+
+    plugin = exit_codes == "nagios" and fmt != "json"  # text output: a monitoring plugin's
 
     def _run() -> int:
         from runbook import service
@@ -132,20 +146,42 @@ def run(
             yes=yes,
             exit_codes=exit_codes,
             confirm_targets=confirm_targets,
+            notify=not no_notify,
         )
+        # A plugin's first line is its verdict: the steps are held until it is known.
+        held = io.StringIO() if plugin else None
         # Loading makes only long-lived objects: the collector waits until the steps begin.
         with collector.Quiet() as collecting:
             outcomes = service.run(
                 request,
-                reporter_factory(fmt, quiet, verbose),
+                _held_reporter(held, quiet, verbose)
+                if held
+                else reporter_factory(fmt, quiet, verbose),
                 prompts.step_prompter(),
                 _notifier(),
                 on_loaded=collecting.steps_begin,
                 ask=_ask(),
             )
-        return _finish_runs(outcomes, request.exit_codes, fmt, junit)
+        if held is None:
+            return _finish_runs(outcomes, request.exit_codes, fmt, junit)
+        from runbook import nagios
 
-    run_command(_run)
+        code = service.exit_code(outcomes, exit_codes)
+        click.echo(nagios.status_line(outcomes, code))
+        click.echo(held.getvalue(), nl=False)
+        if junit is not None:
+            from runbook import report
+
+            junit.write_bytes(report.junit(outcomes))
+        return code
+
+    run_command(_run, nagios=exit_codes == "nagios", plugin=plugin)
+
+
+def _held_reporter(held: io.StringIO, quiet: bool, verbose: bool) -> Any:
+    from runbook import report
+
+    return lambda: report.PlainReporter(held, quiet=quiet, verbose=verbose)
 
 
 def _notifier() -> Any:

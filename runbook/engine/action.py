@@ -72,6 +72,10 @@ def run_action(engine: Engine, ps: PlannedStep, scope: dict[str, Any], in_block:
         why = "--check" if o.check else "rehearsal"
         _preview(engine, ps, ctx, action.preview, f"{why}: shown, not run")
         return
+    if not o.notify and ps.kind in ("notify", "escalate"):
+        # A monitoring system running the check does its own alerting.
+        engine.skip_tree(ps, "notifications off (--no-notify)")
+        return
     if o.rehearse and step.options.get("autocommit"):
         engine.skip_tree(
             ps, "not rehearsed: an autocommit step cannot run inside the rehearsal's transaction"

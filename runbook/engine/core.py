@@ -86,6 +86,7 @@ class Options:
     continues: str | None = None
     selection: dict[str, Any] = field(default_factory=dict)
     consent: dict[str, Any] | None = None  # who let it start (runbook.consent)
+    notify: bool = True  # False (--no-notify): no incidents, no notify or escalate steps
 
 
 @dataclass
