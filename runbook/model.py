@@ -101,6 +101,18 @@ class Loc:
 
 
 @dataclass(frozen=True)
+class EmbeddedDb:
+    """`dsn: {embedded: true, dbname: NAME}`: a database of its own on the sandbox."""
+
+    dbname: str
+
+
+# Names a sandbox database may not take: the server's own, and the journal's
+# (a playbook must not be able to reach the journal's tables as a target).
+RESERVED_DATABASES = frozenset({"postgres", "template0", "template1", "runbook_journal"})
+
+
+@dataclass(frozen=True)
 class EnvRef:
     """`{from_env: NAME}`: a value read from the environment at run time."""
 
@@ -198,7 +210,7 @@ class Playbook:
 @dataclass(frozen=True)
 class Target:
     name: str
-    dsn: str | EnvRef
+    dsn: str | EnvRef | EmbeddedDb
     loc: Loc
     password: str | EnvRef | None = None
     description: str = ""
@@ -212,7 +224,12 @@ class Target:
 
     @property
     def embedded(self) -> bool:
-        return self.dsn == "embedded"
+        return self.dsn == "embedded" or isinstance(self.dsn, EmbeddedDb)
+
+    @property
+    def sandbox_db(self) -> str | None:
+        """The sandbox database of a `{embedded: true, dbname: …}` target (None: the default)."""
+        return self.dsn.dbname if isinstance(self.dsn, EmbeddedDb) else None
 
 
 @dataclass(frozen=True)

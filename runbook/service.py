@@ -185,7 +185,7 @@ def resolve_dsn(target: Target, root: Path, secrets: set[str]) -> tuple[str, dic
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     if target.embedded:
-        dsn = sandbox.dsn(root)
+        dsn = sandbox.dsn(root, target.sandbox_db)
     else:
         dsn = str(variables.resolve(target.dsn, f"target {target.name!r} dsn", secrets))
     password = (

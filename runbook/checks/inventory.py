@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from runbook.checks.common import doc_at, suggest
 from runbook.errors import Problem
 from runbook.load.yamlsrc import DataPath
-from runbook.model import EnvRef, Inventory, seconds
+from runbook.model import RESERVED_DATABASES, EnvRef, Inventory, seconds
 
 
 def check_inventory(inv: Inventory) -> list[Problem]:
@@ -24,6 +24,17 @@ def check_inventory(inv: Inventory) -> list[Problem]:
                 "unknown-target",
             )
         )
+    for name, target in inv.targets.items():
+        if target.sandbox_db in RESERVED_DATABASES:
+            problems.append(
+                doc_at(
+                    doc,
+                    ("targets", name, "dsn", "dbname"),
+                    f"{target.sandbox_db!r} cannot be a sandbox database: it is the server's "
+                    "own or the journal's",
+                    "reserved-name",
+                )
+            )
     for group, members in inv.groups.items():
         if group in inv.targets:
             problems.append(

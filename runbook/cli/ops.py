@@ -258,6 +258,51 @@ def sandbox_down(inventory: Path | None) -> None:
     run_command(_down)
 
 
+@sandbox.command("createdb")
+@click.argument("name")
+@INVENTORY
+@click.option(
+    "--from",
+    "sql_file",
+    type=click.Path(path_type=Path),
+    help="Load this SQL file into it (the server's psql; the first error stops and undoes it).",
+)
+def sandbox_createdb(name: str, inventory: Path | None, sql_file: Path | None) -> None:
+    """Make another database on the sandbox and print its DSN (for a target:
+    dsn: {embedded: true, dbname: NAME})."""
+
+    def _createdb() -> int:
+        from runbook.pg import sandbox as sandbox_mod
+
+        click.echo(sandbox_mod.createdb(_project_root(inventory), name, sql_file))
+        return 0
+
+    run_command(_createdb)
+
+
+@sandbox.command("psql", context_settings={"ignore_unknown_options": True})
+@click.argument("dbname", required=False)
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+@INVENTORY
+def sandbox_psql(dbname: str | None, psql_args: tuple[str, ...], inventory: Path | None) -> None:
+    """Open the sandbox's own psql on DBNAME (default: the sandbox database);
+    arguments after it go to psql (runbook sandbox psql runbook_sandbox -c 'SELECT 1')."""
+
+    def _psql() -> int:
+        import os
+
+        from runbook.pg import sandbox as sandbox_mod
+
+        name, extra = dbname, psql_args
+        if name is not None and name.startswith("-"):  # no name: psql's own options
+            name, extra = None, (name, *extra)
+        argv = sandbox_mod.psql_argv(_project_root(inventory), name, extra)
+        os.execv(argv[0], argv)  # psql takes the terminal over; it does not come back
+        return 0  # pragma: no cover
+
+    run_command(_psql)
+
+
 @sandbox.command("reset")
 @INVENTORY
 def sandbox_reset(inventory: Path | None) -> None:

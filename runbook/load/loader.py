@@ -18,6 +18,7 @@ from runbook.load.yamlsrc import DataPath, Document
 from runbook.model import (
     Channel,
     Defaults,
+    EmbeddedDb,
     EnvRef,
     Gate,
     Inventory,
@@ -243,12 +244,19 @@ def _pg_bin(inventory: Path, value: str | None) -> Path | None:
     return inventory.parent / Path(value).expanduser()
 
 
+def _target_dsn(value: Any) -> str | EnvRef | EmbeddedDb:
+    if isinstance(value, dict) and value.get("embedded") is True:
+        return EmbeddedDb(str(value["dbname"]))
+    dsn: str | EnvRef = env_or_value(value)
+    return dsn
+
+
 def build_inventory(path: Path, doc: Document) -> Inventory:
     data = doc.data
     targets = {
         name: Target(
             name=name,
-            dsn=env_or_value(t["dsn"]),
+            dsn=_target_dsn(t["dsn"]),
             loc=loc(doc, ("targets", name), key=True),
             password=env_or_value(t.get("password")),
             description=t.get("description", ""),

@@ -208,8 +208,21 @@ def ensure_database(server: Server, database: str) -> bool:
                 return False
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
             return True
+    except psycopg.errors.DuplicateDatabase:
+        return False  # another process made it between the look and the CREATE
     except psycopg.Error as exc:
         raise SandboxError(f"the embedded PostgreSQL refused database {database}: {exc}") from None
+
+
+def has_database(server: Server, database: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(server.dsn, autocommit=True) as conn:
+            row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+            return row.fetchone() is not None
+    except psycopg.Error as exc:
+        raise SandboxError(f"the embedded PostgreSQL could not be asked: {exc}") from None
 
 
 def drop_database(server: Server, database: str) -> None:

@@ -90,3 +90,76 @@ def test_sandbox_up_after_the_server_was_killed(sandboxed: Project) -> None:
     assert "Traceback" not in again.stdout + again.stderr
     status = sandboxed.run("sandbox", "status")
     assert status.exit_code == 0 and f"pid {pid}," not in status.stdout
+
+
+TRIAL_INVENTORY = """default_target: sandbox
+targets:
+  sandbox: {dsn: embedded}
+  trial: {dsn: {embedded: true, dbname: trial}}
+"""
+
+
+def test_another_database_on_the_sandbox(sandboxed: Project) -> None:
+    sandboxed.write("inventory.yaml", TRIAL_INVENTORY)
+    book = sandboxed.playbook(
+        "name: t\nkind: change\nsteps:\n  - name: Mark\n    sql: CREATE TABLE trial_mark (n int)\n"
+        "  - name: Where\n    query: SELECT current_database() AS db\n    register: w\n"
+        "    gate: {that: \"w.scalar == 'trial'\"}\n"
+    )
+    # Created on first use, empty: the table is new there and nowhere else.
+    result = sandboxed.run("run", str(book), "-t", "trial")
+    assert result.exit_code == 0, result.output
+    default_dsn = sandboxed.run("sandbox", "status", "--dsn").stdout.strip()
+    with psycopg.connect(default_dsn) as conn:
+        assert conn.execute("SELECT to_regclass('trial_mark')").fetchone() == (None,)
+
+
+def test_createdb_from_a_file_and_psql(sandboxed: Project) -> None:
+    sandboxed.write("seed.sql", "CREATE TABLE seeded (n int);\nINSERT INTO seeded VALUES (7);\n")
+    made = sandboxed.run("sandbox", "createdb", "seeded_db", "--from", "seed.sql")
+    assert made.exit_code == 0, made.output
+    with psycopg.connect(made.stdout.strip()) as conn:
+        assert conn.execute("SELECT n FROM seeded").fetchone() == (7,)
+    again = sandboxed.run("sandbox", "createdb", "seeded_db")
+    assert again.exit_code == 2 and "already has a database 'seeded_db'" in again.output
+    # A file that fails half way leaves no half-loaded database behind.
+    sandboxed.write("broken.sql", "CREATE TABLE a (n int);\nSELECT 1/0;\n")
+    broken = sandboxed.run("sandbox", "createdb", "broken_db", "--from", "broken.sql")
+    assert broken.exit_code == 2 and "division by zero" in broken.output, broken.output
+    assert sandboxed.run("sandbox", "createdb", "broken_db").exit_code == 0  # it was dropped
+    # psql is the server's own, on the database named (exec'd: run it as a process).
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runbook.cli",
+            "sandbox",
+            "psql",
+            "seeded_db",
+            "-At",
+            "-c",
+            "SELECT n FROM seeded",
+        ],
+        cwd=sandboxed.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "7", done.stderr
+    missing = sandboxed.run("sandbox", "psql", "nowhere")
+    assert missing.exit_code == 2 and "createdb nowhere" in missing.output
+
+
+@pytest.mark.parametrize("name", ["runbook_journal", "template1", "Bad-Name"])
+def test_names_a_sandbox_database_may_not_take(sandboxed: Project, name: str) -> None:
+    result = sandboxed.run("sandbox", "createdb", name)
+    assert result.exit_code == 2 and "cannot be a sandbox database" in result.output
+    sandboxed.write(
+        "inventory.yaml",
+        f"targets:\n  x: {{dsn: {{embedded: true, dbname: {name!r}}}}}\n",
+    )
+    checked = sandboxed.run("validate", "inventory.yaml")
+    assert checked.exit_code == 2 and "inventory.yaml:" in checked.output, checked.output
