@@ -293,9 +293,10 @@ def sandbox_psql(dbname: str | None, psql_args: tuple[str, ...], inventory: Path
 
         from runbook.pg import sandbox as sandbox_mod
 
-        name, extra = dbname, psql_args
-        if name is not None and name.startswith("-"):  # no name: psql's own options
-            name, extra = None, (name, *extra)
+        name: str | None = dbname
+        extra = psql_args
+        if dbname is not None and dbname.startswith("-"):  # no name: psql's own options
+            name, extra = None, (dbname, *psql_args)
         argv = sandbox_mod.psql_argv(_project_root(inventory), name, extra)
         os.execv(argv[0], argv)  # psql takes the terminal over; it does not come back
         return 0  # pragma: no cover
