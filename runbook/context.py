@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runbook.clock import Clock
+from runbook.model import Scale
 from runbook.pg.db import Session
 from runbook.pg.pgtools import TargetTools
 from runbook.plan import PlannedStep
@@ -106,6 +107,8 @@ class StepContext:
     params: list[Any] = field(default_factory=list)
     note: str = ""
     severity: str | None = None
+    # The inventory's severity scale: a templated severity is checked against it.
+    scale: Scale = field(default_factory=Scale.default)
 
     @property
     def step(self) -> Any:

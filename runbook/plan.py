@@ -8,12 +8,14 @@ step, child or not, has a pre-order index that names it in the journal and in
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from runbook.errors import UsageError
 from runbook.model import Inventory, Playbook, Step, Target
+
+BEFORE_START = "before the step --start-at-step begins at"
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class Selection:
     tags: frozenset[str] = frozenset()
     skip_tags: frozenset[str] = frozenset()
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
+    start_at: int | None = None  # --start-at-step: the top-level position to begin at (1-based)
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class PlannedStep:
     selected: bool = True
     children: tuple[PlannedStep, ...] = ()
     rollback: tuple[PlannedStep, ...] = ()
+    skip_reason: str = "not selected by --tags / --skip-tags"  # when not selected
 
     @property
     def name(self) -> str:
@@ -170,8 +174,16 @@ def _plan_steps(
             )
             selected = selected or any(c.selected for c in children)
         rollback = _plan_rollback(step, playbook, counter, number)
-        planned.append(PlannedStep(index, number, step, playbook, selected, children, rollback))
+        node = PlannedStep(index, number, step, playbook, selected, children, rollback)
+        if not prefix and selection.start_at is not None and position < selection.start_at:
+            node = _before_start(node)  # --start-at-step: not run, nor any part of it
+        planned.append(node)
     return tuple(planned)
+
+
+def _before_start(ps: PlannedStep) -> PlannedStep:
+    children = tuple(_before_start(c) for c in ps.children)
+    return replace(ps, selected=False, children=children, skip_reason=BEFORE_START)
 
 
 def _plan_rollback(

@@ -99,9 +99,38 @@ def detail_lines(outcome: Outcome, verbose: bool = False) -> list[str]:
     elif verbose and outcome.rendered:
         lines.append("ran:")
         lines.extend("  " + line for line in outcome.rendered.splitlines())
+        if outcome.params:  # the bound values, secrets already masked
+            shown = ", ".join(f"${i} = {_bound(v)}" for i, v in enumerate(outcome.params, 1))
+            lines.append(f"with: {shown}")
     lines.extend(client_lines(outcome, verbose))
     lines.extend(f"notice: {n}" for n in outcome.notices[:5])
     lines.extend(output_lines(outcome))
+    return lines
+
+
+def _bound(value: Any) -> str:
+    """A bound value as a person reads it: text quoted, the rest as JSON writes it."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def plan_lines(the_plan: Plan, writes: frozenset[int]) -> list[str]:
+    """`--list-steps`: the plan as it would run, with tags and what may write."""
+    pb = the_plan.playbook
+    lines = [f"{pb.name} ({pb.kind}) on {the_plan.target.name}: {the_plan.size} step(s)"]
+    for ps in the_plan.walk():
+        depth = ps.number.count(".")
+        tags = ", ".join(sorted(ps.step.tags)) or "-"
+        effect = "writes" if ps.index in writes else "reads"
+        if ps.kind in ("include", "transaction"):
+            effect = ps.kind
+        undo = f"; rollback: {', '.join(r.number for r in ps.rollback)}" if ps.rollback else ""
+        skipped = "" if ps.selected else f"  [skipped: {ps.skip_reason}]"
+        lines.append(
+            f"{ps.number:>{4 + 2 * depth}}  {ps.name:<{40 - 2 * depth}} {ps.kind:<12} "
+            f"tags: {tags:<16} {effect}{undo}{skipped}"
+        )
     return lines
 
 

@@ -32,6 +32,7 @@ from runbook.model import Inventory, Playbook, Target
 from runbook.outcome import RunOutcome, RunStatus
 from runbook.pg import pgtools, sandbox
 from runbook.pg.db import ConnectSpec, Session
+from runbook.plan import PlannedStep
 from runbook.redact import Redactor, dsn_password
 
 
@@ -55,6 +56,7 @@ class RunSpec:
     forced: str | None = None  # why the playbook was run although it changed
     continues: str | None = None  # the run this resume or rollback claims
     notify: bool = True  # False: no incident opened, nobody paged, notify steps skipped
+    start_at: str | None = None  # --start-at-step: a top-level step's id, name or number
     # A protected target's name typed ahead (--confirm-target), for runs without a terminal.
     confirm_targets: tuple[str, ...] = ()
     attended: bool = True  # False: a schedule or a queue; needs a standing authorization
@@ -98,6 +100,7 @@ class Prepared:
     targets: list[Target]
     extra: dict[str, Any]
     secrets: set[str] = field(default_factory=set)
+    start_at: int | None = None  # the top-level position --start-at-step names
     # Looks for PostgreSQL client programs once per run, for all its targets.
     tools: pgtools.Finder = field(default_factory=lambda: pgtools.Finder(embedded_bin=embedded_bin))
 
@@ -156,13 +159,48 @@ def prepare(spec: RunSpec) -> Prepared:
             f"{playbook.name} needs a value for {', '.join(missing)}: pass -e {missing[0]}=…"
         )
     secrets = {str(extra[name]) for name in playbook.secrets if name in extra}
+    start_at = _start_position(spec, inventory, playbook, extra) if spec.start_at else None
     targets = plan.resolve_targets(playbook, inventory, spec.targets)
     for target in targets:
         if target.read_only and playbook.kind != "check" and not (spec.check or spec.rehearse):
             raise UsageError(
                 f"target {target.name!r} is read-only; only kind: check playbooks run there"
             )
-    return Prepared(playbook, inventory, includes, targets, extra, secrets)
+    return Prepared(playbook, inventory, includes, targets, extra, secrets, start_at)
+
+
+def _start_position(
+    spec: RunSpec, inventory: Inventory, playbook: Playbook, extra: Mapping[str, Any]
+) -> int:
+    """The top-level position --start-at-step names (an id, a name or a number);
+    refused when a later step needs what only the skipped ones register."""
+    wanted = str(spec.start_at)
+    steps = playbook.steps
+    for position, step in enumerate(steps, start=1):
+        if wanted in (step.id, step.name, str(position)):
+            break
+    else:
+        nested = [s.name for s in playbook.walk() if wanted in (s.id, s.name)]
+        if nested:
+            raise UsageError(
+                f"--start-at-step {wanted!r} is inside a transaction or has a parent step: "
+                "start at the block that holds it"
+            )
+        names = [s.id or s.name for s in steps]
+        near = difflib.get_close_matches(wanted, names, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise UsageError(f"--start-at-step {wanted!r}: no such step in {playbook.name}{hint}")
+    ctx = checks.Context(inventory, inventory.root)
+    needed = checks.needed_before(playbook, ctx, position, frozenset(extra))
+    if needed:
+        what = "; ".join(f"{name!r} (registered by {step!r})" for name, step in needed.items())
+        first = next(iter(needed))
+        raise UsageError(
+            f"--start-at-step {wanted!r} skips steps whose results later steps use: {what}. "
+            f"Pass them with -e (e.g. -e {first}=…), or go on from a recorded run with "
+            "runbook resume RUN_ID"
+        )
+    return position
 
 
 def _check_tags(spec: RunSpec, playbook: Playbook, includes: Mapping[Path, Playbook]) -> None:
@@ -240,12 +278,14 @@ def run(
     resume: Resume | None = None,
     on_loaded: Callable[[], None] | None = None,
     ask: consent.Ask | None = None,
+    step_by_step: Callable[[PlannedStep], bool] | None = None,
 ) -> list[RunOutcome]:
     """Run `spec` on each of its targets in turn; a resume or rollback passes what
     the earlier run completed. `on_loaded` is called once everything is loaded
     and checked, before the first target (the CLI tunes the garbage collector).
     `ask` puts the question before a run on a protected target or an emergency
-    (runbook.consent); without it such a run needs --yes --confirm-target."""
+    (runbook.consent); without it such a run needs --yes --confirm-target.
+    `step_by_step` (--step) is asked before each step; False skips it."""
     prepared = prepare(spec)
     inventory, playbook = prepared.inventory, prepared.playbook
     secrets = set(prepared.secrets)
@@ -283,6 +323,7 @@ def run(
                 notifier_for,
                 resume,
                 given,
+                step_by_step,
             )
             outcomes.append(outcome)
             if outcome.status is RunStatus.INTERRUPTED:
@@ -304,6 +345,7 @@ def run_target(
     notifier_for: NotifierFor | None,
     resume: Resume | None = None,
     given: dict[str, Any] | None = None,
+    step_by_step: Callable[[PlannedStep], bool] | None = None,
 ) -> RunOutcome:
     inventory, playbook = prepared.inventory, prepared.playbook
     redactor = Redactor(secrets)
@@ -314,7 +356,7 @@ def run_target(
         playbook,
         target,
         prepared.includes,
-        plan.Selection(spec.targets, spec.tags, spec.skip_tags, prepared.extra),
+        plan.Selection(spec.targets, spec.tags, spec.skip_tags, prepared.extra, prepared.start_at),
     )
     connect = ConnectSpec(
         target=target.name,
@@ -354,10 +396,12 @@ def run_target(
         continues=spec.continues,
         consent=given,
         notify=spec.notify,
+        step_by_step=step_by_step,
         selection={
             "targets": list(spec.targets),
             "tags": sorted(spec.tags),
             "skip_tags": sorted(spec.skip_tags),
+            **({"start_at": spec.start_at} if spec.start_at else {}),
         },
     )
     recorder = Recorder(journal, redactor, clock, inventory.journal.row_sample)
@@ -401,6 +445,27 @@ def _consent(
         playbook,
         lambda: consent.digest(playbook, prepared.includes, prepared.inventory.root),
     )
+
+
+def plan_listing(spec: RunSpec) -> tuple[plan.Plan, frozenset[int]]:
+    """`--list-steps`: the plan for the first target as it would run, and the
+    steps that may write (by index). Loads and checks; connects to nothing."""
+    from runbook.actions import REGISTRY
+
+    prepared = prepare(spec)
+    the_plan = plan.build(
+        prepared.playbook,
+        prepared.targets[0],
+        prepared.includes,
+        plan.Selection(spec.targets, spec.tags, spec.skip_tags, prepared.extra, prepared.start_at),
+    )
+    writes = frozenset(
+        node.index
+        for ps in the_plan.walk()
+        for node in (ps, *(n for r in ps.rollback for n in r.walk()))
+        if node.kind not in ("include", "transaction") and REGISTRY[node.kind].may_write(node.step)
+    )
+    return the_plan, writes
 
 
 def exit_code(outcomes: list[RunOutcome], mode: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from runbook import rendered
 from runbook.actions.base import Field
 from runbook.context import StepContext
 from runbook.errors import StepError
@@ -13,6 +14,7 @@ from runbook.sqltemplate.template import Kind
 TEMPLATES: tuple[Field, ...] = (
     Field(("escalate", "message"), Kind.TEXT),
     Field(("escalate", "key"), Kind.TEXT),
+    Field(("escalate", "severity"), Kind.TEXT),
 )
 
 
@@ -26,10 +28,11 @@ def run(ctx: StepContext) -> Result:
         raise StepError("escalation is not available in this run")
     message = template.render_text(body["message"], ctx.scope)
     key = template.render_text(body["key"], ctx.scope) if body.get("key") else ctx.step.key
+    level = rendered.severity(body["severity"], ctx.scope, ctx.scale, ctx.step.loc, "severity")
     incident = ctx.notifier.escalate(
-        key, body["severity"], message, policy=body.get("policy"), gate=ctx.step.key
+        key, level, message, policy=body.get("policy"), gate=ctx.step.key
     )
-    ctx.severity = body["severity"]
+    ctx.severity = level
     ctx.note = f"incident {incident.get('id')} ({incident.get('state', 'open')})"
     return ValueResult("escalate", incident=incident, message=message)
 

@@ -21,4 +21,4 @@ def run(ctx: StepContext) -> Result:
 
 
 def preview(ctx: StepContext) -> str:
-    return "gate: " + " and ".join(ctx.step.gates[0].that)
+    return "gate: " + "; ".join(" and ".join(gate.that) for gate in ctx.step.gates)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from runbook import rendered
 from runbook.actions.base import Field
 from runbook.context import StepContext
 from runbook.errors import StepError
@@ -13,6 +14,7 @@ from runbook.sqltemplate.template import Kind
 TEMPLATES: tuple[Field, ...] = (
     Field(("notify", "message"), Kind.TEXT),
     Field(("notify", "subject"), Kind.TEXT),
+    Field(("notify", "severity"), Kind.TEXT),
 )
 
 
@@ -30,7 +32,11 @@ def run(ctx: StepContext) -> Result:
         list(body["channels"]),
         message,
         subject=subject,
-        severity=body.get("severity"),
+        severity=(
+            rendered.severity(body["severity"], ctx.scope, ctx.scale, ctx.step.loc, "severity")
+            if body.get("severity")
+            else None
+        ),
         to=list(body.get("to", ())),
     )
     failed = [d for d in deliveries if d.get("status") != "delivered"]

@@ -20,6 +20,7 @@ from runbook.checks.common import (
 from runbook.checks.inventory import check_inventory
 from runbook.checks.playbook import check_cron, check_playbook
 from runbook.checks.remembered import passed, remember
+from runbook.checks.templates import needed_before
 
 __all__ = [
     "BUILTIN_VARS",
@@ -28,6 +29,7 @@ __all__ = [
     "check_inventory",
     "check_playbook",
     "includes_of",
+    "needed_before",
     "passed",
     "registered_names",
     "remember",

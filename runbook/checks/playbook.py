@@ -170,6 +170,8 @@ def _severity_refs(pb: Playbook) -> Iterator[tuple[DataPath, str]]:
 def _severities(pb: Playbook, scale: Scale) -> Iterator[Problem]:
     assert pb.doc is not None
     for path, name in _severity_refs(pb):
+        if "{{" in name:
+            continue  # decided by a value: checked against the scale when it is rendered
         if scale.get(name) is None:
             yield doc_at(
                 pb.doc,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ _UNTIL = Field(("until",), Kind.EXPR, RESULT)
 _GATE_FIELDS = (
     Field(("that",), Kind.EXPR, RESULT),
     Field(("message",), Kind.TEXT, RESULT),
+    Field(("severity",), Kind.TEXT, RESULT),
 )
 
 
@@ -55,6 +57,7 @@ class TemplateCheck:
         self.doc: Document = pb.doc
         self.ctx = ctx
         self.problems: list[Problem] = []
+        self.missing: set[str] = set()  # names used where nothing defines them
         self.chain = chain | {pb.path.resolve()}
         target_vars = (
             {n for t in ctx.inventory.targets.values() for n in t.vars} if ctx.inventory else set()
@@ -166,6 +169,7 @@ class TemplateCheck:
             n for n in template.names_used(kind, source) if n not in known and n not in extra
         ]
         for name in sorted(missing):
+            self.missing.add(name)
             self.problems.append(doc_at(self.doc, path, self._undefined(name), "undefined"))
         for inner_line, message, code in template.shape_faults(kind, source):
             line, col = self._inner_position(path, inner_line)
@@ -268,3 +272,23 @@ def matches(data: Any, path: tuple[str, ...]) -> Iterator[tuple[DataPath, Any]]:
     elif isinstance(data, dict) and head in data:
         for sub, found in matches(data[head], rest):
             yield (head, *sub), found
+
+
+def needed_before(pb: Playbook, ctx: Context, start: int, given: frozenset[str]) -> dict[str, str]:
+    """Names the steps from top-level position `start` on use that only the
+    steps before it define (`given`: names passed with -e): name → the step."""
+    defined: dict[str, str] = {}
+    for step in pb.steps[: start - 1]:
+        for inner in step.walk():
+            names = {inner.register} if inner.register else set()
+            if inner.kind == "set":
+                names |= set(inner.body)
+            if inner.kind == "include":
+                included = ctx.load_include(pb, inner.body)
+                if included is not None:
+                    names |= registered_names(included, ctx, frozenset({pb.path}))
+            for name in names:
+                defined.setdefault(name, inner.name)
+    check = TemplateCheck(replace(pb, steps=pb.steps[start - 1 :]), ctx, given)
+    check.run()
+    return {name: defined[name] for name in sorted(check.missing) if name in defined}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import click
 
@@ -71,3 +72,29 @@ def ask_before_start(lines: Sequence[str], names: Sequence[str]) -> bool:
     if not names:
         return yes_no("Start?")
     return all(name_typed(name, f"{name} is protected.") for name in names)
+
+
+def step_asker() -> Callable[[Any], bool]:
+    """`--step`: before each step, y (run it), n (skip it) or c (run it and
+    all the rest without asking)."""
+    go_on = False
+
+    def ask(ps: Any) -> bool:
+        nonlocal go_on
+        if go_on:
+            return True
+        while True:
+            answer = _answer(f"step {ps.number} {ps.name!r} ({ps.kind}): run it? [y/n/c]: ")
+            if answer is None:
+                return False
+            answer = answer.lower()
+            if answer in ("y", "yes"):
+                return True
+            if answer in ("n", "no"):
+                return False
+            if answer in ("c", "continue"):
+                go_on = True
+                return True
+            click.echo("answer y (run it), n (skip it) or c (run it and the rest)")
+
+    return ask

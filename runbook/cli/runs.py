@@ -96,12 +96,24 @@ def _ask() -> Any:
     help="Open no incident and page no one; notify/escalate steps are skipped "
     "(a monitoring system running the check alerts on its own).",
 )
+@click.option(
+    "--list-steps",
+    is_flag=True,
+    help="Print the plan (steps, tags, what may write, rollbacks) and stop; connects to nothing.",
+)
+@click.option(
+    "--start-at-step",
+    metavar="ID|NAME|N",
+    help="Begin at this top-level step; what skipped steps register must come with -e.",
+)
+@click.option("--step", "step_by_step", is_flag=True, help="Ask before each step: y/n/c(ontinue).")
 @click.option("-q", "--quiet", is_flag=True, help="Show only failures and the summary.")
 @click.option(
     "-v",
     "--verbose",
     is_flag=True,
-    help="Show what each step sent (SQL, command) and the PostgreSQL client programs it used.",
+    help="Show what each step sent (SQL with its bound values, secrets masked; a command) "
+    "and the PostgreSQL client programs it used.",
 )
 def run(
     playbook: Path,
@@ -118,6 +130,9 @@ def run(
     junit: Path | None,
     exit_codes: str,
     no_notify: bool,
+    list_steps: bool,
+    start_at_step: str | None,
+    step_by_step: bool,
     quiet: bool,
     verbose: bool,
 ) -> None:
@@ -147,7 +162,17 @@ def run(
             exit_codes=exit_codes,
             confirm_targets=confirm_targets,
             notify=not no_notify,
+            start_at=start_at_step,
         )
+        if list_steps:
+            from runbook import report
+
+            the_plan, writes = service.plan_listing(request)
+            for line in report.plan_lines(the_plan, writes):
+                click.echo(line)
+            return 0
+        if step_by_step and not prompts.attended():
+            raise click.UsageError("--step asks before each step: it needs a terminal")
         # A plugin's first line is its verdict: the steps are held until it is known.
         held = io.StringIO() if plugin else None
         # Loading makes only long-lived objects: the collector waits until the steps begin.
@@ -161,6 +186,7 @@ def run(
                 _notifier(),
                 on_loaded=collecting.steps_begin,
                 ask=_ask(),
+                step_by_step=prompts.step_asker() if step_by_step else None,
             )
         if held is None:
             return _finish_runs(outcomes, request.exit_codes, fmt, junit)

@@ -158,6 +158,7 @@ def _request(
         extra=_extra(run, extra),
         tags=frozenset(selection.get("tags", ())),
         skip_tags=frozenset(selection.get("skip_tags", ())),
+        start_at=selection.get("start_at"),
         parent_run=parent,
         forced=_playbook_check(run, force),
     )

@@ -53,6 +53,7 @@ def context(engine: Engine, ps: PlannedStep, scope: dict[str, Any]) -> StepConte
         notifier=o.notifier,
         session_env=o.session_env,
         client_tools=o.client_tools,
+        scale=o.scale,
     )
 
 
@@ -71,6 +72,9 @@ def run_action(engine: Engine, ps: PlannedStep, scope: dict[str, Any], in_block:
     if (o.check and (writes or ps.kind in OUTSIDE)) or (o.rehearse and ps.kind in OUTSIDE):
         why = "--check" if o.check else "rehearsal"
         _preview(engine, ps, ctx, action.preview, f"{why}: shown, not run")
+        return
+    if o.step_by_step is not None and engine.undoing is None and not o.step_by_step(ps):
+        engine.skip_tree(ps, "skipped by the operator (--step)")
         return
     if not o.notify and ps.kind in ("notify", "escalate"):
         # A monitoring system running the check does its own alerting.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -87,6 +87,8 @@ class Options:
     selection: dict[str, Any] = field(default_factory=dict)
     consent: dict[str, Any] | None = None  # who let it start (runbook.consent)
     notify: bool = True  # False (--no-notify): no incidents, no notify or escalate steps
+    # --step: asked before each step (not while undoing); False skips the step.
+    step_by_step: Callable[[PlannedStep], bool] | None = None
 
 
 @dataclass
@@ -230,7 +232,7 @@ class Engine:
             self.skip_tree(ps, f"done in run {resume.done[ps.index][0]}")
             return
         if not ps.selected:
-            self.skip_tree(ps, "not selected by --tags / --skip-tags")
+            self.skip_tree(ps, ps.skip_reason)
             return
         try:
             scope, lent = step_scope(ps, self.base, self.runtime, layers, self.extra)

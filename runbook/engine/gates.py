@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from runbook import rendered
 from runbook.context import StepContext
 from runbook.model import Scale
 from runbook.outcome import GateOutcome
@@ -56,19 +57,24 @@ class GateCheck:
                 continue
             passed = template.evaluate_all(gate.that, scope)
             message = ""
+            severity = gate.severity
             if not passed:
                 message = (
                     " ".join(template.render_text(gate.message, scope).split())
                     if gate.message
                     else f"gate failed: {' and '.join(gate.that)}"
                 )
-            out.append(GateOutcome(name, bool(passed), gate.severity, message))
+                # Decided by a value (`severity: "{{ row.level }}"`) only when it fails.
+                severity = rendered.severity(severity, scope, self.scale, ps.step.loc, "severity")
+            elif template.is_template(severity):
+                severity = ""  # a passing gate's templated severity is never rendered
+            out.append(GateOutcome(name, bool(passed), severity, message))
         if ps.kind == "classify" and isinstance(result, ValueResult):
             out.extend(self._classify(ps, result))
         return out
 
     def _classify(self, ps: PlannedStep, result: ValueResult) -> list[GateOutcome]:
-        fail_at = ps.step.body.get("fail_at")
+        fail_at = result.values.get("fail_at")  # rendered, when templated
         if not fail_at:
             return []
         severity = result.values.get("severity")

@@ -27,7 +27,14 @@ import jinja2.meta
 import jinja2.nodes
 
 from runbook.errors import TemplateError
-from runbook.sqltemplate import sqlprogram, templatesafe, templateshape, tmplfast, tmplfilters
+from runbook.sqltemplate import (
+    lookups,
+    sqlprogram,
+    templatesafe,
+    templateshape,
+    tmplfast,
+    tmplfilters,
+)
 from runbook.sqltemplate.sqlvalues import (
     MARK,
     PARAM,
@@ -105,6 +112,7 @@ def _make_env(*, for_sql: bool, finalize: Any) -> BoundedEnvironment:
         finalize=finalize,
     )
     tmplfilters.bound(env.filters)
+    env.filters["by"] = lookups.by
     if for_sql:
         env.filters["ident"] = ident
         env.filters["literal"] = literal
