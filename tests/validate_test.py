@@ -398,3 +398,27 @@ def test_nothing_to_validate_is_not_valid(tmp_path: Path, monkeypatch: pytest.Mo
     assert "empty:1:1: no playbooks here" in result.stdout
     result = CliRunner().invoke(main, ["validate"])
     assert result.exit_code == 2 and "nothing to validate" in result.stdout
+
+
+def test_meaning_problems_come_with_shape_problems(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "q.yaml").write_text(
+        "name: t\nkind: check\nsteps:\n  - name: a\n    querry: SELECT 1\n    register: r\n"
+        "  - name: b\n    query: SELECT {{ r.scalar }} + {{ nope }}\n"
+        "    gate: {that: r.scalar > 0, severity: CRITCAL}\n"
+    )
+    result = CliRunner().invoke(main, ["validate", "q.yaml"])
+    assert result.exit_code == 2
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("q.yaml:5:5: $.steps[0].querry: unknown key")
+    assert lines[1].startswith("q.yaml:8:12: $.steps[1].query: 'nope' is undefined")
+    assert "unknown severity 'CRITCAL'" in lines[2]
+    assert not any("'r'" in line for line in lines)  # the faulty step's register is assumed
+    # A problem outside the steps: the rest cannot be trusted, only it is reported.
+    (tmp_path / "q.yaml").write_text(
+        "name: t\nkind: chek\nsteps:\n  - name: b\n    query: SELECT {{ nope }}\n"
+    )
+    result = CliRunner().invoke(main, ["validate", "q.yaml"])
+    assert result.exit_code == 2 and "nope" not in result.stdout

@@ -18,7 +18,11 @@ from runbook.sqltemplate import sqltext
 from runbook.sqltemplate.template import Kind
 
 
-def check_playbook(pb: Playbook, ctx: Context) -> list[Problem]:
+def check_playbook(
+    pb: Playbook, ctx: Context, assumed: frozenset[str] = frozenset()
+) -> list[Problem]:
+    """Every meaning-level problem of `pb`; `assumed`: names taken as defined
+    (registered by steps left out because their shape is wrong)."""
     assert pb.doc is not None
     problems: list[Problem] = []
     problems += _duplicate_ids(pb)
@@ -27,7 +31,7 @@ def check_playbook(pb: Playbook, ctx: Context) -> list[Problem]:
     problems += _severities(pb, ctx.scale)
     problems += _step_rules(pb, ctx)
     problems += _reserved_names(pb)
-    problems += TemplateCheck(pb, ctx).run()
+    problems += TemplateCheck(pb, ctx, assumed).run()
     return problems
 
 

@@ -55,6 +55,12 @@ def validate(paths: list[Path], inventory_path: Path | None) -> Report:
         report.problems += problems
         if playbook is not None:
             report.problems += checks.check_playbook(playbook, ctx)
+        elif problems:
+            # Every problem of every file: the steps whose shape is right are
+            # checked for meaning too, the others' registered names assumed.
+            partial = loader.load_partial(path, problems, loader.cache_dir(root))
+            if partial is not None:
+                report.problems += checks.check_playbook(partial[0], ctx, partial[1])
     report.problems = _unique(report.problems)
     return report
 

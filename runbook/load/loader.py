@@ -7,7 +7,10 @@ message`); a file with problems yields no model object. Meaning-level checks
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,7 +195,9 @@ def build_steps(doc: Document, items: list[dict[str, Any]], path: DataPath) -> t
     return tuple(build_step(doc, item, (*path, i)) for i, item in enumerate(items))
 
 
-def build_playbook(path: Path, doc: Document) -> Playbook:
+def build_playbook(path: Path, doc: Document, without: frozenset[int] = frozenset()) -> Playbook:
+    """The playbook of a valid document; `without`: top-level steps left out
+    (validate checks the rest of a file whose other steps have a wrong shape)."""
     data = doc.data
     schedule = data.get("schedule")
     if isinstance(schedule, str):
@@ -204,7 +209,11 @@ def build_playbook(path: Path, doc: Document) -> Playbook:
     return Playbook(
         name=data["name"],
         kind=data["kind"],
-        steps=build_steps(doc, data["steps"], ("steps",)),
+        steps=tuple(
+            build_step(doc, item, ("steps", i))
+            for i, item in enumerate(data["steps"])
+            if i not in without
+        ),
         path=path.resolve(),
         sha256=hashlib.sha256(doc.text.encode("utf-8")).hexdigest(),
         description=data.get("description", ""),
@@ -366,6 +375,55 @@ def load_playbook(path: Path, cache: Path | None = None) -> tuple[Playbook | Non
     if loaded.problems or loaded.doc is None:
         return None, loaded.problems
     return build_playbook(path, loaded.doc), []
+
+
+_STEP_POINTER = re.compile(r"^\$\.steps\[(\d+)\]")
+
+
+def load_partial(
+    path: Path, problems: list[Problem], cache: Path | None = None
+) -> tuple[Playbook, frozenset[str]] | None:
+    """For `validate`: when every schema problem of a playbook lies inside its
+    steps, the playbook without those steps, and the names they register (to
+    be taken as defined), so the rest is checked too. None otherwise."""
+    faulty: set[int] = set()
+    for problem in problems:
+        found = _STEP_POINTER.match(problem.pointer)
+        if found is None:
+            return None  # a problem outside the steps: nothing else can be trusted
+        faulty.add(int(found.group(1)))
+    loaded = read(path, schema.PLAYBOOK, cache)
+    doc = loaded.doc
+    if doc is None or not isinstance(doc.data, dict) or not isinstance(doc.data.get("steps"), list):
+        return None
+    registered = frozenset(
+        name
+        for i in faulty
+        if i < len(doc.data["steps"]) and isinstance(doc.data["steps"][i], dict)
+        for name in _names_defined(doc.data["steps"][i])
+    )
+    try:
+        return build_playbook(path, doc, frozenset(faulty)), registered
+    except (KeyError, TypeError, ValueError):  # the document's top level is not sound after all
+        return None
+
+
+def _names_defined(raw: dict[str, Any]) -> Iterator[str]:
+    """What a faulty step would define, its misspelt keys read as meant
+    (`regster: c` defines c: the typo is reported once, not again at each use)."""
+    for key, value in raw.items():
+        meant = key if key in ("register", "set") else None
+        if meant is None and isinstance(key, str):
+            close = difflib.get_close_matches(key, ("register", "set"), n=1, cutoff=0.75)
+            meant = close[0] if close else None
+        if meant == "register" and isinstance(value, str):
+            yield value
+        elif meant == "set" and isinstance(value, dict):
+            yield from (k for k in value if isinstance(k, str))
+    for nested in ("transaction", "rollback"):
+        for child in raw.get(nested) or []:
+            if isinstance(child, dict):
+                yield from _names_defined(child)
 
 
 def load_inventory(path: Path, cache: Path | None = None) -> tuple[Inventory | None, list[Problem]]:
