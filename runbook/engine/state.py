@@ -26,6 +26,8 @@ class Done:
 
 @dataclass
 class Halt:
+    """The step the run stopped at, and what its `on_failure` asks for."""
+
     outcome: Outcome
     policy: str  # halt | rollback
     interrupted: bool = False
@@ -33,6 +35,8 @@ class Halt:
 
 @dataclass
 class RunState:
+    """The run's mutable state: every step's outcome, what to undo, why it stopped."""
+
     outcomes: dict[int, Outcome] = field(default_factory=dict)  # by step index
     ordered: list[Outcome] = field(default_factory=list)  # as they ended
     halt: Halt | None = None
