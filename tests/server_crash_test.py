@@ -5,6 +5,10 @@ killed). After recovery the server hands out again the transaction ids it had
 given after its last WAL flush, so the step's id can belong to another,
 committed transaction: resume must decide by the step's marker row, which
 exists if and only if the step committed.
+
+It runs with either journal; the PostgreSQL journal is a database of the
+suite's shared server (`journal_dsn`), so it survives the target's server dying,
+as a team's journal elsewhere would.
 """
 
 from __future__ import annotations
@@ -107,7 +111,11 @@ def own_server(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.mark.parametrize("where", ["alone", "block", "undo"])
 def test_resume_after_the_server_was_killed_runs_the_step_once(
-    own_server: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+    own_server: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+    journal_dsn: str | None,
 ) -> None:
     server = embedded.start(own_server)
     embedded.ensure_database(server, "crashme")
@@ -116,8 +124,10 @@ def test_resume_after_the_server_was_killed_runs_the_step_once(
         conn.execute("CREATE TABLE effects (what text NOT NULL)")
         conn.execute("CREATE TABLE control (go int)")
         conn.execute("CHECKPOINT")  # what follows is only in WAL the crash may lose
+    if journal_dsn is None:
+        monkeypatch.delenv("RUNBOOK_JOURNAL", raising=False)
     root = tmp_path / "project"
-    project = Project(root, dsn)
+    project = Project(root, dsn, journal_dsn)
     project.write("inventory.yaml", f"targets:\n  db: {{dsn: {dsn!r}}}\ndefault_target: db\n")
     book = project.playbook(PLAYBOOKS[where])
     monkeypatch.setenv("RUNBOOK_OPERATOR", "tester")
@@ -157,6 +167,8 @@ def test_resume_after_the_server_was_killed_runs_the_step_once(
         markers = conn.execute("SELECT count(*) FROM runbook.applied").fetchone()
         assert markers == (MARKERS[where],)
     assert project.journal().verify() == []
+    if journal_dsn is not None:  # the run and both resumes kept to the PostgreSQL journal
+        assert not (root / ".runbook" / "journal.sqlite").exists()
 
 
 def test_a_marker_probe_tells_committed_aborted_and_in_flight_apart(db: str) -> None:

@@ -6,6 +6,9 @@ that also writes the step's marker row in the target (`runbook.pg.marker`), whos
 token is recorded before the statement runs; after a crash, `runbook resume`
 asks whether that row exists, which a crash of either side cannot fake.
 Inside a block, or for retries, each attempt is a savepoint.
+
+A step records its own start (before it runs, so a crash leaves a trace) and
+returns how it ended (`Ended`); the core records that and decides what follows.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
@@ -21,14 +25,12 @@ from runbook.actions import REGISTRY
 from runbook.clock import iso
 from runbook.context import StepContext
 from runbook.engine import failures
+from runbook.engine.ports import Run
 from runbook.errors import RunbookError, StepError, TemplateError
 from runbook.outcome import GateOutcome, Outcome, Status
 from runbook.plan import PlannedStep
 from runbook.results import Result, SkippedResult, ValueResult
 from runbook.sqltemplate import template
-
-if TYPE_CHECKING:
-    from runbook.engine.core import Engine
 
 # In --check (and a rehearsal) these are shown, not run: they reach outside the
 # database, or a person.
@@ -36,18 +38,52 @@ OUTSIDE = frozenset({"shell", "http", "confirm", "notify", "escalate"})
 _SQL_KINDS = frozenset({"query", "sql", "sql_file"})
 
 
-def context(engine: Engine, ps: PlannedStep, scope: dict[str, Any]) -> StepContext:
-    step, pb, o = ps.step, ps.playbook, engine.options
+@dataclass
+class Ran:
+    """The step ran: its start is recorded as `seq`; `registered` is what it may register."""
+
+    seq: int
+    outcome: Outcome
+    registered: Any
+    durable: bool
+
+
+@dataclass
+class Shown:
+    """Shown, not run (--check, a rehearsal): recorded once, as skipped."""
+
+    outcome: Outcome
+
+
+@dataclass
+class Refused:
+    """It could not start: its transaction would not open, its preview failed."""
+
+    error: BaseException
+
+
+@dataclass
+class Skipped:
+    """Not run, for this reason (e.g. not rehearsable)."""
+
+    reason: str
+
+
+Ended = Ran | Shown | Refused | Skipped
+
+
+def context(run: Run, ps: PlannedStep, scope: dict[str, Any]) -> StepContext:
+    step, pb, o = ps.step, ps.playbook, run.options
     lock_timeout = step.options.get("lock_timeout")
     return StepContext(
         planned=ps,
         scope=scope,
-        session=engine.session,
-        run=engine.info,
+        session=run.session,
+        run=run.info,
         root=o.root,
         timeout=step.timeout or pb.timeout or o.timeout,
         lock_timeout=_seconds(lock_timeout) if lock_timeout is not None else pb.lock_timeout,
-        clock=engine.clock,
+        clock=run.clock,
         assume_yes=o.assume_yes,
         prompter=o.prompter,
         notifier=o.notifier,
@@ -63,28 +99,24 @@ def _seconds(value: Any) -> float:
     return seconds(value) or 0.0
 
 
-def run_action(engine: Engine, ps: PlannedStep, scope: dict[str, Any], in_block: bool) -> None:
+def run_action(run: Run, ps: PlannedStep, scope: dict[str, Any], in_block: bool) -> Ended:
     step = ps.step
     action = REGISTRY[ps.kind]
-    o = engine.options
-    ctx = context(engine, ps, scope)
+    o = run.options
+    ctx = context(run, ps, scope)
     writes = action.may_write(step)
     if (o.check and (writes or ps.kind in OUTSIDE)) or (o.rehearse and ps.kind in OUTSIDE):
         why = "--check" if o.check else "rehearsal"
-        _preview(engine, ps, ctx, action.preview, f"{why}: shown, not run")
-        return
-    if o.step_by_step is not None and engine.undoing is None and not o.step_by_step(ps):
-        engine.skip_tree(ps, "skipped by the operator (--step)")
-        return
+        return _preview(run, ps, ctx, action.preview, f"{why}: shown, not run")
+    if o.step_by_step is not None and run.state.undoing is None and not o.step_by_step(ps):
+        return Skipped("skipped by the operator (--step)")
     if not o.notify and ps.kind in ("notify", "escalate"):
         # A monitoring system running the check does its own alerting.
-        engine.skip_tree(ps, "notifications off (--no-notify)")
-        return
+        return Skipped("notifications off (--no-notify)")
     if o.rehearse and step.options.get("autocommit"):
-        engine.skip_tree(
-            ps, "not rehearsed: an autocommit step cannot run inside the rehearsal's transaction"
+        return Skipped(
+            "not rehearsed: an autocommit step cannot run inside the rehearsal's transaction"
         )
-        return
     tracked = (
         not in_block
         and not o.rehearse
@@ -95,26 +127,25 @@ def run_action(engine: Engine, ps: PlannedStep, scope: dict[str, Any], in_block:
     extra: dict[str, Any] = {}
     if tracked:
         try:
-            extra = begin_tracked(engine, ps)
+            extra = begin_tracked(run, ps)
         except (psycopg.Error, RunbookError) as exc:
-            engine.fail_before_start(ps, exc)
-            return
+            return Refused(exc)
     elif writes and non_transactional(ps):
         # If runbook dies during it, the journal says its outcome is unknown.
         extra = {"outside": True}
     # A step that may change something starts only once its record is on disk.
     durable = in_block or writes
-    seq = engine.recorder.step_started(ps, undoes=engine.undoing, extra=extra, durable=durable)
-    engine.reporter.step_started(ps)
+    seq = run.recorder.step_started(ps, undoes=run.state.undoing, extra=extra, durable=durable)
+    run.reporter.step_started(ps)
     started = time.perf_counter()
     result, error, attempts, history = _attempts(
-        engine, ps, ctx, scope, savepoints=in_block or tracked
+        run, ps, ctx, scope, savepoints=in_block or tracked
     )
     if tracked:
-        error = _finish_transaction(engine, error)
+        error = _finish_transaction(run, error)
     # Secrets the step learned (a {from_env} header …) are masked in its own outcome too.
-    engine.redactor.add(ctx.secrets)
-    outcome = _outcome(engine, ps, ctx, result, error, started, attempts)
+    run.redactor.add(ctx.secrets)
+    outcome = _outcome(run, ps, ctx, result, error, started, attempts)
     if outcome.status is Status.FAILED and caught_mid_flight(error) and non_transactional(ps):
         outcome.status = Status.UNKNOWN
         outcome.reason = outcome.error = (
@@ -123,10 +154,7 @@ def run_action(engine: Engine, ps: PlannedStep, scope: dict[str, Any], in_block:
         )
     outcome.history = history if attempts > 1 else []
     registered = result if error is None else getattr(error, "result", None)
-    engine.end(ps, seq, outcome, registered, pending=in_block, durable=durable)
-    # A step whose own gate failed still made its change: a rollback undoes it.
-    if outcome.status in (Status.OK, Status.GATE_FAILED) and engine.undoing is None:
-        engine.done(ps, scope, seq)
+    return Ran(seq, outcome, registered, durable)
 
 
 def non_transactional(ps: PlannedStep) -> bool:
@@ -151,29 +179,29 @@ def caught_mid_flight(error: BaseException | None) -> bool:
     return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P05")
 
 
-def begin_tracked(engine: Engine, ps: PlannedStep) -> dict[str, Any]:
+def begin_tracked(run: Run, ps: PlannedStep) -> dict[str, Any]:
     """Open the step's (or block's) own transaction with its marker in the target:
     what the journal keeps so that resume can tell whether it committed."""
-    return engine.session.begin_tracked(uuid.uuid4().hex, engine.run_id, f"{ps.number} {ps.name}")
+    return run.session.begin_tracked(uuid.uuid4().hex, run.info.id, f"{ps.number} {ps.name}")
 
 
-def _finish_transaction(engine: Engine, error: BaseException | None) -> BaseException | None:
+def _finish_transaction(run: Run, error: BaseException | None) -> BaseException | None:
     """Commit the step's own transaction (or roll it back); a failed commit is the step's error."""
     if error is not None:
         with contextlib.suppress(psycopg.Error, RunbookError):
-            engine.session.rollback()
+            run.session.rollback()
         return error
     try:
-        engine.session.commit()
+        run.session.commit()
     except (psycopg.Error, RunbookError) as exc:
         with contextlib.suppress(psycopg.Error, RunbookError):
-            engine.session.rollback()
+            run.session.rollback()
         return exc
     return None
 
 
 def _attempts(
-    engine: Engine, ps: PlannedStep, ctx: StepContext, scope: dict[str, Any], savepoints: bool
+    run: Run, ps: PlannedStep, ctx: StepContext, scope: dict[str, Any], savepoints: bool
 ) -> tuple[Result | None, BaseException | None, int, list[dict[str, Any]]]:
     step = ps.step
     action = REGISTRY[ps.kind]
@@ -188,10 +216,10 @@ def _attempts(
         attempt_started = time.perf_counter()
         try:
             if savepoints:
-                engine.session.savepoint(savepoint)
+                run.session.savepoint(savepoint)
             result = action.run(ctx)
             if savepoints:
-                engine.session.release(savepoint)
+                run.session.release(savepoint)
             if step.until is None or _until(step.until, {**scope, **registered_view(ps, result)}):
                 return result, None, attempts, history
             error = StepError(
@@ -204,14 +232,12 @@ def _attempts(
             error = exc
             if savepoints:
                 with contextlib.suppress(psycopg.Error, RunbookError):
-                    engine.session.rollback_to(savepoint)
-        text, sqlstate = failures.error_text(
-            error, engine.plan.playbook.kind, engine.plan.target.name
-        )
+                    run.session.rollback_to(savepoint)
+        text, sqlstate = failures.error_text(error, run.info.playbook_kind, run.info.target)
         history.append(
             {
                 "attempt": attempts,
-                "at": iso(engine.clock.now()),
+                "at": iso(run.clock.now()),
                 "error": text,
                 "sqlstate": sqlstate,
                 "duration_ms": round((time.perf_counter() - attempt_started) * 1000, 3),
@@ -219,7 +245,7 @@ def _attempts(
         )
         if attempts > step.retries:
             return result, error, attempts, history
-        engine.clock.sleep(delay)
+        run.clock.sleep(delay)
         delay *= step.backoff
 
 
@@ -247,7 +273,7 @@ def _note(result: Result) -> str:
 
 
 def _failed(
-    engine: Engine,
+    run: Run,
     ps: PlannedStep,
     ctx: StepContext,
     error: BaseException,
@@ -257,17 +283,17 @@ def _failed(
 ) -> Outcome:
     """A failed step's outcome, with the SQL it ran and what it got back, if anything."""
     outcome = failures.failure(
-        ps, error, started, attempts, engine.plan.playbook.kind, engine.plan.target.name
+        ps, error, started, attempts, run.info.playbook_kind, run.info.target
     )
     outcome.rendered = ";\n".join(ctx.rendered) or None
     outcome.params = list(ctx.params) or None
     if isinstance(result, Result):
-        outcome.result = result.serialize(engine.options.row_sample)
-    return failures.redacted(outcome, engine.redactor)
+        outcome.result = result.serialize(run.options.row_sample)
+    return failures.redacted(outcome, run.redactor)
 
 
 def _outcome(
-    engine: Engine,
+    run: Run,
     ps: PlannedStep,
     ctx: StepContext,
     result: Result | None,
@@ -277,9 +303,9 @@ def _outcome(
 ) -> Outcome:
     if error is not None:
         failed_result = getattr(error, "result", None)
-        return _failed(engine, ps, ctx, error, started, attempts, failed_result)
+        return _failed(run, ps, ctx, error, started, attempts, failed_result)
     assert result is not None
-    register(engine, ps, result)
+    register(run, ps, result)
     step = ps.step
     gates: list[GateOutcome] = []
     failing: GateOutcome | None = None
@@ -291,12 +317,12 @@ def _outcome(
         if step.register:
             ctx.scope[step.register] = result
         try:
-            gates = engine.gates.evaluate(ps, ctx.scope, result, ctx, engine.runtime)
+            gates = run.gates.evaluate(ps, ctx.scope, result, ctx, run.runtime)
         except (TemplateError, StepError) as exc:
             # A gate that cannot be evaluated is a failed step, not a passed gate.
-            return _failed(engine, ps, ctx, exc, started, attempts, result)
+            return _failed(run, ps, ctx, exc, started, attempts, result)
         # The worst failing gate speaks for the step (the first of equals).
-        rank = engine.gates.rank
+        rank = run.gates.rank
         for gate in gates:
             if not gate.passed:
                 failed += 1
@@ -315,30 +341,29 @@ def _outcome(
         rendered=(rendered[0] if len(rendered) == 1 else ";\n".join(rendered)) or None,
         params=ctx.params or None,  # a list of this step's own
         rowcount=getattr(result, "rowcount", None),
-        result=result.serialize(engine.options.row_sample),
+        result=result.serialize(run.options.row_sample),
         notices=list(getattr(result, "notices", ())),
         gates=gates,
         attempts=attempts,
         key=step.key,
         note=ctx.note or _note(result),
     )
-    return failures.redacted(outcome, engine.redactor)
+    return failures.redacted(outcome, run.redactor)
 
 
-def register(engine: Engine, ps: PlannedStep, result: Result) -> None:
+def register(run: Run, ps: PlannedStep, result: Result) -> None:
     if ps.kind == "set" and isinstance(result, ValueResult):
-        engine.runtime.update(result.values)
+        run.runtime.update(result.values)
     if ps.step.register:
-        engine.runtime[ps.step.register] = result
+        run.runtime[ps.step.register] = result
 
 
-def _preview(engine: Engine, ps: PlannedStep, ctx: StepContext, preview: Any, reason: str) -> None:
+def _preview(run: Run, ps: PlannedStep, ctx: StepContext, preview: Any, reason: str) -> Ended:
     started = time.perf_counter()
     try:
         shown = preview(ctx)
     except (TemplateError, StepError, RunbookError, psycopg.Error) as exc:
-        engine.fail_before_start(ps, exc)
-        return
+        return Refused(exc)
     outcome = Outcome(
         ps.index,
         ps.number,
@@ -351,8 +376,8 @@ def _preview(engine: Engine, ps: PlannedStep, ctx: StepContext, preview: Any, re
         key=ps.step.key,
     )
     if ps.step.register:
-        engine.runtime[ps.step.register] = SkippedResult(reason)
-    engine.record_once(ps, failures.redacted(outcome, engine.redactor))
+        run.runtime[ps.step.register] = SkippedResult(reason)
+    return Shown(failures.redacted(outcome, run.redactor))
 
 
 def _reason(failing: GateOutcome | None, count: int) -> str:

@@ -10,107 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 
-from runbook.clock import Clock
-from runbook.context import Notifier, Prompter, RunInfo
-from runbook.engine import action, blocks, failures, summary
+from runbook.context import RunInfo
+from runbook.engine import action, blocks, failures, summary, undo
 from runbook.engine.gates import GateCheck, gate_name
+from runbook.engine.ports import RunContext
 from runbook.engine.scope import Registered, step_scope
+from runbook.engine.state import Done, Halt, RunState
 from runbook.errors import RunbookError, StepError, TemplateError
-from runbook.journal.recorder import Recorder, RunRecord
-from runbook.model import Scale
+from runbook.journal.recorder import RunRecord
 from runbook.outcome import GateOutcome, Outcome, RunOutcome, Status
-from runbook.pg.db import Session
-from runbook.pg.pgtools import TargetTools
 from runbook.plan import Plan, PlannedStep
-from runbook.redact import Redactor
 from runbook.results import Result, SkippedResult
 from runbook.sqltemplate import template
-
-
-class Reporter(Protocol):
-    def run_started(self, plan: Plan, run_id: str) -> None: ...
-    def step_started(self, ps: PlannedStep) -> None: ...
-    def step_finished(self, outcome: Outcome) -> None: ...
-    def run_finished(self, outcome: RunOutcome) -> None: ...
-
-
-@dataclass
-class Done:
-    """A step whose work committed: what rollback would undo."""
-
-    ps: PlannedStep
-    scope: dict[str, Any]
-    run_id: str
-    seq: int | None
-
-
-@dataclass
-class Resume:
-    """What an earlier run (or `runbook rollback`'s target run) completed."""
-
-    parent: str
-    done: dict[int, tuple[str, int | None]]  # step index → (run id, seq) where it completed
-    runtime: dict[str, Any] = field(default_factory=dict)  # registered results restored
-    # Rollback steps already committed, per step undone: an undo goes on, not again.
-    undo_done: dict[int, set[int]] = field(default_factory=dict)
-
-
-@dataclass
-class Options:
-    mode: str = "run"
-    check: bool = False
-    rehearse: bool = False
-    assume_yes: bool = False
-    prompter: Prompter | None = None
-    operator: str = "unknown"
-    timeout: float = 300.0
-    lock_timeout: float = 5.0
-    row_sample: int = 20
-    root: Path = field(default_factory=Path.cwd)
-    scale: Scale = field(default_factory=Scale.default)
-    notifier: Notifier | None = None
-    session_env: dict[str, str] = field(default_factory=dict)
-    # The target's PostgreSQL client programs, chosen when a shell step needs them.
-    client_tools: TargetTools | None = None
-    parent_run: str | None = None
-    resume: Resume | None = None
-    undo_only: bool = False  # `runbook rollback`: only undo what `resume` lists
-    forced: str | None = None
-    continues: str | None = None
-    selection: dict[str, Any] = field(default_factory=dict)
-    consent: dict[str, Any] | None = None  # who let it start (runbook.consent)
-    notify: bool = True  # False (--no-notify): no incidents, no notify or escalate steps
-    # --step: asked before each step (not while undoing); False skips the step.
-    step_by_step: Callable[[PlannedStep], bool] | None = None
-
-
-@dataclass
-class Halt:
-    outcome: Outcome
-    policy: str  # halt | rollback
-    interrupted: bool = False
-
-
-@dataclass
-class RunContext:
-    """Everything one run of a plan on its target works with, besides the plan."""
-
-    run_id: str
-    session: Session
-    recorder: Recorder
-    reporter: Reporter
-    options: Options
-    redactor: Redactor
-    clock: Clock
-    base_vars: Mapping[str, Any] = field(default_factory=dict)  # built-ins and vars
-    extra_vars: Mapping[str, Any] = field(default_factory=dict)  # -e
 
 
 class Engine:
@@ -129,19 +44,8 @@ class Engine:
         self.run_id = ctx.run_id
         options, run_id = ctx.options, ctx.run_id
         self.runtime = Registered(self.base)
-        self.outcomes: dict[int, Outcome] = {}
-        self.ordered: list[Outcome] = []
-        self.halt: Halt | None = None
-        self.completed: list[Done] = []
         self.gates = GateCheck(options.scale)
-        # Steps done inside an open transaction block: (seq, outcome); recorded
-        # as ok only once the block commits.
-        self.pending: list[tuple[int, Outcome]] = []
-        # While undoing: the index of the step being undone, and whether a
-        # rollback step failed.
-        self.undoing: int | None = None
-        self.undo_failed = False
-        self.undo_summary = ""
+        self.state = RunState()
         self.info = RunInfo(
             run_id,
             options.mode,
@@ -156,8 +60,6 @@ class Engine:
     # -- the run ------------------------------------------------------------
 
     def run(self, dsn_shown: str) -> RunOutcome:
-        from runbook.engine.undo import Undo
-
         started = time.perf_counter()
         o = self.options
         record = RunRecord(
@@ -180,17 +82,27 @@ class Engine:
             if o.rehearse:
                 self.session.begin()
             if o.undo_only:
-                Undo(self).run()
+                self.state.undo_summary = undo.undo_completed(self)
             else:
                 self.run_steps(self.plan.steps, ())
                 self._mark_not_run()
-                if self.halt and self.halt.policy == "rollback" and not self.halt.interrupted:
-                    Undo(self).run()
+                halt = self.state.halt
+                if halt and halt.policy == "rollback" and not halt.interrupted:
+                    self.state.undo_summary = undo.undo_completed(self)
         finally:
             if o.rehearse:
                 with contextlib.suppress(psycopg.Error, RunbookError):
                     self.session.rollback()
-        outcome = summary.finish(self, started_at, started)
+        outcome = summary.finish(
+            self.state,
+            self.info,
+            self.options,
+            self.gates,
+            journal=self.recorder.journal.where,
+            clock=self.clock,
+            started_at=started_at,
+            started=started,
+        )
         if o.notifier is not None:
             with contextlib.suppress(Exception):  # notifying never breaks a run
                 outcome.notifications = o.notifier.finish()
@@ -207,11 +119,7 @@ class Engine:
         for ps in self.plan.walk():
             if ps.index in resume.done:
                 run_id, seq = resume.done[ps.index]
-                self.completed.append(Done(ps, {}, run_id, seq))
-
-    def stopped(self) -> bool:
-        """Whether the steps at hand must stop: a halt, or (undoing) a failed rollback step."""
-        return self.undo_failed if self.undoing is not None else self.halt is not None
+                self.state.completed.append(Done(ps, {}, run_id, seq))
 
     def run_steps(
         self,
@@ -220,7 +128,7 @@ class Engine:
         in_block: bool = False,
     ) -> None:
         for ps in steps:
-            if self.stopped():
+            if self.state.stopped():
                 return
             self.run_planned(ps, layers, in_block)
 
@@ -228,7 +136,7 @@ class Engine:
         self, ps: PlannedStep, layers: tuple[dict[str, Any], ...], in_block: bool
     ) -> None:
         resume = self.options.resume
-        if resume is not None and ps.index in resume.done and self.undoing is None:
+        if resume is not None and ps.index in resume.done and self.state.undoing is None:
             self.skip_tree(ps, f"done in run {resume.done[ps.index][0]}")
             return
         if not ps.selected:
@@ -268,14 +176,31 @@ class Engine:
         elif ps.kind == "transaction":
             blocks.run_transaction(self, ps, layers, scope)
         else:
-            action.run_action(self, ps, scope, in_block)
+            self._apply(ps, scope, in_block, action.run_action(self, ps, scope, in_block))
+
+    def _apply(
+        self, ps: PlannedStep, scope: dict[str, Any], in_block: bool, ended: action.Ended
+    ) -> None:
+        """Record how an action step ended: the step says, the run records and decides."""
+        if isinstance(ended, action.Ran):
+            outcome, seq = ended.outcome, ended.seq
+            self.end(ps, seq, outcome, ended.registered, pending=in_block, durable=ended.durable)
+            # A step whose own gate failed still made its change: a rollback undoes it.
+            if outcome.status in (Status.OK, Status.GATE_FAILED) and self.state.undoing is None:
+                self.done(ps, scope, seq)
+        elif isinstance(ended, action.Shown):
+            self.record_once(ps, ended.outcome)
+        elif isinstance(ended, action.Refused):
+            self.fail_before_start(ps, ended.error)
+        else:
+            self.skip_tree(ps, ended.reason)
 
     # -- endings ----------------------------------------------------------------
 
     def done(self, ps: PlannedStep, scope: dict[str, Any], seq: int) -> None:
         # The scope is kept only to render the step's rollback steps, if it has
         # any: a copy, as an action step's scope is the run's, lent to it.
-        self.completed.append(Done(ps, dict(scope) if ps.rollback else {}, self.run_id, seq))
+        self.state.completed.append(Done(ps, dict(scope) if ps.rollback else {}, self.run_id, seq))
 
     def failure(
         self, ps: PlannedStep, error: BaseException, started: float, attempts: int
@@ -286,10 +211,11 @@ class Engine:
         return failures.redacted(outcome, self.redactor)
 
     def _add(self, ps: PlannedStep, outcome: Outcome) -> None:
-        if self.undoing is not None:
-            outcome.undoes = self.undoing
-        self.outcomes[ps.index] = outcome
-        self.ordered.append(outcome)
+        state = self.state
+        if state.undoing is not None:
+            outcome.undoes = state.undoing
+        state.outcomes[ps.index] = outcome
+        state.ordered.append(outcome)
 
     def end(
         self,
@@ -305,7 +231,7 @@ class Engine:
         keep = registered if ps.step.register and isinstance(registered, Result) else None
         if pending and outcome.status is Status.OK:
             # Not ok in the journal until its transaction commits.
-            self.pending.append((seq, outcome))
+            self.state.pending.append((seq, outcome))
             held = Outcome(
                 **{
                     **outcome.__dict__,
@@ -332,7 +258,7 @@ class Engine:
 
     def skip_tree(self, ps: PlannedStep, reason: str, status: Status = Status.SKIPPED) -> None:
         for node in ps.walk():
-            if node.index in self.outcomes:
+            if node.index in self.state.outcomes:
                 continue
             if (
                 node.step.register
@@ -354,9 +280,9 @@ class Engine:
             )
 
     def _mark_not_run(self) -> None:
-        if not self.halt:
+        if not self.state.halt:
             return
-        where = self.halt.outcome
+        where = self.state.halt.outcome
         why = f"the run stopped at step {where.number}"
         if self.session.lost:
             why += f": the target {self.plan.target.name!r} cannot be reached"
@@ -366,24 +292,25 @@ class Engine:
     def _decide(self, ps: PlannedStep, outcome: Outcome) -> None:
         if outcome.status not in _STOPPING:
             return
-        if self.undoing is not None:
-            self.undo_failed = True
+        state = self.state
+        if state.undoing is not None:
+            state.undo_failed = True
             return
-        if self.halt:
+        if state.halt:
             return
         if outcome.error and outcome.error.startswith("interrupted"):
-            self.halt = Halt(outcome, "halt", interrupted=True)
+            state.halt = Halt(outcome, "halt", interrupted=True)
             return
         if outcome.status is Status.DECLINED:
             # The operator said no: stop here, whatever on_failure says, and
             # undo nothing unasked (`runbook rollback` does, when they want it).
-            self.halt = Halt(outcome, "halt")
+            state.halt = Halt(outcome, "halt")
             return
         if self.session.lost:
             # Whatever on_failure says: every later step would fail the same
             # way (and steps using this one's results with them); nothing can
             # be undone without the target either. `runbook resume` goes on.
-            self.halt = Halt(outcome, "halt")
+            state.halt = Halt(outcome, "halt")
             return
         policy = ps.step.on_failure or ps.playbook.on_failure
         if outcome.status is Status.GATE_FAILED:
@@ -395,7 +322,7 @@ class Engine:
                 for gate in failing:
                     self._escalate(ps, outcome, gate)
         if policy != "continue":
-            self.halt = Halt(outcome, policy)
+            state.halt = Halt(outcome, policy)
 
     def _escalate(self, ps: PlannedStep, outcome: Outcome, gate: GateOutcome | None) -> None:
         notifier = self.options.notifier

@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
-from runbook.clock import iso
+from runbook.clock import Clock, iso
+from runbook.context import RunInfo
+from runbook.engine.gates import GateCheck
+from runbook.engine.ports import Options
+from runbook.engine.state import RunState
+from runbook.model import Scale
 from runbook.outcome import RunOutcome, RunStatus, Status
 
-if TYPE_CHECKING:
-    from runbook.engine.core import Engine
 
-
-def finish(engine: Engine, started_at: str, started: float) -> RunOutcome:
+def finish(
+    state: RunState,
+    info: RunInfo,
+    options: Options,
+    gates: GateCheck,
+    *,
+    journal: str,
+    clock: Clock,
+    started_at: str,
+    started: float,
+) -> RunOutcome:
     """The run's outcome: its status and reason, worst severity, Nagios status."""
-    main = [o for o in engine.ordered if o.undoes is None]
+    main = [o for o in state.ordered if o.undoes is None]
     statuses = {o.status for o in main}
-    undone = any(o.undoes is not None for o in engine.ordered) or engine.options.undo_only
-    if engine.halt and engine.halt.interrupted:
+    undone = any(o.undoes is not None for o in state.ordered) or options.undo_only
+    if state.halt and state.halt.interrupted:
         status, reason = RunStatus.INTERRUPTED, "interrupted by the operator"
     elif Status.UNKNOWN in statuses:
         status, reason = RunStatus.FAILED, "a step's outcome is unknown"
@@ -29,42 +40,40 @@ def finish(engine: Engine, started_at: str, started: float) -> RunOutcome:
         status, reason = RunStatus.GATE_FAILED, "a gate failed"
     else:
         status, reason = RunStatus.OK, "all steps passed"
-    if engine.halt:
-        where = engine.halt.outcome
+    if state.halt:
+        where = state.halt.outcome
         reason = f"{reason}: step {where.number} {where.name!r}: {where.error or where.reason}"
-    if undone and not engine.options.check:  # a dry run undid nothing
-        status = RunStatus.ROLLBACK_FAILED if engine.undo_failed else RunStatus.ROLLED_BACK
-    if engine.undo_summary:
+    if undone and not options.check:  # a dry run undid nothing
+        status = RunStatus.ROLLBACK_FAILED if state.undo_failed else RunStatus.ROLLED_BACK
+    if state.undo_summary:
         reason = (
-            engine.undo_summary
-            if engine.options.undo_only
-            else f"{reason}; rollback: {engine.undo_summary}"
+            state.undo_summary if options.undo_only else f"{reason}; rollback: {state.undo_summary}"
         )
-    severity = engine.gates.worst(o.severity for o in main)
+    severity = gates.worst(o.severity for o in main)
     ran = any(
         o.status in (Status.OK, Status.GATE_FAILED, Status.FAILED, Status.UNKNOWN)
-        for o in engine.ordered
+        for o in state.ordered
     )
     if not ran and not undone:
         reason = "no step ran"
     return RunOutcome(
-        nagios=_nagios(engine, status, severity, ran),
-        run_id=engine.run_id,
-        playbook=engine.plan.playbook.name,
-        target=engine.plan.target.name,
-        mode=engine.options.mode,
+        nagios=_nagios(options.scale, status, severity, ran),
+        run_id=info.id,
+        playbook=info.playbook,
+        target=info.target,
+        mode=options.mode,
         status=status,
-        steps=engine.ordered,
+        steps=state.ordered,
         severity=severity,
         started_at=started_at,
-        ended_at=iso(engine.clock.now()),
+        ended_at=iso(clock.now()),
         duration_ms=(time.perf_counter() - started) * 1000,
         reason=reason,
-        journal=engine.recorder.journal.where,
+        journal=journal,
     )
 
 
-def _nagios(engine: Engine, status: RunStatus, severity: str | None, ran: bool) -> int:
+def _nagios(scale: Scale, status: RunStatus, severity: str | None, ran: bool) -> int:
     """Nagios plugin status: no check ran, or a step errored, is never OK: UNKNOWN."""
     if not ran or status in (
         RunStatus.FAILED,
@@ -73,7 +82,7 @@ def _nagios(engine: Engine, status: RunStatus, severity: str | None, ran: bool) 
         RunStatus.DECLINED,
     ):
         return 3
-    level = engine.options.scale.get(severity) if severity else None
+    level = scale.get(severity) if severity else None
     if level is not None:
         return level.nagios
     return 2 if status is RunStatus.GATE_FAILED else 0

@@ -11,13 +11,10 @@ steps remain un-undone.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from runbook.actions import REGISTRY
+from runbook.engine.ports import Steps
+from runbook.engine.state import Done
 from runbook.outcome import Status
-
-if TYPE_CHECKING:
-    from runbook.engine.core import Done, Engine
 
 
 def _writes(done: Done) -> bool:
@@ -25,70 +22,64 @@ def _writes(done: Done) -> bool:
     return ps.kind not in ("include", "transaction") and REGISTRY[ps.kind].may_write(ps.step)
 
 
-class Undo:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def run(self) -> None:
-        engine = self.engine
-        todo = list(reversed(engine.completed))
-        covered: set[int] = set()
-        undone: list[str] = []
-        cannot: list[str] = []
-        for i, done in enumerate(todo):
-            ps = done.ps
-            if ps.index in covered:
-                continue
-            if ps.rollback:
-                covered.update(node.index for node in ps.walk())
-                if not self._undo(done):
-                    left = [done, *(d for d in todo[i + 1 :] if d.ps.index not in covered)]
-                    remaining = [
-                        f"{d.ps.number} {d.ps.name!r}" for d in left if d.ps.rollback or _writes(d)
-                    ]
-                    engine.undo_summary = (
-                        f"rollback failed while undoing step {ps.number} {ps.name!r}; "
-                        f"not undone: {', '.join(remaining)}"
-                    )
-                    return
-                undone.append(ps.number)
-            elif _writes(done):
-                cannot.append(f"{ps.number} {ps.name!r}")
-        parts = [f"undone: step(s) {', '.join(undone)}" if undone else "nothing to undo"]
-        if cannot:
-            parts.append(f"no rollback steps for: {', '.join(cannot)}")
-        engine.undo_summary = "; ".join(parts)
-
-    def _undo(self, done: Done) -> bool:
-        """Run the rollback steps of one completed step; False if one failed."""
-        engine = self.engine
+def undo_completed(run: Steps) -> str:
+    """Undo the completed steps, latest first; says what was (and was not) undone."""
+    todo = list(reversed(run.state.completed))
+    covered: set[int] = set()
+    undone: list[str] = []
+    cannot: list[str] = []
+    for i, done in enumerate(todo):
         ps = done.ps
-        engine.undoing = ps.index
-        engine.undo_failed = False
-        try:
-            layer = {**done.scope, **engine.runtime}
-            resume = engine.options.resume
-            already = resume.undo_done.get(ps.index, set()) if resume else set()
-            for undo in ps.rollback:
-                if undo.index in already:
-                    engine.skip_tree(undo, "undone in an earlier run")
-                    continue
-                engine.run_planned(undo, (layer,), False)
-                if engine.undo_failed:
-                    return False
-        finally:
-            engine.undoing = None
-        if engine.options.check:
-            return True  # shown, not run: nothing was undone
-        numbers = ", ".join(u.number for u in ps.rollback)
-        change = {"status": Status.ROLLED_BACK.value, "reason": f"undone by step(s) {numbers}"}
-        if done.seq is not None:
-            engine.recorder.steps_updated(
-                [(done.seq, change)], "step.rolled_back", run_id=done.run_id
-            )
-        outcome = engine.outcomes.get(ps.index)
-        if outcome is not None and outcome.undoes is None:
-            outcome.status = Status.ROLLED_BACK
-            outcome.reason = change["reason"]
-            engine.reporter.step_finished(outcome)  # shown again, now rolled back
-        return True
+        if ps.index in covered:
+            continue
+        if ps.rollback:
+            covered.update(node.index for node in ps.walk())
+            if not _undo_step(run, done):
+                left = [done, *(d for d in todo[i + 1 :] if d.ps.index not in covered)]
+                remaining = [
+                    f"{d.ps.number} {d.ps.name!r}" for d in left if d.ps.rollback or _writes(d)
+                ]
+                return (
+                    f"rollback failed while undoing step {ps.number} {ps.name!r}; "
+                    f"not undone: {', '.join(remaining)}"
+                )
+            undone.append(ps.number)
+        elif _writes(done):
+            cannot.append(f"{ps.number} {ps.name!r}")
+    parts = [f"undone: step(s) {', '.join(undone)}" if undone else "nothing to undo"]
+    if cannot:
+        parts.append(f"no rollback steps for: {', '.join(cannot)}")
+    return "; ".join(parts)
+
+
+def _undo_step(run: Steps, done: Done) -> bool:
+    """Run the rollback steps of one completed step; False if one failed."""
+    state = run.state
+    ps = done.ps
+    state.undoing = ps.index
+    state.undo_failed = False
+    try:
+        layer = {**done.scope, **run.runtime}
+        resume = run.options.resume
+        already = resume.undo_done.get(ps.index, set()) if resume else set()
+        for undo in ps.rollback:
+            if undo.index in already:
+                run.skip_tree(undo, "undone in an earlier run")
+                continue
+            run.run_planned(undo, (layer,), False)
+            if state.undo_failed:
+                return False
+    finally:
+        state.undoing = None
+    if run.options.check:
+        return True  # shown, not run: nothing was undone
+    numbers = ", ".join(u.number for u in ps.rollback)
+    change = {"status": Status.ROLLED_BACK.value, "reason": f"undone by step(s) {numbers}"}
+    if done.seq is not None:
+        run.recorder.steps_updated([(done.seq, change)], "step.rolled_back", run_id=done.run_id)
+    outcome = state.outcomes.get(ps.index)
+    if outcome is not None and outcome.undoes is None:
+        outcome.status = Status.ROLLED_BACK
+        outcome.reason = change["reason"]
+        run.reporter.step_finished(outcome)  # shown again, now rolled back
+    return True

@@ -1,0 +1,143 @@
+"""What the engine is given, and what its helpers see of it.
+
+`RunContext`, `Options`, `Resume` and a `Reporter` are what a run is started
+with. `Run` and `Steps` are the engine as the step helpers see it: `action`
+reads the run (and returns how its step ended, which the core records);
+`blocks` and `undo` also call back to run, skip and end steps. `core.Engine`
+is their one implementation; the helpers import these, never `core`, so the
+dependency goes one way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from runbook.clock import Clock
+from runbook.context import Notifier, Prompter, RunInfo
+from runbook.engine.gates import GateCheck
+from runbook.engine.scope import Registered
+from runbook.engine.state import RunState
+from runbook.journal.recorder import Recorder
+from runbook.model import Scale
+from runbook.outcome import Outcome, RunOutcome, Status
+from runbook.pg.db import Session
+from runbook.pg.pgtools import TargetTools
+from runbook.plan import Plan, PlannedStep
+from runbook.redact import Redactor
+
+
+class Reporter(Protocol):
+    def run_started(self, plan: Plan, run_id: str) -> None: ...
+    def step_started(self, ps: PlannedStep) -> None: ...
+    def step_finished(self, outcome: Outcome) -> None: ...
+    def run_finished(self, outcome: RunOutcome) -> None: ...
+
+
+@dataclass
+class Resume:
+    """What an earlier run (or `runbook rollback`'s target run) completed."""
+
+    parent: str
+    done: dict[int, tuple[str, int | None]]  # step index → (run id, seq) where it completed
+    runtime: dict[str, Any] = field(default_factory=dict)  # registered results restored
+    # Rollback steps already committed, per step undone: an undo goes on, not again.
+    undo_done: dict[int, set[int]] = field(default_factory=dict)
+
+
+@dataclass
+class Options:
+    mode: str = "run"
+    check: bool = False
+    rehearse: bool = False
+    assume_yes: bool = False
+    prompter: Prompter | None = None
+    operator: str = "unknown"
+    timeout: float = 300.0
+    lock_timeout: float = 5.0
+    row_sample: int = 20
+    root: Path = field(default_factory=Path.cwd)
+    scale: Scale = field(default_factory=Scale.default)
+    notifier: Notifier | None = None
+    session_env: dict[str, str] = field(default_factory=dict)
+    # The target's PostgreSQL client programs, chosen when a shell step needs them.
+    client_tools: TargetTools | None = None
+    parent_run: str | None = None
+    resume: Resume | None = None
+    undo_only: bool = False  # `runbook rollback`: only undo what `resume` lists
+    forced: str | None = None
+    continues: str | None = None
+    selection: dict[str, Any] = field(default_factory=dict)
+    consent: dict[str, Any] | None = None  # who let it start (runbook.consent)
+    notify: bool = True  # False (--no-notify): no incidents, no notify or escalate steps
+    # --step: asked before each step (not while undoing); False skips the step.
+    step_by_step: Callable[[PlannedStep], bool] | None = None
+
+
+@dataclass
+class RunContext:
+    """Everything one run of a plan on its target works with, besides the plan."""
+
+    run_id: str
+    session: Session
+    recorder: Recorder
+    reporter: Reporter
+    options: Options
+    redactor: Redactor
+    clock: Clock
+    base_vars: Mapping[str, Any] = field(default_factory=dict)  # built-ins and vars
+    extra_vars: Mapping[str, Any] = field(default_factory=dict)  # -e
+
+
+class Run(Protocol):
+    """The run an action step works in: its services, values and state."""
+
+    session: Session
+    recorder: Recorder
+    reporter: Reporter
+    options: Options
+    redactor: Redactor
+    clock: Clock
+    info: RunInfo
+    runtime: Registered
+    gates: GateCheck
+    state: RunState
+
+
+class Steps(Run, Protocol):
+    """The calls back into the engine that blocks (their children) and undo
+    (rollback steps) make: steps run, skipped and ended as any other."""
+
+    def run_steps(
+        self,
+        steps: tuple[PlannedStep, ...],
+        layers: tuple[dict[str, Any], ...],
+        in_block: bool = False,
+    ) -> None: ...
+
+    def run_planned(
+        self, ps: PlannedStep, layers: tuple[dict[str, Any], ...], in_block: bool
+    ) -> None: ...
+
+    def skip_tree(self, ps: PlannedStep, reason: str, status: Status = Status.SKIPPED) -> None: ...
+
+    def fail_before_start(self, ps: PlannedStep, exc: BaseException) -> None: ...
+
+    def failure(
+        self, ps: PlannedStep, error: BaseException, started: float, attempts: int
+    ) -> Outcome: ...
+
+    def end(
+        self,
+        ps: PlannedStep,
+        seq: int,
+        outcome: Outcome,
+        registered: Any = None,
+        pending: bool = False,
+        durable: bool = True,
+        decide: bool = True,
+    ) -> None: ...
+
+    def done(self, ps: PlannedStep, scope: dict[str, Any], seq: int) -> None: ...
