@@ -88,6 +88,7 @@ def fire_at_or_before(expr: str, at: dt.datetime, zone: ZoneInfo) -> dt.datetime
     only a hint: the answer is what `fires_after` yields from a little before
     it, so that both agree by construction."""
     moment = at.astimezone(zone)
+    limit = at.astimezone(dt.UTC)
     backwards = CronSim(expand(expr), moment + dt.timedelta(seconds=1), reverse=True)
     for _ in range(4):
         try:
@@ -96,8 +97,9 @@ def fire_at_or_before(expr: str, at: dt.datetime, zone: ZoneInfo) -> dt.datetime
             return None
         best: dt.datetime | None = None
         # A shift moves a fire by at most an hour or two: three hours back covers it.
+        # Compared in UTC: two times of one ZoneInfo compare by wall clock, fold ignored.
         for fire in fires_after(expr, candidate - dt.timedelta(hours=3), zone):
-            if fire > moment:
+            if fire.astimezone(dt.UTC) > limit:
                 break
             best = fire
         if best is not None:

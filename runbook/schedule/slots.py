@@ -116,6 +116,7 @@ def slots_between(
 ) -> list[Slot]:
     """The first `limit` slots in (after, until], in order: catch-up `all` runs
     them a batch at a time, continuing after the last one it got."""
+    until = until.astimezone(dt.UTC)  # aware times of one zone compare by wall clock
     out = []
     for slot in itertools.islice(iter_slots(spec, after), limit):
         if slot.at > until:
@@ -126,6 +127,7 @@ def slots_between(
 
 def span(spec: Spec, after: dt.datetime, until: dt.datetime) -> Span:
     """The slots in (after, until] as a range: first, last and how many."""
+    after, until = after.astimezone(dt.UTC), until.astimezone(dt.UTC)
     if until <= after:
         return Span(None, None, 0)
     if spec.cron is None:
