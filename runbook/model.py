@@ -203,8 +203,13 @@ class Schedule:
 
     @property
     def key(self) -> str:
-        """A stable name for this schedule within its playbook (the ledger's key)."""
-        return f"cron:{self.cron}" if self.cron is not None else f"every:{self.every:g}s"
+        """A stable name for this schedule within its playbook (the ledger's key):
+        what it fires on, and its own time zone (the same cron in two zones is
+        two schedules)."""
+        if self.cron is None:
+            return f"every:{self.every:g}s"
+        zone = f"@{self.timezone}" if self.timezone else ""
+        return f"cron:{' '.join(self.cron.split())}{zone}"
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,7 @@ def systemd_units(jobs: list[Job]) -> dict[str, str]:
         name = unit_name(job)
         files[f"{name}.service"] = (
             "[Unit]\n"
-            f"Description=runbook: {job.spec.playbook} on {job.target}\n\n"
+            f"Description=runbook: {job.spec.playbook} on {job.target.replace('%', '%%')}\n\n"
             "[Service]\n"
             "Type=oneshot\n"
             # A path taken as written: only systemd's specifiers need escaping.

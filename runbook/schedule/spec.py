@@ -129,14 +129,14 @@ def _window(start: str | None, end: str | None, weekly: str | None) -> Window:
 
 
 def duplicates(schedules: tuple[Schedule, ...]) -> Iterator[tuple[DataPath, str]]:
-    """The same schedule written twice in one playbook would fire each slot once
-    anyway (the ledger keys slots by schedule): say so instead."""
-    first: dict[str, Schedule] = {}
+    """The same schedule on the same targets written twice in one playbook would
+    fire each slot once anyway (the ledger keys slots by schedule): say so."""
+    first: set[tuple[str, tuple[str, ...]]] = set()
     for schedule in schedules:
-        if schedule.key in first:
+        identity = (schedule.key, schedule.targets)
+        if identity in first:
             yield schedule.data_path, f"the same schedule ({schedule.key}) is written twice"
-        else:
-            first[schedule.key] = schedule
+        first.add(identity)
 
 
 def compile_schedule(playbook: str, schedule: Schedule, default_timezone: str | None) -> Spec:

@@ -96,6 +96,10 @@ CASES = {
         '["0 8 * * *", "0 8 * * *"]',
         "3:25: $.schedule[1]: the same schedule (cron:0 8 * * *) is written twice",
     ),
+    "the same twice, spaced otherwise": (
+        '[{cron: "0 8 * * *", targets: db}, {cron: "0  8 * * *", targets: db}]',
+        "3:46: $.schedule[1]: the same schedule (cron:0 8 * * *) is written twice",
+    ),
     "unknown target": (
         "{every: 1h, targets: [db, prod]}",
         "3:37: $.schedule.targets[1]: unknown target or group 'prod'",
@@ -132,6 +136,16 @@ def test_the_long_form_with_everything_is_valid(folder: Folder) -> None:
       - {weekly: "Sun 02:00-04:00"}
       - {weekly: "Sat 22:00-Sun 01:00"}
   - {every: 5m, targets: replica, catchup: none, overlap: allow}""",
+    )
+    result = folder.run("validate", str(path))
+    assert result.exit_code == 0, result.output
+
+
+def test_the_same_cron_in_two_zones_or_for_two_targets_is_two_schedules(folder: Folder) -> None:
+    path = folder.playbook(
+        "p",
+        '["0 8 * * *", {cron: "0 8 * * *", timezone: America/New_York},'
+        ' {cron: "0 8 * * *", targets: replica}]',
     )
     result = folder.run("validate", str(path))
     assert result.exit_code == 0, result.output
