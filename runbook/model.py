@@ -171,14 +171,45 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Blackout:
+    """A window a schedule does not fire in, as written: dates (`from`/`to`, whole
+    days in the schedule's time zone, or `YYYY-MM-DD HH:MM`) or a weekly window
+    (`Sun 02:00-04:00`). Parsed and checked by runbook.schedule."""
+
+    start: str | None = None
+    end: str | None = None
+    weekly: str | None = None
+
+
+@dataclass(frozen=True)
 class Schedule:
-    cron: str
+    """One schedule of a playbook, as written (runbook.schedule computes its fires).
+    Exactly one of `cron` and `every` is set; None fields take their defaults
+    where the schedule is compiled (the time zone from the inventory)."""
+
+    cron: str | None = None
+    every: float | None = None
     timezone: str | None = None
+    targets: tuple[str, ...] = ()
     overlap: str = "skip"
-    misfire: str = "skip"
-    misfire_grace: float | None = None
-    targets: str | None = None
-    enabled: bool = True
+    catchup: str = "latest"
+    starting_deadline: float | None = None
+    max_duration: float | None = None
+    jitter: float | None = None
+    blackout: tuple[Blackout, ...] = ()
+    # Where it was written: ("schedule",) or ("schedule", i) in a list.
+    data_path: DataPath = ("schedule",)
+    short: bool = False  # the bare cron string form: its errors point at the string
+
+    @property
+    def key(self) -> str:
+        """A stable name for this schedule within its playbook (the ledger's key):
+        what it fires on, and its own time zone (the same cron in two zones is
+        two schedules)."""
+        if self.cron is None:
+            return f"every:{self.every:g}s"
+        zone = f"@{self.timezone}" if self.timezone else ""
+        return f"cron:{' '.join(self.cron.split())}{zone}"
 
 
 @dataclass(frozen=True)
@@ -192,7 +223,7 @@ class Playbook:
     owner: str | None = None
     tags: frozenset[str] = frozenset()
     targets: tuple[str, ...] = ()
-    schedule: Schedule | None = None
+    schedules: tuple[Schedule, ...] = ()
     escalation: str | None = None
     escalation_threshold: str | None = None
     vars: Mapping[str, Any] = field(default_factory=dict)
@@ -342,6 +373,9 @@ class Inventory:
     scale: Scale = field(default_factory=Scale.default)
     channels: Mapping[str, Channel] = field(default_factory=dict)
     policies: Mapping[str, Policy] = field(default_factory=dict)
+    # `scheduler: {timezone: …}`: what schedules without a timezone of their own read
+    # their cron in (None: UTC).
+    scheduler_timezone: str | None = None
     doc: Document | None = field(default=None, compare=False, repr=False)
 
     @property

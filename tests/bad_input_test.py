@@ -25,7 +25,7 @@ EXPECTED: dict[str, list[str]] = {
         "8:9: $.steps[0].transaction[0].autocommit: a step with autocommit: true cannot be inside a transaction block; move it out",
     ],
     "bad-cron.yaml": [
-        "3:11: $.schedule: invalid cron expression '0 25 * * *'",
+        "3:11: $.schedule: invalid cron expression '0 25 * * *': bad hour",
     ],
     "bad-duration.yaml": [
         "6:14: $.steps[0].timeout: '5 minutes' is not valid; expected a duration: a number of seconds, or a string such as 500ms, 30s, 5m, 1h, 2h30m, 1d; at most 7 days (604800 seconds).",

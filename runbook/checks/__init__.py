@@ -18,14 +18,13 @@ from runbook.checks.common import (
     sql_file_path,
 )
 from runbook.checks.inventory import check_inventory
-from runbook.checks.playbook import check_cron, check_playbook
+from runbook.checks.playbook import check_playbook
 from runbook.checks.remembered import passed, remember
 from runbook.checks.templates import needed_before
 
 __all__ = [
     "BUILTIN_VARS",
     "Context",
-    "check_cron",
     "check_inventory",
     "check_playbook",
     "includes_of",

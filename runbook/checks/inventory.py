@@ -8,6 +8,7 @@ from runbook.checks.common import doc_at, suggest
 from runbook.errors import Problem
 from runbook.load.yamlsrc import DataPath
 from runbook.model import RESERVED_DATABASES, EnvRef, Inventory, seconds
+from runbook.schedule.spec import zone_of
 
 
 def check_inventory(inv: Inventory) -> list[Problem]:
@@ -22,6 +23,15 @@ def check_inventory(inv: Inventory) -> list[Problem]:
                 ("default_target",),
                 f"unknown target or group {inv.default_target!r}{suggest(inv.default_target, names)}",
                 "unknown-target",
+            )
+        )
+    if inv.scheduler_timezone is not None and zone_of(inv.scheduler_timezone) is None:
+        problems.append(
+            doc_at(
+                doc,
+                ("scheduler", "timezone"),
+                f"unknown time zone {inv.scheduler_timezone!r}",
+                "schedule",
             )
         )
     for name, target in inv.targets.items():

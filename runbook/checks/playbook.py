@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import zoneinfo
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from runbook.errors import Problem
 from runbook.load import names, sqlfiles
 from runbook.load.yamlsrc import DataPath, Document, format_path
 from runbook.model import Playbook, Scale, Step
+from runbook.schedule import spec
 from runbook.sqltemplate import sqltext
 from runbook.sqltemplate.template import Kind
 
@@ -27,7 +27,7 @@ def check_playbook(
     problems: list[Problem] = []
     problems += _duplicate_ids(pb)
     problems += _inventory_refs(pb, ctx)
-    problems += _schedule(pb)
+    problems += _schedule(pb, ctx)
     problems += _severities(pb, ctx.scale)
     problems += _step_rules(pb, ctx)
     problems += _reserved_names(pb)
@@ -70,14 +70,18 @@ def _inventory_refs(pb: Playbook, ctx: Context) -> Iterator[Problem]:
                 f"unknown target or group {name!r}{suggest(name, names)}",
                 "unknown-target",
             )
-    if pb.schedule and pb.schedule.targets and pb.schedule.targets not in names:
-        name = pb.schedule.targets
-        yield doc_at(
-            doc,
-            ("schedule", "targets"),
-            f"unknown target or group {name!r}{suggest(name, names)}",
-            "unknown-target",
-        )
+    for schedule in pb.schedules:
+        for i, name in enumerate(schedule.targets):
+            if name not in names:
+                where: DataPath = (*schedule.data_path, "targets")
+                if isinstance(get_path(doc.data, where), list):
+                    where = (*where, i)
+                yield doc_at(
+                    doc,
+                    where,
+                    f"unknown target or group {name!r}{suggest(name, names)}",
+                    "unknown-target",
+                )
     if pb.escalation and pb.escalation not in inv.policies:
         path = (
             ("escalation",) if isinstance(doc.data["escalation"], str) else ("escalation", "policy")
@@ -112,37 +116,16 @@ def _inventory_refs(pb: Playbook, ctx: Context) -> Iterator[Problem]:
             )
 
 
-def check_cron(expr: str) -> str | None:
-    """Why a cron expression is invalid, or None."""
-    from croniter import croniter
-
-    fields = expr.split()
-    if len(fields) != 5 and not expr.startswith("@"):
-        return f"cron expression needs 5 fields (minute hour day month weekday), got {len(fields)}"
-    if not croniter.is_valid(expr):
-        return f"invalid cron expression {expr!r}"
-    return None
-
-
-def _schedule(pb: Playbook) -> Iterator[Problem]:
-    if pb.schedule is None or pb.doc is None:
+def _schedule(pb: Playbook, ctx: Context) -> Iterator[Problem]:
+    """Each schedule's problems (runbook.schedule.spec), located where written."""
+    if not pb.schedules or pb.doc is None:
         return
-    path: DataPath = (
-        ("schedule",) if isinstance(pb.doc.data["schedule"], str) else ("schedule", "cron")
-    )
-    why = check_cron(pb.schedule.cron)
-    if why:
-        yield doc_at(pb.doc, path, why, "cron")
-    if pb.schedule.timezone:
-        try:
-            zoneinfo.ZoneInfo(pb.schedule.timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            yield doc_at(
-                pb.doc,
-                ("schedule", "timezone"),
-                f"unknown time zone {pb.schedule.timezone!r}",
-                "timezone",
-            )
+    default = ctx.inventory.scheduler_timezone if ctx.inventory else None
+    for schedule in pb.schedules:
+        for path, message in spec.problems(schedule, default):
+            yield doc_at(pb.doc, path, message, "schedule")
+    for path, message in spec.duplicates(pb.schedules):
+        yield doc_at(pb.doc, path, message, "schedule")
 
 
 def _severity_refs(pb: Playbook) -> Iterator[tuple[DataPath, str]]:

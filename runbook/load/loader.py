@@ -19,6 +19,7 @@ from runbook.errors import InvalidFiles, Problem
 from runbook.load import doccache, schema, yamlsrc
 from runbook.load.yamlsrc import DataPath, Document
 from runbook.model import (
+    Blackout,
     Channel,
     Defaults,
     EmbeddedDb,
@@ -199,9 +200,6 @@ def build_playbook(path: Path, doc: Document, without: frozenset[int] = frozense
     """The playbook of a valid document; `without`: top-level steps left out
     (validate checks the rest of a file whose other steps have a wrong shape)."""
     data = doc.data
-    schedule = data.get("schedule")
-    if isinstance(schedule, str):
-        schedule = {"cron": schedule}
     escalation = data.get("escalation")
     if isinstance(escalation, str):
         escalation = {"policy": escalation}
@@ -220,7 +218,7 @@ def build_playbook(path: Path, doc: Document, without: frozenset[int] = frozense
         owner=data.get("owner"),
         tags=frozenset(data.get("tags", ())),
         targets=(targets,) if isinstance(targets, str) else tuple(targets or ()),
-        schedule=_schedule(schedule),
+        schedules=_schedules(data.get("schedule")),
         escalation=escalation["policy"] if escalation else None,
         escalation_threshold=escalation.get("threshold") if escalation else None,
         vars={k: env_or_value(v) for k, v in data.get("vars", {}).items()},
@@ -232,17 +230,34 @@ def build_playbook(path: Path, doc: Document, without: frozenset[int] = frozense
     )
 
 
-def _schedule(data: dict[str, Any] | None) -> Schedule | None:
+def _schedules(data: Any) -> tuple[Schedule, ...]:
+    """The short form, one long form, or a list of either."""
     if data is None:
-        return None
+        return ()
+    if isinstance(data, list):
+        return tuple(_schedule(item, ("schedule", i)) for i, item in enumerate(data))
+    return (_schedule(data, ("schedule",)),)
+
+
+def _schedule(data: str | dict[str, Any], path: DataPath) -> Schedule:
+    if isinstance(data, str):
+        return Schedule(cron=data, data_path=path, short=True)
+    targets = data.get("targets")
     return Schedule(
-        cron=data["cron"],
+        cron=data.get("cron"),
+        every=seconds(data.get("every")),
         timezone=data.get("timezone"),
+        targets=(targets,) if isinstance(targets, str) else tuple(targets or ()),
         overlap=data.get("overlap", "skip"),
-        misfire=data.get("misfire", "skip"),
-        misfire_grace=seconds(data.get("misfire_grace")),
-        targets=data.get("targets"),
-        enabled=data.get("enabled", True),
+        catchup=data.get("catchup", "latest"),
+        starting_deadline=seconds(data.get("starting_deadline")),
+        max_duration=seconds(data.get("max_duration")),
+        jitter=seconds(data.get("jitter")),
+        blackout=tuple(
+            Blackout(start=b.get("from"), end=b.get("to"), weekly=b.get("weekly"))
+            for b in data.get("blackout", ())
+        ),
+        data_path=path,
     )
 
 
@@ -314,6 +329,7 @@ def build_inventory(path: Path, doc: Document) -> Inventory:
             for name, c in data.get("channels", {}).items()
         },
         policies={name: _policy(doc, name, p) for name, p in data.get("policies", {}).items()},
+        scheduler_timezone=data.get("scheduler", {}).get("timezone"),
         doc=doc,
     )
 

@@ -83,7 +83,8 @@ def test_the_sweep_sees_every_numeric_field() -> None:
     names = {".".join(map(str, p)) for _, p, _ in CASES}
     for expected in (
         "timeout", "lock_timeout", "retries", "delay", "backoff", "max_rows",
-        "wait.interval", "wait.for", "wait.timeout", "schedule.misfire_grace",
+        "wait.interval", "wait.for", "wait.timeout", "schedule.starting_deadline",
+        "schedule.every", "schedule.jitter", "schedule.0.max_duration",
         "classify.thresholds.0.above", "http.ok_status.0", "shell.ok_status.0",
         "http.headers.*.default",
     ):  # fmt: skip
@@ -118,8 +119,10 @@ def playbook_text(kind: str, path: tuple[Any, ...], value: str) -> tuple[str, st
     if kind == "top":
         data: dict[str, Any] = {"steps": [{"name": "s", "query": "SELECT 1"}]}
         data = _put(data, path, mark)
-        if path[0] == "schedule":
-            data["schedule"]["cron"] = "0 8 * * *"
+        if path[0] == "schedule" and "every" not in path:
+            # A schedule needs cron or every (one of them): the field under test is the other.
+            entry = data["schedule"]
+            (entry[0] if isinstance(entry, list) else entry)["cron"] = "0 8 * * *"
         head = "".join(f"{k}: {json.dumps(v)}\n" for k, v in data.items() if k != "steps")
         body = "steps:\n  - " + json.dumps(data["steps"][0]) + "\n"
     else:
