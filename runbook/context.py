@@ -107,6 +107,12 @@ class StepContext:
     params: list[Any] = field(default_factory=list)
     note: str = ""
     severity: str | None = None
+    # An autocommit step runs its statements one at a time: how many it has, how
+    # many ended (committed: they stay done), and whom to tell as each ends (the
+    # journal, so that a crash between two leaves the count behind).
+    statements: int = 0
+    statements_done: int = 0
+    on_statement: Callable[[int, int], None] | None = None
     # The inventory's severity scale: a templated severity is checked against it.
     scale: Scale = field(default_factory=Scale.default)
 

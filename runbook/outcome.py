@@ -99,6 +99,8 @@ class Outcome:
     key: str = ""  # step id or name: the stable identity
     history: list[dict[str, Any]] = field(default_factory=list)  # one entry per failed attempt
     note: str = ""  # one line for people: "3 rows", "exit status 0", "confirmed by --yes"
+    # An autocommit step with several statements: (how many ended, how many there are).
+    statements: tuple[int, int] | None = None
 
     def serialize(self) -> dict[str, Any]:
         return {
@@ -123,7 +125,13 @@ class Outcome:
             "history": self.history,
             "undoes": self.undoes,
             "note": self.note,
+            "statements": statements_json(self.statements),
         }
+
+
+def statements_json(statements: tuple[int, int] | None) -> dict[str, int] | None:
+    """How the journal and --format json spell an autocommit step's progress."""
+    return None if statements is None else {"done": statements[0], "total": statements[1]}
 
 
 @dataclass

@@ -246,6 +246,10 @@ def test_an_autocommit_step_cut_off_from_its_server_is_unknown(
     assert "outcome unknown" in out.decode()
     steps = project.journal().steps(_last_run_id(project))
     assert steps[0]["status"] == "unknown"
+    # Its two statements ran one at a time: the first ended (and stays), the second was cut off.
+    assert steps[0]["statements"] == {"done": 1, "total": 2}
+    assert steps[0]["reason"].startswith("statement 2 of 2: ")
+    assert _rows(conn, "effects") == ["ac"]
 
 
 def test_a_writing_step_may_not_end_its_own_transaction(project: Project) -> None:

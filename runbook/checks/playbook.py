@@ -212,15 +212,17 @@ def _step_rules(pb: Playbook, ctx: Context) -> Iterator[Problem]:
             yield from _include(pb, step, ctx)
         if step.kind == "transaction":
             yield from _transaction(doc, step)
-        elif step.kind in ("sql", "query") and not step.options.get("autocommit"):
-            statement = sqltext.needs_autocommit(step.body)
-            if statement:
-                yield doc_at(
-                    doc,
-                    (*step.data_path, step.kind),
-                    f"`{statement}` cannot run inside a transaction; mark the step `autocommit: true`",
-                    "needs-autocommit",
-                )
+        elif step.kind in ("sql", "query", "sql_file") and not step.options.get("autocommit"):
+            # An autocommit step runs its statements one at a time, so any
+            # number of these may stand in it; any other step runs in a transaction.
+            yield from _statements(
+                doc,
+                step,
+                ctx.root,
+                sqltext.needs_autocommit,
+                "{statement} cannot run inside a transaction; mark the step `autocommit: true`",
+                "needs-autocommit",
+            )
 
 
 def _transaction(doc: Document, step: Step) -> Iterator[Problem]:

@@ -11,6 +11,7 @@ import click
 
 from runbook.cli import collector, prompts
 from runbook.cli.main import INVENTORY, main, run_command
+from runbook.journal.reconcile import statements_ended
 
 CONFIRM_TARGET = click.option(
     "--confirm-target",
@@ -264,7 +265,8 @@ def _decider(choice: str | None) -> Any:
             return None
         click.echo(
             f"step {step['number']} {step['name']!r} of run {step['run_id']} was caught "
-            "mid-flight and cannot be transactional: whether it took effect is unknown."
+            "mid-flight and cannot be transactional: whether it took effect is unknown"
+            f"{statements_ended(step)}."
         )
         answer: str = click.prompt(
             "rerun it, skip it (it took effect), or halt?",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runbook.clock import Clock
-from runbook.engine.action import non_transactional
+from runbook.engine.outside import non_transactional
 from runbook.errors import RunbookError, UsageError
 from runbook.journal import reconcile
 from runbook.journal.recorder import Recorder
@@ -235,7 +235,10 @@ def decide_unknown(
             continue  # caught while reading, or with nothing outside a transaction: run again
         choice = decide(step) or ps.step.options.get("on_unknown") or "halt"
         if choice == "halt":
-            halted.append(f"step {step['number']} {step['name']!r} (run {step['run_id']})")
+            halted.append(
+                f"step {step['number']} {step['name']!r} (run {step['run_id']}"
+                f"{reconcile.statements_ended(step)})"
+            )
             continue
         by = f"decided by {operator}: {choice}"
         recorder.steps_updated(

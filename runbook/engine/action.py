@@ -24,7 +24,7 @@ import psycopg
 from runbook.actions import REGISTRY
 from runbook.clock import iso
 from runbook.context import StepContext
-from runbook.engine import failures
+from runbook.engine import failures, outside
 from runbook.engine.ports import Run
 from runbook.errors import RunbookError, StepError, TemplateError
 from runbook.outcome import GateOutcome, Outcome, Status
@@ -35,7 +35,6 @@ from runbook.sqltemplate import template
 # In --check (and a rehearsal) these are shown, not run: they reach outside the
 # database, or a person.
 OUTSIDE = frozenset({"shell", "http", "confirm", "notify", "escalate"})
-_SQL_KINDS = frozenset({"query", "sql", "sql_file"})
 
 
 @dataclass
@@ -121,7 +120,7 @@ def run_action(run: Run, ps: PlannedStep, scope: dict[str, Any], in_block: bool)
         not in_block
         and not o.rehearse
         and writes
-        and ps.kind in _SQL_KINDS
+        and ps.kind in outside.SQL_KINDS
         and not step.options.get("autocommit")
     )
     extra: dict[str, Any] = {}
@@ -130,13 +129,15 @@ def run_action(run: Run, ps: PlannedStep, scope: dict[str, Any], in_block: bool)
             extra = begin_tracked(run, ps)
         except (psycopg.Error, RunbookError) as exc:
             return Refused(exc)
-    elif writes and non_transactional(ps):
+    elif writes and outside.non_transactional(ps):
         # If runbook dies during it, the journal says its outcome is unknown.
         extra = {"outside": True}
     # A step that may change something starts only once its record is on disk.
     durable = in_block or writes
     seq = run.recorder.step_started(ps, undoes=run.state.undoing, extra=extra, durable=durable)
     run.reporter.step_started(ps)
+    if ps.kind in outside.SQL_KINDS and step.options.get("autocommit"):
+        ctx.on_statement = outside.progress(run, seq)
     started = time.perf_counter()
     result, error, attempts, history = _attempts(
         run, ps, ctx, scope, savepoints=in_block or tracked
@@ -146,37 +147,12 @@ def run_action(run: Run, ps: PlannedStep, scope: dict[str, Any], in_block: bool)
     # Secrets the step learned (a {from_env} header …) are masked in its own outcome too.
     run.redactor.add(ctx.secrets)
     outcome = _outcome(run, ps, ctx, result, error, started, attempts)
-    if outcome.status is Status.FAILED and caught_mid_flight(error) and non_transactional(ps):
-        outcome.status = Status.UNKNOWN
-        outcome.reason = outcome.error = (
-            f"{outcome.reason} — outcome unknown: the step was caught mid-flight and cannot "
-            "be transactional, so whether it took effect cannot be known"
-        )
+    if ctx.statements > 1:
+        outside.count_statements(outcome, ctx.statements_done, ctx.statements)
+    outside.mark_unknown(outcome, ps, error)
     outcome.history = history if attempts > 1 else []
     registered = result if error is None else getattr(error, "result", None)
     return Ran(seq, outcome, registered, durable)
-
-
-def non_transactional(ps: PlannedStep) -> bool:
-    """A step that may act but cannot run in a transaction (autocommit SQL, a
-    command, a writing request): a crash mid-flight leaves its effect unknown."""
-    step = ps.step
-    if ps.kind in _SQL_KINDS:
-        return bool(step.options.get("autocommit")) and REGISTRY[ps.kind].may_write(step)
-    return ps.kind in ("shell", "http") and REGISTRY[ps.kind].may_write(step)
-
-
-def caught_mid_flight(error: BaseException | None) -> bool:
-    """An interruption or a lost connection, not an error the step itself met."""
-    if isinstance(error, KeyboardInterrupt):
-        return True
-    if not isinstance(error, psycopg.OperationalError):
-        return False
-    # No answer at all, a connection exception (08…), or the server ending the
-    # session (57P01 terminated, 57P02 crash shutdown, 57P05 idle session): the
-    # statement may or may not have finished before the session ended.
-    state = error.sqlstate
-    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P05")
 
 
 def begin_tracked(run: Run, ps: PlannedStep) -> dict[str, Any]:

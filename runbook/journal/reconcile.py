@@ -8,6 +8,7 @@ reason, so the journal shows where it stopped.
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 from runbook.clock import Clock, iso
 from runbook.journal.recorder import process_started
@@ -23,6 +24,19 @@ def alive(pid: int | None, started: float | None) -> bool:
         return False
     # The same pid with another start time is another process.
     return started is None or abs(now_started - started) < 1.0
+
+
+def statements_ended(step: dict[str, Any]) -> str:
+    """How far an autocommit step of several statements had got (each ended
+    one committed on its own), as its last progress record says."""
+    counted = step.get("statements")
+    if not isinstance(counted, dict):
+        return ""
+    done, total = counted.get("done", 0), counted.get("total", 0)
+    return (
+        f"; {done} of its {total} statements had ended (committed, they stay done), "
+        f"statement {done + 1} may or may not have"
+    )
 
 
 def mark_dead_runs(journal: JournalStore, clock: Clock) -> list[str]:
@@ -48,7 +62,7 @@ def mark_dead_runs(journal: JournalStore, clock: Clock) -> list[str]:
                 why = f"interrupted before its transaction committed: {gone}"
             elif s.get("outside"):  # outside any transaction: it may have acted
                 status = Status.UNKNOWN
-                why = f"{reason} — outcome unknown: it cannot be transactional"
+                why = f"{reason}{statements_ended(s)} — outcome unknown: it cannot be transactional"
             row = {
                 "run_id": run["id"],
                 "seq": s["seq"],

@@ -16,7 +16,7 @@ from typing import Any
 from runbook.clock import Clock
 from runbook.journal.events import checkpoint_request, prepare
 from runbook.journal.store import JournalStore, StoreConfig, open_store
-from runbook.outcome import STATUS_TEXT, Outcome, RunOutcome, Status
+from runbook.outcome import STATUS_TEXT, Outcome, RunOutcome, Status, statements_json
 from runbook.plan import Plan, PlannedStep
 from runbook.redact import Redactor
 
@@ -270,6 +270,8 @@ class Recorder:
             "history": outcome.history or None,
             "note": outcome.note or None,
         }
+        if outcome.statements is not None:  # only autocommit steps of several statements
+            row["statements"] = statements_json(outcome.statements)
         r = self.redactor
         if r:  # outcomes come redacted; this is the journal's own guard
             for key in ("reason", "error", "rendered", "note"):

@@ -111,9 +111,15 @@ def program(source: str) -> Program | None:
 
 
 def run(
-    prog: Program, context: Mapping[str, Any], conn: Any, env: SandboxedEnvironment
+    prog: Program,
+    context: Mapping[str, Any],
+    conn: Any,
+    env: SandboxedEnvironment,
+    *,
+    one_by_one: bool = False,
 ) -> list[RenderedSql]:
-    """Values bound, names spliced: what rendering with Jinja would give."""
+    """Values bound, names spliced: what rendering with Jinja would give
+    (`one_by_one`: a statement each, even without values to bind)."""
     values: dict[int, Any] = {}
     try:
         for i, part in prog.outputs:
@@ -134,7 +140,7 @@ def run(
                 RenderedSql(query, tuple([values[i] for i in order]), display)
                 for query, display, order in prog.ready
             ]
-    if all(isinstance(v, Fragment) for v in values.values()):
+    if not one_by_one and all(isinstance(v, Fragment) for v in values.values()):
         # No values to bind: the text goes as written, in one simple query.
         text = "".join(_assemble(_pieces(prog.shaped), values, conn)[1])
         return [RenderedSql(text, None, text)]

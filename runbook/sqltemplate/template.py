@@ -30,6 +30,7 @@ from runbook.errors import TemplateError
 from runbook.sqltemplate import (
     lookups,
     sqlprogram,
+    sqltext,
     templatesafe,
     templateshape,
     tmplfast,
@@ -329,23 +330,30 @@ def render_value(value: Any, context: Mapping[str, Any]) -> Any:
     return value
 
 
-def render_sql(source: str, context: Mapping[str, Any], conn: Any = None) -> list[RenderedSql]:
+def render_sql(
+    source: str, context: Mapping[str, Any], conn: Any = None, *, one_by_one: bool = False
+) -> list[RenderedSql]:
     """Render SQL into statements with bound parameters.
 
     Without template values the text goes to the server as written (several
     statements in one simple query). With values, each statement is sent on its
-    own, since the extended protocol takes one statement at a time.
+    own, since the extended protocol takes one statement at a time. `one_by_one`
+    splits the text without values too (an autocommit step runs its statements
+    one at a time: PostgreSQL runs a multi-statement query as one transaction
+    block, which VACUUM and the like refuse); blank statements are dropped.
     """
     if not is_template(source):
+        if one_by_one:
+            return [RenderedSql(s, None, s) for s in sqltext.split(source)]
         return [RenderedSql(source, None, source)]
     program = sqlprogram.program(source)
     if program is not None:
-        return sqlprogram.run(program, context, conn, SQL_ENV)
-    return render_sql_with_jinja(source, context, conn)
+        return sqlprogram.run(program, context, conn, SQL_ENV, one_by_one=one_by_one)
+    return render_sql_with_jinja(source, context, conn, one_by_one=one_by_one)
 
 
 def render_sql_with_jinja(
-    source: str, context: Mapping[str, Any], conn: Any = None
+    source: str, context: Mapping[str, Any], conn: Any = None, *, one_by_one: bool = False
 ) -> list[RenderedSql]:
     """The general path: Jinja renders, `_bind` turns each output into a placeholder."""
     collector = _Collector()
@@ -362,6 +370,6 @@ def render_sql_with_jinja(
     fragments = collector.fragments
     texts = [f.text(conn) for f in fragments]
     split = statements(shaped)  # every output where it may stand, before any is spliced
-    if not collector.params:  # the whole text, in one simple query
+    if not collector.params and not one_by_one:  # the whole text, in one simple query
         return [bind_statement(shaped, [], texts, fragments)]
     return [bind_statement(stmt, collector.params, texts, fragments) for stmt in split]
