@@ -99,6 +99,8 @@ class Outcome:
     key: str = ""  # step id or name: the stable identity
     history: list[dict[str, Any]] = field(default_factory=list)  # one entry per failed attempt
     note: str = ""  # one line for people: "3 rows", "exit status 0", "confirmed by --yes"
+    # The step's max_rows: how many rows of `result` the report shows (None: its own default).
+    shown_rows: int | None = None
     # An autocommit step with several statements: (how many ended, how many there are).
     statements: tuple[int, int] | None = None
 

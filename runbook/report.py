@@ -168,7 +168,8 @@ def table_rows(outcome: Outcome) -> tuple[list[str], list[list[str]], int] | Non
     if outcome.kind not in ("query", "wait") or not result.get("rows"):
         return None
     columns = list(result["columns"])[:MAX_TABLE_COLUMNS]
-    rows = [[_cell(row.get(c)) for c in columns] for row in result["rows"][:MAX_TABLE_ROWS]]
+    shown = result["rows"][: outcome.shown_rows or MAX_TABLE_ROWS]
+    rows = [[_cell(row.get(c)) for c in columns] for row in shown]
     return columns, rows, int(result.get("rows_total", len(rows)))
 
 

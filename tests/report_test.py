@@ -57,6 +57,18 @@ def test_rows_past_the_bound_are_counted_not_shown() -> None:
     assert len(lines) == 1 + 1 + report.MAX_TABLE_ROWS + 1
 
 
+def test_a_steps_max_rows_is_how_many_rows_are_shown() -> None:
+    rows = [{"n": i} for i in range(30)]
+    outcome = query_outcome(rows[:25], ["n"], shown_rows=25)
+    assert outcome.result is not None
+    outcome.result["rows_total"] = 30
+    lines = printed(outcome)
+    assert lines[2:27] == [f"       {i}" for i in range(25)]
+    assert lines[-1] == "       (5 more row(s))"
+    fewer = printed(query_outcome(rows, ["n"], shown_rows=2))
+    assert fewer[2:] == ["       0", "       1", "       (28 more row(s))"]
+
+
 def test_a_failed_gate_says_why_and_quiet_output_keeps_only_failures() -> None:
     failed = query_outcome(
         [{"n": 7}],

@@ -263,9 +263,18 @@ def _failed(
     )
     outcome.rendered = ";\n".join(ctx.rendered) or None
     outcome.params = list(ctx.params) or None
+    outcome.shown_rows = ps.step.options.get("max_rows")
     if isinstance(result, Result):
-        outcome.result = result.serialize(run.options.row_sample)
+        outcome.result = result.serialize(_sample(run, ps))
     return failures.redacted(outcome, run.redactor)
+
+
+def _sample(run: Run, ps: PlannedStep) -> int:
+    """How many rows of a result its outcome carries (shown, and in --format
+    json): the step's max_rows, else the journal's row_sample. The journal keeps
+    at most row_sample of them (runbook.journal.recorder)."""
+    max_rows = ps.step.options.get("max_rows")
+    return run.options.row_sample if max_rows is None else int(max_rows)
 
 
 def _outcome(
@@ -317,7 +326,8 @@ def _outcome(
         rendered=(rendered[0] if len(rendered) == 1 else ";\n".join(rendered)) or None,
         params=ctx.params or None,  # a list of this step's own
         rowcount=getattr(result, "rowcount", None),
-        result=result.serialize(run.options.row_sample),
+        result=result.serialize(_sample(run, ps)),
+        shown_rows=step.options.get("max_rows"),
         notices=list(getattr(result, "notices", ())),
         gates=gates,
         attempts=attempts,

@@ -162,6 +162,15 @@ class RunRecord:
     consent: dict[str, Any] | None = None  # who let it start: typed, flags, an authorization
 
 
+def _sampled(result: dict[str, Any] | None, row_sample: int) -> dict[str, Any] | None:
+    """A result as the journal keeps it: at most `row_sample` rows, whatever a
+    step's max_rows lets the report show."""
+    rows = None if result is None else result.get("rows")
+    if result is None or not isinstance(rows, list) or len(rows) <= row_sample:
+        return result
+    return {**result, "rows": rows[:row_sample], "truncated": True}
+
+
 class Recorder:
     def __init__(
         self, journal: JournalStore, redactor: Redactor, clock: Clock, row_sample: int = 20
@@ -263,7 +272,7 @@ class Recorder:
             "rendered": outcome.rendered or None,
             "params": outcome.params,
             "rowcount": outcome.rowcount,
-            "result": outcome.result,
+            "result": _sampled(outcome.result, self.row_sample),
             "notices": outcome.notices,
             "gates": [g.serialize() for g in outcome.gates],
             "attempts": outcome.attempts,
@@ -316,7 +325,7 @@ class Recorder:
         row["run_id"] = self.run_id
         row["seq"] = seq
         row["ended_at"] = at
-        if registered is not None and (outcome.result is None or outcome.result.get("truncated")):
+        if registered is not None and (row["result"] is None or row["result"].get("truncated")):
             # Most of the time the shown sample is the whole result, which resume
             # reads from `result`; only a larger one is kept again, in full.
             row["registered"] = self.redactor.value(registered.serialize(sample=REGISTERED_ROWS))
