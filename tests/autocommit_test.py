@@ -1,5 +1,6 @@
 """An autocommit step runs its statements one at a time, each in autocommit, as
-psql does (issue 15, item 12): real CLI, real server, hostile SQL."""
+psql does (issue 15, item 12): real CLI, real server, hostile SQL. A kill -9
+between two statements is in crash_test (on both journals)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,8 @@ import json
 from typing import Any
 
 import psycopg
-import pytest
 
-from .conftest import Project, needs_orphan_cancel
-from .exactly_once_test import WAIT, _kill, _last_run_id, _rows, _sleeping, _start, _wait_for
+from .conftest import Project
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
@@ -200,34 +199,3 @@ def test_check_shows_each_statement(project: Project, conn: Conn) -> None:
     assert result.exit_code == 0, result.output
     assert "VALUES ('x''); DROP TABLE t; --')" in result.output
     assert _values(conn) == []
-
-
-@pytest.mark.slow
-def test_killed_between_two_statements_the_journal_says_how_many_ended(
-    project: Project, conn: Conn
-) -> None:
-    needs_orphan_cancel(project.dsn)  # the orphaned sleep ends with its client
-    conn.execute("CREATE TABLE effects (what text NOT NULL)")
-    conn.execute("CREATE TABLE control (go int)")
-    book = project.playbook(
-        "name: ac\nkind: change\nsteps:\n"
-        "  - name: Three statements\n    autocommit: true\n"
-        f"    sql: \"INSERT INTO effects VALUES ('one'); {WAIT}; INSERT INTO effects VALUES ('three')\"\n"
-        "  - {name: After, sql: \"INSERT INTO effects VALUES ('after')\"}\n"
-    )
-    proc = _start(project, "run", str(book))
-    _wait_for(lambda: _sleeping(conn), "the second statement")
-    _kill(proc)  # kill -9: nothing of runbook's survives to say how far it got
-    conn.execute("INSERT INTO control VALUES (1)")
-    run_id = _last_run_id(project)  # history marks the dead run
-    caught = project.journal().steps(run_id)[0]
-    assert caught["status"] == "unknown"
-    assert caught["statements"] == {"done": 1, "total": 3}  # from the journal's progress record
-    assert "1 of its 3 statements had ended (committed, they stay done)" in caught["reason"]
-    halted = project.run("resume", run_id)
-    assert halted.exit_code == 3, halted.output
-    assert "1 of its 3 statements had ended" in halted.output
-    assert _rows(conn, "effects") == ["one"]
-    skipped = project.run("resume", run_id, "--unknown", "skip")
-    assert skipped.exit_code == 0, skipped.output
-    assert _rows(conn, "effects") == ["after", "one"]

@@ -129,3 +129,46 @@ def test_read_only_steps_reach_the_journal_while_a_long_query_runs(
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+
+
+def test_kill_between_two_autocommit_statements_leaves_the_count(
+    project: Project, conn: Conn
+) -> None:
+    # An autocommit step runs its statements one at a time, each committed as it
+    # ends, and the journal hears of each: kill -9 in the second leaves the first
+    # done and the step unknown, with how far it got.
+    needs_orphan_cancel(project.dsn)  # the orphaned sleep ends with its client
+    conn.execute("CREATE TABLE effects (what text NOT NULL)")
+    conn.execute("CREATE TABLE control (go int)")
+    book = project.playbook(
+        "name: ac\nkind: change\nsteps:\n"
+        "  - name: Three statements\n    autocommit: true\n"
+        f"    sql: \"INSERT INTO effects VALUES ('one'); {SLEEP}; INSERT INTO effects VALUES ('three')\"\n"
+        "  - {name: After, sql: \"INSERT INTO effects VALUES ('after')\"}\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runbook", "run", str(book)],
+        cwd=project.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "RUNBOOK_OPERATOR": "tester"},
+    )
+    _wait_for(conn, SLEEPING)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    conn.execute("INSERT INTO control VALUES (1)")
+    history = project.run("history", "--format", "json")  # marks the dead run
+    run_id = __import__("json").loads(history.stdout)[0]["id"]
+    caught = project.journal().steps(run_id)[0]
+    assert caught["status"] == "unknown"
+    assert caught["statements"] == {"done": 1, "total": 3}  # the journal's progress record
+    assert "1 of its 3 statements had ended (committed, they stay done)" in caught["reason"]
+    halted = project.run("resume", run_id)
+    assert halted.exit_code == 3, halted.output
+    assert "1 of its 3 statements had ended" in halted.output
+    effects = "SELECT what FROM effects ORDER BY what"
+    assert conn.execute(effects).fetchall() == [("one",)]
+    skipped = project.run("resume", run_id, "--unknown", "skip")
+    assert skipped.exit_code == 0, skipped.output
+    assert conn.execute(effects).fetchall() == [("after",), ("one",)]
+    assert project.journal().verify() == []
