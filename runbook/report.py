@@ -15,13 +15,12 @@ from collections.abc import Sequence
 from typing import IO, Any
 from xml.etree import ElementTree
 
+from runbook import tables
 from runbook.outcome import STATUS_TEXT, Outcome, RunOutcome, Status
 from runbook.plan import Plan, PlannedStep
 
 MAX_OUTPUT_LINES = 10
-MAX_TABLE_ROWS = 10
-MAX_TABLE_COLUMNS = 8
-MAX_CELL = 40
+MAX_TABLE_ROWS = tables.MAX_ROWS
 
 SYMBOLS = {
     Status.OK: "✓",
@@ -54,12 +53,6 @@ def duration(ms: float) -> str:
     if ms < 60_000:
         return f"{ms / 1000:.2f} s"
     return f"{int(ms // 60_000)}m{(ms % 60_000) / 1000:04.1f}s"
-
-
-def _cell(value: Any) -> str:
-    text = "NULL" if value is None else str(value)
-    text = text.replace("\n", " ")
-    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
 def step_line(outcome: Outcome) -> str:
@@ -163,28 +156,12 @@ def output_lines(outcome: Outcome) -> list[str]:
     return shown
 
 
-def table_rows(outcome: Outcome) -> tuple[list[str], list[list[str]], int] | None:
+def table_of(outcome: Outcome) -> tables.Table | None:
+    """A query step's rows, for the terminal or the log (runbook.tables)."""
     result = outcome.result or {}
     if outcome.kind not in ("query", "wait") or not result.get("rows"):
         return None
-    columns = list(result["columns"])[:MAX_TABLE_COLUMNS]
-    shown = result["rows"][: outcome.shown_rows or MAX_TABLE_ROWS]
-    rows = [[_cell(row.get(c)) for c in columns] for row in shown]
-    return columns, rows, int(result.get("rows_total", len(rows)))
-
-
-def table_lines(columns: list[str], rows: list[list[str]]) -> list[str]:
-    """A header and rows in columns, indented under the step's line."""
-    if len(columns) == 1:  # a count, a status: most checks
-        return ["       " + columns[0].rstrip(), *("       " + row[0].rstrip() for row in rows)]
-    widths = [len(c) for c in columns]
-    for row in rows:
-        for i, cell in enumerate(row):
-            if len(cell) > widths[i]:
-                widths[i] = len(cell)
-    return [
-        "       " + "  ".join(map(str.ljust, line, widths)).rstrip() for line in (columns, *rows)
-    ]
+    return tables.table_of(result, outcome.shown_rows)
 
 
 def notification_lines(run: RunOutcome) -> list[str]:
@@ -226,10 +203,15 @@ class PlainReporter:
     """Colourless lines, for pipes, files, cron and CI."""
 
     def __init__(
-        self, out: IO[str] | None = None, quiet: bool = False, verbose: bool = False
+        self,
+        out: IO[str] | None = None,
+        quiet: bool = False,
+        verbose: bool = False,
+        expanded: bool = False,
     ) -> None:
         self.out = out or sys.stdout
         self.quiet = quiet
+        self.expanded = expanded  # --expanded: every result one field per line
         # -v: what each step sent (SQL, command) and the client programs it used.
         self.verbose = verbose
 
@@ -252,12 +234,10 @@ class PlainReporter:
         # on the run's own thread, so it is kept lean).
         lines = [step_line(outcome)]
         lines.extend("       " + line for line in detail_lines(outcome, self.verbose))
-        table = None if self.quiet else table_rows(outcome)
+        table = None if self.quiet else table_of(outcome)
         if table:
-            columns, rows, total = table
-            lines += table_lines(columns, rows)
-            if total > len(rows):
-                lines.append(f"       ({total - len(rows)} more row(s))")
+            # Not a terminal: psql's rule, expanded only when asked.
+            lines += tables.lines_for(table, self.expanded, None)
         self.out.write("\n".join(lines) + "\n")
 
     def run_finished(self, outcome: RunOutcome) -> None:
@@ -270,8 +250,10 @@ class PlainReporter:
 class RichReporter(PlainReporter):
     """A terminal: colours, tables, and a spinner with elapsed time per running step."""
 
-    def __init__(self, console: Any, quiet: bool = False, verbose: bool = False) -> None:
-        super().__init__(quiet=quiet, verbose=verbose)
+    def __init__(
+        self, console: Any, quiet: bool = False, verbose: bool = False, expanded: bool = False
+    ) -> None:
+        super().__init__(quiet=quiet, verbose=verbose, expanded=expanded)
         self.console = console
         self._status: Any = None
         self._started = 0.0
@@ -316,24 +298,29 @@ class RichReporter(PlainReporter):
         self.console.print(f"[{colour}]{escape(step_line(outcome))}[/]", highlight=False)
         for line in detail_lines(outcome, self.verbose):
             self.console.print(f"       [{colour}]{escape(line)}[/]", highlight=False)
-        table = None if self.quiet else table_rows(outcome)
-        if table:
-            columns, rows, total = table
-            grid = Table(
-                *columns,
-                show_header=True,
-                header_style="bold",
-                box=None,
-                padding=(0, 1),
-                pad_edge=False,
-            )
-            for row in rows:
-                grid.add_row(*row)
-            if total > len(rows):
-                grid.caption = f"{total - len(rows)} more row(s)"
-            from rich.padding import Padding
+        table = None if self.quiet else table_of(outcome)
+        if table is None:
+            return
+        if self.expanded or tables.natural_width(table) > self.console.width:
+            # Too wide for this terminal: one field per line (psql's \x auto).
+            for line in tables.expanded_lines(table):
+                self.console.print(escape(line), highlight=False)
+            return
+        grid = Table(
+            *table.columns[: tables.MAX_COLUMNS],
+            show_header=True,
+            header_style="bold",
+            box=None,
+            padding=(0, 1),
+            pad_edge=False,
+        )
+        for row in table.rows:
+            grid.add_row(*(escape(c) for c in row[: tables.MAX_COLUMNS]))
+        from rich.padding import Padding
 
-            self.console.print(Padding(grid, (0, 0, 0, 7)))
+        self.console.print(Padding(grid, (0, 0, 0, 7)))
+        for line in tables.footer(table, expanded=False):
+            self.console.print(escape(line), highlight=False)
 
     def run_finished(self, outcome: RunOutcome) -> None:
         self._stop()

@@ -8,7 +8,6 @@ it (resume restores registered variables from the journal).
 
 from __future__ import annotations
 
-import base64
 import datetime
 import decimal
 import ipaddress
@@ -17,6 +16,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from runbook import typedjson
+
 MAX_ROWS = 100_000  # rows kept in memory per step; a check tool's results are small
 
 
@@ -24,7 +25,10 @@ _PLAIN = frozenset({type(None), bool, int, str})
 
 
 def to_json(value: Any) -> Any:
-    """A JSON-safe copy of a database or Python value."""
+    """A JSON-safe copy of a database or Python value, shown as PostgreSQL
+    writes it: a numeric as its exact text (every numeric of a column the same
+    JSON type), an interval as `1 day 02:00:00`, a bytea as `\\x…`; json and
+    jsonb stay JSON. (What resume binds again keeps its type: `typed`.)"""
     if type(value) in _PLAIN:
         return value
     if isinstance(value, bool | int | str):  # subclasses (enums …)
@@ -34,15 +38,13 @@ def to_json(value: Any) -> Any:
             value if value == value and value not in (float("inf"), float("-inf")) else str(value)
         )
     if isinstance(value, decimal.Decimal):
-        return (
-            int(value) if value == value.to_integral_value() and abs(value) < 2**53 else str(value)
-        )
+        return str(value)
     if isinstance(value, datetime.datetime | datetime.date | datetime.time):
         return value.isoformat()
     if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
+        return interval_text(value)
     if isinstance(value, bytes | bytearray | memoryview):
-        return "base64:" + base64.b64encode(bytes(value)).decode()
+        return "\\x" + bytes(value).hex()
     if isinstance(value, uuid.UUID | ipaddress.IPv4Address | ipaddress.IPv6Address):
         return str(value)
     if isinstance(value, Mapping):
@@ -52,6 +54,23 @@ def to_json(value: Any) -> Any:
     if isinstance(value, Result):
         return value.serialize(sample=None)
     return str(value)
+
+
+def interval_text(value: datetime.timedelta) -> str:
+    """An interval as PostgreSQL writes it (IntervalStyle postgres):
+    `1 day 02:00:00`, `3 days`, `00:00:01.5`, `-1 days -02:00:00`."""
+    sign = "-" if value < datetime.timedelta(0) else ""
+    whole = -value if sign else value
+    days, seconds, micro = whole.days, whole.seconds, whole.microseconds
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{sign}{hours:02d}:{minutes:02d}:{secs:02d}" + (
+        f".{micro:06d}".rstrip("0") if micro else ""
+    )
+    if not days:
+        return clock
+    day_part = f"{sign}{days} day" + ("" if days == 1 and not sign else "s")
+    return day_part if not (seconds or micro) else f"{day_part} {clock}"
 
 
 def _row_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -70,6 +89,11 @@ class Result:
 
     def serialize(self, sample: int | None = 20) -> dict[str, Any]:
         return {"kind": self.kind, "duration_ms": round(self.duration_ms, 3)}
+
+    def typed(self, sample: int | None = 20) -> dict[str, Any]:
+        """As `serialize`, with every value in the form `restore` gives back
+        with its type (runbook.typedjson): what the journal keeps for resume."""
+        return self.serialize(sample)
 
     @property
     def ok(self) -> bool:
@@ -121,6 +145,11 @@ class QueryResult(Result):
             "status": self.status,
             "duration_ms": round(self.duration_ms, 3),
         }
+
+    def typed(self, sample: int | None = 20) -> dict[str, Any]:
+        rows = self.rows if sample is None else self.rows[:sample]
+        shown = self.serialize(sample)
+        return {**shown, "rows": [typedjson.encode(row) for row in rows]}
 
     def __repr__(self) -> str:
         return f"<QueryResult rows={len(self.rows)} rowcount={self.rowcount}>"
@@ -233,6 +262,9 @@ class ValueResult(Result):
             "duration_ms": round(self.duration_ms, 3),
         }
 
+    def typed(self, sample: int | None = 20) -> dict[str, Any]:
+        return {**self.serialize(0), **typedjson.encode(self.values)}
+
 
 class SkippedResult(QueryResult):
     """What a skipped step registers: no rows, `skipped` true."""
@@ -253,7 +285,7 @@ def restore(data: Mapping[str, Any]) -> Result:
     kind = data.get("kind")
     if kind == "query":
         return QueryResult(
-            [dict(r) for r in data.get("rows", [])],
+            [typedjson.decode(dict(r)) for r in data.get("rows", [])],
             list(data.get("columns", [])),
             int(data.get("rowcount", 0)),
             list(data.get("notices", [])),
@@ -282,7 +314,7 @@ def restore(data: Mapping[str, Any]) -> Result:
         )
     if kind == "skipped":
         return SkippedResult(str(data.get("reason", "")))
-    values = {k: v for k, v in data.items() if k not in ("kind", "duration_ms")}
+    values = {k: typedjson.decode(v) for k, v in data.items() if k not in ("kind", "duration_ms")}
     return ValueResult(str(kind or "value"), float(data.get("duration_ms", 0.0)), **values)
 
 

@@ -22,7 +22,7 @@ CONFIRM_TARGET = click.option(
 )
 
 
-def reporter_factory(fmt: str, quiet: bool, verbose: bool = False) -> Any:
+def reporter_factory(fmt: str, quiet: bool, verbose: bool = False, expanded: bool = False) -> Any:
     from runbook import report
 
     if fmt == "json":
@@ -31,8 +31,8 @@ def reporter_factory(fmt: str, quiet: bool, verbose: bool = False) -> Any:
         from rich.console import Console
 
         console = Console()
-        return lambda: report.RichReporter(console, quiet=quiet, verbose=verbose)
-    return lambda: report.PlainReporter(sys.stdout, quiet=quiet, verbose=verbose)
+        return lambda: report.RichReporter(console, quiet=quiet, verbose=verbose, expanded=expanded)
+    return lambda: report.PlainReporter(sys.stdout, quiet=quiet, verbose=verbose, expanded=expanded)
 
 
 def _ask() -> Any:
@@ -108,6 +108,13 @@ def _ask() -> Any:
     help="Begin at this top-level step; what skipped steps register must come with -e.",
 )
 @click.option("--step", "step_by_step", is_flag=True, help="Ask before each step: y/n/c(ontinue).")
+@click.option(
+    "--expanded",
+    "-x",
+    is_flag=True,
+    help="Show result rows one field per line, like psql's \\x (on a terminal, a table "
+    "too wide for it is shown so anyway).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Show only failures and the summary.")
 @click.option(
     "-v",
@@ -134,6 +141,7 @@ def run(
     list_steps: bool,
     start_at_step: str | None,
     step_by_step: bool,
+    expanded: bool,
     quiet: bool,
     verbose: bool,
 ) -> None:
@@ -180,9 +188,9 @@ def run(
         with collector.Quiet() as collecting:
             outcomes = service.run(
                 request,
-                _held_reporter(held, quiet, verbose)
+                _held_reporter(held, quiet, verbose, expanded)
                 if held
-                else reporter_factory(fmt, quiet, verbose),
+                else reporter_factory(fmt, quiet, verbose, expanded),
                 prompts.step_prompter(),
                 _notifier(),
                 on_loaded=collecting.steps_begin,
@@ -205,10 +213,10 @@ def run(
     run_command(_run, nagios=exit_codes == "nagios", plugin=plugin)
 
 
-def _held_reporter(held: io.StringIO, quiet: bool, verbose: bool) -> Any:
+def _held_reporter(held: io.StringIO, quiet: bool, verbose: bool, expanded: bool) -> Any:
     from runbook import report
 
-    return lambda: report.PlainReporter(held, quiet=quiet, verbose=verbose)
+    return lambda: report.PlainReporter(held, quiet=quiet, verbose=verbose, expanded=expanded)
 
 
 def _notifier() -> Any:

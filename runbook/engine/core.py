@@ -228,7 +228,9 @@ class Engine:
         decide: bool = True,
     ) -> None:
         self._add(ps, outcome)
-        keep = registered if ps.step.register and isinstance(registered, Result) else None
+        # A `set` step registers its values too: resume restores them, typed.
+        named = ps.step.register or ps.kind == "set"
+        keep = registered if named and isinstance(registered, Result) else None
         if pending and outcome.status is Status.OK:
             # Not ok in the journal until its transaction commits.
             self.state.pending.append((seq, outcome))
