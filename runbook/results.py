@@ -104,7 +104,16 @@ class QueryResult(Result):
     """Rows from SQL: `rows`, `first`, `scalar`, `rowcount`, `columns`, `notices`."""
 
     kind = "query"
-    __slots__ = ("columns", "duration_ms", "notices", "rowcount", "rows", "status", "truncated")
+    __slots__ = (
+        "columns",
+        "duration_ms",
+        "export",
+        "notices",
+        "rowcount",
+        "rows",
+        "status",
+        "truncated",
+    )
 
     def __init__(
         self,
@@ -123,6 +132,7 @@ class QueryResult(Result):
         self.duration_ms = duration_ms
         self.status = status
         self.truncated = truncated
+        self.export: dict[str, Any] | None = None  # the file `export:` wrote (path, rows, sha256)
 
     @property
     def first(self) -> dict[str, Any] | None:
@@ -144,6 +154,7 @@ class QueryResult(Result):
             "notices": self.notices,
             "status": self.status,
             "duration_ms": round(self.duration_ms, 3),
+            **({"export": self.export} if self.export else {}),
         }
 
     def typed(self, sample: int | None = 20) -> dict[str, Any]:

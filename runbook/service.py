@@ -371,7 +371,12 @@ def run_target(
     facts = {"name": target.name, "description": target.description, "tags": sorted(target.tags)}
     builtins = {
         "target": TargetFacts(facts, lambda: session.server_version),
-        "run": {"id": run_id, "mode": mode, "operator": operator()},
+        "run": {
+            "id": run_id,
+            "mode": mode,
+            "operator": operator(),
+            "date": clock.now().date().isoformat(),  # UTC, for file names (export:)
+        },
         "playbook": {"name": playbook.name, "kind": playbook.kind, "path": str(playbook.path)},
         "now": clock.now(),
     }

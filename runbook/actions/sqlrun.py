@@ -6,7 +6,8 @@ import time
 from typing import Any
 
 from runbook.context import StepContext
-from runbook.pg.db import StepTimeout
+from runbook.errors import StepError
+from runbook.pg.db import RowSink, StepTimeout
 from runbook.results import MAX_ROWS, QueryResult
 from runbook.sqltemplate import template
 from runbook.sqltemplate.sqlvalues import RenderedSql
@@ -24,15 +25,19 @@ def autocommit(ctx: StepContext) -> bool:
     return bool(ctx.step.options.get("autocommit"))
 
 
-def run(ctx: StepContext, source: str) -> QueryResult:
-    if autocommit(ctx):
+def run(ctx: StepContext, source: str, sink: RowSink | None = None) -> QueryResult:
+    """`sink`: an export, handed every row of the (single) statement as it comes."""
+    if autocommit(ctx) and sink is None:
         return run_one_by_one(ctx, render(ctx, source, one_by_one=True))
     statements = render(ctx, source)
+    if sink is not None and len(statements) > 1:
+        raise StepError("export: the query must be one statement (its rows are the export)")
     return ctx.session.execute(
         statements,
         timeout=ctx.timeout,
         lock_timeout=ctx.lock_timeout,
         max_rows=MAX_ROWS,
+        sink=sink,
     )
 
 

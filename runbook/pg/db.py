@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import errors as pgerrors
@@ -278,8 +278,10 @@ class Session:
         timeout: float | None = None,
         lock_timeout: float | None = None,
         max_rows: int = MAX_ROWS,
+        sink: RowSink | None = None,
     ) -> QueryResult:
-        """Run statements; the last result set with columns gives the rows."""
+        """Run statements; the last result set with columns gives the rows.
+        `sink` (one statement): every row is also handed to it as it arrives."""
         conn = self.conn if self.conn is not None else self.connect()
         statement_timeout = self.spec.statement_timeout if timeout is None else timeout
         wanted = _ms(statement_timeout)
@@ -304,6 +306,11 @@ class Session:
                 conn.execute("BEGIN")
             cur = self._cursor if self._cursor is not None else self._new_cursor(conn)
             for statement in statements:
+                if sink is not None:
+                    rows, columns, rowcount = _stream(cur, statement, sink, max_rows)
+                    truncated = rowcount > len(rows)
+                    status = cur.statusmessage or status
+                    continue
                 cur.execute(statement.display, statement.params)
                 while True:
                     # Read through the result itself (not `description`, which
@@ -397,3 +404,31 @@ class Session:
                 self.rollback()
             raise
         self.commit()
+
+
+class RowSink(Protocol):
+    """Where streamed rows go (runbook.actions.export)."""
+
+    def begin(self, columns: list[str]) -> None: ...
+    def write(self, row: tuple[Any, ...]) -> None: ...
+
+
+def _stream(
+    cur: psycopg.Cursor[Any], statement: RenderedSql, sink: RowSink, keep: int
+) -> tuple[list[dict[str, Any]], list[str], int]:
+    """Rows as the server sends them, into `sink`; the first `keep` kept."""
+    rows: list[dict[str, Any]] = []
+    columns: list[str] = []
+    count = 0
+    for record in cur.stream(statement.display, statement.params, size=1000):
+        if not columns:
+            names = [d.name for d in cur.description or ()]
+            columns = names if len(set(names)) == len(names) else _unique_columns(names)
+            sink.begin(columns)
+        sink.write(record)
+        if count < keep:
+            rows.append(dict(zip(columns, record, strict=True)))
+        count += 1
+    if not columns:  # no rows: a streamed result does not say its columns then
+        sink.begin([])
+    return rows, columns, count
