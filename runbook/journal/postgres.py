@@ -41,10 +41,7 @@ from runbook.journal.migrate import connect, migrate
 from runbook.journal.store import UNSENT, Row, StoreConfig
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    from runbook.journal.checkpoint import Checkpoint, Signer
-    from runbook.journal.verify import Report
+    from runbook.journal.checkpoint import Signer
 
 JOURNAL_WIDE = ""  # the stream of everything that is not one run's own
 RUN_TABLES = ("runs", "steps")  # changes chained in their run's stream
@@ -377,22 +374,3 @@ class PostgresStore:
 
         with self.lock:
             return verify_connection(self.conn).problems
-
-
-def verify_postgres(
-    config: StoreConfig,
-    checkpoint: Checkpoint | None = None,
-    public: Ed25519PublicKey | None = None,
-) -> Report:
-    """Verify the journal in PostgreSQL without creating or writing anything."""
-    from runbook.journal.postgres_verify import verify_connection
-    from runbook.journal.verify import Report
-
-    try:
-        conn = connect(config)
-    except JournalError as exc:
-        return Report([str(exc)])
-    try:
-        return verify_connection(conn, checkpoint, public)
-    finally:
-        conn.close()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,8 +37,8 @@ from runbook.journal.events import (
     prepare,
     unique_run,
 )
-from runbook.journal.sqlite_schema import MIGRATIONS
 from runbook.journal.sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
+from runbook.journal.sqlite_schema import set_up
 from runbook.journal.store import UNSENT, Row, StoreConfig
 
 if TYPE_CHECKING:
@@ -75,65 +74,12 @@ class Journal:
             # within a transaction") and an incident would be lost.
             self.lock = threading.RLock()
             self.db.execute("PRAGMA busy_timeout=30000")
-            self._set_up()
+            set_up(self.db, path)
         except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"cannot open the journal {path}: {exc}") from None
 
     def close(self) -> None:
         self.db.close()
-
-    def _set_up(self) -> None:
-        """WAL mode and the schema. Two processes (or threads) opening a new
-        journal at once: switching to WAL can answer "database is locked" at
-        once, without waiting; it is tried again for as long as a write would wait."""
-        deadline = time.monotonic() + 30.0
-        while True:
-            try:
-                self.db.execute("PRAGMA journal_mode=WAL")
-                # NORMAL in WAL mode: a killed process loses nothing; only a
-                # power cut can lose the last transactions.
-                self.db.execute("PRAGMA synchronous=NORMAL")
-                self._migrate()
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def _version(self) -> int:
-        try:
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        except sqlite3.OperationalError:  # no meta table: a new journal
-            return 0
-        version = int(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            raise JournalError(
-                f"journal {self.path} has schema version {version}; this runbook knows {SCHEMA_VERSION}; upgrade runbook"
-            )
-        return version
-
-    def _migrate(self) -> None:
-        # The usual case, a journal already up to date, takes no write lock:
-        # `history` and `show` do not wait for a run's writes, and a run's
-        # start-up writes nothing it does not need to.
-        if self._version() == SCHEMA_VERSION:
-            return
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            version = self._version()  # again, under the lock: another process may have migrated
-            for number in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-            self.db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
 
     # -- writing --------------------------------------------------------------
 

@@ -220,7 +220,7 @@ def verify_journal(
 ) -> Report:
     """The journal checked without writing to it (runbook.journal.verify)."""
     if config.backend == "postgresql":
-        from runbook.journal.postgres import verify_postgres
+        from runbook.journal.postgres_verify import verify_postgres
 
         return verify_postgres(config, checkpoint, public)
     from runbook.journal.verify import verify_file
