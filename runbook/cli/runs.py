@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from runbook.cli import collector
 from runbook.cli.main import INVENTORY, main, run_command
+
+if TYPE_CHECKING:
+    from runbook.journal.records import StepRecord
 
 
 def reporter_factory(fmt: str, quiet: bool, verbose: bool = False) -> Any:
@@ -190,13 +193,13 @@ UNKNOWN = click.option(
 def _decider(choice: str | None) -> Any:
     """How resume decides a step whose outcome is unknown: --unknown, else ask a person."""
 
-    def decide(step: dict[str, Any]) -> str | None:
+    def decide(step: StepRecord) -> str | None:
         if choice is not None:
             return choice
         if not sys.stdin.isatty():
             return None
         click.echo(
-            f"step {step['number']} {step['name']!r} of run {step['run_id']} was caught "
+            f"step {step.number} {step.name!r} of run {step.run_id} was caught "
             "mid-flight and cannot be transactional: whether it took effect is unknown."
         )
         answer: str = click.prompt(
