@@ -25,6 +25,7 @@ from typing import Any
 from runbook import plan
 from runbook.actions import REGISTRY
 from runbook.errors import Refused, UsageError
+from runbook.journal.records import AuthorizationRecord
 from runbook.journal.store import JournalStore
 from runbook.load import sqlfiles
 from runbook.model import Inventory, Playbook, Target
@@ -183,20 +184,20 @@ def _authorized(
                 f"{playbook.name} writes to {what} and nobody attends this run: it needs a "
                 f"standing authorization (runbook authorize {playbook.path} -t {target.name})"
             )
-        if found["digest"] != current:
+        if found.digest != current:
             raise Refused(
-                f"the authorization of {playbook.name} on {found['target']} (by {found['granted_by']} "
-                f"at {found['granted_at']}) is void: the playbook, an include or an SQL file "
+                f"the authorization of {playbook.name} on {found.target} (by {found.granted_by} "
+                f"at {found.granted_at}) is void: the playbook, an include or an SQL file "
                 "changed since; authorize it again"
             )
-        granted.append({"id": found["id"], "by": found["granted_by"], "at": found["granted_at"]})
+        granted.append({"id": found.id, "by": found.granted_by, "at": found.granted_at})
     return {"how": "authorization", "authorizations": granted}
 
 
-def standing(journal: JournalStore, playbook: str, target: str) -> dict[str, Any] | None:
+def standing(journal: JournalStore, playbook: str, target: str) -> AuthorizationRecord | None:
     """The newest authorization of `playbook` on `target` still in force."""
     for row in journal.authorizations(playbook, target):
-        if row["revoked_at"] is None:
+        if row.revoked_at is None:
             return row
     return None
 
@@ -234,13 +235,13 @@ def revoke(
     """Revoke every authorization of `playbook` on `target` in force; their ids."""
     revoked = []
     for row in journal.authorizations(playbook, target):
-        if row["revoked_at"] is not None:
+        if row.revoked_at is not None:
             continue
         change = {
             "table": "authorizations",
             "op": "update",
             "row": {
-                "id": row["id"],
+                "id": row.id,
                 "revoked_by": operator,
                 "revoked_at": at,
                 "revoke_reason": reason,
@@ -248,7 +249,7 @@ def revoke(
             "expect": {"revoked_at": None},
         }
         journal.append([(at, None, "authorization.revoke", change)])
-        revoked.append(str(row["id"]))
+        revoked.append(row.id)
     return revoked
 
 

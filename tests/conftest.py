@@ -184,11 +184,13 @@ class Project:
         return str(rows[0] if rows else "").encode()
 
     def runs(self) -> list[dict[str, Any]]:
+        """Every run with its steps, oldest first, each as `runbook show --format json` gives it."""
         journal = self.journal()
         try:
-            return [journal.run(r["id"]) for r in reversed(journal.runs(limit=10_000))]
+            found = [journal.run(r.id) for r in reversed(journal.runs(limit=10_000))]
         finally:
             journal.close()
+        return [run.as_dict() for run in found if run is not None]
 
     def last_run(self) -> dict[str, Any]:
         return self.runs()[-1]

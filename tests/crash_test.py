@@ -159,7 +159,7 @@ def test_kill_between_two_autocommit_statements_leaves_the_count(
     conn.execute("INSERT INTO control VALUES (1)")
     history = project.run("history", "--format", "json")  # marks the dead run
     run_id = __import__("json").loads(history.stdout)[0]["id"]
-    caught = project.journal().steps(run_id)[0]
+    caught = project.journal().steps(run_id)[0].as_dict()
     assert caught["status"] == "unknown"
     assert caught["statements"] == {"done": 1, "total": 3}  # the journal's progress record
     assert "1 of its 3 statements had ended (committed, they stay done)" in caught["reason"]

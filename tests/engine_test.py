@@ -202,7 +202,7 @@ def test_journal_records_each_step_before_and_after(project: Project) -> None:
     project.run("run", str(book))
     journal = project.journal()
     try:
-        kinds = [e["kind"] for e in journal.events()]
+        kinds = [e.kind for e in journal.events()]
         assert kinds == ["run.start", "step.start", "step.end", "run.end"]
         assert journal.verify() == []
     finally:

@@ -18,6 +18,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from runbook.outcome import Status
+
 from .conftest import Project, needs_orphan_cancel
 from .crash_test import SLEEP as WAIT
 from .crash_test import SLEEPING
@@ -197,7 +199,7 @@ def test_a_command_caught_mid_flight_is_unknown_and_resume_halts(
 ) -> None:
     run_id, out, _ = _crash_in_shell(project, conn)
     caught = project.journal().steps(run_id)[0]  # history marked the dead run
-    assert caught["status"] == "unknown" and "outcome unknown" in caught["reason"]
+    assert caught.status is Status.UNKNOWN and "outcome unknown" in (caught.reason or "")
     halted = project.run("resume", run_id)
     assert halted.exit_code == 3, halted.output
     assert "unknown" in halted.output and "--unknown" in halted.output
@@ -215,8 +217,8 @@ def test_the_operator_decides_an_unknown_step(
     assert result.exit_code == 0, result.output
     assert out.read_text().count("line") == lines
     assert _rows(conn, "effects") == ["after"]
-    decided = [s for s in project.journal().steps(run_id) if s.get("decision")]
-    assert decided and decided[0]["decision"] == choice and "tester" in decided[0]["decided"]
+    decided = [s for s in project.journal().steps(run_id) if s.decision]
+    assert decided and decided[0].decision == choice and "tester" in (decided[0].decided or "")
 
 
 def test_on_unknown_in_the_playbook_decides_without_a_person(project: Project, conn: Conn) -> None:
@@ -245,10 +247,10 @@ def test_an_autocommit_step_cut_off_from_its_server_is_unknown(
     assert proc.returncode == 3
     assert "outcome unknown" in out.decode()
     steps = project.journal().steps(_last_run_id(project))
-    assert steps[0]["status"] == "unknown"
+    assert steps[0].status is Status.UNKNOWN
     # Its two statements ran one at a time: the first ended (and stays), the second was cut off.
-    assert steps[0]["statements"] == {"done": 1, "total": 2}
-    assert steps[0]["reason"].startswith("statement 2 of 2: ")
+    assert steps[0].statements == {"done": 1, "total": 2}
+    assert (steps[0].reason or "").startswith("statement 2 of 2: ")
     assert _rows(conn, "effects") == ["ac"]
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from runbook.alerts import channels
 from runbook.journal.events import Conflict
-from runbook.journal.store import UNSENT
+from runbook.journal.records import UNSENT, DeliveryRecord
 from runbook.model import Channel, seconds
 
 if TYPE_CHECKING:
@@ -74,13 +74,13 @@ def reason(error: str | None) -> str:
     return _HOLD.sub("", error or "")
 
 
-def abandoned(row: dict[str, Any]) -> bool:
+def abandoned(row: DeliveryRecord) -> bool:
     """Whether nobody alive is working on this pending delivery."""
     from runbook.journal.reconcile import alive
 
-    if row["status"] not in PENDING:
+    if row.status not in PENDING:
         return False
-    held = _held(row["error"])
+    held = _held(row.error)
     if held is None:
         return True  # let go (a run's grace period ran out), or never claimed
     holder, until = held
@@ -224,23 +224,23 @@ def let_go(store: Store, d: Delivery, why: str) -> str | None:
     me = Holder.me()
     for _ in range(5):
         row = store.journal.delivery(d.id)
-        if row is None or row["status"] not in PENDING or not me.holds(row["error"]):
+        if row is None or row.status not in PENDING or not me.holds(row.error):
             return None
         # A copy: the thread still sending `d` expects its own last record, so
         # its late outcome cannot overwrite the release (the tick owns it now).
-        d = replace(d, attempts=row["attempts"], error=row["error"])
-        last = reason(row["error"])
+        d = replace(d, attempts=row.attempts, error=row.error)
+        last = reason(row.error)
         text = f"{why} ({last})" if last and not last.startswith("sending") else why
         more = []
         if last.startswith("sending"):
-            text = f"{why}; attempt {row['attempts']} had no answer yet (it may have arrived)"
+            text = f"{why}; attempt {row.attempts} had no answer yet (it may have arrived)"
             more.append(
                 store.change(
                     "attempts",
                     "update",
                     {
                         "delivery_id": d.id,
-                        "attempt": row["attempts"],
+                        "attempt": row.attempts,
                         "detail": "no answer before the run ended",
                     },
                     "delivery.attempt",
@@ -256,17 +256,17 @@ def let_go_all(store: Store, why: str) -> int:
     ones a run took up); how many."""
     me, count = Holder.me(), 0
     for row in store.journal.unsent_deliveries():
-        channel = store.inventory.channels.get(row["channel"])
-        if channel is None or not me.holds(row["error"]):
+        channel = store.inventory.channels.get(row.channel)
+        if channel is None or not me.holds(row.error):
             continue
-        held = Delivery(row["id"], channel, {}, row["attempts"], row["error"])
+        held = Delivery(row.id, channel, {}, row.attempts, row.error)
         count += let_go(store, held, why) is not None
     return count
 
 
-def note_of(store: Store, row: dict[str, Any]) -> dict[str, Any] | None:
+def note_of(store: Store, row: DeliveryRecord) -> dict[str, Any] | None:
     """The notification a delivery was planned with (kept, redacted, in its event)."""
-    return store.journal.planned_note(row["run_id"], row["id"])
+    return store.journal.planned_note(row.run_id, row.id)
 
 
 def retry_abandoned(
@@ -281,14 +281,14 @@ def retry_abandoned(
             break
         if not abandoned(row):
             continue
-        channel = store.inventory.channels.get(row["channel"])
+        channel = store.inventory.channels.get(row.channel)
         note = note_of(store, row) or store.rebuilt_note(row)
         if channel is None or note is None:
             continue  # nothing to send it with: left as it is, shown by `runbook incidents`
-        d = Delivery(row["id"], channel, note, row["attempts"], row["error"])
-        held = _held(row["error"])
+        d = Delivery(row.id, channel, note, row.attempts, row.error)
+        held = _held(row.error)
         cut_off = None
-        if held is not None and reason(row["error"]).startswith("sending"):
+        if held is not None and reason(row.error).startswith("sending"):
             cut_off = (
                 f"cut off: pid {held[0].pid} on {held[0].host} ended during this attempt"
                 " (it may have arrived)"
@@ -296,7 +296,7 @@ def retry_abandoned(
         result = send(store, d, stop, cut_off)
         if result["status"] == "taken":
             continue
-        line = f"delivery {row['id']} ({row['event']}, {channel.name}) retried: {result['status']}"
+        line = f"delivery {row.id} ({row.event}, {channel.name}) retried: {result['status']}"
         done.append(line)
         if on_result is not None:
             on_result(line)

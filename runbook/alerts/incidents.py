@@ -22,6 +22,7 @@ from runbook.alerts.delivery import Delivery, Holder
 from runbook.alerts.escalation import Stop, at_or_above, severity_policy, timeline
 from runbook.clock import Clock, iso, parse_iso
 from runbook.journal.events import Conflict
+from runbook.journal.records import DeliveryRecord, IncidentRecord, IncidentStatus
 from runbook.journal.store import JournalStore, StoreConfig, open_store
 from runbook.model import Channel, Inventory
 from runbook.redact import Redactor
@@ -52,29 +53,32 @@ class Store:
 
     # -- reading ---------------------------------------------------------------
 
-    def get(self, incident_id: int) -> dict[str, Any] | None:
+    def get(self, incident_id: int) -> IncidentRecord | None:
         return self.journal.incident(incident_id)
 
-    def open_by_key(self, key: str) -> dict[str, Any] | None:
+    def open_by_key(self, key: str) -> IncidentRecord | None:
         return self.journal.open_incident(key)
 
-    def deliveries(self, incident_id: int) -> list[dict[str, Any]]:
+    def deliveries(self, incident_id: int) -> list[DeliveryRecord]:
         return self.journal.deliveries_of(incident_id)
 
     # -- incidents ---------------------------------------------------------------
 
-    def stops(self, incident: dict[str, Any]) -> list[Stop]:
-        policy = self.inventory.policies.get(incident["policy"] or "")
+    def stops(self, incident: IncidentRecord) -> list[Stop]:
+        return self._timeline(incident.policy, incident.severity)
+
+    def _timeline(self, policy_name: str | None, severity: str) -> list[Stop]:
+        policy = self.inventory.policies.get(policy_name or "")
         if policy is None:
             return []
-        entry = severity_policy(policy, incident["severity"], self.inventory.scale)
+        entry = severity_policy(policy, severity, self.inventory.scale)
         return timeline(entry) if entry else []
 
-    def _next_at(self, incident: dict[str, Any], level: int) -> str | None:
-        stops = self.stops(incident)
+    def _next_at(self, stops: list[Stop], opened_at: str, level: int) -> str | None:
+        """When stop `level` of the timeline is due (None: no stop left)."""
         if level >= len(stops):
             return None
-        opened = parse_iso(incident["opened_at"])
+        opened = parse_iso(opened_at)
         return iso(opened + timedelta(seconds=stops[level].after))
 
     def raise_(
@@ -88,7 +92,7 @@ class Store:
         playbook: str,
         target: str,
         run_id: str | None,
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[IncidentRecord, bool]:
         """Open the incident `key`, or count one more occurrence on the open one.
 
         Returns the incident and whether it is new.
@@ -102,7 +106,7 @@ class Store:
                 "message": self.redactor.text(message), "opened_at": now, "updated_at": now,
                 "occurrences": 1, "last_run": run_id, "level": 0,
             }  # fmt: skip
-            row["next_at"] = self._next_at(row, 0)
+            row["next_at"] = self._next_at(self._timeline(policy, severity), now, 0)
             try:
                 (incident_id,) = self.journal.append(
                     [self.change("incidents", "insert", row, "incident.open", run_id)]
@@ -115,44 +119,44 @@ class Store:
                 return incident, True
         assert existing is not None
         update: dict[str, Any] = {
-            "id": existing["id"],
-            "occurrences": existing["occurrences"] + 1,
+            "id": existing.id,
+            "occurrences": existing.occurrences + 1,
             "updated_at": now,
             "last_run": run_id,
             "message": self.redactor.text(message),
         }
         if (
-            at_or_above(self.inventory.scale, severity, existing["severity"])
-            and severity != existing["severity"]
+            at_or_above(self.inventory.scale, severity, existing.severity)
+            and severity != existing.severity
         ):
             update["severity"] = severity  # worse than before: the record says so
         self.journal.append([self.change("incidents", "update", update, "incident.repeat", run_id)])
-        incident = self.get(existing["id"])
+        incident = self.get(existing.id)
         assert incident is not None
         return incident, False
 
-    def due(self, incident: dict[str, Any]) -> list[Stop]:
+    def due(self, incident: IncidentRecord) -> list[Stop]:
         """Stops not yet done whose time has come (an acknowledged incident has none)."""
-        if incident["status"] != "open":
+        if incident.status is not IncidentStatus.OPEN:
             return []
-        opened = parse_iso(incident["opened_at"])
+        opened = parse_iso(incident.opened_at)
         now = self.clock.now()
         return [
             s
-            for s in self.stops(incident)[incident["level"] :]
+            for s in self.stops(incident)[incident.level :]
             if opened + timedelta(seconds=s.after) <= now
         ]
 
     def claim(
-        self, incident: dict[str, Any], stop: Stop, run_id: str | None, context: dict[str, Any]
-    ) -> list[Delivery] | None:
-        """Move the incident past `stop` and create its deliveries, atomically; None if
-        someone else did it first."""
-        level = incident["level"]
+        self, incident: IncidentRecord, stop: Stop, run_id: str | None, context: dict[str, Any]
+    ) -> tuple[IncidentRecord, list[Delivery]] | None:
+        """Move the incident past `stop` and create its deliveries, atomically: the
+        incident as it now is, and the deliveries; None if someone else did it first."""
+        level = incident.level
         update = {
-            "id": incident["id"],
+            "id": incident.id,
             "level": level + 1,
-            "next_at": self._next_at(incident, level + 1),
+            "next_at": self._next_at(self.stops(incident), incident.opened_at, level + 1),
             "updated_at": self.now(),
         }
         if stop.repeat:
@@ -172,9 +176,9 @@ class Store:
         for recipient in stop.level.notify:
             channel = self.inventory.channels[recipient.channel]
             row = {
-                "incident_id": incident["id"], "run_id": run_id, "channel": channel.name,
+                "incident_id": incident.id, "run_id": run_id, "channel": channel.name,
                 "event": stop.event, "level": stop.level_number, "created_at": self.now(),
-                "updated_at": self.now(), "dedupe": f"{incident['id']}:{stop.number}:{channel.name}",
+                "updated_at": self.now(), "dedupe": f"{incident.id}:{stop.number}:{channel.name}",
             }  # fmt: skip
             event, planned_delivery = self.planned(
                 row, channel, {**note, "to": list(recipient.to)}, run_id
@@ -185,33 +189,36 @@ class Store:
             ids = self.journal.append(events)
         except Conflict:
             return None
-        incident.update(update)
-        return _numbered(planned, ids)
+        return incident.changed(update), _numbered(planned, ids)
 
     def _note(
         self,
-        incident: dict[str, Any],
+        incident: IncidentRecord,
         event: str,
         context: dict[str, Any],
         stop: Stop | None = None,
     ) -> dict[str, Any]:
         scale = self.inventory.scale
-        level = scale.get(incident["severity"])
+        level = scale.get(incident.severity)
         note = {
             "event": event,
             "at": self.now(),
-            "severity": incident["severity"],
+            "severity": incident.severity,
             "nagios": level.nagios if level else 2,
-            "message": incident["message"],
-            "subject": incident["title"],
-            "playbook": incident["playbook"],
-            "target": incident["target"],
-            "gate": incident["gate"],
-            "run_id": incident["last_run"],
-            "occurrences": incident["occurrences"],
+            "message": incident.message,
+            "subject": incident.title,
+            "playbook": incident.playbook,
+            "target": incident.target,
+            "gate": incident.gate,
+            "run_id": incident.last_run,
+            "occurrences": incident.occurrences,
             "incident": {
-                k: incident[k]
-                for k in ("id", "key", "status", "severity", "opened_at", "occurrences")
+                "id": incident.id,
+                "key": incident.key,
+                "status": incident.status.value,
+                "severity": incident.severity,
+                "opened_at": incident.opened_at,
+                "occurrences": incident.occurrences,
             },
             **context,
         }
@@ -219,22 +226,19 @@ class Store:
             note.update({"level": stop.level_number, "level_name": stop.level.name})
         return note
 
-    def rebuilt_note(self, row: dict[str, Any]) -> dict[str, Any] | None:
+    def rebuilt_note(self, row: DeliveryRecord) -> dict[str, Any] | None:
         """The notification of an incident's delivery, made again from the incident
         (for deliveries planned before notes were kept in their event)."""
-        incident = self.get(row["incident_id"]) if row["incident_id"] is not None else None
+        incident = self.get(row.incident_id) if row.incident_id is not None else None
         if incident is None:
             return None
-        event = row["event"]
+        event = row.event
         if event in ("acknowledge", "resolve"):
-            by = incident["acknowledged_by"] if event == "acknowledge" else incident["resolved_by"]
+            by = incident.acknowledged_by if event == "acknowledge" else incident.resolved_by
             return {**self._note(incident, event, {"by": by}), "message": f"{event}d by {by}"}
-        stop = next((s for s in self.stops(incident) if s.level_number == row["level"]), None)
+        stop = next((s for s in self.stops(incident) if s.level_number == row.level), None)
         to = [
-            t
-            for r in (stop.level.notify if stop else ())
-            if r.channel == row["channel"]
-            for t in r.to
+            t for r in (stop.level.notify if stop else ()) if r.channel == row.channel for t in r.to
         ]
         note: dict[str, Any] = self.redactor.value(
             {**self._note(incident, event, {}, stop=stop), "to": to}
@@ -243,13 +247,13 @@ class Store:
 
     def settle(
         self, incident_id: int, status: str, by: str, note: str | None, run_id: str | None = None
-    ) -> tuple[dict[str, Any], list[Delivery]]:
+    ) -> tuple[IncidentRecord, list[Delivery]]:
         """Acknowledge or resolve; returns the incident and the deliveries telling the
         channels already notified."""
         incident = self.get(incident_id)
         if incident is None:
             raise KeyError(incident_id)
-        before = incident["status"]
+        before = incident.status.value
         if before == "resolved" or (status == "acknowledged" and before == "acknowledged"):
             raise ValueError(f"incident {incident_id} is already {before}")
         now = self.now()
@@ -276,12 +280,12 @@ class Store:
             event = "resolve"
         told = sorted(
             {
-                d["channel"]
+                d.channel
                 for d in self.deliveries(incident_id)
-                if d["event"] not in ("acknowledge", "resolve")
+                if d.event not in ("acknowledge", "resolve")
             }
         )
-        incident.update(update)
+        incident = incident.changed(update)
         message = f"{event}d by {by}" + (f": {note}" if note else "")
         events = [
             self.change(
@@ -300,7 +304,7 @@ class Store:
                 continue
             row = {
                 "incident_id": incident_id, "run_id": run_id, "channel": name, "event": event,
-                "level": incident["level"], "created_at": now, "updated_at": now,
+                "level": incident.level, "created_at": now, "updated_at": now,
                 "dedupe": f"{incident_id}:{event}:{name}",
             }  # fmt: skip
             note_of = {**self._note(incident, event, {"by": by}), "message": message}
@@ -353,11 +357,11 @@ def store_for(
     return Store(open_store(config), inventory, clock, redactor or Redactor())
 
 
-def ack_due(store: Store, incident: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+def ack_due(store: Store, incident: IncidentRecord) -> tuple[datetime | None, datetime | None]:
     """When acknowledgement and mitigation are due, by the policy's targets."""
-    policy = store.inventory.policies.get(incident["policy"] or "")
-    entry = severity_policy(policy, incident["severity"], store.inventory.scale) if policy else None
-    opened = parse_iso(incident["opened_at"])
+    policy = store.inventory.policies.get(incident.policy or "")
+    entry = severity_policy(policy, incident.severity, store.inventory.scale) if policy else None
+    opened = parse_iso(incident.opened_at)
     ack = (
         opened + timedelta(seconds=entry.acknowledge_within)
         if entry and entry.acknowledge_within

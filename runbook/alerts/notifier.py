@@ -31,14 +31,16 @@ def tick(store: Store) -> list[str]:
     # First what dead processes left undelivered: at least once.
     done: list[str] = delivery.retry_abandoned(store)
     now = iso(store.clock.now())
-    for incident in store.journal.incidents_due(now):
-        for stop in store.due(incident):
-            deliveries = store.claim(incident, stop, None, {})
-            if deliveries is None:
+    for due in store.journal.incidents_due(now):
+        incident = due
+        for stop in store.due(due):
+            claimed = store.claim(incident, stop, None, {})
+            if claimed is None:
                 break  # another tick got there first
+            incident, deliveries = claimed  # moved past the stop: the next claim expects that
             results = [store.deliver(d) for d in deliveries]
             sent = ", ".join(f"{r['channel']} {r['status']}" for r in results) or "nobody"
-            done.append(f"incident {incident['id']} ({incident['key']}): {stop.label}: {sent}")
+            done.append(f"incident {incident.id} ({incident.key}): {stop.label}: {sent}")
     return done
 
 
@@ -153,23 +155,24 @@ class Escalator:
             run_id=self.run_id,
         )
         record: dict[str, Any] = {
-            "incident": incident["id"],
+            "incident": incident.id,
             "key": key,
-            "severity": incident["severity"],
+            "severity": incident.severity,
             "state": "opened"
             if new
-            else f"updated (seen {incident['occurrences']} times; not paged again)",
+            else f"updated (seen {incident.occurrences} times; not paged again)",
         }
         deliveries: list[Delivery] = []
         for stop in self.store.due(incident):
             claimed = self.store.claim(incident, stop, self.run_id, {})
             if claimed is None:
                 break
-            deliveries.extend(claimed)
+            incident, planned = claimed  # moved past the stop: the next claim expects that
+            deliveries.extend(planned)
         if deliveries:
             record["deliveries"], _ = self._send(deliveries)
         self.events.append(record)
-        return {"id": incident["id"], "state": record["state"]}
+        return {"id": incident.id, "state": record["state"]}
 
     def notify(
         self,

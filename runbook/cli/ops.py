@@ -44,14 +44,14 @@ def history(
 
         rows = hist.runs(inventory, playbook, target, status, since, limit)
         if fmt == "json":
-            click.echo(json.dumps(rows, indent=2, default=str))
+            click.echo(json.dumps([r.as_dict() for r in rows], indent=2, default=str))
             return 0
         if not rows:
             click.echo("no runs recorded", err=True)
         for r in rows:
             click.echo(
-                f"{r['id']}  {r['started_at']}  {r['playbook']:<28} {r['target'] or '':<12} {r['mode']:<8} "
-                f"{r['status']:<12} exit {r['exit_code'] if r['exit_code'] is not None else '-'}  {r['severity'] or ''}"
+                f"{r.id}  {r.started_at}  {r.playbook:<28} {r.target or '':<12} {r.mode.value:<8} "
+                f"{r.status.value:<12} exit {r.exit_code if r.exit_code is not None else '-'}  {r.severity or ''}"
             )
         return 0
 
@@ -67,32 +67,33 @@ def show(run_id: str, inventory: Path | None, fmt: str) -> None:
 
     def _show() -> int:
         from runbook.commands import history as hist
+        from runbook.outcome import Status
 
         run = hist.show(inventory, run_id)
         if fmt == "json":
-            click.echo(json.dumps(run, indent=2, default=str))
+            click.echo(json.dumps(run.as_dict(), indent=2, default=str))
             return 0
         click.echo(
-            f"run {run['id']}: {run['playbook']} on {run['target']} ({run['mode']}) by {run['operator']}@{run['host']}\n"
-            f"  started {run['started_at']}, ended {run['ended_at'] or '-'}; status {run['status']}, "
-            f"exit {run['exit_code'] if run['exit_code'] is not None else '-'}, severity {run['severity'] or '-'}"
+            f"run {run.id}: {run.playbook} on {run.target} ({run.mode.value}) by {run.operator}@{run.host}\n"
+            f"  started {run.started_at}, ended {run.ended_at or '-'}; status {run.status.value}, "
+            f"exit {run.exit_code if run.exit_code is not None else '-'}, severity {run.severity or '-'}"
         )
-        if run["reason"]:
-            click.echo(f"  {run['reason']}")
-        if run.get("consent"):
+        if run.reason:
+            click.echo(f"  {run.reason}")
+        if run.consent:
             from runbook.consent import describe
 
-            click.echo(f"  {describe(run['consent'])}")
-        for step in run["steps"]:
-            phase = " (rollback)" if step["phase"] == "rollback" else ""
-            duration = f"{step['duration_ms']:.1f} ms" if step["duration_ms"] is not None else ""
+            click.echo(f"  {describe(run.consent)}")
+        for step in run.steps or ():
+            phase = " (rollback)" if step.phase == "rollback" else ""
+            duration = f"{step.duration_ms:.1f} ms" if step.duration_ms is not None else ""
             click.echo(
-                f"  {step['number']:>5}  {step['status']:<12} {step['name']}{phase}  {duration}"
+                f"  {step.number:>5}  {step.status.value:<12} {step.name}{phase}  {duration}"
             )
-            if step["error"] or (step["reason"] and step["status"] != "ok"):
-                click.echo(f"         {step['error'] or step['reason']}")
-            if step["rendered"]:
-                first = step["rendered"].strip().splitlines()[0]
+            if step.error or (step.reason and step.status is not Status.OK):
+                click.echo(f"         {step.error or step.reason}")
+            if step.rendered:
+                first = step.rendered.strip().splitlines()[0]
                 click.echo(f"         sql: {first[:100]}")
         return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,6 +20,9 @@ CONFIRM_TARGET = click.option(
     metavar="NAME",
     help="With --yes: the protected target (or group) named ahead, for runs without a terminal.",
 )
+
+if TYPE_CHECKING:
+    from runbook.journal.records import StepRecord
 
 
 def reporter_factory(fmt: str, quiet: bool, verbose: bool = False, expanded: bool = False) -> Any:
@@ -266,15 +269,15 @@ UNKNOWN = click.option(
 def _decider(choice: str | None) -> Any:
     """How resume decides a step whose outcome is unknown: --unknown, else ask a person."""
 
-    def decide(step: dict[str, Any]) -> str | None:
+    def decide(step: StepRecord) -> str | None:
         if choice is not None:
             return choice
         if not sys.stdin.isatty():
             return None
         click.echo(
-            f"step {step['number']} {step['name']!r} of run {step['run_id']} was caught "
+            f"step {step.number} {step.name!r} of run {step.run_id} was caught "
             "mid-flight and cannot be transactional: whether it took effect is unknown"
-            f"{statements_ended(step)}."
+            f"{statements_ended(step.statements)}."
         )
         answer: str = click.prompt(
             "rerun it, skip it (it took effect), or halt?",

@@ -59,7 +59,7 @@ def revoke(
         names = (
             [t.name for t in chosen]
             if chosen is not None
-            else sorted({str(r["target"]) for r in journal.authorizations(playbook.name)})
+            else sorted({r.target for r in journal.authorizations(playbook.name)})
         )
         for name in names:
             revoked += consent.revoke(journal, playbook.name, name, service.operator(), at, reason)
@@ -80,16 +80,16 @@ def listing(inventory_path: Path | None, playbook_path: Path | None) -> list[dic
         rows = journal.authorizations(name)
     out = []
     for row in rows:
-        digest = current.get(row["playbook_path"]) or _digest_now(
-            row["playbook_path"], inventory_path
-        )
-        if row["revoked_at"] is not None:
+        if row.playbook_path not in current:  # each playbook's digest worked out once
+            current[row.playbook_path] = _digest_now(row.playbook_path, inventory_path)
+        digest = current[row.playbook_path]
+        if row.revoked_at is not None:
             state = "revoked"
-        elif digest != row["digest"]:
+        elif digest != row.digest:
             state = "void: changed since"
         else:
             state = "in force"
-        out.append({**row, "state": state})
+        out.append({**row.as_dict(), "state": state})
     return out
 
 

@@ -13,22 +13,29 @@ repeated.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 from runbook.clock import Clock
 from runbook.engine.outside import non_transactional
 from runbook.errors import RunbookError, UsageError
 from runbook.journal import reconcile
 from runbook.journal.recorder import Recorder
+from runbook.journal.records import RunMode, RunRecord, StepRecord
 from runbook.journal.store import JournalStore
+from runbook.outcome import RunStatus, Status
 from runbook.pg.db import Session
 from runbook.pg.marker import Fate
 from runbook.plan import Plan
 
-UNFINISHED = {"failed", "gate_failed", "interrupted", "rollback_failed", "declined"}
+UNFINISHED = {
+    RunStatus.FAILED,
+    RunStatus.GATE_FAILED,
+    RunStatus.INTERRUPTED,
+    RunStatus.ROLLBACK_FAILED,
+    RunStatus.DECLINED,
+}
 # Asked of the operator for each step whose outcome is unknown: halt, rerun or skip.
-Decide = Callable[[dict[str, Any]], str | None]
+Decide = Callable[[StepRecord], str | None]
 UndoKey = tuple[int, int]  # (index of the step undone, index of the rollback step)
 
 
@@ -40,72 +47,75 @@ class UnknownOutcome(RunbookError):
 class Earlier:
     """An earlier run's lineage as the journal tells it, and what it completed."""
 
-    run: dict[str, Any]
-    lineage: list[dict[str, Any]] = field(default_factory=list)  # oldest first
+    run: RunRecord
+    lineage: list[RunRecord] = field(default_factory=list)  # oldest first
     done: dict[int, tuple[str, int | None]] = field(default_factory=dict)
-    steps: dict[int, dict[str, Any]] = field(default_factory=dict)  # latest record per index
-    in_flight: dict[int, dict[str, Any]] = field(default_factory=dict)
+    steps: dict[int, StepRecord] = field(default_factory=dict)  # latest record per index
+    in_flight: dict[int, StepRecord] = field(default_factory=dict)
     # Steps that ran to the end but whose gate failed: their change is in.
-    gate_failed: dict[int, dict[str, Any]] = field(default_factory=dict)
+    gate_failed: dict[int, StepRecord] = field(default_factory=dict)
     # Steps that may have acted outside any transaction when a crash caught them.
-    unknown: dict[int, dict[str, Any]] = field(default_factory=dict)
+    unknown: dict[int, StepRecord] = field(default_factory=dict)
     # Undo steps already committed, and those a crash caught, per step undone.
     undo_done: dict[int, set[int]] = field(default_factory=dict)
-    undo_in_flight: dict[UndoKey, dict[str, Any]] = field(default_factory=dict)
-    undo_unknown: dict[UndoKey, dict[str, Any]] = field(default_factory=dict)
+    undo_in_flight: dict[UndoKey, StepRecord] = field(default_factory=dict)
+    undo_unknown: dict[UndoKey, StepRecord] = field(default_factory=dict)
+    # Tracked steps a crash caught that had no marker row to ask: unknown for that reason.
+    unmarked: set[int] = field(default_factory=set)
+    undo_unmarked: set[UndoKey] = field(default_factory=set)
 
     @property
-    def last(self) -> dict[str, Any]:
+    def last(self) -> RunRecord:
         return self.lineage[-1] if self.lineage else self.run
 
     @property
-    def subject(self) -> dict[str, Any]:
+    def subject(self) -> RunRecord:
         """The run whose steps are continued or undone: the last that was not a rollback."""
-        return next((r for r in reversed(self.lineage) if r["mode"] != "rollback"), self.run)
+        return next((r for r in reversed(self.lineage) if r.mode is not RunMode.ROLLBACK), self.run)
 
     @property
     def undoing(self) -> bool:
         """An undo was under way when the lineage stopped: continue it, not the steps."""
-        if self.last["mode"] == "rollback":
+        if self.last.mode is RunMode.ROLLBACK:
             return True
         return any(index in self.done for index in self.undo_done) or any(
             key[0] in self.done for key in (*self.undo_in_flight, *self.undo_unknown)
         )
 
 
-def _continued(run: dict[str, Any]) -> str | None:
-    return run.get("continues") or (run["parent_run"] if run["mode"] == "resume" else None)
+def _continued(run: RunRecord) -> str | None:
+    return run.continues or (run.parent_run if run.mode is RunMode.RESUME else None)
 
 
-def lineage(journal: JournalStore, run: dict[str, Any]) -> list[dict[str, Any]]:
+def lineage(journal: JournalStore, run: RunRecord) -> list[RunRecord]:
     """The run, the runs it continued and the runs that continued it, oldest first."""
     chain = [run]
-    seen = {run["id"]}
+    seen = {run.id}
     while (parent_id := _continued(chain[0])) and parent_id not in seen:
         parent = journal.run(parent_id)
         if parent is None:
             break
         chain.insert(0, parent)
         seen.add(parent_id)
-    while (after := journal.continuation(chain[-1]["id"])) and after["id"] not in seen:
-        full = journal.run(after["id"])
+    while (after := journal.continuation(chain[-1].id)) and after.id not in seen:
+        full = journal.run(after.id)
         if full is None:
             break
         chain.append(full)
-        seen.add(after["id"])
+        seen.add(after.id)
     return chain
 
 
-def _caught(step: dict[str, Any]) -> bool:
+def _caught(step: StepRecord) -> bool:
     """Recorded as caught mid-flight: unknown, or interrupted with no marker to ask."""
-    if step["status"] == "unknown":
+    if step.status is Status.UNKNOWN:
         return True
-    reason = str(step.get("reason") or step.get("error") or "")
-    return step["status"] in ("failed", "running") and reason.startswith("interrupted")
+    reason = str(step.reason or step.error or "")
+    return step.status in (Status.FAILED, Status.RUNNING) and reason.startswith("interrupted")
 
 
-def _tracked(step: dict[str, Any]) -> bool:
-    return bool(step.get("marker") or step.get("xid"))
+def _tracked(step: StepRecord) -> bool:
+    return bool(step.marker or step.xid)
 
 
 def read_earlier(journal: JournalStore, run_id: str) -> Earlier:
@@ -115,67 +125,66 @@ def read_earlier(journal: JournalStore, run_id: str) -> Earlier:
         raise UsageError(f"no run {run_id!r} in the journal (or the prefix is ambiguous)")
     earlier = Earlier(run, lineage(journal, run))
     for each in earlier.lineage:
-        for step in each["steps"]:
-            if step["idx"] is None:
+        for recorded in each.steps or ():
+            index = recorded.idx
+            if index is None:
                 continue
-            step = {**step, "run_id": each["id"]}
-            if step["phase"] == "main":
-                _fold_main(earlier, step)
-            elif step["undoes"] is not None:
-                _fold_undo(earlier, step)
+            step = replace(recorded, run_id=each.id)
+            if step.phase == "main":
+                _fold_main(earlier, step, index)
+            elif step.undoes is not None:
+                _fold_undo(earlier, step, (step.undoes, index))
     return earlier
 
 
-def _fold_main(earlier: Earlier, step: dict[str, Any]) -> None:
-    index = step["idx"]
-    status = step["status"]
-    if status == "ok":
-        earlier.done[index] = (step["run_id"], step["seq"])
+def _fold_main(earlier: Earlier, step: StepRecord, index: int) -> None:
+    status = step.status
+    if status is Status.OK:
+        earlier.done[index] = (step.run_id, step.seq)
         earlier.steps[index] = step
         for pending in (earlier.in_flight, earlier.gate_failed, earlier.unknown):
             pending.pop(index, None)
-    elif status == "rolled_back":
+    elif status is Status.ROLLED_BACK:
         earlier.done.pop(index, None)
         earlier.gate_failed.pop(index, None)
         earlier.undo_done.pop(index, None)
     elif index in earlier.done:
         return
-    elif status == "unknown" and step.get("decision") == "skip":
-        earlier.done[index] = (step["run_id"], step["seq"])  # the operator said it took effect
+    elif status is Status.UNKNOWN and step.decision == "skip":
+        earlier.done[index] = (step.run_id, step.seq)  # the operator said it took effect
         earlier.steps[index] = step
         earlier.unknown.pop(index, None)
-    elif status == "gate_failed":
+    elif status is Status.GATE_FAILED:
         earlier.gate_failed[index] = step
-    elif _tracked(step) and status in ("failed", "running"):
+    elif _tracked(step) and status in (Status.FAILED, Status.RUNNING):
         earlier.in_flight[index] = step
     elif _caught(step):
         earlier.unknown[index] = step
-    elif status == "failed":
+    elif status is Status.FAILED:
         earlier.unknown.pop(index, None)  # a later attempt failed on its own: it ran again
 
 
-def _fold_undo(earlier: Earlier, step: dict[str, Any]) -> None:
-    key = (step["undoes"], step["idx"])
-    if step["status"] == "ok":
+def _fold_undo(earlier: Earlier, step: StepRecord, key: UndoKey) -> None:
+    if step.status is Status.OK:
         earlier.undo_done.setdefault(key[0], set()).add(key[1])
         earlier.undo_in_flight.pop(key, None)
         earlier.undo_unknown.pop(key, None)
     elif key[1] in earlier.undo_done.get(key[0], ()):
         return
-    elif _tracked(step) and step["status"] in ("failed", "running"):
+    elif _tracked(step) and step.status in (Status.FAILED, Status.RUNNING):
         earlier.undo_in_flight[key] = step
     elif _caught(step):
         earlier.undo_unknown[key] = step
 
 
-def _ask_target(session: Session, step: dict[str, Any], target: str) -> Fate | None:
+def _ask_target(session: Session, step: StepRecord, target: str) -> Fate | None:
     """The fate of a tracked step's transaction; None if it had no marker to ask."""
-    if not step.get("marker"):
+    if not step.marker:
         return None
-    fate = session.step_fate(step["marker"])
+    fate = session.step_fate(step.marker)
     if fate is Fate.IN_PROGRESS:
         raise UsageError(
-            f"step {step['number']} {step['name']!r} of run {step['run_id']} is still running on "
+            f"step {step.number} {step.name!r} of run {step.run_id} is still running on "
             f"{target} (its transaction has not ended); wait for it, or cancel its backend, then resume"
         )
     return fate
@@ -186,17 +195,19 @@ def settle(earlier: Earlier, session: Session, recorder: Recorder, target: str) 
     for index, step in sorted(earlier.in_flight.items()):
         fate = _ask_target(session, step, target)
         if fate is None:  # no marker (a role that cannot write one, an old journal)
-            earlier.unknown[index] = {**step, "why": "it has no marker row to ask"}
+            earlier.unknown[index] = step
+            earlier.unmarked.add(index)
             continue
         if fate is Fate.COMMITTED:
-            earlier.done[index] = (step["run_id"], step["seq"])
+            earlier.done[index] = (step.run_id, step.seq)
             earlier.steps[index] = step
         _record_fate(recorder, step, fate)
     earlier.in_flight.clear()
     for key, step in sorted(earlier.undo_in_flight.items()):
         fate = _ask_target(session, step, target)
         if fate is None:
-            earlier.undo_unknown[key] = {**step, "why": "it has no marker row to ask"}
+            earlier.undo_unknown[key] = step
+            earlier.undo_unmarked.add(key)
             continue
         if fate is Fate.COMMITTED:
             earlier.undo_done.setdefault(key[0], set()).add(key[1])
@@ -204,14 +215,14 @@ def settle(earlier: Earlier, session: Session, recorder: Recorder, target: str) 
     earlier.undo_in_flight.clear()
 
 
-def _record_fate(recorder: Recorder, step: dict[str, Any], fate: Fate) -> None:
+def _record_fate(recorder: Recorder, step: StepRecord, fate: Fate) -> None:
     if fate is Fate.COMMITTED:
         change = {"status": "ok", "reason": "committed before the run was interrupted (marker)"}
         kind = "step.committed"
     else:
         change = {"reason": "interrupted: its transaction never committed (no marker): run again"}
         kind = "step.not_committed"
-    recorder.steps_updated([(step["seq"], change)], kind, run_id=step["run_id"])
+    recorder.steps_updated([(step.seq, change)], kind, run_id=step.run_id)
 
 
 def decide_unknown(
@@ -223,7 +234,7 @@ def decide_unknown(
     """
     by_index = the_plan.by_index()
     halted: list[str] = []
-    cases: list[tuple[dict[str, Any], int, UndoKey | None]] = [
+    cases: list[tuple[StepRecord, int, UndoKey | None]] = [
         (step, index, None) for index, step in sorted(earlier.unknown.items())
     ]
     cases += [(step, key[1], key) for key, step in sorted(earlier.undo_unknown.items())]
@@ -231,24 +242,27 @@ def decide_unknown(
         ps = by_index.get(index)
         if ps is None:
             continue
-        if step["status"] != "unknown" and not non_transactional(ps) and not step.get("why"):
+        unmarked = (
+            index in earlier.unmarked if undo_key is None else undo_key in earlier.undo_unmarked
+        )
+        if step.status is not Status.UNKNOWN and not non_transactional(ps) and not unmarked:
             continue  # caught while reading, or with nothing outside a transaction: run again
         choice = decide(step) or ps.step.options.get("on_unknown") or "halt"
         if choice == "halt":
             halted.append(
-                f"step {step['number']} {step['name']!r} (run {step['run_id']}"
-                f"{reconcile.statements_ended(step)})"
+                f"step {step.number} {step.name!r} (run {step.run_id}"
+                f"{reconcile.statements_ended(step.statements)})"
             )
             continue
         by = f"decided by {operator}: {choice}"
         recorder.steps_updated(
-            [(step["seq"], {"status": "unknown", "decision": choice, "decided": by})],
+            [(step.seq, {"status": "unknown", "decision": choice, "decided": by})],
             "step.unknown_decided",
-            run_id=step["run_id"],
+            run_id=step.run_id,
         )
         if choice == "skip":
             if undo_key is None:
-                earlier.done[index] = (step["run_id"], step["seq"])
+                earlier.done[index] = (step.run_id, step.seq)
                 earlier.steps[index] = step
             else:
                 earlier.undo_done.setdefault(undo_key[0], set()).add(undo_key[1])

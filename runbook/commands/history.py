@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from runbook.clock import Clock, iso
 from runbook.errors import UsageError
 from runbook.journal import reconcile
+from runbook.journal.records import RunRecord
 from runbook.journal.store import JournalStore
 from runbook.service import load_inventory, open_journal
 
@@ -30,7 +30,7 @@ def runs(
     status: str | None = None,
     since: str | None = None,
     limit: int = 50,
-) -> list[dict[str, Any]]:
+) -> list[RunRecord]:
     after = None
     if since:
         match = _SINCE.match(since.strip())
@@ -53,7 +53,7 @@ def runs(
         journal.close()
 
 
-def show(inventory: Path | None, run_id: str) -> dict[str, Any]:
+def show(inventory: Path | None, run_id: str) -> RunRecord:
     journal = journal_for(inventory)
     try:
         run = journal.run(run_id)

@@ -10,6 +10,7 @@ from typing import Any
 from runbook.alerts import delivery, escalation, incidents, notifier
 from runbook.clock import Clock, iso
 from runbook.errors import UsageError
+from runbook.journal.records import DeliveryRecord, IncidentStatus
 from runbook.journal.store import config_for
 from runbook.model import Inventory
 from runbook.service import load_inventory
@@ -22,17 +23,24 @@ def _store(inventory_path: Path | None) -> tuple[incidents.Store, Inventory]:
 
 
 def listing(inventory_path: Path | None, only_open: bool) -> list[dict[str, Any]]:
+    """The incidents as `runbook incidents --format json` shows them: each with its
+    deliveries and response targets; then notify steps' deliveries not delivered."""
     store, _ = _store(inventory_path)
     try:
-        rows = store.journal.incidents(only_open=only_open)
+        rows: list[dict[str, Any]] = []
         now = store.clock.now()
-        for row in rows:
-            deliveries = store.deliveries(row["id"])
-            row["deliveries"] = [_delivery(d) for d in deliveries]
-            ack, mitigate = incidents.ack_due(store, row)
-            row["acknowledge_due"] = iso(ack) if ack else None
-            row["mitigate_due"] = iso(mitigate) if mitigate else None
-            row["acknowledge_overdue"] = bool(ack and row["status"] == "open" and now > ack)
+        for incident in store.journal.incidents(only_open=only_open):
+            ack, mitigate = incidents.ack_due(store, incident)
+            open_ = incident.status is IncidentStatus.OPEN
+            rows.append(
+                {
+                    **incident.as_dict(),
+                    "deliveries": [_delivery(d) for d in store.deliveries(incident.id)],
+                    "acknowledge_due": iso(ack) if ack else None,
+                    "mitigate_due": iso(mitigate) if mitigate else None,
+                    "acknowledge_overdue": bool(ack and open_ and now > ack),
+                }
+            )
         loose = store.journal.loose_deliveries()
         if loose:  # notify steps' deliveries not delivered: no incident to list them under
             rows.append(
@@ -43,11 +51,19 @@ def listing(inventory_path: Path | None, only_open: bool) -> list[dict[str, Any]
         store.journal.close()
 
 
-def _delivery(row: dict[str, Any]) -> dict[str, Any]:
+def _delivery(row: DeliveryRecord) -> dict[str, Any]:
     """A delivery as listed: `state` says whether it is being sent or was left for the tick."""
-    shown = {k: row[k] for k in ("id", "channel", "event", "level", "status", "attempts", "run_id")}
-    shown["error"] = delivery.reason(row["error"]) or None
-    if row["status"] in delivery.PENDING:
+    shown: dict[str, Any] = {
+        "id": row.id,
+        "channel": row.channel,
+        "event": row.event,
+        "level": row.level,
+        "status": row.status.value,
+        "attempts": row.attempts,
+        "run_id": row.run_id,
+    }
+    shown["error"] = delivery.reason(row.error) or None
+    if row.status in delivery.PENDING:
         shown["state"] = "abandoned" if delivery.abandoned(row) else "sending"
     return shown
 

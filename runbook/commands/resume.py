@@ -20,6 +20,7 @@ from runbook.context import Prompter
 from runbook.engine import Reporter, Resume
 from runbook.errors import Refused, UsageError
 from runbook.journal.events import Conflict
+from runbook.journal.records import RunMode, RunRecord
 from runbook.journal.store import JournalStore
 from runbook.model import Inventory
 from runbook.outcome import RunOutcome, RunStatus
@@ -28,17 +29,18 @@ from runbook.plan import Plan
 from runbook.redact import MASK
 
 
-def _playbook_check(run: dict[str, Any], force: bool) -> str | None:
-    path = Path(run["playbook_path"])
+def _playbook_check(run: RunRecord, force: bool) -> str | None:
+    path = _playbook_path(run)
     try:
         digest = hashlib.sha256(path.read_text("utf-8").encode("utf-8")).hexdigest()
     except OSError as exc:
         raise UsageError(
-            f"cannot read the playbook of run {run['id']} ({path}): {exc.strerror}"
+            f"cannot read the playbook of run {run.id} ({path}): {exc.strerror}"
         ) from None
-    if digest == run["playbook_sha256"]:
+    if digest == run.playbook_sha256:
         return None
-    change = f"{path} changed since run {run['id']}: sha256 {run['playbook_sha256'][:12]}… then, {digest[:12]}… now"
+    then = (run.playbook_sha256 or "-")[:12]
+    change = f"{path} changed since run {run.id}: sha256 {then}… then, {digest[:12]}… now"
     if not force:
         raise UsageError(
             f"{change}; refusing to continue with a different playbook (--force to do it anyway)"
@@ -46,29 +48,38 @@ def _playbook_check(run: dict[str, Any], force: bool) -> str | None:
     return change
 
 
-def _runtime(earlier: Earlier) -> dict[str, Any]:
-    """Registered results and `set` values of completed steps, from the journal."""
+def _playbook_path(run: RunRecord) -> Path:
+    if run.playbook_path is None:
+        raise UsageError(f"run {run.id} recorded no playbook path: it cannot be run again")
+    return Path(run.playbook_path)
+
+
+def _runtime(earlier: Earlier, the_plan: Plan) -> dict[str, Any]:
+    """Registered results and `set` values of completed steps, from the journal
+    (under the `register` names the plan gives them)."""
+    by_index = the_plan.by_index()
     runtime: dict[str, Any] = {}
     for index in sorted(earlier.done):
         step = earlier.steps.get(index)
         if step is None:
             continue
-        data = step.get("registered") or step.get("result")
+        data = step.registered or step.result
         if not data:
             continue
         result = results.restore(data)
-        if step["kind"] == "set" and isinstance(result, results.ValueResult):
+        if step.kind == "set" and isinstance(result, results.ValueResult):
             runtime.update(result.values)
-        if step.get("register_name"):
-            runtime[step["register_name"]] = result
+        ps = by_index.get(index)
+        if ps is not None and ps.step.register:
+            runtime[ps.step.register] = result
     return runtime
 
 
-def _extra(run: dict[str, Any], given: tuple[str, ...]) -> tuple[str, ...]:
+def _extra(run: RunRecord, given: tuple[str, ...]) -> tuple[str, ...]:
     """The run's -e values again (secrets were not kept: they must be given anew)."""
     import json
 
-    kept = {k: v for k, v in (run.get("extra") or {}).items() if v != MASK}
+    kept = {k: v for k, v in (run.extra or {}).items() if v != MASK}
     return (json.dumps(kept, default=str), *given) if kept else given
 
 
@@ -105,17 +116,17 @@ def _settle(
 def _claim(earlier: Earlier, verb: str) -> str:
     """The run a new resume or rollback continues; refuses a run already continued."""
     last = earlier.last
-    if last["id"] == earlier.run["id"]:
-        return str(last["id"])
-    how = "is being" if last["status"] == "running" else "was"
+    if last.id == earlier.run.id:
+        return str(last.id)
+    how = "is being" if last.status is RunStatus.RUNNING else "was"
     then = (
-        f"{verb} {last['id']} instead"
-        if last["status"] in UNFINISHED or verb == "roll back"
+        f"{verb} {last.id} instead"
+        if last.status in UNFINISHED or verb == "roll back"
         else "there is nothing left to do"
     )
     raise UsageError(
-        f"run {earlier.run['id']} {how} continued by run {last['id']} ({last['mode']}, "
-        f"{last['status']}): a run is resumed or rolled back once; {then}"
+        f"run {earlier.run.id} {how} continued by run {last.id} ({last.mode.value}, "
+        f"{last.status.value}): a run is resumed or rolled back once; {then}"
     )
 
 
@@ -135,26 +146,21 @@ def _expand_done(earlier: Earlier, the_plan: Plan) -> None:
         if ps is not None and ps.kind == "transaction":
             for child in ps.walk():
                 earlier.done.setdefault(child.index, (run_id, None))
-    # `register` names of completed steps, for restoring their results.
-    for index, step in earlier.steps.items():
-        ps = by_index.get(index)
-        if ps is not None and ps.step.register:
-            step["register_name"] = ps.step.register
 
 
 def _request(
-    run: dict[str, Any],
+    run: RunRecord,
     parent: str,
     inventory_path: Path | None,
     extra: tuple[str, ...],
     force: bool,
 ) -> service.RunSpec:
     """Run `run`'s playbook again, as it was run (its -e values, tags, target)."""
-    selection = run.get("selection") or {}
+    selection = run.selection or {}
     return service.RunSpec(
-        playbook=Path(run["playbook_path"]),
+        playbook=_playbook_path(run),
         inventory=inventory_path,
-        targets=(run["target"],),
+        targets=(run.target,) if run.target is not None else (),
         extra=_extra(run, extra),
         tags=frozenset(selection.get("tags", ())),
         skip_tags=frozenset(selection.get("skip_tags", ())),
@@ -183,18 +189,16 @@ def resume(
         earlier = read_earlier(journal, run_id)
         run = earlier.run
         continues = _claim(earlier, "resume")
-        if run["status"] == "running":
+        if run.status is RunStatus.RUNNING:
+            raise UsageError(f"run {run.id} is still running (pid {run.pid} on {run.host})")
+        if run.mode in (RunMode.CHECK, RunMode.REHEARSE):
+            raise UsageError(f"run {run.id} was a {run.mode.value}: there is nothing to resume")
+        if run.status not in UNFINISHED:
             raise UsageError(
-                f"run {run['id']} is still running (pid {run['pid']} on {run['host']})"
-            )
-        if run["mode"] in ("check", "rehearse"):
-            raise UsageError(f"run {run['id']} was a {run['mode']}: there is nothing to resume")
-        if run["status"] not in UNFINISHED:
-            raise UsageError(
-                f"run {run['id']} finished {run['status']}: there is nothing to resume"
+                f"run {run.id} finished {run.status.value}: there is nothing to resume"
             )
         subject = earlier.subject
-        req = _request(subject, run["id"], inventory_path, extra, force)
+        req = _request(subject, run.id, inventory_path, extra, force)
         req.mode, req.yes, req.continues = "resume", yes, continues
         req.confirm_targets = confirm_targets
         prepared = service.prepare(req)
@@ -204,16 +208,16 @@ def resume(
             # Interrupted while undoing: the undo goes on where it stopped; the
             # steps after the halt stay not run.
             req.undo_only = True
-            if run["mode"] == "rollback":
+            if run.mode is RunMode.ROLLBACK:
                 req.mode = "rollback"
                 _add_gate_failed(earlier, the_plan)
         _expand_done(earlier, the_plan)
-        resume = Resume(subject["id"], earlier.done, _runtime(earlier), earlier.undo_done)
+        resume = Resume(subject.id, earlier.done, _runtime(earlier, the_plan), earlier.undo_done)
     finally:
         journal.close()
     outcomes = _run_claimed(req, resume, make_reporter, prompter, notifier_for, ask)
     if req.mode == "rollback" and outcomes and outcomes[0].status is RunStatus.ROLLED_BACK:
-        _mark_rolled_back(subject["id"], outcomes[0].run_id, inventory_path)
+        _mark_rolled_back(subject.id, outcomes[0].run_id, inventory_path)
     return outcomes
 
 
@@ -248,14 +252,14 @@ def _add_gate_failed(earlier: Earlier, the_plan: Plan) -> None:
     }
     for index, step in earlier.gate_failed.items():
         if index not in in_blocks:
-            earlier.done[index] = (step["run_id"], step["seq"])
+            earlier.done[index] = (step.run_id, step.seq)
             earlier.steps[index] = step
 
 
 def _undo_lines(earlier: Earlier) -> list[str]:
     """What `runbook rollback` would undo, as lines for a person to confirm."""
     return [
-        f"step {step['number']} {step['name']!r} (run {earlier.done[index][0]})"
+        f"step {step.number} {step.name!r} (run {earlier.done[index][0]})"
         for index, step in sorted(earlier.steps.items(), reverse=True)
         if index in earlier.done
     ]
@@ -280,25 +284,23 @@ def rollback(
         earlier = read_earlier(journal, run_id)
         run = earlier.run
         last = earlier.last
-        if run["status"] == "running" or last["status"] == "running":
-            busy = run if run["status"] == "running" else last
+        if RunStatus.RUNNING in (run.status, last.status):
+            busy = run if run.status is RunStatus.RUNNING else last
+            raise UsageError(f"run {busy.id} is still running (pid {busy.pid} on {busy.host})")
+        if RunStatus.ROLLED_BACK in (run.status, last.status):
+            raise UsageError(f"run {run.id} was already rolled back")
+        if run.mode in (RunMode.CHECK, RunMode.REHEARSE):
             raise UsageError(
-                f"run {busy['id']} is still running (pid {busy['pid']} on {busy['host']})"
-            )
-        if run["status"] == "rolled_back" or last["status"] == "rolled_back":
-            raise UsageError(f"run {run['id']} was already rolled back")
-        if run["mode"] in ("check", "rehearse"):
-            raise UsageError(
-                f"run {run['id']} was a {run['mode']}: it changed nothing to roll back"
+                f"run {run.id} was a {run.mode.value}: it changed nothing to roll back"
             )
         # A rollback that stopped part way is continued by the next one; a run
         # that was resumed is rolled back through its last resume.
-        if last["mode"] != "rollback" and not check:
+        if last.mode is not RunMode.ROLLBACK and not check:
             continues = _claim(earlier, "roll back")
         else:
-            continues = last["id"]
+            continues = last.id
         subject = earlier.subject
-        req = _request(subject, subject["id"], inventory_path, extra, force)
+        req = _request(subject, subject.id, inventory_path, extra, force)
         # A dry run is journaled as one: its own mode, and the undone run's
         # status left alone (nothing was undone).
         req.mode = "rollback-check" if check else "rollback"
@@ -313,14 +315,14 @@ def rollback(
     the_plan = _plan(prepared)
     _add_gate_failed(earlier, the_plan)
     if not earlier.done:
-        raise UsageError(f"run {run['id']} completed no step: there is nothing to roll back")
+        raise UsageError(f"run {run.id} completed no step: there is nothing to roll back")
     if not check and not confirm(_undo_lines(earlier)):
         raise Refused("rollback not confirmed (answer yes, or pass --yes); nothing was undone")
     _expand_done(earlier, the_plan)
-    resume = Resume(subject["id"], earlier.done, _runtime(earlier), earlier.undo_done)
+    resume = Resume(subject.id, earlier.done, _runtime(earlier, the_plan), earlier.undo_done)
     outcomes = _run_claimed(req, resume, make_reporter, prompter, ask=ask)
     if outcomes and outcomes[0].status is RunStatus.ROLLED_BACK and not check:
-        _mark_rolled_back(subject["id"], outcomes[0].run_id, inventory_path)
+        _mark_rolled_back(subject.id, outcomes[0].run_id, inventory_path)
     return outcomes
 
 

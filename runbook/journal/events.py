@@ -10,13 +10,14 @@ backend stores (runbook.journal.hashing), so both backends hash alike.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
 
 from runbook.errors import JournalError
 from runbook.journal import hashing
+from runbook.journal.records import RunRecord, StepRecord
 
 
 class Conflict(JournalError):
@@ -133,7 +134,7 @@ STEP_COLUMNS = (
 )
 
 
-def fold_steps(run_id: str, payloads: Iterable[str]) -> list[dict[str, Any]]:
+def fold_steps(run_id: str, payloads: Iterable[str]) -> list[StepRecord]:
     """A run's steps from its events' payloads, in event order: each step's
     first record inserts it, later ones update it."""
     steps: dict[int, dict[str, Any]] = {}
@@ -149,7 +150,7 @@ def fold_steps(run_id: str, payloads: Iterable[str]) -> list[dict[str, Any]]:
     out = []
     for seq in sorted(steps):
         step = {"run_id": run_id, "seq": seq, **dict.fromkeys(STEP_COLUMNS), **steps[seq]}
-        out.append(decode(step))
+        out.append(StepRecord.from_row(decode(step)))
     return out
 
 
@@ -161,13 +162,13 @@ def decode(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def unique_run(rows: list[dict[str, Any]], steps_of: Any) -> dict[str, Any] | None:
+def unique_run(
+    rows: list[dict[str, Any]], steps_of: Callable[[str], list[StepRecord]]
+) -> RunRecord | None:
     """The one run an id or prefix matched, with its steps (None: none, or several)."""
     if len(rows) != 1:
         return None
-    run = rows[0]
-    run["steps"] = steps_of(run["id"])
-    return run
+    return RunRecord.from_row(rows[0], steps_of(rows[0]["id"]))
 
 
 def planned_note_in(events: list[dict[str, Any]], delivery_id: int) -> dict[str, Any] | None:

@@ -38,13 +38,21 @@ from runbook.journal.events import (
     unique_run,
 )
 from runbook.journal.migrate import connect, migrate
-from runbook.journal.store import UNSENT, Row, StoreConfig
+from runbook.journal.records import (
+    UNSENT,
+    AuthorizationRecord,
+    DeliveryRecord,
+    EventRecord,
+    IncidentRecord,
+    RunRecord,
+    StepRecord,
+    first_of,
+    records_of,
+)
+from runbook.journal.store import StoreConfig
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-    from runbook.journal.checkpoint import Checkpoint, Signer
-    from runbook.journal.verify import Report
+    from runbook.journal.checkpoint import Signer
 
 JOURNAL_WIDE = ""  # the stream of everything that is not one run's own
 RUN_TABLES = ("runs", "steps")  # changes chained in their run's stream
@@ -259,7 +267,10 @@ class PostgresStore:
 
     # -- reading ---------------------------------------------------------------
 
-    def query(self, text: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
+    def query(
+        self, text: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[dict[str, Any]]:
+        """Rows by column name, JSON columns parsed."""
         try:
             with self.lock, self.conn.cursor(row_factory=dict_row) as cur:
                 cur.execute(text.encode(), params)  # our own SQL, never a user's
@@ -268,11 +279,11 @@ class PostgresStore:
             raise JournalError(f"cannot read the journal {self.where}: {exc}") from None
         return [decode(dict(r)) for r in rows]
 
-    def _one(self, text: str, params: Sequence[Any] = ()) -> Row | None:
+    def _one(self, text: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         rows = self.query(text, params)
         return rows[0] if rows else None
 
-    def run(self, run_id: str) -> Row | None:
+    def run(self, run_id: str) -> RunRecord | None:
         rows = self.query(
             "SELECT * FROM runs WHERE left(id, length(%s)) = %s ORDER BY started_at",
             (run_id, run_id),
@@ -287,8 +298,8 @@ class PostgresStore:
         status: str | None = None,
         since: str | None = None,
         limit: int = 50,
-    ) -> list[Row]:
-        return self.query(
+    ) -> list[RunRecord]:
+        rows = self.query(
             "SELECT * FROM runs WHERE (%(p)s::text IS NULL OR playbook = %(p)s)"
             " AND (%(t)s::text IS NULL OR target = %(t)s)"
             " AND (%(s)s::text IS NULL OR status = %(s)s)"
@@ -296,58 +307,68 @@ class PostgresStore:
             " ORDER BY started_at DESC LIMIT %(limit)s",
             {"p": playbook, "t": target, "s": status, "since": since, "limit": limit},
         )
+        return records_of(RunRecord, rows)
 
-    def running_on(self, host: str) -> list[Row]:
-        return self.query(
-            "SELECT id, pid, pid_started FROM runs WHERE status = 'running' AND host = %s", (host,)
-        )
+    def running_on(self, host: str) -> list[RunRecord]:
+        rows = self.query("SELECT * FROM runs WHERE status = 'running' AND host = %s", (host,))
+        return records_of(RunRecord, rows)
 
-    def continuation(self, run_id: str) -> Row | None:
-        return self._one(
+    def continuation(self, run_id: str) -> RunRecord | None:
+        rows = self.query(
             "SELECT * FROM runs WHERE continues = %s ORDER BY started_at LIMIT 1", (run_id,)
         )
+        return first_of(RunRecord, rows)
 
-    def steps(self, run_id: str) -> list[Row]:
+    def steps(self, run_id: str) -> list[StepRecord]:
         rows = self.query("SELECT payload FROM events WHERE stream = %s ORDER BY pos", (run_id,))
         return fold_steps(run_id, (r["payload"] for r in rows))
 
-    def incident(self, incident_id: int) -> Row | None:
-        return self._one("SELECT * FROM incidents WHERE id = %s", (incident_id,))
+    def incident(self, incident_id: int) -> IncidentRecord | None:
+        rows = self.query("SELECT * FROM incidents WHERE id = %s", (incident_id,))
+        return first_of(IncidentRecord, rows)
 
-    def open_incident(self, key: str) -> Row | None:
-        return self._one("SELECT * FROM incidents WHERE key = %s AND status <> 'resolved'", (key,))
+    def open_incident(self, key: str) -> IncidentRecord | None:
+        rows = self.query("SELECT * FROM incidents WHERE key = %s AND status <> 'resolved'", (key,))
+        return first_of(IncidentRecord, rows)
 
-    def incidents(self, *, only_open: bool) -> list[Row]:
-        return self.query(
+    def incidents(self, *, only_open: bool) -> list[IncidentRecord]:
+        rows = self.query(
             "SELECT * FROM incidents WHERE NOT %s OR status <> 'resolved' ORDER BY id DESC",
             (only_open,),
         )
+        return records_of(IncidentRecord, rows)
 
-    def incidents_due(self, now: str) -> list[Row]:
-        return self.query(
+    def incidents_due(self, now: str) -> list[IncidentRecord]:
+        rows = self.query(
             "SELECT * FROM incidents WHERE status = 'open' AND next_at IS NOT NULL"
             " AND next_at <= %s ORDER BY id",
             (now,),
         )
+        return records_of(IncidentRecord, rows)
 
-    def delivery(self, delivery_id: int) -> Row | None:
-        return self._one("SELECT * FROM deliveries WHERE id = %s", (delivery_id,))
+    def delivery(self, delivery_id: int) -> DeliveryRecord | None:
+        rows = self.query("SELECT * FROM deliveries WHERE id = %s", (delivery_id,))
+        return first_of(DeliveryRecord, rows)
 
-    def deliveries_of(self, incident_id: int) -> list[Row]:
-        return self.query(
+    def deliveries_of(self, incident_id: int) -> list[DeliveryRecord]:
+        rows = self.query(
             "SELECT * FROM deliveries WHERE incident_id = %s ORDER BY id", (incident_id,)
         )
+        return records_of(DeliveryRecord, rows)
 
-    def unsent_deliveries(self) -> list[Row]:
-        return self.query(
-            "SELECT * FROM deliveries WHERE status = ANY(%s) ORDER BY id", (list(UNSENT),)
+    def unsent_deliveries(self) -> list[DeliveryRecord]:
+        rows = self.query(
+            "SELECT * FROM deliveries WHERE status = ANY(%s) ORDER BY id",
+            ([status.value for status in UNSENT],),
         )
+        return records_of(DeliveryRecord, rows)
 
-    def loose_deliveries(self) -> list[Row]:
-        return self.query(
+    def loose_deliveries(self) -> list[DeliveryRecord]:
+        rows = self.query(
             "SELECT * FROM deliveries WHERE incident_id IS NULL AND status <> 'delivered'"
             " ORDER BY id"
         )
+        return records_of(DeliveryRecord, rows)
 
     def planned_note(self, run_id: str | None, delivery_id: int) -> dict[str, Any] | None:
         events = self.query(
@@ -357,12 +378,15 @@ class PostgresStore:
         )
         return planned_note_in(events, delivery_id)
 
-    def authorizations(self, playbook: str | None = None, target: str | None = None) -> list[Row]:
-        return self.query(
+    def authorizations(
+        self, playbook: str | None = None, target: str | None = None
+    ) -> list[AuthorizationRecord]:
+        rows = self.query(
             "SELECT * FROM authorizations WHERE (%(p)s::text IS NULL OR playbook = %(p)s)"
             " AND (%(t)s::text IS NULL OR target = %(t)s) ORDER BY granted_at DESC, id",
             {"p": playbook, "t": target},
         )
+        return records_of(AuthorizationRecord, rows)
 
     def head(self) -> tuple[int, str]:
         row = self._one("SELECT length, head FROM chains WHERE stream = %s", (JOURNAL_WIDE,))
@@ -376,30 +400,11 @@ class PostgresStore:
         )
         return checkpoint_in(row, "pos")
 
-    def events(self) -> list[Row]:
-        return self.query("SELECT * FROM events ORDER BY stream, pos")
+    def events(self) -> list[EventRecord]:
+        return records_of(EventRecord, self.query("SELECT * FROM events ORDER BY stream, pos"))
 
     def verify(self) -> list[str]:
         from runbook.journal.postgres_verify import verify_connection
 
         with self.lock:
             return verify_connection(self.conn).problems
-
-
-def verify_postgres(
-    config: StoreConfig,
-    checkpoint: Checkpoint | None = None,
-    public: Ed25519PublicKey | None = None,
-) -> Report:
-    """Verify the journal in PostgreSQL without creating or writing anything."""
-    from runbook.journal.postgres_verify import verify_connection
-    from runbook.journal.verify import Report
-
-    try:
-        conn = connect(config)
-    except JournalError as exc:
-        return Report([str(exc)])
-    try:
-        return verify_connection(conn, checkpoint, public)
-    finally:
-        conn.close()

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from runbook.errors import JournalError
 from runbook.journal import hashing
 from runbook.journal.events import TABLES
+from runbook.journal.migrate import connect
 from runbook.journal.postgres import JOURNAL_WIDE, SEALS, ends_run
 from runbook.journal.verify import Report, Verifier, compare_checkpoint, event_hash, parse_payload
 
@@ -24,8 +26,25 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     from runbook.journal.checkpoint import Checkpoint
+    from runbook.journal.store import StoreConfig
 
 _NEEDED = ("meta", "chains", "events", *TABLES)
+
+
+def verify_postgres(
+    config: StoreConfig,
+    checkpoint: Checkpoint | None = None,
+    public: Ed25519PublicKey | None = None,
+) -> Report:
+    """Verify the journal in PostgreSQL without creating or writing anything."""
+    try:
+        conn = connect(config)
+    except JournalError as exc:
+        return Report([str(exc)])
+    try:
+        return verify_connection(conn, checkpoint, public)
+    finally:
+        conn.close()
 
 
 def verify_connection(

@@ -26,10 +26,9 @@ def alive(pid: int | None, started: float | None) -> bool:
     return started is None or abs(now_started - started) < 1.0
 
 
-def statements_ended(step: dict[str, Any]) -> str:
+def statements_ended(counted: Any) -> str:
     """How far an autocommit step of several statements had got (each ended
-    one committed on its own), as its last progress record says."""
-    counted = step.get("statements")
+    one committed on its own), as its last progress record says (`statements`)."""
     if not isinstance(counted, dict):
         return ""
     done, total = counted.get("done", 0), counted.get("total", 0)
@@ -44,46 +43,44 @@ def mark_dead_runs(journal: JournalStore, clock: Clock) -> list[str]:
     host = socket.gethostname()
     dead = []
     for run in journal.running_on(host):
-        if alive(run["pid"], run["pid_started"]):
+        if alive(run.pid, run.pid_started):
             continue
         at = iso(clock.now())
-        steps = [s for s in journal.steps(run["id"]) if s["status"] == Status.RUNNING.value]
-        gone = f"the runbook process (pid {run['pid']}) is gone"
+        steps = [s for s in journal.steps(run.id) if s.status is Status.RUNNING]
+        gone = f"the runbook process (pid {run.pid}) is gone"
         reason = f"interrupted: {gone}"
         # The step it was in is the last one started that had not finished.
-        current = next(
-            (s for s in reversed(steps) if not s.get("ended_at")), steps[-1] if steps else None
-        )
-        where = f" during step {current['number']} {current['name']!r}" if current else ""
-        events = []
+        current = next((s for s in reversed(steps) if not s.ended_at), steps[-1] if steps else None)
+        where = f" during step {current.number} {current.name!r}" if current else ""
+        events: list[tuple[str, str | None, str, dict[str, Any]]] = []
         for s in steps:
             why, status = reason, Status.FAILED
-            if s.get("ended_at"):  # finished, waiting for its block's COMMIT
+            if s.ended_at:  # finished, waiting for its block's COMMIT
                 why = f"interrupted before its transaction committed: {gone}"
-            elif s.get("outside"):  # outside any transaction: it may have acted
+            elif s.outside:  # outside any transaction: it may have acted
                 status = Status.UNKNOWN
-                why = f"{reason}{statements_ended(s)} — outcome unknown: it cannot be transactional"
+                why = f"{reason}{statements_ended(s.statements)} — outcome unknown: it cannot be transactional"
             row = {
-                "run_id": run["id"],
-                "seq": s["seq"],
+                "run_id": run.id,
+                "seq": s.seq,
                 "status": status.value,
                 "reason": why,
                 "error": why,
-                "ended_at": s.get("ended_at") or at,
+                "ended_at": s.ended_at or at,
             }
             events.append(
-                (at, run["id"], "step.interrupted", {"table": "steps", "op": "update", "row": row})
+                (at, run.id, "step.interrupted", {"table": "steps", "op": "update", "row": row})
             )
         events.append(
             (
                 at,
-                run["id"],
+                run.id,
                 "run.interrupted",
                 {
                     "table": "runs",
                     "op": "update",
                     "row": {
-                        "id": run["id"],
+                        "id": run.id,
                         "status": RunStatus.INTERRUPTED.value,
                         "ended_at": at,
                         "exit_code": 130,
@@ -93,5 +90,5 @@ def mark_dead_runs(journal: JournalStore, clock: Clock) -> list[str]:
             )
         )
         journal.append(events)
-        dead.append(run["id"])
+        dead.append(run.id)
     return dead

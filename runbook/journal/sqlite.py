@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,9 +37,20 @@ from runbook.journal.events import (
     prepare,
     unique_run,
 )
-from runbook.journal.sqlite_schema import MIGRATIONS
+from runbook.journal.records import (
+    UNSENT,
+    AuthorizationRecord,
+    DeliveryRecord,
+    EventRecord,
+    IncidentRecord,
+    RunRecord,
+    StepRecord,
+    first_of,
+    records_of,
+)
 from runbook.journal.sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
-from runbook.journal.store import UNSENT, Row, StoreConfig
+from runbook.journal.sqlite_schema import set_up
+from runbook.journal.store import StoreConfig
 
 if TYPE_CHECKING:
     from runbook.journal.checkpoint import Signer
@@ -75,65 +85,12 @@ class Journal:
             # within a transaction") and an incident would be lost.
             self.lock = threading.RLock()
             self.db.execute("PRAGMA busy_timeout=30000")
-            self._set_up()
+            set_up(self.db, path)
         except (sqlite3.Error, OSError) as exc:
             raise JournalError(f"cannot open the journal {path}: {exc}") from None
 
     def close(self) -> None:
         self.db.close()
-
-    def _set_up(self) -> None:
-        """WAL mode and the schema. Two processes (or threads) opening a new
-        journal at once: switching to WAL can answer "database is locked" at
-        once, without waiting; it is tried again for as long as a write would wait."""
-        deadline = time.monotonic() + 30.0
-        while True:
-            try:
-                self.db.execute("PRAGMA journal_mode=WAL")
-                # NORMAL in WAL mode: a killed process loses nothing; only a
-                # power cut can lose the last transactions.
-                self.db.execute("PRAGMA synchronous=NORMAL")
-                self._migrate()
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def _version(self) -> int:
-        try:
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        except sqlite3.OperationalError:  # no meta table: a new journal
-            return 0
-        version = int(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            raise JournalError(
-                f"journal {self.path} has schema version {version}; this runbook knows {SCHEMA_VERSION}; upgrade runbook"
-            )
-        return version
-
-    def _migrate(self) -> None:
-        # The usual case, a journal already up to date, takes no write lock:
-        # `history` and `show` do not wait for a run's writes, and a run's
-        # start-up writes nothing it does not need to.
-        if self._version() == SCHEMA_VERSION:
-            return
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            version = self._version()  # again, under the lock: another process may have migrated
-            for number in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-            self.db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
 
     # -- writing --------------------------------------------------------------
 
@@ -279,7 +236,8 @@ class Journal:
     def where(self) -> str:
         return str(self.path)
 
-    def query(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        """Rows by column name, JSON columns parsed."""
         try:
             with self.lock:
                 rows = self.db.execute(sql, tuple(params)).fetchall()
@@ -287,11 +245,11 @@ class Journal:
             raise JournalError(f"cannot read the journal {self.path}: {exc}") from None
         return [decode(dict(r)) for r in rows]
 
-    def _one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+    def _one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
-    def run(self, run_id: str) -> Row | None:
+    def run(self, run_id: str) -> RunRecord | None:
         rows = self.query(
             # A unique prefix names a run too (compared as text: no LIKE wildcards).
             "SELECT * FROM runs WHERE substr(id, 1, length(?)) = ? ORDER BY started_at",
@@ -307,7 +265,7 @@ class Journal:
         status: str | None = None,
         since: str | None = None,
         limit: int = 50,
-    ) -> list[Row]:
+    ) -> list[RunRecord]:
         clauses, params = [], []
         for column, value in (("playbook", playbook), ("target", target), ("status", status)):
             if value is not None:
@@ -317,25 +275,32 @@ class Journal:
             clauses.append("started_at >= ?")
             params.append(since)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        return self.query(
-            f"SELECT * FROM runs {where} ORDER BY started_at DESC LIMIT ?", [*params, limit]
+        return records_of(
+            RunRecord,
+            self.query(
+                f"SELECT * FROM runs {where} ORDER BY started_at DESC LIMIT ?", [*params, limit]
+            ),
         )
 
-    def running_on(self, host: str) -> list[Row]:
-        return self.query(
-            "SELECT id, pid, pid_started FROM runs WHERE status = 'running' AND host = ?", (host,)
+    def running_on(self, host: str) -> list[RunRecord]:
+        return records_of(
+            RunRecord,
+            self.query("SELECT * FROM runs WHERE status = 'running' AND host = ?", (host,)),
         )
 
-    def continuation(self, run_id: str) -> Row | None:
-        return self._one(
-            # Resumes recorded before `continues` existed name their run as parent.
-            "SELECT * FROM runs WHERE continues = ?"
-            " OR (continues IS NULL AND mode = 'resume' AND parent_run = ?)"
-            " ORDER BY continues IS NULL, started_at LIMIT 1",
-            (run_id, run_id),
+    def continuation(self, run_id: str) -> RunRecord | None:
+        return first_of(
+            RunRecord,
+            self.query(
+                # Resumes recorded before `continues` existed name their run as parent.
+                "SELECT * FROM runs WHERE continues = ?"
+                " OR (continues IS NULL AND mode = 'resume' AND parent_run = ?)"
+                " ORDER BY continues IS NULL, started_at LIMIT 1",
+                (run_id, run_id),
+            ),
         )
 
-    def steps(self, run_id: str) -> list[Row]:
+    def steps(self, run_id: str) -> list[StepRecord]:
         """A run's steps: the fold of its `steps` events, in order."""
         try:
             with self.lock:
@@ -346,39 +311,51 @@ class Journal:
             raise JournalError(f"cannot read the journal {self.path}: {exc}") from None
         return fold_steps(run_id, (payload for (payload,) in rows))
 
-    def incident(self, incident_id: int) -> Row | None:
-        return self._one("SELECT * FROM incidents WHERE id = ?", (incident_id,))
+    def incident(self, incident_id: int) -> IncidentRecord | None:
+        rows = self.query("SELECT * FROM incidents WHERE id = ?", (incident_id,))
+        return first_of(IncidentRecord, rows)
 
-    def open_incident(self, key: str) -> Row | None:
-        return self._one("SELECT * FROM incidents WHERE key = ? AND status != 'resolved'", (key,))
+    def open_incident(self, key: str) -> IncidentRecord | None:
+        rows = self.query("SELECT * FROM incidents WHERE key = ? AND status != 'resolved'", (key,))
+        return first_of(IncidentRecord, rows)
 
-    def incidents(self, *, only_open: bool) -> list[Row]:
+    def incidents(self, *, only_open: bool) -> list[IncidentRecord]:
         where = "WHERE status != 'resolved'" if only_open else ""
-        return self.query(f"SELECT * FROM incidents {where} ORDER BY id DESC")
+        return records_of(
+            IncidentRecord, self.query(f"SELECT * FROM incidents {where} ORDER BY id DESC")
+        )
 
-    def incidents_due(self, now: str) -> list[Row]:
-        return self.query(
+    def incidents_due(self, now: str) -> list[IncidentRecord]:
+        rows = self.query(
             "SELECT * FROM incidents WHERE status = 'open' AND next_at IS NOT NULL"
             " AND next_at <= ? ORDER BY id",
             (now,),
         )
+        return records_of(IncidentRecord, rows)
 
-    def delivery(self, delivery_id: int) -> Row | None:
-        return self._one("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
+    def delivery(self, delivery_id: int) -> DeliveryRecord | None:
+        rows = self.query("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
+        return first_of(DeliveryRecord, rows)
 
-    def deliveries_of(self, incident_id: int) -> list[Row]:
-        return self.query(
+    def deliveries_of(self, incident_id: int) -> list[DeliveryRecord]:
+        rows = self.query(
             "SELECT * FROM deliveries WHERE incident_id = ? ORDER BY id", (incident_id,)
         )
+        return records_of(DeliveryRecord, rows)
 
-    def unsent_deliveries(self) -> list[Row]:
-        return self.query("SELECT * FROM deliveries WHERE status IN (?, ?) ORDER BY id", UNSENT)
+    def unsent_deliveries(self) -> list[DeliveryRecord]:
+        rows = self.query(
+            "SELECT * FROM deliveries WHERE status IN (?, ?) ORDER BY id",
+            [status.value for status in UNSENT],
+        )
+        return records_of(DeliveryRecord, rows)
 
-    def loose_deliveries(self) -> list[Row]:
-        return self.query(
+    def loose_deliveries(self) -> list[DeliveryRecord]:
+        rows = self.query(
             "SELECT * FROM deliveries WHERE incident_id IS NULL AND status != 'delivered'"
             " ORDER BY id"
         )
+        return records_of(DeliveryRecord, rows)
 
     def planned_note(self, run_id: str | None, delivery_id: int) -> dict[str, Any] | None:
         events = self.query(
@@ -388,12 +365,15 @@ class Journal:
         )
         return planned_note_in(events, delivery_id)
 
-    def authorizations(self, playbook: str | None = None, target: str | None = None) -> list[Row]:
-        return self.query(
+    def authorizations(
+        self, playbook: str | None = None, target: str | None = None
+    ) -> list[AuthorizationRecord]:
+        rows = self.query(
             "SELECT * FROM authorizations WHERE (? IS NULL OR playbook = ?)"
             " AND (? IS NULL OR target = ?) ORDER BY granted_at DESC, id",
             (playbook, playbook, target, target),
         )
+        return records_of(AuthorizationRecord, rows)
 
     def head(self) -> tuple[int, str]:
         row = self._one("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
@@ -406,8 +386,10 @@ class Journal:
         )
         return checkpoint_in(row, "seq")
 
-    def events(self) -> list[Row]:
-        return self.query("SELECT * FROM events ORDER BY seq")
+    def events(self) -> list[EventRecord]:
+        return [
+            EventRecord.from_row(row) for row in self.query("SELECT * FROM events ORDER BY seq")
+        ]
 
     def verify(self) -> list[str]:
         """Problems found: a broken chain, or tables that disagree with the events."""
@@ -417,10 +399,10 @@ class Journal:
             return verify_connection(self.db).problems
 
 
-EventRecord = tuple[int, str, "str | None", str, str, str]  # seq, at, run_id, kind, payload, hash
+CopiedEvent = tuple[int, str, "str | None", str, str, str]  # seq, at, run_id, kind, payload, hash
 
 
-def read_events(path: Path, size: int = 500) -> Iterator[list[EventRecord]]:
+def read_events(path: Path, size: int = 500) -> Iterator[list[CopiedEvent]]:
     """A journal file's events in order, in batches, read without creating,
     migrating or writing it (`runbook journal copy`)."""
     from runbook.journal.verify import connect_reading

@@ -1,11 +1,17 @@
 """The journal's tables, and the migrations that bring an older journal up to date.
 
 Each journal records its `schema_version` in `meta`; opening one applies the
-migrations after it, in one transaction (runbook.journal.sqlite). A migration is only
+migrations after it, in one transaction (`set_up`). A migration is only
 ever added, never changed: journals written by every earlier version must open.
 """
 
 from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from runbook.errors import JournalError
 
 SCHEMA_VERSION = 5
 
@@ -126,3 +132,59 @@ MIGRATIONS: dict[int, str] = {
     CREATE INDEX IF NOT EXISTS authorizations_of ON authorizations (playbook, target)
     """,
 }
+
+
+def set_up(db: sqlite3.Connection, path: Path) -> None:
+    """WAL mode and the schema. Two processes (or threads) opening a new
+    journal at once: switching to WAL can answer "database is locked" at
+    once, without waiting; it is tried again for as long as a write would wait."""
+    deadline = time.monotonic() + 30.0
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a killed process loses nothing; only a
+            # power cut can lose the last transactions.
+            db.execute("PRAGMA synchronous=NORMAL")
+            _migrate(db, path)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _version(db: sqlite3.Connection, path: Path) -> int:
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.OperationalError:  # no meta table: a new journal
+        return 0
+    version = int(row[0]) if row else 0
+    if version > SCHEMA_VERSION:
+        raise JournalError(
+            f"journal {path} has schema version {version}; this runbook knows {SCHEMA_VERSION}; upgrade runbook"
+        )
+    return version
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    # The usual case, a journal already up to date, takes no write lock:
+    # `history` and `show` do not wait for a run's writes, and a run's
+    # start-up writes nothing it does not need to.
+    if _version(db, path) == SCHEMA_VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        version = _version(db, path)  # again, under the lock: another process may have migrated
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[number].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise

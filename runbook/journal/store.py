@@ -6,13 +6,12 @@ every SQL statement against the journal lives in a backend
 inventory's journal is (the inventory's `journal:`, or $RUNBOOK_JOURNAL: a file
 path, or a postgresql:// DSN), `open_store` opens it.
 
-Rows are returned as dicts keyed by column (JSON columns parsed); the record
-types below name their columns and the statuses they take.
+Reads return typed records (runbook.journal.records): each backend turns its
+rows into them with the record types' `from_row`.
 """
 
 from __future__ import annotations
 
-import enum
 import os
 import re
 from dataclasses import dataclass
@@ -21,6 +20,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from runbook.errors import UsageError
 from runbook.journal.events import Prepared
+from runbook.journal.records import (
+    AuthorizationRecord,
+    DeliveryRecord,
+    EventRecord,
+    IncidentRecord,
+    RunRecord,
+    StepRecord,
+)
 from runbook.redact import redact_dsn
 
 if TYPE_CHECKING:
@@ -32,25 +39,6 @@ if TYPE_CHECKING:
 
 ENV = "RUNBOOK_JOURNAL"
 _DSN = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
-
-Row = dict[str, Any]  # a run, step, incident or delivery: columns by name
-
-
-class IncidentStatus(enum.Enum):
-    OPEN = "open"
-    ACKNOWLEDGED = "acknowledged"
-    RESOLVED = "resolved"
-
-
-class DeliveryStatus(enum.Enum):
-    PENDING = "pending"
-    RETRYING = "retrying"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-
-
-# Deliveries still to send (by whoever holds them, or a later tick).
-UNSENT = (DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value)
 
 
 @dataclass(frozen=True)
@@ -97,7 +85,7 @@ class JournalStore(Protocol):
 
     # -- runs and steps --------------------------------------------------------
 
-    def run(self, run_id: str) -> Row | None:
+    def run(self, run_id: str) -> RunRecord | None:
         """A run by id or unique prefix, with its steps."""
         ...
 
@@ -109,45 +97,45 @@ class JournalStore(Protocol):
         status: str | None = None,
         since: str | None = None,
         limit: int = 50,
-    ) -> list[Row]:
-        """Runs, newest first."""
+    ) -> list[RunRecord]:
+        """Runs (without their steps), newest first."""
         ...
 
-    def running_on(self, host: str) -> list[Row]:
-        """Runs this host recorded as running (id, pid, pid_started)."""
+    def running_on(self, host: str) -> list[RunRecord]:
+        """Runs this host recorded as running."""
         ...
 
-    def continuation(self, run_id: str) -> Row | None:
+    def continuation(self, run_id: str) -> RunRecord | None:
         """The run that resumed or rolled back `run_id`, if one did."""
         ...
 
-    def steps(self, run_id: str) -> list[Row]: ...
+    def steps(self, run_id: str) -> list[StepRecord]: ...
 
     # -- incidents and deliveries ------------------------------------------------
 
-    def incident(self, incident_id: int) -> Row | None: ...
+    def incident(self, incident_id: int) -> IncidentRecord | None: ...
 
-    def open_incident(self, key: str) -> Row | None:
+    def open_incident(self, key: str) -> IncidentRecord | None:
         """The incident not yet resolved with this key."""
         ...
 
-    def incidents(self, *, only_open: bool) -> list[Row]:
+    def incidents(self, *, only_open: bool) -> list[IncidentRecord]:
         """Newest first; `only_open`: not resolved."""
         ...
 
-    def incidents_due(self, now: str) -> list[Row]:
+    def incidents_due(self, now: str) -> list[IncidentRecord]:
         """Open incidents whose next escalation step is due."""
         ...
 
-    def delivery(self, delivery_id: int) -> Row | None: ...
+    def delivery(self, delivery_id: int) -> DeliveryRecord | None: ...
 
-    def deliveries_of(self, incident_id: int) -> list[Row]: ...
+    def deliveries_of(self, incident_id: int) -> list[DeliveryRecord]: ...
 
-    def unsent_deliveries(self) -> list[Row]:
+    def unsent_deliveries(self) -> list[DeliveryRecord]:
         """Deliveries pending or retrying, oldest first."""
         ...
 
-    def loose_deliveries(self) -> list[Row]:
+    def loose_deliveries(self) -> list[DeliveryRecord]:
         """Deliveries of no incident (notify steps') not delivered."""
         ...
 
@@ -155,7 +143,9 @@ class JournalStore(Protocol):
         """The notification a delivery was planned with (in its event)."""
         ...
 
-    def authorizations(self, playbook: str | None = None, target: str | None = None) -> list[Row]:
+    def authorizations(
+        self, playbook: str | None = None, target: str | None = None
+    ) -> list[AuthorizationRecord]:
         """Standing authorizations (revoked ones too), newest first."""
         ...
 
@@ -169,7 +159,7 @@ class JournalStore(Protocol):
         """(position, checkpoint data) of the last checkpoint recorded."""
         ...
 
-    def events(self) -> list[Row]:
+    def events(self) -> list[EventRecord]:
         """Every event, in the order each chain appended them."""
         ...
 
@@ -224,7 +214,7 @@ def verify_journal(
 ) -> Report:
     """The journal checked without writing to it (runbook.journal.verify)."""
     if config.backend == "postgresql":
-        from runbook.journal.postgres import verify_postgres
+        from runbook.journal.postgres_verify import verify_postgres
 
         return verify_postgres(config, checkpoint, public)
     from runbook.journal.verify import verify_file

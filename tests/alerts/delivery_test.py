@@ -9,10 +9,18 @@ import sys
 import time
 
 from runbook.alerts.delivery import Holder, abandoned, reason
+from runbook.journal.records import DeliveryRecord
 
 
-def _row(error: str | None, status: str = "pending") -> dict[str, object]:
-    return {"status": status, "error": error}
+def _row(error: str | None, status: str = "pending") -> DeliveryRecord:
+    return DeliveryRecord.from_row(
+        {
+            "id": 1, "incident_id": None, "run_id": None, "channel": "log", "event": "notify",
+            "level": None, "status": status, "attempts": 1, "error": error,
+            "created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-01T00:00:00.000Z",
+            "dedupe": None,
+        }
+    )  # fmt: skip
 
 
 def test_a_live_holder_on_this_host_keeps_its_delivery() -> None:

@@ -40,8 +40,8 @@ def test_grant_revoke_and_consent_verify(project: Project) -> None:
     journal = project.journal()
     try:
         [row] = journal.authorizations("fix", "db")
-        assert row["id"] == auth_id and row["reason"] == "nightly"
-        assert row["granted_by"] == "tester" and row["revoked_by"] == "tester"
+        assert row.id == auth_id and row.reason == "nightly"
+        assert row.granted_by == "tester" and row.revoked_by == "tester"
         assert journal.verify() == []
     finally:
         journal.close()

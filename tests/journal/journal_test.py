@@ -11,6 +11,7 @@ import pytest
 from runbook.clock import Clock
 from runbook.journal import reconcile
 from runbook.journal.sqlite import SCHEMA_VERSION, Journal
+from runbook.outcome import RunStatus, Status
 
 from ..conftest import Project
 
@@ -109,9 +110,9 @@ def test_dead_run_is_marked_interrupted_at_its_step(project: Project) -> None:
     )  # fmt: skip
     assert reconcile.mark_dead_runs(journal, Clock()) == ["dead"]
     dead = journal.run("dead")
-    assert dead is not None and dead["status"] == "interrupted" and dead["exit_code"] == 130
-    assert "during step 1 'Long one'" in dead["reason"]
-    assert dead["steps"][0]["status"] == "failed"
+    assert dead is not None and dead.status is RunStatus.INTERRUPTED and dead.exit_code == 130
+    assert "during step 1 'Long one'" in (dead.reason or "")
+    assert dead.steps is not None and dead.steps[0].status is Status.FAILED
     assert journal.verify() == []
     assert reconcile.mark_dead_runs(journal, Clock()) == []  # once only
     journal.close()
@@ -172,8 +173,8 @@ def test_any_value_a_step_can_hold_is_recorded_and_verifies(tmp_path: Path) -> N
         ]
     )  # fmt: skip
     (step,) = journal.steps("r")
-    assert step["name"] == "ü" and step["status"] == "ok"
-    assert step["params"] == [2**70] and step["result"] == values
+    assert step.name == "ü" and step.status is Status.OK
+    assert step.params == [2**70] and step.result == values
     assert journal.verify() == []
     journal.close()
 

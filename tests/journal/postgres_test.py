@@ -124,7 +124,7 @@ def test_many_threads_and_processes_write_at_once_and_lose_nothing(pg_journal: s
     store = open_store(_config(pg_journal))
     try:
         assert store.verify() == []
-        assert [s["name"] for s in store.steps("p1-14")] == ["s1", "s2"]
+        assert [s.name for s in store.steps("p1-14")] == ["s1", "s2"]
     finally:
         store.close()
 
@@ -237,7 +237,8 @@ def test_journal_copy_moves_a_sqlite_journal_once_and_verifies(
     monkeypatch.setenv("RUNBOOK_JOURNAL", pg_journal)
     copied = open_store(_config(pg_journal))
     try:
-        assert [copied.run(r["id"]) for r in reversed(copied.runs())] == sqlite_runs
+        runs = [copied.run(r.id) for r in reversed(copied.runs())]
+        assert [run.as_dict() for run in runs if run is not None] == sqlite_runs
     finally:
         copied.close()
     # The copy is a journal like any other: runs go on in it.
