@@ -27,6 +27,10 @@ class Notifier(Protocol):
         to: list[str],
     ) -> list[dict[str, Any]]: ...
 
+    def recovered(self, keys: set[str]) -> None:
+        """Resolve the open incidents of these (passed) gates' keys."""
+        ...
+
     def escalate(
         self,
         key: str,

@@ -343,6 +343,9 @@ class Policy:
     loc: Loc
     threshold: str = "WARNING"
     description: str = ""
+    # A gate failing again this soon after it recovered reopens its incident,
+    # counted, without paging again (None: a new incident, paged).
+    flap_window: float | None = None
 
 
 @dataclass(frozen=True)

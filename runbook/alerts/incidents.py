@@ -27,6 +27,10 @@ from runbook.journal.store import JournalStore, StoreConfig, open_store
 from runbook.model import Channel, Inventory
 from runbook.redact import Redactor
 
+# Who resolves an incident whose gate passed again (runbook.alerts.notifier):
+# only such an incident reopens on a flap; one a person resolved does not.
+RECOVERED_BY = "runbook (its gate passed again)"
+
 
 @dataclass
 class Store:
@@ -100,6 +104,9 @@ class Store:
         now = self.now()
         existing = self.open_by_key(key)
         if existing is None:
+            flapped = self._reopen(key, policy, message, run_id, now)
+            if flapped is not None:
+                return flapped, False
             row = {
                 "key": key, "playbook": playbook, "gate": gate, "target": target, "policy": policy,
                 "severity": severity, "status": "open", "title": f"{playbook}: {gate} on {target}",
@@ -134,6 +141,39 @@ class Store:
         incident = self.get(existing.id)
         assert incident is not None
         return incident, False
+
+    def _reopen(
+        self, key: str, policy: str, message: str, run_id: str | None, now: str
+    ) -> IncidentRecord | None:
+        """A gate failing again within the policy's flap_window of recovering:
+        its incident reopens where it was, counted, and pages no one again
+        (the levels it reached stay reached). None if it is not a flap."""
+        window = getattr(self.inventory.policies.get(policy), "flap_window", None)
+        if not window:
+            return None
+        last = self.journal.last_resolved(key)
+        if last is None or last.resolved_at is None or last.resolved_by != RECOVERED_BY:
+            return None  # resolved by a person: failing again is news
+        if parse_iso(now) - parse_iso(last.resolved_at) > timedelta(seconds=window):
+            return None
+        update: dict[str, Any] = {
+            "id": last.id, "status": "open", "resolved_at": None, "resolved_by": None,
+            "resolution": None, "occurrences": last.occurrences + 1, "updated_at": now,
+            "last_run": run_id, "message": self.redactor.text(message),
+            "next_at": self._next_at(self._timeline(policy, last.severity), last.opened_at, last.level),
+        }  # fmt: skip
+        try:
+            self.journal.append(
+                [
+                    self.change(
+                        "incidents", "update", update, "incident.flap", run_id,
+                        expect={"status": "resolved"},
+                    )
+                ]
+            )  # fmt: skip
+        except Conflict:  # reopened, or another incident opened, meanwhile
+            return None
+        return last.changed(update)
 
     def due(self, incident: IncidentRecord) -> list[Stop]:
         """Stops not yet done whose time has come (an acknowledged incident has none)."""
@@ -278,12 +318,10 @@ class Store:
                 "updated_at": now,
             }
             event = "resolve"
+        sent = self.deliveries(incident_id)
+        already = {d.channel for d in sent if d.event == event}  # a reopened incident's second end
         told = sorted(
-            {
-                d.channel
-                for d in self.deliveries(incident_id)
-                if d.event not in ("acknowledge", "resolve")
-            }
+            {d.channel for d in sent if d.event not in ("acknowledge", "resolve")} - already
         )
         incident = incident.changed(update)
         message = f"{event}d by {by}" + (f": {note}" if note else "")

@@ -10,8 +10,9 @@ from typing import Any
 from runbook.alerts import delivery
 from runbook.alerts.delivery import Delivery
 from runbook.alerts.escalation import at_or_above
-from runbook.alerts.incidents import Store
+from runbook.alerts.incidents import RECOVERED_BY, Store
 from runbook.clock import iso
+from runbook.journal.events import Conflict
 from runbook.model import Inventory, seconds
 
 DEFAULT_GRACE = 2.0  # seconds a run waits for its deliveries at most
@@ -173,6 +174,43 @@ class Escalator:
             record["deliveries"], _ = self._send(deliveries)
         self.events.append(record)
         return {"id": incident.id, "state": record["state"]}
+
+    def recovered(self, keys: set[str]) -> None:
+        """Resolve the open incidents of gates that passed in this run, telling
+        every channel that was paged (PagerDuty gets its resolve event). Never
+        raises: a run is not broken by its notifications."""
+        try:
+            recovering = [i for i in self.store.journal.incidents(only_open=True) if i.key in keys]
+        except Exception as exc:
+            self.events.append(
+                {
+                    "incident": "?",
+                    "key": "",
+                    "severity": "",
+                    "state": f"not checked for recovery: {exc}",
+                }
+            )
+            return
+        for incident in recovering:
+            note = f"the gate passed again in run {self.run_id}"
+            record: dict[str, Any] = {
+                "incident": incident.id,
+                "key": incident.key,
+                "severity": incident.severity,
+                "state": "resolved: its gate passed again",
+            }
+            try:
+                _, deliveries = self.store.settle(
+                    incident.id, "resolved", RECOVERED_BY, note, self.run_id
+                )
+            except (ValueError, KeyError, Conflict):
+                continue  # resolved by someone else meanwhile
+            except Exception as exc:
+                record["state"] = f"could not be resolved: {exc}"
+                deliveries = []
+            if deliveries:
+                record["deliveries"], _ = self._send(deliveries)
+            self.events.append(record)
 
     def notify(
         self,

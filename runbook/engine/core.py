@@ -105,10 +105,25 @@ class Engine:
         )
         if o.notifier is not None:
             with contextlib.suppress(Exception):  # notifying never breaks a run
+                o.notifier.recovered(self._passed_gate_keys(outcome))
+            with contextlib.suppress(Exception):
                 outcome.notifications = o.notifier.finish()
         self.recorder.run_finished(outcome)
         self.reporter.run_finished(outcome)
         return outcome
+
+    def _passed_gate_keys(self, outcome: RunOutcome) -> set[str]:
+        """The incident keys of the gates that passed (and of none that failed):
+        their open incidents have recovered."""
+        name, target = self.plan.playbook.name, self.plan.target.name
+        passed: set[str] = set()
+        failed: set[str] = set()
+        for step in outcome.steps:
+            if step.undoes is not None:
+                continue
+            for gate in step.gates:
+                (passed if gate.passed else failed).add(f"{name}:{gate.name}:{target}")
+        return passed - failed
 
     def _restore(self) -> None:
         """A resume (or rollback) starts from what the earlier run completed."""

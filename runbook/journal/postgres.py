@@ -331,6 +331,13 @@ class PostgresStore:
         rows = self.query("SELECT * FROM incidents WHERE key = %s AND status <> 'resolved'", (key,))
         return first_of(IncidentRecord, rows)
 
+    def last_resolved(self, key: str) -> IncidentRecord | None:
+        rows = self.query(
+            "SELECT * FROM incidents WHERE key = %s AND status = 'resolved' ORDER BY id DESC LIMIT 1",
+            (key,),
+        )
+        return first_of(IncidentRecord, rows)
+
     def incidents(self, *, only_open: bool) -> list[IncidentRecord]:
         rows = self.query(
             "SELECT * FROM incidents WHERE NOT %s OR status <> 'resolved' ORDER BY id DESC",

@@ -319,6 +319,13 @@ class Journal:
         rows = self.query("SELECT * FROM incidents WHERE key = ? AND status != 'resolved'", (key,))
         return first_of(IncidentRecord, rows)
 
+    def last_resolved(self, key: str) -> IncidentRecord | None:
+        rows = self.query(
+            "SELECT * FROM incidents WHERE key = ? AND status = 'resolved' ORDER BY id DESC LIMIT 1",
+            (key,),
+        )
+        return first_of(IncidentRecord, rows)
+
     def incidents(self, *, only_open: bool) -> list[IncidentRecord]:
         where = "WHERE status != 'resolved'" if only_open else ""
         return records_of(

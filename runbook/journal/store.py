@@ -119,6 +119,10 @@ class JournalStore(Protocol):
         """The incident not yet resolved with this key."""
         ...
 
+    def last_resolved(self, key: str) -> IncidentRecord | None:
+        """The incident with this key resolved last (a flap reopens it)."""
+        ...
+
     def incidents(self, *, only_open: bool) -> list[IncidentRecord]:
         """Newest first; `only_open`: not resolved."""
         ...

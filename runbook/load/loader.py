@@ -383,6 +383,7 @@ def _policy(doc: Document, name: str, data: dict[str, Any]) -> Policy:
         loc=loc(doc, ("policies", name), key=True),
         threshold=data.get("threshold", "WARNING"),
         description=data.get("description", ""),
+        flap_window=seconds(data.get("flap_window")),
     )
 
 
