@@ -92,11 +92,11 @@ def export(
     inv = load_inventory(inventory, Path.cwd())
     upto = checkpoint.read(checkpoint_file).count if checkpoint_file else None
     config = config_for(inv)
-    if config.path is None:
-        raise UsageError(
-            "runbook journal export reads a SQLite journal; a PostgreSQL journal is verified"
-            " in place (runbook journal verify)"
-        )
+    if config.backend == "postgresql":
+        from runbook.journal import postgres_export
+
+        return postgres_export.export(config, run_ids, upto)
+    assert config.path is not None
     return exports.export(config.path, run_ids, upto)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runbook.errors import InputError, JournalError
-from runbook.journal import hashing
+from runbook.journal import hashing, postgres_export
 from runbook.journal.verify import Report, compare_checkpoint, connect_reading
 
 if TYPE_CHECKING:
@@ -82,6 +82,8 @@ def _export(db: sqlite3.Connection, run_ids: list[str], upto: int | None) -> dic
 def verify(doc: Any, checkpoint: Checkpoint, public: Ed25519PublicKey | None) -> Report:
     """An export checked against a checkpoint (whose count it must reach)."""
     report = Report()
+    if isinstance(doc, dict) and doc.get("format") == postgres_export.FORMAT:
+        return postgres_export.verify(doc, checkpoint, public, _digest)
     if not (isinstance(doc, dict) and doc.get("format") == FORMAT):
         report.problems.append(f'not a runbook journal export (no "format": {FORMAT!r})')
         return report

@@ -7,6 +7,7 @@ tests/conftest.py parametrizes them.)
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import threading
 from pathlib import Path
@@ -301,3 +302,43 @@ def test_an_unreachable_journal_is_an_error_that_names_it_without_its_password(
     assert result.exit_code != 0
     assert "cannot open the journal postgresql://ops:***@127.0.0.1:9/journal" in result.output
     assert "s3cret" not in result.output and "Traceback" not in result.output
+
+
+def test_an_export_of_one_run_verifies_against_the_checkpoint_alone(
+    project: Project, pg_journal: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("RUNBOOK_JOURNAL", pg_journal)
+    key = tmp_path / "keys" / "journal.pem"
+    assert project.run("journal", "keygen", "--out", str(key)).exit_code == 0
+    monkeypatch.setenv("RUNBOOK_JOURNAL_KEY_FILE", str(key))
+    project.playbook(BOOK)
+    for _ in range(3):
+        assert project.run("run", "playbooks/p.yaml").exit_code == 0
+    kept = tmp_path / "cp.json"
+    kept.write_text(project.run("journal", "checkpoint").stdout)
+    store = open_store(_config(pg_journal))
+    middle = [r.id for r in reversed(store.runs())][1]
+    store.close()
+    result = project.run("journal", "export", middle, "--checkpoint", str(kept))
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["runs"] == [middle] and list(doc["chains"]) == [middle]
+    assert all(set(e) == {"seq", "digest"} for e in doc["events"] if "payload" not in e)
+    exported = tmp_path / "export.json"
+    exported.write_text(result.stdout)
+    public = key.with_name(key.name + ".pub")
+    args = ("--export", str(exported), "--checkpoint", str(kept), "--public-key", str(public))
+    # Another machine, no journal: only the export, the checkpoint and the public key.
+    monkeypatch.delenv("RUNBOOK_JOURNAL")
+    verified = project.run("journal", "verify", *args)
+    assert verified.exit_code == 0, verified.output
+    assert "the signature holds" in verified.stdout
+    # A step's status changed in the export: its run no longer matches its seal.
+    for event in doc["chains"][middle]:
+        row = event["payload"].get("row", {})
+        if row.get("status") == "ok":
+            row["status"] = "failed"
+            break
+    exported.write_text(json.dumps(doc))
+    verified = project.run("journal", "verify", *args)
+    assert verified.exit_code == 1 and "differ from its seal" in verified.stdout
