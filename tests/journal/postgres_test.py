@@ -342,3 +342,23 @@ def test_an_export_of_one_run_verifies_against_the_checkpoint_alone(
     exported.write_text(json.dumps(doc))
     verified = project.run("journal", "verify", *args)
     assert verified.exit_code == 1 and "differ from its seal" in verified.stdout
+
+
+def test_every_run_with_the_key_ends_in_a_signed_checkpoint(
+    project: Project, pg_journal: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("RUNBOOK_JOURNAL", pg_journal)
+    key = tmp_path / "keys" / "journal.pem"
+    assert project.run("journal", "keygen", "--out", str(key)).exit_code == 0
+    monkeypatch.setenv("RUNBOOK_JOURNAL_KEY_FILE", str(key))
+    project.playbook(BOOK)
+    store = open_store(_config(pg_journal))
+    try:
+        for runs in (1, 2):
+            assert project.run("run", "playbooks/p.yaml").exit_code == 0
+            found = store.latest_checkpoint()
+            # Each run's seal, then its checkpoint: the journal-wide chain so far.
+            assert found is not None and found[1]["count"] == 2 * runs - 1
+        assert store.verify() == []
+    finally:
+        store.close()
