@@ -215,7 +215,7 @@ def report(server: embedded.Server, work: Path, repeats: int) -> None:
 
     embedded.ensure_database(server, "bench_journal")
     journal = server.database_dsn("bench_journal")
-    os.environ["RUNBOOK_JOURNAL"] = _url(journal)
+    os.environ["RUNBOOK_JOURNAL"] = journal  # a key=value DSN is taken as it is
     try:
         pg_engine_ms, pg_plain_ms, pg_ratios = in_process(work, dsn, repeats)
     finally:
@@ -284,17 +284,6 @@ def report(server: embedded.Server, work: Path, repeats: int) -> None:
     print(
         f"| ratio, journal in PostgreSQL (interquartile range) | {summary['pg_journal_in_process_slope_1000_ratio']:.2f}x ({low:.2f}-{high:.2f}) | 1.00x |"
     )
-
-
-def _url(dsn: str) -> str:
-    """A key=value DSN as the postgresql:// URL $RUNBOOK_JOURNAL takes."""
-    import urllib.parse
-
-    from psycopg.conninfo import conninfo_to_dict
-
-    params = {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
-    user, database = params.pop("user", ""), params.pop("dbname", "")
-    return f"postgresql://{user}@/{database}?{urllib.parse.urlencode(params)}"
 
 
 def main() -> None:

@@ -234,7 +234,7 @@ def journal_backend() -> str:
 
 
 def url_dsn(dsn: str) -> str:
-    """A DSN as a postgresql:// URL (what $RUNBOOK_JOURNAL takes)."""
+    """A DSN as a postgresql:// URL (the other form $RUNBOOK_JOURNAL takes)."""
     import urllib.parse
 
     from psycopg.conninfo import conninfo_to_dict
@@ -265,7 +265,7 @@ def journal_dsn(
         yield None
         return
     name = pg_server.create_database()
-    url = url_dsn(pg_server.dsn_for(name))
+    url = pg_server.dsn_for(name)  # key=value: $RUNBOOK_JOURNAL takes it as it is
     monkeypatch.setenv("RUNBOOK_JOURNAL", url)
     try:
         yield url

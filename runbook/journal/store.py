@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 ENV = "RUNBOOK_JOURNAL"
 _DSN = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
+# A libpq key=value DSN ("host=/tmp dbname=ops"): a file path never starts so.
+_CONNINFO = re.compile(r"^\s*(host|hostaddr|dbname|user|port|service)\s*=", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,7 @@ def config_for(inventory: Inventory | None) -> StoreConfig:
     schema = inventory.journal.schema if inventory else "runbook"
     env = os.environ.get(ENV)
     if env:
-        if _DSN.match(env) or env == "embedded":
+        if _DSN.match(env) or _CONNINFO.match(env) or env == "embedded":
             root = inventory.root if inventory else None
             return StoreConfig("postgresql", dsn=env, schema=schema, key_file=key_file, root=root)
         return StoreConfig("sqlite", path=Path(env), key_file=key_file)
