@@ -107,6 +107,11 @@ class EmbeddedDb:
     dbname: str
 
 
+# A looped step's own names besides its item, and how many items it may have
+# (refused beyond, when validating a YAML list and when running a template's).
+LOOP_INDEX = "loop_index"
+MAX_LOOP_ITEMS = 10_000
+
 # Names a sandbox database may not take: the server's own, and the journal's
 # (a playbook must not be able to reach the journal's tables as a target).
 RESERVED_DATABASES = frozenset({"postgres", "template0", "template1", "runbook_journal"})
@@ -155,6 +160,9 @@ class Step:
     rollback: tuple[Step, ...] = ()
     children: tuple[Step, ...] = ()
     options: Mapping[str, Any] = field(default_factory=dict)
+    # `loop:` as written: a template giving a list, or a YAML list (None: no loop).
+    loop: Any = None
+    loop_var: str = "item"
 
     @property
     def key(self) -> str:

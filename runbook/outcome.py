@@ -103,8 +103,23 @@ class Outcome:
     shown_rows: int | None = None
     # An autocommit step with several statements: (how many ended, how many there are).
     statements: tuple[int, int] | None = None
+    # One iteration of a looped step: its number (0-based) and item (redacted),
+    # and the item as a person reads it ("item='orders'").
+    iteration: int | None = None
+    item: Any = None
+    item_label: str = ""
+    # A looped step's summary: its iterations' outcomes, in order.
+    iterations: list[Outcome] = field(default_factory=list)
 
     def serialize(self) -> dict[str, Any]:
+        out = self._serialize()
+        if self.iteration is not None:
+            out["iteration"], out["item"] = self.iteration, self.item
+        if self.iterations:
+            out["iterations"] = [o.serialize() for o in self.iterations]
+        return out
+
+    def _serialize(self) -> dict[str, Any]:
         return {
             "index": self.index,
             "number": self.number,

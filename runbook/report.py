@@ -66,7 +66,8 @@ def step_line(outcome: Outcome) -> str:
         tail += ", " + outcome.note
     if outcome.attempts > 1:
         tail += f", {outcome.attempts} attempts"
-    return f"{SYMBOLS[status]} {outcome.number.rjust(4)}  {outcome.name}  [{tail}]"
+    line = f"{SYMBOLS[status]} {outcome.number.rjust(4)}  {outcome.name}  [{tail}]"
+    return f"{line} {outcome.item_label}" if outcome.item_label else line
 
 
 def detail_lines(outcome: Outcome, verbose: bool = False) -> list[str]:
@@ -119,12 +120,21 @@ def plan_lines(the_plan: Plan, writes: frozenset[int]) -> list[str]:
         if ps.kind in ("include", "transaction"):
             effect = ps.kind
         undo = f"; rollback: {', '.join(r.number for r in ps.rollback)}" if ps.rollback else ""
+        if ps.step.loop is not None:
+            undo += f"; loop: {_loop_shown(ps.step.loop)} as {ps.step.loop_var}"
         skipped = "" if ps.selected else f"  [skipped: {ps.skip_reason}]"
         lines.append(
             f"{ps.number:>{4 + 2 * depth}}  {ps.name:<{40 - 2 * depth}} {ps.kind:<12} "
             f"tags: {tags:<16} {effect}{undo}{skipped}"
         )
     return lines
+
+
+def _loop_shown(loop: Any) -> str:
+    """A loop as written, on one line, cut short."""
+    text = loop if isinstance(loop, str) else json.dumps(loop, default=str, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def client_lines(outcome: Outcome, verbose: bool) -> list[str]:

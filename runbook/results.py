@@ -291,6 +291,35 @@ class SkippedResult(QueryResult):
         return {"kind": self.kind, "reason": self.reason}
 
 
+class LoopResult(Result):
+    """A looped step's summary: `results` (one per iteration, in order; a
+    skipped or failed iteration without a result has a skipped one), `items`,
+    `failed` (how many iterations failed), `ok` (none did)."""
+
+    kind = "loop"
+
+    def __init__(
+        self, results: list[Result], items: list[Any], failed: int, duration_ms: float = 0.0
+    ) -> None:
+        self.results = results
+        self.items = items
+        self.failed = failed
+        self.duration_ms = duration_ms
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+    def serialize(self, sample: int | None = 20) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "results": [r.serialize(sample) for r in self.results],
+            "items": to_json(self.items),
+            "failed": self.failed,
+            "duration_ms": round(self.duration_ms, 3),
+        }
+
+
 def restore(data: Mapping[str, Any]) -> Result:
     """Rebuild a registered result from its serialized form (for resume)."""
     kind = data.get("kind")
@@ -325,6 +354,13 @@ def restore(data: Mapping[str, Any]) -> Result:
         )
     if kind == "skipped":
         return SkippedResult(str(data.get("reason", "")))
+    if kind == "loop":
+        return LoopResult(
+            [restore(r) for r in data.get("results", [])],
+            list(data.get("items", [])),
+            int(data.get("failed", 0)),
+            float(data.get("duration_ms", 0.0)),
+        )
     values = {k: typedjson.decode(v) for k, v in data.items() if k not in ("kind", "duration_ms")}
     return ValueResult(str(kind or "value"), float(data.get("duration_ms", 0.0)), **values)
 
@@ -351,6 +387,9 @@ def _register_safe_attributes() -> None:
     tmplfast.SAFE_ATTRIBUTES[SkippedResult] = query | {"reason"}
     tmplfast.SAFE_ATTRIBUTES[ShellResult] = frozenset(
         {"argv", "status", "rc", "stdout", "stderr", "duration_ms", "ok", "skipped"}
+    )
+    tmplfast.SAFE_ATTRIBUTES[LoopResult] = frozenset(
+        {"results", "items", "failed", "duration_ms", "ok", "skipped"}
     )
     tmplfast.SAFE_ATTRIBUTES[HttpResult] = frozenset(
         {"url", "status", "headers", "text", "json", "duration_ms", "ok", "skipped"}

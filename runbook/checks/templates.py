@@ -25,6 +25,7 @@ from runbook.checks.common import (
     sql_file_path,
     suggest,
 )
+from runbook.checks.loops import loop_names
 from runbook.errors import Problem
 from runbook.load import loader
 from runbook.load.yamlsrc import DataPath, Document, format_path
@@ -33,6 +34,7 @@ from runbook.sqltemplate import template
 from runbook.sqltemplate.template import Kind
 
 _WHEN = Field(("when",), Kind.EXPR)
+_LOOP = Field(("loop",), Kind.TEXT)
 _UNTIL = Field(("until",), Kind.EXPR, RESULT)
 _GATE_FIELDS = (
     Field(("that",), Kind.EXPR, RESULT),
@@ -93,8 +95,15 @@ class TemplateCheck:
         """
         raw = get_path(self.doc.data, step.data_path)
         local = frozenset(step.vars)
+        if step.loop is not None:
+            # The list is made once, before the first iteration, in the step's
+            # scope (its vars too); the item exists in the step's own templates
+            # (when, the action, until, gates, rollback steps) and not after it.
+            self._field(step.data_path, raw, _LOOP, known, local)
+            local = local | loop_names(step.loop_var)
         self._field(step.data_path, raw, _WHEN, known, local)
         if step.vars:
+            # Rendered once, before the loop: they do not see the item.
             for key in step.vars:
                 self._field(
                     (*step.data_path, "vars"),

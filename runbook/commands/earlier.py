@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from runbook.clock import Clock
 from runbook.engine.outside import non_transactional
@@ -36,7 +37,9 @@ UNFINISHED = {
 }
 # Asked of the operator for each step whose outcome is unknown: halt, rerun or skip.
 Decide = Callable[[StepRecord], str | None]
-UndoKey = tuple[int, int]  # (index of the step undone, index of the rollback step)
+# (index of the step undone, index of the rollback step, iteration undone or -1)
+UndoKey = tuple[int, int, int]
+IterKey = tuple[int, int]  # (index of a looped step, iteration)
 
 
 class UnknownOutcome(RunbookError):
@@ -63,6 +66,15 @@ class Earlier:
     # Tracked steps a crash caught that had no marker row to ask: unknown for that reason.
     unmarked: set[int] = field(default_factory=set)
     undo_unmarked: set[UndoKey] = field(default_factory=set)
+    # Looped steps: the items each last recorded, and their iterations as the
+    # steps above (done, caught in flight, unknown, gate failed, unmarked), and undone.
+    loop_items: dict[int, list[Any]] = field(default_factory=dict)
+    iter_done: dict[IterKey, StepRecord] = field(default_factory=dict)
+    iter_in_flight: dict[IterKey, StepRecord] = field(default_factory=dict)
+    iter_unknown: dict[IterKey, StepRecord] = field(default_factory=dict)
+    iter_gate_failed: dict[IterKey, StepRecord] = field(default_factory=dict)
+    iter_unmarked: set[IterKey] = field(default_factory=set)
+    undo_iter_done: dict[IterKey, set[int]] = field(default_factory=dict)
 
     @property
     def last(self) -> RunRecord:
@@ -78,9 +90,26 @@ class Earlier:
         """An undo was under way when the lineage stopped: continue it, not the steps."""
         if self.last.mode is RunMode.ROLLBACK:
             return True
-        return any(index in self.done for index in self.undo_done) or any(
-            key[0] in self.done for key in (*self.undo_in_flight, *self.undo_unknown)
+        return (
+            any(index in self.done for index in self.undo_done)
+            or any(key in self.iter_done for key in self.undo_iter_done)
+            or any(
+                (key[0], key[2]) in self.iter_done if key[2] >= 0 else key[0] in self.done
+                for key in (*self.undo_in_flight, *self.undo_unknown)
+            )
         )
+
+    def undo_finished(self, key: UndoKey) -> None:
+        """Rollback step `key[1]` of `key[0]` (of its iteration `key[2]`) committed."""
+        if key[2] < 0:
+            self.undo_done.setdefault(key[0], set()).add(key[1])
+        else:
+            self.undo_iter_done.setdefault((key[0], key[2]), set()).add(key[1])
+
+    def undo_was_finished(self, key: UndoKey) -> bool:
+        if key[2] < 0:
+            return key[1] in self.undo_done.get(key[0], ())
+        return key[1] in self.undo_iter_done.get((key[0], key[2]), ())
 
 
 def _continued(run: RunRecord) -> str | None:
@@ -130,15 +159,24 @@ def read_earlier(journal: JournalStore, run_id: str) -> Earlier:
             if index is None:
                 continue
             step = replace(recorded, run_id=each.id)
-            if step.phase == "main":
+            if step.phase == "main" and step.iteration is not None:
+                _fold_iteration(earlier, step, (index, step.iteration))
+            elif step.phase == "main":
                 _fold_main(earlier, step, index)
             elif step.undoes is not None:
-                _fold_undo(earlier, step, (step.undoes, index))
+                iteration = -1 if step.undoes_iteration is None else step.undoes_iteration
+                _fold_undo(earlier, step, (step.undoes, index, iteration))
     return earlier
 
 
 def _fold_main(earlier: Earlier, step: StepRecord, index: int) -> None:
     status = step.status
+    if step.loop_items is not None:
+        # A looped step's summary: its iterations say what is done, caught or
+        # unknown; the summary only whether all of it is, and over which items.
+        earlier.loop_items[index] = step.loop_items
+        if status not in (Status.OK, Status.ROLLED_BACK):
+            return
     if status is Status.OK:
         earlier.done[index] = (step.run_id, step.seq)
         earlier.steps[index] = step
@@ -164,12 +202,35 @@ def _fold_main(earlier: Earlier, step: StepRecord, index: int) -> None:
         earlier.unknown.pop(index, None)  # a later attempt failed on its own: it ran again
 
 
+def _fold_iteration(earlier: Earlier, step: StepRecord, key: IterKey) -> None:
+    """One iteration of a looped step, folded as `_fold_main` folds a step."""
+    status = step.status
+    if status is Status.OK or (status is Status.UNKNOWN and step.decision == "skip"):
+        earlier.iter_done[key] = step
+        for pending in (earlier.iter_in_flight, earlier.iter_unknown, earlier.iter_gate_failed):
+            pending.pop(key, None)
+    elif status is Status.ROLLED_BACK:
+        earlier.iter_done.pop(key, None)
+        earlier.iter_gate_failed.pop(key, None)
+        earlier.undo_iter_done.pop(key, None)
+    elif key in earlier.iter_done:
+        return
+    elif status is Status.GATE_FAILED:
+        earlier.iter_gate_failed[key] = step
+    elif _tracked(step) and status in (Status.FAILED, Status.RUNNING):
+        earlier.iter_in_flight[key] = step
+    elif _caught(step):
+        earlier.iter_unknown[key] = step
+    elif status is Status.FAILED:
+        earlier.iter_unknown.pop(key, None)
+
+
 def _fold_undo(earlier: Earlier, step: StepRecord, key: UndoKey) -> None:
     if step.status is Status.OK:
-        earlier.undo_done.setdefault(key[0], set()).add(key[1])
+        earlier.undo_finished(key)
         earlier.undo_in_flight.pop(key, None)
         earlier.undo_unknown.pop(key, None)
-    elif key[1] in earlier.undo_done.get(key[0], ()):
+    elif earlier.undo_was_finished(key):
         return
     elif _tracked(step) and step.status in (Status.FAILED, Status.RUNNING):
         earlier.undo_in_flight[key] = step
@@ -203,6 +264,16 @@ def settle(earlier: Earlier, session: Session, recorder: Recorder, target: str) 
             earlier.steps[index] = step
         _record_fate(recorder, step, fate)
     earlier.in_flight.clear()
+    for iter_key, step in sorted(earlier.iter_in_flight.items()):
+        fate = _ask_target(session, step, target)
+        if fate is None:
+            earlier.iter_unknown[iter_key] = step
+            earlier.iter_unmarked.add(iter_key)
+            continue
+        if fate is Fate.COMMITTED:
+            earlier.iter_done[iter_key] = replace(step, status=Status.OK)
+        _record_fate(recorder, step, fate)
+    earlier.iter_in_flight.clear()
     for key, step in sorted(earlier.undo_in_flight.items()):
         fate = _ask_target(session, step, target)
         if fate is None:
@@ -210,7 +281,7 @@ def settle(earlier: Earlier, session: Session, recorder: Recorder, target: str) 
             earlier.undo_unmarked.add(key)
             continue
         if fate is Fate.COMMITTED:
-            earlier.undo_done.setdefault(key[0], set()).add(key[1])
+            earlier.undo_finished(key)
         _record_fate(recorder, step, fate)
     earlier.undo_in_flight.clear()
 
@@ -234,17 +305,22 @@ def decide_unknown(
     """
     by_index = the_plan.by_index()
     halted: list[str] = []
-    cases: list[tuple[StepRecord, int, UndoKey | None]] = [
+    # Each case: the step, its index, and the undo or iteration it is (None: the step).
+    cases: list[tuple[StepRecord, int, UndoKey | IterKey | None]] = [
         (step, index, None) for index, step in sorted(earlier.unknown.items())
     ]
     cases += [(step, key[1], key) for key, step in sorted(earlier.undo_unknown.items())]
-    for step, index, undo_key in cases:
+    cases += [(step, key[0], key) for key, step in sorted(earlier.iter_unknown.items())]
+    for step, index, key in cases:
         ps = by_index.get(index)
         if ps is None:
             continue
-        unmarked = (
-            index in earlier.unmarked if undo_key is None else undo_key in earlier.undo_unmarked
-        )
+        if key is None:
+            unmarked = index in earlier.unmarked
+        elif len(key) == 2:  # an iteration of a looped step
+            unmarked = (key[0], key[1]) in earlier.iter_unmarked
+        else:
+            unmarked = (key[0], key[1], key[2]) in earlier.undo_unmarked
         if step.status is not Status.UNKNOWN and not non_transactional(ps) and not unmarked:
             continue  # caught while reading, or with nothing outside a transaction: run again
         choice = decide(step) or ps.step.options.get("on_unknown") or "halt"
@@ -261,11 +337,13 @@ def decide_unknown(
             run_id=step.run_id,
         )
         if choice == "skip":
-            if undo_key is None:
+            if key is None:
                 earlier.done[index] = (step.run_id, step.seq)
                 earlier.steps[index] = step
+            elif len(key) == 2:  # an iteration of a looped step
+                earlier.iter_done[(key[0], key[1])] = step
             else:
-                earlier.undo_done.setdefault(undo_key[0], set()).add(undo_key[1])
+                earlier.undo_finished((key[0], key[1], key[2]))
     if halted:
         raise UnknownOutcome(
             f"whether {', '.join(halted)} took effect is unknown: it was caught mid-flight and "

@@ -17,7 +17,7 @@ from runbook.clock import Clock
 from runbook.commands import earlier as earlier_mod
 from runbook.commands.earlier import UNFINISHED, Earlier, read_earlier
 from runbook.context import Prompter
-from runbook.engine import Reporter, Resume
+from runbook.engine import IterationDone, LoopDone, Reporter, Resume
 from runbook.errors import Refused, UsageError
 from runbook.journal.events import Conflict
 from runbook.journal.records import RunMode, RunRecord
@@ -73,6 +73,25 @@ def _runtime(earlier: Earlier, the_plan: Plan) -> dict[str, Any]:
         if ps is not None and ps.step.register:
             runtime[ps.step.register] = result
     return runtime
+
+
+def _resume(parent: str, earlier: Earlier, the_plan: Plan, force: bool) -> Resume:
+    """What the engine is told the lineage completed, looped steps' iterations too."""
+    loops = {index: LoopDone(items) for index, items in earlier.loop_items.items()}
+    for (index, k), step in sorted(earlier.iter_done.items()):
+        data = step.registered or step.result
+        loops.setdefault(index, LoopDone(None)).done[k] = IterationDone(
+            step.run_id, step.seq, step.item, results.restore(data) if data else None
+        )
+    return Resume(
+        parent,
+        earlier.done,
+        _runtime(earlier, the_plan),
+        earlier.undo_done,
+        loops=loops,
+        undo_iter_done=earlier.undo_iter_done,
+        force=force,
+    )
 
 
 def _extra(run: RunRecord, given: tuple[str, ...]) -> tuple[str, ...]:
@@ -212,7 +231,7 @@ def resume(
                 req.mode = "rollback"
                 _add_gate_failed(earlier, the_plan)
         _expand_done(earlier, the_plan)
-        resume = Resume(subject.id, earlier.done, _runtime(earlier, the_plan), earlier.undo_done)
+        resume = _resume(subject.id, earlier, the_plan, force)
     finally:
         journal.close()
     outcomes = _run_claimed(req, resume, make_reporter, prompter, notifier_for, ask)
@@ -254,15 +273,23 @@ def _add_gate_failed(earlier: Earlier, the_plan: Plan) -> None:
         if index not in in_blocks:
             earlier.done[index] = (step.run_id, step.seq)
             earlier.steps[index] = step
+    for key, step in earlier.iter_gate_failed.items():
+        if key[0] not in in_blocks:
+            earlier.iter_done.setdefault(key, step)
 
 
 def _undo_lines(earlier: Earlier) -> list[str]:
     """What `runbook rollback` would undo, as lines for a person to confirm."""
-    return [
-        f"step {step.number} {step.name!r} (run {earlier.done[index][0]})"
-        for index, step in sorted(earlier.steps.items(), reverse=True)
-        if index in earlier.done
+    lines = [
+        (index, -1, f"step {step.number} {step.name!r} (run {earlier.done[index][0]})")
+        for index, step in earlier.steps.items()
+        if index in earlier.done and index not in earlier.loop_items
     ]
+    lines += [
+        (key[0], key[1], f"step {step.number} {step.name!r} (run {step.run_id})")
+        for key, step in earlier.iter_done.items()
+    ]
+    return [line for _, _, line in sorted(lines, reverse=True)]
 
 
 def rollback(
@@ -314,12 +341,12 @@ def rollback(
         journal.close()
     the_plan = _plan(prepared)
     _add_gate_failed(earlier, the_plan)
-    if not earlier.done:
+    if not earlier.done and not earlier.iter_done:
         raise UsageError(f"run {run.id} completed no step: there is nothing to roll back")
     if not check and not confirm(_undo_lines(earlier)):
         raise Refused("rollback not confirmed (answer yes, or pass --yes); nothing was undone")
     _expand_done(earlier, the_plan)
-    resume = Resume(subject.id, earlier.done, _runtime(earlier, the_plan), earlier.undo_done)
+    resume = _resume(subject.id, earlier, the_plan, force)
     outcomes = _run_claimed(req, resume, make_reporter, prompter, ask=ask)
     if outcomes and outcomes[0].status is RunStatus.ROLLED_BACK and not check:
         _mark_rolled_back(subject.id, outcomes[0].run_id, inventory_path)

@@ -4,6 +4,8 @@
 - `action`: one action step: attempts, savepoints, tracked transactions, gates;
   it returns how the step ended, which `core` records.
 - `blocks`: include and transaction blocks (steps that hold steps).
+- `loops`: looped steps (`loop:`): one record and one action run per item,
+  and the step's summary, which `core` records and decides on.
 - `failures`: exceptions → error text, SQLSTATE, failed outcomes; redaction.
 - `undo`: the rollback phase (on_failure: rollback, `runbook rollback`).
 - `scope`: what a step's templates see (run values, registered results, vars).
@@ -14,7 +16,16 @@
 """
 
 from runbook.engine.core import Engine
-from runbook.engine.ports import Options, Reporter, Resume, RunContext
+from runbook.engine.ports import IterationDone, LoopDone, Options, Reporter, Resume, RunContext
 from runbook.engine.state import Done
 
-__all__ = ["Done", "Engine", "Options", "Reporter", "Resume", "RunContext"]
+__all__ = [
+    "Done",
+    "Engine",
+    "IterationDone",
+    "LoopDone",
+    "Options",
+    "Reporter",
+    "Resume",
+    "RunContext",
+]

@@ -98,7 +98,15 @@ def _seconds(value: Any) -> float:
     return seconds(value) or 0.0
 
 
-def run_action(run: Run, ps: PlannedStep, scope: dict[str, Any], in_block: bool) -> Ended:
+def run_action(
+    run: Run,
+    ps: PlannedStep,
+    scope: dict[str, Any],
+    in_block: bool,
+    identity: dict[str, Any] | None = None,
+) -> Ended:
+    """Run one action step (`identity`: more columns of its record: a loop's
+    iteration and item)."""
     step = ps.step
     action = REGISTRY[ps.kind]
     o = run.options
@@ -132,6 +140,8 @@ def run_action(run: Run, ps: PlannedStep, scope: dict[str, Any], in_block: bool)
     elif writes and outside.non_transactional(ps):
         # If runbook dies during it, the journal says its outcome is unknown.
         extra = {"outside": True}
+    if identity:
+        extra = {**extra, **identity}
     # A step that may change something starts only once its record is on disk.
     durable = in_block or writes
     seq = run.recorder.step_started(ps, undoes=run.state.undoing, extra=extra, durable=durable)

@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 
 from runbook.context import RunInfo
-from runbook.engine import action, blocks, failures, summary, undo
-from runbook.engine.gates import GateCheck, gate_name
+from runbook.engine import action, blocks, failures, loops, summary, undo
+from runbook.engine.gates import STOPPING, GateCheck, strictest
 from runbook.engine.ports import RunContext
 from runbook.engine.scope import Registered, step_scope
 from runbook.engine.state import Done, Halt, RunState
@@ -132,7 +132,10 @@ class Engine:
             return
         self.runtime.update(resume.runtime)
         for ps in self.plan.walk():
-            if ps.index in resume.done:
+            if ps.step.loop is not None:
+                # A looped step is undone iteration by iteration, newest first.
+                self.state.completed.extend(loops.restored(ps, resume))
+            elif ps.index in resume.done:
                 run_id, seq = resume.done[ps.index]
                 self.state.completed.append(Done(ps, {}, run_id, seq))
 
@@ -175,6 +178,10 @@ class Engine:
         in_block: bool,
         scope: dict[str, Any],
     ) -> None:
+        if ps.step.loop is not None:
+            # `when` is asked of each item (runbook.engine.loops).
+            loops.run_loop(self, ps, in_block, scope)
+            return
         when = ps.step.when
         try:
             if when is not None and not (
@@ -241,8 +248,10 @@ class Engine:
         pending: bool = False,
         durable: bool = True,
         decide: bool = True,
+        counted: bool = True,
     ) -> None:
-        self._add(ps, outcome)
+        if counted:  # an iteration of a loop is not: its summary is
+            self._add(ps, outcome)
         # A `set` step registers its values too: resume restores them, typed.
         named = ps.step.register or ps.kind == "set"
         keep = registered if named and isinstance(registered, Result) else None
@@ -332,7 +341,7 @@ class Engine:
         policy = ps.step.on_failure or ps.playbook.on_failure
         if outcome.status is Status.GATE_FAILED:
             failing = [g for g in outcome.gates if not g.passed]
-            policy = _strictest(ps, {g.name for g in failing}, policy)
+            policy = strictest(ps, {g.name for g in failing}, policy)
             if self.options.notifier is not None:
                 self.recorder.flush()  # the incident refers to records that must exist
                 # One incident per failing gate: each is a check of its own.
@@ -357,15 +366,4 @@ class Engine:
         )
 
 
-_STOPPING = (Status.FAILED, Status.GATE_FAILED, Status.UNKNOWN, Status.DECLINED)
-_STRICTNESS = {"continue": 0, "halt": 1, "rollback": 2}
-
-
-def _strictest(ps: PlannedStep, failed: set[str], default: str) -> str:
-    """The strictest `on_failure` of the failing gates, each defaulting to the step's."""
-    policies = [
-        gate.on_failure or default
-        for index, gate in enumerate(ps.step.gates)
-        if gate_name(ps, index) in failed
-    ]
-    return max(policies or [default], key=lambda p: _STRICTNESS.get(p, 1))
+_STOPPING = STOPPING

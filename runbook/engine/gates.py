@@ -8,10 +8,24 @@ from typing import Any
 from runbook import rendered
 from runbook.context import StepContext
 from runbook.model import Scale
-from runbook.outcome import GateOutcome
+from runbook.outcome import GateOutcome, Status
 from runbook.plan import PlannedStep
 from runbook.results import Result, SkippedResult, ValueResult
 from runbook.sqltemplate import template
+
+# The statuses that stop a run (or, under `on_failure: continue`, count as failures).
+STOPPING = (Status.FAILED, Status.GATE_FAILED, Status.UNKNOWN, Status.DECLINED)
+_STRICTNESS = {"continue": 0, "halt": 1, "rollback": 2}
+
+
+def strictest(ps: PlannedStep, failed: set[str], default: str) -> str:
+    """The strictest `on_failure` of the failing gates, each defaulting to the step's."""
+    policies = [
+        gate.on_failure or default
+        for index, gate in enumerate(ps.step.gates)
+        if gate_name(ps, index) in failed
+    ]
+    return max(policies or [default], key=lambda p: _STRICTNESS.get(p, 1))
 
 
 def gate_name(ps: PlannedStep, index: int) -> str:

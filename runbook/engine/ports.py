@@ -27,6 +27,7 @@ from runbook.pg.db import Session
 from runbook.pg.pgtools import TargetTools
 from runbook.plan import Plan, PlannedStep
 from runbook.redact import Redactor
+from runbook.results import Result
 
 
 class Reporter(Protocol):
@@ -34,6 +35,25 @@ class Reporter(Protocol):
     def step_started(self, ps: PlannedStep) -> None: ...
     def step_finished(self, outcome: Outcome) -> None: ...
     def run_finished(self, outcome: RunOutcome) -> None: ...
+
+
+@dataclass
+class IterationDone:
+    """One iteration of a looped step that an earlier run completed."""
+
+    run_id: str
+    seq: int | None
+    item: Any  # as journaled (redacted)
+    result: Result | None
+
+
+@dataclass
+class LoopDone:
+    """What earlier runs did of one looped step: the items the latest one
+    recorded (as journaled: redacted, JSON) and the iterations completed."""
+
+    items: list[Any] | None
+    done: dict[int, IterationDone] = field(default_factory=dict)
 
 
 @dataclass
@@ -45,6 +65,10 @@ class Resume:
     runtime: dict[str, Any] = field(default_factory=dict)  # registered results restored
     # Rollback steps already committed, per step undone: an undo goes on, not again.
     undo_done: dict[int, set[int]] = field(default_factory=dict)
+    # Looped steps, by index; rollback steps committed per (step, iteration) undone.
+    loops: dict[int, LoopDone] = field(default_factory=dict)
+    undo_iter_done: dict[tuple[int, int], set[int]] = field(default_factory=dict)
+    force: bool = False  # --force: go on although a loop's items changed (recorded)
 
 
 @dataclass
@@ -138,6 +162,7 @@ class Steps(Run, Protocol):
         pending: bool = False,
         durable: bool = True,
         decide: bool = True,
+        counted: bool = True,
     ) -> None: ...
 
     def done(self, ps: PlannedStep, scope: dict[str, Any], seq: int) -> None: ...

@@ -22,6 +22,10 @@ class Done:
     scope: dict[str, Any]
     run_id: str
     seq: int | None
+    # One iteration of a looped step: its number, and its item and loop_index
+    # (over everything else its rollback steps see).
+    iteration: int | None = None
+    own: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

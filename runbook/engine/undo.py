@@ -33,7 +33,8 @@ def undo_completed(run: Steps) -> str:
         if ps.index in covered:
             continue
         if ps.rollback:
-            covered.update(node.index for node in ps.walk())
+            if done.iteration is None:  # a loop's iterations are undone one by one
+                covered.update(node.index for node in ps.walk())
             if not _undo_step(run, done):
                 left = [done, *(d for d in todo[i + 1 :] if d.ps.index not in covered)]
                 remaining = [
@@ -45,7 +46,9 @@ def undo_completed(run: Steps) -> str:
                 )
             undone.append(ps.number)
         elif _writes(done):
-            cannot.append(f"{ps.number} {ps.name!r}")
+            number = ps.number if done.iteration is None else ps.number.partition("[")[0]
+            if f"{number} {ps.name!r}" not in cannot:  # once for all of a loop's iterations
+                cannot.append(f"{number} {ps.name!r}")
     parts = [f"undone: step(s) {', '.join(undone)}" if undone else "nothing to undo"]
     if cannot:
         parts.append(f"no rollback steps for: {', '.join(cannot)}")
@@ -58,10 +61,18 @@ def _undo_step(run: Steps, done: Done) -> bool:
     ps = done.ps
     state.undoing = ps.index
     state.undo_failed = False
+    # The rollback steps of a loop's iteration see its item and loop_index,
+    # and their records say which iteration they undo.
+    run.recorder.undoing_iteration = done.iteration
     try:
-        layer = {**done.scope, **run.runtime}
+        layer = {**done.scope, **run.runtime, **done.own}
         resume = run.options.resume
-        already = resume.undo_done.get(ps.index, set()) if resume else set()
+        if resume is None:
+            already: set[int] = set()
+        elif done.iteration is None:
+            already = resume.undo_done.get(ps.index, set())
+        else:
+            already = resume.undo_iter_done.get((ps.index, done.iteration), set())
         for undo in ps.rollback:
             if undo.index in already:
                 run.skip_tree(undo, "undone in an earlier run")
@@ -71,6 +82,7 @@ def _undo_step(run: Steps, done: Done) -> bool:
                 return False
     finally:
         state.undoing = None
+        run.recorder.undoing_iteration = None
     if run.options.check:
         return True  # shown, not run: nothing was undone
     numbers = ", ".join(u.number for u in ps.rollback)
@@ -78,6 +90,9 @@ def _undo_step(run: Steps, done: Done) -> bool:
     if done.seq is not None:
         run.recorder.steps_updated([(done.seq, change)], "step.rolled_back", run_id=done.run_id)
     outcome = state.outcomes.get(ps.index)
+    if outcome is not None and done.iteration is not None:
+        # The iteration's own outcome is what was undone, not the loop's summary.
+        outcome = next((o for o in outcome.iterations if o.iteration == done.iteration), None)
     if outcome is not None and outcome.undoes is None:
         outcome.status = Status.ROLLED_BACK
         outcome.reason = change["reason"]

@@ -181,6 +181,9 @@ class Recorder:
         self.row_sample = row_sample
         self.seq = 0
         self.run_id = ""
+        # While the rollback steps of one iteration of a looped step run: that
+        # iteration, kept on their records (resume tells the undos apart by it).
+        self.undoing_iteration: int | None = None
         self._writer = _Writer(journal.config)
         # The end of a read-only step waits for the next record, so that one
         # transaction carries both (one commit per step, not two).
@@ -245,7 +248,7 @@ class Recorder:
 
     def _identity(self, ps: PlannedStep, undoes: int | None) -> dict[str, Any]:
         """The columns that say which step a row is about."""
-        return {
+        row = {
             "run_id": self.run_id,
             "seq": self.seq,
             "idx": ps.index,
@@ -256,6 +259,9 @@ class Recorder:
             "phase": "rollback" if undoes is not None else "main",
             "undoes": undoes,
         }
+        if undoes is not None and self.undoing_iteration is not None:
+            row["undoes_iteration"] = self.undoing_iteration
+        return row
 
     def step_row(self, ps: PlannedStep, outcome: Outcome) -> dict[str, Any]:
         return {**self._identity(ps, outcome.undoes), **self._ending(outcome)}
@@ -366,13 +372,17 @@ class Recorder:
             durable=True,
         )
 
-    def step_skipped(self, ps: PlannedStep, outcome: Outcome) -> None:
+    def step_skipped(
+        self, ps: PlannedStep, outcome: Outcome, extra: dict[str, Any] | None = None
+    ) -> None:
         """A step that did not run (skipped, not run): one record."""
         self.seq += 1
         at = self._now()
         row = self.step_row(ps, outcome)
         row["started_at"] = at
         row["ended_at"] = at
+        if extra:
+            row.update(extra)
         self._append(
             [(at, self.run_id, "step.skip", {"table": "steps", "op": "insert", "row": row})]
         )

@@ -119,6 +119,14 @@ class StepRecord:
     decided: str | None = field(metadata=_CONVERTED)  # by whom
     # An autocommit step of several statements: {done, total} (runbook.engine.outside).
     statements: dict[str, int] | None = field(metadata=_CONVERTED)
+    # A looped step's (runbook.engine.loops): an iteration's place and item (redacted),
+    # the summary's items (and how they differ from the list a resumed run looped
+    # over), and an undo step's iteration it undoes.
+    iteration: int | None = field(metadata=_CONVERTED)
+    item: Any = field(metadata=_CONVERTED)  # recorded with `iteration` (None may be the item)
+    loop_items: list[Any] | None = field(metadata=_CONVERTED)
+    loop_changed: str | None = field(metadata=_CONVERTED)
+    undoes_iteration: int | None = field(metadata=_CONVERTED)
     # Anything else a step recorded (a newer runbook's keys): kept, shown, not read.
     more: dict[str, Any] = field(metadata=_CONVERTED)
 
@@ -133,6 +141,11 @@ class StepRecord:
             decision=row.get("decision"),
             decided=row.get("decided"),
             statements=row.get("statements"),
+            iteration=row.get("iteration"),
+            item=row.get("item"),
+            loop_items=row.get("loop_items"),
+            loop_changed=row.get("loop_changed"),
+            undoes_iteration=row.get("undoes_iteration"),
             more={k: v for k, v in row.items() if k not in _STEP_FIELDS},
         )
 
@@ -141,6 +154,12 @@ class StepRecord:
         out["status"] = self.status.value
         if self.outside:
             out["outside"] = True
+        if self.iteration is not None:
+            out["iteration"] = self.iteration
+            out["item"] = self.item
+        for name in ("loop_items", "loop_changed", "undoes_iteration"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
         # In the order the fold first met them: events' keys are stored sorted.
         for name in ("marker", "decided", "decision", "statements"):
             if getattr(self, name) is not None:
@@ -149,7 +168,19 @@ class StepRecord:
         return out
 
 
-_STEP_OPTIONAL = {"outside", "marker", "decision", "decided", "statements", "more"}
+_STEP_OPTIONAL = {
+    "outside",
+    "marker",
+    "decision",
+    "decided",
+    "statements",
+    "iteration",
+    "item",
+    "loop_items",
+    "loop_changed",
+    "undoes_iteration",
+    "more",
+}
 _STEP_FIELDS = frozenset(f.name for f in fields(StepRecord))
 
 

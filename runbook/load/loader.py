@@ -59,6 +59,8 @@ _COMMON = {
     "vars",
     "gate",
     "rollback",
+    "loop",
+    "loop_var",
 }
 
 
@@ -189,6 +191,8 @@ def build_step(doc: Document, data: dict[str, Any], path: DataPath) -> Step:
         rollback=build_steps(doc, rollback, (*path, "rollback")) if rollback else (),
         children=children,
         options=options,
+        loop=get("loop"),
+        loop_var=get("loop_var", "item"),
     )
 
 

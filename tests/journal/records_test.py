@@ -178,7 +178,10 @@ def test_a_mode_this_runbook_does_not_know_is_an_error(project: Project) -> None
 
 def test_a_steps_fields_are_the_folded_columns() -> None:
     # The fold (runbook.journal.events) fills these; the record reads every one.
-    extras = ("outside", "marker", "decision", "decided", "statements", "more")
+    extras = (
+        "outside", "marker", "decision", "decided", "statements",
+        "iteration", "item", "loop_items", "loop_changed", "undoes_iteration", "more",
+    )  # fmt: skip
     names = [f.name for f in fields(StepRecord) if f.name not in extras]
     assert names == ["run_id", "seq", *STEP_COLUMNS]
 
@@ -193,3 +196,25 @@ def test_a_steps_optional_keys_are_shown_only_when_recorded() -> None:
     shown = decided.as_dict()
     assert list(shown)[-3:] == ["outside", "decided", "decision"]
     assert StepRecord.from_row(shown) == decided
+
+
+def test_a_loops_keys_are_shown_only_when_recorded() -> None:
+    base: dict[str, Any] = {"run_id": "r", "seq": 1, **dict.fromkeys(STEP_COLUMNS)}
+    plain = StepRecord.from_row({**base, "status": "ok"})
+    assert plain.iteration is None and plain.loop_items is None and plain.undoes_iteration is None
+    assert "iteration" not in plain.as_dict() and "item" not in plain.as_dict()
+    # An iteration keeps its item, even a null one.
+    iteration = StepRecord.from_row({**base, "status": "ok", "iteration": 2, "item": None})
+    assert iteration.iteration == 2 and iteration.item is None
+    assert iteration.as_dict() == {**base, "status": "ok", "iteration": 2, "item": None}
+    assert StepRecord.from_row(iteration.as_dict()) == iteration
+    summary = StepRecord.from_row(
+        {**base, "status": "ok", "loop_items": ["a", "b"], "loop_changed": "b added"}
+    )
+    assert summary.loop_items == ["a", "b"] and summary.loop_changed == "b added"
+    assert summary.as_dict() == {
+        **base, "status": "ok", "loop_items": ["a", "b"], "loop_changed": "b added"
+    }  # fmt: skip
+    undo = StepRecord.from_row({**base, "status": "ok", "undoes": 3, "undoes_iteration": 0})
+    assert undo.undoes_iteration == 0 and undo.as_dict()["undoes_iteration"] == 0
+    assert StepRecord.from_row(undo.as_dict()) == undo and undo.more == {}
