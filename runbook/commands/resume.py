@@ -117,14 +117,14 @@ def _settle(
     secrets: set[str] = set()
     recorder = Recorder(journal, Redactor(secrets), Clock())
     try:
-        if earlier.in_flight or earlier.undo_in_flight:
+        if earlier.in_flight or earlier.undo_in_flight or earlier.iter_in_flight:
             dsn, _ = service.resolve_dsn(target, inventory.root, secrets)
             session = Session(ConnectSpec(target.name, dsn, "runbook/resume"))
             try:
                 earlier_mod.settle(earlier, session, recorder, target.name)
             finally:
                 session.close()
-        if earlier.unknown or earlier.undo_unknown:
+        if earlier.unknown or earlier.undo_unknown or earlier.iter_unknown:
             earlier_mod.decide_unknown(
                 earlier, _plan(prepared), decide, recorder, service.operator()
             )
