@@ -199,3 +199,54 @@ def test_an_iteration_whose_marker_committed_is_done_not_repeated() -> None:
     assert found.iter_done[(1, 2)].status is Status.OK and found.iter_done[(1, 2)].item == "t2"
     assert not found.iter_in_flight
     assert [kind for kind, _, _ in journal.changes] == ["step.committed", "step.not_committed"]
+
+
+UNDO = """name: loop-undo-crash
+kind: change
+on_failure: rollback
+steps:
+  - name: Add
+    sql: INSERT INTO effects VALUES ({{ item }})
+    loop: [a, b, c]
+    rollback:
+      - name: Undo one
+        sql: INSERT INTO undo_log VALUES ({{ item }}::text || '-r1')
+      - name: Undo two (slow for b)
+        sql: >
+          INSERT INTO undo_log SELECT {{ item }}::text || '-r2'
+          FROM pg_sleep(CASE WHEN {{ item }}::text = 'b'
+                        AND (SELECT count(*) FROM control) = 0 THEN 60 ELSE 0 END)
+  - name: Gate that fails
+    query: SELECT 1 AS n
+    gate: {that: "result.scalar == 2"}
+"""
+
+
+@pytest.mark.parametrize("how", ["resume", "rollback"])
+def test_an_undo_of_a_loop_killed_half_way_is_continued_never_repeated(
+    project: Project, conn: Conn, how: str
+) -> None:
+    needs_orphan_cancel(project.dsn)
+    conn.execute("CREATE TABLE effects (what text NOT NULL)")
+    conn.execute("CREATE TABLE undo_log (n serial, what text NOT NULL)")
+    conn.execute("CREATE TABLE control (go int)")
+    book = project.playbook(UNDO.replace("INSERT INTO undo_log ", "INSERT INTO undo_log (what) "))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runbook", "run", str(book)],
+        cwd=project.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "RUNBOOK_OPERATOR": "tester"},
+    )
+    _wait_for(conn, SLEEPING)  # c undone; b's first undo step committed, its second in flight
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    _wait_for(conn, SLEEPING.replace("SELECT EXISTS", "SELECT NOT EXISTS"))
+    conn.execute("INSERT INTO control VALUES (1)")
+    run_id = json.loads(project.run("history", "--format", "json").stdout)[0]["id"]
+    args = ("resume", run_id) if how == "resume" else ("rollback", run_id, "--yes")
+    result = project.run(*args)
+    assert result.exit_code in (0, 1), result.output
+    undone = [str(r[0]) for r in conn.execute("SELECT what FROM undo_log ORDER BY n")]
+    assert undone == ["c-r1", "c-r2", "b-r1", "b-r2", "a-r1", "a-r2"]  # each once, newest first
+    assert project.journal().verify() == []

@@ -286,7 +286,7 @@ class _Loop:
             reason=f"iteration {decisive.iteration} ({decisive.item_label}) "
             f"{decisive.status.value}: {decisive.reason}"
             if decisive
-            else "no iteration ran"
+            else _skip_reason(self.outcomes)
             if status is Status.SKIPPED
             else "",
             duration_ms=(time.perf_counter() - started) * 1000,
@@ -299,6 +299,12 @@ class _Loop:
             iterations=self.outcomes,
         )
         return outcome
+
+
+def _skip_reason(outcomes: list[Outcome]) -> str:
+    """Why no iteration ran: their one reason, if they share it."""
+    reasons = {o.reason for o in outcomes}
+    return f"no iteration ran: {reasons.pop()}" if len(reasons) == 1 else "no iteration ran"
 
 
 def run_loop(run: Steps, ps: PlannedStep, in_block: bool, scope: dict[str, Any]) -> None:
