@@ -102,6 +102,7 @@ def test_a_failing_middle_iteration_halts_the_loop_and_resume_starts_at_it(
     resumed = project.run("resume", run["id"], "--force")
     assert resumed.exit_code == 0, resumed.output
     assert "1[0]  Mark tenant  [skipped] item=1" in resumed.output
+    assert "3 of 3 iteration(s) ok (1 in an earlier run)" in resumed.output
     assert f"done in run {run['id']}" in resumed.output
     assert sorted(float(str(v)) for v in _rows(conn, "SELECT v FROM marks")) == [-4.0, -1.0, 6.0]
 
@@ -263,3 +264,20 @@ def test_runbook_rollback_of_a_looped_step(project: Project, conn: Conn) -> None
     undone = project.run("rollback", run_id, "--yes")
     assert undone.exit_code == 0, undone.output
     assert _rows(conn, "SELECT what FROM undo_log") == ["c@2", "b@1", "a@0"]
+
+
+def test_a_secret_item_is_masked_in_the_output_and_the_journal(project: Project) -> None:
+    secret = "s3cr3t-Loop-Item"
+    project.playbook(
+        "name: secret-items\nkind: check\nvars: {pw: null}\nsecrets: [pw]\nsteps:\n"
+        "  - name: Each\n    query: SELECT length({{ item }}::text) AS n\n"
+        "    loop: ['{{ pw }}', plain]\n    register: lens\n"
+        "  - name: After\n    query: SELECT {{ lens.results[0].scalar }}::int AS n\n"
+    )
+    result = project.run("run", "playbooks/p.yaml", "-e", f"pw={secret}")
+    assert result.exit_code == 0, result.output
+    assert "item='***'" in result.output and "item='plain'" in result.output
+    assert secret not in result.output
+    assert secret.encode() not in project.journal_bytes()
+    after = next(s for s in _steps(project) if s["number"] == "2")
+    assert after["result"]["rows"] == [{"n": len(secret)}]  # the value itself was used

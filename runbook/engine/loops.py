@@ -122,6 +122,7 @@ class _Loop:
         self.results: list[Result] = []
         self.outcomes: list[Outcome] = []
         self.stopped: Outcome | None = None
+        self.earlier = 0  # iterations an earlier run completed
 
     def iterate(
         self, items: list[Any], shown: list[Any], done_at: dict[int, IterationDone]
@@ -155,6 +156,7 @@ class _Loop:
                     label,
                 )
                 self.results.append(done.result or SkippedResult(why))
+                self.earlier += 1
                 continue
             outcome = self._one(its, ident, label, values)
             if outcome.status in STOPPING and self._stops(outcome):
@@ -262,9 +264,11 @@ class _Loop:
             (o for status in _WORST_FIRST for o in bad if o.status is status), None
         )
         ok = sum(1 for o in self.outcomes if o.status is Status.OK)
-        ran = [o for o in self.outcomes if o.status is not Status.SKIPPED]
+        ran = self.earlier or any(o.status is not Status.SKIPPED for o in self.outcomes)
         status = decisive.status if decisive else Status.OK if ran or not total else Status.SKIPPED
-        note = f"{ok} of {total} iteration(s) ok"
+        note = f"{ok + self.earlier} of {total} iteration(s) ok"
+        if self.earlier:
+            note += f" ({self.earlier} in an earlier run)"
         if bad:
             note += f", {len(bad)} failed"
         reached = len(self.results)
