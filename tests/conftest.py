@@ -212,6 +212,7 @@ _BOTH_BACKENDS = (
     "tests/alerts/",
     "tests/crash_test.py",
     "tests/server_crash_test.py",
+    "tests/loop_resume_test.py",
 )
 
 

@@ -332,8 +332,9 @@ def run_loop(run: Steps, ps: PlannedStep, in_block: bool, scope: dict[str, Any])
                 StepError(
                     f"{ps.step.loc}: loop: the items are not those run {resume.parent} "
                     f"looped over ({changed}); resuming at an iteration of another list "
-                    "could skip or repeat work: check the target, then resume with --force "
-                    "to loop over the new list (recorded)"
+                    "could skip or repeat work: check the target, then `runbook resume "
+                    f"{run.info.id} --force` to loop over the new list, skipping the items "
+                    "done before (recorded)"
                 ),
             )
             return
