@@ -208,6 +208,8 @@ def test_the_checks_know_the_loop_variable_and_its_reach(project: Project) -> No
         "    loop: '{{ xs }}'\n    loop_var: t\n"
         "  - name: After\n    query: SELECT {{ t }}\n"
         "  - name: Expr\n    query: SELECT 1\n    loop: '{{ nope }}'\n"
+        "  - name: Undone\n    sql: SELECT 1\n    rollback:\n"
+        "      - {name: Undo, sql: SELECT 1, loop: [1]}\n"
     )
     result = project.run("validate", "playbooks/p.yaml")
     assert result.exit_code == 2, result.output
@@ -218,6 +220,7 @@ def test_the_checks_know_the_loop_variable_and_its_reach(project: Project) -> No
     assert "a transaction step cannot loop" in out
     assert "'t' is undefined" in out and "p.yaml:25:" in out  # after the loop, not inside it
     assert "'nope' is undefined" in out
+    assert "a rollback step cannot loop" in out
     assert out.count("undefined") == 2
 
 

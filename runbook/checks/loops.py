@@ -20,6 +20,7 @@ def loop_names(loop_var: str) -> frozenset[str]:
 def check_loops(pb: Playbook) -> Iterator[Problem]:
     doc = pb.doc
     assert doc is not None
+    undoing = {id(s) for step in pb.walk() for undo in step.rollback for s in undo.walk()}
     for step in pb.walk():
         data = get_path(doc.data, step.data_path)
         if "loop_var" in data and step.loop is None:
@@ -38,6 +39,17 @@ def check_loops(pb: Playbook) -> Iterator[Problem]:
                 (*step.data_path, "loop"),
                 f"a {step.kind} step cannot loop; put `loop:` on the steps inside it",
                 "loop-on-block",
+                key=True,
+            )
+        elif id(step) in undoing:
+            # Resume keeps which rollback steps of which iteration committed;
+            # a rollback step's own iterations are not told apart there.
+            yield doc_at(
+                doc,
+                (*step.data_path, "loop"),
+                "a rollback step cannot loop; loop the step it undoes instead (its rollback "
+                "steps then run once per iteration, newest first, each seeing its item)",
+                "loop-in-rollback",
                 key=True,
             )
         why = names.reserved_why(step.loop_var)
