@@ -272,3 +272,88 @@ def test_alert_triage_warning_heartbeat_stays_medium(demo_project: Project) -> N
     assert _failed_gates(_step(run, "system_health_warning")) == [
         ("system_health_warning", "MEDIUM")
     ]
+
+
+# --- 5. the preparedness check rehearses every rollback script for real -------
+
+PREPAREDNESS = "emergency-rollback/emergency-preparedness-check.yaml"
+
+_CATALOG = """
+    SELECT c.conname, pg_get_constraintdef(c.oid) AS definition, c.convalidated
+    FROM rollback_config r
+    JOIN pg_constraint c ON c.conrelid = to_regclass(format('public.%I', r.table_name))
+                        AND c.conname = r.pg_constraint_name
+    ORDER BY c.conname
+"""
+
+
+def _catalog(project: Project) -> list[tuple[Any, ...]]:
+    with psycopg.connect(project.dsn) as conn:
+        return conn.execute(_CATALOG).fetchall()
+
+
+def _log_rows(project: Project) -> int:
+    return int(_one(project, "SELECT count(*) AS n FROM constraint_rollback_log")["n"])
+
+
+def test_preparedness_rehearses_every_rollback_script(demo_project: Project) -> None:
+    before, logged = _catalog(demo_project), _log_rows(demo_project)
+    result, run = _run(demo_project, PREPAREDNESS)
+    assert result.exit_code == 0, result.output
+    scripts = _step(run, "rollback_scripts")
+    assert scripts["status"] == "ok"
+    rows = scripts["result"]["rows"]
+    assert len(rows) == 10 and all(r["identical"] and r["dropped"] for r in rows), rows
+    workflow = next(r for r in rows if r["constraint_name"] == "workflow_progression")
+    assert (workflow["before_validated"], workflow["after_validated"]) == (False, False)
+    # rolled back: the catalog and the rollback log as they were
+    assert _catalog(demo_project) == before
+    assert _log_rows(demo_project) == logged
+
+
+def test_preparedness_fails_on_a_broken_rollback_script(demo_project: Project) -> None:
+    # A rollback script that answers PASS for barcode_format and drops nothing
+    # (what DRY_RUN said for every script), and email_format NOT VALID on clean
+    # data, which its recovery would bring back validated: not as it was.
+    _plant(
+        demo_project,
+        """
+        CREATE OR REPLACE FUNCTION rollback_constraint(p_constraint_name text, p_table_name text,
+                                                       p_mode text DEFAULT 'DROP_CONSTRAINT')
+        RETURNS TABLE (constraint_name text, table_name text, pg_constraint_name text,
+                       rollback_mode text, rollback_status text, action text, duration_ms numeric,
+                       constraint_definition text, message text)
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            RETURN QUERY SELECT * FROM apply_constraint_rollback(
+                p_constraint_name, p_table_name,
+                CASE WHEN p_constraint_name = 'barcode_format' THEN 'DRY_RUN' ELSE p_mode END,
+                'ROLLBACK');
+        END $$;
+        ALTER TABLE users DROP CONSTRAINT users_email_format_check;
+        ALTER TABLE users ADD CONSTRAINT users_email_format_check
+            CHECK (email ~* '^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}$') NOT VALID;
+        """,
+    )
+    before, logged = _catalog(demo_project), _log_rows(demo_project)
+    result, run = _run(demo_project, PREPAREDNESS)
+    assert result.exit_code == 1, result.output
+    scripts = _step(run, "rollback_scripts")
+    assert scripts["status"] == "gate_failed"
+    bad = {r["constraint_name"]: r for r in scripts["result"]["rows"] if not r["identical"]}
+    assert sorted(bad) == ["barcode_format", "email_format"], scripts["reason"]
+    assert bad["barcode_format"]["dropped"] is False
+    assert (bad["email_format"]["before_validated"], bad["email_format"]["after_validated"]) == (
+        False,
+        True,
+    )
+    assert "did not drop panels_barcode_format_check" in scripts["reason"]
+    # nothing of the rehearsal stayed; what it found is recorded
+    assert _catalog(demo_project) == before
+    assert _log_rows(demo_project) == logged
+    recorded = _one(
+        demo_project,
+        """SELECT count(*) FILTER (WHERE test_result = 'FAIL') AS failed, count(*) AS n
+           FROM rollback_test_results WHERE notes LIKE '%rehearsed in a rolled-back transaction%'""",
+    )
+    assert (recorded["failed"], recorded["n"]) == (4, 20)
