@@ -357,3 +357,44 @@ def test_preparedness_fails_on_a_broken_rollback_script(demo_project: Project) -
            FROM rollback_test_results WHERE notes LIKE '%rehearsed in a rolled-back transaction%'""",
     )
     assert (recorded["failed"], recorded["n"]) == (4, 20)
+
+
+# --- 6. the drill check reads what runbook's drills and recoveries recorded ---
+
+
+def _undrilled(run: dict[str, Any]) -> list[str]:
+    return sorted(r["constraint_name"] for r in _step(run, "recovery_procedures")["result"]["rows"])
+
+
+def test_drills_and_recoveries_are_recorded_where_the_check_reads(demo_project: Project) -> None:
+    # 100 days later: every earlier drill is too old.
+    _plant(demo_project, "UPDATE rollback_test_results SET tested_at = tested_at - interval '100 days'")
+    _, run = _run(demo_project, PREPAREDNESS)
+    assert len(_undrilled(run)) == 10
+    # the drills that check's rehearsal recorded go: the levels and the recovery are under test
+    _plant(demo_project, "DELETE FROM rollback_test_results WHERE tested_at > now() - interval '1 hour'")
+
+    # the LOW level on the sandbox is a drill; incremental recovery (LOW) its recovery drill
+    result, _ = _run(demo_project, "emergency-rollback/low-emergency-rollback.yaml")
+    assert result.exit_code == 0, result.output
+    result, _ = _run(demo_project, "emergency-rollback/incremental-recovery.yaml")
+    assert result.exit_code == 0, result.output
+    recorded = _one(
+        demo_project,
+        """SELECT string_agg(DISTINCT test_type || ':' || constraint_name || ':' || environment, ' '
+                             ORDER BY test_type || ':' || constraint_name || ':' || environment) AS rows
+           FROM rollback_test_results
+           WHERE tested_at > now() - interval '1 hour' AND test_type IN ('DRILL', 'RECOVERY')
+             AND environment <> 'production'""",
+    )
+    assert recorded["rows"] == (
+        "DRILL:email_format:sandbox DRILL:station_number:sandbox"
+        " RECOVERY:email_format:sandbox RECOVERY:station_number:sandbox"
+    )
+    _, run = _run(demo_project, PREPAREDNESS)
+    undrilled = _undrilled(run)
+    assert len(undrilled) == 8 and "email_format" not in undrilled, undrilled
+    # and this run's rehearsal drilled every rollback and recovery script
+    _, run = _run(demo_project, PREPAREDNESS)
+    assert _undrilled(run) == []
+    assert _step(run, "recovery_procedures")["status"] == "ok"
