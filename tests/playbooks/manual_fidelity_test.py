@@ -398,3 +398,44 @@ def test_drills_and_recoveries_are_recorded_where_the_check_reads(demo_project: 
     _, run = _run(demo_project, PREPAREDNESS)
     assert _undrilled(run) == []
     assert _step(run, "recovery_procedures")["status"] == "ok"
+
+
+# --- 7. the critical level re-enables the critical triggers (Step 4) ----------
+
+CRITICAL = "emergency-rollback/critical-emergency-rollback.yaml"
+
+
+def _trigger_state(project: Project) -> str:
+    return str(
+        _one(
+            project,
+            "SELECT tgenabled::text AS s FROM pg_trigger WHERE tgname = 'panels_touch_updated_at'",
+        )["s"]
+    )
+
+
+def test_critical_rollback_reenables_the_critical_triggers(demo_project: Project) -> None:
+    # The MES bulk sync left the panels trigger disabled.
+    _plant(
+        demo_project,
+        """
+        CREATE FUNCTION touch_updated_at() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN NEW.updated_at := now(); RETURN NEW; END $$;
+        CREATE TRIGGER panels_touch_updated_at BEFORE UPDATE ON panels
+            FOR EACH ROW EXECUTE FUNCTION touch_updated_at();
+        ALTER TABLE panels DISABLE TRIGGER panels_touch_updated_at;
+        """,
+    )
+    result, run = _run(demo_project, CRITICAL)
+    assert result.exit_code == 0, result.output
+    assert run["status"] == "ok", run["reason"]
+    assert _step(run, "enable_triggers")["status"] == "ok"
+    assert _step(run, "production_readiness")["result"]["rows"][0]["disabled_triggers"] == 0
+    assert _trigger_state(demo_project) == "O"  # enabled
+
+    # undone, the run leaves the trigger as it found it
+    undo = demo_project.run(
+        "rollback", run["id"], "-i", str(demo_project.root / "inventory.yaml"), "--yes"
+    )
+    assert undo.exit_code == 0, undo.output
+    assert _trigger_state(demo_project) == "D"
