@@ -439,3 +439,60 @@ def test_critical_rollback_reenables_the_critical_triggers(demo_project: Project
     )
     assert undo.exit_code == 0, undo.output
     assert _trigger_state(demo_project) == "D"
+
+
+# --- 8. quarantine moves the violating rows out, and its rollback puts them back
+
+
+CORRUPTION = "constraint-monitoring/emergency-data-corruption.yaml"
+
+_WORKFLOW_VIOLATIONS = """
+    SELECT count(*) AS n FROM panels
+    WHERE NOT COALESCE((station_2_completed_at IS NULL OR station_1_completed_at IS NOT NULL)
+                       AND (station_3_completed_at IS NULL OR station_2_completed_at IS NOT NULL)
+                       AND (station_4_completed_at IS NULL OR station_3_completed_at IS NOT NULL)
+                       AND (status <> 'COMPLETED' OR station_4_completed_at IS NOT NULL)
+                       AND (status <> 'PENDING' OR station_1_completed_at IS NULL), true)
+"""
+
+_COUNTS = """
+    SELECT (SELECT count(*) FROM panels) AS panels,
+           (SELECT count(*) FROM inspections) AS inspections,
+           (SELECT md5(string_agg(p::text, ',' ORDER BY p.id)) FROM panels p) AS panels_md5,
+           (SELECT md5(string_agg(i::text, ',' ORDER BY i.id)) FROM inspections i) AS inspections_md5
+"""
+
+
+def test_quarantine_moves_the_corrupted_rows_out_and_back(demo_project: Project) -> None:
+    before = _one(demo_project, _COUNTS)
+    catalog = _catalog(demo_project)
+    assert _one(demo_project, _WORKFLOW_VIOLATIONS)["n"] == 140
+
+    result, run = _run(demo_project, CORRUPTION)
+    # the electrical rule (12 rows, NOT VALID) is left: the gate still stops the resume
+    assert result.exit_code == 1, result.output
+    step = _step(run, "quarantine_rows")
+    assert step["status"] == "ok"
+    moved = {(r["table_name"], r["rule"]): r["quarantined"] for r in step["result"]["rows"]}
+    assert moved[("panels", "panel_workflow_constraints")] == 140, moved
+    # gone from the live table, kept in the quarantine table with the batch
+    assert _one(demo_project, _WORKFLOW_VIOLATIONS)["n"] == 0
+    after = _one(demo_project, _COUNTS)
+    assert after["panels"] == before["panels"] - 140
+    kept = _one(
+        demo_project,
+        f"""SELECT (SELECT count(*) FROM quarantine.panels WHERE quarantine_batch = '{run["id"]}') AS panels,
+                   (SELECT count(*) FROM quarantine.inspections
+                     WHERE quarantine_batch = '{run["id"]}') AS inspections""",
+    )
+    assert kept["panels"] == 140
+    # their inspections were moved with them, not deleted by the cascade
+    assert after["inspections"] + kept["inspections"] == before["inspections"]
+
+    undo = demo_project.run(
+        "rollback", run["id"], "-i", str(demo_project.root / "inventory.yaml"), "--yes"
+    )
+    assert undo.exit_code == 0, undo.output
+    assert _one(demo_project, _COUNTS) == before  # every row back, as it was
+    assert _catalog(demo_project) == catalog  # workflow_progression NOT VALID, as it was
+    assert _one(demo_project, "SELECT count(*) AS n FROM quarantine.panels")["n"] == 0
