@@ -33,6 +33,7 @@ from runbook.sqltemplate import template
 from runbook.sqltemplate.template import Kind
 
 _WHEN = Field(("when",), Kind.EXPR)
+_SKIP_MESSAGE = Field(("skip_message",), Kind.TEXT)
 _UNTIL = Field(("until",), Kind.EXPR, RESULT)
 _GATE_FIELDS = (
     Field(("that",), Kind.EXPR, RESULT),
@@ -94,6 +95,7 @@ class TemplateCheck:
         raw = get_path(self.doc.data, step.data_path)
         local = frozenset(step.vars)
         self._field(step.data_path, raw, _WHEN, known, local)
+        self._field(step.data_path, raw, _SKIP_MESSAGE, known, local)
         if step.vars:
             for key in step.vars:
                 self._field(

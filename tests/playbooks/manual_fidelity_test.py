@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import psycopg
+import pytest
 
 from ..conftest import REPO, Project
 
@@ -368,11 +370,16 @@ def _undrilled(run: dict[str, Any]) -> list[str]:
 
 def test_drills_and_recoveries_are_recorded_where_the_check_reads(demo_project: Project) -> None:
     # 100 days later: every earlier drill is too old.
-    _plant(demo_project, "UPDATE rollback_test_results SET tested_at = tested_at - interval '100 days'")
+    _plant(
+        demo_project, "UPDATE rollback_test_results SET tested_at = tested_at - interval '100 days'"
+    )
     _, run = _run(demo_project, PREPAREDNESS)
     assert len(_undrilled(run)) == 10
     # the drills that check's rehearsal recorded go: the levels and the recovery are under test
-    _plant(demo_project, "DELETE FROM rollback_test_results WHERE tested_at > now() - interval '1 hour'")
+    _plant(
+        demo_project,
+        "DELETE FROM rollback_test_results WHERE tested_at > now() - interval '1 hour'",
+    )
 
     # the LOW level on the sandbox is a drill; incremental recovery (LOW) its recovery drill
     result, _ = _run(demo_project, "emergency-rollback/low-emergency-rollback.yaml")
@@ -496,3 +503,40 @@ def test_quarantine_moves_the_corrupted_rows_out_and_back(demo_project: Project)
     assert _one(demo_project, _COUNTS) == before  # every row back, as it was
     assert _catalog(demo_project) == catalog  # workflow_progression NOT VALID, as it was
     assert _one(demo_project, "SELECT count(*) AS n FROM quarantine.panels")["n"] == 0
+
+
+# --- 10. the slow-query checks run on the sandbox, or say why they cannot ------
+
+SLOW_QUERY_STEPS = [
+    ("hist-data-ingestor/query-performance.yaml", "slow_queries"),
+    ("hist-data-ingestor/troubleshoot-slow-queries.yaml", "slow_queries"),
+    ("festival-monitoring/performance-tuning.yaml", "slow_statements"),
+    ("festival-monitoring/issue-database-performance.yaml", "slow_queries"),
+]
+
+
+def _preloaded(project: Project) -> bool:
+    row = _one(project, "SELECT current_setting('shared_preload_libraries') AS s")
+    return "pg_stat_statements" in str(row["s"])
+
+
+@pytest.mark.parametrize(("playbook", "key"), SLOW_QUERY_STEPS)
+def test_slow_query_checks_run_or_say_why_not(
+    demo_project: Project, playbook: str, key: str
+) -> None:
+    _, run = _run(demo_project, playbook)
+    step = _step(run, key)
+    if _preloaded(demo_project):  # the embedded server (the sandbox, the suite's own)
+        assert step["status"] in ("ok", "gate_failed"), step
+        assert step["result"] is not None
+    else:  # a server of RUNBOOK_TEST_DSN without it: a visible skip, with the reason
+        assert step["status"] == "skipped", step
+        assert "pg_stat_statements is not loaded (shared_preload_libraries" in step["reason"], step
+
+
+def test_the_embedded_server_preloads_pg_stat_statements(pg_server: Any) -> None:
+    if os.environ.get("RUNBOOK_TEST_DSN"):
+        pytest.skip("RUNBOOK_TEST_DSN: the suite runs on another server, not the embedded one")
+    with psycopg.connect(pg_server.dsn) as conn:
+        row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+    assert row is not None and "pg_stat_statements" in row[0]
