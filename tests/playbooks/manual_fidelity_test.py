@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -540,3 +542,169 @@ def test_the_embedded_server_preloads_pg_stat_statements(pg_server: Any) -> None
     with psycopg.connect(pg_server.dsn) as conn:
         row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
     assert row is not None and "pg_stat_statements" in row[0]
+
+
+# --- 9. the container, log and edge-function procedures run as commands -------
+#
+# docker, docker-compose and the supabase CLI are not on these machines: a
+# stand-in on PATH answers as they would (the one stand-in this suite allows
+# besides the clock and the terminal), and records how it was called.
+
+STAND_IN = r"""#!/bin/sh
+echo "$(basename "$0") $*" >> "$STAND_IN_LOG"
+case "$(basename "$0") $*" in
+  "docker stats"*)
+    printf 'NAME\tMEM USAGE / LIMIT\tMEM %%\tCPU %%\n'
+    printf 'hist-data-ingestor_app_1\t412MiB / 2GiB\t20.1%%\t3.2%%\n' ;;
+  *" ps")
+    echo "hist-data-ingestor_app_1         python main.py      Up"
+    echo "hist-data-ingestor_timescaledb_1 docker-entrypoint  Up              5432/tcp" ;;
+  *" logs "*)
+    echo "app_1  | INFO Pipeline completed"
+    echo "timescaledb_1  | LOG: checkpoint complete" ;;
+  *"main.py status --comprehensive")
+    echo "$STAND_IN_STATUS System Status: $STAND_IN_HEALTH"
+    [ "$STAND_IN_HEALTH" = Healthy ] ;;
+  *"main.py status --check-db") echo "Database: Connected (TimescaleDB 2.14.2)" ;;
+  *"main.py status --check-api") echo "API: Databento connection valid" ;;
+  "supabase functions "*) echo "Done: $2 $3" ;;
+  *) echo "stand-in: unexpected call" >&2; exit 64 ;;
+esac
+"""
+
+
+@pytest.fixture
+def stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """docker, docker-compose and supabase answering from a script; returns the call log."""
+    bin_dir = tmp_path / "stand-in"
+    bin_dir.mkdir()
+    for name in ("docker", "docker-compose", "supabase"):
+        script = bin_dir / name
+        script.write_text(STAND_IN)
+        script.chmod(0o755)
+    log = tmp_path / "stand-in.log"
+    log.touch()
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("STAND_IN_LOG", str(log))
+    monkeypatch.setenv("STAND_IN_HEALTH", "Healthy")
+    monkeypatch.setenv("STAND_IN_STATUS", "🟢")
+    return log
+
+
+def _calls(log: Path) -> list[str]:
+    return log.read_text().splitlines()
+
+
+HEALTH = "hist-data-ingestor/health-check.yaml"
+
+
+def test_container_and_application_checks_run_the_commands(
+    demo_project: Project, stand_in: Path
+) -> None:
+    compose = str(demo_project.root / "docker-compose.yml")
+    _result, run = _run(demo_project, HEALTH, "-e", f"compose_file={compose}")
+    keys = ["containers", "container_resources", "container_logs", "application_status"]
+    keys += ["application_database", "application_api"]
+    for key in keys:
+        assert _step(run, key)["status"] == "ok", _step(run, key)
+    assert f"docker-compose -f {compose} ps" in _calls(stand_in)
+    assert "docker stats --no-stream --format" in " ".join(_calls(stand_in))
+    assert f"docker-compose -f {compose} logs --no-color --tail=50 app timescaledb" in _calls(
+        stand_in
+    )
+    for check in ("--comprehensive", "--check-db", "--check-api"):
+        assert f"docker-compose -f {compose} exec -T app python main.py status {check}" in (
+            _calls(stand_in)
+        )
+    assert "412MiB" in _step(run, "container_resources")["result"]["stdout"]
+
+
+def test_an_unhealthy_ingestor_fails_its_status_check(
+    demo_project: Project, stand_in: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STAND_IN_HEALTH", "Degraded (API quota exhausted)")
+    monkeypatch.setenv("STAND_IN_STATUS", "🔴")
+    compose = str(demo_project.root / "docker-compose.yml")
+    result, run = _run(demo_project, HEALTH, "-e", f"compose_file={compose}")
+    step = _step(run, "application_status")
+    assert (step["status"], step["severity"]) == ("gate_failed", "CRITICAL"), step
+    assert "API quota exhausted" in step["reason"]
+    assert result.exit_code == 1
+
+
+def test_without_compose_file_the_container_checks_say_why_they_skip(
+    demo_project: Project, stand_in: Path
+) -> None:
+    _, run = _run(demo_project, HEALTH)
+    step = _step(run, "application_status")
+    assert step["status"] == "skipped"
+    assert "no compose_file given" in step["reason"]
+    assert _calls(stand_in) == []
+
+
+def _write_logs(folder: Path) -> None:
+    folder.mkdir()
+    lines = {
+        "query_builder.log": [
+            {"message": "Query executed", "context": {"symbol": "ES", "execution_time": "0.8"}},
+            {"message": "Query executed", "context": {"symbol": "CL", "execution_time": "7.5"}},
+            {"message": "Query pattern", "context": {"schema": "ohlcv-1d", "symbols_count": 2}},
+        ],
+        "pipeline_orchestrator.log": [
+            {"message": "Pipeline completed", "context": {"records_processed": 1200}},
+        ],
+        "databento_adapter.log": [
+            {"component": "DatabentoAdapter", "level": "INFO", "message": "rate_limit ok"},
+        ],
+        "hist_data_ingestor.log": [
+            {"level": "ERROR", "message": "validation failed", "context": {"memory_usage": 512}},
+        ],
+    }
+    for name, entries in lines.items():
+        (folder / name).write_text("".join(json.dumps(e) + "\n" for e in entries))
+
+
+def test_log_analyses_run_jq_over_the_logs(demo_project: Project, tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    _write_logs(logs)
+    _result, run = _run(
+        demo_project, "hist-data-ingestor/troubleshoot-slow-queries.yaml", "-e", f"log_dir={logs}"
+    )
+    slow = _step(run, "log_slow_queries")
+    assert slow["status"] == "gate_failed", slow
+    assert '"symbol":"CL"' in slow["result"]["stdout"] and "ES" not in slow["result"]["stdout"]
+    assert "ohlcv-1d" in _step(run, "log_query_patterns")["result"]["stdout"]
+    _, run = _run(
+        demo_project, "hist-data-ingestor/query-performance.yaml", "-e", f"log_dir={logs}"
+    )
+    assert "1200" in _step(run, "log_ingestion_performance")["result"]["stdout"]
+    assert "rate_limit ok" in _step(run, "log_api_interactions")["result"]["stdout"]
+    assert _step(run, "log_memory_usage")["result"]["stdout"].strip() == "512"
+
+
+def test_stop_and_scaling_run_the_supabase_cli(demo_project: Project, stand_in: Path) -> None:
+    result, run = _run(
+        demo_project,
+        "festival-monitoring/emergency-stop-monitoring.yaml",
+        "-e",
+        "reason=drill",
+        "-e",
+        "supabase_project=festivalref",
+    )
+    assert result.exit_code == 0, result.output
+    assert _step(run, "confirm_stopped")["status"] == "skipped"
+    assert _calls(stand_in) == [
+        "supabase functions delete monitoring --project-ref festivalref",
+        "supabase functions delete monitoring-api --project-ref festivalref",
+    ]
+    result, run = _run(
+        demo_project,
+        "festival-monitoring/high-volume-scaling.yaml",
+        "-e",
+        "supabase_project=festivalref",
+    )
+    assert result.exit_code == 0, result.output
+    assert _calls(stand_in)[2:] == [
+        "supabase functions update monitoring --max-instances 10 --project-ref festivalref",
+        "supabase functions update monitoring-api --max-instances 5 --project-ref festivalref",
+    ]
