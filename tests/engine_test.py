@@ -171,6 +171,29 @@ steps:
     assert steps[1]["status"] == "ok"
 
 
+def test_skip_message_says_why_a_step_is_skipped(project: Project) -> None:
+    book = project.playbook(
+        """name: w
+kind: check
+vars: {tool: ""}
+steps:
+  - name: Probe
+    query: SELECT false AS loaded, 'the library is not loaded' AS reason
+    register: probe
+  - name: Optional
+    when: probe.first.loaded
+    skip_message: "{{ probe.first.reason }}"
+    query: SELECT 1
+"""
+    )
+    result = project.run("run", str(book))
+    assert result.exit_code == 0, result.output
+    step = project.last_run()["steps"][1]
+    assert step["status"] == "skipped"
+    assert step["reason"] == "the library is not loaded (when: probe.first.loaded is false)"
+    assert "the library is not loaded" in result.output
+
+
 def test_registered_result_fields(project: Project) -> None:
     book = project.playbook(
         """name: r

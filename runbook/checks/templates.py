@@ -35,6 +35,7 @@ from runbook.sqltemplate.template import Kind
 
 _WHEN = Field(("when",), Kind.EXPR)
 _LOOP = Field(("loop",), Kind.TEXT)
+_SKIP_MESSAGE = Field(("skip_message",), Kind.TEXT)
 _UNTIL = Field(("until",), Kind.EXPR, RESULT)
 _GATE_FIELDS = (
     Field(("that",), Kind.EXPR, RESULT),
@@ -102,6 +103,7 @@ class TemplateCheck:
             self._field(step.data_path, raw, _LOOP, known, local)
             local = local | loop_names(step.loop_var)
         self._field(step.data_path, raw, _WHEN, known, local)
+        self._field(step.data_path, raw, _SKIP_MESSAGE, known, local)
         if step.vars:
             # Rendered once, before the loop: they do not see the item.
             for key in step.vars:

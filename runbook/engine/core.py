@@ -188,7 +188,11 @@ class Engine:
                 when if isinstance(when, bool) else template.evaluate_all(when, scope)
             ):
                 shown = str(when) if isinstance(when, bool) else " and ".join(when)
-                self.skip_tree(ps, f"when: {shown} is false")
+                reason = f"when: {shown} is false"
+                why = ps.step.options.get("skip_message")
+                if why:
+                    reason = f"{template.render_text(str(why), scope)} ({reason})"
+                self.skip_tree(ps, reason)
                 return
         except (TemplateError, StepError) as exc:
             self.fail_before_start(ps, exc)

