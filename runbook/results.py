@@ -95,6 +95,11 @@ class Result:
         with its type (runbook.typedjson): what the journal keeps for resume."""
         return self.serialize(sample)
 
+    def plain(self) -> bool:
+        """Whether `serialize` already gives every value back with its type
+        (only None, bool, int, str): then `typed` adds nothing."""
+        return True
+
     @property
     def ok(self) -> bool:
         return True
@@ -156,6 +161,9 @@ class QueryResult(Result):
             "duration_ms": round(self.duration_ms, 3),
             **({"export": self.export} if self.export else {}),
         }
+
+    def plain(self) -> bool:
+        return all(type(v) in _PLAIN for row in self.rows for v in row.values())
 
     def typed(self, sample: int | None = 20) -> dict[str, Any]:
         rows = self.rows if sample is None else self.rows[:sample]
@@ -272,6 +280,9 @@ class ValueResult(Result):
             **{k: to_json(v) for k, v in self.values.items()},
             "duration_ms": round(self.duration_ms, 3),
         }
+
+    def plain(self) -> bool:
+        return all(type(v) in _PLAIN for v in self.values.values())
 
     def typed(self, sample: int | None = 20) -> dict[str, Any]:
         return {**self.serialize(0), **typedjson.encode(self.values)}

@@ -331,15 +331,15 @@ class Recorder:
         row["run_id"] = self.run_id
         row["seq"] = seq
         row["ended_at"] = at
-        if registered is not None:
+        shown = row["result"]
+        if registered is not None and (
+            shown is None or shown.get("truncated") or not registered.plain()
+        ):
             # Most of the time the shown sample is the whole result, in plain
             # JSON types, which resume reads from `result`; a larger one, or one
             # with values JSON has no type for (bytea, numeric, interval …), is
             # kept again, in full and typed (runbook.typedjson).
-            typed = registered.typed(sample=REGISTERED_ROWS)
-            shown = row["result"]
-            if shown is None or shown.get("truncated") or typed != shown:
-                row["registered"] = self.redactor.value(typed)
+            row["registered"] = self.redactor.value(registered.typed(sample=REGISTERED_ROWS))
         event = (at, self.run_id, "step.end", {"table": "steps", "op": "update", "row": row})
         if durable:
             self._append([event], durable=True)
