@@ -44,7 +44,7 @@ steps:
 """
 
 
-def _wait_for(conn: Conn, query: str, seconds: float = 30) -> None:
+def wait_for(conn: Conn, query: str, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if conn.execute(query).fetchone() == (True,):
@@ -69,12 +69,12 @@ def _crash_and_resume(project: Project, conn: Conn, in_block: bool) -> None:
         stderr=subprocess.DEVNULL,
         env={**os.environ, "RUNBOOK_OPERATOR": "tester"},
     )
-    _wait_for(conn, SLEEPING)
+    wait_for(conn, SLEEPING)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
     # The server notices the dead client (client_connection_check_interval) and
     # rolls its transaction back.
-    _wait_for(conn, SLEEPING.replace("SELECT EXISTS", "SELECT NOT EXISTS"))
+    wait_for(conn, SLEEPING.replace("SELECT EXISTS", "SELECT NOT EXISTS"))
     history = project.run("history", "--format", "json")
     crashed = __import__("json").loads(history.stdout)[0]
     assert crashed["status"] == "interrupted"
@@ -117,7 +117,7 @@ def test_read_only_steps_reach_the_journal_while_a_long_query_runs(
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for(conn, SLEEPING)
+        wait_for(conn, SLEEPING)
         deadline = time.monotonic() + 30
         statuses: list[str] = []
         while time.monotonic() < deadline and statuses != ["ok", "running"]:
@@ -153,7 +153,7 @@ def test_kill_between_two_autocommit_statements_leaves_the_count(
         stderr=subprocess.DEVNULL,
         env={**os.environ, "RUNBOOK_OPERATOR": "tester"},
     )
-    _wait_for(conn, SLEEPING)
+    wait_for(conn, SLEEPING)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
     conn.execute("INSERT INTO control VALUES (1)")

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import fields
 from typing import Any
 
@@ -21,7 +20,7 @@ from runbook.journal.records import RunRecord, StepRecord
 from runbook.outcome import Status
 
 from .conftest import Project, needs_orphan_cancel
-from .crash_test import SLEEPING
+from .crash_test import SLEEPING, wait_for
 
 pytestmark = pytest.mark.slow
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -44,15 +43,6 @@ steps:
 """
 
 
-def _wait_for(conn: Conn, query: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if conn.execute(query).fetchone() == (True,):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for: {query}")
-
-
 def _kill_in_iteration_c(project: Project, conn: Conn, autocommit: bool) -> dict[str, Any]:
     conn.execute("CREATE TABLE effects (what text NOT NULL)")
     conn.execute("CREATE TABLE control (go int)")
@@ -66,7 +56,7 @@ def _kill_in_iteration_c(project: Project, conn: Conn, autocommit: bool) -> dict
         stderr=subprocess.DEVNULL,
         env={**os.environ, "RUNBOOK_OPERATOR": "tester"},
     )
-    _wait_for(conn, SLEEPING)
+    wait_for(conn, SLEEPING)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
     if autocommit:
@@ -75,7 +65,7 @@ def _kill_in_iteration_c(project: Project, conn: Conn, autocommit: bool) -> dict
             "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE "
             "'%pg_sleep(CASE%' AND pid <> pg_backend_pid() AND datname = current_database()"
         )
-    _wait_for(conn, SLEEPING.replace("SELECT EXISTS", "SELECT NOT EXISTS"))
+    wait_for(conn, SLEEPING.replace("SELECT EXISTS", "SELECT NOT EXISTS"))
     history = json.loads(project.run("history", "--format", "json").stdout)
     crashed: dict[str, Any] = history[0]
     assert crashed["status"] == "interrupted"
@@ -238,10 +228,10 @@ def test_an_undo_of_a_loop_killed_half_way_is_continued_never_repeated(
         stderr=subprocess.DEVNULL,
         env={**os.environ, "RUNBOOK_OPERATOR": "tester"},
     )
-    _wait_for(conn, SLEEPING)  # c undone; b's first undo step committed, its second in flight
+    wait_for(conn, SLEEPING)  # c undone; b's first undo step committed, its second in flight
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
-    _wait_for(conn, SLEEPING.replace("SELECT EXISTS", "SELECT NOT EXISTS"))
+    wait_for(conn, SLEEPING.replace("SELECT EXISTS", "SELECT NOT EXISTS"))
     conn.execute("INSERT INTO control VALUES (1)")
     run_id = json.loads(project.run("history", "--format", "json").stdout)[0]["id"]
     args = ("resume", run_id) if how == "resume" else ("rollback", run_id, "--yes")
