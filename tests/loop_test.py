@@ -34,14 +34,17 @@ steps:
     register: vac
   - name: Analyzed
     query: >
-      SELECT count(*) AS n FROM pg_stat_user_tables
-      WHERE relname IN ('orders', 'items') AND last_analyze IS NOT NULL
+      SELECT count(DISTINCT tablename) AS n FROM pg_stats
+      WHERE tablename IN ('orders', 'items')
     gate: {that: "result.scalar == 2 and vac.results | length == 2 and vac.ok"}
 """
 
 
 def test_vacuum_each_table_one_record_per_iteration(project: Project, conn: Conn) -> None:
+    # ANALYZE writes pg_statistic at once (pg_stat_user_tables.last_analyze
+    # comes late from PostgreSQL 13's statistics collector): rows to analyze.
     conn.execute("CREATE TABLE orders (id int); CREATE TABLE items (id int)")
+    conn.execute("INSERT INTO orders VALUES (1); INSERT INTO items VALUES (1)")
     project.playbook(VACUUM)
     result = project.run("run", "playbooks/p.yaml")
     assert result.exit_code == 0, result.output
