@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook import plan
-from runbook.actions import REGISTRY
+from runbook.actions import writes
 from runbook.errors import Refused, UsageError
 from runbook.journal.records import AuthorizationRecord
 from runbook.journal.store import JournalStore
@@ -67,7 +67,7 @@ def may_write(playbook: Playbook, includes: Mapping[Path, Playbook]) -> bool:
         return True
     for pb in (playbook, *includes.values()):
         for step in pb.walk():
-            if step.kind not in ("include", "transaction") and REGISTRY[step.kind].may_write(step):
+            if writes(step):
                 return True
     return False
 
@@ -120,11 +120,7 @@ def plan_lines(
     shown = ", ".join(f"{t.name} (protected)" if t.protected else t.name for t in targets)
     lines = [f"{playbook.kind} playbook {playbook.name!r} on {shown}"]
     the_plan = plan.build(playbook, targets[0], includes, plan.Selection())
-    writing = [
-        ps
-        for ps in the_plan.walk()
-        if ps.kind not in ("include", "transaction") and REGISTRY[ps.kind].may_write(ps.step)
-    ]
+    writing = [ps for ps in the_plan.walk() if writes(ps.step)]
     if not writing:
         lines.append("  no step writes")
     for ps in writing:

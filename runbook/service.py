@@ -352,12 +352,7 @@ def run_target(
     clock = Clock.from_environment()
     run_id = new_run_id()
     mode = spec.mode or ("check" if spec.check else "rehearse" if spec.rehearse else "run")
-    the_plan = plan.build(
-        playbook,
-        target,
-        prepared.includes,
-        plan.Selection(spec.targets, spec.tags, spec.skip_tags, prepared.extra, prepared.start_at),
-    )
+    the_plan = plan_for(spec, prepared, target)
     connect = ConnectSpec(
         target=target.name,
         dsn=dsn,
@@ -452,25 +447,23 @@ def _consent(
     )
 
 
+def plan_for(spec: RunSpec, prepared: Prepared, target: Target) -> plan.Plan:
+    """What will run on `target`, as the command line selected it."""
+    selection = plan.Selection(
+        spec.targets, spec.tags, spec.skip_tags, prepared.extra, prepared.start_at
+    )
+    return plan.build(prepared.playbook, target, prepared.includes, selection)
+
+
 def plan_listing(spec: RunSpec) -> tuple[plan.Plan, frozenset[int]]:
     """`--list-steps`: the plan for the first target as it would run, and the
     steps that may write (by index). Loads and checks; connects to nothing."""
-    from runbook.actions import REGISTRY
+    from runbook.actions import writes
 
     prepared = prepare(spec)
-    the_plan = plan.build(
-        prepared.playbook,
-        prepared.targets[0],
-        prepared.includes,
-        plan.Selection(spec.targets, spec.tags, spec.skip_tags, prepared.extra, prepared.start_at),
-    )
-    writes = frozenset(
-        node.index
-        for ps in the_plan.walk()
-        for node in (ps, *(n for r in ps.rollback for n in r.walk()))
-        if node.kind not in ("include", "transaction") and REGISTRY[node.kind].may_write(node.step)
-    )
-    return the_plan, writes
+    the_plan = plan_for(spec, prepared, prepared.targets[0])
+    writing = frozenset(i for i, node in the_plan.by_index().items() if writes(node.step))
+    return the_plan, writing
 
 
 def exit_code(outcomes: list[RunOutcome], mode: str) -> int:

@@ -64,3 +64,11 @@ REGISTRY: dict[str, Action] = {
     "escalate": escalate,
     "transaction": transaction,
 }
+
+BLOCKS = frozenset({"include", "transaction"})  # kinds whose steps do the work
+
+
+def writes(step: Step) -> bool:
+    """Whether the step itself may change anything; a block (include,
+    transaction) is not a writing step of its own: its steps are judged."""
+    return step.kind not in BLOCKS and REGISTRY[step.kind].may_write(step)

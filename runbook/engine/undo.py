@@ -11,7 +11,7 @@ steps remain un-undone.
 
 from __future__ import annotations
 
-from runbook.actions import REGISTRY
+from runbook.actions import writes
 from runbook.engine.ports import Steps
 from runbook.engine.state import Done
 from runbook.outcome import Status
@@ -19,7 +19,7 @@ from runbook.outcome import Status
 
 def _writes(done: Done) -> bool:
     ps = done.ps
-    return ps.kind not in ("include", "transaction") and REGISTRY[ps.kind].may_write(ps.step)
+    return writes(ps.step)
 
 
 def undo_completed(run: Steps) -> str:
