@@ -9,7 +9,7 @@ exit 130) and a closed input is a "no".
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import click
@@ -30,18 +30,25 @@ def _answer(prompt: str) -> str | None:
     return line.strip()
 
 
+def _choose(prompt: str, answers: Mapping[str, str], hint: str) -> str | None:
+    """Ask until an answer is one of `answers` (lower-cased): what it stands
+    for; None at end of input."""
+    while True:
+        answer = _answer(prompt)
+        if answer is None:
+            return None
+        meant = answers.get(answer.lower())
+        if meant is not None:
+            return meant
+        click.echo(hint)
+
+
+_YES_NO = {"y": "yes", "yes": "yes", "": "no", "n": "no", "no": "no"}
+
+
 def yes_no(prompt: str) -> bool:
     """y/N: only a yes goes on."""
-    while True:
-        answer = _answer(f"{prompt} [y/N]: ")
-        if answer is None:
-            return False
-        answer = answer.lower()
-        if answer in ("y", "yes"):
-            return True
-        if answer in ("", "n", "no"):
-            return False
-        click.echo("answer y or n")
+    return _choose(f"{prompt} [y/N]: ", _YES_NO, "answer y or n") == "yes"
 
 
 def name_typed(name: str, prompt: str) -> bool:
@@ -78,23 +85,18 @@ def step_asker() -> Callable[[Any], bool]:
     """`--step`: before each step, y (run it), n (skip it) or c (run it and
     all the rest without asking)."""
     go_on = False
+    answers = {"y": "yes", "yes": "yes", "n": "no", "no": "no", "c": "all", "continue": "all"}
 
     def ask(ps: Any) -> bool:
         nonlocal go_on
         if go_on:
             return True
-        while True:
-            answer = _answer(f"step {ps.number} {ps.name!r} ({ps.kind}): run it? [y/n/c]: ")
-            if answer is None:
-                return False
-            answer = answer.lower()
-            if answer in ("y", "yes"):
-                return True
-            if answer in ("n", "no"):
-                return False
-            if answer in ("c", "continue"):
-                go_on = True
-                return True
-            click.echo("answer y (run it), n (skip it) or c (run it and the rest)")
+        meant = _choose(
+            f"step {ps.number} {ps.name!r} ({ps.kind}): run it? [y/n/c]: ",
+            answers,
+            "answer y (run it), n (skip it) or c (run it and the rest)",
+        )
+        go_on = meant == "all"
+        return meant in ("yes", "all")
 
     return ask
