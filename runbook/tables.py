@@ -26,18 +26,22 @@ class Table:
     total: int  # rows the result had
 
 
+def text(value: Any, null: str = "NULL") -> str:
+    """A shown value (runbook.results.to_json) as text: json as JSON, a
+    boolean as psql shows it, NULL as `null`."""
+    if value is None:
+        return null
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    return str(value)
+
+
 def cell(value: Any) -> str:
     """One value on one line, at most MAX_CELL wide."""
-    if value is None:
-        text = "NULL"
-    elif isinstance(value, dict | list):
-        text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
-    elif isinstance(value, bool):
-        text = "t" if value else "f"  # as psql shows a boolean
-    else:
-        text = str(value)
-    text = text.replace("\n", " ")
-    return text if width(text) <= MAX_CELL else _cut(text, MAX_CELL - 1) + "…"
+    shown = text(value).replace("\n", " ")
+    return shown if width(shown) <= MAX_CELL else _cut(shown, MAX_CELL - 1) + "…"
 
 
 def width(text: str) -> int:
@@ -76,10 +80,15 @@ def table_of(result: dict[str, Any], shown_rows: int | None) -> Table | None:
     return Table(columns, cells, int(result.get("rows_total", len(rows))))
 
 
+def _widths(table: Table) -> list[int]:
+    """Each shown column's width: its name's or its widest cell's."""
+    columns = table.columns[:MAX_COLUMNS]
+    return [max([width(c), *(width(r[i]) for r in table.rows)]) for i, c in enumerate(columns)]
+
+
 def natural_width(table: Table, indent: int = 7) -> int:
     """How wide the aligned view of the shown columns is."""
-    columns = table.columns[:MAX_COLUMNS]
-    widths = [max([width(c), *(width(r[i]) for r in table.rows)]) for i, c in enumerate(columns)]
+    widths = _widths(table)
     return indent + sum(widths) + 2 * (len(widths) - 1)
 
 
@@ -90,7 +99,7 @@ def aligned_lines(table: Table, indent: str = "       ") -> list[str]:
     if len(columns) == 1:  # a count, a status: most checks
         lines = [indent + columns[0].rstrip(), *(indent + row[0].rstrip() for row in rows)]
     else:
-        widths = [max([width(c), *(width(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+        widths = _widths(table)
         lines = [
             indent + "  ".join(_pad(c, w) for c, w in zip(line, widths, strict=True)).rstrip()
             for line in (columns, *rows)

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
+from runbook import tables
 from runbook.errors import StepError
 from runbook.results import to_json
 
@@ -44,14 +45,7 @@ def target(root: Path, written: str) -> Path:
 
 def _text(value: Any) -> str:
     """A value in a CSV or Markdown cell: as shown elsewhere, NULL empty."""
-    shown = to_json(value)
-    if shown is None:
-        return ""
-    if isinstance(shown, dict | list):
-        return json.dumps(shown, ensure_ascii=False)
-    if isinstance(shown, bool):
-        return "t" if shown else "f"
-    return str(shown)
+    return tables.text(to_json(value), null="")
 
 
 class Export:
