@@ -179,6 +179,8 @@ class Escalator:
         """Resolve the open incidents of gates that passed in this run, telling
         every channel that was paged (PagerDuty gets its resolve event). Never
         raises: a run is not broken by its notifications."""
+        if not keys:
+            return  # no gate passed: nothing can have recovered, nothing to read
         try:
             recovering = [i for i in self.store.journal.incidents(only_open=True) if i.key in keys]
         except Exception as exc:
