@@ -20,7 +20,11 @@ def number(value: Any, scope: dict[str, Any], loc: Loc, what: str) -> Any:
     """A threshold as given, or its template rendered to a finite number."""
     if not isinstance(value, str) or not template.is_template(value):
         return value
-    text = template.render_text(value, scope).strip()
+    return parse_number(template.render_text(value, scope).strip(), value, loc, what)
+
+
+def parse_number(text: str, value: str, loc: Loc, what: str) -> int | float:
+    """Rendered text as a finite number (`value`: the template it came from)."""
     try:
         found = float(text)
     except ValueError:

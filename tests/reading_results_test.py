@@ -102,3 +102,19 @@ def test_a_templated_severity_names_only_known_values(project: Project) -> None:
     book = project.playbook(DASH.replace("{{ m['lag_seconds'].level }}", "{{ nowhere.level }}"))
     result = project.run("validate", str(book))
     assert result.exit_code == 2 and "'nowhere' is undefined" in result.stdout, result.output
+
+
+def test_a_templated_equals_compares_a_number_as_a_number(project: Project) -> None:
+    book = project.playbook(
+        "name: eq\nkind: check\nvars:\n  expected: 7\n  label: busy\nsteps:\n"
+        "  - name: Count\n    query: SELECT 7 AS n, 'busy' AS s\n    register: q\n"
+        "  - name: Number\n    classify:\n      value: q.scalar\n      thresholds:\n"
+        '        - {equals: "{{ expected }}", severity: WARNING}\n      default: HEALTHY\n'
+        "  - name: Text\n    classify:\n      value: q.first.s\n      thresholds:\n"
+        '        - {equals: "{{ label }}", severity: WARNING}\n      default: HEALTHY\n'
+    )
+    result = project.run("run", str(book))
+    assert result.exit_code == 0, result.output
+    steps = {s["name"]: s for s in project.last_run()["steps"]}
+    assert steps["Number"]["severity"] == "WARNING"  # "7" rendered, compared as 7
+    assert steps["Text"]["severity"] == "WARNING"  # text that is no number stays text

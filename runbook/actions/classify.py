@@ -60,7 +60,7 @@ def _bound(ctx: StepContext, key: str, value: Any, what: str) -> Any:
     if key == "equals":
         text = template.render_text(value, ctx.scope).strip()
         try:
-            return rendered.number(text, ctx.scope, ctx.step.loc, what) if text else text
+            return rendered.parse_number(text, value, ctx.step.loc, what)
         except StepError:
             return text
     return rendered.number(value, ctx.scope, ctx.step.loc, what)
