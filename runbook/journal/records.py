@@ -29,6 +29,7 @@ class RunMode(enum.Enum):
     RESUME = "resume"
     ROLLBACK = "rollback"
     ROLLBACK_CHECK = "rollback-check"  # `runbook rollback --check`: nothing undone
+    SCHEDULED = "scheduled"  # fired by `runbook scheduler` (runbook.schedule)
 
 
 class IncidentStatus(enum.Enum):
@@ -343,6 +344,102 @@ class AuthorizationRecord:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+class FireStatus(enum.Enum):
+    """What became of a slot of a schedule (runbook.schedule.decide)."""
+
+    STARTED = "started"  # claimed, and its run launched (run_id)
+    QUEUED = "queued"  # overlap queue_one: starts when the run before it ends
+    SKIPPED = "skipped"  # overlap skip (the run before it still going), or a queue already full
+    MISSED = "missed"  # not started within its deadline (the scheduler was down, or late)
+    BLACKOUT = "blackout"  # in a blackout window
+    PAUSED = "paused"  # the schedule was disabled (runbook schedule disable)
+    REFUSED = "refused"  # no standing authorization for a protected target
+    ERROR = "error"  # the run could not start (the playbook no longer loads, …)
+    LOST = "lost"  # claimed, but no run was recorded for it within its deadline
+
+
+@dataclass(frozen=True, slots=True)
+class FireRecord:
+    """A row of the fire ledger: one slot of one schedule on one target (or a
+    range of slots, `slot` to `slot_last`, `count` of them: a long outage is
+    one row). Its id is unique: the scheduler that inserts it owns the slot."""
+
+    id: str
+    playbook: str  # the playbook's name
+    playbook_path: str  # relative to the project's root: the ledger's key
+    schedule: str  # the schedule's key (runbook.model.Schedule.key)
+    target: str
+    slot: str  # ISO UTC, to the millisecond: the slot's identity
+    slot_last: str | None  # a range's last slot
+    count: int
+    status: FireStatus = field(metadata=_CONVERTED)
+    reason: str | None
+    late: float | None  # seconds after its slot the run started
+    run_id: str | None
+    scheduler: str | None  # who claimed it: host:pid
+    claimed_at: str
+    ended_at: str | None
+    result: str | None  # the run's status when it ended, as the scheduler saw it
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> FireRecord:
+        what = f"fire {row.get('id')!r}"
+        return cls(**_columns(cls, row, what), status=_enum(FireStatus, row, "status", what))
+
+    @property
+    def last(self) -> str:
+        """The slot this row reaches to (its range's last, or its own)."""
+        return self.slot_last or self.slot
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["status"] = self.status.value
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class PauseRecord:
+    """`runbook schedule disable|enable`: a playbook's schedules paused or
+    resumed on one target, or on all of them (target "*")."""
+
+    id: str
+    playbook: str
+    playbook_path: str
+    target: str
+    paused: bool = field(metadata=_CONVERTED)
+    by: str
+    at: str
+    reason: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> PauseRecord:
+        return cls(**_columns(cls, row, f"pause {row.get('id')!r}"), paused=bool(row["paused"]))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatRecord:
+    """A scheduler process and when it last ticked (liveness, not history:
+    kept outside the hash chain, overwritten at every beat)."""
+
+    id: str  # host:pid:started
+    host: str
+    pid: int
+    started_at: str
+    last_tick: str
+    stopped_at: str | None
+    note: str | None  # what its last tick did, in a few words
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> HeartbeatRecord:
+        return cls(**_columns(cls, row, f"scheduler {row.get('id')!r}"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 Record = TypeVar(
     "Record",
     RunRecord,
@@ -351,6 +448,9 @@ Record = TypeVar(
     DeliveryRecord,
     EventRecord,
     AuthorizationRecord,
+    FireRecord,
+    PauseRecord,
+    HeartbeatRecord,
 )
 
 

@@ -24,7 +24,10 @@ from runbook.journal.records import (
     AuthorizationRecord,
     DeliveryRecord,
     EventRecord,
+    FireRecord,
+    HeartbeatRecord,
     IncidentRecord,
+    PauseRecord,
     RunRecord,
     StepRecord,
 )
@@ -153,6 +156,44 @@ class JournalStore(Protocol):
         self, playbook: str | None = None, target: str | None = None
     ) -> list[AuthorizationRecord]:
         """Standing authorizations (revoked ones too), newest first."""
+        ...
+
+    # -- the scheduler (runbook.schedule) ----------------------------------------
+    # The fire ledger (`fires`) and pauses (`pauses`) are written as events, like
+    # every table: append({"table": "fires", "op": "insert", ...}). A fire's id
+    # is unique, so of two schedulers inserting the same slot one gets Conflict.
+
+    def fire(self, fire_id: str) -> FireRecord | None: ...
+
+    def fires(
+        self,
+        *,
+        playbook_path: str | None = None,
+        target: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[FireRecord]:
+        """Ledger rows, the latest slot first."""
+        ...
+
+    def fire_head(self, playbook_path: str, schedule: str, target: str) -> FireRecord | None:
+        """The row of a (schedule, target) with the latest slot: how far its ledger got."""
+        ...
+
+    def fire_heads(self) -> list[FireRecord]:
+        """The latest row of every (playbook, schedule, target) in the ledger."""
+        ...
+
+    def pauses(self, playbook_path: str | None = None) -> list[PauseRecord]:
+        """`schedule disable|enable` records, newest first."""
+        ...
+
+    def beat(self, heartbeat: HeartbeatRecord) -> None:
+        """Record a scheduler's heartbeat (an upsert by id; not chained: liveness, not history)."""
+        ...
+
+    def heartbeats(self) -> list[HeartbeatRecord]:
+        """Every scheduler's last heartbeat, the latest tick first."""
         ...
 
     # -- the chain -----------------------------------------------------------------
