@@ -60,6 +60,13 @@ class RunSpec:
     # A protected target's name typed ahead (--confirm-target), for runs without a terminal.
     confirm_targets: tuple[str, ...] = ()
     attended: bool = True  # False: a schedule or a queue; needs a standing authorization
+    # Given by whoever launches the run (a scheduler's fire, a queued job), so
+    # that its ledger can name the run before it starts; one target only.
+    run_id: str | None = None
+    operator: str | None = (
+        None  # who runs it ("scheduler@HOST"); default: $RUNBOOK_OPERATOR, else the user
+    )
+    fire: dict[str, Any] | None = None  # the schedule's slot that fired it, recorded on the run
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: paths as text, sets as sorted lists."""
@@ -288,6 +295,8 @@ def run(
     `step_by_step` (--step) is asked before each step; False skips it."""
     prepared = prepare(spec)
     inventory, playbook = prepared.inventory, prepared.playbook
+    if spec.run_id is not None and len(prepared.targets) != 1:
+        raise UsageError(f"a run id is given for one target; {playbook.name} has several here")
     secrets = set(prepared.secrets)
     base_by_target: dict[str, dict[str, Any]] = {}
     for target in prepared.targets:
@@ -350,7 +359,8 @@ def run_target(
     inventory, playbook = prepared.inventory, prepared.playbook
     redactor = Redactor(secrets)
     clock = Clock.from_environment()
-    run_id = new_run_id()
+    run_id = spec.run_id or new_run_id()
+    who = spec.operator or operator()
     mode = spec.mode or ("check" if spec.check else "rehearse" if spec.rehearse else "run")
     the_plan = plan_for(spec, prepared, target)
     connect = ConnectSpec(
@@ -369,7 +379,7 @@ def run_target(
         "run": {
             "id": run_id,
             "mode": mode,
-            "operator": operator(),
+            "operator": who,
             "date": clock.now().date().isoformat(),  # UTC, for file names (export:)
         },
         "playbook": {"name": playbook.name, "kind": playbook.kind, "path": str(playbook.path)},
@@ -381,7 +391,7 @@ def run_target(
         rehearse=spec.rehearse,
         assume_yes=spec.yes,
         prompter=prompter,
-        operator=operator(),
+        operator=who,
         timeout=playbook.timeout or inventory.defaults.timeout,
         lock_timeout=playbook.lock_timeout or inventory.defaults.lock_timeout,
         row_sample=inventory.journal.row_sample,
@@ -402,6 +412,7 @@ def run_target(
             "tags": sorted(spec.tags),
             "skip_tags": sorted(spec.skip_tags),
             **({"start_at": spec.start_at} if spec.start_at else {}),
+            **({"fire": spec.fire} if spec.fire else {}),
         },
     )
     recorder = Recorder(journal, redactor, clock, inventory.journal.row_sample)
@@ -436,7 +447,9 @@ def _consent(
     need = consent.needed(
         playbook, prepared.includes, prepared.inventory, spec.targets, prepared.targets, dry_run
     )
-    request = consent.Request(spec.yes, spec.confirm_targets, spec.attended, operator())
+    request = consent.Request(
+        spec.yes, spec.confirm_targets, spec.attended, spec.operator or operator()
+    )
     return consent.obtain(
         need,
         request,

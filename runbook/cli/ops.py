@@ -28,6 +28,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 @click.option("--since", help="Only runs started within this long (30m, 12h, 7d, 2w).")
 @click.option("--limit", default=50, show_default=True, help="At most this many runs.")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option(
+    "--fires",
+    is_flag=True,
+    help="The schedules' fire ledger instead: every slot, run or not "
+    "(missed, skipped, blacked out, paused, refused), with the reason.",
+)
 def history(
     inventory: Path | None,
     playbook: str | None,
@@ -36,11 +42,23 @@ def history(
     since: str | None,
     limit: int,
     fmt: str,
+    fires: bool,
 ) -> None:
-    """List recorded runs, newest first."""
+    """List recorded runs, newest first (--fires: the schedules' slots)."""
 
     def _history() -> int:
         from runbook.commands import history as hist
+
+        if fires:
+            ledger = hist.fires(inventory, playbook, target, status, limit)
+            if fmt == "json":
+                click.echo(json.dumps([f.as_dict() for f in ledger], indent=2))
+                return 0
+            if not ledger:
+                click.echo("no fires recorded", err=True)
+            for line in hist.fire_lines(ledger):
+                click.echo(line)
+            return 0
 
         rows = hist.runs(inventory, playbook, target, status, since, limit)
         if fmt == "json":
@@ -80,6 +98,13 @@ def show(run_id: str, inventory: Path | None, fmt: str) -> None:
         )
         if run.reason:
             click.echo(f"  {run.reason}")
+        fired = (run.selection or {}).get("fire")
+        if isinstance(fired, dict):
+            late = f", {fired['late']:g}s late" if fired.get("late") else ""
+            click.echo(
+                f"  fired by the schedule {fired.get('schedule')} for its slot "
+                f"{fired.get('local')} ({fired.get('slot')}{late})"
+            )
         if run.consent:
             from runbook.consent import describe
 

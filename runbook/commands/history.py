@@ -9,7 +9,7 @@ from pathlib import Path
 from runbook.clock import Clock, iso
 from runbook.errors import UsageError
 from runbook.journal import reconcile
-from runbook.journal.records import RunRecord
+from runbook.journal.records import FireRecord, RunRecord
 from runbook.journal.store import JournalStore
 from runbook.service import load_inventory, open_journal
 
@@ -51,6 +51,36 @@ def runs(
         )
     finally:
         journal.close()
+
+
+def fires(
+    inventory: Path | None,
+    playbook: str | None = None,
+    target: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+) -> list[FireRecord]:
+    """The fire ledger, the latest slot first; `playbook` is a name or a path."""
+    journal = journal_for(inventory)
+    try:
+        found = journal.fires(target=target or None, status=status or None, limit=limit * 4)
+    finally:
+        journal.close()
+    if playbook:
+        found = [f for f in found if playbook in (f.playbook, f.playbook_path)]
+    return found[:limit]
+
+
+def fire_lines(ledger: list[FireRecord]) -> list[str]:
+    lines = []
+    for f in ledger:
+        slot = f.slot if f.count == 1 else f"{f.slot} .. {f.slot_last} ({f.count} slots)"
+        run = f"run {f.run_id}" + (f" {f.result}" if f.result else "") if f.run_id else ""
+        lines.append(
+            f"{slot:<26} {f.playbook:<28} {f.target:<12} {f.status.value:<9} "
+            f"{run}  {f.reason or ''}".rstrip()
+        )
+    return lines
 
 
 def show(inventory: Path | None, run_id: str) -> RunRecord:

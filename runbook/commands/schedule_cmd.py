@@ -1,6 +1,6 @@
 """`runbook schedule list | explain | export`: the schedules of a project, read
-from its playbooks, with their next fires. Nothing here reads a journal yet:
-the last fire and its result come with the fire ledger.
+from its playbooks, with their next fires; `list` adds what the fire ledger
+says of each (the last fire, its result and run, overdue, failing, paused).
 """
 
 from __future__ import annotations
@@ -9,60 +9,21 @@ import datetime as dt
 import os
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runbook import plan
-from runbook.clock import Clock
-from runbook.errors import InvalidFiles, UsageError
+from runbook.clock import Clock, parse_iso
+from runbook.errors import UsageError
+from runbook.journal.records import PauseRecord
+from runbook.journal.store import JournalStore
 from runbook.load import loader, project
-from runbook.model import Inventory, Playbook
-from runbook.schedule import export, slots, words
+from runbook.schedule import export, ledger, slots, words
 from runbook.schedule.cron import fixed_hours
+from runbook.schedule.entries import Entry, scheduled
+from runbook.schedule.entries import relative as _relative
 from runbook.schedule.spec import Spec, compile_schedule
-from runbook.service import load_checked, load_inventory
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One schedule of one playbook on one target."""
-
-    playbook: Playbook
-    spec: Spec
-    target: str
-
-
-def _relative(path: Path, root: Path) -> str:
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-
-
-def _entries_of(playbook: Playbook, inventory: Inventory) -> list[Entry]:
-    out = []
-    for schedule in playbook.schedules:
-        spec = compile_schedule(playbook.name, schedule, inventory.scheduler_timezone)
-        for target in plan.resolve_targets(playbook, inventory, schedule.targets):
-            out.append(Entry(playbook, spec, target.name))
-    return out
-
-
-def scheduled(inventory_path: Path | None) -> tuple[Inventory, list[Entry]]:
-    """Every (schedule, target) of the project's playbooks/ folder, checked."""
-    inventory = load_inventory(inventory_path, Path.cwd())
-    folder = inventory.root / "playbooks"
-    entries: list[Entry] = []
-    for path in project.yaml_files([folder] if folder.is_dir() else []):
-        if project.is_inventory_file(path):
-            continue
-        # The schema alone first: only scheduled playbooks are checked in full.
-        quick, problems = loader.load_playbook(path)
-        if problems:
-            raise InvalidFiles(problems)
-        if quick is None or not quick.schedules:
-            continue
-        _, playbook, _ = load_checked(path, inventory.path)
-        entries += _entries_of(playbook, inventory)
-    return inventory, entries
+from runbook.service import load_checked, load_inventory, open_journal
 
 
 def _now() -> dt.datetime:
@@ -70,43 +31,79 @@ def _now() -> dt.datetime:
 
 
 def list_rows(inventory_path: Path | None, count: int = 3) -> list[dict[str, Any]]:
-    """One row per scheduled playbook × target: words, next fires; the ledger's columns empty."""
+    """One row per scheduled playbook × target: words, next fires, and the ledger's last fire."""
     inventory, entries = scheduled(inventory_path)
     now = _now()
-    rows = []
-    for e in entries:
-        upcoming = slots.next_slots(e.spec, now, count)
-        rows.append(
-            {
+    journal = open_journal(inventory)
+    try:
+        pauses = journal.pauses()
+        rows = []
+        for e in entries:
+            upcoming = slots.next_slots(e.spec, now, count)
+            row: dict[str, Any] = {
                 "playbook": e.playbook.name,
-                "path": _relative(e.playbook.path, inventory.root),
+                "path": e.path,
                 "target": e.target,
                 "schedule": words.describe(e.spec),
                 "timezone": e.spec.timezone,
                 "next": [s.local.isoformat(timespec="minutes") for s in upcoming],
                 "next_utc": [s.key for s in upcoming],
-                # Filled by the fire ledger (not built yet): null until then.
-                "last_fire": None,
-                "last_result": None,
-                "last_run_id": None,
             }
-        )
+            row.update(_last_fire(journal, e, pauses, now))
+            rows.append(row)
+    finally:
+        journal.close()
     return rows
+
+
+def _last_fire(
+    journal: JournalStore, e: Entry, pauses: list[PauseRecord], now: dt.datetime
+) -> dict[str, Any]:
+    """The ledger's newest row for the pair, the run it started, and the flags."""
+    head = journal.fire_head(e.path, e.spec.key, e.target)
+    pause = ledger.pause_of(pauses, e.path, e.target)
+    result = head.status.value if head is not None else None
+    if head is not None and head.run_id is not None:
+        run = journal.run(head.run_id)
+        result = run.status.value if run is not None else head.result or "started"
+    flags = []
+    if pause is not None and pause.paused:
+        flags.append("paused")
+    due = slots.last_slot(e.spec, now)
+    late = due is not None and (now - due.at).total_seconds() > e.spec.starting_deadline
+    if late and due is not None and (head is None or head.last < due.key) and not flags:
+        flags.append("overdue")
+    if result not in (None, "ok", "running", "started", "blackout", "skipped", "queued"):
+        flags.append("failing")
+    return {
+        "last_fire": head.slot if head is not None else None,
+        "last_fire_local": (
+            parse_iso(head.last).astimezone(e.spec.zone).isoformat(timespec="minutes")
+            if head is not None
+            else None
+        ),
+        "last_result": result,
+        "last_reason": head.reason if head is not None else None,
+        "last_run_id": head.run_id if head is not None else None,
+        "flags": flags,
+        "paused_reason": pause.reason if pause is not None and pause.paused else None,
+    }
 
 
 def render_list(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no scheduled playbooks"
-    header = ("PLAYBOOK", "TARGET", "SCHEDULE", "NEXT FIRES", "LAST FIRE", "RESULT", "RUN")
+    header = ("PLAYBOOK", "TARGET", "SCHEDULE", "NEXT FIRES", "LAST FIRE", "RESULT", "RUN", "FLAGS")
     table = [header] + [
         (
             r["playbook"],
             r["target"],
             r["schedule"],
             _fires(r["next"]),
-            r["last_fire"] or "-",
+            (r["last_fire_local"] or "-")[:16].replace("T", " "),
             r["last_result"] or "-",
             r["last_run_id"] or "-",
+            ", ".join(r["flags"]) or "-",
         )
         for r in rows
     ]
@@ -126,7 +123,7 @@ def _fires(local: list[str]) -> str:
     return ", ".join(short)
 
 
-def _find(target: str, inventory_path: Path | None) -> Path:
+def find_playbook(target: str, inventory_path: Path | None) -> Path:
     path = Path(target)
     if path.exists():
         return path
@@ -167,7 +164,7 @@ def explain(target: str, inventory_path: Path | None, count: int) -> dict[str, A
     """A playbook's schedules: words, policies, targets and the next `count` fires, marked."""
     if count < 1 or count > 10_000:
         raise UsageError(f"--next {count}: give 1 to 10000")
-    path = _find(target, inventory_path)
+    path = find_playbook(target, inventory_path)
     inventory, playbook, _ = load_checked(path, inventory_path)
     now = _now()
     schedules = []

@@ -1,0 +1,45 @@
+"""`runbook scheduler run`: ticks until told to stop.
+
+It sleeps until the earliest slot due (or the next heartbeat, every few
+seconds; a quarter second while runs go, to take up their ends), so an idle
+scheduler costs next to nothing. SIGTERM and SIGINT stop it the same way:
+every run going is interrupted as Ctrl-C interrupts it, and journaled, then
+the scheduler's heartbeat says it stopped.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+from runbook.schedule.tick import Scheduler
+
+STOP_GRACE = 30.0  # seconds the runs get to journal their interruption
+
+
+def serve(scheduler: Scheduler, log: Callable[[str], None], stop: threading.Event) -> None:
+    """Tick until `stop` is set; then stop the runs going."""
+    clock = scheduler.clock
+    scheduler.beat(clock.now())
+    while not stop.is_set():
+        for line in scheduler.tick():
+            log(line)
+        now = clock.now()
+        pause = (scheduler.wake_at(now) - now).total_seconds()
+        stop.wait(max(0.0, pause))
+    for line in scheduler.stop(STOP_GRACE, clock.sleep):
+        log(line)
+
+
+def stop_on_signals(stop: threading.Event, log: Callable[[str], None]) -> None:
+    """SIGTERM (systemd, kill) and SIGINT (Ctrl-C) set `stop`."""
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if not stop.is_set():
+            log(f"{signal.Signals(signum).name}: stopping; interrupting the runs going")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)

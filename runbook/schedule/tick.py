@@ -1,0 +1,418 @@
+"""One scheduler: the project's schedules, its journal, the runs it started.
+
+`Scheduler.tick(now)` is one pass: take up the runs that ended, start queued
+slots whose turn came, decide every (schedule, target) that has a slot due
+(runbook.schedule.decide), claim by inserting the ledger rows (the insert that
+conflicts lost the slot to another scheduler: nothing runs here), start the
+claimed runs, page for missed and over-long ones, run the escalation tick and
+record the heartbeat. The daemon (runbook.schedule.daemon) calls it in a loop;
+`runbook scheduler tick` once.
+
+Each run is its own process (`runbook scheduler fire`, runbook.schedule.launch):
+a routine that hangs or crashes takes no other routine with it, and stopping
+the scheduler interrupts each run the way Ctrl-C does. A scheduler killed
+outright leaves its runs going: they end and are journaled on their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from runbook.alerts import notifier
+from runbook.alerts.incidents import Store
+from runbook.alerts.notifier import Escalator
+from runbook.clock import Clock, iso, parse_iso
+from runbook.errors import RunbookError
+from runbook.journal import reconcile
+from runbook.journal.events import Conflict
+from runbook.journal.records import FireRecord, FireStatus, HeartbeatRecord, RunRecord
+from runbook.journal.store import JournalStore, config_for, open_store
+from runbook.model import Inventory
+from runbook.outcome import RunStatus
+from runbook.schedule import decide, ledger
+from runbook.schedule.entries import Entry, scheduled
+from runbook.schedule.launch import Launched
+from runbook.schedule.slots import Slot, start_delay
+from runbook.service import RunSpec, new_run_id
+
+BEAT_EVERY = 5.0  # seconds between heartbeats (`scheduler status` wants one a minute)
+ESCALATE_EVERY = 30.0  # seconds between escalation ticks
+RECONCILE_EVERY = 60.0  # seconds between looks for runs whose process died
+ENDED = (RunStatus.OK, RunStatus.GATE_FAILED)  # the routine ran: it did not fail to run
+
+Launch = Callable[[RunSpec, float], Launched]
+Log = Callable[[str], None]
+
+
+@dataclass
+class Child:
+    """A run this scheduler started, while its process goes."""
+
+    entry: Entry
+    fire_id: str
+    run_id: str
+    process: subprocess.Popen[bytes]
+    started: dt.datetime
+    stderr: IO[bytes] | None = None
+    over_time: bool = False  # paged already for running past max_duration
+
+
+@dataclass
+class Scheduler:
+    inventory_path: Path | None
+    clock: Clock
+    launch: Launch
+    near: Path = field(default_factory=Path.cwd)
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+
+    def __post_init__(self) -> None:
+        self.inventory, self.entries = scheduled(self.inventory_path, self.near)
+        self.journal: JournalStore = open_store(config_for(self.inventory))
+        self.started_at = iso(self.clock.now())
+        self.id = f"{self.host}:{self.pid}:{self.started_at}"
+        self.children: list[Child] = []
+        self._next_due: dict[tuple[str, str, str], dt.datetime] = {}
+        self._last: dict[str, float] = {}  # when periodic work last ran (monotonic)
+        heads = {(f.playbook_path, f.schedule, f.target): f for f in self.journal.fire_heads()}
+        pauses = self.journal.pauses()
+        now = self.clock.now()
+        for entry in self.entries:
+            pause = ledger.pause_of(pauses, entry.path, entry.target)
+            state = ledger.state_of(heads.get(entry.pair), pause, None, False)
+            self._next_due[entry.pair] = decide.next_due(entry.spec, state, now)
+
+    @property
+    def operator(self) -> str:
+        return f"scheduler@{self.host}"
+
+    def close(self) -> None:
+        self.journal.close()
+
+    # -- one pass ----------------------------------------------------------------
+
+    def tick(self, now: dt.datetime | None = None) -> list[str]:
+        """Do what is due at `now`; what was done, a line each."""
+        now = now or self.clock.now()
+        lines = self.reap(now)
+        if self._every("reconcile", RECONCILE_EVERY):
+            for run_id in reconcile.mark_dead_runs(self.journal, self.clock):
+                lines.append(f"run {run_id}: its process is gone; marked interrupted")
+        lines += self._start_queued(now)
+        for entry in self.entries:
+            if self._next_due[entry.pair] <= now:
+                lines += self._decide(entry, now)
+        lines += self._check_durations(now)
+        if self._every("escalate", ESCALATE_EVERY):
+            lines += notifier.tick(self._store())
+        if self._every("beat", BEAT_EVERY):
+            self.beat(now)
+        return lines
+
+    def wake_at(self, now: dt.datetime) -> dt.datetime:
+        """When the next tick has work: the earliest slot due, sooner while runs go."""
+        soon = now + dt.timedelta(seconds=0.25 if self.children else BEAT_EVERY)
+        return min([soon, *self._next_due.values()])
+
+    def _every(self, what: str, seconds: float) -> bool:
+        moment = self.clock.monotonic()
+        if moment - self._last.get(what, -seconds) < seconds:
+            return False
+        self._last[what] = moment
+        return True
+
+    def beat(self, now: dt.datetime, stopped: bool = False) -> None:
+        self.journal.beat(
+            HeartbeatRecord(
+                id=self.id,
+                host=self.host,
+                pid=self.pid,
+                started_at=self.started_at,
+                last_tick=iso(now),
+                stopped_at=iso(now) if stopped else None,
+                note=f"{len(self.entries)} schedule(s) x target, {len(self.children)} running",
+            )
+        )
+
+    # -- deciding and claiming -------------------------------------------------------
+
+    def _pair(self, entry: Entry) -> ledger.Pair:
+        return ledger.Pair(entry.playbook.name, entry.path, entry.spec.key, entry.target)
+
+    def _running(self, entry: Entry) -> str | None:
+        runs = self.journal.runs(
+            playbook=entry.playbook.name, target=entry.target, status="running", limit=1
+        )
+        return runs[0].id if runs else None
+
+    def _decide(self, entry: Entry, now: dt.datetime) -> list[str]:
+        pair = self._pair(entry)
+        lines: list[str] = []
+        for _ in range(10):  # catchup all: a few slots a tick, the rest the next
+            state = ledger.read_state(self.journal, pair, self._running(entry))
+            decision = decide.decide(entry.spec, state, now)
+            if decision.rows:
+                lines += self._claim(entry, pair, decision, now)
+            reached = decision.high_water
+            if reached is not None:
+                state = decide.PairState(high_water=reached.at)
+            self._next_due[entry.pair] = decide.next_due(entry.spec, state, now)
+            if not decision.more:
+                break
+        return lines
+
+    def _claim(
+        self, entry: Entry, pair: ledger.Pair, decision: decide.Decision, now: dt.datetime
+    ) -> list[str]:
+        run_id = new_run_id() if decision.start is not None else None
+        events = ledger.insert_events(pair, decision.rows, self.id, iso(now), run_id)
+        try:
+            self.journal.append(events)
+        except Conflict:
+            # Another scheduler recorded these slots first: they are its own.
+            return []
+        lines = [self._row_line(entry, row, run_id) for row in decision.rows]
+        if decision.page is not None:
+            lines.append(self._page_missed(entry, decision.page))
+        start = decision.start
+        if start is not None and run_id is not None:
+            lines += self._start(entry, pair.fire_id(start.first), run_id, start.first, now)
+        return lines
+
+    def _row_line(self, entry: Entry, row: decide.Row, run_id: str | None) -> str:
+        where = f"{entry.playbook.name} on {entry.target}"
+        slot = _slot_words(row.first, entry)
+        if row.count > 1 and row.last is not None:
+            slot = f"{row.count} slots, {slot} to {_slot_words(row.last, entry)}"
+        what = f"started run {run_id}" if row.status is FireStatus.STARTED else row.status.value
+        return f"fire {where}, {slot}: {what} ({row.reason})"
+
+    # -- runs ------------------------------------------------------------------------
+
+    def _start(
+        self, entry: Entry, fire_id: str, run_id: str, slot: Slot, now: dt.datetime
+    ) -> list[str]:
+        late = max(0.0, (now - slot.at).total_seconds())
+        spec = RunSpec(
+            playbook=entry.playbook.path,
+            inventory=self.inventory.path,
+            targets=(entry.target,),
+            mode="scheduled",
+            attended=False,
+            run_id=run_id,
+            operator=self.operator,
+            fire={
+                "id": fire_id,
+                "schedule": entry.spec.key,
+                "slot": slot.key,
+                "local": slot.local.isoformat(timespec="seconds"),
+                "late": round(late, 3),
+                "scheduler": self.id,
+            },
+        )
+        delay = start_delay(entry.spec, slot, entry.target)
+        try:
+            launched = self.launch(spec, delay)
+        except OSError as exc:
+            reason = f"the run could not be started: {exc}"
+            self._settle(fire_id, now, FireStatus.ERROR, reason)
+            return [f"fire {entry.playbook.name} on {entry.target}: {reason}"]
+        self.children.append(Child(entry, fire_id, run_id, launched.process, now, launched.stderr))
+        return []
+
+    def _start_queued(self, now: dt.datetime) -> list[str]:
+        """queue_one slots whose run before them has ended: one each, claimed by
+        a conditional update (two schedulers: one of them gets it)."""
+        lines: list[str] = []
+        by_pair = {entry.pair: entry for entry in self.entries}
+        for fire in self.journal.fires(status="queued"):
+            entry = by_pair.get((fire.playbook_path, fire.schedule, fire.target))
+            if entry is None or self._running(entry) is not None:
+                continue
+            run_id = new_run_id()
+            change = ledger.update_event(
+                fire.id,
+                iso(now),
+                expect={"status": FireStatus.QUEUED.value},
+                status=FireStatus.STARTED.value,
+                run_id=run_id,
+                scheduler=self.id,
+                late=round((now - parse_iso(fire.slot)).total_seconds(), 3),
+            )
+            try:
+                self.journal.append([change])
+            except Conflict:
+                continue
+            slot = _slot_of(entry, fire)
+            lines.append(f"fire {entry.playbook.name} on {entry.target}: queued slot, run {run_id}")
+            lines += self._start(entry, fire.id, run_id, slot, now)
+        return lines
+
+    def reap(self, now: dt.datetime) -> list[str]:
+        """Take up the runs that ended: the ledger gets their result; a run that
+        ran resolves the pair's did-not-run incident, one that could not run opens it."""
+        lines = []
+        going = []
+        for child in self.children:
+            code = child.process.poll()
+            if code is None:
+                going.append(child)
+                continue
+            lines.append(self._ended(child, code, now))
+        self.children = going
+        return lines
+
+    def _ended(self, child: Child, code: int, now: dt.datetime) -> str:
+        entry = child.entry
+        run = self.journal.run(child.run_id)
+        said = _last_line(child.stderr)
+        where = f"{entry.playbook.name} on {entry.target}"
+        if run is None:
+            status = FireStatus.REFUSED if code == 4 else FireStatus.ERROR
+            reason = said or f"the run process exited with code {code} before it recorded a run"
+            self._settle(child.fire_id, now, status, reason)
+            line = self._page(
+                entry, _missed_key(entry), f"{where} did not run: {reason}", "did not run"
+            )
+            return f"fire {where}: {status.value}: {reason}; {line}"
+        self._settle(child.fire_id, now, None, None, result=run.status.value)
+        took = (now - child.started).total_seconds()
+        line = f"run {run.id} ({where}) ended {run.status.value}, exit {code}, {took:.1f}s"
+        if run.status in ENDED:
+            self._recovered(entry, run, child)
+        return line
+
+    def _settle(
+        self,
+        fire_id: str,
+        now: dt.datetime,
+        status: FireStatus | None,
+        reason: str | None,
+        result: str | None = None,
+    ) -> None:
+        values: dict[str, Any] = {"ended_at": iso(now)}
+        if status is not None:
+            values.update(status=status.value, reason=reason)
+        if result is not None:
+            values["result"] = result
+        self.journal.append([ledger.update_event(fire_id, iso(now), **values)])
+
+    def _check_durations(self, now: dt.datetime) -> list[str]:
+        lines = []
+        for child in self.children:
+            limit = child.entry.spec.schedule.max_duration
+            if limit is None or child.over_time:
+                continue
+            if (now - child.started).total_seconds() > limit:
+                child.over_time = True
+                where = f"{child.entry.playbook.name} on {child.entry.target}"
+                message = f"run {child.run_id} of {where} is still going after its max_duration"
+                lines.append(
+                    self._page(child.entry, _overtime_key(child.entry), message, "over time")
+                )
+        return lines
+
+    def stop(self, grace: float, wait: Callable[[float], None]) -> list[str]:
+        """Interrupt every run going, as Ctrl-C does, and wait up to `grace` for them
+        to journal it; a heartbeat says this scheduler stopped."""
+        import signal
+
+        for child in self.children:
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGINT)
+        waited = 0.0
+        while any(c.process.poll() is None for c in self.children) and waited < grace:
+            wait(0.1)
+            waited += 0.1
+        now = self.clock.now()
+        lines = self.reap(now)
+        for child in self.children:  # past the grace: no longer waited for
+            lines.append(f"run {child.run_id} did not stop within {grace:g}s; left running")
+        self.beat(now, stopped=True)
+        return lines
+
+    # -- incidents -----------------------------------------------------------------
+
+    def _store(self) -> Store:
+        return Store(self.journal, self.inventory, self.clock)
+
+    def _escalator(self, entry: Entry, run_id: str) -> Escalator:
+        playbook = entry.playbook
+        policy = playbook.escalation or self.inventory.defaults.escalation
+        return Escalator(
+            self._store(),
+            playbook.name,
+            entry.target,
+            run_id,
+            policy,
+            playbook.escalation_threshold,
+        )
+
+    def _page_missed(self, entry: Entry, message: str) -> str:
+        where = f"{entry.playbook.name} did not run on {entry.target}"
+        return self._page(entry, _missed_key(entry), f"{where}: {message}", "did not run")
+
+    def _page(self, entry: Entry, key: str, message: str, gate: str) -> str:
+        """Open (or count again) an incident through the playbook's policy."""
+        escalator = self._escalator(entry, "")
+        try:
+            opened = escalator.escalate(
+                key, _severity(self.inventory), message, policy=None, gate=gate
+            )
+        except (ValueError, RunbookError) as exc:
+            return f"not paged: {exc}"
+        finally:
+            escalator.finish()
+        return f"incident {opened.get('id', '?')} {opened.get('state', '')}: {message}"
+
+    def _recovered(self, entry: Entry, run: RunRecord, child: Child) -> None:
+        keys = {_missed_key(entry)}
+        if not child.over_time:
+            keys.add(_overtime_key(entry))
+        escalator = self._escalator(entry, run.id)
+        escalator.recovered(keys)
+        escalator.finish()
+
+
+def _missed_key(entry: Entry) -> str:
+    return f"schedule:{entry.path}:{entry.target}:did-not-run"
+
+
+def _overtime_key(entry: Entry) -> str:
+    return f"schedule:{entry.path}:{entry.target}:over-time"
+
+
+def _severity(inventory: Inventory) -> str:
+    """A routine that did not run: `high` on the default scale, else its highest level."""
+    found = inventory.scale.get("high")
+    return (found or inventory.scale.highest).name
+
+
+def _slot_words(slot: Slot, entry: Entry) -> str:
+    return f"slot {slot.local.isoformat(timespec='seconds')} {entry.spec.timezone}"
+
+
+def _slot_of(entry: Entry, fire: FireRecord) -> Slot:
+    at = parse_iso(fire.slot)
+    return Slot(at=at, local=at.astimezone(entry.spec.zone))
+
+
+def _last_line(stream: IO[bytes] | None) -> str:
+    """The last line a run's process wrote on stderr: why it did not run."""
+    if stream is None:
+        return ""
+    try:
+        stream.seek(0)
+        text = stream.read()[-4000:].decode(errors="replace")
+        stream.close()
+    except (OSError, ValueError):
+        return ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
