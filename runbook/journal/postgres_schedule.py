@@ -77,9 +77,10 @@ class SchedulerTables:
         return records_of(FireRecord, rows)
 
     def fire_head(self, playbook_path: str, schedule: str, target: str) -> FireRecord | None:
+        # Along the fires_slot index; one triple's rows never share a slot.
         rows = self.query(
             "SELECT * FROM fires WHERE playbook_path = %s AND schedule = %s AND target = %s"
-            " ORDER BY slot DESC, claimed_at DESC, id DESC LIMIT 1",
+            " ORDER BY slot DESC LIMIT 1",
             (playbook_path, schedule, target),
         )
         return first_of(FireRecord, rows)
