@@ -1,10 +1,11 @@
 """What both journal backends share: events as they are encoded, hashed and folded.
 
 An event is (at, run_id, kind, change); a change is {"table", "op", "row"}
-(plus "expect" for a conditional update). Rows of `runs`, `incidents`,
-`deliveries` and `attempts` are mirrored into tables; `steps` exist only as
-events and are folded on read. What is hashed is the canonical JSON text the
-backend stores (runbook.journal.hashing), so both backends hash alike.
+(plus "expect" for a conditional update). Rows of the tables in TABLES
+(`runs`, `incidents`, `deliveries`, the fire ledger, …) are mirrored into
+tables; `steps` exist only as events and are folded on read. What is hashed
+is the canonical JSON text the backend stores (runbook.journal.hashing), so
+both backends hash alike.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ TABLES = {
     "deliveries": ("id",),
     "attempts": ("delivery_id", "attempt"),
     "authorizations": ("id",),
+    # The scheduler's ledger (runbook.schedule). Its `result` column is named
+    # like a step's, so it is stored as JSON text too ('"ok"'): reads decode it.
+    "fires": ("id",),
+    "pauses": ("id",),
 }
 
 

@@ -38,6 +38,7 @@ from runbook.journal.events import (
     unique_run,
 )
 from runbook.journal.migrate import connect, migrate
+from runbook.journal.postgres_schedule import SchedulerTables
 from runbook.journal.records import (
     UNSENT,
     AuthorizationRecord,
@@ -70,8 +71,9 @@ def stream_of(run_id: str | None, change: dict[str, Any]) -> str:
     return run_id if run_id and change.get("table") in RUN_TABLES else JOURNAL_WIDE
 
 
-class PostgresStore:
-    """A journal in a PostgreSQL schema; one connection, shared under a lock."""
+class PostgresStore(SchedulerTables):
+    """A journal in a PostgreSQL schema; one connection, shared under a lock.
+    The scheduler's tables: runbook.journal.postgres_schedule."""
 
     def __init__(self, config: StoreConfig, *, create: bool = True) -> None:
         self.config = config

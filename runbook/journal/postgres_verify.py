@@ -18,7 +18,7 @@ import psycopg
 from runbook.errors import JournalError
 from runbook.journal import hashing
 from runbook.journal.events import TABLES
-from runbook.journal.migrate import connect
+from runbook.journal.migrate import TABLES_SINCE, connect
 from runbook.journal.postgres import JOURNAL_WIDE, SEALS, ends_run
 from runbook.journal.verify import Report, Verifier, compare_checkpoint, event_hash, parse_payload
 
@@ -65,6 +65,8 @@ def verify_connection(
 
 
 class _PgVerifier(Verifier):
+    since = TABLES_SINCE  # the numbered migrations' versions, not the SQLite journal's
+
     def __init__(
         self, conn: psycopg.Connection[Any], report: Report, public: Ed25519PublicKey | None
     ) -> None:
@@ -83,9 +85,9 @@ class _PgVerifier(Verifier):
             self.report.notes.append("the journal is empty: no tables yet")
             compare_checkpoint(self.report, checkpoint, self.public, 0)
             return
-        for name in _NEEDED:
+        for name in ("meta", "chains", "events"):
             if name not in present:
-                self.problems.append(f"table {name} is missing: dropped, or not a runbook journal")
+                self.missing(name)
         if "meta" in present:
             self._meta()  # every event here is hashed with version 2: only its checks count
         last = 0
@@ -96,6 +98,8 @@ class _PgVerifier(Verifier):
         for table in TABLES:
             if table in present:
                 self._compare_table(table)
+            else:
+                self.missing(table)
         self._unsealed()
         if self.public is not None:
             self._signed_coverage(last)

@@ -48,6 +48,7 @@ from runbook.journal.records import (
     first_of,
     records_of,
 )
+from runbook.journal.sqlite_schedule import SchedulerTables
 from runbook.journal.sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
 from runbook.journal.sqlite_schema import set_up
 from runbook.journal.store import StoreConfig
@@ -56,8 +57,9 @@ if TYPE_CHECKING:
     from runbook.journal.checkpoint import Signer
 
 
-class Journal:
-    """The SQLite backend: one file, one writer at a time (WAL: readers never wait)."""
+class Journal(SchedulerTables):
+    """The SQLite backend: one file, one writer at a time (WAL: readers never wait).
+    The scheduler's tables: runbook.journal.sqlite_schedule."""
 
     def __init__(
         self, path: Path, key_file: Path | None = None, config: StoreConfig | None = None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from runbook.errors import JournalError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -131,7 +131,58 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX IF NOT EXISTS authorizations_of ON authorizations (playbook, target)
     """,
+    # The scheduler (runbook.schedule): its fire ledger and pauses, mirrored
+    # from events like every table; a fire's id is its slot's identity, so of
+    # two schedulers inserting it one gets a Conflict. Heartbeats are liveness,
+    # not history: upserted in place, outside the chain (and not verified).
+    6: """
+    CREATE TABLE IF NOT EXISTS fires (
+        id TEXT PRIMARY KEY,
+        playbook TEXT NOT NULL,
+        playbook_path TEXT NOT NULL,
+        schedule TEXT NOT NULL,
+        target TEXT NOT NULL,
+        slot TEXT NOT NULL,
+        slot_last TEXT,
+        count INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        late REAL,
+        run_id TEXT,
+        scheduler TEXT,
+        claimed_at TEXT NOT NULL,
+        ended_at TEXT,
+        result TEXT
+    );
+    CREATE INDEX IF NOT EXISTS fires_slot ON fires (playbook_path, schedule, target, slot);
+    CREATE INDEX IF NOT EXISTS fires_status ON fires (status);
+    CREATE TABLE IF NOT EXISTS pauses (
+        id TEXT PRIMARY KEY,
+        playbook TEXT NOT NULL,
+        playbook_path TEXT NOT NULL,
+        target TEXT NOT NULL,
+        paused INTEGER NOT NULL,
+        by TEXT NOT NULL,
+        at TEXT NOT NULL,
+        reason TEXT
+    );
+    CREATE INDEX IF NOT EXISTS pauses_of ON pauses (playbook_path);
+    CREATE TABLE IF NOT EXISTS heartbeats (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        last_tick TEXT NOT NULL,
+        stopped_at TEXT,
+        note TEXT
+    )
+    """,
 }
+
+# The mirrored tables (runbook.journal.events.TABLES) a later version added, and
+# which: a journal of an earlier version, not yet opened by this runbook (so not
+# yet migrated), lacks them without anything being wrong (runbook.journal.verify).
+TABLES_SINCE = {"authorizations": 5, "fires": 6, "pauses": 6}
 
 
 def set_up(db: sqlite3.Connection, path: Path) -> None:
