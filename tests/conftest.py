@@ -213,6 +213,8 @@ _BOTH_BACKENDS = (
     "tests/crash_test.py",
     "tests/server_crash_test.py",
     "tests/loop_resume_test.py",
+    "tests/schedule/tick_test.py",
+    "tests/schedule/daemon_test.py",
 )
 
 

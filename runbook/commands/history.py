@@ -75,7 +75,7 @@ def fire_lines(ledger: list[FireRecord]) -> list[str]:
     lines = []
     for f in ledger:
         slot = f.slot if f.count == 1 else f"{f.slot} .. {f.slot_last} ({f.count} slots)"
-        run = f"run {f.run_id}" + (f" {f.result}" if f.result else "") if f.run_id else ""
+        run = f"run {f.run_id}" + (f" {f.run_status}" if f.run_status else "") if f.run_id else ""
         lines.append(
             f"{slot:<26} {f.playbook:<28} {f.target:<12} {f.status.value:<9} "
             f"{run}  {f.reason or ''}".rstrip()

@@ -65,13 +65,15 @@ def _last_fire(
     result = head.status.value if head is not None else None
     if head is not None and head.run_id is not None:
         run = journal.run(head.run_id)
-        result = run.status.value if run is not None else head.result or "started"
+        result = run.status.value if run is not None else head.run_status or "started"
     flags = []
     if pause is not None and pause.paused:
         flags.append("paused")
     due = slots.last_slot(e.spec, now)
     late = due is not None and (now - due.at).total_seconds() > e.spec.starting_deadline
-    if late and due is not None and (head is None or head.last < due.key) and not flags:
+    # Overdue: fired before, but a slot past its deadline is not in the ledger
+    # (never fired at all shows as no last fire, not as overdue).
+    if late and due is not None and head is not None and head.last < due.key and not flags:
         flags.append("overdue")
     if result not in (None, "ok", "running", "started", "blackout", "skipped", "queued"):
         flags.append("failing")

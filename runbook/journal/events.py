@@ -48,9 +48,7 @@ TABLES = {
     "deliveries": ("id",),
     "attempts": ("delivery_id", "attempt"),
     "authorizations": ("id",),
-    # The scheduler's ledger (runbook.schedule). Its `result` column is named
-    # like a step's, so it is stored as JSON text too ('"ok"'): reads decode it.
-    "fires": ("id",),
+    "fires": ("id",),  # the scheduler's ledger (runbook.schedule)
     "pauses": ("id",),
 }
 

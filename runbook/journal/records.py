@@ -379,7 +379,7 @@ class FireRecord:
     scheduler: str | None  # who claimed it: host:pid
     claimed_at: str
     ended_at: str | None
-    result: str | None  # the run's status when it ended, as the scheduler saw it
+    run_status: str | None  # the run's status when it ended, as the scheduler saw it
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> FireRecord:

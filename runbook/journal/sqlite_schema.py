@@ -152,7 +152,7 @@ MIGRATIONS: dict[int, str] = {
         scheduler TEXT,
         claimed_at TEXT NOT NULL,
         ended_at TEXT,
-        result TEXT
+        run_status TEXT
     );
     CREATE INDEX IF NOT EXISTS fires_slot ON fires (playbook_path, schedule, target, slot);
     CREATE INDEX IF NOT EXISTS fires_status ON fires (status);

@@ -58,7 +58,7 @@ def insert_events(
             "scheduler": scheduler,
             "claimed_at": at,
             "ended_at": None,
-            "result": None,
+            "run_status": None,
         }
         out.append((at, None, f"fire.{row.status.value}", _change("insert", record)))
     return out

@@ -79,6 +79,7 @@ class Scheduler:
         self.started_at = iso(self.clock.now())
         self.id = f"{self.host}:{self.pid}:{self.started_at}"
         self.children: list[Child] = []
+        self.stopping = False
         self._next_due: dict[tuple[str, str, str], dt.datetime] = {}
         self._last: dict[str, float] = {}  # when periodic work last ran (monotonic)
         heads = {(f.playbook_path, f.schedule, f.target): f for f in self.journal.fire_heads()}
@@ -277,12 +278,17 @@ class Scheduler:
         if run is None:
             status = FireStatus.REFUSED if code == 4 else FireStatus.ERROR
             reason = said or f"the run process exited with code {code} before it recorded a run"
+            if self.stopping and code in (130, -2):
+                # Stopped on purpose before its run began: not a routine failing to run.
+                reason = "interrupted before its run began: the scheduler was stopped"
+                self._settle(child.fire_id, now, status, reason)
+                return f"fire {where}: {reason}"
             self._settle(child.fire_id, now, status, reason)
             line = self._page(
                 entry, _missed_key(entry), f"{where} did not run: {reason}", "did not run"
             )
             return f"fire {where}: {status.value}: {reason}; {line}"
-        self._settle(child.fire_id, now, None, None, result=run.status.value)
+        self._settle(child.fire_id, now, None, None, run_status=run.status.value)
         took = (now - child.started).total_seconds()
         line = f"run {run.id} ({where}) ended {run.status.value}, exit {code}, {took:.1f}s"
         if run.status in ENDED:
@@ -295,13 +301,13 @@ class Scheduler:
         now: dt.datetime,
         status: FireStatus | None,
         reason: str | None,
-        result: str | None = None,
+        run_status: str | None = None,
     ) -> None:
         values: dict[str, Any] = {"ended_at": iso(now)}
         if status is not None:
             values.update(status=status.value, reason=reason)
-        if result is not None:
-            values["result"] = result
+        if run_status is not None:
+            values["run_status"] = run_status
         self.journal.append([ledger.update_event(fire_id, iso(now), **values)])
 
     def _check_durations(self, now: dt.datetime) -> list[str]:
@@ -324,6 +330,7 @@ class Scheduler:
         to journal it; a heartbeat says this scheduler stopped."""
         import signal
 
+        self.stopping = True
         for child in self.children:
             if child.process.poll() is None:
                 child.process.send_signal(signal.SIGINT)

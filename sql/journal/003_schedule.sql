@@ -21,7 +21,7 @@ CREATE TABLE fires (
     scheduler text,
     claimed_at text NOT NULL,
     ended_at text,
-    result text
+    run_status text
 );
 CREATE INDEX fires_slot ON fires (playbook_path, schedule, target, slot);
 CREATE INDEX fires_status ON fires (status);

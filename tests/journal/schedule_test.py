@@ -195,10 +195,10 @@ def test_a_queued_fire_is_started_once(store: JournalStore) -> None:
     assert store.head() == before
     fire = store.fire(row["id"])
     assert fire is not None and fire.status is FireStatus.STARTED and fire.run_id == "r1"
-    end = {"id": row["id"], "ended_at": AT, "result": "ok"}
+    end = {"id": row["id"], "ended_at": AT, "run_status": "ok"}
     store.append([_update("fires", end, {"status": "started"})])
     ended = store.fire(row["id"])
-    assert ended is not None and ended.result == "ok" and ended.ended_at == AT
+    assert ended is not None and ended.run_status == "ok" and ended.ended_at == AT
     assert store.verify() == []
 
 

@@ -80,7 +80,7 @@ def test_list_shows_every_playbook_and_target_with_the_next_three_fires(
     line = next(t for t in text if t.startswith("morning"))
     assert "at 08:00 on weekdays, Europe/Berlin" in line
     assert "2026-10-26 08:00, 2026-10-27 08:00, 2026-10-28 08:00" in line
-    assert line.split()[-3:] == ["-", "-", "-"]
+    assert line.split()[-4:] == ["-", "-", "-", "-"]  # never fired; no flags
     # The hour that happens twice: offsets shown so the two 02:00 are told apart.
     assert "2026-10-25 02:00+02:00, 2026-10-25 02:00+01:00" in next(
         t for t in text if t.startswith("plain")

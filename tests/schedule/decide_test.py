@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from runbook.journal.records import FireStatus
 from runbook.model import Blackout, Schedule
 from runbook.schedule.decide import Decision, PairState, decide, next_due
 from runbook.schedule.spec import Spec, compile_schedule

@@ -1,0 +1,172 @@
+"""`runbook scheduler tick --now …` end to end: real runs on a real database,
+the fire ledger in the journal (both backends), incidents when a routine did
+not run, pauses, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from tests.conftest import Project
+
+INVENTORY = """targets:
+  db:
+    dsn: {dsn!r}
+{protected}default_target: db
+scheduler: {{timezone: Europe/Berlin}}
+channels:
+  log: {{type: file, path: notifications.jsonl}}
+policies:
+  oncall:
+    severities:
+      CRITICAL:
+        levels:
+          - {{after: 0m, notify: [log]}}
+"""
+
+DAILY = """name: morning
+kind: check
+escalation: oncall
+schedule: "0 8 * * *"
+steps:
+  - name: look
+    query: SELECT 1 AS n
+"""
+
+
+@pytest.fixture
+def routine(project: Project) -> Project:
+    project.write("inventory.yaml", INVENTORY.format(dsn=project.dsn, protected=""))
+    project.playbook(DAILY, "morning.yaml")
+    return project
+
+
+def tick(project: Project, now: str) -> list[str]:
+    result = project.run("scheduler", "tick", "--now", now)
+    assert result.exit_code == 0, result.output
+    return result.output.splitlines()
+
+
+def fires(project: Project) -> list[dict[str, object]]:
+    result = project.run("history", "--fires", "--format", "json", "--limit", "1000")
+    assert result.exit_code == 0, result.output
+    return list(reversed(json.loads(result.output)))
+
+
+def notifications(project: Project) -> list[dict[str, object]]:
+    path = project.root / "notifications.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_due_slot_runs_once_as_a_scheduled_run_that_names_its_slot(routine: Project) -> None:
+    # 08:00 in Berlin is 07:00Z in December.
+    lines = tick(routine, "2026-12-04T07:00:00.300Z")
+    assert any("started run" in line and "morning on db" in line for line in lines), lines
+    again = tick(routine, "2026-12-04T07:00:30Z")  # a second tick (or scheduler): nothing new
+    assert not any("started run" in line for line in again)
+    [fire] = fires(routine)
+    assert (fire["status"], fire["slot"], fire["run_status"]) == (
+        "started",
+        "2026-12-04T07:00:00.000Z",
+        "ok",
+    )
+    [run] = routine.runs()
+    assert run["id"] == fire["run_id"]
+    assert run["mode"] == "scheduled" and run["status"] == "ok"
+    assert run["operator"].startswith("scheduler@")
+    assert run["selection"]["fire"]["slot"] == "2026-12-04T07:00:00.000Z"
+    shown = routine.run("show", str(run["id"])).output
+    assert "fired by the schedule cron:0 8 * * * for its slot 2026-12-04T08:00:00+01:00" in shown
+    listed = json.loads(routine.run("schedule", "list", "--format", "json").output)
+    assert (listed[0]["last_result"], listed[0]["last_run_id"]) == ("ok", run["id"])
+    assert listed[0]["flags"] == []
+    history = routine.run("history").output
+    assert str(run["id"]) in history and "scheduled" in history
+
+
+def test_a_missed_routine_opens_an_incident_and_resolves_when_it_next_runs(
+    routine: Project,
+) -> None:
+    tick(routine, "2026-12-01T07:00:01Z")  # ran on the 1st
+    # The scheduler was down from the 2nd to the 4th, back at 10:00 Berlin: past the deadline.
+    lines = tick(routine, "2026-12-04T09:00:00Z")
+    assert any("did not run" in line for line in lines), lines
+    missed = [f for f in fires(routine) if f["status"] == "missed"]
+    assert [(f["slot"], f["slot_last"], f["count"]) for f in missed] == [
+        ("2026-12-02T07:00:00.000Z", "2026-12-04T07:00:00.000Z", 3)
+    ]
+    incidents = json.loads(routine.run("incidents", "--format", "json").output)
+    [incident] = incidents
+    assert incident["status"] == "open" and "did not run on db" in incident["message"]
+    [paged] = notifications(routine)
+    assert paged["event"] == "trigger" and "did not run on db" in json.dumps(paged)
+    # Next morning it runs on time: the incident resolves by itself.
+    tick(routine, "2026-12-05T07:00:00.500Z")
+    [incident] = json.loads(routine.run("incidents", "--format", "json").output)
+    assert incident["status"] == "resolved"
+
+
+def test_overdue_shows_in_the_list_when_no_scheduler_recorded_a_slot(
+    routine: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tick(routine, "2026-12-01T07:00:01Z")
+    monkeypatch.setenv("RUNBOOK_NOW", "2026-12-01T09:00:00Z")
+    [row] = json.loads(routine.run("schedule", "list", "--format", "json").output)
+    assert row["flags"] == []  # the 1st's slot was recorded
+    monkeypatch.setenv("RUNBOOK_NOW", "2026-12-02T09:00:00Z")  # the 2nd's was not: 1h past
+    [row] = json.loads(routine.run("schedule", "list", "--format", "json").output)
+    assert row["flags"] == ["overdue"]
+    assert row["last_fire"] == "2026-12-01T07:00:00.000Z"
+
+
+def test_disabled_slots_are_recorded_as_paused_and_nobody_is_paged(routine: Project) -> None:
+    tick(routine, "2026-12-01T07:00:01Z")
+    result = routine.run("schedule", "disable", "morning", "--reason", "maintenance week")
+    assert result.exit_code == 0, result.output
+    assert "disabled on all its targets (db) by tester: maintenance week" in result.output
+    assert not any("started" in line for line in tick(routine, "2026-12-02T07:00:01Z"))
+    listed = json.loads(routine.run("schedule", "list", "--format", "json").output)
+    assert listed[0]["flags"] == ["paused"]
+    routine.run("schedule", "enable", "morning", "--reason", "done")
+    # (enabled now, in real time: every slot up to now is paused, the next runs)
+    assert (
+        routine.run("schedule", "disable", "morning", "-t", "nope", "--reason", "x").exit_code == 2
+    )
+
+
+def test_a_protected_target_without_a_standing_authorization_is_refused_and_paged(
+    project: Project,
+) -> None:
+    project.write(
+        "inventory.yaml", INVENTORY.format(dsn=project.dsn, protected="    protected: true\n")
+    )
+    project.playbook(
+        DAILY.replace("kind: check", "kind: change").replace(
+            "query: SELECT 1 AS n", "sql: CREATE TABLE scheduled_t (n int)"
+        ),
+        "morning.yaml",
+    )
+    lines = tick(project, "2026-12-04T07:00:00.300Z")
+    [fire] = fires(project)
+    assert fire["status"] == "refused", lines
+    assert "standing authorization" in str(fire["reason"])
+    with psycopg.connect(project.dsn) as conn:
+        assert conn.execute("SELECT to_regclass('scheduled_t')").fetchone() == (None,)
+    [incident] = json.loads(project.run("incidents", "--format", "json").output)
+    assert "did not run" in incident["message"]
+    # Authorized, the next slot runs.
+    granted = project.run("authorize", "playbooks/morning.yaml", "-t", "db", "--reason", "ok")
+    assert granted.exit_code == 0, granted.output
+    tick(project, "2026-12-05T07:00:00.300Z")
+    assert [f["status"] for f in fires(project)] == ["refused", "started"]
+    assert fires(project)[-1]["run_status"] == "ok"
+
+
+def test_the_ledger_is_verified_with_the_journal(routine: Project) -> None:
+    tick(routine, "2026-12-04T07:00:00.300Z")
+    result = routine.run("journal", "verify")
+    assert result.exit_code == 0, result.output
