@@ -76,6 +76,7 @@ def test_list_shows_every_playbook_and_target_with_the_next_three_fires(
         "FIRE",
         "RESULT",
         "RUN",
+        "FLAGS",
     ]
     line = next(t for t in text if t.startswith("morning"))
     assert "at 08:00 on weekdays, Europe/Berlin" in line
