@@ -26,18 +26,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from runbook.alerts import notifier
-from runbook.alerts.incidents import Store
-from runbook.alerts.notifier import Escalator
 from runbook.clock import Clock, iso, parse_iso
 from runbook.errors import RunbookError
 from runbook.journal import reconcile
 from runbook.journal.events import Conflict
-from runbook.journal.records import FireRecord, FireStatus, HeartbeatRecord, RunRecord
+from runbook.journal.records import FireRecord, FireStatus, HeartbeatRecord
 from runbook.journal.store import JournalStore, config_for, open_store
-from runbook.model import Inventory
 from runbook.outcome import RunStatus
-from runbook.schedule import decide, ledger
-from runbook.schedule.entries import Entry, scheduled
+from runbook.schedule import decide, ledger, pager
+from runbook.schedule.entries import Entry, playbook_files, scheduled
 from runbook.schedule.launch import Launched
 from runbook.schedule.slots import Slot, start_delay
 from runbook.service import RunSpec, new_run_id
@@ -45,6 +42,7 @@ from runbook.service import RunSpec, new_run_id
 BEAT_EVERY = 5.0  # seconds between heartbeats (`scheduler status` wants one a minute)
 ESCALATE_EVERY = 30.0  # seconds between escalation ticks
 RECONCILE_EVERY = 60.0  # seconds between looks for runs whose process died
+RELOAD_EVERY = 10.0  # seconds between looks for edited playbooks
 ENDED = (RunStatus.OK, RunStatus.GATE_FAILED)  # the routine ran: it did not fail to run
 
 Launch = Callable[[RunSpec, float], Launched]
@@ -76,19 +74,62 @@ class Scheduler:
     def __post_init__(self) -> None:
         self.inventory, self.entries = scheduled(self.inventory_path, self.near)
         self.journal: JournalStore = open_store(config_for(self.inventory))
+        self.pager = pager.Pager(self.journal, self.inventory, self.clock)
         self.started_at = iso(self.clock.now())
         self.id = f"{self.host}:{self.pid}:{self.started_at}"
         self.children: list[Child] = []
         self.stopping = False
         self._next_due: dict[tuple[str, str, str], dt.datetime] = {}
         self._last: dict[str, float] = {}  # when periodic work last ran (monotonic)
+        self._files = self._fingerprint()
+        self._track(self.entries)
+
+    def _track(self, entries: list[Entry]) -> None:
+        """Where each new pair's ledger got to: when its next slot is due."""
+        new = [entry for entry in entries if entry.pair not in self._next_due]
+        if not new:
+            return
         heads = {(f.playbook_path, f.schedule, f.target): f for f in self.journal.fire_heads()}
         pauses = self.journal.pauses()
         now = self.clock.now()
-        for entry in self.entries:
+        for entry in new:
             pause = ledger.pause_of(pauses, entry.path, entry.target)
             state = ledger.state_of(heads.get(entry.pair), pause, None, False)
             self._next_due[entry.pair] = decide.next_due(entry.spec, state, now)
+
+    def _fingerprint(self) -> tuple[tuple[str, int], ...]:
+        paths = [self.inventory.path, *playbook_files(self.inventory)]
+        found = []
+        for path in paths:
+            try:
+                found.append((str(path), path.stat().st_mtime_ns))
+            except OSError:
+                continue
+        return tuple(sorted(found))
+
+    def reload(self) -> list[str]:
+        """Read the playbooks again if any was edited, added or removed; a project
+        that no longer loads keeps the schedules as they were, said once."""
+        files = self._fingerprint()
+        if files == self._files:
+            return []
+        self._files = files
+        try:
+            self.inventory, entries = scheduled(self.inventory_path, self.near)
+        except RunbookError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return [f"playbooks changed but do not load ({first}); the schedules stay as they were"]
+        before = {entry.pair for entry in self.entries}
+        self.entries = entries
+        self.pager.inventory = self.inventory
+        self._track(entries)
+        pairs = {entry.pair for entry in entries}
+        for gone in before - pairs:
+            self._next_due.pop(gone, None)
+        return [
+            f"playbooks reloaded: {len(entries)} schedule(s) x target "
+            f"({len(pairs - before)} new, {len(before - pairs)} gone)"
+        ]
 
     @property
     def operator(self) -> str:
@@ -103,6 +144,8 @@ class Scheduler:
         """Do what is due at `now`; what was done, a line each."""
         now = now or self.clock.now()
         lines = self.reap(now)
+        if self._every("reload", RELOAD_EVERY):
+            lines += self.reload()
         if self._every("reconcile", RECONCILE_EVERY):
             for run_id in reconcile.mark_dead_runs(self.journal, self.clock):
                 lines.append(f"run {run_id}: its process is gone; marked interrupted")
@@ -112,7 +155,7 @@ class Scheduler:
                 lines += self._decide(entry, now)
         lines += self._check_durations(now)
         if self._every("escalate", ESCALATE_EVERY):
-            lines += notifier.tick(self._store())
+            lines += notifier.tick(self.pager.store())
         if self._every("beat", BEAT_EVERY):
             self.beat(now)
         return lines
@@ -181,7 +224,7 @@ class Scheduler:
             return []
         lines = [self._row_line(entry, row, run_id) for row in decision.rows]
         if decision.page is not None:
-            lines.append(self._page_missed(entry, decision.page))
+            lines.append(self.pager.missed(entry, decision.page))
         start = decision.start
         if start is not None and run_id is not None:
             lines += self._start(entry, pair.fire_id(start.first), run_id, start.first, now)
@@ -284,15 +327,15 @@ class Scheduler:
                 self._settle(child.fire_id, now, status, reason)
                 return f"fire {where}: {reason}"
             self._settle(child.fire_id, now, status, reason)
-            line = self._page(
-                entry, _missed_key(entry), f"{where} did not run: {reason}", "did not run"
+            line = self.pager.page(
+                entry, pager.missed_key(entry), f"{where} did not run: {reason}", "did not run"
             )
             return f"fire {where}: {status.value}: {reason}; {line}"
         self._settle(child.fire_id, now, None, None, run_status=run.status.value)
         took = (now - child.started).total_seconds()
         line = f"run {run.id} ({where}) ended {run.status.value}, exit {code}, {took:.1f}s"
         if run.status in ENDED:
-            self._recovered(entry, run, child)
+            self.pager.recovered(entry, run.id, child.over_time)
         return line
 
     def _settle(
@@ -321,7 +364,9 @@ class Scheduler:
                 where = f"{child.entry.playbook.name} on {child.entry.target}"
                 message = f"run {child.run_id} of {where} is still going after its max_duration"
                 lines.append(
-                    self._page(child.entry, _overtime_key(child.entry), message, "over time")
+                    self.pager.page(
+                        child.entry, pager.overtime_key(child.entry), message, "over time"
+                    )
                 )
         return lines
 
@@ -344,62 +389,6 @@ class Scheduler:
             lines.append(f"run {child.run_id} did not stop within {grace:g}s; left running")
         self.beat(now, stopped=True)
         return lines
-
-    # -- incidents -----------------------------------------------------------------
-
-    def _store(self) -> Store:
-        return Store(self.journal, self.inventory, self.clock)
-
-    def _escalator(self, entry: Entry, run_id: str) -> Escalator:
-        playbook = entry.playbook
-        policy = playbook.escalation or self.inventory.defaults.escalation
-        return Escalator(
-            self._store(),
-            playbook.name,
-            entry.target,
-            run_id,
-            policy,
-            playbook.escalation_threshold,
-        )
-
-    def _page_missed(self, entry: Entry, message: str) -> str:
-        where = f"{entry.playbook.name} did not run on {entry.target}"
-        return self._page(entry, _missed_key(entry), f"{where}: {message}", "did not run")
-
-    def _page(self, entry: Entry, key: str, message: str, gate: str) -> str:
-        """Open (or count again) an incident through the playbook's policy."""
-        escalator = self._escalator(entry, "")
-        try:
-            opened = escalator.escalate(
-                key, _severity(self.inventory), message, policy=None, gate=gate
-            )
-        except (ValueError, RunbookError) as exc:
-            return f"not paged: {exc}"
-        finally:
-            escalator.finish()
-        return f"incident {opened.get('id', '?')} {opened.get('state', '')}: {message}"
-
-    def _recovered(self, entry: Entry, run: RunRecord, child: Child) -> None:
-        keys = {_missed_key(entry)}
-        if not child.over_time:
-            keys.add(_overtime_key(entry))
-        escalator = self._escalator(entry, run.id)
-        escalator.recovered(keys)
-        escalator.finish()
-
-
-def _missed_key(entry: Entry) -> str:
-    return f"schedule:{entry.path}:{entry.target}:did-not-run"
-
-
-def _overtime_key(entry: Entry) -> str:
-    return f"schedule:{entry.path}:{entry.target}:over-time"
-
-
-def _severity(inventory: Inventory) -> str:
-    """A routine that did not run: `high` on the default scale, else its highest level."""
-    found = inventory.scale.get("high")
-    return (found or inventory.scale.highest).name
 
 
 def _slot_words(slot: Slot, entry: Entry) -> str:

@@ -170,3 +170,36 @@ def test_the_ledger_is_verified_with_the_journal(routine: Project) -> None:
     tick(routine, "2026-12-04T07:00:00.300Z")
     result = routine.run("journal", "verify")
     assert result.exit_code == 0, result.output
+
+
+def test_a_running_scheduler_reads_edited_playbooks_and_keeps_its_schedules_on_a_broken_one(
+    routine: Project,
+) -> None:
+    import os
+
+    from runbook.clock import FixedClock, parse_iso
+    from runbook.schedule.launch import Launched
+    from runbook.schedule.tick import Scheduler
+
+    def launch(spec: object, delay: float) -> Launched:
+        raise AssertionError("nothing is due")
+
+    clock = FixedClock(parse_iso("2026-12-04T12:00:00Z"))
+    scheduler = Scheduler(routine.root / "inventory.yaml", clock, launch, near=routine.root)
+    try:
+        assert [e.playbook.name for e in scheduler.entries] == ["morning"]
+        assert scheduler.reload() == []  # nothing changed
+        routine.playbook(DAILY.replace("morning", "evening").replace("0 8", "0 18"), "evening.yaml")
+        [line] = scheduler.reload()
+        assert "1 new, 0 gone" in line
+        assert sorted(e.playbook.name for e in scheduler.entries) == ["evening", "morning"]
+        broken = routine.playbook("name: evening\nkind: check\nschedule: [\n", "evening.yaml")
+        os.utime(broken, ns=(1, 1))  # a different mtime even within the clock's resolution
+        [line] = scheduler.reload()
+        assert "do not load" in line and "stay as they were" in line
+        assert sorted(e.playbook.name for e in scheduler.entries) == ["evening", "morning"]
+        broken.unlink()
+        [line] = scheduler.reload()
+        assert "0 new, 1 gone" in line
+    finally:
+        scheduler.close()
