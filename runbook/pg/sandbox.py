@@ -1,11 +1,21 @@
-"""The sandbox: the embedded PostgreSQL a project's `dsn: embedded` targets use."""
+"""The sandbox: the embedded PostgreSQL a project's `dsn: embedded` targets use.
+
+Starting it, loading the demo and making databases happen under a file lock
+in the sandbox's folder: several processes at once (a scheduler's routines
+firing together on a fresh clone, the fleet) would otherwise race, one
+loading the demo while another, seeing it half-loaded, drops it to load it
+again, or one restarting the server to preload a library under another's
+connections.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.util
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from runbook.errors import SandboxError, UsageError
@@ -20,9 +30,28 @@ def pgdata(root: Path) -> Path:
     return root / ".runbook" / "sandbox" / "pgdata"
 
 
+@contextlib.contextmanager
+def _setting_up(root: Path) -> Iterator[None]:
+    """One process at a time sets the sandbox up (the lock is the kernel's:
+    a process that dies lets go of it)."""
+    folder = pgdata(root).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "setup.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def up(root: Path) -> Server:
     """Start the sandbox if needed (a running one is reused) and make its database,
     loaded with the demo (sql/demo/) if it is new or the demo files changed."""
+    with _setting_up(root):
+        return _up(root)
+
+
+def _up(root: Path) -> Server:
     server = embedded.running(pgdata(root)) or embedded.start(pgdata(root))
     created = embedded.ensure_database(server, embedded.DATABASE)
     dsn = server.database_dsn(embedded.DATABASE)
@@ -31,7 +60,7 @@ def up(root: Path) -> Server:
     if created:
         demo.load(dsn)
     elif not demo.loaded(dsn):
-        return reset(root)
+        return _reset(root)
     return server
 
 
@@ -40,11 +69,17 @@ def status(root: Path) -> Server | None:
 
 
 def down(root: Path) -> bool:
-    return embedded.stop(pgdata(root))
+    with _setting_up(root):
+        return embedded.stop(pgdata(root))
 
 
 def reset(root: Path) -> Server:
     """A fresh sandbox database with the demo loaded (the server keeps running)."""
+    with _setting_up(root):
+        return _reset(root)
+
+
+def _reset(root: Path) -> Server:
     server = embedded.running(pgdata(root)) or embedded.start(pgdata(root))
     embedded.drop_database(server, embedded.DATABASE)
     embedded.ensure_database(server, embedded.DATABASE)
@@ -56,11 +91,13 @@ def reset(root: Path) -> Server:
 def dsn(root: Path, database: str | None = None) -> str:
     """The DSN of the sandbox's database, or of another database on it
     (created, empty, on first use)."""
-    server = up(root)
-    if database is None or database == embedded.DATABASE:
-        return server.database_dsn(embedded.DATABASE)
-    check_name(database)
-    embedded.ensure_database(server, database)
+    if database is not None and database != embedded.DATABASE:
+        check_name(database)
+    with _setting_up(root):
+        server = _up(root)
+        if database is None or database == embedded.DATABASE:
+            return server.database_dsn(embedded.DATABASE)
+        embedded.ensure_database(server, database)
     return server.database_dsn(database)
 
 
@@ -78,8 +115,10 @@ def createdb(root: Path, database: str, sql_file: Path | None) -> str:
     check_name(database)
     if sql_file is not None and not sql_file.is_file():
         raise UsageError(f"{sql_file}: no such file")
-    server = up(root)
-    if not embedded.ensure_database(server, database):
+    with _setting_up(root):
+        server = _up(root)
+        created = embedded.ensure_database(server, database)
+    if not created:
         raise UsageError(f"the sandbox already has a database {database!r}")
     target = server.database_dsn(database)
     if sql_file is not None:

@@ -410,5 +410,8 @@ def _last_line(stream: IO[bytes] | None) -> str:
         stream.close()
     except (OSError, ValueError):
         return ""
+    # PostgreSQL's DETAIL/HINT/CONTEXT lines follow the message that says what went wrong.
+    follow = ("DETAIL:", "HINT:", "CONTEXT:", "LINE ", "^")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    said = [line for line in lines if not line.startswith(follow)]
+    return (said or lines)[-1] if lines else ""

@@ -163,3 +163,37 @@ def test_names_a_sandbox_database_may_not_take(sandboxed: Project, name: str) ->
     )
     checked = sandboxed.run("validate", "inventory.yaml")
     assert checked.exit_code == 2 and "inventory.yaml:" in checked.output, checked.output
+
+
+def test_processes_setting_up_a_fresh_sandbox_at_once_all_get_it_loaded_once(
+    sandboxed: Project,
+) -> None:
+    """Routines firing together on a fresh clone each ask for the sandbox: one
+    sets it up (start, preload, demo), the others wait and find it ready;
+    none drops the demo another is loading."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from runbook.pg import sandbox; "
+        "print(sandbox.dsn(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None))"
+    )
+    argv = [sys.executable, "-c", code, str(sandboxed.root)]
+    processes = [
+        subprocess.Popen(argv + extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for extra in ([], [], ["other_db"], [])
+    ]
+    results = [p.communicate(timeout=120) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0, 0], [err for _, err in results]
+    dsns = {out.strip() for out, _ in results}
+    assert len(dsns) == 2  # the sandbox's database, and other_db
+    main = next(d for d in dsns if "other_db" not in d)
+    with psycopg.connect(main) as conn:
+        assert conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone() == (
+            "pg_stat_statements",
+        )
+        description = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database"
+            " WHERE datname = current_database()"
+        ).fetchone()
+    assert description is not None and str(description[0]).startswith("runbook demo")
