@@ -355,7 +355,6 @@ class FireStatus(enum.Enum):
     PAUSED = "paused"  # the schedule was disabled (runbook schedule disable)
     REFUSED = "refused"  # no standing authorization for a protected target
     ERROR = "error"  # the run could not start (the playbook no longer loads, …)
-    LOST = "lost"  # claimed, but no run was recorded for it within its deadline
 
 
 @dataclass(frozen=True, slots=True)

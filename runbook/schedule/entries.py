@@ -68,3 +68,15 @@ def scheduled(
         _, playbook, _ = load_checked(path, inventory.path)
         entries += entries_of(playbook, inventory)
     return inventory, entries
+
+
+def fingerprint(inventory: Inventory) -> tuple[tuple[str, int], ...]:
+    """The inventory's and the playbooks' paths and modification times: a
+    scheduler reads the project again when they change."""
+    found = []
+    for path in (inventory.path, *playbook_files(inventory)):
+        try:
+            found.append((str(path), path.stat().st_mtime_ns))
+        except OSError:
+            continue
+    return tuple(sorted(found))

@@ -41,3 +41,20 @@ def launch(spec: RunSpec, delay: float) -> Launched:
         start_new_session=True,
     )
     return Launched(process, stderr)
+
+
+def last_line(stream: IO[bytes] | None) -> str:
+    """The last line a run's process wrote on stderr: why it did not run."""
+    if stream is None:
+        return ""
+    try:
+        stream.seek(0)
+        text = stream.read()[-4000:].decode(errors="replace")
+        stream.close()
+    except (OSError, ValueError):
+        return ""
+    # PostgreSQL's DETAIL/HINT/CONTEXT lines follow the message that says what went wrong.
+    follow = ("DETAIL:", "HINT:", "CONTEXT:", "LINE ", "^")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    said = [line for line in lines if not line.startswith(follow)]
+    return (said or lines)[-1] if lines else ""

@@ -34,8 +34,8 @@ from runbook.journal.records import FireRecord, FireStatus, HeartbeatRecord
 from runbook.journal.store import JournalStore, config_for, open_store
 from runbook.outcome import RunStatus
 from runbook.schedule import decide, ledger, pager
-from runbook.schedule.entries import Entry, playbook_files, scheduled
-from runbook.schedule.launch import Launched
+from runbook.schedule.entries import Entry, fingerprint, scheduled
+from runbook.schedule.launch import Launched, last_line
 from runbook.schedule.slots import Slot, start_delay
 from runbook.service import RunSpec, new_run_id
 
@@ -43,6 +43,7 @@ BEAT_EVERY = 5.0  # seconds between heartbeats (`scheduler status` wants one a m
 ESCALATE_EVERY = 30.0  # seconds between escalation ticks
 RECONCILE_EVERY = 60.0  # seconds between looks for runs whose process died
 RELOAD_EVERY = 10.0  # seconds between looks for edited playbooks
+BEGIN_WITHIN = 120.0  # seconds a started fire's process has to record its run
 ENDED = (RunStatus.OK, RunStatus.GATE_FAILED)  # the routine ran: it did not fail to run
 
 Launch = Callable[[RunSpec, float], Launched]
@@ -57,7 +58,7 @@ class Child:
     fire_id: str
     run_id: str
     process: subprocess.Popen[bytes]
-    started: dt.datetime
+    started: float  # the clock's monotonic reading: a pinned clock (`tick --now`) still times it
     stderr: IO[bytes] | None = None
     over_time: bool = False  # paged already for running past max_duration
 
@@ -81,7 +82,7 @@ class Scheduler:
         self.stopping = False
         self._next_due: dict[tuple[str, str, str], dt.datetime] = {}
         self._last: dict[str, float] = {}  # when periodic work last ran (monotonic)
-        self._files = self._fingerprint()
+        self._files = fingerprint(self.inventory)
         self._track(self.entries)
 
     def _track(self, entries: list[Entry]) -> None:
@@ -97,20 +98,10 @@ class Scheduler:
             state = ledger.state_of(heads.get(entry.pair), pause, None, False)
             self._next_due[entry.pair] = decide.next_due(entry.spec, state, now)
 
-    def _fingerprint(self) -> tuple[tuple[str, int], ...]:
-        paths = [self.inventory.path, *playbook_files(self.inventory)]
-        found = []
-        for path in paths:
-            try:
-                found.append((str(path), path.stat().st_mtime_ns))
-            except OSError:
-                continue
-        return tuple(sorted(found))
-
     def reload(self) -> list[str]:
         """Read the playbooks again if any was edited, added or removed; a project
         that no longer loads keeps the schedules as they were, said once."""
-        files = self._fingerprint()
+        files = fingerprint(self.inventory)
         if files == self._files:
             return []
         self._files = files
@@ -191,10 +182,30 @@ class Scheduler:
         return ledger.Pair(entry.playbook.name, entry.path, entry.spec.key, entry.target)
 
     def _running(self, entry: Entry) -> str | None:
+        """A run of the playbook on the target still going, if any: recorded as
+        running, or started a moment ago and not yet recorded (its process
+        takes a moment to begin): a slot decided then must see it too."""
         runs = self.journal.runs(
             playbook=entry.playbook.name, target=entry.target, status="running", limit=1
         )
-        return runs[0].id if runs else None
+        if runs:
+            return runs[0].id
+        for child in self.children:
+            same = child.entry.path == entry.path and child.entry.target == entry.target
+            if same and child.process.poll() is None:
+                return child.run_id
+        head = self.journal.fire_head(*entry.pair)  # another scheduler's, just started
+        if (
+            head is None
+            or head.status is not FireStatus.STARTED
+            or head.run_status
+            or not head.run_id
+        ):
+            return None
+        age = (self.clock.now() - parse_iso(head.claimed_at)).total_seconds()
+        if age < BEGIN_WITHIN and self.journal.run(head.run_id) is None:
+            return head.run_id
+        return None
 
     def _decide(self, entry: Entry, now: dt.datetime) -> list[str]:
         pair = self._pair(entry)
@@ -268,7 +279,9 @@ class Scheduler:
             reason = f"the run could not be started: {exc}"
             self._settle(fire_id, now, FireStatus.ERROR, reason)
             return [f"fire {entry.playbook.name} on {entry.target}: {reason}"]
-        self.children.append(Child(entry, fire_id, run_id, launched.process, now, launched.stderr))
+        self.children.append(
+            Child(entry, fire_id, run_id, launched.process, self.clock.monotonic(), launched.stderr)
+        )
         return []
 
     def _start_queued(self, now: dt.datetime) -> list[str]:
@@ -316,7 +329,7 @@ class Scheduler:
     def _ended(self, child: Child, code: int, now: dt.datetime) -> str:
         entry = child.entry
         run = self.journal.run(child.run_id)
-        said = _last_line(child.stderr)
+        said = last_line(child.stderr)
         where = f"{entry.playbook.name} on {entry.target}"
         if run is None:
             status = FireStatus.REFUSED if code == 4 else FireStatus.ERROR
@@ -332,7 +345,7 @@ class Scheduler:
             )
             return f"fire {where}: {status.value}: {reason}; {line}"
         self._settle(child.fire_id, now, None, None, run_status=run.status.value)
-        took = (now - child.started).total_seconds()
+        took = self.clock.monotonic() - child.started
         line = f"run {run.id} ({where}) ended {run.status.value}, exit {code}, {took:.1f}s"
         if run.status in ENDED:
             self.pager.recovered(entry, run.id, child.over_time)
@@ -359,7 +372,7 @@ class Scheduler:
             limit = child.entry.spec.schedule.max_duration
             if limit is None or child.over_time:
                 continue
-            if (now - child.started).total_seconds() > limit:
+            if self.clock.monotonic() - child.started > limit:
                 child.over_time = True
                 where = f"{child.entry.playbook.name} on {child.entry.target}"
                 message = f"run {child.run_id} of {where} is still going after its max_duration"
@@ -398,20 +411,3 @@ def _slot_words(slot: Slot, entry: Entry) -> str:
 def _slot_of(entry: Entry, fire: FireRecord) -> Slot:
     at = parse_iso(fire.slot)
     return Slot(at=at, local=at.astimezone(entry.spec.zone))
-
-
-def _last_line(stream: IO[bytes] | None) -> str:
-    """The last line a run's process wrote on stderr: why it did not run."""
-    if stream is None:
-        return ""
-    try:
-        stream.seek(0)
-        text = stream.read()[-4000:].decode(errors="replace")
-        stream.close()
-    except (OSError, ValueError):
-        return ""
-    # PostgreSQL's DETAIL/HINT/CONTEXT lines follow the message that says what went wrong.
-    follow = ("DETAIL:", "HINT:", "CONTEXT:", "LINE ", "^")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    said = [line for line in lines if not line.startswith(follow)]
-    return (said or lines)[-1] if lines else ""

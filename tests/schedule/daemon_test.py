@@ -4,6 +4,7 @@ other firing, SIGTERM interrupts a running routine the way Ctrl-C does."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -191,3 +192,58 @@ def _iso(moment: float) -> str:
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z")
     )
+
+
+POLICY_INVENTORY = """targets:
+  db:
+    dsn: {dsn!r}
+default_target: db
+channels:
+  log: {{type: file, path: notifications.jsonl}}
+policies:
+  oncall:
+    severities:
+      CRITICAL:
+        levels:
+          - {{after: 0m, notify: [log]}}
+"""
+
+
+def test_a_run_past_its_max_duration_pages_and_queue_one_runs_the_next_slot_after_it(
+    project: Project, daemons: Callable[[str], Daemon]
+) -> None:
+    project.write("inventory.yaml", POLICY_INVENTORY.format(dsn=project.dsn))
+    project.playbook(
+        """name: long
+kind: check
+escalation: oncall
+schedule: {every: 1s, overlap: queue_one, max_duration: 1s}
+steps:
+  - name: wait
+    query: SELECT pg_sleep(3)
+""",
+        "long.yaml",
+    )
+    daemon = daemons("long")
+    # The first run goes on for 3 s: the next slot is queued, the ones after skipped.
+    wait_for(lambda: any(f["status"] == "skipped" for f in ledger(project)))
+    over = wait_for(
+        lambda: [
+            i
+            for i in json.loads(project.run("incidents", "--format", "json").output)
+            if "over-time" in i["key"]
+        ]
+    )
+    assert "still going after its max_duration" in over[0]["message"]
+    # The queued slot starts when the first run ends: a second run, never two at once.
+    wait_for(lambda: len([r for r in project.runs() if r["status"] == "ok"]) >= 2, timeout=30)
+    assert daemon.stop() == 0
+    fires = ledger(project)
+    runs = settled(project)
+    starts = sorted((r["started_at"], r["ended_at"]) for r in runs if r["ended_at"])
+    for (_, ended), (started, _) in itertools.pairwise(starts):
+        assert started >= ended  # one at a time on the target
+    reasons = {f["status"]: f["reason"] for f in fires}
+    assert "a slot is queued already" in reasons["skipped"]
+    queued_then_started = [f for f in fires if f["reason"] and "queue_one" in f["reason"]]
+    assert any(f["status"] == "started" and f["run_id"] for f in queued_then_started)
