@@ -221,6 +221,27 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class Objectives:
+    """Targets a drill measures a procedure against, in seconds (None: not set here)."""
+
+    respond: float | None = None
+    mitigate: float | None = None
+    recover: float | None = None
+    steps: Mapping[str, float] = field(default_factory=dict)  # a step's id or name → seconds
+
+
+@dataclass(frozen=True)
+class DrillDef:
+    """A `kind: drill` playbook's `drill:` (paths as written, relative to its file)."""
+
+    exercise: str
+    recovery: str | None = None
+    severity: str | None = None
+    heartbeat: str | None = None  # table.column (or schema.table.column) for the RPO
+    copy: str = "auto"  # auto | template | dump
+
+
+@dataclass(frozen=True)
 class Playbook:
     name: str
     kind: str
@@ -234,6 +255,8 @@ class Playbook:
     schedules: tuple[Schedule, ...] = ()
     escalation: str | None = None
     escalation_threshold: str | None = None
+    objectives: Objectives | None = None
+    drill: DrillDef | None = None
     vars: Mapping[str, Any] = field(default_factory=dict)
     secrets: frozenset[str] = frozenset()
     on_failure: str = "halt"
@@ -354,6 +377,8 @@ class Policy:
     # A gate failing again this soon after it recovered reopens its incident,
     # counted, without paging again (None: a new incident, paged).
     flap_window: float | None = None
+    # A drill's incidents and notifications go to these channels only ([DRILL]); none: not sent.
+    drill_route: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

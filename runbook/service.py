@@ -67,6 +67,9 @@ class RunSpec:
         None  # who runs it ("scheduler@HOST"); default: $RUNBOOK_OPERATOR, else the user
     )
     fire: dict[str, Any] | None = None  # the schedule's slot that fired it, recorded on the run
+    # A drill's run (runbook.drill): {id, role, database, server: same|embedded, mark}.
+    # Every target is replaced by the drill's copy, whose mark each connection checks.
+    drill: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: paths as text, sets as sorted lists."""
@@ -167,8 +170,15 @@ def prepare(spec: RunSpec) -> Prepared:
         )
     secrets = {str(extra[name]) for name in playbook.secrets if name in extra}
     start_at = _start_position(spec, inventory, playbook, extra) if spec.start_at else None
+    if playbook.kind == "drill" and spec.drill is None:
+        raise UsageError(
+            f"{playbook.name} is a drill: run it with `runbook drill run {spec.playbook}`, "
+            "which makes the copy it runs on"
+        )
     targets = plan.resolve_targets(playbook, inventory, spec.targets)
     for target in targets:
+        if spec.drill is not None:
+            continue  # the drill runs on its copy, never on the target itself
         if target.read_only and playbook.kind != "check" and not (spec.check or spec.rehearse):
             raise UsageError(
                 f"target {target.name!r} is read-only; only kind: check playbooks run there"
@@ -265,6 +275,23 @@ def resolve_dsn(target: Target, root: Path, secrets: set[str]) -> tuple[str, dic
     return dsn, env
 
 
+def drill_dsn(
+    drill: Mapping[str, Any], dsn: str, env: dict[str, str], root: Path
+) -> tuple[str, dict[str, str]]:
+    """The drill's copy in place of the target: on the target's own server (its
+    credentials), or on the embedded server the copy was restored into."""
+    from psycopg.conninfo import make_conninfo
+
+    database = str(drill["database"])
+    if drill["server"] == "embedded":
+        dsn = sandbox.server_dsn(root, database)
+        env = {}
+    else:
+        dsn = make_conninfo(dsn, dbname=database)
+        env = {**env, "PGDATABASE": database}
+    return dsn, env
+
+
 def embedded_bin() -> Path | None:
     """The embedded server's client programs, the last resort of runbook.pg.pgtools."""
     try:
@@ -309,11 +336,14 @@ def run(
     for target in prepared.targets:
         target_secrets = set(secrets)
         dsn, env = resolve_dsn(target, inventory.root, target_secrets)
+        if spec.drill is not None:
+            dsn, env = drill_dsn(spec.drill, dsn, env, inventory.root)
         resolved[target.name] = (dsn, env, target_secrets)
     journal = open_journal(inventory)
     outcomes: list[RunOutcome] = []
     with contextlib.closing(journal):
-        given = _consent(spec, prepared, journal, ask)
+        # A drill writes to its marked copy only (each connection checks the mark).
+        given = None if spec.drill is not None else _consent(spec, prepared, journal, ask)
         if on_loaded is not None:
             on_loaded()
         for target in prepared.targets:
@@ -371,6 +401,7 @@ def run_target(
         read_only=playbook.kind == "check" or spec.check,
         statement_timeout=playbook.timeout or inventory.defaults.timeout,
         lock_timeout=playbook.lock_timeout or inventory.defaults.lock_timeout,
+        drill_mark=spec.drill["mark"] if spec.drill is not None else None,
     )
     session = Session(connect)
     facts = {"name": target.name, "description": target.description, "tags": sorted(target.tags)}
@@ -413,6 +444,11 @@ def run_target(
             "skip_tags": sorted(spec.skip_tags),
             **({"start_at": spec.start_at} if spec.start_at else {}),
             **({"fire": spec.fire} if spec.fire else {}),
+            **(
+                {"drill": {"id": spec.drill["id"], "role": spec.drill["role"]}}
+                if spec.drill
+                else {}
+            ),
         },
     )
     recorder = Recorder(journal, redactor, clock, inventory.journal.row_sample)

@@ -111,6 +111,14 @@ def _policy_problems(inv: Inventory) -> Iterator[Problem]:
                 f"unknown severity {policy.threshold!r}; the scale is {', '.join(scale.names())}",
                 "unknown-severity",
             )
+        for i, channel in enumerate(policy.drill_route):
+            if channel not in inv.channels:
+                yield doc_at(
+                    doc,
+                    (*base, "drill_route", i),
+                    f"unknown channel {channel!r}{suggest(channel, inv.channels)}",
+                    "unknown-channel",
+                )
         for sev, sp in policy.severities.items():
             if scale.get(sev) is None:
                 yield doc_at(

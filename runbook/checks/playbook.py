@@ -8,6 +8,7 @@ from pathlib import Path
 
 from runbook import actions
 from runbook.checks.common import Context, at, doc_at, get_path, read_sql_file, suggest
+from runbook.checks.drill import check_drill
 from runbook.checks.loops import check_loops
 from runbook.checks.templates import TemplateCheck, matches
 from runbook.errors import Problem
@@ -33,6 +34,7 @@ def check_playbook(
     problems += _step_rules(pb, ctx)
     problems += _reserved_names(pb)
     problems += check_loops(pb)
+    problems += check_drill(pb)
     problems += TemplateCheck(pb, ctx, assumed).run()
     return problems
 

@@ -4,7 +4,7 @@
 registers their commands on it.
 """
 
-from runbook.cli import consent, journal, misc, ops, runs, schedule, validate
+from runbook.cli import consent, drill, journal, misc, ops, runs, schedule, validate
 from runbook.cli.main import main
 
-__all__ = ["consent", "journal", "main", "misc", "ops", "runs", "schedule", "validate"]
+__all__ = ["consent", "drill", "journal", "main", "misc", "ops", "runs", "schedule", "validate"]

@@ -92,6 +92,13 @@ def context(run: Run, ps: PlannedStep, scope: dict[str, Any]) -> StepContext:
     )
 
 
+def shown_in_drill(ps: PlannedStep) -> bool:
+    """In a drill, shell and http steps would reach real systems: shown unless
+    the step says `drill: run`; any step that says `drill: show` is shown."""
+    said = ps.step.options.get("drill")
+    return said == "show" or (ps.kind in ("shell", "http") and said != "run")
+
+
 def _seconds(value: Any) -> float:
     from runbook.model import seconds
 
@@ -115,6 +122,10 @@ def run_action(
     if (o.check and (writes or ps.kind in OUTSIDE)) or (o.rehearse and ps.kind in OUTSIDE):
         why = "--check" if o.check else "rehearsal"
         return _preview(run, ps, ctx, action.preview, f"{why}: shown, not run")
+    if o.mode == "drill" and shown_in_drill(ps):
+        return _preview(
+            run, ps, ctx, action.preview, "drill: shown, not run (`drill: run` runs it in a drill)"
+        )
     if o.step_by_step is not None and run.state.undoing is None and not o.step_by_step(ps):
         return Skipped("skipped by the operator (--step)")
     if not o.notify and ps.kind in ("notify", "escalate"):

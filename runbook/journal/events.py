@@ -40,6 +40,9 @@ JSON_COLUMNS = {
     "gates",
     "history",
     "consent",
+    "participants",
+    "run_ids",
+    "objective_results",
 }
 # Tables whose rows are replayed from events by verify(); keyed by these columns.
 TABLES = {
@@ -50,6 +53,8 @@ TABLES = {
     "authorizations": ("id",),
     "fires": ("id",),  # the scheduler's ledger (runbook.schedule)
     "pauses": ("id",),
+    "drills": ("id",),  # drills (runbook.drill)
+    "drill_notes": ("id",),
 }
 
 

@@ -30,6 +30,7 @@ class RunMode(enum.Enum):
     ROLLBACK = "rollback"
     ROLLBACK_CHECK = "rollback-check"  # `runbook rollback --check`: nothing undone
     SCHEDULED = "scheduled"  # fired by `runbook scheduler` (runbook.schedule)
+    DRILL = "drill"  # a drill's inject, procedure or recovery, on a marked copy (runbook.drill)
 
 
 class IncidentStatus(enum.Enum):
@@ -439,6 +440,62 @@ class HeartbeatRecord:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+@dataclass(frozen=True, slots=True)
+class DrillRecord:
+    """A drill (runbook.drill): a procedure rehearsed on a marked copy of a target."""
+
+    id: str
+    playbook: str  # the drill playbook's name (or the procedure's, drilled directly)
+    playbook_path: str
+    exercise: str  # the procedure rehearsed (its name)
+    target: str
+    copy_db: str  # the copy's database
+    copy_method: str  # template | dump
+    operator: str
+    os_user: str  # who ran it, as the operating system knows them (sign-off is refused to them)
+    host: str
+    participants: list[dict[str, Any]] | None  # [{name, role}]
+    started_at: str
+    inject_at: str | None  # when the injects ended: the clock of the objectives starts
+    ended_at: str | None
+    status: str  # running | completed | failed | interrupted
+    run_ids: list[dict[str, Any]] | None  # [{role: inject|procedure|recovery, run_id}]
+    objective_results: (
+        dict[str, Any] | None
+    )  # {objectives, steps, answers} (runbook.drill.objectives)
+    rpo_s: float | None
+    kept: int  # 1: the copy was kept (--keep)
+    reason: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> DrillRecord:
+        return cls(**_columns(cls, row, f"drill {row.get('id')!r}"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class DrillNoteRecord:
+    """A finding, a corrective action or a sign-off of a drill."""
+
+    id: str
+    drill_id: str
+    kind: str  # finding | action | signoff
+    text: str
+    owner: str | None
+    due: str | None
+    by: str  # the operating system's user who wrote it
+    at: str
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> DrillNoteRecord:
+        return cls(**_columns(cls, row, f"drill note {row.get('id')!r}"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 Record = TypeVar(
     "Record",
     RunRecord,
@@ -450,6 +507,8 @@ Record = TypeVar(
     FireRecord,
     PauseRecord,
     HeartbeatRecord,
+    DrillRecord,
+    DrillNoteRecord,
 )
 
 

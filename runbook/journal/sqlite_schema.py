@@ -13,7 +13,7 @@ from pathlib import Path
 
 from runbook.errors import JournalError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -177,12 +177,49 @@ MIGRATIONS: dict[int, str] = {
         note TEXT
     )
     """,
+    # Drills (runbook.drill): the drill, and its findings, actions and sign-offs.
+    7: """
+    CREATE TABLE IF NOT EXISTS drills (
+        id TEXT PRIMARY KEY,
+        playbook TEXT NOT NULL,
+        playbook_path TEXT NOT NULL,
+        exercise TEXT NOT NULL,
+        target TEXT NOT NULL,
+        copy_db TEXT NOT NULL,
+        copy_method TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        os_user TEXT NOT NULL,
+        host TEXT NOT NULL,
+        participants TEXT,
+        started_at TEXT NOT NULL,
+        inject_at TEXT,
+        ended_at TEXT,
+        status TEXT NOT NULL,
+        run_ids TEXT,
+        objective_results TEXT,
+        rpo_s REAL,
+        kept INTEGER NOT NULL,
+        reason TEXT
+    );
+    CREATE INDEX IF NOT EXISTS drills_of ON drills (playbook_path, started_at);
+    CREATE TABLE IF NOT EXISTS drill_notes (
+        id TEXT PRIMARY KEY,
+        drill_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        text TEXT NOT NULL,
+        owner TEXT,
+        due TEXT,
+        by TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS drill_notes_of ON drill_notes (drill_id, at)
+    """,
 }
 
 # The mirrored tables (runbook.journal.events.TABLES) a later version added, and
 # which: a journal of an earlier version, not yet opened by this runbook (so not
 # yet migrated), lacks them without anything being wrong (runbook.journal.verify).
-TABLES_SINCE = {"authorizations": 5, "fires": 6, "pauses": 6}
+TABLES_SINCE = {"authorizations": 5, "fires": 6, "pauses": 6, "drills": 7, "drill_notes": 7}
 
 
 def set_up(db: sqlite3.Connection, path: Path) -> None:

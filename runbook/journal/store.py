@@ -23,6 +23,8 @@ from runbook.journal.events import Prepared
 from runbook.journal.records import (
     AuthorizationRecord,
     DeliveryRecord,
+    DrillNoteRecord,
+    DrillRecord,
     EventRecord,
     FireRecord,
     HeartbeatRecord,
@@ -194,6 +196,20 @@ class JournalStore(Protocol):
 
     def heartbeats(self) -> list[HeartbeatRecord]:
         """Every scheduler's last heartbeat, the latest tick first."""
+        ...
+
+    # -- drills (runbook.drill): written as events, like every table ----------------
+
+    def drill(self, drill_id: str) -> DrillRecord | None:
+        """A drill by id or unique prefix."""
+        ...
+
+    def drills(self, playbook_path: str | None = None, limit: int = 50) -> list[DrillRecord]:
+        """Drills, newest first."""
+        ...
+
+    def drill_notes(self, drill_id: str) -> list[DrillNoteRecord]:
+        """A drill's findings, actions and sign-offs, oldest first."""
         ...
 
     # -- the chain -----------------------------------------------------------------

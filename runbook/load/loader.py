@@ -22,6 +22,7 @@ from runbook.model import (
     Blackout,
     Channel,
     Defaults,
+    DrillDef,
     EmbeddedDb,
     EnvRef,
     Gate,
@@ -29,6 +30,7 @@ from runbook.model import (
     JournalConfig,
     Level,
     Loc,
+    Objectives,
     Playbook,
     Policy,
     Recipient,
@@ -225,12 +227,38 @@ def build_playbook(path: Path, doc: Document, without: frozenset[int] = frozense
         schedules=_schedules(data.get("schedule")),
         escalation=escalation["policy"] if escalation else None,
         escalation_threshold=escalation.get("threshold") if escalation else None,
+        objectives=_objectives(data.get("objectives")),
+        drill=_drill(data.get("drill")),
         vars={k: env_or_value(v) for k, v in data.get("vars", {}).items()},
         secrets=frozenset(data.get("secrets", ())),
         on_failure=data.get("on_failure", "halt"),
         timeout=seconds(data.get("timeout")),
         lock_timeout=seconds(data.get("lock_timeout")),
         doc=doc,
+    )
+
+
+def _objectives(data: dict[str, Any] | None) -> Objectives | None:
+    if data is None:
+        return None
+    steps = {str(k): seconds(v) or 0.0 for k, v in (data.get("steps") or {}).items()}
+    return Objectives(
+        respond=seconds(data.get("respond")),
+        mitigate=seconds(data.get("mitigate")),
+        recover=seconds(data.get("recover")),
+        steps=steps,
+    )
+
+
+def _drill(data: dict[str, Any] | None) -> DrillDef | None:
+    if data is None:
+        return None
+    return DrillDef(
+        exercise=data["exercise"],
+        recovery=data.get("recovery"),
+        severity=data.get("severity"),
+        heartbeat=data.get("heartbeat"),
+        copy=data.get("copy", "auto"),
     )
 
 
@@ -388,6 +416,7 @@ def _policy(doc: Document, name: str, data: dict[str, Any]) -> Policy:
         threshold=data.get("threshold", "WARNING"),
         description=data.get("description", ""),
         flap_window=seconds(data.get("flap_window")),
+        drill_route=tuple(data.get("drill_route", ())),
     )
 
 

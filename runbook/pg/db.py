@@ -46,6 +46,9 @@ class ConnectSpec:
     read_only: bool = False
     statement_timeout: float = 300.0
     lock_timeout: float = 5.0
+    # A drill's copy carries this comment (runbook.drill.copy): every
+    # connection checks it, so a drill never writes to a database without it.
+    drill_mark: str | None = None
 
     @property
     def shown(self) -> str:
@@ -153,6 +156,8 @@ class Session:
             raise TargetError(
                 f"cannot connect to target {spec.target!r} ({spec.shown}): {self.refused}"
             ) from None
+        if spec.drill_mark is not None:
+            self._check_mark(conn, spec.drill_mark)
         self.refused = None
         if conn.info.server_version >= 140000:
             # If runbook dies mid-statement, the server notices and cancels it
@@ -169,6 +174,20 @@ class Session:
         self._encoding = conn.info.encoding  # Python's name for the client encoding
         self.backend_pid = conn.info.backend_pid
         return conn
+
+    def _check_mark(self, conn: psycopg.Connection[Any], mark: str) -> None:
+        row = conn.execute(
+            "SELECT current_database(), shobj_description(oid, 'pg_database')"
+            " FROM pg_database WHERE datname = current_database()"
+        ).fetchone()
+        if row is None or row[1] != mark:
+            conn.close()
+            name = row[0] if row else "?"
+            self.refused = f"database {name} does not carry this drill's mark"
+            raise TargetError(
+                f"target {self.spec.target!r}: database {name} is not this drill's copy "
+                "(it does not carry the drill's mark): a drill writes only to its own copy"
+            )
 
     def _column_name(self, res: Any, index: int) -> str:
         name = res.fname(index)

@@ -101,6 +101,20 @@ def dsn(root: Path, database: str | None = None) -> str:
     return server.database_dsn(database)
 
 
+def server_dsn(root: Path, database: str) -> str:
+    """The DSN of `database` on the sandbox's server (started if needed),
+    without making the database or loading anything: a drill's restored copy."""
+    with _setting_up(root):
+        server = embedded.running(pgdata(root)) or embedded.start(pgdata(root))
+    return server.database_dsn(database)
+
+
+def server(root: Path) -> Server:
+    """The sandbox's server, started if needed (its maintenance DSN: `.dsn`)."""
+    with _setting_up(root):
+        return embedded.running(pgdata(root)) or embedded.start(pgdata(root))
+
+
 def check_name(database: str) -> None:
     if database in RESERVED_DATABASES or not _NAME.match(database):
         raise UsageError(

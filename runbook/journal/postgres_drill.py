@@ -1,0 +1,43 @@
+"""The PostgreSQL journal's part of drills: the drills and their notes, read
+back (both are written as events, like every mirrored table)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from runbook.journal.records import DrillNoteRecord, DrillRecord, records_of
+
+
+class DrillTables:
+    """Mixed into runbook.journal.postgres.PostgresStore."""
+
+    if TYPE_CHECKING:
+
+        def query(
+            self, text: str, params: Sequence[Any] | Mapping[str, Any] = ()
+        ) -> list[dict[str, Any]]: ...
+
+    def drill(self, drill_id: str) -> DrillRecord | None:
+        """A drill by id or unique prefix."""
+        rows = self.query(
+            "SELECT * FROM drills WHERE id = %(id)s OR starts_with(id, %(id)s) LIMIT 2",
+            {"id": drill_id},
+        )
+        exact = [r for r in rows if r["id"] == drill_id]
+        found = exact or rows
+        return DrillRecord.from_row(found[0]) if len(found) == 1 else None
+
+    def drills(self, playbook_path: str | None = None, limit: int = 50) -> list[DrillRecord]:
+        rows = self.query(
+            "SELECT * FROM drills WHERE (%(p)s::text IS NULL OR playbook_path = %(p)s)"
+            " ORDER BY started_at DESC, id DESC LIMIT %(limit)s",
+            {"p": playbook_path, "limit": limit},
+        )
+        return records_of(DrillRecord, rows)
+
+    def drill_notes(self, drill_id: str) -> list[DrillNoteRecord]:
+        rows = self.query(
+            "SELECT * FROM drill_notes WHERE drill_id = %s ORDER BY at, id", (drill_id,)
+        )
+        return records_of(DrillNoteRecord, rows)

@@ -1,0 +1,45 @@
+"""The SQLite journal's part of drills: the drills and their notes, read back
+(both are written as events, like every mirrored table)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from runbook.journal.records import DrillNoteRecord, DrillRecord, records_of
+
+
+class DrillTables:
+    """Mixed into runbook.journal.sqlite.Journal."""
+
+    if TYPE_CHECKING:
+
+        def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]: ...
+
+    def drill(self, drill_id: str) -> DrillRecord | None:
+        """A drill by id or unique prefix."""
+        rows = self.query(
+            "SELECT * FROM drills WHERE id = ?1 OR id LIKE ?2 || '%' ESCAPE '\\' LIMIT 2",
+            (drill_id, _like(drill_id)),
+        )
+        exact = [r for r in rows if r["id"] == drill_id]
+        found = exact or rows
+        return DrillRecord.from_row(found[0]) if len(found) == 1 else None
+
+    def drills(self, playbook_path: str | None = None, limit: int = 50) -> list[DrillRecord]:
+        rows = self.query(
+            "SELECT * FROM drills WHERE (?1 IS NULL OR playbook_path = ?1)"
+            " ORDER BY started_at DESC, id DESC LIMIT ?2",
+            (playbook_path, limit),
+        )
+        return records_of(DrillRecord, rows)
+
+    def drill_notes(self, drill_id: str) -> list[DrillNoteRecord]:
+        rows = self.query(
+            "SELECT * FROM drill_notes WHERE drill_id = ? ORDER BY at, id", (drill_id,)
+        )
+        return records_of(DrillNoteRecord, rows)
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,0 +1,272 @@
+"""`runbook drill run` end to end on a real server: the copy made, marked and
+dropped, the injects, the procedure and the recovery run on it (never on the
+target), objectives measured, notifications labelled and routed, the record
+journaled; notes, sign-off and the trend of recorded drills."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+
+from tests.conftest import Project
+
+INVENTORY = """targets:
+  db:
+    dsn: {dsn!r}
+    protected: true
+default_target: db
+channels:
+  pager: {{type: file, path: pager.jsonl}}
+  drills: {{type: file, path: drills.jsonl}}
+policies:
+  oncall:
+    {route}severities:
+      CRITICAL:
+        acknowledge_within: 15m
+        mitigate_within: 30m
+        levels:
+          - {{after: 0m, notify: [pager]}}
+"""
+
+EMERGENCY = """name: fix-orders
+kind: emergency
+escalation: oncall
+steps:
+  - name: Open the incident
+    escalate: {severity: CRITICAL, key: orders-broken, message: "orders are broken on {{ target.name }}"}
+  - name: Tell the team
+    notify: {channels: [pager], message: "working on it"}
+  - name: Production stopped?
+    confirm: Has production been stopped?
+  - name: Call the vendor
+    shell: ["sh", "-c", "echo called > vendor-called.txt"]
+  - name: Remove the bad rows
+    id: fix
+    sql: DELETE FROM orders WHERE qty < 0
+  - name: No bad rows left
+    query: SELECT count(*) AS bad FROM orders WHERE qty < 0
+    register: left
+    gate: {that: "left.first.bad == 0", severity: CRITICAL, message: "bad rows left"}
+"""
+
+RECOVERY = """name: check-orders
+kind: recovery
+steps:
+  - name: Orders are whole
+    query: SELECT count(*) AS n FROM orders
+    register: orders
+    gate: {that: "orders.first.n >= 3", severity: CRITICAL, message: "orders missing"}
+"""
+
+DRILL = """name: orders-drill
+kind: drill
+drill:
+  exercise: fix-orders.yaml
+  recovery: check-orders.yaml
+  heartbeat: orders.created
+objectives:
+  recover: 10m
+  steps: {{fix: {fix}}}
+steps:
+  - name: Break the orders
+    sql: INSERT INTO orders (qty) VALUES (-1), (-2)
+"""
+
+
+def setup(project: Project, route: bool = False, fix: str = "5m") -> None:
+    project.write(
+        "inventory.yaml",
+        INVENTORY.format(dsn=project.dsn, route="drill_route: [drills]\n    " if route else ""),
+    )
+    project.playbook(EMERGENCY, "fix-orders.yaml")
+    project.playbook(RECOVERY, "check-orders.yaml")
+    project.playbook(DRILL.format(fix=fix), "orders-drill.yaml")
+    with psycopg.connect(project.dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE orders (id serial PRIMARY KEY, qty int,"
+            " created timestamptz DEFAULT now() - interval '90 seconds')"
+        )
+        conn.execute("INSERT INTO orders (qty) VALUES (1), (2), (3)")
+
+
+def drill(project: Project, *extra: str) -> Any:
+    return project.run(
+        "drill", "run", "playbooks/orders-drill.yaml", "--yes",
+        "--participant", "alice:commander", "--participant", "bob", *extra,
+    )  # fmt: skip
+
+
+def journal_drills(project: Project) -> list[dict[str, Any]]:
+    journal = project.journal()
+    try:
+        return [d.as_dict() for d in journal.drills()]
+    finally:
+        journal.close()
+
+
+def databases(project: Project) -> list[str]:
+    with psycopg.connect(project.dsn) as conn:
+        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'drill_%'")
+        return [r[0] for r in rows]
+
+
+def lines(project: Project, name: str) -> list[dict[str, Any]]:
+    path = project.root / name
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_drill_runs_the_procedure_on_a_marked_copy_and_scores_it(project: Project) -> None:
+    setup(project)
+    result = drill(project)
+    assert result.exit_code == 0, result.output
+    [record] = journal_drills(project)
+    assert record["status"] == "completed", record
+    assert record["copy_method"] == "template"
+    assert [p["name"] for p in record["participants"]] == ["alice", "bob"]
+    assert [r["role"] for r in record["run_ids"]] == ["inject", "procedure", "recovery"]
+    # The target itself is untouched: no bad rows were injected there, none deleted.
+    with psycopg.connect(project.dsn) as conn:
+        assert conn.execute("SELECT array_agg(qty ORDER BY id) FROM orders").fetchone() == (
+            [1, 2, 3],
+        )
+    assert databases(project) == []  # the copy is dropped
+    runs = {r["id"]: r for r in project.runs()}
+    for ref in record["run_ids"]:
+        run = runs[ref["run_id"]]
+        assert run["mode"] == "drill" and run["selection"]["drill"]["id"] == record["id"]
+    procedure = runs[record["run_ids"][1]["run_id"]]
+    by_name = {s["name"]: s for s in procedure["steps"]}
+    assert by_name["Remove the bad rows"]["rowcount"] == 2  # on the copy, where the injects were
+    # A shell step would reach real systems: shown, not run.
+    assert by_name["Call the vendor"]["status"] == "skipped"
+    assert not (project.root / "vendor-called.txt").exists()
+    results = record["objective_results"]
+    assert results["severity"] == "CRITICAL"
+    objectives = {o["name"]: o for o in results["objectives"]}
+    assert objectives["time to respond"]["target_s"] == 900.0  # the policy's acknowledge_within
+    assert objectives["time to mitigate"]["target_s"] == 1800.0  # its mitigate_within
+    assert objectives["time to recover"]["target_s"] == 600.0  # the drill's objectives
+    assert all(o["status"] == "pass" for o in objectives.values()), objectives
+    [step] = results["steps"]
+    assert (step["name"], step["target_s"], step["status"]) == (
+        "Remove the bad rows",
+        300.0,
+        "pass",
+    )
+    [answer] = results["answers"]
+    assert answer["by"] == "--yes" and answer["answered_after_s"] is not None
+    assert 80 <= record["rpo_s"] <= 600  # the newest order was 90 s old when copied
+    assert "time to recover" in result.output and "PASS" in result.output
+
+
+def test_drill_notifications_are_labelled_and_never_reach_the_real_pager(project: Project) -> None:
+    setup(project)
+    assert drill(project).exit_code == 0
+    assert lines(project, "pager.jsonl") == []  # no drill route: journaled, sent nowhere
+    incidents = json.loads(project.run("incidents", "--format", "json").output)
+    [incident] = incidents
+    assert incident["key"].startswith("drill:") and incident["message"].startswith("[DRILL]")
+    # A later escalation tick finds no timeline for it: still nobody paged.
+    assert project.run("escalations", "tick").exit_code == 0
+    assert lines(project, "pager.jsonl") == []
+
+
+def test_a_drill_route_gets_the_notifications_labelled(project: Project) -> None:
+    setup(project, route=True)
+    assert drill(project).exit_code == 0
+    assert lines(project, "pager.jsonl") == []
+    sent = lines(project, "drills.jsonl")
+    assert len(sent) == 2 and all("[DRILL]" in json.dumps(n) for n in sent)
+
+
+def test_a_step_over_its_target_fails_the_drill_with_exit_1(project: Project) -> None:
+    setup(project, fix="0s")
+    result = drill(project)
+    assert result.exit_code == 1, result.output
+    [record] = journal_drills(project)
+    assert record["objective_results"]["steps"][0]["status"] == "fail"
+
+
+def test_keep_leaves_the_marked_copy_and_says_so(project: Project) -> None:
+    setup(project)
+    assert drill(project, "--keep").exit_code == 0
+    [record] = journal_drills(project)
+    assert databases(project) == [record["copy_db"]]
+    assert "was kept" in record["reason"]
+    with psycopg.connect(project.dsn) as conn:
+        [comment] = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            (record["copy_db"],),
+        ).fetchone()
+    assert comment.startswith(f"runbook drill {record['id']}")
+    with psycopg.connect(project.dsn, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {record['copy_db']} WITH (FORCE)")
+
+
+def test_a_drill_never_writes_to_a_database_without_its_mark(project: Project) -> None:
+    from runbook import service
+    from runbook.report import SilentReporter
+
+    setup(project)
+    name = project.dsn.split("dbname=")[1].split()[0]
+    fix = project.playbook(
+        "name: fix\nkind: emergency\nsteps:\n  - {name: fix, sql: DELETE FROM orders}\n",
+        "fix.yaml",
+    )
+    spec = service.RunSpec(
+        playbook=fix,
+        inventory=project.root / "inventory.yaml",
+        targets=("db",),
+        mode="drill",
+        yes=True,
+        # The target's own database named as if it were the copy: it has no mark.
+        drill={"id": "x", "role": "procedure", "database": name, "server": "same", "mark": "m"},
+    )
+    [outcome] = service.run(spec, SilentReporter)
+    assert outcome.status.value == "failed"
+    assert "not this drill's copy" in outcome.reason or any(
+        "not this drill's copy" in (s.error or "") for s in outcome.steps
+    )
+    with psycopg.connect(project.dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM orders").fetchone() == (3,)
+
+
+def test_a_drill_playbook_does_not_run_as_an_ordinary_run(project: Project) -> None:
+    setup(project)
+    result = project.run("run", "playbooks/orders-drill.yaml")
+    assert result.exit_code == 2 and "runbook drill run" in result.output
+
+
+def test_notes_signoff_and_the_trend_of_three_drills(project: Project) -> None:
+    setup(project)
+    for _ in range(3):
+        assert drill(project, "-q").exit_code == 0
+    rows = json.loads(project.run("drill", "list", "--format", "json").output)
+    assert len(rows) == 3
+    assert rows[-1]["trend"] == "first"
+    assert all(r["time_to_recover_s"] is not None for r in rows)
+    assert rows[0]["trend"].split()[0] in ("faster", "slower", "same")
+    newest = rows[0]["id"]
+    said = project.run(
+        "drill",
+        "note",
+        newest,
+        "--action",
+        "Page the DBA sooner",
+        "--owner",
+        "alice",
+        "--due",
+        "2027-01-15",
+    )
+    assert said.exit_code == 0, said.output
+    assert project.run("drill", "note", newest, "--finding", "the pager was slow").exit_code == 0
+    assert project.run("drill", "note", newest, "--action", "x").exit_code == 2  # owner, due
+    # Whoever ran it cannot sign it off.
+    refused = project.run("drill", "signoff", newest)
+    assert refused.exit_code == 4 and "someone else signs it off" in refused.output
+    card = json.loads(project.run("drill", "show", newest, "--format", "json").output)
+    assert [a["text"] for a in card["actions"]] == ["Page the DBA sooner"]
+    assert [f["text"] for f in card["findings"]] == ["the pager was slow"]
+    assert card["signoffs"] == []
