@@ -4,7 +4,7 @@
 FILE_COPY from PostgreSQL 15: a file copy, fast, and no WAL for every page) —
 PostgreSQL allows it only while nobody else is connected to the source.
 `dump`: pg_dump -Fc of the source piped into pg_restore -j on the embedded
-server, whose data folder only the operator can read. `auto` tries the first
+server, whose data folder only the server's user can read (mode 700). `auto` tries the first
 and falls back to the second.
 
 The copy is marked with a comment naming the drill; every connection a drill
@@ -118,9 +118,9 @@ def _comment(conn: psycopg.Connection[tuple[object, ...]], name: str, mark: str)
 def _dump(dsn: str, name: str, mark: str, root: Path) -> None:
     """pg_dump | pg_restore into a new database on the embedded server. The
     password travels in the environment, never on a command line."""
+    # The copy's files live in the sandbox's data folder, which PostgreSQL
+    # keeps readable by the server's user alone (mode 700).
     server = sandbox.server(root)
-    folder = sandbox.pgdata(root).parent
-    os.chmod(folder, 0o700)  # the copies' data: the operator's alone
     with psycopg.connect(server.dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         _comment(conn, name, mark)

@@ -154,7 +154,7 @@ def _run(
         results = _results(journal, plan, inject_at, run_ids)
         dropped = _drop(copy, dsn, root, drill.keep)
         outcome.record = _finish(
-            journal, clock, drill.id, status=status, reason=_join(reason, dropped),
+            journal, clock, drill.id, status=status, reason=_join(why, reason, dropped),
             run_ids=run_ids, objective_results=results, rpo_s=rpo, kept=int(drill.keep),
             inject_at=inject_at,
         )  # fmt: skip

