@@ -9,8 +9,9 @@ import json
 from typing import Any
 
 import psycopg
+import pytest
 
-from tests.conftest import Project
+from tests.conftest import REPO, Project
 
 INVENTORY = """targets:
   db:
@@ -306,3 +307,64 @@ def test_a_shell_step_marked_drill_run_runs_in_a_drill(project: Project) -> None
     )
     assert drill(project).exit_code == 0
     assert (project.root / "vendor-called.txt").exists()
+
+
+@pytest.fixture(scope="session")
+def reviewer() -> str:
+    """A second real OS user (the suite runs as root; skipped otherwise)."""
+    import os
+    import pwd
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.skip("needs root and useradd to make a second OS user")
+    name = "rbdrillreview"
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--no-create-home", name], check=True)
+    return name
+
+
+def as_user(user: str, *args: str) -> list[str]:
+    """`runbook ARGS` as another OS user. This interpreter may live where only
+    root can read (pyenv under /root): then the system's Python of the same
+    minor version runs the same packages and source."""
+    import os
+    import site
+    import subprocess
+    import sys
+
+    python = sys.executable
+    readable = subprocess.run(["runuser", "-u", user, "--", python, "-c", ""], check=False)
+    if readable.returncode != 0:
+        python = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+        if not os.path.exists(python):
+            pytest.skip(f"no Python the user {user} may run")
+    paths = [str(REPO), *site.getsitepackages()]
+    env = ["env", f"PYTHONPATH={os.pathsep.join(paths)}", "RUNBOOK_OPERATOR="]
+    return ["runuser", "-u", user, "--", *env, python, "-m", "runbook", *args]
+
+
+def test_someone_else_signs_a_drill_off(project: Project, reviewer: str) -> None:
+    import subprocess
+
+    setup(project)
+    assert drill(project, "-q").exit_code == 0
+    [record] = journal_drills(project)
+    # The reviewer reads and writes the same journal (a shared folder here;
+    # a team would share a PostgreSQL journal).
+    for path in [project.root, *project.root.rglob("*")]:
+        path.chmod(0o777 if path.is_dir() else 0o666)
+    project.root.parent.chmod(0o755)
+    signed = subprocess.run(
+        as_user(reviewer, "drill", "signoff", record["id"], "--comment", "reviewed"),
+        cwd=project.root, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    assert f"signed off by {reviewer}" in signed.stdout
+    card = json.loads(project.run("drill", "show", record["id"], "--format", "json").output)
+    assert [(s["by"], s["text"]) for s in card["signoffs"]] == [(reviewer, "reviewed")]
+    rows = json.loads(project.run("drill", "list", "--format", "json").output)
+    assert rows[0]["signed_off_by"] == [reviewer]
