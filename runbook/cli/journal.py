@@ -36,18 +36,26 @@ def _file_option(flag: str, text: str) -> Callable[[F], F]:
     "--public-key", "The public key that checks signatures (default: the configured key's)."
 )
 @_file_option("--export", "Check this export (`journal export`) instead of the journal.")
+@_file_option(
+    "--evidence",
+    "Check this evidence file (`journal export --run|--drill|--since`) on its own, offline.",
+)
 def journal_verify(
     inventory: Path | None,
     checkpoint_file: Path | None,
     public_file: Path | None,
     export_file: Path | None,
+    evidence_file: Path | None,
 ) -> None:
     """Check the chain, the tables and checkpoints; one problem per line (exit 1 if any)."""
 
     def _verify() -> int:
-        from runbook.commands import journal_cmd
+        from runbook.commands import evidence, journal_cmd
 
-        report = journal_cmd.verify(inventory, checkpoint_file, public_file, export_file)
+        if evidence_file is not None:
+            report = evidence.verify(evidence_file, public_file)
+        else:
+            report = journal_cmd.verify(inventory, checkpoint_file, public_file, export_file)
         for problem in report.problems:
             click.echo(problem)
         # The result is the command's output (stdout), not a diagnostic.
@@ -82,18 +90,39 @@ def journal_checkpoint(inventory: Path | None, latest: bool) -> None:
 
 
 @journal.command("export")
-@click.argument("run_ids", nargs=-1, required=True)
+@click.argument("run_ids", nargs=-1)
 @INVENTORY
 @_file_option("--checkpoint", "Export up to this checkpoint's count, so it verifies against it.")
+@click.option("--run", "runs", multiple=True, metavar="ID", help="Evidence: this run (repeatable).")
+@click.option("--drill", metavar="ID", help="Evidence: a drill, its runs and its records.")
+@click.option("--since", help="Evidence: every run ended within this long (30m, 12h, 30d, 2w).")
 def journal_export(
-    run_ids: tuple[str, ...], inventory: Path | None, checkpoint_file: Path | None
+    run_ids: tuple[str, ...],
+    inventory: Path | None,
+    checkpoint_file: Path | None,
+    runs: tuple[str, ...],
+    drill: str | None,
+    since: str | None,
 ) -> None:
     """Print runs' events as JSON, the other events only as digests: checkable
-    against a checkpoint (verify --export) without the rest of the journal."""
+    against a checkpoint (verify --export) without the rest of the journal.
+
+    \b
+    With --run, --drill or --since: evidence, as JSON lines carrying a checkpoint
+    signed now (the journal's key is needed) and its public key; check a copy
+    offline with `runbook journal verify --evidence FILE [--public-key KEY]`."""
 
     def _export() -> int:
-        from runbook.commands import journal_cmd
+        from runbook.commands import evidence, journal_cmd
 
+        if runs or drill or since:
+            if run_ids:
+                raise click.UsageError("give runs as --run ID with --drill or --since")
+            for line in evidence.export(inventory, runs, drill, since):
+                click.echo(line)
+            return 0
+        if not run_ids:
+            raise click.UsageError("give RUN_IDS, or --run, --drill or --since for evidence")
         doc = journal_cmd.export(inventory, list(run_ids), checkpoint_file)
         click.echo(json.dumps(doc, indent=1))
         return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,20 +27,28 @@ if TYPE_CHECKING:
 FORMAT = "runbook-journal-export/1"
 
 
-def export(path: Path, run_ids: list[str], upto: int | None) -> dict[str, Any]:
-    """The runs `run_ids` (ids or unique prefixes), up to event `upto` (default: the last)."""
+Keep = Callable[[dict[str, Any]], bool]
+
+
+def export(
+    path: Path, run_ids: list[str], upto: int | None, keep: Keep | None = None
+) -> dict[str, Any]:
+    """The runs `run_ids` (ids or unique prefixes), up to event `upto` (default:
+    the last); `keep` says which other events go whole too (a drill's records)."""
     try:
         db = connect_reading(path)
         try:
             db.execute("BEGIN")  # one snapshot
-            return _export(db, run_ids, upto)
+            return _export(db, run_ids, upto, keep)
         finally:
             db.close()
     except sqlite3.Error as exc:
         raise JournalError(f"cannot read the journal {path}: {exc}") from None
 
 
-def _export(db: sqlite3.Connection, run_ids: list[str], upto: int | None) -> dict[str, Any]:
+def _export(
+    db: sqlite3.Connection, run_ids: list[str], upto: int | None, keep: Keep | None
+) -> dict[str, Any]:
     wanted = set()
     for given in run_ids:
         found = db.execute(
@@ -50,10 +59,20 @@ def _export(db: sqlite3.Connection, run_ids: list[str], upto: int | None) -> dic
         wanted.add(found[0][0])
     row = db.execute("SELECT value FROM meta WHERE key = 'hash_version'").fetchone()
     v2_from = int(json.loads(row[0])["from_seq"]) if row else None
-    first = db.execute(
-        f"SELECT min(seq) FROM events WHERE run_id IN ({', '.join('?' * len(wanted))})",
-        sorted(wanted),
-    ).fetchone()[0]
+    first = (
+        db.execute(
+            f"SELECT min(seq) FROM events WHERE run_id IN ({', '.join('?' * len(wanted))})",
+            sorted(wanted),
+        ).fetchone()[0]
+        if wanted
+        else None
+    )
+    kept: set[int] = set()
+    if keep is not None:
+        for seq, payload in db.execute("SELECT seq, payload FROM events WHERE run_id IS NULL"):
+            if keep(json.loads(payload)):
+                kept.add(int(seq))
+        first = min([first, *kept]) if first is not None else min(kept, default=None)
     if first is None:
         raise InputError("those runs have no events")
     if v2_from is None or first < v2_from:
@@ -69,7 +88,7 @@ def _export(db: sqlite3.Connection, run_ids: list[str], upto: int | None) -> dic
     )
     for seq, at, run_id, kind, payload in cursor:
         change = json.loads(payload)
-        if run_id in wanted:
+        if run_id in wanted or seq in kept:
             events.append({"seq": seq, "at": at, "run_id": run_id, "kind": kind, "payload": change})
         else:
             digest = hashing.sha(

@@ -13,6 +13,7 @@ are exactly what was recorded, and nothing of the other events is shown.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -32,20 +33,28 @@ if TYPE_CHECKING:
 FORMAT = "runbook-journal-export/2"
 
 
-def export(config: StoreConfig, run_ids: list[str], upto: int | None) -> dict[str, Any]:
+Keep = Callable[[dict[str, Any]], bool]
+
+
+def export(
+    config: StoreConfig, run_ids: list[str], upto: int | None, keep: Keep | None = None
+) -> dict[str, Any]:
     """The runs `run_ids` (ids or unique prefixes) and the journal-wide chain up
-    to event `upto` (default: its last), from one snapshot."""
+    to event `upto` (default: its last), from one snapshot; `keep` says which
+    journal-wide events go whole too (a drill's records)."""
     conn = connect(config)
     try:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        return _export(conn, run_ids, upto)
+        return _export(conn, run_ids, upto, keep)
     except psycopg.Error as exc:
         raise JournalError(f"cannot read the journal: {exc}") from None
     finally:
         conn.close()
 
 
-def _export(conn: psycopg.Connection[Any], run_ids: list[str], upto: int | None) -> dict[str, Any]:
+def _export(
+    conn: psycopg.Connection[Any], run_ids: list[str], upto: int | None, keep: Keep | None
+) -> dict[str, Any]:
     wanted: list[str] = []
     for given in run_ids:
         found = conn.execute(
@@ -66,9 +75,18 @@ def _export(conn: psycopg.Connection[Any], run_ids: list[str], upto: int | None)
     unsealed = sorted(set(chains) - set(seals))
     if unsealed:
         raise InputError(f"run {unsealed[0]} has not ended: its chain is not sealed yet")
-    first = min(seals.values())
+    kept: set[int] = set()
+    if keep is not None:
+        for pos, payload in conn.execute(
+            "SELECT pos, payload FROM events WHERE stream = %s ORDER BY pos", (JOURNAL_WIDE,)
+        ):
+            if keep(json.loads(payload)):
+                kept.add(int(pos))
+    if not seals and not kept:
+        raise InputError("nothing to export")
+    first = min([*seals.values(), *kept])
     last = upto if upto is not None else _length(conn)
-    if last < max(seals.values()):
+    if last < max([*seals.values(), *kept]):
         raise InputError(f"the runs' seals come after journal-wide event {last}")
     prev = conn.execute(
         "SELECT prev_hash FROM events WHERE stream = %s AND pos = %s", (JOURNAL_WIDE, first)
@@ -79,7 +97,7 @@ def _export(conn: psycopg.Connection[Any], run_ids: list[str], upto: int | None)
         " AND pos BETWEEN %s AND %s ORDER BY pos",
         (JOURNAL_WIDE, first, last),
     ):
-        if pos in seals.values():
+        if pos in seals.values() or pos in kept:
             events.append(_event(pos, at, run_id, kind, payload))
         else:
             digest = hashing.record_digest(at, run_id, kind, payload)
