@@ -280,6 +280,7 @@ class Target:
     tags: frozenset[str] = frozenset()
     connect_timeout: float | None = None
     read_only: bool = False
+    golden_copy: str | None = None  # an idle database on the same server that drills copy
     protected: bool = False
     # Where this target's PostgreSQL client programs are (runbook.pg.pgtools).
     pg_bin: Path | None = None

@@ -25,6 +25,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from runbook import plan as run_plan
 from runbook import service
@@ -111,6 +112,9 @@ def _run(
 ) -> DrillOutcome:
     secrets: set[str] = set()
     dsn, env = service.resolve_dsn(target, root, secrets)
+    if target.golden_copy:
+        # Copied from the idle golden database beside the target, not the busy target.
+        dsn = make_conninfo(dsn, dbname=target.golden_copy)
     record = _started(drill, plan, target, clock)
     journal.append([_change("insert", record, clock, "drill.start")])
     try:

@@ -320,6 +320,7 @@ def build_inventory(path: Path, doc: Document) -> Inventory:
             tags=frozenset(t.get("tags", ())),
             connect_timeout=seconds(t.get("connect_timeout")),
             read_only=t.get("read_only", False),
+            golden_copy=t.get("golden_copy"),
             protected=t.get("protected", False),
             pg_bin=_pg_bin(path, t.get("pg_bin")),
         )

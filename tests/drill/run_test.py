@@ -368,3 +368,28 @@ def test_someone_else_signs_a_drill_off(project: Project, reviewer: str) -> None
     assert [(s["by"], s["text"]) for s in card["signoffs"]] == [(reviewer, "reviewed")]
     rows = json.loads(project.run("drill", "list", "--format", "json").output)
     assert rows[0]["signed_off_by"] == [reviewer]
+
+
+def test_a_busy_target_is_copied_from_its_idle_golden_copy(project: Project) -> None:
+    setup(project)
+    source = project.dsn.split("dbname=")[1].split()[0]
+    golden = f"{source}_golden"
+    with psycopg.connect(project.dsn.replace(source, "postgres"), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {golden} TEMPLATE {source}")
+    try:
+        text = (project.root / "inventory.yaml").read_text()
+        project.write(
+            "inventory.yaml",
+            text.replace(
+                "    protected: true\n", f"    protected: true\n    golden_copy: {golden}\n"
+            ),
+        )
+        with psycopg.connect(project.dsn) as busy:  # the target is in use
+            busy.execute("SELECT 1")
+            result = drill(project)
+        assert result.exit_code == 0, result.output
+        [record] = journal_drills(project)
+        assert record["copy_method"] == "template"  # from the golden copy, on the same server
+    finally:
+        with psycopg.connect(project.dsn.replace(source, "postgres"), autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {golden} WITH (FORCE)")
