@@ -239,6 +239,7 @@ class DrillDef:
     severity: str | None = None
     heartbeat: str | None = None  # table.column (or schema.table.column) for the RPO
     copy: str = "auto"  # auto | template | dump
+    notify: str = "route"  # route: the policy's drill_route only; real: its first level
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ EXPECTED: dict[str, list[str]] = {
         "4:10: $.groups.g[1]: unknown target 'b'",
     ],
     "bad-kind.yaml": [
-        "2:7: $.kind: 'readonly' is not one of: check, change, emergency, recovery",
+        "2:7: $.kind: 'readonly' is not one of: check, change, emergency, recovery, drill",
     ],
     "bad-on-failure.yaml": [
         "6:17: $.steps[0].on_failure: 'rollbak' is not one of: halt, continue, rollback (did you mean 'rollback'?)",

@@ -27,7 +27,10 @@ PREFIX = "drill:"
 
 
 class DrillStore(Store):
-    """Incidents recorded against drill:POLICY, whose timeline is the drill route, once."""
+    """Incidents recorded against drill:POLICY, whose timeline is the drill route,
+    once (`real`: the policy's first level, once)."""
+
+    real: bool = False
 
     def raise_(
         self,
@@ -55,6 +58,8 @@ class DrillStore(Store):
     def _timeline(self, policy_name: str | None, severity: str) -> list[Stop]:
         name = (policy_name or "").removeprefix(PREFIX)
         policy = self.inventory.policies.get(name)
+        if self.real:
+            return super()._timeline(name, severity)[:1]
         if policy is None or not policy.drill_route:
             return []
         route = tuple(Recipient(channel) for channel in policy.drill_route)
@@ -67,7 +72,10 @@ class DrillEscalator(Escalator):
         self.drill_id = drill_id
         self.route = self._route()
 
-    def _route(self) -> tuple[str, ...]:
+    def _route(self) -> tuple[str, ...] | None:
+        """The channels a notify step goes to (None: its own, `real`)."""
+        if isinstance(self.store, DrillStore) and self.store.real:
+            return None
         policy = self.store.inventory.policies.get(self.policy or "")
         return policy.drill_route if policy is not None else ()
 
@@ -99,6 +107,14 @@ class DrillEscalator(Escalator):
         severity: str | None,
         to: list[str],
     ) -> list[dict[str, Any]]:
+        if self.route is None:
+            return super().notify(
+                channel_names,
+                f"{LABEL} {message}",
+                subject=f"{LABEL} {subject}" if subject else None,
+                severity=severity,
+                to=to,
+            )
         if not self.route:
             self.events.append({"notify": f"{LABEL} {subject or message[:60]}", "deliveries": []})
             return [{"channel": name, "status": "suppressed (drill)"} for name in channel_names]
@@ -111,8 +127,8 @@ class DrillEscalator(Escalator):
         )
 
 
-def notifier_for(drill_id: str) -> Any:
-    """The run service's `notifier_for` for a drill's runs."""
+def notifier_for(drill_id: str, real: bool = False) -> Any:
+    """The run service's `notifier_for` for a drill's runs (`real`: drill.notify: real)."""
 
     def make(
         inventory: Inventory,
@@ -125,6 +141,7 @@ def notifier_for(drill_id: str) -> Any:
         store = DrillStore(
             open_store(journal.config), inventory, Clock.from_environment(), redactor
         )
+        store.real = real
         policy = playbook.escalation or inventory.defaults.escalation
         return DrillEscalator(
             store,

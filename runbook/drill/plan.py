@@ -39,6 +39,7 @@ class DrillPlan:
     step_targets: dict[str, float] = field(default_factory=dict)  # a step's id or name → s
     heartbeat: str | None = None
     copy: str = "auto"
+    real_notifications: bool = False  # drill.notify: real
 
     @property
     def playbook(self) -> Playbook:
@@ -87,6 +88,7 @@ def load(path: Path, inventory_path: Path | None) -> DrillPlan:
         step_targets=steps,
         heartbeat=drill.drill.heartbeat if drill and drill.drill else None,
         copy=drill.drill.copy if drill and drill.drill else "auto",
+        real_notifications=bool(drill and drill.drill and drill.drill.notify == "real"),
     )
 
 

@@ -175,6 +175,7 @@ def _stage(
     make_reporter: Callable[[], Reporter],
     prompter: Prompter | None,
     yes: bool,
+    real: bool = False,
 ) -> RunOutcome | None:
     """One run of the drill on the copy (the injects, the procedure, the recovery)."""
     if path is None:
@@ -188,7 +189,7 @@ def _stage(
         drill=copy.spec(drill.id, role),
         notify=role != "inject",
     )
-    notifier = notify.notifier_for(drill.id) if role != "inject" else None
+    notifier = notify.notifier_for(drill.id, real) if role != "inject" else None
     outcomes = service.run(spec, make_reporter, prompter, notifier)
     return outcomes[0] if outcomes else None
 
@@ -205,7 +206,7 @@ def _respond(
 ) -> tuple[str, str | None]:
     """The procedure, then the recovery: the drill's status and why."""
     procedure = _stage(drill, plan.procedure.path, target, copy, "procedure", make_reporter,
-                       prompter, drill.yes)  # fmt: skip
+                       prompter, drill.yes, plan.real_notifications)  # fmt: skip
     assert procedure is not None
     outcome.runs.append(procedure)
     run_ids.append({"role": "procedure", "run_id": procedure.run_id})
@@ -216,7 +217,7 @@ def _respond(
     if plan.recovery is None:
         return "completed", None
     recovery = _stage(drill, plan.recovery.path, target, copy, "recovery", make_reporter,
-                      prompter, drill.yes)  # fmt: skip
+                      prompter, drill.yes, plan.real_notifications)  # fmt: skip
     assert recovery is not None
     outcome.runs.append(recovery)
     run_ids.append({"role": "recovery", "run_id": recovery.run_id})

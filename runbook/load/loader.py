@@ -259,6 +259,7 @@ def _drill(data: dict[str, Any] | None) -> DrillDef | None:
         severity=data.get("severity"),
         heartbeat=data.get("heartbeat"),
         copy=data.get("copy", "auto"),
+        notify=data.get("notify", "route"),
     )
 
 

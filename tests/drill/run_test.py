@@ -132,7 +132,7 @@ def test_a_drill_runs_the_procedure_on_a_marked_copy_and_scores_it(project: Proj
         assert conn.execute("SELECT array_agg(qty ORDER BY id) FROM orders").fetchone() == (
             [1, 2, 3],
         )
-    assert databases(project) == []  # the copy is dropped
+    assert record["copy_db"] not in databases(project)  # the copy is dropped
     runs = {r["id"]: r for r in project.runs()}
     for ref in record["run_ids"]:
         run = runs[ref["run_id"]]
@@ -194,7 +194,7 @@ def test_keep_leaves_the_marked_copy_and_says_so(project: Project) -> None:
     setup(project)
     assert drill(project, "--keep").exit_code == 0
     [record] = journal_drills(project)
-    assert databases(project) == [record["copy_db"]]
+    assert record["copy_db"] in databases(project)
     assert "was kept" in record["reason"]
     with psycopg.connect(project.dsn) as conn:
         [comment] = conn.execute(
@@ -393,3 +393,14 @@ def test_a_busy_target_is_copied_from_its_idle_golden_copy(project: Project) -> 
     finally:
         with psycopg.connect(project.dsn.replace(source, "postgres"), autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {golden} WITH (FORCE)")
+
+
+def test_a_drill_that_says_notify_real_pages_the_first_level_labelled(project: Project) -> None:
+    setup(project)
+    path = project.root / "playbooks" / "orders-drill.yaml"
+    path.write_text(path.read_text().replace("  heartbeat:", "  notify: real\n  heartbeat:"))
+    assert drill(project).exit_code == 0
+    sent = lines(project, "pager.jsonl")
+    assert len(sent) == 2 and all("[DRILL]" in json.dumps(n) for n in sent)
+    assert project.run("escalations", "tick").exit_code == 0
+    assert len(lines(project, "pager.jsonl")) == 2  # the first level only, once
