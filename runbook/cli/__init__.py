@@ -4,7 +4,18 @@
 registers their commands on it.
 """
 
-from runbook.cli import consent, drill, journal, misc, ops, runs, schedule, validate
+from runbook.cli import consent, drill, journal, misc, ops, reports, runs, schedule, validate
 from runbook.cli.main import main
 
-__all__ = ["consent", "drill", "journal", "main", "misc", "ops", "runs", "schedule", "validate"]
+__all__ = [
+    "consent",
+    "drill",
+    "journal",
+    "main",
+    "misc",
+    "ops",
+    "reports",
+    "runs",
+    "schedule",
+    "validate",
+]

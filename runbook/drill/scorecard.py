@@ -1,36 +1,94 @@
-"""A drill's scorecard: the drill's record, its runs and its notes as one
-document, rendered as text or JSON (Markdown and HTML by runbook.runreport)."""
+"""A drill's scorecard: its record, its runs and its notes as one report
+document (runbook.runreport), rendered as text, JSON, Markdown or HTML.
+
+The timeline starts when the injects ended (the objectives' clock): the
+procedure's steps and then the recovery's, each step with its target.
+"""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from runbook.journal.records import DrillNoteRecord, DrillRecord, RunRecord
+from runbook.runreport import render as renderer
+from runbook.runreport.document import Document, Item, Objective, items_of
 
 
 def build(
     drill: DrillRecord, notes: list[DrillNoteRecord], runs: dict[str, RunRecord | None]
-) -> dict[str, Any]:
+) -> Document:
     results = drill.objective_results or {}
-    return {
-        "format": 1,
-        "drill": drill.as_dict(),
-        "objectives": results.get("objectives", []),
-        "steps": results.get("steps", []),
-        "answers": results.get("answers", []),
-        "runs": {role: run.as_dict() if run else None for role, run in runs.items()},
-        "findings": [n.as_dict() for n in notes if n.kind == "finding"],
-        "actions": [n.as_dict() for n in notes if n.kind == "action"],
-        "signoffs": [n.as_dict() for n in notes if n.kind == "signoff"],
+    origin = drill.inject_at or drill.started_at
+    targets = {s["name"]: float(s["target_s"]) for s in results.get("steps", [])}
+    items: list[Item] = []
+    for role in ("procedure", "recovery"):
+        run = runs.get(role)
+        if run is not None:
+            items += items_of(run, origin, targets if role == "procedure" else None, role)
+    inject = runs.get("inject")
+    facts: dict[str, Any] = {
+        "drill": drill.id,
+        "playbook": f"{drill.playbook} ({drill.playbook_path})",
+        "rehearses": drill.exercise,
+        "target copied": drill.target,
+        "copy": f"{drill.copy_db} ({drill.copy_method}){' kept' if drill.kept else ', dropped'}",
+        "run by": f"{drill.operator} (OS user {drill.os_user}) on {drill.host}",
+        "started": drill.started_at,
+        "injects ended": drill.inject_at,
+        "ended": drill.ended_at,
+        "status": drill.status,
+        "severity": results.get("severity"),
+        "RPO": f"{drill.rpo_s:g} s" if drill.rpo_s is not None else None,
+        "runs": ", ".join(f"{r['role']} {r['run_id']}" for r in drill.run_ids or []),
+        "injects": f"{len(inject.steps or [])} step(s), {inject.status.value}" if inject else None,
+        "reason": drill.reason,
     }
+    return Document(
+        title=f"Drill {drill.id}: {drill.exercise} on a copy of {drill.target}",
+        kind="drill",
+        facts=facts,
+        items=tuple(items),
+        objectives=tuple(
+            Objective(o["name"], o.get("target_s"), o.get("actual_s"), o["status"])
+            for o in results.get("objectives", [])
+        ),
+        participants=tuple(drill.participants or ()),
+        answers=tuple(results.get("answers", [])),
+        findings=tuple(n.as_dict() for n in notes if n.kind == "finding"),
+        actions=tuple(n.as_dict() for n in notes if n.kind == "action"),
+        signoffs=tuple(n.as_dict() for n in notes if n.kind == "signoff"),
+        notes=(
+            "Times are from the end of the injects. A step's dashed outline ends at its target.",
+        ),
+    )
 
 
-def render(document: dict[str, Any], fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps(document, indent=2, default=str) + "\n"
-    drill = document["drill"]
-    lines = [f"drill {drill['id']}: {drill['exercise']} on {drill['target']} — {drill['status']}"]
-    for o in document["objectives"] + document["steps"]:
-        lines.append(f"  {o['status']:<12} {o['name']}: {o['actual_s']} s (target {o['target_s']})")
+def render(document: Document, fmt: str) -> str:
+    if fmt == "text":
+        return _text(document)
+    return renderer.render(document, fmt)
+
+
+def _text(doc: Document) -> str:
+    lines = [doc.title]
+    lines += [f"  {k}: {v}" for k, v in doc.facts.items() if v not in (None, "")]
+    for o in doc.objectives:
+        target = "-" if o.target_s is None else f"{o.target_s:g} s"
+        actual = "-" if o.actual_s is None else f"{o.actual_s:g} s"
+        lines.append(f"  {o.status.upper():<12} {o.name}: {actual} (target {target})")
+    for item in doc.items:
+        if item.target_s is not None:
+            took = "-" if item.duration_s is None else f"{item.duration_s:g} s"
+            lines.append(
+                f"  {(item.verdict or '').upper():<12} step {item.number} {item.name}: {took} "
+                f"(target {item.target_s:g} s)"
+            )
+    for title, rows in (
+        ("finding", doc.findings),
+        ("action", doc.actions),
+        ("signed off", doc.signoffs),
+    ):
+        for row in rows:
+            extra = f" — {row['owner']}, due {row['due']}" if row.get("owner") else ""
+            lines.append(f"  {title}: {row['text']}{extra} ({row['by']}, {row['at']})")
     return "\n".join(lines) + "\n"

@@ -404,3 +404,32 @@ def test_a_drill_that_says_notify_real_pages_the_first_level_labelled(project: P
     assert len(sent) == 2 and all("[DRILL]" in json.dumps(n) for n in sent)
     assert project.run("escalations", "tick").exit_code == 0
     assert len(lines(project, "pager.jsonl")) == 2  # the first level only, once
+
+
+def test_the_scorecard_in_three_formats_with_its_timeline(project: Project) -> None:
+    from tests.runreport.render_test import classes, parse, self_contained
+
+    setup(project)
+    result = drill(project)
+    assert result.exit_code == 0, result.output
+    [record] = journal_drills(project)
+    folder = project.root / ".runbook" / "drills" / record["id"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "scorecard.html",
+        "scorecard.json",
+        "scorecard.md",
+    ]
+    assert folder.stat().st_mode & 0o777 == 0o700
+    html = (folder / "scorecard.html").read_text()
+    self_contained(html)
+    tags = parse(html)
+    objectives = [o["data-objective"] for o in classes(tags, "line", "objective")]
+    assert objectives == ["time to respond", "time to mitigate", "time to recover"]
+    assert [t["data-step"] for t in classes(tags, "line", "target")] == ["5"]  # "fix"
+    steps = classes(tags, "g", "step")
+    assert len(steps) == 6 + 1  # the procedure's steps, then the recovery's
+    md = project.run("drill", "show", record["id"], "--format", "md").output
+    assert "## Objectives" in md and "| time to recover | 10.0 min |" in md
+    assert "| alice | commander |" in md
+    text = project.run("drill", "show", record["id"]).output
+    assert "PASS" in text and "time to recover" in text
