@@ -21,6 +21,7 @@ class ExitCode(enum.IntEnum):
     INVALID_INPUT = 2
     STEP_ERROR = 3
     REFUSED = 4  # a person said no, or no one who may say yes did
+    WAITING = 5  # parked awaiting an approval: `runbook resume` continues it
     INTERRUPTED = 130
 
 
@@ -130,6 +131,11 @@ class StepError(RunbookError):
         super().__init__(message)
         self.result = result
         self.sqlstate = sqlstate
+
+
+class AwaitingApproval(StepError):
+    """The run needs an approval it does not have yet and nobody waits at a
+    terminal: it stops there, parked (exit 5); `runbook resume` continues it."""
 
 
 class Declined(StepError):

@@ -221,6 +221,20 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class Approval:
+    """`approval:` of a playbook (runbook.approval): four eyes before it runs."""
+
+    quorum: int = 1
+    approvers: tuple[str, ...] = ()  # user names or groups of people; empty: anyone
+    forbid_self: bool = True
+    timeout: float = 1800.0
+    on_timeout: str = "halt"  # halt | escalate
+    break_glass: bool = False
+    reason_required: bool = True
+    implied: bool = False  # not written: the default for an emergency on a protected target
+
+
+@dataclass(frozen=True)
 class Objectives:
     """Targets a drill measures a procedure against, in seconds (None: not set here)."""
 
@@ -258,6 +272,7 @@ class Playbook:
     escalation_threshold: str | None = None
     objectives: Objectives | None = None
     drill: DrillDef | None = None
+    approval: Approval | None = None
     vars: Mapping[str, Any] = field(default_factory=dict)
     secrets: frozenset[str] = frozenset()
     on_failure: str = "halt"
@@ -414,6 +429,8 @@ class Inventory:
     # `scheduler: {timezone: …}`: what schedules without a timezone of their own read
     # their cron in (None: UTC).
     scheduler_timezone: str | None = None
+    people: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # groups of people
+    allowed_signers: Path | None = None  # approvers.allowed_signers, resolved
     doc: Document | None = field(default=None, compare=False, repr=False)
 
     @property

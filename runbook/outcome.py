@@ -25,6 +25,7 @@ class Status(enum.Enum):
     # effect cannot be known, so resume asks instead of guessing.
     UNKNOWN = "unknown"
     DECLINED = "declined"  # a person answered no to a confirm step
+    AWAITING_APPROVAL = "awaiting_approval"  # not run: the run parked here for an approval
     RUNNING = "running"  # only in the journal, between a step's two records
 
     # Members are singletons compared by identity: hash them by identity too,
@@ -46,6 +47,7 @@ class RunStatus(enum.Enum):
     ROLLED_BACK = "rolled_back"
     ROLLBACK_FAILED = "rollback_failed"
     DECLINED = "declined"  # a person answered no: the run stopped there
+    AWAITING_APPROVAL = "awaiting_approval"  # parked until approved (runbook.approval)
 
 
 EXIT_CODES = {
@@ -55,6 +57,7 @@ EXIT_CODES = {
     RunStatus.INTERRUPTED: ExitCode.INTERRUPTED,
     RunStatus.ROLLBACK_FAILED: ExitCode.STEP_ERROR,
     RunStatus.DECLINED: ExitCode.REFUSED,
+    RunStatus.AWAITING_APPROVAL: ExitCode.WAITING,
 }
 
 

@@ -31,6 +31,7 @@ SYMBOLS = {
     Status.ROLLED_BACK: "↺",
     Status.UNKNOWN: "?",
     Status.DECLINED: "✋",
+    Status.AWAITING_APPROVAL: "⏸",
     Status.RUNNING: "…",
 }
 _BAD = (Status.FAILED, Status.GATE_FAILED, Status.UNKNOWN, Status.DECLINED)
@@ -43,6 +44,7 @@ COLOURS = {
     Status.ROLLED_BACK: "yellow",
     Status.UNKNOWN: "magenta",
     Status.DECLINED: "yellow",
+    Status.AWAITING_APPROVAL: "yellow",
     Status.RUNNING: "cyan",
 }
 

@@ -20,15 +20,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from runbook import checks, consent, plan, variables
+from runbook import approval, checks, consent, plan, variables
 from runbook.clock import Clock
 from runbook.context import Notifier, Prompter, TargetFacts
 from runbook.engine import Engine, Options, Reporter, Resume, RunContext
 from runbook.errors import ExitCode, InvalidFiles, SandboxError, UsageError
 from runbook.journal.recorder import Recorder
+from runbook.journal.records import ApprovalRecord
 from runbook.journal.store import JournalStore, config_for, open_store
 from runbook.load import loader, project
-from runbook.model import Inventory, Playbook, Target
+from runbook.model import Approval, Inventory, Playbook, Target
 from runbook.outcome import RunOutcome, RunStatus
 from runbook.pg import pgtools, sandbox
 from runbook.pg.db import ConnectSpec, Session
@@ -70,6 +71,7 @@ class RunSpec:
     # A drill's run (runbook.drill): {id, role, database, server: same|embedded, mark}.
     # Every target is replaced by the drill's copy, whose mark each connection checks.
     drill: dict[str, Any] | None = None
+    break_glass: str | None = None  # --break-glass --reason: proceed without the approval
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: paths as text, sets as sorted lists."""
@@ -313,13 +315,16 @@ def run(
     on_loaded: Callable[[], None] | None = None,
     ask: consent.Ask | None = None,
     step_by_step: Callable[[PlannedStep], bool] | None = None,
+    approval_wait: Callable[[ApprovalRecord], None] | None = None,
 ) -> list[RunOutcome]:
     """Run `spec` on each of its targets in turn; a resume or rollback passes what
     the earlier run completed. `on_loaded` is called once everything is loaded
     and checked, before the first target (the CLI tunes the garbage collector).
     `ask` puts the question before a run on a protected target or an emergency
     (runbook.consent); without it such a run needs --yes --confirm-target.
-    `step_by_step` (--step) is asked before each step; False skips it."""
+    `step_by_step` (--step) is asked before each step; False skips it.
+    `approval_wait` is told when the run waits for an approval at a terminal
+    (without it, a run that needs one parks: runbook.approval)."""
     prepared = prepare(spec)
     inventory, playbook = prepared.inventory, prepared.playbook
     if spec.run_id is not None and len(prepared.targets) != 1:
@@ -344,6 +349,7 @@ def run(
     with contextlib.closing(journal):
         # A drill writes to its marked copy only (each connection checks the mark).
         given = None if spec.drill is not None else _consent(spec, prepared, journal, ask)
+        needs = None if spec.drill is not None else _approval_needed(spec, prepared)
         if on_loaded is not None:
             on_loaded()
         for target in prepared.targets:
@@ -363,6 +369,7 @@ def run(
                 resume,
                 given,
                 step_by_step,
+                Approving(needs, approval_wait) if needs is not None else None,
             )
             outcomes.append(outcome)
             if outcome.status is RunStatus.INTERRUPTED:
@@ -385,6 +392,7 @@ def run_target(
     resume: Resume | None = None,
     given: dict[str, Any] | None = None,
     step_by_step: Callable[[PlannedStep], bool] | None = None,
+    approving: Approving | None = None,
 ) -> RunOutcome:
     inventory, playbook = prepared.inventory, prepared.playbook
     redactor = Redactor(secrets)
@@ -454,6 +462,9 @@ def run_target(
     recorder = Recorder(journal, redactor, clock, inventory.journal.row_sample)
     if notifier_for is not None and spec.notify and not spec.check and not spec.rehearse:
         options.notifier = notifier_for(inventory, journal, playbook, target, run_id, redactor)
+    if approving is not None:
+        options.approve = _gate(spec, prepared, target, journal, run_id, who, clock, approving,
+                                options)  # fmt: skip
     try:
         context = RunContext(
             run_id,
@@ -496,6 +507,68 @@ def _consent(
     )
 
 
+@dataclass(frozen=True)
+class Approving:
+    """A run's approval requirement, and who is told while it waits."""
+
+    approval: Approval
+    wait: Callable[[ApprovalRecord], None] | None
+
+
+def _approval_needed(spec: RunSpec, prepared: Prepared) -> Approval | None:
+    dry_run = spec.check or spec.rehearse or spec.mode == "rollback-check"
+    found = approval.needed(
+        prepared.playbook, prepared.includes, prepared.inventory, prepared.targets, dry_run
+    )
+    if found is not None and len(prepared.targets) > 1:
+        raise UsageError(
+            f"{prepared.playbook.name} needs an approval: it runs on one target at a time "
+            f"(-t one of {', '.join(t.name for t in prepared.targets)})"
+        )
+    return found
+
+
+def _gate(
+    spec: RunSpec,
+    prepared: Prepared,
+    target: Target,
+    journal: JournalStore,
+    run_id: str,
+    who: str,
+    clock: Clock,
+    approving: Approving,
+    options: Options,
+) -> approval.Gate:
+    playbook = prepared.playbook
+    shown = {k: ("***" if k in playbook.secrets else v) for k, v in prepared.extra.items()}
+    bundle = consent.digest(playbook, prepared.includes, prepared.inventory.root)
+    notifier = options.notifier
+    high = prepared.inventory.scale.get("high") or prepared.inventory.scale.highest
+
+    def page(message: str) -> None:
+        if notifier is not None:
+            key = f"approval:{playbook.name}:{target.name}"
+            notifier.escalate(key, high.name, message, policy=None, gate="approval",
+                              explicit=False)  # fmt: skip
+
+    lineage = tuple(r for r in (run_id, spec.continues, spec.parent_run) if r)
+    return approval.Gate(
+        journal=journal,
+        inventory=prepared.inventory,
+        playbook=playbook,
+        target=target.name,
+        approval=approving.approval,
+        digest=approval.digest(bundle, shown, [target.name]),
+        run_id=run_id,
+        lineage=lineage,
+        operator=who,
+        clock=clock,
+        wait=approving.wait,
+        break_glass=spec.break_glass,
+        page=page,
+    )
+
+
 def plan_for(spec: RunSpec, prepared: Prepared, target: Target) -> plan.Plan:
     """What will run on `target`, as the command line selected it."""
     selection = plan.Selection(
@@ -525,6 +598,7 @@ def exit_code(outcomes: list[RunOutcome], mode: str) -> int:
         ExitCode.INTERRUPTED,
         ExitCode.STEP_ERROR,
         ExitCode.REFUSED,
+        ExitCode.WAITING,
         ExitCode.GATE_FAILED,
         ExitCode.OK,
     ]

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from runbook import actions
+from runbook.checks.approval import check_approval
 from runbook.checks.common import Context, at, doc_at, get_path, read_sql_file, suggest
 from runbook.checks.drill import check_drill
 from runbook.checks.loops import check_loops
@@ -35,6 +36,7 @@ def check_playbook(
     problems += _reserved_names(pb)
     problems += check_loops(pb)
     problems += check_drill(pb)
+    problems += check_approval(pb, ctx)
     problems += TemplateCheck(pb, ctx, assumed).run()
     return problems
 

@@ -62,3 +62,63 @@ def authorize(
         return 0
 
     run_command(_authorize)
+
+
+@main.command()
+@INVENTORY
+@click.option("--all", "everything", is_flag=True, help="Decided requests too.")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+def approvals(inventory: Path | None, everything: bool, fmt: str) -> None:
+    """Runs waiting for approval (four eyes), newest first."""
+
+    def _list() -> int:
+        from runbook.commands import approvals_cmd
+
+        rows = approvals_cmd.listing(inventory, everything)
+        if fmt == "json":
+            click.echo(json.dumps(rows, indent=2))
+        elif not rows:
+            click.echo("no approvals waiting", err=True)
+        for line in approvals_cmd.render(rows) if fmt == "text" else ():
+            click.echo(line)
+        return 0
+
+    run_command(_list)
+
+
+@main.command()
+@click.argument("run_id")
+@INVENTORY
+@click.option("--comment", help="What the approval says (journaled).")
+@click.option(
+    "--sign",
+    "key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Sign it with this SSH private key, checked against approvers.allowed_signers.",
+)
+def approve(run_id: str, inventory: Path | None, comment: str | None, key: Path | None) -> None:
+    """Approve RUN_ID's request, as the operating-system user running this."""
+
+    def _approve() -> int:
+        from runbook.commands import approvals_cmd
+
+        click.echo(approvals_cmd.decide(inventory, run_id, "approve", comment, key))
+        return 0
+
+    run_command(_approve)
+
+
+@main.command()
+@click.argument("run_id")
+@INVENTORY
+@click.option("--reason", required=True, help="Why (journaled with your name).")
+def deny(run_id: str, inventory: Path | None, reason: str) -> None:
+    """Deny RUN_ID's request: the run ends refused (exit 4)."""
+
+    def _deny() -> int:
+        from runbook.commands import approvals_cmd
+
+        click.echo(approvals_cmd.decide(inventory, run_id, "deny", reason))
+        return 0
+
+    run_command(_deny)

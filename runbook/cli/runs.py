@@ -13,6 +13,13 @@ from runbook.cli import collector, prompts
 from runbook.cli.main import INVENTORY, main, run_command
 from runbook.journal.reconcile import statements_ended
 
+BREAK_GLASS = click.option(
+    "--break-glass",
+    "break_glass",
+    metavar="REASON",
+    help="Proceed without the approval the playbook needs, where its policy allows it: "
+    "journaled with REASON, and its approvers are notified to review it.",
+)
 CONFIRM_TARGET = click.option(
     "--confirm-target",
     "confirm_targets",
@@ -76,6 +83,7 @@ def _ask() -> Any:
     "--yes", "-y", is_flag=True, help="Answer yes to confirm steps (needed without a terminal)."
 )
 @CONFIRM_TARGET
+@BREAK_GLASS
 @click.option(
     "--format",
     "fmt",
@@ -137,6 +145,7 @@ def run(
     rehearse: bool,
     yes: bool,
     confirm_targets: tuple[str, ...],
+    break_glass: str | None,
     fmt: str,
     junit: Path | None,
     exit_codes: str,
@@ -175,6 +184,7 @@ def run(
             confirm_targets=confirm_targets,
             notify=not no_notify,
             start_at=start_at_step,
+            break_glass=break_glass,
         )
         if list_steps:
             from runbook import report
@@ -199,6 +209,7 @@ def run(
                 on_loaded=collecting.steps_begin,
                 ask=_ask(),
                 step_by_step=prompts.step_asker() if step_by_step else None,
+                approval_wait=_approval_wait(),
             )
         if held is None:
             return _finish_runs(outcomes, request.exit_codes, fmt, junit)
@@ -214,6 +225,22 @@ def run(
         return code
 
     run_command(_run, nagios=exit_codes == "nagios", plugin=plugin)
+
+
+def _approval_wait() -> Any:
+    """At a terminal a run waits for its approval in place; without one it parks."""
+    if not prompts.attended():
+        return None
+
+    def wait(request: Any) -> None:
+        click.echo(
+            f"{request.playbook} on {request.target} needs an approval ({request.quorum} of "
+            f"{', '.join(request.approvers or []) or 'anyone but the operator'}): "
+            f"runbook approve {request.run_id} — waiting (Ctrl-C stops the run)",
+            err=True,
+        )
+
+    return wait
 
 
 def _held_reporter(held: io.StringIO, quiet: bool, verbose: bool, expanded: bool) -> Any:
@@ -301,6 +328,7 @@ def _decider(choice: str | None) -> Any:
 @UNKNOWN
 @click.option("--yes", "-y", is_flag=True, help="Answer yes to confirm steps.")
 @CONFIRM_TARGET
+@BREAK_GLASS
 @click.option(
     "--format", "fmt", type=click.Choice(["rich", "json"]), default="rich", show_default=True
 )
@@ -313,12 +341,13 @@ def resume(
     force: bool,
     yes: bool,
     confirm_targets: tuple[str, ...],
+    break_glass: str | None,
     fmt: str,
     junit: Path | None,
     quiet: bool,
     unknown: str | None,
 ) -> None:
-    """Continue a halted, failed or interrupted run from its first unfinished step
+    """Continue a halted, failed or interrupted run (or one parked awaiting approval) from its first unfinished step
     (or, if it stopped while undoing, continue the undo)."""
 
     def _resume() -> int:
@@ -336,6 +365,8 @@ def resume(
             _decider(unknown),
             confirm_targets,
             _ask(),
+            approval_wait=_approval_wait(),
+            break_glass=break_glass,
         )
         return _finish_runs(outcomes, "default", fmt, junit)
 

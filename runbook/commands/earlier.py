@@ -34,6 +34,7 @@ UNFINISHED = {
     RunStatus.INTERRUPTED,
     RunStatus.ROLLBACK_FAILED,
     RunStatus.DECLINED,
+    RunStatus.AWAITING_APPROVAL,
 }
 # Asked of the operator for each step whose outcome is unknown: halt, rerun or skip.
 Decide = Callable[[StepRecord], str | None]

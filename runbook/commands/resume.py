@@ -201,6 +201,9 @@ def resume(
     decide: earlier_mod.Decide = lambda step: None,
     confirm_targets: tuple[str, ...] = (),
     ask: consent.Ask | None = None,
+    *,
+    approval_wait: Any = None,
+    break_glass: str | None = None,
 ) -> list[RunOutcome]:
     inventory = service.load_inventory(inventory_path, Path.cwd())
     journal = service.open_journal(inventory)
@@ -220,6 +223,7 @@ def resume(
         req = _request(subject, run.id, inventory_path, extra, force)
         req.mode, req.yes, req.continues = "resume", yes, continues
         req.confirm_targets = confirm_targets
+        req.break_glass = break_glass
         prepared = service.prepare(req)
         _settle(earlier, prepared, inventory, journal, decide)
         the_plan = _plan(prepared)
@@ -234,7 +238,7 @@ def resume(
         resume = _resume(subject.id, earlier, the_plan, force)
     finally:
         journal.close()
-    outcomes = _run_claimed(req, resume, make_reporter, prompter, notifier_for, ask)
+    outcomes = _run_claimed(req, resume, make_reporter, prompter, notifier_for, ask, approval_wait)
     if req.mode == "rollback" and outcomes and outcomes[0].status is RunStatus.ROLLED_BACK:
         _mark_rolled_back(subject.id, outcomes[0].run_id, inventory_path)
     return outcomes
@@ -247,10 +251,14 @@ def _run_claimed(
     prompter: Prompter | None,
     notifier_for: Any = None,
     ask: consent.Ask | None = None,
+    approval_wait: Any = None,
 ) -> list[RunOutcome]:
     """Run a resume or rollback; its run record claims the run it continues."""
     try:
-        return service.run(req, make_reporter, prompter, notifier_for, resume=resume, ask=ask)
+        return service.run(
+            req, make_reporter, prompter, notifier_for, resume=resume, ask=ask,
+            approval_wait=approval_wait,
+        )  # fmt: skip
     except Conflict:
         # Another resume or rollback inserted its claim between our check and ours.
         raise UsageError(

@@ -26,7 +26,7 @@ from runbook.clock import iso
 from runbook.context import StepContext
 from runbook.engine import failures, outside
 from runbook.engine.ports import Run
-from runbook.errors import RunbookError, StepError, TemplateError
+from runbook.errors import AwaitingApproval, Declined, RunbookError, StepError, TemplateError
 from runbook.outcome import GateOutcome, Outcome, Status
 from runbook.plan import PlannedStep
 from runbook.results import Result, SkippedResult, ValueResult
@@ -122,6 +122,11 @@ def run_action(
     if (o.check and (writes or ps.kind in OUTSIDE)) or (o.rehearse and ps.kind in OUTSIDE):
         why = "--check" if o.check else "rehearsal"
         return _preview(run, ps, ctx, action.preview, f"{why}: shown, not run")
+    if o.approve is not None and run.state.undoing is None:
+        try:
+            o.approve()
+        except (AwaitingApproval, Declined) as exc:
+            return Refused(exc)
     if o.mode == "drill" and shown_in_drill(ps):
         return _preview(
             run, ps, ctx, action.preview, "drill: shown, not run (`drill: run` runs it in a drill)"

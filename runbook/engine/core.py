@@ -331,7 +331,7 @@ class Engine:
         if outcome.error and outcome.error.startswith("interrupted"):
             state.halt = Halt(outcome, "halt", interrupted=True)
             return
-        if outcome.status is Status.DECLINED:
+        if outcome.status in (Status.DECLINED, Status.AWAITING_APPROVAL):
             # The operator said no: stop here, whatever on_failure says, and
             # undo nothing unasked (`runbook rollback` does, when they want it).
             state.halt = Halt(outcome, "halt")

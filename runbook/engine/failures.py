@@ -6,7 +6,7 @@ import time
 
 import psycopg
 
-from runbook.errors import Declined, RunbookError, StepError, TemplateError
+from runbook.errors import AwaitingApproval, Declined, RunbookError, StepError, TemplateError
 from runbook.outcome import Outcome, Status
 from runbook.pg.db import StepTimeout
 from runbook.plan import PlannedStep
@@ -60,7 +60,7 @@ def failure(
         ps.number,
         ps.name,
         ps.kind,
-        Status.DECLINED if isinstance(error, Declined) else Status.FAILED,
+        _status_of(error),
         reason=text,
         error=text,
         sqlstate=sqlstate,
@@ -85,3 +85,11 @@ def redacted(outcome: Outcome, redactor: Redactor) -> Outcome:
     for gate in outcome.gates:
         gate.message = r.text(gate.message)
     return outcome
+
+
+def _status_of(error: BaseException) -> Status:
+    if isinstance(error, Declined):
+        return Status.DECLINED
+    if isinstance(error, AwaitingApproval):
+        return Status.AWAITING_APPROVAL
+    return Status.FAILED

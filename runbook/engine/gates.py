@@ -14,7 +14,13 @@ from runbook.results import Result, SkippedResult, ValueResult
 from runbook.sqltemplate import template
 
 # The statuses that stop a run (or, under `on_failure: continue`, count as failures).
-STOPPING = (Status.FAILED, Status.GATE_FAILED, Status.UNKNOWN, Status.DECLINED)
+STOPPING = (
+    Status.FAILED,
+    Status.GATE_FAILED,
+    Status.UNKNOWN,
+    Status.DECLINED,
+    Status.AWAITING_APPROVAL,
+)
 _STRICTNESS = {"continue": 0, "halt": 1, "rollback": 2}
 
 

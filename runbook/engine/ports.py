@@ -98,6 +98,9 @@ class Options:
     notify: bool = True  # False (--no-notify): no incidents, no notify or escalate steps
     # --step: asked before each step (not while undoing); False skips the step.
     step_by_step: Callable[[PlannedStep], bool] | None = None
+    # Four eyes (runbook.approval): asked before the run's first action; raises
+    # AwaitingApproval (the run parks) or Declined (denied), returns when approved.
+    approve: Callable[[], None] | None = None
 
 
 @dataclass

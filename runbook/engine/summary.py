@@ -34,6 +34,8 @@ def finish(
         status, reason = RunStatus.FAILED, "a step's outcome is unknown"
     elif Status.DECLINED in statuses:
         status, reason = RunStatus.DECLINED, "a confirmation was declined"
+    elif Status.AWAITING_APPROVAL in statuses:
+        status, reason = RunStatus.AWAITING_APPROVAL, "parked awaiting an approval"
     elif Status.FAILED in statuses:
         status, reason = RunStatus.FAILED, "a step failed"
     elif Status.GATE_FAILED in statuses:
@@ -80,6 +82,7 @@ def _nagios(scale: Scale, status: RunStatus, severity: str | None, ran: bool) ->
         RunStatus.INTERRUPTED,
         RunStatus.ROLLBACK_FAILED,
         RunStatus.DECLINED,
+        RunStatus.AWAITING_APPROVAL,
     ):
         return 3
     level = scale.get(severity) if severity else None

@@ -43,6 +43,7 @@ JSON_COLUMNS = {
     "participants",
     "run_ids",
     "objective_results",
+    "approvers",
 }
 # Tables whose rows are replayed from events by verify(); keyed by these columns.
 TABLES = {
@@ -55,6 +56,8 @@ TABLES = {
     "pauses": ("id",),
     "drills": ("id",),  # drills (runbook.drill)
     "drill_notes": ("id",),
+    "approvals": ("id",),  # approvals (runbook.approval)
+    "approval_votes": ("id",),
 }
 
 

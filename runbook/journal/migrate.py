@@ -25,7 +25,15 @@ EMBEDDED_DATABASE = "runbook_journal"
 # The mirrored tables (runbook.journal.events.TABLES) a later migration added,
 # and which: a journal not yet upgraded lacks them without anything being
 # wrong (runbook.journal.postgres_verify).
-TABLES_SINCE = {"authorizations": 2, "fires": 3, "pauses": 3, "drills": 4, "drill_notes": 4}
+TABLES_SINCE = {
+    "authorizations": 2,
+    "fires": 3,
+    "pauses": 3,
+    "drills": 4,
+    "drill_notes": 4,
+    "approvals": 5,
+    "approval_votes": 5,
+}
 
 
 def migrations() -> dict[int, Path]:

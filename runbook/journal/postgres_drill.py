@@ -6,7 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from runbook.journal.records import DrillNoteRecord, DrillRecord, records_of
+from runbook.journal.records import (
+    ApprovalRecord,
+    DrillNoteRecord,
+    DrillRecord,
+    VoteRecord,
+    records_of,
+)
 
 
 class DrillTables:
@@ -41,3 +47,30 @@ class DrillTables:
             "SELECT * FROM drill_notes WHERE drill_id = %s ORDER BY at, id", (drill_id,)
         )
         return records_of(DrillNoteRecord, rows)
+
+
+class ApprovalTables:
+    """Approvals and their votes, mixed into runbook.journal.postgres.PostgresStore."""
+
+    if TYPE_CHECKING:
+
+        def query(
+            self, text: str, params: Sequence[Any] | Mapping[str, Any] = ()
+        ) -> list[dict[str, Any]]: ...
+
+    def approvals(
+        self, *, run_ids: tuple[str, ...] = (), status: str | None = None, limit: int = 100
+    ) -> list[ApprovalRecord]:
+        rows = self.query(
+            "SELECT * FROM approvals WHERE (cardinality(%(runs)s::text[]) = 0"
+            " OR run_id = ANY(%(runs)s::text[])) AND (%(s)s::text IS NULL OR status = %(s)s)"
+            " ORDER BY requested_at DESC, id DESC LIMIT %(limit)s",
+            {"runs": list(run_ids), "s": status, "limit": limit},
+        )
+        return records_of(ApprovalRecord, rows)
+
+    def votes(self, approval_id: str) -> list[VoteRecord]:
+        rows = self.query(
+            "SELECT * FROM approval_votes WHERE approval_id = %s ORDER BY at, id", (approval_id,)
+        )
+        return records_of(VoteRecord, rows)

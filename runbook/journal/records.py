@@ -496,6 +496,54 @@ class DrillNoteRecord:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+@dataclass(frozen=True, slots=True)
+class ApprovalRecord:
+    """A run's request for approval (runbook.approval)."""
+
+    id: str
+    run_id: str  # the run that asked (a resume of it looks the request up by it)
+    playbook: str
+    target: str | None
+    digest: str  # what was approved: the playbook, its files, variables, targets
+    quorum: int
+    approvers: list[str] | None  # user names and groups of people; empty: anyone
+    forbid_self: int
+    requested_by: str
+    requested_os_user: str
+    requested_at: str
+    status: str  # pending | approved | denied | broken (break-glass) | void
+    decided_at: str | None
+    reason: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ApprovalRecord:
+        return cls(**_columns(cls, row, f"approval {row.get('id')!r}"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class VoteRecord:
+    """One person's approve or deny on a request."""
+
+    id: str
+    approval_id: str
+    by: str  # the operating system's user
+    at: str
+    decision: str  # approve | deny
+    comment: str | None
+    principal: str | None  # an SSH signature's verified principal
+    signature: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> VoteRecord:
+        return cls(**_columns(cls, row, f"vote {row.get('id')!r}"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 Record = TypeVar(
     "Record",
     RunRecord,
@@ -509,6 +557,8 @@ Record = TypeVar(
     HeartbeatRecord,
     DrillRecord,
     DrillNoteRecord,
+    ApprovalRecord,
+    VoteRecord,
 )
 
 

@@ -6,7 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from runbook.journal.records import DrillNoteRecord, DrillRecord, records_of
+from runbook.journal.records import (
+    ApprovalRecord,
+    DrillNoteRecord,
+    DrillRecord,
+    VoteRecord,
+    records_of,
+)
 
 
 class DrillTables:
@@ -43,3 +49,29 @@ class DrillTables:
 
 def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class ApprovalTables:
+    """Approvals and their votes, mixed into runbook.journal.sqlite.Journal."""
+
+    if TYPE_CHECKING:
+
+        def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]: ...
+
+    def approvals(
+        self, *, run_ids: tuple[str, ...] = (), status: str | None = None, limit: int = 100
+    ) -> list[ApprovalRecord]:
+        runs = list(run_ids)
+        where = f"run_id IN ({', '.join('?' * len(runs))})" if runs else "1 = 1"
+        rows = self.query(
+            f"SELECT * FROM approvals WHERE {where} AND (? IS NULL OR status = ?)"
+            " ORDER BY requested_at DESC, id DESC LIMIT ?",
+            (*runs, status, status, limit),
+        )
+        return records_of(ApprovalRecord, rows)
+
+    def votes(self, approval_id: str) -> list[VoteRecord]:
+        rows = self.query(
+            "SELECT * FROM approval_votes WHERE approval_id = ? ORDER BY at, id", (approval_id,)
+        )
+        return records_of(VoteRecord, rows)

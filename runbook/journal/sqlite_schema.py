@@ -13,7 +13,7 @@ from pathlib import Path
 
 from runbook.errors import JournalError
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -214,12 +214,52 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX IF NOT EXISTS drill_notes_of ON drill_notes (drill_id, at)
     """,
+    # Approvals (runbook.approval): requests, bound to a digest, and the votes on them.
+    8: """
+    CREATE TABLE IF NOT EXISTS approvals (
+        id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        playbook TEXT NOT NULL,
+        target TEXT,
+        digest TEXT NOT NULL,
+        quorum INTEGER NOT NULL,
+        approvers TEXT,
+        forbid_self INTEGER NOT NULL,
+        requested_by TEXT NOT NULL,
+        requested_os_user TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        decided_at TEXT,
+        reason TEXT
+    );
+    CREATE INDEX IF NOT EXISTS approvals_of ON approvals (run_id);
+    CREATE INDEX IF NOT EXISTS approvals_status ON approvals (status);
+    CREATE TABLE IF NOT EXISTS approval_votes (
+        id TEXT PRIMARY KEY,
+        approval_id TEXT NOT NULL,
+        by TEXT NOT NULL,
+        at TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        comment TEXT,
+        principal TEXT,
+        signature TEXT
+    );
+    CREATE INDEX IF NOT EXISTS approval_votes_of ON approval_votes (approval_id)
+    """,
 }
 
 # The mirrored tables (runbook.journal.events.TABLES) a later version added, and
 # which: a journal of an earlier version, not yet opened by this runbook (so not
 # yet migrated), lacks them without anything being wrong (runbook.journal.verify).
-TABLES_SINCE = {"authorizations": 5, "fires": 6, "pauses": 6, "drills": 7, "drill_notes": 7}
+TABLES_SINCE = {
+    "authorizations": 5,
+    "fires": 6,
+    "pauses": 6,
+    "drills": 7,
+    "drill_notes": 7,
+    "approvals": 8,
+    "approval_votes": 8,
+}
 
 
 def set_up(db: sqlite3.Connection, path: Path) -> None:

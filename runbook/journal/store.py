@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from runbook.errors import UsageError
 from runbook.journal.events import Prepared
 from runbook.journal.records import (
+    ApprovalRecord,
     AuthorizationRecord,
     DeliveryRecord,
     DrillNoteRecord,
@@ -32,6 +33,7 @@ from runbook.journal.records import (
     PauseRecord,
     RunRecord,
     StepRecord,
+    VoteRecord,
 )
 from runbook.redact import redact_dsn
 
@@ -210,6 +212,18 @@ class JournalStore(Protocol):
 
     def drill_notes(self, drill_id: str) -> list[DrillNoteRecord]:
         """A drill's findings, actions and sign-offs, oldest first."""
+        ...
+
+    # -- approvals (runbook.approval): written as events, like every table ----------
+
+    def approvals(
+        self, *, run_ids: tuple[str, ...] = (), status: str | None = None, limit: int = 100
+    ) -> list[ApprovalRecord]:
+        """Approval requests (of these runs, in this status), newest first."""
+        ...
+
+    def votes(self, approval_id: str) -> list[VoteRecord]:
+        """The votes on a request, oldest first."""
         ...
 
     # -- the chain -----------------------------------------------------------------

@@ -19,6 +19,7 @@ from runbook.errors import InvalidFiles, Problem
 from runbook.load import doccache, schema, yamlsrc
 from runbook.load.yamlsrc import DataPath, Document
 from runbook.model import (
+    Approval,
     Blackout,
     Channel,
     Defaults,
@@ -229,6 +230,7 @@ def build_playbook(path: Path, doc: Document, without: frozenset[int] = frozense
         escalation_threshold=escalation.get("threshold") if escalation else None,
         objectives=_objectives(data.get("objectives")),
         drill=_drill(data.get("drill")),
+        approval=_approval(data.get("approval")),
         vars={k: env_or_value(v) for k, v in data.get("vars", {}).items()},
         secrets=frozenset(data.get("secrets", ())),
         on_failure=data.get("on_failure", "halt"),
@@ -248,6 +250,25 @@ def _objectives(data: dict[str, Any] | None) -> Objectives | None:
         recover=seconds(data.get("recover")),
         steps=steps,
     )
+
+
+def _approval(data: dict[str, Any] | None) -> Approval | None:
+    if data is None:
+        return None
+    glass = data.get("break_glass") or {}
+    return Approval(
+        quorum=data.get("quorum", 1),
+        approvers=tuple(data.get("approvers", ())),
+        forbid_self=data.get("forbid_self", True),
+        timeout=seconds(data.get("timeout")) or 1800.0,
+        on_timeout=data.get("on_timeout", "halt"),
+        break_glass=bool(glass.get("allowed", False)),
+        reason_required=bool(glass.get("reason_required", True)),
+    )
+
+
+def _signers(inventory: Path, relative: str | None) -> Path | None:
+    return None if relative is None else (inventory.parent / relative).resolve()
 
 
 def _drill(data: dict[str, Any] | None) -> DrillDef | None:
@@ -364,6 +385,8 @@ def build_inventory(path: Path, doc: Document) -> Inventory:
         },
         policies={name: _policy(doc, name, p) for name, p in data.get("policies", {}).items()},
         scheduler_timezone=data.get("scheduler", {}).get("timezone"),
+        people={k: tuple(v) for k, v in data.get("people", {}).items()},
+        allowed_signers=_signers(path, data.get("approvers", {}).get("allowed_signers")),
         doc=doc,
     )
 
