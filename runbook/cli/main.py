@@ -103,6 +103,7 @@ def main() -> None:
 
     \b
     Exit codes: 0 all gates passed; 1 halted by a failed gate; 2 invalid input
-    (nothing ran); 3 a step errored; 4 refused (not confirmed); 130 interrupted.
+    (nothing ran); 3 a step errored; 4 refused (not confirmed, not approved);
+    5 parked awaiting an approval; 130 interrupted.
     """
     tolerate_any_terminal()
