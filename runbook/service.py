@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from runbook import approval, checks, consent, plan, variables
+from runbook import checks, consent, permission, plan, variables
 from runbook.clock import Clock
 from runbook.context import Notifier, Prompter, TargetFacts
 from runbook.engine import Engine, Options, Reporter, Resume, RunContext
@@ -29,7 +29,7 @@ from runbook.journal.recorder import Recorder
 from runbook.journal.records import ApprovalRecord
 from runbook.journal.store import JournalStore, config_for, open_store
 from runbook.load import loader, project
-from runbook.model import Approval, Inventory, Playbook, Target
+from runbook.model import Inventory, Playbook, Target
 from runbook.outcome import RunOutcome, RunStatus
 from runbook.pg import pgtools, sandbox
 from runbook.pg.db import ConnectSpec, Session
@@ -348,8 +348,12 @@ def run(
     outcomes: list[RunOutcome] = []
     with contextlib.closing(journal):
         # A drill writes to its marked copy only (each connection checks the mark).
-        given = None if spec.drill is not None else _consent(spec, prepared, journal, ask)
-        needs = None if spec.drill is not None else _approval_needed(spec, prepared)
+        given = (
+            None
+            if spec.drill is not None
+            else permission.consent_for(spec, prepared, journal, ask, spec.operator or operator())
+        )
+        needs = None if spec.drill is not None else permission.approval_needed(spec, prepared)
         if on_loaded is not None:
             on_loaded()
         for target in prepared.targets:
@@ -369,7 +373,7 @@ def run(
                 resume,
                 given,
                 step_by_step,
-                Approving(needs, approval_wait) if needs is not None else None,
+                permission.Approving(needs, approval_wait) if needs is not None else None,
             )
             outcomes.append(outcome)
             if outcome.status is RunStatus.INTERRUPTED:
@@ -392,7 +396,7 @@ def run_target(
     resume: Resume | None = None,
     given: dict[str, Any] | None = None,
     step_by_step: Callable[[PlannedStep], bool] | None = None,
-    approving: Approving | None = None,
+    approving: permission.Approving | None = None,
 ) -> RunOutcome:
     inventory, playbook = prepared.inventory, prepared.playbook
     redactor = Redactor(secrets)
@@ -463,8 +467,9 @@ def run_target(
     if notifier_for is not None and spec.notify and not spec.check and not spec.rehearse:
         options.notifier = notifier_for(inventory, journal, playbook, target, run_id, redactor)
     if approving is not None:
-        options.approve = _gate(spec, prepared, target, journal, run_id, who, clock, approving,
-                                options)  # fmt: skip
+        options.approve = permission.gate(
+            spec, prepared, target, journal, run_id, who, clock, approving, options.notifier
+        )
     try:
         context = RunContext(
             run_id,
@@ -482,91 +487,6 @@ def run_target(
     finally:
         session.close()
         recorder.close()
-
-
-def _consent(
-    spec: RunSpec, prepared: Prepared, journal: JournalStore, ask: consent.Ask | None
-) -> dict[str, Any] | None:
-    """Consent for a run that writes to a protected target, or an emergency
-    (runbook.consent); raises Refused (exit 4) before anything connects."""
-    playbook = prepared.playbook
-    dry_run = spec.check or spec.rehearse or spec.mode == "rollback-check"
-    need = consent.needed(
-        playbook, prepared.includes, prepared.inventory, spec.targets, prepared.targets, dry_run
-    )
-    request = consent.Request(
-        spec.yes, spec.confirm_targets, spec.attended, spec.operator or operator()
-    )
-    return consent.obtain(
-        need,
-        request,
-        ask,
-        journal,
-        playbook,
-        lambda: consent.digest(playbook, prepared.includes, prepared.inventory.root),
-    )
-
-
-@dataclass(frozen=True)
-class Approving:
-    """A run's approval requirement, and who is told while it waits."""
-
-    approval: Approval
-    wait: Callable[[ApprovalRecord], None] | None
-
-
-def _approval_needed(spec: RunSpec, prepared: Prepared) -> Approval | None:
-    dry_run = spec.check or spec.rehearse or spec.mode == "rollback-check"
-    found = approval.needed(
-        prepared.playbook, prepared.includes, prepared.inventory, prepared.targets, dry_run
-    )
-    if found is not None and len(prepared.targets) > 1:
-        raise UsageError(
-            f"{prepared.playbook.name} needs an approval: it runs on one target at a time "
-            f"(-t one of {', '.join(t.name for t in prepared.targets)})"
-        )
-    return found
-
-
-def _gate(
-    spec: RunSpec,
-    prepared: Prepared,
-    target: Target,
-    journal: JournalStore,
-    run_id: str,
-    who: str,
-    clock: Clock,
-    approving: Approving,
-    options: Options,
-) -> approval.Gate:
-    playbook = prepared.playbook
-    shown = {k: ("***" if k in playbook.secrets else v) for k, v in prepared.extra.items()}
-    bundle = consent.digest(playbook, prepared.includes, prepared.inventory.root)
-    notifier = options.notifier
-    high = prepared.inventory.scale.get("high") or prepared.inventory.scale.highest
-
-    def page(message: str) -> None:
-        if notifier is not None:
-            key = f"approval:{playbook.name}:{target.name}"
-            notifier.escalate(key, high.name, message, policy=None, gate="approval",
-                              explicit=False)  # fmt: skip
-
-    lineage = tuple(r for r in (run_id, spec.continues, spec.parent_run) if r)
-    return approval.Gate(
-        journal=journal,
-        inventory=prepared.inventory,
-        playbook=playbook,
-        target=target.name,
-        approval=approving.approval,
-        digest=approval.digest(bundle, shown, [target.name]),
-        run_id=run_id,
-        lineage=lineage,
-        operator=who,
-        clock=clock,
-        wait=approving.wait,
-        break_glass=spec.break_glass,
-        page=page,
-    )
 
 
 def plan_for(spec: RunSpec, prepared: Prepared, target: Target) -> plan.Plan:
