@@ -103,6 +103,7 @@ class Gate:
     operator: str
     clock: Clock
     wait: Callable[[ApprovalRecord], None] | None = None  # attended: told, then we poll
+    step: str | None = None  # a step-level approval: the step's key
     break_glass: str | None = None  # --break-glass --reason
     page: Callable[[str], None] | None = None  # the escalation policy, for notices
     passed: bool = field(default=False, init=False)
@@ -123,8 +124,9 @@ class Gate:
         if request is None:
             request = self._ask()
         if self.wait is None:
+            what = f"step {self.step}" if self.step else "the run"
             raise AwaitingApproval(
-                f"awaiting approval ({request.quorum} of "
+                f"{what} is awaiting approval ({request.quorum} of "
                 f"{', '.join(self.approval.approvers) or 'anyone but the operator'}): "
                 f"runbook approve {request.run_id}, then runbook resume {self.run_id}"
             )
@@ -147,7 +149,7 @@ class Gate:
     def _current(self) -> ApprovalRecord | None:
         """The newest request of this run's lineage; one for other contents is void."""
         for request in self.journal.approvals(run_ids=self._chain()):
-            if request.status == "void":
+            if request.status == "void" or request.step != self.step:
                 continue
             if request.digest != self.digest:
                 self._void(request)
@@ -170,6 +172,7 @@ class Gate:
             "run_id": self.run_id,
             "playbook": self.playbook.name,
             "target": self.target,
+            "step": self.step,
             "digest": self.digest,
             "quorum": self.approval.quorum,
             "approvers": list(self.approval.approvers),

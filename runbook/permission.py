@@ -13,7 +13,9 @@ from runbook.context import Notifier
 from runbook.errors import UsageError
 from runbook.journal.records import ApprovalRecord
 from runbook.journal.store import JournalStore
+from runbook.load.loader import approval_of
 from runbook.model import Approval, Target
+from runbook.plan import PlannedStep
 
 if TYPE_CHECKING:
     from runbook.service import Prepared, RunSpec
@@ -46,23 +48,61 @@ def consent_for(
 
 @dataclass(frozen=True)
 class Approving:
-    """A run's approval requirement, and who is told while it waits."""
+    """A run's approval requirements (its playbook's, and whether steps have
+    their own), and who is told while it waits."""
 
-    approval: Approval
+    approval: Approval | None
+    steps: bool
     wait: Callable[[ApprovalRecord], None] | None
 
 
-def approval_needed(spec: RunSpec, prepared: Prepared) -> Approval | None:
+def approval_needed(spec: RunSpec, prepared: Prepared) -> tuple[Approval | None, bool] | None:
+    """The playbook's approval and whether any step has one; None: nothing to approve."""
     dry_run = spec.check or spec.rehearse or spec.mode == "rollback-check"
     found = approval.needed(
         prepared.playbook, prepared.includes, prepared.inventory, prepared.targets, dry_run
     )
-    if found is not None and len(prepared.targets) > 1:
+    steps = not dry_run and any(
+        "approval" in step.options
+        for pb in (prepared.playbook, *prepared.includes.values())
+        for step in pb.walk()
+    )
+    if found is None and not steps:
+        return None
+    if len(prepared.targets) > 1:
         raise UsageError(
-            f"{prepared.playbook.name} needs an approval: it runs on one target at a time "
+            f"{prepared.playbook.name} needs approvals: it runs on one target at a time "
             f"(-t one of {', '.join(t.name for t in prepared.targets)})"
         )
-    return found
+    return found, steps
+
+
+class Approver:
+    """Options.approve of one run: the playbook's gate before the first action,
+    and each step's own, bound to what the step renders, when it is reached."""
+
+    def __init__(self, make: Callable[[Approval, str, str | None], approval.Gate],
+                 bundle: str, shown: dict[str, Any], target: str, approving: Approving) -> None:  # fmt: skip
+        self.make, self.bundle, self.shown, self.target = make, bundle, shown, target
+        self.first = (
+            make(approving.approval, approval.digest(bundle, shown, [target]), None)
+            if approving.approval is not None
+            else None
+        )
+        self.passed: set[str] = set()
+
+    def __call__(self, ps: PlannedStep, render: Callable[[], str]) -> None:
+        if self.first is not None:
+            self.first()
+        raw = ps.step.options.get("approval")
+        key = ps.step.key
+        if not isinstance(raw, dict) or key in self.passed:
+            return
+        wanted = approval_of(raw)
+        assert wanted is not None
+        bound = {**self.shown, "step": key, "statement": render()}
+        self.make(wanted, approval.digest(self.bundle, bound, [self.target]), key)()
+        self.passed.add(key)
 
 
 def gate(
@@ -75,7 +115,7 @@ def gate(
     clock: Clock,
     approving: Approving,
     notifier: Notifier | None,
-) -> approval.Gate:
+) -> Approver:
     playbook = prepared.playbook
     shown = {k: ("***" if k in playbook.secrets else v) for k, v in prepared.extra.items()}
     bundle = consent.digest(playbook, prepared.includes, prepared.inventory.root)
@@ -88,18 +128,23 @@ def gate(
                               explicit=False)  # fmt: skip
 
     lineage = tuple(r for r in (run_id, spec.continues, spec.parent_run) if r)
-    return approval.Gate(
-        journal=journal,
-        inventory=prepared.inventory,
-        playbook=playbook,
-        target=target.name,
-        approval=approving.approval,
-        digest=approval.digest(bundle, shown, [target.name]),
-        run_id=run_id,
-        lineage=lineage,
-        operator=who,
-        clock=clock,
-        wait=approving.wait,
-        break_glass=spec.break_glass,
-        page=page,
-    )
+
+    def make(wanted: Approval, digest: str, step: str | None) -> approval.Gate:
+        return approval.Gate(
+            journal=journal,
+            inventory=prepared.inventory,
+            playbook=playbook,
+            target=target.name,
+            approval=wanted,
+            digest=digest,
+            run_id=run_id,
+            lineage=lineage,
+            operator=who,
+            clock=clock,
+            wait=approving.wait,
+            break_glass=spec.break_glass,
+            page=page,
+            step=step,
+        )
+
+    return Approver(make, bundle, shown, target.name, approving)

@@ -373,7 +373,7 @@ def run(
                 resume,
                 given,
                 step_by_step,
-                permission.Approving(needs, approval_wait) if needs is not None else None,
+                permission.Approving(*needs, approval_wait) if needs is not None else None,
             )
             outcomes.append(outcome)
             if outcome.status is RunStatus.INTERRUPTED:

@@ -257,3 +257,51 @@ def test_at_a_terminal_the_run_waits_and_goes_on_once_approved(
     assert term.wait() == 0, term.text
     assert table_exists(project)
     assert project.last_run()["status"] == "ok"
+
+
+STEPWISE = """name: stepwise
+kind: change
+vars: {{table: approved_t}}
+steps:
+  - name: look first
+    query: SELECT 1 AS n
+  - name: make the table
+    sql: CREATE TABLE {{{{ table | ident }}}} (n int)
+    approval: {{}}
+"""
+
+
+def test_a_step_level_approval_is_asked_when_the_run_reaches_the_step(
+    project: Project, users: tuple[str, ...]
+) -> None:
+    setup(project)
+    project.playbook(STEPWISE.format(), "s.yaml")
+    parked = project.run("run", "playbooks/s.yaml", "--yes", "--confirm-target", "db")
+    assert parked.exit_code == 5, parked.output
+    first = project.last_run()
+    assert [s["status"] for s in first["steps"]] == ["ok", "awaiting_approval"]
+    [request] = requests(project)
+    assert request["step"] is not None and request["status"] == "pending"
+    assert as_(project, users[0], "approve", first["id"]).returncode == 0
+    done = resume(project, first["id"])
+    assert done.exit_code == 0, done.output
+    assert table_exists(project)
+    second = project.last_run()
+    steps = {s["name"]: s for s in second["steps"]}
+    assert steps["make the table"]["status"] == "ok"
+    assert steps["look first"]["status"] != "ok", steps  # done before: not run again
+
+
+def test_a_step_approval_is_bound_to_its_rendered_statement(
+    project: Project, users: tuple[str, ...]
+) -> None:
+    setup(project)
+    project.playbook(STEPWISE.format(), "s.yaml")
+    assert project.run("run", "playbooks/s.yaml", "--yes", "--confirm-target", "db").exit_code == 5
+    run_id = project.last_run()["id"]
+    assert as_(project, users[0], "approve", run_id).returncode == 0
+    # The same step, another table: not what was approved.
+    again = resume(project, run_id, "-e", "table=other_t")
+    assert again.exit_code == 5, again.output
+    assert sorted(r["status"] for r in requests(project)) == ["pending", "void"]
+    assert not table_exists(project)

@@ -124,8 +124,8 @@ def run_action(
         return _preview(run, ps, ctx, action.preview, f"{why}: shown, not run")
     if o.approve is not None and run.state.undoing is None:
         try:
-            o.approve()
-        except (AwaitingApproval, Declined) as exc:
+            o.approve(ps, lambda: str(action.preview(ctx)))
+        except (AwaitingApproval, Declined, TemplateError, StepError, psycopg.Error) as exc:
             return Refused(exc)
     if o.mode == "drill" and shown_in_drill(ps):
         return _preview(

@@ -98,9 +98,10 @@ class Options:
     notify: bool = True  # False (--no-notify): no incidents, no notify or escalate steps
     # --step: asked before each step (not while undoing); False skips the step.
     step_by_step: Callable[[PlannedStep], bool] | None = None
-    # Four eyes (runbook.approval): asked before the run's first action; raises
+    # Four eyes (runbook.approval): asked before each action with the step and
+    # what renders its statement (a step-level approval is bound to it); raises
     # AwaitingApproval (the run parks) or Declined (denied), returns when approved.
-    approve: Callable[[], None] | None = None
+    approve: Callable[[PlannedStep, Callable[[], str]], None] | None = None
 
 
 @dataclass

@@ -504,7 +504,10 @@ class ApprovalRecord:
     run_id: str  # the run that asked (a resume of it looks the request up by it)
     playbook: str
     target: str | None
-    digest: str  # what was approved: the playbook, its files, variables, targets
+    step: str | None  # a step's key for a step-level approval; None: the playbook's
+    digest: (
+        str  # what was approved: the playbook, its files, variables, targets (a step's statement)
+    )
     quorum: int
     approvers: list[str] | None  # user names and groups of people; empty: anyone
     forbid_self: int

@@ -221,6 +221,7 @@ MIGRATIONS: dict[int, str] = {
         run_id TEXT NOT NULL,
         playbook TEXT NOT NULL,
         target TEXT,
+        step TEXT,
         digest TEXT NOT NULL,
         quorum INTEGER NOT NULL,
         approvers TEXT,

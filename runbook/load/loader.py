@@ -230,7 +230,7 @@ def build_playbook(path: Path, doc: Document, without: frozenset[int] = frozense
         escalation_threshold=escalation.get("threshold") if escalation else None,
         objectives=_objectives(data.get("objectives")),
         drill=_drill(data.get("drill")),
-        approval=_approval(data.get("approval")),
+        approval=approval_of(data.get("approval")),
         vars={k: env_or_value(v) for k, v in data.get("vars", {}).items()},
         secrets=frozenset(data.get("secrets", ())),
         on_failure=data.get("on_failure", "halt"),
@@ -252,7 +252,8 @@ def _objectives(data: dict[str, Any] | None) -> Objectives | None:
     )
 
 
-def _approval(data: dict[str, Any] | None) -> Approval | None:
+def approval_of(data: dict[str, Any] | None) -> Approval | None:
+    """An `approval:` object (a playbook's, or a step's kept in its options)."""
     if data is None:
         return None
     glass = data.get("break_glass") or {}

@@ -8,6 +8,7 @@ CREATE TABLE approvals (
     run_id text NOT NULL,
     playbook text NOT NULL,
     target text,
+    step text,
     digest text NOT NULL,
     quorum integer NOT NULL,
     approvers text,
