@@ -305,3 +305,22 @@ def test_a_step_approval_is_bound_to_its_rendered_statement(
     assert again.exit_code == 5, again.output
     assert sorted(r["status"] for r in requests(project)) == ["pending", "void"]
     assert not table_exists(project)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("on_timeout", "code"), [("halt", 4), ("escalate", 5)])
+def test_an_approval_not_given_in_time(
+    project: Project, users: tuple[str, ...], on_timeout: str, code: int
+) -> None:
+    from tests.terminal import Terminal
+
+    setup(project, f"approval: {{timeout: 2s, on_timeout: {on_timeout}}}\n")
+    term = Terminal(["run", "playbooks/e.yaml"], project.root, {"RUNBOOK_OPERATOR": "alice"})
+    term.expect(r"Type 'db' to go on")
+    term.type("db")
+    term.expect(r"needs an approval")
+    assert term.wait() == code, term.text
+    assert not table_exists(project)
+    if on_timeout == "escalate":  # the policy was paged that an approval is awaited
+        sent = (project.root / "notifications.jsonl").read_text()
+        assert "awaits approval" in sent
