@@ -44,6 +44,7 @@ ESCALATE_EVERY = 30.0  # seconds between escalation ticks
 RECONCILE_EVERY = 60.0  # seconds between looks for runs whose process died
 RELOAD_EVERY = 10.0  # seconds between looks for edited playbooks
 BEGIN_WITHIN = 120.0  # seconds a started fire's process has to record its run
+ORPHANS_EVERY = 5.0  # seconds between looks for fires whose scheduler is gone
 ENDED = (RunStatus.OK, RunStatus.GATE_FAILED)  # the routine ran: it did not fail to run
 
 Launch = Callable[[RunSpec, float], Launched]
@@ -145,6 +146,8 @@ class Scheduler:
             if self._next_due[entry.pair] <= now:
                 lines += self._decide(entry, now)
         lines += self._check_durations(now)
+        if self._every("orphans", ORPHANS_EVERY):
+            lines += self.settle_orphans(now)
         if self._every("escalate", ESCALATE_EVERY):
             lines += notifier.tick(self.pager.store())
         if self._every("beat", BEAT_EVERY):
@@ -365,6 +368,49 @@ class Scheduler:
         if run_status is not None:
             values["run_status"] = run_status
         self.journal.append([ledger.update_event(fire_id, iso(now), **values)])
+
+    def settle_orphans(self, now: dt.datetime) -> list[str]:
+        """Fires another scheduler started and can no longer take up (it was
+        killed): the run's end goes to the ledger; a fire whose run never began
+        is recorded as such, and paged. Conditional: two schedulers settle one once."""
+        lines = []
+        ours = {child.fire_id for child in self.children}
+        by_pair = {entry.pair: entry for entry in self.entries}
+        for fire in self.journal.fires(status=FireStatus.STARTED.value, limit=200):
+            if fire.run_status or fire.ended_at or fire.id in ours or not fire.run_id:
+                continue
+            run = self.journal.run(fire.run_id)
+            if run is not None and run.status is RunStatus.RUNNING:
+                continue  # its process goes on (on this host or another)
+            age = (now - parse_iso(fire.claimed_at)).total_seconds()
+            if run is None and age < BEGIN_WITHIN:
+                continue  # its process may still be starting
+            expect = {"status": FireStatus.STARTED.value, "run_status": None}
+            if run is not None:
+                change = ledger.update_event(
+                    fire.id, iso(now), expect, ended_at=iso(now), run_status=run.status.value
+                )
+            else:
+                why = f"lost: {fire.scheduler} claimed it and stopped before its run began"
+                change = ledger.update_event(
+                    fire.id, iso(now), expect, status=FireStatus.ERROR.value, reason=why,
+                    ended_at=iso(now),
+                )  # fmt: skip
+            try:
+                self.journal.append([change])
+            except Conflict:
+                continue  # settled by another scheduler meanwhile
+            entry = by_pair.get((fire.playbook_path, fire.schedule, fire.target))
+            if run is None and entry is not None:
+                message = f"{fire.playbook} did not run on {fire.target}: {why}"
+                lines.append(
+                    self.pager.page(entry, pager.missed_key(entry), message, "did not run")
+                )
+            else:
+                lines.append(
+                    f"fire {fire.id}: its run {fire.run_id} ended {run.status.value if run else '?'}"
+                )
+        return lines
 
     def _check_durations(self, now: dt.datetime) -> list[str]:
         lines = []

@@ -124,6 +124,15 @@ def test_two_schedulers_run_each_slot_once_and_one_killed_leaves_the_other_firin
         )
     )
     assert second.process.poll() is None
+    # The killed scheduler's runs went on without it; the survivor takes up their ends.
+    orphaned = f":{first.process.pid}:"
+
+    def taken_up() -> bool:
+        mine = [f for f in ledger(project) if orphaned in (f["scheduler"] or "")]
+        started = [f for f in mine if f["status"] == "started"]
+        return bool(started) and all(f["run_status"] for f in started)
+
+    wait_for(taken_up, timeout=60)
     assert second.stop() == 0
     assert "scheduler stopped" in second.text()
 
