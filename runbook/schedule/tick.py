@@ -19,11 +19,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from runbook.alerts import notifier
 from runbook.clock import Clock, iso, parse_iso
@@ -32,40 +31,25 @@ from runbook.journal import reconcile
 from runbook.journal.events import Conflict
 from runbook.journal.records import FireRecord, FireStatus, HeartbeatRecord
 from runbook.journal.store import JournalStore, config_for, open_store
-from runbook.outcome import RunStatus
 from runbook.schedule import decide, ledger, pager
 from runbook.schedule.entries import Entry, fingerprint, scheduled
 from runbook.schedule.launch import Launched, last_line
 from runbook.schedule.slots import Slot, start_delay
+from runbook.schedule.watch import BEGIN_WITHIN, ENDED, Child, Watching
 from runbook.service import RunSpec, new_run_id
 
 BEAT_EVERY = 5.0  # seconds between heartbeats (`scheduler status` wants one a minute)
 ESCALATE_EVERY = 30.0  # seconds between escalation ticks
 RECONCILE_EVERY = 60.0  # seconds between looks for runs whose process died
 RELOAD_EVERY = 10.0  # seconds between looks for edited playbooks
-BEGIN_WITHIN = 120.0  # seconds a started fire's process has to record its run
 ORPHANS_EVERY = 5.0  # seconds between looks for fires whose scheduler is gone
-ENDED = (RunStatus.OK, RunStatus.GATE_FAILED)  # the routine ran: it did not fail to run
 
 Launch = Callable[[RunSpec, float], Launched]
 Log = Callable[[str], None]
 
 
 @dataclass
-class Child:
-    """A run this scheduler started, while its process goes."""
-
-    entry: Entry
-    fire_id: str
-    run_id: str
-    process: subprocess.Popen[bytes]
-    started: float  # the clock's monotonic reading: a pinned clock (`tick --now`) still times it
-    stderr: IO[bytes] | None = None
-    over_time: bool = False  # paged already for running past max_duration
-
-
-@dataclass
-class Scheduler:
+class Scheduler(Watching):
     inventory_path: Path | None
     clock: Clock
     launch: Launch
@@ -368,66 +352,6 @@ class Scheduler:
         if run_status is not None:
             values["run_status"] = run_status
         self.journal.append([ledger.update_event(fire_id, iso(now), **values)])
-
-    def settle_orphans(self, now: dt.datetime) -> list[str]:
-        """Fires another scheduler started and can no longer take up (it was
-        killed): the run's end goes to the ledger; a fire whose run never began
-        is recorded as such, and paged. Conditional: two schedulers settle one once."""
-        lines = []
-        ours = {child.fire_id for child in self.children}
-        by_pair = {entry.pair: entry for entry in self.entries}
-        for fire in self.journal.fires(status=FireStatus.STARTED.value, limit=200):
-            if fire.run_status or fire.ended_at or fire.id in ours or not fire.run_id:
-                continue
-            run = self.journal.run(fire.run_id)
-            if run is not None and run.status is RunStatus.RUNNING:
-                continue  # its process goes on (on this host or another)
-            age = (now - parse_iso(fire.claimed_at)).total_seconds()
-            if run is None and age < BEGIN_WITHIN:
-                continue  # its process may still be starting
-            expect = {"status": FireStatus.STARTED.value, "run_status": None}
-            if run is not None:
-                change = ledger.update_event(
-                    fire.id, iso(now), expect, ended_at=iso(now), run_status=run.status.value
-                )
-            else:
-                why = f"lost: {fire.scheduler} claimed it and stopped before its run began"
-                change = ledger.update_event(
-                    fire.id, iso(now), expect, status=FireStatus.ERROR.value, reason=why,
-                    ended_at=iso(now),
-                )  # fmt: skip
-            try:
-                self.journal.append([change])
-            except Conflict:
-                continue  # settled by another scheduler meanwhile
-            entry = by_pair.get((fire.playbook_path, fire.schedule, fire.target))
-            if run is None and entry is not None:
-                message = f"{fire.playbook} did not run on {fire.target}: {why}"
-                lines.append(
-                    self.pager.page(entry, pager.missed_key(entry), message, "did not run")
-                )
-            else:
-                lines.append(
-                    f"fire {fire.id}: its run {fire.run_id} ended {run.status.value if run else '?'}"
-                )
-        return lines
-
-    def _check_durations(self, now: dt.datetime) -> list[str]:
-        lines = []
-        for child in self.children:
-            limit = child.entry.spec.schedule.max_duration
-            if limit is None or child.over_time:
-                continue
-            if self.clock.monotonic() - child.started > limit:
-                child.over_time = True
-                where = f"{child.entry.playbook.name} on {child.entry.target}"
-                message = f"run {child.run_id} of {where} is still going after its max_duration"
-                lines.append(
-                    self.pager.page(
-                        child.entry, pager.overtime_key(child.entry), message, "over time"
-                    )
-                )
-        return lines
 
     def stop(self, grace: float, wait: Callable[[float], None]) -> list[str]:
         """Interrupt every run going, as Ctrl-C does, and wait up to `grace` for them
