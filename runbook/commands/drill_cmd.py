@@ -28,7 +28,13 @@ def participants(given: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 
 
 def _journal(inventory: Path | None) -> JournalStore:
-    return open_journal(load_inventory(inventory, Path.cwd()))
+    """The journal, its dead drills (killed: their copies dropped) marked first."""
+    from runbook.drill.reconcile import dead_drills
+
+    found = load_inventory(inventory, Path.cwd())
+    journal = open_journal(found)
+    dead_drills(journal, found, Clock.from_environment())
+    return journal
 
 
 def find(journal: JournalStore, drill_id: str) -> DrillRecord:

@@ -35,8 +35,10 @@ from runbook.drill import copy as copies
 from runbook.drill import notify
 from runbook.drill.objectives import answers, measure, step_results
 from runbook.drill.plan import DrillPlan, load
+from runbook.drill.reconcile import dead_drills
 from runbook.engine import Reporter
 from runbook.errors import ExitCode, UsageError
+from runbook.journal.recorder import process_started
 from runbook.journal.records import DrillRecord, RunRecord
 from runbook.journal.store import JournalStore
 from runbook.model import Target
@@ -86,6 +88,7 @@ def run(
     clock = Clock.from_environment()
     journal = service.open_journal(plan.inventory)
     try:
+        dead_drills(journal, plan.inventory, clock)
         return _run(drill, plan, target, journal, clock, root, make_reporter, prompter, ready)
     finally:
         journal.close()
@@ -288,6 +291,8 @@ def _started(drill: Drill, plan: DrillPlan, target: Target, clock: Clock) -> Dri
         operator=service.operator(),
         os_user=os_user(),
         host=socket.gethostname(),
+        pid=os.getpid(),
+        pid_started=process_started(os.getpid()),
         participants=[{"name": n, "role": r} for n, r in drill.participants],
         started_at=iso(clock.now()),
         inject_at=None,

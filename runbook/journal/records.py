@@ -454,6 +454,8 @@ class DrillRecord:
     operator: str
     os_user: str  # who ran it, as the operating system knows them (sign-off is refused to them)
     host: str
+    pid: int | None  # the drill's process: a drill whose process is gone is reconciled
+    pid_started: float | None
     participants: list[dict[str, Any]] | None  # [{name, role}]
     started_at: str
     inject_at: str | None  # when the injects ended: the clock of the objectives starts

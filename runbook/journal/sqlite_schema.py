@@ -190,6 +190,8 @@ MIGRATIONS: dict[int, str] = {
         operator TEXT NOT NULL,
         os_user TEXT NOT NULL,
         host TEXT NOT NULL,
+        pid INTEGER,
+        pid_started REAL,
         participants TEXT,
         started_at TEXT NOT NULL,
         inject_at TEXT,

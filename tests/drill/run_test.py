@@ -433,3 +433,52 @@ def test_the_scorecard_in_three_formats_with_its_timeline(project: Project) -> N
     assert "| alice | commander |" in md
     text = project.run("drill", "show", record["id"]).output
     assert "PASS" in text and "time to recover" in text
+
+
+@pytest.mark.timeout(120)
+def test_a_drill_killed_mid_way_is_marked_interrupted_and_its_copy_dropped(
+    project: Project,
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    setup(project)
+    slow = (
+        (project.root / "playbooks" / "fix-orders.yaml")
+        .read_text()
+        .replace(
+            "    sql: DELETE FROM orders WHERE qty < 0",
+            "    sql: DELETE FROM orders WHERE qty < 0 AND pg_sleep(60) IS NOT NULL",
+        )
+    )
+    project.playbook(slow, "fix-orders.yaml")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runbook", "drill", "run", "playbooks/orders-drill.yaml", "--yes"],
+        cwd=project.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        drills = journal_drills(project)
+        if drills and drills[0]["status"] == "running":
+            runs = project.runs()
+            if any(s["status"] == "running" for r in runs for s in r["steps"]):
+                break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the drill's procedure never got going")
+    process.send_signal(signal.SIGKILL)
+    process.wait(30)
+    [before] = journal_drills(project)
+    assert before["status"] == "running" and before["copy_db"] in databases(project)
+    listed = json.loads(project.run("drill", "list", "--format", "json").output)
+    assert listed[0]["status"] == "interrupted"
+    [after] = journal_drills(project)
+    assert "process" in after["reason"] and "was dropped" in after["reason"], after["reason"]
+    assert after["copy_db"] not in databases(project)
+    assert all(r["status"] != "running" for r in project.runs())  # its runs reconciled too
