@@ -11,6 +11,8 @@ import os
 import pwd
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -66,9 +68,17 @@ def setup(project: Project, approval: str = "", signers: str = "") -> None:
 
 def shared(project: Project) -> None:
     """Let the other users read and write the project's journal (a team would
-    share a PostgreSQL journal instead)."""
-    project.root.parent.chmod(0o755)
+    share a PostgreSQL journal instead), and reach it: every folder above it
+    that this test run made (pytest makes some of them 700)."""
+    for folder in project.root.parents:
+        if folder == Path(tempfile.gettempdir()) or not folder.is_relative_to(
+            tempfile.gettempdir()
+        ):
+            break
+        folder.chmod(folder.stat().st_mode | 0o755)
     for path in [project.root, *project.root.rglob("*")]:
+        if path.is_file() and path.parent.name == "keys":
+            continue  # an SSH key readable by others is refused by ssh-keygen
         path.chmod(0o777 if path.is_dir() else 0o666)
 
 
@@ -197,10 +207,11 @@ def test_break_glass_where_the_policy_does_not_allow_it(project: Project) -> Non
 
 
 def test_ssh_signatures_are_verified_against_allowed_signers(
-    project: Project, users: tuple[str, ...], tmp_path_factory: pytest.TempPathFactory
+    project: Project, users: tuple[str, ...]
 ) -> None:
-    keys = tmp_path_factory.mktemp("keys")
-    keys.chmod(0o777)
+    keys = project.root / "keys"
+    keys.mkdir()
+    shared(project)  # the folders above it too: the approver makes the keys there
     for name in ("good", "stranger"):
         made = subprocess.run(
             ["runuser", "-u", users[0], "--", "ssh-keygen", "-q", "-t", "ed25519", "-N", "",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from runbook.errors import JournalError
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -190,8 +190,6 @@ MIGRATIONS: dict[int, str] = {
         operator TEXT NOT NULL,
         os_user TEXT NOT NULL,
         host TEXT NOT NULL,
-        pid INTEGER,
-        pid_started REAL,
         participants TEXT,
         started_at TEXT NOT NULL,
         inject_at TEXT,
@@ -223,7 +221,6 @@ MIGRATIONS: dict[int, str] = {
         run_id TEXT NOT NULL,
         playbook TEXT NOT NULL,
         target TEXT,
-        step TEXT,
         digest TEXT NOT NULL,
         quorum INTEGER NOT NULL,
         approvers TEXT,
@@ -248,6 +245,12 @@ MIGRATIONS: dict[int, str] = {
         signature TEXT
     );
     CREATE INDEX IF NOT EXISTS approval_votes_of ON approval_votes (approval_id)
+    """,
+    # A drill's process (a killed drill is reconciled), a step-level approval's step.
+    9: """
+    ALTER TABLE drills ADD COLUMN pid INTEGER;
+    ALTER TABLE drills ADD COLUMN pid_started REAL;
+    ALTER TABLE approvals ADD COLUMN step TEXT
     """,
 }
 

@@ -13,8 +13,6 @@ CREATE TABLE drills (
     operator text NOT NULL,
     os_user text NOT NULL,
     host text NOT NULL,
-    pid integer,
-    pid_started double precision,
     participants text,
     started_at text NOT NULL,
     inject_at text,

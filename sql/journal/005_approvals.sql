@@ -8,7 +8,6 @@ CREATE TABLE approvals (
     run_id text NOT NULL,
     playbook text NOT NULL,
     target text,
-    step text,
     digest text NOT NULL,
     quorum integer NOT NULL,
     approvers text,

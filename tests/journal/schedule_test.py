@@ -262,7 +262,8 @@ def _v5_journal(path: Path) -> None:
     journal.append([(AT, "r1", "run.start", {"table": "runs", "op": "insert", "row": run})])
     journal.close()
     db = sqlite3.connect(path, isolation_level=None)
-    for table in ("fires", "pauses", "heartbeats"):
+    for table in ("fires", "pauses", "heartbeats", "drills", "drill_notes", "approvals",
+                  "approval_votes"):  # fmt: skip
         db.execute(f"DROP TABLE {table}")
     db.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
     db.close()
