@@ -9,14 +9,20 @@ the scheduler's heartbeat says it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable
 from types import FrameType
 
+import psycopg
+
+from runbook.errors import RunbookError
 from runbook.schedule.tick import Scheduler
 
 STOP_GRACE = 30.0  # seconds the runs get to journal their interruption
+RETRY = 5.0  # seconds between attempts while the journal cannot be used
 
 
 def serve(scheduler: Scheduler, log: Callable[[str], None], stop: threading.Event) -> None:
@@ -24,13 +30,27 @@ def serve(scheduler: Scheduler, log: Callable[[str], None], stop: threading.Even
     clock = scheduler.clock
     scheduler.beat(clock.now())
     while not stop.is_set():
-        for line in scheduler.tick():
-            log(line)
+        try:
+            for line in scheduler.tick():
+                log(line)
+        except (RunbookError, psycopg.Error, sqlite3.Error, OSError) as exc:
+            # The journal's server restarting, a full disk: a daemon outlives
+            # them. It says so, waits, and connects again; the slots missed
+            # meanwhile are decided (and paged) when it can write again.
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log(f"tick failed ({first}); trying again in {RETRY:g}s")
+            stop.wait(RETRY)
+            with contextlib.suppress(RunbookError, psycopg.Error, sqlite3.Error, OSError):
+                scheduler.reopen()
+            continue
         now = clock.now()
         pause = (scheduler.wake_at(now) - now).total_seconds()
         stop.wait(max(0.0, pause))
-    for line in scheduler.stop(STOP_GRACE, clock.sleep):
-        log(line)
+    try:
+        for line in scheduler.stop(STOP_GRACE, clock.sleep):
+            log(line)
+    except (RunbookError, psycopg.Error, sqlite3.Error, OSError) as exc:
+        log(f"the runs were interrupted, but the journal could not record the stop: {exc}")
 
 
 def stop_on_signals(stop: threading.Event, log: Callable[[str], None]) -> None:

