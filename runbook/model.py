@@ -413,6 +413,8 @@ class Defaults:
     lock_timeout: float = 5.0
     connect_timeout: float = 5.0
     escalation: str | None = None
+    forks: int = 1  # targets of a group run at once
+    per_server: int | None = None  # at most this many at once on one server
 
 
 @dataclass(frozen=True)

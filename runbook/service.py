@@ -25,6 +25,7 @@ from runbook.clock import Clock
 from runbook.context import Notifier, Prompter, TargetFacts
 from runbook.engine import Engine, Options, Reporter, Resume, RunContext
 from runbook.errors import ExitCode, InvalidFiles, SandboxError, UsageError
+from runbook.fleet.fanout import Fanout, Sessions
 from runbook.journal.recorder import Recorder
 from runbook.journal.records import ApprovalRecord
 from runbook.journal.store import JournalStore, config_for, open_store
@@ -72,6 +73,7 @@ class RunSpec:
     # Every target is replaced by the drill's copy, whose mark each connection checks.
     drill: dict[str, Any] | None = None
     break_glass: str | None = None  # --break-glass --reason: proceed without the approval
+    forks: int | None = None  # targets at once (None: the inventory's defaults.forks)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: paths as text, sets as sorted lists."""
@@ -294,6 +296,14 @@ def drill_dsn(
     return dsn, env
 
 
+def server_of(dsn: str) -> str:
+    """Which server a DSN reaches (host and port): a fleet's per-server cap counts by it."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(dsn)
+    return f"{params.get('hostaddr') or params.get('host') or 'local'}:{params.get('port') or 5432}"
+
+
 def embedded_bin() -> Path | None:
     """The embedded server's client programs, the last resort of runbook.pg.pgtools."""
     try:
@@ -316,6 +326,7 @@ def run(
     ask: consent.Ask | None = None,
     step_by_step: Callable[[PlannedStep], bool] | None = None,
     approval_wait: Callable[[ApprovalRecord], None] | None = None,
+    on_outcome: Callable[[RunOutcome], None] | None = None,
 ) -> list[RunOutcome]:
     """Run `spec` on each of its targets in turn; a resume or rollback passes what
     the earlier run completed. `on_loaded` is called once everything is loaded
@@ -356,28 +367,30 @@ def run(
         needs = None if spec.drill is not None else permission.approval_needed(spec, prepared)
         if on_loaded is not None:
             on_loaded()
-        for target in prepared.targets:
+        approving = permission.Approving(*needs, approval_wait) if needs is not None else None
+
+        def one(target: Target, sessions: Sessions | None = None) -> RunOutcome:
             dsn, env, target_secrets = resolved[target.name]
-            outcome = run_target(
-                spec,
-                prepared,
-                target,
-                dsn,
-                env,
-                base_by_target[target.name],
-                target_secrets,
-                journal,
-                make_reporter(),
-                prompter,
-                notifier_for,
-                resume,
-                given,
-                step_by_step,
-                permission.Approving(*needs, approval_wait) if needs is not None else None,
+            return run_target(
+                spec, prepared, target, dsn, env, base_by_target[target.name], target_secrets,
+                journal, make_reporter(), prompter, notifier_for, resume, given, step_by_step,
+                approving, sessions.add if sessions is not None else None,
+            )  # fmt: skip
+
+        forks = spec.forks or inventory.defaults.forks
+        if forks > 1 and len(prepared.targets) > 1:
+            fan: Fanout[Target, RunOutcome] = Fanout(
+                forks, inventory.defaults.per_server, lambda t: server_of(resolved[t.name][0])
             )
-            outcomes.append(outcome)
-            if outcome.status is RunStatus.INTERRUPTED:
-                break
+            outcomes = fan.run(prepared.targets, one, on_outcome)
+        else:
+            for target in prepared.targets:
+                outcome = one(target)
+                outcomes.append(outcome)
+                if on_outcome is not None:
+                    on_outcome(outcome)
+                if outcome.status is RunStatus.INTERRUPTED:
+                    break
     return outcomes
 
 
@@ -397,6 +410,7 @@ def run_target(
     given: dict[str, Any] | None = None,
     step_by_step: Callable[[PlannedStep], bool] | None = None,
     approving: permission.Approving | None = None,
+    on_session: Callable[[Session], None] | None = None,
 ) -> RunOutcome:
     inventory, playbook = prepared.inventory, prepared.playbook
     redactor = Redactor(secrets)
@@ -416,6 +430,8 @@ def run_target(
         drill_mark=spec.drill["mark"] if spec.drill is not None else None,
     )
     session = Session(connect)
+    if on_session is not None:
+        on_session(session)  # a fleet's Ctrl-C interrupts it from another thread
     facts = {"name": target.name, "description": target.description, "tags": sorted(target.tags)}
     builtins = {
         "target": TargetFacts(facts, lambda: session.server_version),

@@ -82,6 +82,12 @@ def _ask() -> Any:
 @click.option(
     "--yes", "-y", is_flag=True, help="Answer yes to confirm steps (needed without a terminal)."
 )
+@click.option(
+    "--forks",
+    type=click.IntRange(1, 1000),
+    help="Run this many targets of a group at once (default: the inventory's defaults.forks, "
+    "else 1); each target's line is printed as it finishes.",
+)
 @CONFIRM_TARGET
 @BREAK_GLASS
 @click.option(
@@ -146,6 +152,7 @@ def run(
     yes: bool,
     confirm_targets: tuple[str, ...],
     break_glass: str | None,
+    forks: int | None,
     fmt: str,
     junit: Path | None,
     exit_codes: str,
@@ -185,6 +192,7 @@ def run(
             notify=not no_notify,
             start_at=start_at_step,
             break_glass=break_glass,
+            forks=forks,
         )
         if list_steps:
             from runbook import report
@@ -195,14 +203,19 @@ def run(
             return 0
         if step_by_step and not prompts.attended():
             raise click.UsageError("--step asks before each step: it needs a terminal")
+        if forks is not None and forks > 1 and step_by_step:
+            raise click.UsageError("--step asks before each step of one run: not with --forks")
         # A plugin's first line is its verdict: the steps are held until it is known.
         held = io.StringIO() if plugin else None
+        fanned = forks is not None and forks > 1 and held is None and fmt != "json"
         # Loading makes only long-lived objects: the collector waits until the steps begin.
         with collector.Quiet() as collecting:
             outcomes = service.run(
                 request,
                 _held_reporter(held, quiet, verbose, expanded)
                 if held
+                else _fanned_reporter()
+                if fanned
                 else reporter_factory(fmt, quiet, verbose, expanded),
                 prompts.step_prompter(),
                 _notifier(),
@@ -210,6 +223,7 @@ def run(
                 ask=_ask(),
                 step_by_step=prompts.step_asker() if step_by_step else None,
                 approval_wait=_approval_wait(),
+                on_outcome=_target_line if fanned else None,
             )
         if held is None:
             return _finish_runs(outcomes, request.exit_codes, fmt, junit)
@@ -225,6 +239,21 @@ def run(
         return code
 
     run_command(_run, nagios=exit_codes == "nagios", plugin=plugin)
+
+
+def _fanned_reporter() -> Any:
+    """Targets running at once: no step lines (they would interleave); a line
+    per target as it ends (_target_line), and the summary."""
+    from runbook import report
+
+    return report.SilentReporter
+
+
+def _target_line(outcome: Any) -> None:
+    click.echo(
+        f"{outcome.target:<20} {outcome.status.value:<12} exit {outcome.exit_code}  "
+        f"{outcome.duration_ms / 1000:.1f}s  {outcome.run_id}  {outcome.reason or ''}".rstrip()
+    )
 
 
 def _approval_wait() -> Any:

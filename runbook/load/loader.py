@@ -373,6 +373,8 @@ def build_inventory(path: Path, doc: Document) -> Inventory:
             lock_timeout=seconds(d.get("lock_timeout")) or defaults.lock_timeout,
             connect_timeout=seconds(d.get("connect_timeout")) or defaults.connect_timeout,
             escalation=d.get("escalation"),
+            forks=d.get("forks", 1),
+            per_server=d.get("per_server"),
         ),
         scale=_scale(data.get("severities")),
         channels={

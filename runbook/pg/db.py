@@ -126,6 +126,10 @@ class Session:
         self.backend_pid: int | None = None
         self._markers: bool | None = None  # may this session write marker rows?
         self.refused: str | None = None  # why the last attempt to connect failed
+        # Set by interrupt() from another thread (a fleet's Ctrl-C): the
+        # statement going is cancelled and becomes a KeyboardInterrupt here,
+        # as Ctrl-C is in a run of its own.
+        self.interrupted = False
 
     # -- connection --------------------------------------------------------
 
@@ -188,6 +192,15 @@ class Session:
                 f"target {self.spec.target!r}: database {name} is not this drill's copy "
                 "(it does not carry the drill's mark): a drill writes only to its own copy"
             )
+
+    def interrupt(self) -> None:
+        """Ctrl-C for this session from another thread: the statement going is
+        cancelled, and it and any later one raise KeyboardInterrupt."""
+        self.interrupted = True
+        conn = self.conn
+        if conn is not None and not conn.closed:
+            with contextlib.suppress(psycopg.Error):
+                conn.cancel_safe(timeout=5.0)
 
     def _column_name(self, res: Any, index: int) -> str:
         name = res.fname(index)
@@ -301,6 +314,8 @@ class Session:
     ) -> QueryResult:
         """Run statements; the last result set with columns gives the rows.
         `sink` (one statement): every row is also handed to it as it arrives."""
+        if self.interrupted:
+            raise KeyboardInterrupt
         conn = self.conn if self.conn is not None else self.connect()
         statement_timeout = self.spec.statement_timeout if timeout is None else timeout
         wanted = _ms(statement_timeout)
@@ -359,6 +374,8 @@ class Session:
                 conn.execute("COMMIT")
         except pgerrors.QueryCanceled as exc:
             self._after_error(wrap)
+            if self.interrupted:
+                raise KeyboardInterrupt from exc
             if self._watchdog.fired:
                 raise StepTimeout(
                     f"cancelled by runbook after {statement_timeout:g}s: no answer from the server"

@@ -1,0 +1,126 @@
+"""`runbook run -t GROUP --forks N`: targets at once, at most `per_server` on
+one server, each line as it ends; Ctrl-C interrupts every target's statement
+and journals each. Concurrency is read from the journal's start and end times,
+never from a clock's threshold."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.conftest import PgServer, Project
+
+SLOW = """name: slow
+kind: check
+steps:
+  - name: wait
+    query: SELECT pg_sleep({seconds}) IS NULL AS slept
+"""
+
+
+@pytest.fixture
+def fleet(project: Project, pg_server: PgServer) -> Iterator[Project]:
+    """Four targets, four databases on one server, grouped."""
+    names = [pg_server.create_database() for _ in range(3)]
+    dsns = [project.dsn, *(pg_server.dsn_for(n) for n in names)]
+    targets = "".join(f"  t{i}:\n    dsn: {dsn!r}\n" for i, dsn in enumerate(dsns))
+    project.write(
+        "inventory.yaml",
+        f"targets:\n{targets}groups:\n  all: [t0, t1, t2, t3]\ndefault_target: t0\n",
+    )
+    try:
+        yield project
+    finally:
+        for name in names:
+            pg_server.drop_database(name)
+
+
+def overlap(runs: list[dict[str, Any]]) -> int:
+    """The most runs that were going at one moment (from their recorded times)."""
+    points = sorted(
+        [(r["started_at"], 1) for r in runs] + [(r["ended_at"], -1) for r in runs],
+        key=lambda p: (p[0], p[1]),
+    )
+    going = most = 0
+    for _, change in points:
+        going += change
+        most = max(most, going)
+    return most
+
+
+def test_forks_run_the_targets_at_once_each_line_as_it_ends(fleet: Project) -> None:
+    fleet.playbook(SLOW.format(seconds=1), "slow.yaml")
+    result = fleet.run("run", "playbooks/slow.yaml", "-t", "all", "--forks", "4")
+    assert result.exit_code == 0, result.output
+    runs = fleet.runs()
+    assert sorted(r["target"] for r in runs) == ["t0", "t1", "t2", "t3"]
+    assert overlap(runs) == 4
+    lines = [line for line in result.output.splitlines() if line.startswith("t")]
+    assert len([line for line in lines if " ok " in line]) >= 4
+
+
+def test_per_server_caps_the_targets_on_one_server(fleet: Project) -> None:
+    text = (fleet.root / "inventory.yaml").read_text()
+    fleet.write("inventory.yaml", text + "defaults: {per_server: 2}\n")
+    fleet.playbook(SLOW.format(seconds=0.5), "slow.yaml")
+    result = fleet.run("run", "playbooks/slow.yaml", "-t", "all", "--forks", "4")
+    assert result.exit_code == 0, result.output
+    assert overlap(fleet.runs()) == 2
+
+
+def test_without_forks_the_targets_run_one_after_another(fleet: Project) -> None:
+    fleet.playbook(SLOW.format(seconds=0.2), "slow.yaml")
+    assert fleet.run("run", "playbooks/slow.yaml", "-t", "all").exit_code == 0
+    assert overlap(fleet.runs()) == 1
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_interrupts_every_target_and_journals_each(fleet: Project) -> None:
+    fleet.playbook(SLOW.format(seconds=60), "slow.yaml")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runbook",
+            "run",
+            "playbooks/slow.yaml",
+            "-t",
+            "all",
+            "--forks",
+            "4",
+        ],
+        cwd=fleet.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with psycopg.connect(fleet.dsn) as conn:
+            sleeping = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'"
+            ).fetchone()
+        if sleeping and sleeping[0] == 4:
+            break
+        time.sleep(0.2)
+    else:
+        process.kill()
+        raise AssertionError("the four statements never ran at once")
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, output.decode()
+    runs = fleet.runs()
+    assert len(runs) == 4 and all(r["status"] == "interrupted" for r in runs), runs
+    with psycopg.connect(fleet.dsn) as conn:  # every statement was cancelled on its server
+        left = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'"
+        ).fetchone()
+    assert left == (0,)
