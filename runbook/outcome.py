@@ -48,6 +48,7 @@ class RunStatus(enum.Enum):
     ROLLBACK_FAILED = "rollback_failed"
     DECLINED = "declined"  # a person answered no: the run stopped there
     AWAITING_APPROVAL = "awaiting_approval"  # parked until approved (runbook.approval)
+    UNREACHABLE = "unreachable"  # the target refused the connection: nothing ran there
 
 
 EXIT_CODES = {
@@ -58,6 +59,7 @@ EXIT_CODES = {
     RunStatus.ROLLBACK_FAILED: ExitCode.STEP_ERROR,
     RunStatus.DECLINED: ExitCode.REFUSED,
     RunStatus.AWAITING_APPROVAL: ExitCode.WAITING,
+    RunStatus.UNREACHABLE: ExitCode.STEP_ERROR,
 }
 
 

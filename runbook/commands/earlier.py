@@ -35,6 +35,7 @@ UNFINISHED = {
     RunStatus.ROLLBACK_FAILED,
     RunStatus.DECLINED,
     RunStatus.AWAITING_APPROVAL,
+    RunStatus.UNREACHABLE,
 }
 # Asked of the operator for each step whose outcome is unknown: halt, rerun or skip.
 Decide = Callable[[StepRecord], str | None]

@@ -102,6 +102,8 @@ class Engine:
             clock=self.clock,
             started_at=started_at,
             started=started,
+            # Never connected, refused: the target is unreachable, not a failed run.
+            unreachable=self.session.refused is not None and self.session.backend_pid is None,
         )
         if o.notifier is not None:
             with contextlib.suppress(Exception):  # notifying never breaks a run

@@ -23,6 +23,7 @@ def finish(
     clock: Clock,
     started_at: str,
     started: float,
+    unreachable: bool = False,
 ) -> RunOutcome:
     """The run's outcome: its status and reason, worst severity, Nagios status."""
     main = [o for o in state.ordered if o.undoes is None]
@@ -30,6 +31,8 @@ def finish(
     undone = any(o.undoes is not None for o in state.ordered) or options.undo_only
     if state.halt and state.halt.interrupted:
         status, reason = RunStatus.INTERRUPTED, "interrupted by the operator"
+    elif unreachable:
+        status, reason = RunStatus.UNREACHABLE, "the target could not be reached"
     elif Status.UNKNOWN in statuses:
         status, reason = RunStatus.FAILED, "a step's outcome is unknown"
     elif Status.DECLINED in statuses:
@@ -83,6 +86,7 @@ def _nagios(scale: Scale, status: RunStatus, severity: str | None, ran: bool) ->
         RunStatus.ROLLBACK_FAILED,
         RunStatus.DECLINED,
         RunStatus.AWAITING_APPROVAL,
+        RunStatus.UNREACHABLE,
     ):
         return 3
     level = scale.get(severity) if severity else None

@@ -124,3 +124,22 @@ def test_ctrl_c_interrupts_every_target_and_journals_each(fleet: Project) -> Non
             "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'"
         ).fetchone()
     assert left == (0,)
+
+
+def test_an_unreachable_target_is_its_own_status_and_the_others_complete(
+    fleet: Project,
+) -> None:
+    text = (fleet.root / "inventory.yaml").read_text()
+    fleet.write(
+        "inventory.yaml",
+        text.replace("groups:", "  gone:\n    dsn: 'host=/nonexistent dbname=x connect_timeout=1'\ngroups:")
+        .replace("all: [t0, t1, t2, t3]", "all: [t0, gone, t1]"),
+    )  # fmt: skip
+    fleet.playbook(SLOW.format(seconds=0.1), "slow.yaml")
+    result = fleet.run("run", "playbooks/slow.yaml", "-t", "all", "--forks", "3")
+    assert result.exit_code == 3, result.output
+    status = {r["target"]: r["status"] for r in fleet.runs()}
+    assert status == {"t0": "ok", "t1": "ok", "gone": "unreachable"}
+    assert any(
+        line.startswith("gone") and "unreachable" in line for line in result.output.splitlines()
+    )
