@@ -74,6 +74,7 @@ class RunSpec:
     drill: dict[str, Any] | None = None
     break_glass: str | None = None  # --break-glass --reason: proceed without the approval
     forks: int | None = None  # targets at once (None: the inventory's defaults.forks)
+    fleet: str | None = None  # the fleet run grouping these targets' runs (given when fanned out)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: paths as text, sets as sorted lists."""
@@ -379,6 +380,7 @@ def run(
 
         forks = spec.forks or inventory.defaults.forks
         if forks > 1 and len(prepared.targets) > 1:
+            spec.fleet = spec.fleet or new_run_id()
             fan: Fanout[Target, RunOutcome] = Fanout(
                 forks, inventory.defaults.per_server, lambda t: server_of(resolved[t.name][0])
             )
@@ -472,6 +474,7 @@ def run_target(
             "skip_tags": sorted(spec.skip_tags),
             **({"start_at": spec.start_at} if spec.start_at else {}),
             **({"fire": spec.fire} if spec.fire else {}),
+            **({"fleet": spec.fleet} if spec.fleet else {}),
             **(
                 {"drill": {"id": spec.drill["id"], "role": spec.drill["role"]}}
                 if spec.drill

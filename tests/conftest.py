@@ -215,6 +215,7 @@ _BOTH_BACKENDS = (
     "tests/loop_resume_test.py",
     "tests/schedule/tick_test.py",
     "tests/schedule/daemon_test.py",
+    "tests/fleet/",
 )
 
 

@@ -81,13 +81,28 @@ def history(
 @INVENTORY
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 def show(run_id: str, inventory: Path | None, fmt: str) -> None:
-    """Show one run (RUN_ID or a unique prefix) with every step."""
+    """Show one run (RUN_ID or a unique prefix) with every step, or a fleet run
+    (the id `run --forks` printed) as a matrix of targets × steps."""
 
     def _show() -> int:
         from runbook.commands import history as hist
+        from runbook.errors import UsageError
         from runbook.outcome import Status
 
-        run = hist.show(inventory, run_id)
+        try:
+            run = hist.show(inventory, run_id)
+        except UsageError:
+            runs = hist.fleet(inventory, run_id)
+            if not runs:
+                raise
+            if fmt == "json":
+                data = {"fleet": run_id, "runs": [r.as_dict() for r in runs]}
+                click.echo(json.dumps(data, indent=2, default=str))
+                return 0
+            click.echo(f"fleet run {run_id}: {runs[0].playbook} on {len(runs)} target(s)")
+            for line in hist.matrix(runs):
+                click.echo(line)
+            return 0
         if fmt == "json":
             click.echo(json.dumps(run.as_dict(), indent=2, default=str))
             return 0

@@ -88,6 +88,12 @@ def _ask() -> Any:
     help="Run this many targets of a group at once (default: the inventory's defaults.forks, "
     "else 1); each target's line is printed as it finishes.",
 )
+@click.option(
+    "--rerun-failed",
+    "rerun",
+    metavar="FLEET_RUN_ID",
+    help="Only the targets that failed or were unreachable in that fleet run.",
+)
 @CONFIRM_TARGET
 @BREAK_GLASS
 @click.option(
@@ -153,6 +159,7 @@ def run(
     confirm_targets: tuple[str, ...],
     break_glass: str | None,
     forks: int | None,
+    rerun: str | None,
     fmt: str,
     junit: Path | None,
     exit_codes: str,
@@ -177,10 +184,15 @@ def run(
     def _run() -> int:
         from runbook import service
 
+        if rerun is not None:
+            chosen = _failed_of(rerun, playbook, inventory)
+            if not chosen:
+                click.echo(f"nothing to run again: every target of fleet run {rerun} passed")
+                return 0
         request = service.RunSpec(
             playbook=playbook,
             inventory=inventory,
-            targets=targets,
+            targets=chosen if rerun is not None else targets,
             extra=extra,
             tags=frozenset(t for t in tags.split(",") if t),
             skip_tags=frozenset(t for t in skip_tags.split(",") if t),
@@ -226,6 +238,8 @@ def run(
                 on_outcome=_target_line if fanned else None,
             )
         if held is None:
+            if request.fleet and fmt != "json":
+                click.echo(f"fleet run {request.fleet}: runbook show {request.fleet}")
             return _finish_runs(outcomes, request.exit_codes, fmt, junit)
         from runbook import nagios
 
@@ -239,6 +253,15 @@ def run(
         return code
 
     run_command(_run, nagios=exit_codes == "nagios", plugin=plugin)
+
+
+def _failed_of(fleet_id: str, playbook: Path, inventory: Path | None) -> tuple[str, ...]:
+    from runbook.commands import history
+    from runbook.load import loader
+
+    found, _ = loader.load_playbook(playbook)
+    name = found.name if found is not None else playbook.stem
+    return history.failed_targets(inventory, fleet_id, name)
 
 
 def _fanned_reporter() -> Any:

@@ -83,6 +83,61 @@ def fire_lines(ledger: list[FireRecord]) -> list[str]:
     return lines
 
 
+def fleet(inventory: Path | None, fleet_id: str) -> list[RunRecord]:
+    """The runs of a fleet run, each with its steps, by target."""
+    journal = journal_for(inventory)
+    try:
+        found = [journal.run(r.id) for r in journal.fleet_runs(fleet_id)]
+    finally:
+        journal.close()
+    return [r for r in found if r is not None]
+
+
+RERUN = {"failed", "gate_failed", "unreachable", "interrupted", "rollback_failed"}
+
+
+def failed_targets(inventory: Path | None, fleet_id: str, playbook: str) -> tuple[str, ...]:
+    """`--rerun-failed`: the targets of a fleet run that failed or were unreachable."""
+    runs = fleet(inventory, fleet_id)
+    if not runs:
+        raise UsageError(f"no fleet run {fleet_id!r} in the journal")
+    names = {r.playbook for r in runs}
+    if playbook not in names:
+        raise UsageError(f"fleet run {fleet_id} ran {', '.join(sorted(names))}, not {playbook}")
+    return tuple(r.target for r in runs if r.target and r.status.value in RERUN)
+
+
+def matrix(runs: list[RunRecord]) -> list[str]:
+    """Targets × steps: each cell the step's status, then severity and duration."""
+    numbers: list[str] = []
+    names: dict[str, str] = {}
+    for run in runs:
+        for step in run.steps or ():
+            if step.phase == "main" and step.number and step.number not in names:
+                numbers.append(step.number)
+                names[step.number] = step.name or ""
+    short = {"ok": "ok", "gate_failed": "GATE", "failed": "FAIL", "skipped": "-",
+             "not_run": ".", "unknown": "?", "declined": "no", "running": "…"}  # fmt: skip
+    width = max([len(r.target or "") for r in runs] + [6])
+    head = f"{'target':<{width}}  {'status':<12} " + " ".join(f"{n:>4}" for n in numbers)
+    lines = [head + "  severity  duration"]
+    for run in runs:
+        cells = {s.number: short.get(s.status.value, s.status.value[:4]) for s in run.steps or ()}
+        took = ""
+        if run.ended_at:
+            from runbook.clock import parse_iso
+
+            took = f"{(parse_iso(run.ended_at) - parse_iso(run.started_at)).total_seconds():.1f}s"
+        row = " ".join(f"{cells.get(n, ''):>4}" for n in numbers)
+        lines.append(
+            f"{run.target or '':<{width}}  {run.status.value:<12} {row}  "
+            f"{run.severity or '-':<8}  {took}"
+        )
+    lines.append("")
+    lines += [f"  step {n}: {names[n]}" for n in numbers]
+    return lines
+
+
 def show(inventory: Path | None, run_id: str) -> RunRecord:
     journal = journal_for(inventory)
     try:

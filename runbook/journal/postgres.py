@@ -38,7 +38,7 @@ from runbook.journal.events import (
     unique_run,
 )
 from runbook.journal.migrate import connect, migrate
-from runbook.journal.postgres_drill import ApprovalTables, DrillTables
+from runbook.journal.postgres_drill import ApprovalTables, DrillTables, FleetRuns
 from runbook.journal.postgres_schedule import SchedulerTables
 from runbook.journal.records import (
     UNSENT,
@@ -72,7 +72,7 @@ def stream_of(run_id: str | None, change: dict[str, Any]) -> str:
     return run_id if run_id and change.get("table") in RUN_TABLES else JOURNAL_WIDE
 
 
-class PostgresStore(SchedulerTables, DrillTables, ApprovalTables):
+class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
     """A journal in a PostgreSQL schema; one connection, shared under a lock.
     The scheduler's tables: runbook.journal.postgres_schedule."""
 

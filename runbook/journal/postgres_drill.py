@@ -10,6 +10,7 @@ from runbook.journal.records import (
     ApprovalRecord,
     DrillNoteRecord,
     DrillRecord,
+    RunRecord,
     VoteRecord,
     records_of,
 )
@@ -47,6 +48,23 @@ class DrillTables:
             "SELECT * FROM drill_notes WHERE drill_id = %s ORDER BY at, id", (drill_id,)
         )
         return records_of(DrillNoteRecord, rows)
+
+
+class FleetRuns:
+    """The runs one fleet run grouped, mixed into runbook.journal.postgres.PostgresStore."""
+
+    if TYPE_CHECKING:
+
+        def query(
+            self, text: str, params: Sequence[Any] | Mapping[str, Any] = ()
+        ) -> list[dict[str, Any]]: ...
+
+    def fleet_runs(self, fleet_id: str) -> list[RunRecord]:
+        rows = self.query(
+            "SELECT * FROM runs WHERE selection::jsonb ->> 'fleet' = %s ORDER BY target",
+            (fleet_id,),
+        )
+        return records_of(RunRecord, rows)
 
 
 class ApprovalTables:

@@ -48,7 +48,7 @@ from runbook.journal.records import (
     first_of,
     records_of,
 )
-from runbook.journal.sqlite_drill import ApprovalTables, DrillTables
+from runbook.journal.sqlite_drill import ApprovalTables, DrillTables, FleetRuns
 from runbook.journal.sqlite_schedule import SchedulerTables
 from runbook.journal.sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
 from runbook.journal.sqlite_schema import set_up
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from runbook.journal.checkpoint import Signer
 
 
-class Journal(SchedulerTables, DrillTables, ApprovalTables):
+class Journal(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
     """The SQLite backend: one file, one writer at a time (WAL: readers never wait).
     The scheduler's tables: runbook.journal.sqlite_schedule."""
 

@@ -10,6 +10,7 @@ from runbook.journal.records import (
     ApprovalRecord,
     DrillNoteRecord,
     DrillRecord,
+    RunRecord,
     VoteRecord,
     records_of,
 )
@@ -49,6 +50,21 @@ class DrillTables:
 
 def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class FleetRuns:
+    """The runs one fleet run grouped, mixed into runbook.journal.sqlite.Journal."""
+
+    if TYPE_CHECKING:
+
+        def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]: ...
+
+    def fleet_runs(self, fleet_id: str) -> list[RunRecord]:
+        rows = self.query(
+            "SELECT * FROM runs WHERE json_extract(selection, '$.fleet') = ? ORDER BY target",
+            (fleet_id,),
+        )
+        return records_of(RunRecord, rows)
 
 
 class ApprovalTables:

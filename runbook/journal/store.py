@@ -110,6 +110,10 @@ class JournalStore(Protocol):
         """Runs (without their steps), newest first."""
         ...
 
+    def fleet_runs(self, fleet_id: str) -> list[RunRecord]:
+        """The runs of one fleet run (`runbook run -t GROUP --forks N`), by target."""
+        ...
+
     def running_on(self, host: str) -> list[RunRecord]:
         """Runs this host recorded as running."""
         ...

@@ -36,6 +36,7 @@ def fleet(project: Project, pg_server: PgServer) -> Iterator[Project]:
         "inventory.yaml",
         f"targets:\n{targets}groups:\n  all: [t0, t1, t2, t3]\ndefault_target: t0\n",
     )
+    project.databases = [project.dsn.split("dbname=")[1].split()[0], *names]  # type: ignore[attr-defined]
     try:
         yield project
     finally:
@@ -82,8 +83,15 @@ def test_without_forks_the_targets_run_one_after_another(fleet: Project) -> None
     assert overlap(fleet.runs()) == 1
 
 
+SLEEPING = (
+    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%%'"
+    " AND datname = ANY(%s)"
+)
+
+
 @pytest.mark.timeout(120)
 def test_ctrl_c_interrupts_every_target_and_journals_each(fleet: Project) -> None:
+    ours = fleet.databases  # type: ignore[attr-defined]
     fleet.playbook(SLOW.format(seconds=60), "slow.yaml")
     process = subprocess.Popen(
         [
@@ -105,9 +113,7 @@ def test_ctrl_c_interrupts_every_target_and_journals_each(fleet: Project) -> Non
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with psycopg.connect(fleet.dsn) as conn:
-            sleeping = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'"
-            ).fetchone()
+            sleeping = conn.execute(SLEEPING, (ours,)).fetchone()
         if sleeping and sleeping[0] == 4:
             break
         time.sleep(0.2)
@@ -120,9 +126,7 @@ def test_ctrl_c_interrupts_every_target_and_journals_each(fleet: Project) -> Non
     runs = fleet.runs()
     assert len(runs) == 4 and all(r["status"] == "interrupted" for r in runs), runs
     with psycopg.connect(fleet.dsn) as conn:  # every statement was cancelled on its server
-        left = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'"
-        ).fetchone()
+        left = conn.execute(SLEEPING, (ours,)).fetchone()
     assert left == (0,)
 
 
@@ -143,3 +147,35 @@ def test_an_unreachable_target_is_its_own_status_and_the_others_complete(
     assert any(
         line.startswith("gone") and "unreachable" in line for line in result.output.splitlines()
     )
+
+
+def test_the_fleet_run_groups_its_runs_shows_a_matrix_and_reruns_its_failures(
+    fleet: Project,
+) -> None:
+    import json
+    import re
+
+    text = (fleet.root / "inventory.yaml").read_text()
+    fleet.write(
+        "inventory.yaml",
+        text.replace("groups:", "  gone:\n    dsn: 'host=/nonexistent dbname=x'\ngroups:")
+        .replace("all: [t0, t1, t2, t3]", "all: [t0, gone, t1, t2]"),
+    )  # fmt: skip
+    fleet.playbook(SLOW.format(seconds=0.1), "slow.yaml")
+    result = fleet.run("run", "playbooks/slow.yaml", "-t", "all", "--forks", "4")
+    assert result.exit_code == 3
+    found = re.search(r"fleet run (\w+): runbook show", result.output)
+    assert found, result.output
+    fleet_id = found.group(1)
+    shown = fleet.run("show", fleet_id)
+    assert shown.exit_code == 0, shown.output
+    rows = {line.split()[0]: line for line in shown.output.splitlines()[2:6]}
+    assert set(rows) == {"t0", "t1", "t2", "gone"}
+    assert "unreachable" in rows["gone"] and " ok " in rows["t0"]
+    data = json.loads(fleet.run("show", fleet_id, "--format", "json").output)
+    assert sorted(r["target"] for r in data["runs"]) == ["gone", "t0", "t1", "t2"]
+    again = fleet.run("run", "playbooks/slow.yaml", "--rerun-failed", fleet_id, "--forks", "4")
+    assert again.exit_code == 3
+    assert [r["target"] for r in fleet.runs()[4:]] == ["gone"]  # only the failure, again
+    wrong = fleet.run("run", "playbooks/other.yaml", "--rerun-failed", fleet_id)
+    assert wrong.exit_code == 2
