@@ -33,6 +33,13 @@ def drill() -> None:
     metavar="NAME[:ROLE]",
     help="Who takes part, and as what (repeatable): recorded on the drill.",
 )
+@click.option(
+    "-e",
+    "--extra-vars",
+    "extra",
+    multiple=True,
+    help="Variables for the procedure and the recovery (key=value, @file, JSON), as for run.",
+)
 @click.option("--keep", is_flag=True, help="Keep the copy afterwards (it is dropped by default).")
 @click.option(
     "--yes", is_flag=True, help="Answer the procedure's questions yes (a drill nobody attends)."
@@ -43,6 +50,7 @@ def run_(
     target: str | None,
     inventory: Path | None,
     participants: tuple[str, ...],
+    extra: tuple[str, ...],
     keep: bool,
     yes: bool,
     quiet: bool,
@@ -52,16 +60,18 @@ def run_(
 
     \b
     Writes the scorecard (JSON, Markdown, HTML) to .runbook/drills/ID/.
-    Exit 0: every objective met; 1: one missed or the procedure failed;
-    3: the copy could not be made; 130: interrupted."""
+    Exit 0: every objective met; 1: one missed, or the procedure or the recovery
+    ended without passing; 3: the copy could not be made, or a step (an inject
+    too) errored; 130: interrupted."""
 
     def _run() -> int:
         from runbook.commands import drill_cmd
         from runbook.drill import runner
 
         request = runner.Drill(
-            playbook, inventory, target, drill_cmd.participants(participants), keep, yes
-        )
+            playbook, inventory, target, drill_cmd.participants(participants), keep, yes,
+            extra=extra,
+        )  # fmt: skip
         ready = _ready if prompts.attended() and not yes else None
         outcome = runner.run(
             request, reporter_factory("text", quiet), prompts.step_prompter(), ready

@@ -208,7 +208,11 @@ def _duration(seconds: float) -> str:
         return f"{seconds / 3600:.1f}h"
     if seconds >= 60:
         return f"{seconds / 60:.1f}m"
-    return f"{seconds:.1f}s"
+    if seconds >= 10:
+        return f"{seconds:.1f}s"
+    if seconds >= 1:
+        return f"{seconds:.2f}s"
+    return f"{seconds * 1000:.0f}ms"  # a step's target of 40 ms is not "0.0s"
 
 
 def render_listing(rows: list[dict[str, Any]]) -> list[str]:

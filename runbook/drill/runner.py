@@ -71,6 +71,7 @@ class Drill:
     participants: tuple[tuple[str, str], ...] = ()  # (name, role)
     keep: bool = False
     yes: bool = False  # the procedure's questions answered yes (no people at a terminal)
+    extra: tuple[str, ...] = ()  # -e: variables for the procedure and the recovery
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
@@ -84,6 +85,7 @@ def run(
     waits there for its responders)."""
     plan = load(drill.path, drill.inventory)
     target = _one_target(plan, drill.target)
+    _check_ahead(drill, plan, target)
     root = plan.inventory.root
     clock = Clock.from_environment()
     journal = service.open_journal(plan.inventory)
@@ -92,6 +94,22 @@ def run(
         return _run(drill, plan, target, journal, clock, root, make_reporter, prompter, ready)
     finally:
         journal.close()
+
+
+def _check_ahead(drill: Drill, plan: DrillPlan, target: Target) -> None:
+    """What each run of the drill needs (its variables, above all) is checked
+    before anything is copied: a drill does not stop half-way for a typo."""
+    stages = [p for p in (plan.procedure, plan.recovery) if p is not None]
+    for playbook in stages:
+        service.prepare(
+            service.RunSpec(
+                playbook=playbook.path,
+                inventory=drill.inventory,
+                targets=(target.name,),
+                extra=drill.extra,
+                drill={"id": drill.id, "role": "check"},
+            )
+        )
 
 
 def _one_target(plan: DrillPlan, given: str | None) -> Target:
@@ -191,6 +209,7 @@ def _stage(
         yes=yes,
         drill=copy.spec(drill.id, role),
         notify=role != "inject",
+        extra=drill.extra if role != "inject" else (),
     )
     notifier = notify.notifier_for(drill.id, real) if role != "inject" else None
     outcomes = service.run(spec, make_reporter, prompter, notifier)

@@ -482,3 +482,17 @@ def test_a_drill_killed_mid_way_is_marked_interrupted_and_its_copy_dropped(
     assert "process" in after["reason"] and "was dropped" in after["reason"], after["reason"]
     assert after["copy_db"] not in databases(project)
     assert all(r["status"] != "running" for r in project.runs())  # its runs reconciled too
+
+
+def test_variables_reach_the_procedure(project: Project) -> None:
+    setup(project)
+    path = project.root / "playbooks" / "fix-orders.yaml"
+    text = path.read_text().replace(
+        "escalation: oncall\n", "escalation: oncall\nvars: {floor: null}\n"
+    )
+    path.write_text(text.replace("WHERE qty < 0\n", "WHERE qty < {{ floor }}\n"))
+    missing = drill(project)
+    assert missing.exit_code == 2 and "floor" in missing.output  # checked before any copy
+    assert drill(project, "-e", "floor=0").exit_code == 0
+    [record] = journal_drills(project)
+    assert record["status"] == "completed"
