@@ -103,7 +103,7 @@ class Engine:
             started_at=started_at,
             started=started,
             # Never connected, refused: the target is unreachable, not a failed run.
-            unreachable=self.session.refused is not None and self.session.backend_pid is None,
+            unreachable=self.session.unreachable,
         )
         if o.notifier is not None:
             with contextlib.suppress(Exception):  # notifying never breaks a run

@@ -130,6 +130,9 @@ class Session:
         # statement going is cancelled and becomes a KeyboardInterrupt here,
         # as Ctrl-C is in a run of its own.
         self.interrupted = False
+        # The server could not be reached at all (not even once): the run's
+        # status is `unreachable`, apart from failed ones.
+        self.unreachable = False
 
     # -- connection --------------------------------------------------------
 
@@ -157,6 +160,7 @@ class Session:
         except psycopg.Error as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             self.refused = redact_dsn(reason)
+            self.unreachable = self.backend_pid is None
             raise TargetError(
                 f"cannot connect to target {spec.target!r} ({spec.shown}): {self.refused}"
             ) from None
