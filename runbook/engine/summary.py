@@ -31,8 +31,6 @@ def finish(
     undone = any(o.undoes is not None for o in state.ordered) or options.undo_only
     if state.halt and state.halt.interrupted:
         status, reason = RunStatus.INTERRUPTED, "interrupted by the operator"
-    elif unreachable:
-        status, reason = RunStatus.UNREACHABLE, "the target could not be reached"
     elif Status.UNKNOWN in statuses:
         status, reason = RunStatus.FAILED, "a step's outcome is unknown"
     elif Status.DECLINED in statuses:
@@ -45,6 +43,10 @@ def finish(
         status, reason = RunStatus.GATE_FAILED, "a gate failed"
     else:
         status, reason = RunStatus.OK, "all steps passed"
+    if unreachable and status is RunStatus.FAILED:
+        # It failed because the server was never reached (steps that need no
+        # connection may have run): its own status, counted apart.
+        status, reason = RunStatus.UNREACHABLE, "the target could not be reached"
     if state.halt:
         where = state.halt.outcome
         reason = f"{reason}: step {where.number} {where.name!r}: {where.error or where.reason}"
