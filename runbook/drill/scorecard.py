@@ -11,7 +11,17 @@ from typing import Any
 
 from runbook.journal.records import DrillNoteRecord, DrillRecord, RunRecord
 from runbook.runreport import render as renderer
-from runbook.runreport.document import Document, Item, Objective, items_of
+from runbook.runreport.document import (
+    Answer,
+    CorrectiveAction,
+    Document,
+    Finding,
+    Item,
+    Objective,
+    Participant,
+    Signoff,
+    items_of,
+)
 
 
 def build(
@@ -52,11 +62,15 @@ def build(
             Objective(o["name"], o.get("target_s"), o.get("actual_s"), o["status"])
             for o in results.get("objectives", [])
         ),
-        participants=tuple(drill.participants or ()),
-        answers=tuple(results.get("answers", [])),
-        findings=tuple(n.as_dict() for n in notes if n.kind == "finding"),
-        actions=tuple(n.as_dict() for n in notes if n.kind == "action"),
-        signoffs=tuple(n.as_dict() for n in notes if n.kind == "signoff"),
+        participants=tuple(Participant(p["name"], p.get("role")) for p in drill.participants or ()),
+        answers=tuple(Answer(**a) for a in results.get("answers", [])),
+        findings=tuple(Finding(n.text, n.by, n.at) for n in notes if n.kind == "finding"),
+        actions=tuple(
+            CorrectiveAction(n.text, n.owner, n.due, None, n.by, n.at)
+            for n in notes
+            if n.kind == "action"
+        ),
+        signoffs=tuple(Signoff(n.by, n.at, n.text) for n in notes if n.kind == "signoff"),
         notes=(
             "Times are from the end of the injects. A step's dashed outline ends at its target.",
         ),
@@ -83,12 +97,9 @@ def _text(doc: Document) -> str:
                 f"  {(item.verdict or '').upper():<12} step {item.number} {item.name}: {took} "
                 f"(target {item.target_s:g} s)"
             )
-    for title, rows in (
-        ("finding", doc.findings),
-        ("action", doc.actions),
-        ("signed off", doc.signoffs),
-    ):
-        for row in rows:
-            extra = f" — {row['owner']}, due {row['due']}" if row.get("owner") else ""
-            lines.append(f"  {title}: {row['text']}{extra} ({row['by']}, {row['at']})")
+    lines += [f"  finding: {f.text} ({f.by}, {f.at})" for f in doc.findings]
+    for a in doc.actions:
+        extra = f" — {a.owner}, due {a.due}" if a.owner else ""
+        lines.append(f"  action: {a.text}{extra} ({a.by}, {a.at})")
+    lines += [f"  signed off: {s.text} ({s.by}, {s.at})" for s in doc.signoffs]
     return "\n".join(lines) + "\n"

@@ -426,8 +426,9 @@ def test_the_scorecard_in_three_formats_with_its_timeline(project: Project) -> N
     objectives = [o["data-objective"] for o in classes(tags, "line", "objective")]
     assert objectives == ["time to respond", "time to mitigate", "time to recover"]
     assert [t["data-step"] for t in classes(tags, "line", "target")] == ["5"]  # "fix"
-    steps = classes(tags, "g", "step")
-    assert len(steps) == 6 + 1  # the procedure's steps, then the recovery's
+    steps = [g["data-step"] for g in classes(tags, "g", "step")]
+    assert steps == ["1", "2", "3", "5", "6", "1"]  # the procedure's that ran, the recovery's
+    assert [g["data-step"] for g in classes(tags, "g", "unstarted")] == ["4"]  # shell: shown
     md = project.run("drill", "show", record["id"], "--format", "md").output
     assert "## Objectives" in md and "| time to recover | 10.0 min |" in md
     assert "| alice | commander |" in md
