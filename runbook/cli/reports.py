@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from runbook.cli.main import INVENTORY, main, run_command
+from runbook.errors import UsageError
 
 
 @main.command()
@@ -20,8 +21,9 @@ from runbook.cli.main import INVENTORY, main, run_command
 )
 @click.option("--out", type=click.Path(path_type=Path), help="Write to this file.")
 def report(run_id: str, inventory: Path | None, fmt: str, out: Path | None) -> None:
-    """A run's report (RUN_ID or a unique prefix): its facts and a timeline of its
-    steps. HTML is one self-contained file (inline style and SVG, nothing fetched)."""
+    """A run's report (RUN_ID or a unique prefix): its facts, its steps on a
+    timeline, the incidents and notifications it made. HTML is one
+    self-contained file (inline style and SVG, nothing fetched)."""
 
     def _report() -> int:
         from runbook.commands import report_cmd
@@ -30,7 +32,10 @@ def report(run_id: str, inventory: Path | None, fmt: str, out: Path | None) -> N
         if out is None:
             click.echo(text, nl=False)
         else:
-            out.write_text(text, encoding="utf-8")
+            try:
+                out.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"--out {out}: {exc.strerror or exc}") from None
             click.echo(str(out))
         return 0
 
