@@ -128,9 +128,10 @@ def test_two_schedulers_run_each_slot_once_and_one_killed_leaves_the_other_firin
     orphaned = f":{first.process.pid}:"
 
     def taken_up() -> bool:
+        # (The killed one may have won no slot at all: the other was quicker each time.)
         mine = [f for f in ledger(project) if orphaned in (f["scheduler"] or "")]
         started = [f for f in mine if f["status"] == "started"]
-        return bool(started) and all(f["run_status"] for f in started)
+        return all(f["run_status"] for f in started)
 
     wait_for(taken_up, timeout=60)
     assert second.stop() == 0
