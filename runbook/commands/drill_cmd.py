@@ -8,8 +8,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from runbook.approval import os_user
 from runbook.clock import Clock, iso
-from runbook.drill.runner import os_user
 from runbook.errors import Refused, UsageError
 from runbook.journal.records import DrillNoteRecord, DrillRecord
 from runbook.journal.store import JournalStore

@@ -14,20 +14,17 @@ the journal is shown.
 from __future__ import annotations
 
 import json
-import re
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from runbook.clock import Clock, iso
+from runbook.clock import Clock
+from runbook.commands.history import since_instant
 from runbook.errors import UsageError
 from runbook.journal.store import JournalStore, config_for
 from runbook.journal.verify import Report
 from runbook.service import load_inventory, open_journal
 
 FORMAT = "runbook-evidence/1"
-_SINCE = re.compile(r"^(\d+)\s*([mhdw])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def export(
@@ -82,13 +79,8 @@ def _selected(
         drill_id = found.id
         wanted += [r["run_id"] for r in found.run_ids or []]
     if since:
-        match = _SINCE.match(since.strip())
-        if not match:
-            raise UsageError(f"--since {since!r}: a number and m, h, d or w (for example 30d)")
-        after = Clock.from_environment().now() - timedelta(
-            **{_UNITS[match.group(2)]: int(match.group(1))}
-        )
-        ended = [r for r in journal.runs(since=iso(after), limit=100_000) if r.ended_at]
+        after = since_instant(since, Clock.from_environment())
+        ended = [r for r in journal.runs(since=after, limit=100_000) if r.ended_at]
         wanted += [r.id for r in ended]
     if not wanted and drill_id is None:
         raise UsageError("nothing matches: no ended run in that selection")

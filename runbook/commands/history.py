@@ -23,6 +23,15 @@ def journal_for(inventory: Path | None) -> JournalStore:
     return journal
 
 
+def since_instant(since: str, clock: Clock) -> str:
+    """`--since 7d`: the ISO instant that long before the clock's now."""
+    match = _SINCE.match(since.strip())
+    if not match:
+        raise UsageError(f"--since {since!r}: expected a number and m, h, d or w (for example 7d)")
+    delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    return iso(clock.now() - delta)
+
+
 def runs(
     inventory: Path | None,
     playbook: str | None = None,
@@ -31,15 +40,7 @@ def runs(
     since: str | None = None,
     limit: int = 50,
 ) -> list[RunRecord]:
-    after = None
-    if since:
-        match = _SINCE.match(since.strip())
-        if not match:
-            raise UsageError(
-                f"--since {since!r}: expected a number and m, h, d or w (for example 7d)"
-            )
-        delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-        after = iso(Clock().now() - delta)
+    after = since_instant(since, Clock()) if since else None
     journal = journal_for(inventory)
     try:
         return journal.runs(

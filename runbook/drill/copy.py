@@ -24,6 +24,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from runbook.errors import TargetError
+from runbook.model import Target
 from runbook.pg import sandbox
 
 
@@ -47,6 +48,17 @@ class Copy:
             "server": self.server,
             "mark": self.mark,
         }
+
+
+def source(target: Target, root: Path) -> tuple[str, dict[str, str]]:
+    """The DSN (and libpq environment) of what a drill copies: the target's own
+    database, or the idle golden copy beside it that the inventory names."""
+    from runbook import service
+
+    dsn, env = service.resolve_dsn(target, root, set())
+    if target.golden_copy:
+        dsn = make_conninfo(dsn, dbname=target.golden_copy)
+    return dsn, env
 
 
 def mark_of(drill_id: str, target: str) -> str:

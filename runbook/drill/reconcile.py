@@ -16,7 +16,6 @@ from typing import Any
 
 import psycopg
 
-from runbook import service
 from runbook.clock import Clock, iso
 from runbook.drill import copy as copies
 from runbook.errors import RunbookError
@@ -56,12 +55,7 @@ def dead_drills(journal: JournalStore, inventory: Inventory, clock: Clock) -> li
 def _drop(drill: DrillRecord, inventory: Inventory) -> str:
     """Drop the dead drill's copy; a few words for the reason."""
     try:
-        target = inventory.targets[drill.target]
-        dsn, _ = service.resolve_dsn(target, inventory.root, set())
-        if target.golden_copy:
-            from psycopg.conninfo import make_conninfo
-
-            dsn = make_conninfo(dsn, dbname=target.golden_copy)
+        dsn, _ = copies.source(inventory.targets[drill.target], inventory.root)
         server = "embedded" if drill.copy_method == "dump" else "same"
         copy = copies.Copy(
             drill.copy_db, server, drill.copy_method, copies.mark_of(drill.id, drill.target)

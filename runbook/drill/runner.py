@@ -13,9 +13,7 @@ dropped at the end, whatever happened, unless kept (`--keep`).
 from __future__ import annotations
 
 import contextlib
-import getpass
 import os
-import pwd
 import socket
 import uuid
 from collections.abc import Callable
@@ -25,10 +23,9 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
+from runbook import approval, service
 from runbook import plan as run_plan
-from runbook import service
 from runbook.clock import Clock, iso, parse_iso
 from runbook.context import Prompter
 from runbook.drill import copy as copies
@@ -52,13 +49,6 @@ class DrillOutcome:
     record: DrillRecord
     runs: list[RunOutcome] = field(default_factory=list)
     exit_code: int = 0
-
-
-def os_user() -> str:
-    try:
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        return getpass.getuser()
 
 
 @dataclass
@@ -131,11 +121,7 @@ def _run(
     prompter: Prompter | None,
     ready: Callable[[str], None] | None,
 ) -> DrillOutcome:
-    secrets: set[str] = set()
-    dsn, env = service.resolve_dsn(target, root, secrets)
-    if target.golden_copy:
-        # Copied from the idle golden database beside the target, not the busy target.
-        dsn = make_conninfo(dsn, dbname=target.golden_copy)
+    dsn, env = copies.source(target, root)
     record = _started(drill, plan, target, clock)
     journal.append([_change("insert", record, clock, "drill.start")])
     try:
@@ -308,7 +294,7 @@ def _started(drill: Drill, plan: DrillPlan, target: Target, clock: Clock) -> Dri
         copy_db=f"drill_{drill.id}",
         copy_method=plan.copy,
         operator=service.operator(),
-        os_user=os_user(),
+        os_user=approval.os_user(),
         host=socket.gethostname(),
         pid=os.getpid(),
         pid_started=process_started(os.getpid()),
