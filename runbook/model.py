@@ -440,6 +440,10 @@ class Inventory:
         """The project folder: where the inventory is; `.runbook/` and `sql/` live here."""
         return self.path.parent
 
+    def escalation_of(self, playbook: Playbook) -> str | None:
+        """The escalation policy a playbook's incidents go through: its own, else the default."""
+        return playbook.escalation or self.defaults.escalation
+
     def expand(self, name: str) -> tuple[str, ...] | None:
         """Target names of a target or group; None if the name is neither."""
         if name in self.targets:

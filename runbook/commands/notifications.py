@@ -19,7 +19,7 @@ def notifier_for(
     redactor: Redactor,
 ) -> Escalator:
     store = Store(open_store(journal.config), inventory, Clock.from_environment(), redactor)
-    policy = playbook.escalation or inventory.defaults.escalation
+    policy = inventory.escalation_of(playbook)
     return Escalator(
         store, playbook.name, target.name, run_id, policy, playbook.escalation_threshold
     )

@@ -142,7 +142,7 @@ def notifier_for(drill_id: str, real: bool = False) -> Any:
             open_store(journal.config), inventory, Clock.from_environment(), redactor
         )
         store.real = real
-        policy = playbook.escalation or inventory.defaults.escalation
+        policy = inventory.escalation_of(playbook)
         return DrillEscalator(
             store,
             drill_id,

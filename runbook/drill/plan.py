@@ -66,7 +66,7 @@ def load(path: Path, inventory_path: Path | None) -> DrillPlan:
         )
     severity = _severity(drill, procedure, inventory)
     written = _merged(drill, procedure)
-    entry = _policy_entry(inventory, procedure.escalation, severity)
+    entry = _policy_entry(inventory, inventory.escalation_of(procedure), severity)
     respond = written.respond or (entry.acknowledge_within if entry else None)
     mitigate = written.mitigate or (entry.mitigate_within if entry else None)
     steps = dict(written.steps)
@@ -93,7 +93,7 @@ def load(path: Path, inventory_path: Path | None) -> DrillPlan:
 
 
 def _policy_entry(inventory: Inventory, name: str | None, severity: str) -> SeverityPolicy | None:
-    policy = inventory.policies.get(name or inventory.defaults.escalation or "")
+    policy = inventory.policies.get(name or "")
     return severity_policy(policy, severity, inventory.scale) if policy else None
 
 

@@ -48,7 +48,7 @@ class Pager:
 
     def _escalator(self, entry: Entry, run_id: str) -> Escalator:
         playbook = entry.playbook
-        policy = playbook.escalation or self.inventory.defaults.escalation
+        policy = self.inventory.escalation_of(playbook)
         return Escalator(
             self.store(), playbook.name, entry.target, run_id, policy, playbook.escalation_threshold
         )
