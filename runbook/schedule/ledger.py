@@ -121,9 +121,11 @@ def state_of(
     )
 
 
-def read_state(journal: JournalStore, pair: Pair, running: str | None) -> PairState:
-    """A pair's state as the journal has it now (one indexed read, plus pauses)."""
-    head = journal.fire_head(pair.path, pair.schedule, pair.target)
+def read_state(
+    journal: JournalStore, pair: Pair, running: str | None, head: FireRecord | None
+) -> PairState:
+    """A pair's state as the journal has it now: its ledger head (read by the
+    caller, which also needs it), queued slots and pauses."""
     queued = any(
         f.schedule == pair.schedule
         for f in journal.fires(playbook_path=pair.path, target=pair.target, status="queued")

@@ -176,10 +176,11 @@ class Scheduler(Watching):
     def _pair(self, entry: Entry) -> ledger.Pair:
         return ledger.Pair(entry.playbook.name, entry.path, entry.spec.key, entry.target)
 
-    def _running(self, entry: Entry) -> str | None:
+    def _running(self, entry: Entry, head: FireRecord | None = None) -> str | None:
         """A run of the playbook on the target still going, if any: recorded as
         running, or started a moment ago and not yet recorded (its process
-        takes a moment to begin): a slot decided then must see it too."""
+        takes a moment to begin): a slot decided then must see it too.
+        `head`: the pair's ledger head, when the caller has read it already."""
         runs = self.journal.runs(
             playbook=entry.playbook.name, target=entry.target, status="running", limit=1
         )
@@ -189,7 +190,8 @@ class Scheduler(Watching):
             same = child.entry.path == entry.path and child.entry.target == entry.target
             if same and child.process.poll() is None:
                 return child.run_id
-        head = self.journal.fire_head(*entry.pair)  # another scheduler's, just started
+        if head is None:  # another scheduler's fire, just started
+            head = self.journal.fire_head(*entry.pair)
         if (
             head is None
             or head.status is not FireStatus.STARTED
@@ -206,7 +208,8 @@ class Scheduler(Watching):
         pair = self._pair(entry)
         lines: list[str] = []
         for _ in range(10):  # catchup all: a few slots a tick, the rest the next
-            state = ledger.read_state(self.journal, pair, self._running(entry))
+            head = self.journal.fire_head(*entry.pair)
+            state = ledger.read_state(self.journal, pair, self._running(entry, head), head)
             decision = decide.decide(entry.spec, state, now)
             if decision.rows:
                 claimed, said = self._claim(entry, pair, decision, now)
