@@ -31,7 +31,7 @@ def consent_for(
     """Consent for a run that writes to a protected target, or an emergency
     (runbook.consent); raises Refused (exit 4) before anything connects."""
     playbook = prepared.playbook
-    dry_run = spec.check or spec.rehearse or spec.mode == "rollback-check"
+    dry_run = spec.dry_run
     need = consent.needed(
         playbook, prepared.includes, prepared.inventory, spec.targets, prepared.targets, dry_run
     )
@@ -58,7 +58,7 @@ class Approving:
 
 def approval_needed(spec: RunSpec, prepared: Prepared) -> tuple[Approval | None, bool] | None:
     """The playbook's approval and whether any step has one; None: nothing to approve."""
-    dry_run = spec.check or spec.rehearse or spec.mode == "rollback-check"
+    dry_run = spec.dry_run
     found = approval.needed(
         prepared.playbook, prepared.includes, prepared.inventory, prepared.targets, dry_run
     )

@@ -76,6 +76,11 @@ class RunSpec:
     forks: int | None = None  # targets at once (None: the inventory's defaults.forks)
     fleet: str | None = None  # the fleet run grouping these targets' runs (given when fanned out)
 
+    @property
+    def dry_run(self) -> bool:
+        """--check, --rehearse or `rollback --check`: nothing is changed, nobody consents."""
+        return self.check or self.rehearse or self.mode == "rollback-check"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe: paths as text, sets as sorted lists."""
         data: dict[str, Any] = {}
