@@ -257,6 +257,16 @@ class DrillDef:
 
 
 @dataclass(frozen=True)
+class Strategy:
+    """How a group's targets run (runbook.fleet.strategy): `strategy:` in a playbook."""
+
+    forks: int | None = None
+    waves: tuple[int | str, ...] = ()  # a count, or a percentage of the targets ("10%")
+    max_failures: tuple[str, float] | None = None  # ("count", 3) or ("percent", 10)
+    order: str = "inventory"  # or random
+
+
+@dataclass(frozen=True)
 class Playbook:
     name: str
     kind: str
@@ -278,6 +288,8 @@ class Playbook:
     on_failure: str = "halt"
     timeout: float | None = None
     lock_timeout: float | None = None
+    strategy: Strategy = field(default_factory=Strategy)
+    run_on: str | None = None  # primary | standby | any (None: by what the playbook does)
     doc: Document | None = field(default=None, compare=False, repr=False)
 
     def walk(self) -> Iterator[Step]:
@@ -413,7 +425,7 @@ class Defaults:
     lock_timeout: float = 5.0
     connect_timeout: float = 5.0
     escalation: str | None = None
-    forks: int = 1  # targets of a group run at once
+    forks: int = 10  # targets of a group run at once
     per_server: int | None = None  # at most this many at once on one server
 
 

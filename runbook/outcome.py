@@ -49,6 +49,8 @@ class RunStatus(enum.Enum):
     DECLINED = "declined"  # a person answered no: the run stopped there
     AWAITING_APPROVAL = "awaiting_approval"  # parked until approved (runbook.approval)
     UNREACHABLE = "unreachable"  # the target refused the connection: nothing ran there
+    SKIPPED = "skipped"  # run_on: the server is not of the kind the playbook runs on
+    NOT_RUN = "not_run"  # a fleet's failure budget tripped, or Ctrl-C, before it started
 
 
 EXIT_CODES = {
@@ -60,6 +62,10 @@ EXIT_CODES = {
     RunStatus.DECLINED: ExitCode.REFUSED,
     RunStatus.AWAITING_APPROVAL: ExitCode.WAITING,
     RunStatus.UNREACHABLE: ExitCode.STEP_ERROR,
+    RunStatus.SKIPPED: ExitCode.OK,
+    # Not run because others failed (their codes say how) or Ctrl-C (130): not
+    # a pass, so never 0 on its own.
+    RunStatus.NOT_RUN: ExitCode.GATE_FAILED,
 }
 
 

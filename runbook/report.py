@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import IO, Any
 from xml.etree import ElementTree
@@ -379,10 +380,13 @@ class SilentReporter:
         pass
 
 
-def json_document(runs: Sequence[RunOutcome], exit_code: int) -> str:
-    return json.dumps(
-        {"exit_code": exit_code, "runs": [r.serialize() for r in runs]}, indent=2, default=str
-    )
+def json_document(runs: Sequence[RunOutcome], exit_code: int, fleet: str | None = None) -> str:
+    """--format json: one document for all the runs (and the fleet run grouping them)."""
+    head: dict[str, Any] = {"exit_code": exit_code}
+    if fleet is not None:
+        head["fleet"] = fleet
+        head["counts"] = dict(Counter(r.status.value for r in runs))
+    return json.dumps({**head, "runs": [r.serialize() for r in runs]}, indent=2, default=str)
 
 
 def junit(runs: Sequence[RunOutcome]) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import fnmatch
 import getpass
 import os
 import re
@@ -26,11 +27,12 @@ from runbook.context import Notifier, Prompter, TargetFacts
 from runbook.engine import Engine, Options, Reporter, Resume, RunContext
 from runbook.errors import ExitCode, InvalidFiles, SandboxError, UsageError
 from runbook.fleet.fanout import Fanout, Sessions
+from runbook.fleet.strategy import Budget, ordered, waves
 from runbook.journal.recorder import Recorder
 from runbook.journal.records import ApprovalRecord
 from runbook.journal.store import JournalStore, config_for, open_store
 from runbook.load import loader, project
-from runbook.model import Inventory, Playbook, Target
+from runbook.model import Inventory, Playbook, Strategy, Target
 from runbook.outcome import RunOutcome, RunStatus
 from runbook.pg import pgtools, sandbox
 from runbook.pg.db import ConnectSpec, Session
@@ -73,7 +75,10 @@ class RunSpec:
     # Every target is replaced by the drill's copy, whose mark each connection checks.
     drill: dict[str, Any] | None = None
     break_glass: str | None = None  # --break-glass --reason: proceed without the approval
-    forks: int | None = None  # targets at once (None: the inventory's defaults.forks)
+    forks: int | None = (
+        None  # targets at once (None: the playbook's strategy, else the inventory's)
+    )
+    limit: tuple[str, ...] = ()  # --limit: globs over target names, "!glob" leaves out
     fleet: str | None = None  # the fleet run grouping these targets' runs (given when fanned out)
 
     @property
@@ -103,7 +108,7 @@ class RunSpec:
         values["playbook"] = Path(values["playbook"])
         if values.get("inventory") is not None:
             values["inventory"] = Path(values["inventory"])
-        for name in ("targets", "extra", "confirm_targets"):
+        for name in ("targets", "extra", "confirm_targets", "limit"):
             values[name] = tuple(values.get(name, ()))
         for name in ("tags", "skip_tags"):
             values[name] = frozenset(values.get(name, ()))
@@ -185,7 +190,7 @@ def prepare(spec: RunSpec) -> Prepared:
             f"{playbook.name} is a drill: run it with `runbook drill run {spec.playbook}`, "
             "which makes the copy it runs on"
         )
-    targets = plan.resolve_targets(playbook, inventory, spec.targets)
+    targets = limited(plan.resolve_targets(playbook, inventory, spec.targets), spec.limit)
     for target in targets:
         if spec.drill is not None:
             continue  # the drill runs on its copy, never on the target itself
@@ -194,6 +199,33 @@ def prepare(spec: RunSpec) -> Prepared:
                 f"target {target.name!r} is read-only; only kind: check playbooks run there"
             )
     return Prepared(playbook, inventory, includes, targets, extra, secrets, start_at)
+
+
+def limited(targets: list[Target], patterns: tuple[str, ...]) -> list[Target]:
+    """--limit: the targets whose names match a pattern (globs; "!glob" leaves
+    out; several patterns given apart or with commas). A pattern that matches
+    none of them is a typo, said so: a mistyped exclusion would run where the
+    operator meant it not to."""
+    wanted = [p.strip() for given in patterns for p in given.split(",") if p.strip()]
+    if not wanted:
+        return targets
+    names = [t.name for t in targets]
+    for pattern in wanted:
+        if not any(fnmatch.fnmatchcase(n, pattern.removeprefix("!")) for n in names):
+            near = difflib.get_close_matches(pattern.removeprefix("!"), names, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise UsageError(f"--limit {pattern!r} matches no target here{hint}")
+    take = [p for p in wanted if not p.startswith("!")]
+    leave = [p[1:] for p in wanted if p.startswith("!")]
+    out = [
+        t
+        for t in targets
+        if (not take or any(fnmatch.fnmatchcase(t.name, p) for p in take))
+        and not any(fnmatch.fnmatchcase(t.name, p) for p in leave)
+    ]
+    if not out:
+        raise UsageError(f"--limit {','.join(wanted)} leaves no target to run")
+    return out
 
 
 def _start_position(
@@ -318,6 +350,17 @@ def embedded_bin() -> Path | None:
         return None
 
 
+@dataclass
+class FleetView:
+    """What shows a group's targets running at once, in place of each run's
+    steps (they would interleave): the CLI's live table, or a line per target."""
+
+    make_reporter: Callable[[], Reporter]  # each target's (a silent one, usually)
+    begin: Callable[[str, str, list[str], int], None]  # fleet id, playbook, targets, forks
+    started: Callable[[str], None]  # a target's name, as it starts
+    ended: Callable[[RunOutcome], None]  # as each ends (not run ones too)
+
+
 NotifierFor = Callable[[Inventory, JournalStore, Playbook, Target, str, Redactor], Notifier]
 
 
@@ -333,6 +376,7 @@ def run(
     step_by_step: Callable[[PlannedStep], bool] | None = None,
     approval_wait: Callable[[ApprovalRecord], None] | None = None,
     on_outcome: Callable[[RunOutcome], None] | None = None,
+    view: FleetView | None = None,
 ) -> list[RunOutcome]:
     """Run `spec` on each of its targets in turn; a resume or rollback passes what
     the earlier run completed. `on_loaded` is called once everything is loaded
@@ -341,7 +385,8 @@ def run(
     (runbook.consent); without it such a run needs --yes --confirm-target.
     `step_by_step` (--step) is asked before each step; False skips it.
     `approval_wait` is told when the run waits for an approval at a terminal
-    (without it, a run that needs one parks: runbook.approval)."""
+    (without it, a run that needs one parks: runbook.approval). `view` shows
+    the targets of a group run at once (the strategy's forks, or --forks)."""
     prepared = prepare(spec)
     inventory, playbook = prepared.inventory, prepared.playbook
     if spec.run_id is not None and len(prepared.targets) != 1:
@@ -375,21 +420,36 @@ def run(
             on_loaded()
         approving = permission.Approving(*needs, approval_wait) if needs is not None else None
 
-        def one(target: Target, sessions: Sessions | None = None) -> RunOutcome:
+        strategy = playbook.strategy
+        forks = spec.forks or strategy.forks or inventory.defaults.forks
+        fanned = len(prepared.targets) > 1 and (forks > 1 or strategy != Strategy())
+        reporter_for = view.make_reporter if fanned and view is not None else make_reporter
+
+        def one(
+            target: Target, sessions: Sessions | None = None, not_run: str | None = None
+        ) -> RunOutcome:
             dsn, env, target_secrets = resolved[target.name]
             return run_target(
                 spec, prepared, target, dsn, env, base_by_target[target.name], target_secrets,
-                journal, make_reporter(), prompter, notifier_for, resume, given, step_by_step,
-                approving, sessions.add if sessions is not None else None,
+                journal, reporter_for(), prompter, notifier_for, resume, given, step_by_step,
+                approving, sessions.add if sessions is not None else None, not_run,
             )  # fmt: skip
 
-        forks = spec.forks or inventory.defaults.forks
-        if forks > 1 and len(prepared.targets) > 1:
+        if fanned:
             spec.fleet = spec.fleet or new_run_id()
+            if view is not None:
+                view.begin(spec.fleet, playbook.name, [t.name for t in prepared.targets], forks)
             fan: Fanout[Target, RunOutcome] = Fanout(
                 forks, inventory.defaults.per_server, lambda t: server_of(resolved[t.name][0])
             )
-            outcomes = fan.run(prepared.targets, one, on_outcome)
+            outcomes = fan_out(
+                fan,
+                prepared.targets,
+                strategy,
+                one,
+                view.ended if view is not None else on_outcome,
+                (lambda t: view.started(t.name)) if view is not None else None,
+            )
         else:
             for target in prepared.targets:
                 outcome = one(target)
@@ -399,6 +459,35 @@ def run(
                 if outcome.status is RunStatus.INTERRUPTED:
                     break
     return outcomes
+
+
+def fan_out(
+    fan: Fanout[Target, RunOutcome],
+    targets: list[Target],
+    strategy: Strategy,
+    one: Callable[[Target, Sessions | None, str | None], RunOutcome],
+    on_outcome: Callable[[RunOutcome], None] | None,
+    on_start: Callable[[Target], None] | None = None,
+) -> list[RunOutcome]:
+    """A group's targets at once, in the strategy's order and waves, until the
+    failure budget is spent; those never started are recorded not_run, with why."""
+    budget = Budget(len(targets), strategy)
+
+    def spend(outcome: RunOutcome) -> str | None:
+        budget.count(outcome)
+        return budget.tripped
+
+    batches = waves(ordered(targets, strategy.order), strategy.waves)
+    ran, left, why = fan.run(
+        batches, lambda t, sessions: one(t, sessions, None), on_outcome, spend, on_start
+    )
+    outcomes = {o.target: o for o in ran}
+    for target in left:
+        outcome = one(target, None, why or "not started")
+        outcomes[target.name] = outcome
+        if on_outcome is not None:
+            on_outcome(outcome)
+    return [outcomes[t.name] for t in targets if t.name in outcomes]
 
 
 def run_target(
@@ -418,6 +507,7 @@ def run_target(
     step_by_step: Callable[[PlannedStep], bool] | None = None,
     approving: permission.Approving | None = None,
     on_session: Callable[[Session], None] | None = None,
+    not_run: str | None = None,
 ) -> RunOutcome:
     inventory, playbook = prepared.inventory, prepared.playbook
     redactor = Redactor(secrets)
@@ -471,8 +561,11 @@ def run_target(
         forced=spec.forced,
         continues=spec.continues,
         consent=given,
-        notify=spec.notify,
+        notify=spec.notify and not_run is None,
         step_by_step=step_by_step,
+        not_run=not_run,
+        # A drill's copy is a database of its own, never a standby.
+        run_on="any" if spec.drill is not None else checks.run_on(playbook),
         selection={
             "targets": list(spec.targets),
             "tags": sorted(spec.tags),
@@ -488,7 +581,7 @@ def run_target(
         },
     )
     recorder = Recorder(journal, redactor, clock, inventory.journal.row_sample)
-    if notifier_for is not None and spec.notify and not spec.check and not spec.rehearse:
+    if notifier_for is not None and options.notify and not spec.check and not spec.rehearse:
         options.notifier = notifier_for(inventory, journal, playbook, target, run_id, redactor)
     if approving is not None:
         options.approve = permission.gate(

@@ -18,7 +18,7 @@ from runbook.checks.common import (
     sql_file_path,
 )
 from runbook.checks.inventory import check_inventory
-from runbook.checks.playbook import check_playbook
+from runbook.checks.playbook import check_playbook, run_on
 from runbook.checks.remembered import passed, remember
 from runbook.checks.templates import needed_before
 
@@ -32,5 +32,6 @@ __all__ = [
     "passed",
     "registered_names",
     "remember",
+    "run_on",
     "sql_file_path",
 ]

@@ -37,8 +37,34 @@ def check_playbook(
     problems += check_loops(pb)
     problems += check_drill(pb)
     problems += check_approval(pb, ctx)
+    problems += _run_on(pb)
     problems += TemplateCheck(pb, ctx, assumed).run()
     return problems
+
+
+def may_write(pb: Playbook) -> bool:
+    """Whether a run of `pb` may change anything: a check never does; an
+    include is judged as writing (its playbook may change later)."""
+    return pb.kind != "check" and any(
+        step.kind == "include" or actions.writes(step) for step in pb.walk()
+    )
+
+
+def run_on(pb: Playbook) -> str:
+    """Which servers `pb` runs on: its `run_on`, else primary if it may write, else any."""
+    return pb.run_on or ("primary" if may_write(pb) else "any")
+
+
+def _run_on(pb: Playbook) -> Iterator[Problem]:
+    if pb.run_on in ("standby", "any") and may_write(pb):
+        assert pb.doc is not None
+        yield doc_at(
+            pb.doc,
+            ("run_on",),
+            f"run_on: {pb.run_on}, but {pb.name} may write: a writing playbook runs on a "
+            "primary only (run_on: primary, or leave it out)",
+            "run-on-writes",
+        )
 
 
 def _duplicate_ids(pb: Playbook) -> Iterator[Problem]:

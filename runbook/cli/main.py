@@ -88,6 +88,19 @@ def run_command(
     sys.exit(code)
 
 
+def write_report(path: Path, data: bytes | str, option: str = "--junit") -> None:
+    """A report file (--junit, --out): one that cannot be written is exit 2, not a traceback."""
+    from runbook.errors import UsageError
+
+    try:
+        if isinstance(data, bytes):
+            path.write_bytes(data)
+        else:
+            path.write_text(data, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: {exc.strerror or exc}") from None
+
+
 def tolerate_any_terminal() -> None:
     """A terminal or pipe that cannot show a character gets an escape for it,
     not a UnicodeEncodeError mid-run (a C locale, a cron mail)."""

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from runbook.cli.main import FORMATS, INVENTORY, main, run_command
+from runbook.cli.main import FORMATS, INVENTORY, main, run_command, write_report
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -80,9 +80,14 @@ def history(
 @click.argument("run_id")
 @INVENTORY
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
-def show(run_id: str, inventory: Path | None, fmt: str) -> None:
+@click.option(
+    "--junit",
+    type=click.Path(path_type=Path),
+    help="Also write a JUnit XML report here (a test suite per target).",
+)
+def show(run_id: str, inventory: Path | None, fmt: str, junit: Path | None) -> None:
     """Show one run (RUN_ID or a unique prefix) with every step, or a fleet run
-    (the id `run --forks` printed) as a matrix of targets × steps."""
+    (the id a group's run printed) as a matrix of targets × steps."""
 
     def _show() -> int:
         from runbook.commands import history as hist
@@ -91,10 +96,17 @@ def show(run_id: str, inventory: Path | None, fmt: str) -> None:
 
         try:
             run = hist.show(inventory, run_id)
+            runs = [run]
         except UsageError:
             runs = hist.fleet(inventory, run_id)
             if not runs:
                 raise
+            run = None
+        if junit is not None:
+            from runbook import report
+
+            write_report(junit, report.junit([hist.outcome_of(r) for r in runs]))
+        if run is None:
             if fmt == "json":
                 data = {"fleet": run_id, "runs": [r.as_dict() for r in runs]}
                 click.echo(json.dumps(data, indent=2, default=str))

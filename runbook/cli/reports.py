@@ -9,8 +9,7 @@ from pathlib import Path
 
 import click
 
-from runbook.cli.main import INVENTORY, main, run_command
-from runbook.errors import UsageError
+from runbook.cli.main import INVENTORY, main, run_command, write_report
 
 
 @main.command()
@@ -32,10 +31,7 @@ def report(run_id: str, inventory: Path | None, fmt: str, out: Path | None) -> N
         if out is None:
             click.echo(text, nl=False)
         else:
-            try:
-                out.write_text(text, encoding="utf-8")
-            except OSError as exc:
-                raise UsageError(f"--out {out}: {exc.strerror or exc}") from None
+            write_report(out, text, "--out")
             click.echo(str(out))
         return 0
 

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from runbook.cli import collector, prompts
-from runbook.cli.main import INVENTORY, main, run_command
+from runbook.cli import collector, fleetview, prompts
+from runbook.cli.main import INVENTORY, main, run_command, write_report
 from runbook.journal.reconcile import statements_ended
 
 BREAK_GLASS = click.option(
@@ -85,8 +85,16 @@ def _ask() -> Any:
 @click.option(
     "--forks",
     type=click.IntRange(1, 1000),
-    help="Run this many targets of a group at once (default: the inventory's defaults.forks, "
-    "else 1); each target's line is printed as it finishes.",
+    help="Run this many targets of a group at once (default: the playbook's strategy.forks, "
+    "else the inventory's defaults.forks, else 10).",
+)
+@click.option(
+    "--limit",
+    "limit",
+    multiple=True,
+    metavar="PATTERN",
+    help="Only the targets whose names match (globs; !PATTERN leaves out; repeatable, "
+    "or comma-separated).",
 )
 @click.option(
     "--rerun-failed",
@@ -159,6 +167,7 @@ def run(
     confirm_targets: tuple[str, ...],
     break_glass: str | None,
     forks: int | None,
+    limit: tuple[str, ...],
     rerun: str | None,
     fmt: str,
     junit: Path | None,
@@ -205,6 +214,7 @@ def run(
             start_at=start_at_step,
             break_glass=break_glass,
             forks=forks,
+            limit=limit,
         )
         if list_steps:
             from runbook import report
@@ -219,15 +229,14 @@ def run(
             raise click.UsageError("--step asks before each step of one run: not with --forks")
         # A plugin's first line is its verdict: the steps are held until it is known.
         held = io.StringIO() if plugin else None
-        fanned = forks is not None and forks > 1 and held is None and fmt != "json"
+        # Targets at once show as a line each as they end (JSON: one document at the end).
+        view = None if fmt == "json" else fleetview.TargetLines(held).view()
         # Loading makes only long-lived objects: the collector waits until the steps begin.
         with collector.Quiet() as collecting:
             outcomes = service.run(
                 request,
                 _held_reporter(held, quiet, verbose, expanded)
                 if held
-                else _fanned_reporter()
-                if fanned
                 else reporter_factory(fmt, quiet, verbose, expanded),
                 prompts.step_prompter(),
                 _notifier(),
@@ -235,12 +244,10 @@ def run(
                 ask=_ask(),
                 step_by_step=prompts.step_asker() if step_by_step else None,
                 approval_wait=_approval_wait(),
-                on_outcome=_target_line if fanned else None,
+                view=view,
             )
         if held is None:
-            if request.fleet and fmt != "json":
-                click.echo(f"fleet run {request.fleet}: runbook show {request.fleet}")
-            return _finish_runs(outcomes, request.exit_codes, fmt, junit)
+            return _finish_runs(outcomes, request.exit_codes, fmt, junit, request.fleet)
         from runbook import nagios
 
         code = service.exit_code(outcomes, exit_codes)
@@ -249,7 +256,7 @@ def run(
         if junit is not None:
             from runbook import report
 
-            junit.write_bytes(report.junit(outcomes))
+            write_report(junit, report.junit(outcomes))
         return code
 
     run_command(_run, nagios=exit_codes == "nagios", plugin=plugin)
@@ -262,21 +269,6 @@ def _failed_of(fleet_id: str, playbook: Path, inventory: Path | None) -> tuple[s
     found, _ = loader.load_playbook(playbook)
     name = found.name if found is not None else playbook.stem
     return history.failed_targets(inventory, fleet_id, name)
-
-
-def _fanned_reporter() -> Any:
-    """Targets running at once: no step lines (they would interleave); a line
-    per target as it ends (_target_line), and the summary."""
-    from runbook import report
-
-    return report.SilentReporter
-
-
-def _target_line(outcome: Any) -> None:
-    click.echo(
-        f"{outcome.target:<20} {outcome.status.value:<12} exit {outcome.exit_code}  "
-        f"{outcome.duration_ms / 1000:.1f}s  {outcome.run_id}  {outcome.reason or ''}".rstrip()
-    )
 
 
 def _approval_wait() -> Any:
@@ -307,15 +299,22 @@ def _notifier() -> Any:
     return notifications.notifier_for
 
 
-def _finish_runs(outcomes: Any, exit_codes: str, fmt: str, junit: Path | None) -> int:
+def _finish_runs(
+    outcomes: Any, exit_codes: str, fmt: str, junit: Path | None, fleet: str | None = None
+) -> int:
     from runbook import report, service
 
     code: int = service.exit_code(outcomes, exit_codes)
     if fmt == "json":
-        click.echo(report.json_document(outcomes, code))
+        click.echo(report.json_document(outcomes, code, fleet))
     if junit is not None:
-        junit.write_bytes(report.junit(outcomes))
-    if len(outcomes) > 1 and fmt != "json":
+        write_report(junit, report.junit(outcomes))
+    if fleet is not None and fmt != "json":
+        from runbook.fleet.summary import summary_lines
+
+        for line in summary_lines(outcomes, fleet):
+            click.echo(line)
+    elif len(outcomes) > 1 and fmt != "json":
         click.echo("")
         for outcome in outcomes:
             click.echo(

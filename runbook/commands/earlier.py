@@ -36,6 +36,7 @@ UNFINISHED = {
     RunStatus.DECLINED,
     RunStatus.AWAITING_APPROVAL,
     RunStatus.UNREACHABLE,
+    RunStatus.NOT_RUN,
 }
 # Asked of the operator for each step whose outcome is unknown: halt, rerun or skip.
 Decide = Callable[[StepRecord], str | None]

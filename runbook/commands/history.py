@@ -11,6 +11,7 @@ from runbook.errors import UsageError
 from runbook.journal import reconcile
 from runbook.journal.records import FireRecord, RunRecord
 from runbook.journal.store import JournalStore
+from runbook.outcome import GateOutcome, Outcome, RunOutcome
 from runbook.service import load_inventory, open_journal
 
 _SINCE = re.compile(r"^(\d+)\s*([mhdw])$")
@@ -94,6 +95,49 @@ def fleet(inventory: Path | None, fleet_id: str) -> list[RunRecord]:
     return [r for r in found if r is not None]
 
 
+def outcome_of(run: RunRecord) -> RunOutcome:
+    """A recorded run as the run's own outcome: what its JUnit report is made of."""
+    from runbook.clock import parse_iso
+
+    took = 0.0
+    if run.ended_at:
+        took = (parse_iso(run.ended_at) - parse_iso(run.started_at)).total_seconds() * 1000
+    steps = [
+        Outcome(
+            index=step.idx if step.idx is not None else step.seq,
+            number=step.number or "",
+            name=step.name or "",
+            kind=step.kind or "",
+            status=step.status,
+            reason=step.reason or "",
+            duration_ms=step.duration_ms or 0.0,
+            severity=step.severity,
+            error=step.error,
+            sqlstate=step.sqlstate,
+            rendered=step.rendered,
+            gates=[
+                GateOutcome(g["name"], g["passed"], g["severity"], g.get("message", ""))
+                for g in step.gates or ()
+            ],
+            undoes=step.undoes,
+        )
+        for step in run.steps or ()
+    ]
+    return RunOutcome(
+        run_id=run.id,
+        playbook=run.playbook,
+        target=run.target or "",
+        mode=run.mode.value,
+        status=run.status,
+        steps=steps,
+        severity=run.severity,
+        started_at=run.started_at,
+        ended_at=run.ended_at or "",
+        duration_ms=took,
+        reason=run.reason or "",
+    )
+
+
 RERUN = {"failed", "gate_failed", "unreachable", "interrupted", "rollback_failed"}
 
 
@@ -121,7 +165,9 @@ def matrix(runs: list[RunRecord]) -> list[str]:
              "not_run": ".", "unknown": "?", "declined": "no", "running": "…"}  # fmt: skip
     width = max([len(r.target or "") for r in runs] + [6])
     head = f"{'target':<{width}}  {'status':<12} " + " ".join(f"{n:>4}" for n in numbers)
-    lines = [head + "  severity  duration"]
+    from runbook.fleet.summary import counts_line
+
+    lines = [counts_line([r.status for r in runs]), "", head + "  severity  duration"]
     for run in runs:
         cells = {s.number: short.get(s.status.value, s.status.value[:4]) for s in run.steps or ()}
         took = ""
@@ -136,6 +182,17 @@ def matrix(runs: list[RunRecord]) -> list[str]:
         )
     lines.append("")
     lines += [f"  step {n}: {names[n]}" for n in numbers]
+    # Why a target did not run at all (the budget, run_on, unreachable): once per reason.
+    passed_over = {"not_run", "skipped", "unreachable"}
+    why: dict[str, list[str]] = {}
+    for run in runs:
+        if run.status.value in passed_over and run.reason:
+            why.setdefault(f"{run.status.value}: {run.reason}", []).append(run.target or "")
+    for reason, targets in why.items():
+        shown = ", ".join(targets[:5]) + (
+            f" and {len(targets) - 5} more" if len(targets) > 5 else ""
+        )
+        lines.append(f"  {reason} ({shown})")
     return lines
 
 

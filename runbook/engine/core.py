@@ -22,7 +22,7 @@ from runbook.engine.scope import Registered, step_scope
 from runbook.engine.state import Done, Halt, RunState
 from runbook.errors import RunbookError, StepError, TemplateError
 from runbook.journal.recorder import RunRecord
-from runbook.outcome import GateOutcome, Outcome, RunOutcome, Status
+from runbook.outcome import GateOutcome, Outcome, RunOutcome, RunStatus, Status
 from runbook.plan import Plan, PlannedStep
 from runbook.results import Result, SkippedResult
 from runbook.sqltemplate import template
@@ -81,7 +81,13 @@ class Engine:
         try:
             if o.rehearse:
                 self.session.begin()
-            if o.undo_only:
+            self.state.passed_over = self._passed_over()
+            if self.state.passed_over is not None:
+                status, reason = self.state.passed_over
+                marked = Status.SKIPPED if status is RunStatus.SKIPPED else Status.NOT_RUN
+                for ps in self.plan.steps:
+                    self.skip_tree(ps, reason, marked)
+            elif o.undo_only:
                 self.state.undo_summary = undo.undo_completed(self)
             else:
                 self.run_steps(self.plan.steps, ())
@@ -113,6 +119,25 @@ class Engine:
         self.recorder.run_finished(outcome)
         self.reporter.run_finished(outcome)
         return outcome
+
+    def _passed_over(self) -> tuple[RunStatus, str] | None:
+        """Whether this target is not to run at all: the fleet said so, or the
+        server is not of the kind `run_on` asks for (pg_is_in_recovery())."""
+        o = self.options
+        if o.not_run is not None:
+            return RunStatus.NOT_RUN, o.not_run
+        if o.run_on == "any":
+            return None
+        try:
+            standby = self.session.in_recovery()
+        except (psycopg.Error, RunbookError) as exc:
+            # Which kind of server it is cannot be known: nothing may run there.
+            status = RunStatus.UNREACHABLE if self.session.unreachable else RunStatus.FAILED
+            return status, f"run_on: {o.run_on}: cannot tell a primary from a standby: {exc}"
+        if standby == (o.run_on == "standby"):
+            return None
+        kind = "a standby (pg_is_in_recovery() is true)" if standby else "a primary"
+        return RunStatus.SKIPPED, f"run_on: {o.run_on}, and this server is {kind}"
 
     def _passed_gate_keys(self, outcome: RunOutcome) -> set[str]:
         """The incident keys of the gates that passed (and of none that failed):

@@ -102,6 +102,11 @@ class Options:
     # what renders its statement (a step-level approval is bound to it); raises
     # AwaitingApproval (the run parks) or Declined (denied), returns when approved.
     approve: Callable[[PlannedStep, Callable[[], str]], None] | None = None
+    # A fleet's target that is not to run (its failure budget tripped, or a
+    # Ctrl-C came first): recorded with every step not_run, for this reason,
+    # connecting to nothing.
+    not_run: str | None = None
+    run_on: str = "any"  # primary | standby: a server of the other kind is skipped
 
 
 @dataclass

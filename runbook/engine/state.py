@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runbook.outcome import Outcome
+from runbook.outcome import Outcome, RunStatus
 from runbook.plan import PlannedStep
 
 
@@ -53,6 +53,9 @@ class RunState:
     undoing: int | None = None
     undo_failed: bool = False
     undo_summary: str = ""
+    # The whole target passed over before its first step (runbook.engine.core
+    # Engine._passed_over): the run's status and why.
+    passed_over: tuple[RunStatus, str] | None = None
 
     def stopped(self) -> bool:
         """Whether the steps at hand must stop: a halt, or (undoing) a failed rollback step."""

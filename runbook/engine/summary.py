@@ -50,6 +50,8 @@ def finish(
     if state.halt:
         where = state.halt.outcome
         reason = f"{reason}: step {where.number} {where.name!r}: {where.error or where.reason}"
+    if state.passed_over is not None:
+        status, reason = state.passed_over
     if undone and not options.check:  # a dry run undid nothing
         status = RunStatus.ROLLBACK_FAILED if state.undo_failed else RunStatus.ROLLED_BACK
     if state.undo_summary:
@@ -61,7 +63,7 @@ def finish(
         o.status in (Status.OK, Status.GATE_FAILED, Status.FAILED, Status.UNKNOWN)
         for o in state.ordered
     )
-    if not ran and not undone:
+    if not ran and not undone and state.passed_over is None:
         reason = "no step ran"
     return RunOutcome(
         nagios=_nagios(options.scale, status, severity, ran),
@@ -81,7 +83,10 @@ def finish(
 
 
 def _nagios(scale: Scale, status: RunStatus, severity: str | None, ran: bool) -> int:
-    """Nagios plugin status: no check ran, or a step errored, is never OK: UNKNOWN."""
+    """Nagios plugin status: no check ran, or a step errored, is never OK: UNKNOWN;
+    a server `run_on` passes over is OK (it is not the server to check)."""
+    if status is RunStatus.SKIPPED:
+        return 0
     if not ran or status in (
         RunStatus.FAILED,
         RunStatus.INTERRUPTED,

@@ -7,7 +7,8 @@ journal, whose stores lock their connection. Ctrl-C reaches the main thread
 only: it stops targets not started yet and interrupts each running one's
 session (runbook.pg.db.Session.interrupt), which cancels its statement and
 turns it into the KeyboardInterrupt a run of its own would have seen, so each
-is journaled interrupted as Ctrl-C would.
+is journaled interrupted as Ctrl-C would. Targets never started are handed
+back, with the reason, for the caller to record as not run.
 """
 
 from __future__ import annotations
@@ -75,36 +76,60 @@ class Fanout(Generic[T, R]):
 
     def run(
         self,
-        items: list[T],
+        waves: list[list[T]],
         work: Callable[[T, Sessions], R],
         on_done: Callable[[R], None] | None = None,
-    ) -> list[R]:
-        """`work` for each item, `forks` at once; results in the items' order.
-        After Ctrl-C: the results of the targets that had started."""
+        stop: Callable[[R], str | None] | None = None,
+        on_start: Callable[[T], None] | None = None,
+    ) -> tuple[list[R], list[T], str | None]:
+        """`work` for each item, `forks` at once, wave after wave. `stop` is
+        told each result as it ends and says why no new item is to start (the
+        failure budget), if so. Returns the results in the items' order, the
+        items never started, and why they were not (a stop's reason, or Ctrl-C)."""
+        halted: list[str] = []  # why no new item starts: set once, read by every thread
 
         def guarded(item: T) -> R | None:
-            if self.sessions.interrupted:
-                return None  # not started before the Ctrl-C: not started at all
+            if halted:
+                return None  # not started before the stop: not started at all
             with self._slot(item):
-                if self.sessions.interrupted:
+                if halted:
                     return None
-                return work(item, self.sessions)
+                if on_start is not None:
+                    on_start(item)
+                result = work(item, self.sessions)
+            # Judged here, as it ends, so that no other thread starts a target
+            # between this one spending the budget and the main thread hearing of it.
+            why = stop(result) if stop is not None else None
+            if why is not None:
+                halted.append(why)
+            return result
 
-        results: list[R | None] = [None] * len(items)
+        order = {id(item): i for i, item in enumerate(i for wave in waves for i in wave)}
+        results: dict[int, R] = {}
         with ThreadPoolExecutor(self.forks, thread_name_prefix="runbook-target") as pool:
-            futures: dict[Future[R | None], int] = {
-                pool.submit(guarded, item): i for i, item in enumerate(items)
-            }
+            futures: dict[Future[R | None], T] = {}
             try:
-                for future in as_completed(futures):
-                    results[futures[future]] = done = future.result()
-                    if done is not None and on_done is not None:
-                        on_done(done)
+                for wave in waves:
+                    if halted:
+                        break
+                    futures = {pool.submit(guarded, item): item for item in wave}
+                    for future in as_completed(futures):
+                        done = future.result()
+                        if done is None:
+                            continue
+                        results[order[id(futures[future])]] = done
+                        if on_done is not None:
+                            on_done(done)
             except KeyboardInterrupt:
+                halted.append("interrupted (Ctrl-C) before it started")
                 self.sessions.interrupt()
                 for future in futures:
                     future.cancel()
-                for future, index in futures.items():
+                for future, item in futures.items():
                     if not future.cancelled():
-                        results[index] = future.result()
-        return [r for r in results if r is not None]
+                        done = future.result()
+                        if done is not None:
+                            results[order[id(item)]] = done
+        every = [item for wave in waves for item in wave]
+        left = [item for item in every if order[id(item)] not in results]
+        return [results[i] for i in sorted(results)], left, halted[0] if halted else None

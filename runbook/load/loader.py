@@ -40,6 +40,7 @@ from runbook.model import (
     Severity,
     SeverityPolicy,
     Step,
+    Strategy,
     Target,
     seconds,
 )
@@ -236,7 +237,22 @@ def build_playbook(path: Path, doc: Document, without: frozenset[int] = frozense
         on_failure=data.get("on_failure", "halt"),
         timeout=seconds(data.get("timeout")),
         lock_timeout=seconds(data.get("lock_timeout")),
+        strategy=_strategy(data.get("strategy")),
+        run_on=data.get("run_on"),
         doc=doc,
+    )
+
+
+def _strategy(data: dict[str, Any] | None) -> Strategy:
+    if not data:
+        return Strategy()
+    budget = data.get("max_failures")
+    kind = next(iter(budget)) if budget else None
+    return Strategy(
+        forks=data.get("forks"),
+        waves=tuple(data.get("waves", ())),
+        max_failures=(kind, float(budget[kind])) if budget and kind else None,
+        order=data.get("order", "inventory"),
     )
 
 
@@ -373,7 +389,7 @@ def build_inventory(path: Path, doc: Document) -> Inventory:
             lock_timeout=seconds(d.get("lock_timeout")) or defaults.lock_timeout,
             connect_timeout=seconds(d.get("connect_timeout")) or defaults.connect_timeout,
             escalation=d.get("escalation"),
-            forks=d.get("forks", 1),
+            forks=d.get("forks", defaults.forks),
             per_server=d.get("per_server"),
         ),
         scale=_scale(data.get("severities")),

@@ -239,6 +239,11 @@ class Session:
     def server_version(self) -> int:
         return self.connect().info.server_version
 
+    def in_recovery(self) -> bool:
+        """Whether the server is a standby (pg_is_in_recovery()): `run_on` asks."""
+        row = self.connect().execute("SELECT pg_is_in_recovery()").fetchone()
+        return bool(row and row[0])
+
     # -- settings and transactions ----------------------------------------
 
     def _set(self, name: str, ms: int) -> None:

@@ -77,10 +77,20 @@ def test_per_server_caps_the_targets_on_one_server(fleet: Project) -> None:
     assert overlap(fleet.runs()) == 2
 
 
-def test_without_forks_the_targets_run_one_after_another(fleet: Project) -> None:
+def test_with_one_fork_the_targets_run_one_after_another(fleet: Project) -> None:
     fleet.playbook(SLOW.format(seconds=0.2), "slow.yaml")
-    assert fleet.run("run", "playbooks/slow.yaml", "-t", "all").exit_code == 0
+    assert fleet.run("run", "playbooks/slow.yaml", "-t", "all", "--forks", "1").exit_code == 0
     assert overlap(fleet.runs()) == 1
+
+
+def test_a_group_runs_ten_at_once_unless_the_inventory_says_otherwise(fleet: Project) -> None:
+    fleet.playbook(SLOW.format(seconds=0.5), "slow.yaml")
+    assert fleet.run("run", "playbooks/slow.yaml", "-t", "all").exit_code == 0
+    assert overlap(fleet.runs()) == 4
+    text = (fleet.root / "inventory.yaml").read_text()
+    fleet.write("inventory.yaml", text + "defaults: {forks: 2}\n")
+    assert fleet.run("run", "playbooks/slow.yaml", "-t", "all").exit_code == 0
+    assert overlap(fleet.runs()[4:]) == 2
 
 
 SLEEPING = (
@@ -169,7 +179,7 @@ def test_the_fleet_run_groups_its_runs_shows_a_matrix_and_reruns_its_failures(
     fleet_id = found.group(1)
     shown = fleet.run("show", fleet_id)
     assert shown.exit_code == 0, shown.output
-    rows = {line.split()[0]: line for line in shown.output.splitlines()[2:6]}
+    rows = {line.split()[0]: line for line in shown.output.splitlines()[4:8]}
     assert set(rows) == {"t0", "t1", "t2", "gone"}
     assert "unreachable" in rows["gone"] and " ok " in rows["t0"]
     data = json.loads(fleet.run("show", fleet_id, "--format", "json").output)
