@@ -15,6 +15,7 @@ import fnmatch
 import getpass
 import os
 import re
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -424,6 +425,11 @@ def run(
         forks = spec.forks or strategy.forks or inventory.defaults.forks
         fanned = len(prepared.targets) > 1 and (forks > 1 or strategy != Strategy())
         reporter_for = view.make_reporter if fanned and view is not None else make_reporter
+        if fanned and step_by_step is not None:
+            raise UsageError(
+                "--step asks before each step of one run: not with targets at once (--forks 1)"
+            )
+        asking = one_at_a_time(prompter) if fanned and prompter is not None else None
 
         def one(
             target: Target, sessions: Sessions | None = None, not_run: str | None = None
@@ -431,7 +437,8 @@ def run(
             dsn, env, target_secrets = resolved[target.name]
             return run_target(
                 spec, prepared, target, dsn, env, base_by_target[target.name], target_secrets,
-                journal, reporter_for(), prompter, notifier_for, resume, given, step_by_step,
+                journal, reporter_for(), asking(target) if asking else prompter, notifier_for,
+                resume, given, step_by_step,
                 approving, sessions.add if sessions is not None else None, not_run,
             )  # fmt: skip
 
@@ -459,6 +466,21 @@ def run(
                 if outcome.status is RunStatus.INTERRUPTED:
                     break
     return outcomes
+
+
+def one_at_a_time(prompter: Prompter) -> Callable[[Target], Prompter]:
+    """A `confirm` step's question from targets running at once: asked one at
+    a time, each naming its target, so that an answer goes where it was meant."""
+    asking = threading.Lock()
+
+    def for_target(target: Target) -> Prompter:
+        def ask(prompt: str, details: str | None) -> bool:
+            with asking:
+                return prompter(f"[{target.name}] {prompt}", details)
+
+        return ask
+
+    return for_target
 
 
 def fan_out(

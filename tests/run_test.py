@@ -67,11 +67,13 @@ def test_group_runs_each_target_as_its_own_run(project: Project, pg_server: PgSe
             runs[0]["steps"][0]["result"]["rows"][0]["db"]
             != runs[1]["steps"][0]["result"]["rows"][0]["db"]
         )
-        table = [line.split() for line in result.stdout.splitlines() if line.startswith("  ")]
-        assert [row[:2] for row in table if row[0] in ("one", "two")] == [
+        # At once (the default forks): a line per target as it ends, then the counts.
+        lines = [line.split() for line in result.stdout.splitlines()]
+        assert sorted(row[:2] for row in lines if row and row[0] in ("one", "two")) == [
             ["one", "ok"],
             ["two", "ok"],
         ]
+        assert "2 target(s): 2 ok" in result.stdout
     finally:
         pg_server.drop_database(other)
 

@@ -42,21 +42,29 @@ def check_playbook(
     return problems
 
 
-def may_write(pb: Playbook) -> bool:
-    """Whether a run of `pb` may change anything: a check never does; an
-    include is judged as writing (its playbook may change later)."""
+# The steps that write through the target's connection (a shell command's
+# writes go where the command says; an include is judged as writing, since
+# its playbook may change later).
+_SQL_WRITERS = frozenset({"sql", "sql_file", "include"})
+
+
+def writes_sql(pb: Playbook) -> bool:
+    """Whether a run of `pb` may write to its target through its connection."""
     return pb.kind != "check" and any(
-        step.kind == "include" or actions.writes(step) for step in pb.walk()
+        step.kind in _SQL_WRITERS and (step.kind == "include" or actions.writes(step))
+        for step in pb.walk()
     )
 
 
 def run_on(pb: Playbook) -> str:
-    """Which servers `pb` runs on: its `run_on`, else primary if it may write, else any."""
-    return pb.run_on or ("primary" if may_write(pb) else "any")
+    """Which servers `pb` runs on: its `run_on`, else primary if it writes
+    through its connection, else any (so a playbook of shell steps for a server
+    that is down asks nothing of it first)."""
+    return pb.run_on or ("primary" if writes_sql(pb) else "any")
 
 
 def _run_on(pb: Playbook) -> Iterator[Problem]:
-    if pb.run_on in ("standby", "any") and may_write(pb):
+    if pb.run_on in ("standby", "any") and writes_sql(pb):
         assert pb.doc is not None
         yield doc_at(
             pb.doc,

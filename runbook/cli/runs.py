@@ -225,8 +225,6 @@ def run(
             return 0
         if step_by_step and not prompts.attended():
             raise click.UsageError("--step asks before each step: it needs a terminal")
-        if forks is not None and forks > 1 and step_by_step:
-            raise click.UsageError("--step asks before each step of one run: not with --forks")
         # A plugin's first line is its verdict: the steps are held until it is known.
         held = io.StringIO() if plugin else None
         # Targets at once show as a line each as they end (JSON: one document at the end).
