@@ -29,7 +29,7 @@ from runbook.engine import Engine, Options, Reporter, Resume, RunContext
 from runbook.errors import ExitCode, InvalidFiles, SandboxError, UsageError
 from runbook.fleet.fanout import Fanout, Sessions
 from runbook.fleet.strategy import Budget, ordered, waves
-from runbook.journal.recorder import Recorder
+from runbook.journal.recorder import Recorder, Writer
 from runbook.journal.records import ApprovalRecord
 from runbook.journal.store import JournalStore, config_for, open_store
 from runbook.load import loader, project
@@ -38,7 +38,7 @@ from runbook.outcome import RunOutcome, RunStatus
 from runbook.pg import pgtools, sandbox
 from runbook.pg.db import ConnectSpec, Session
 from runbook.plan import PlannedStep
-from runbook.redact import Redactor, dsn_password
+from runbook.redact import Redactor
 
 
 @dataclass
@@ -301,9 +301,9 @@ def resolve_dsn(target: Target, root: Path, secrets: set[str]) -> tuple[str, dic
     if password:
         params["password"] = str(password)
         dsn = make_conninfo(dsn, password=str(password))
-    found = dsn_password(dsn)
+    found = params.get("password")  # as dsn_password(dsn) would read it, without a second parse
     if found:
-        secrets.add(found)
+        secrets.add(str(found))
     env_names = {
         "host": "PGHOST",
         "port": "PGPORT",
@@ -409,7 +409,8 @@ def run(
         resolved[target.name] = (dsn, env, target_secrets)
     journal = open_journal(inventory)
     outcomes: list[RunOutcome] = []
-    with contextlib.closing(journal):
+    with contextlib.ExitStack() as stack:
+        stack.callback(journal.close)
         # A drill writes to its marked copy only (each connection checks the mark).
         given = (
             None
@@ -439,9 +440,14 @@ def run(
                 spec, prepared, target, dsn, env, base_by_target[target.name], target_secrets,
                 journal, reporter_for(), asking(target) if asking else prompter, notifier_for,
                 resume, given, step_by_step,
-                approving, sessions.add if sessions is not None else None, not_run,
+                approving, sessions.add if sessions is not None else None, not_run, writer,
             )  # fmt: skip
 
+        # A fleet's runs write to the journal through one writer: one connection
+        # and one transaction for what they recorded meanwhile.
+        writer = Writer(journal.config) if fanned else None
+        if writer is not None:
+            stack.callback(writer.close)
         if fanned:
             spec.fleet = spec.fleet or new_run_id()
             if view is not None:
@@ -530,6 +536,7 @@ def run_target(
     approving: permission.Approving | None = None,
     on_session: Callable[[Session], None] | None = None,
     not_run: str | None = None,
+    writer: Writer | None = None,
 ) -> RunOutcome:
     inventory, playbook = prepared.inventory, prepared.playbook
     redactor = Redactor(secrets)
@@ -602,7 +609,7 @@ def run_target(
             ),
         },
     )
-    recorder = Recorder(journal, redactor, clock, inventory.journal.row_sample)
+    recorder = Recorder(journal, redactor, clock, inventory.journal.row_sample, writer)
     if notifier_for is not None and options.notify and not spec.check and not spec.rehearse:
         options.notifier = notifier_for(inventory, journal, playbook, target, run_id, redactor)
     if approving is not None:

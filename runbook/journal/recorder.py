@@ -27,7 +27,7 @@ GROUP_COMMIT = 0.01  # seconds records of read-only steps may wait in memory
 _RUNNING = Status.RUNNING.value
 
 
-class _Writer:
+class Writer:
     """Group commit on a thread of its own: records of read-only steps wait in
     memory (at most GROUP_COMMIT) and are written in one transaction while the
     run goes on; a step that may change something first waits for everything
@@ -35,7 +35,12 @@ class _Writer:
     record. A kill -9 loses at most GROUP_COMMIT worth of read-only steps'
     records: the run then shows as interrupted a step or two early, never as
     having done what it did not. SQLite and psycopg both let go of the GIL
-    while they wait, so the writing overlaps the queries."""
+    while they wait, so the writing overlaps the queries.
+
+    One writer may serve many runs at once (a fleet's targets: one journal
+    connection, one thread, one transaction for what they all recorded
+    meanwhile). Each run is an `owner`: it waits for its own records only, and
+    a record that cannot be written fails its own run, never another's."""
 
     def __init__(self, config: StoreConfig) -> None:
         # A connection of its own: the run's thread keeps reading the journal.
@@ -44,41 +49,43 @@ class _Writer:
         # Lock's `with` is C (the Condition's own is a Python method).
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
-        self._buffer: list[Event] = []
+        self._buffer: list[tuple[object, list[Event]]] = []
         self._since = 0.0
         self._queued = 0  # puts so far
         self._written = 0  # puts on disk
         self._hurry = False
         self._closing = False
-        self._error: BaseException | None = None
+        self._errors: dict[object, BaseException] = {}  # by owner, handed over at its next call
         self._thread = threading.Thread(target=self._loop, name="runbook-journal", daemon=True)
         self._thread.start()
 
-    def put(self, events: list[Event]) -> None:
+    def put(self, events: list[Event], owner: object = None) -> int:
+        """Queue `owner`'s events; returns the ticket `wait` takes."""
         with self._lock:
-            if self._error is not None:
-                self._raise()
+            self._raise(owner)
             if not events:
-                return
+                return self._queued
             if not self._buffer:
                 self._since = time.monotonic()
                 self._cond.notify_all()
-            self._buffer.extend(events)
+            self._buffer.append((owner, events))
             self._queued += 1
+            return self._queued
 
-    def wait(self) -> None:
-        """Return once everything put so far is in the journal."""
+    def wait(self, owner: object = None, ticket: int | None = None) -> None:
+        """Return once everything put so far (up to `ticket`) is in the journal."""
         with self._cond:
-            if self._written < self._queued:
+            upto = self._queued if ticket is None else ticket
+            if self._written < upto:
                 self._hurry = True
                 self._cond.notify_all()
-                while self._written < self._queued and self._error is None:
+                while self._written < upto:
                     self._cond.wait()
-            self._raise()
+            self._raise(owner)
 
-    def _raise(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
+    def _raise(self, owner: object) -> None:
+        error = self._errors.pop(owner, None)
+        if error is not None:
             raise error
 
     def _loop(self) -> None:
@@ -94,19 +101,34 @@ class _Writer:
                     if left <= 0:
                         break
                     self._cond.wait(left)
-                events, self._buffer = self._buffer, []
+                batch, self._buffer = self._buffer, []
                 upto, self._hurry = self._queued, False
-            try:
-                self._journal.append_prepared(prepare(events))
-            except BaseException as exc:  # handed to the run's thread at its next call
-                with self._cond:
-                    self._error = exc
-                    self._written = upto
-                    self._cond.notify_all()
-                continue
+            failed = self._write(batch)
             with self._cond:
+                self._errors.update(failed)
                 self._written = upto
                 self._cond.notify_all()
+
+    def _write(self, batch: list[tuple[object, list[Event]]]) -> dict[object, BaseException]:
+        """One transaction for the batch; if it fails and several owners are in
+        it, each owner's records again on their own, so that the failure is
+        handed to the run it belongs to (say, a run id a second scheduler
+        already claimed) and the other runs' records are kept."""
+        try:
+            self._journal.append_prepared(prepare([e for _, events in batch for e in events]))
+            return {}
+        except BaseException as exc:
+            owners = list(dict.fromkeys(owner for owner, _ in batch))
+            if len(owners) == 1:
+                return {owners[0]: exc}
+        failed: dict[object, BaseException] = {}
+        for owner in owners:
+            try:
+                mine = [e for who, events in batch if who is owner for e in events]
+                self._journal.append_prepared(prepare(mine))
+            except BaseException as exc:
+                failed[owner] = exc
+        return failed
 
     def close(self) -> None:
         try:
@@ -173,7 +195,12 @@ def _sampled(result: dict[str, Any] | None, row_sample: int) -> dict[str, Any] |
 
 class Recorder:
     def __init__(
-        self, journal: JournalStore, redactor: Redactor, clock: Clock, row_sample: int = 20
+        self,
+        journal: JournalStore,
+        redactor: Redactor,
+        clock: Clock,
+        row_sample: int = 20,
+        writer: Writer | None = None,
     ) -> None:
         self.journal = journal
         self.redactor = redactor
@@ -184,7 +211,10 @@ class Recorder:
         # While the rollback steps of one iteration of a looped step run: that
         # iteration, kept on their records (resume tells the undos apart by it).
         self.undoing_iteration: int | None = None
-        self._writer = _Writer(journal.config)
+        # A fleet's runs share one writer (`writer`); a run of its own has its own.
+        self._own = writer is None
+        self._writer = writer if writer is not None else Writer(journal.config)
+        self._ticket = 0
         # The end of a read-only step waits for the next record, so that one
         # transaction carries both (one commit per step, not two).
         self._held: list[Event] = []
@@ -194,9 +224,9 @@ class Recorder:
         if self._held:
             events = [*self._held, *events]
             self._held = []
-        self._writer.put(events)
+        self._ticket = self._writer.put(events, self) if events else self._ticket
         if durable:
-            self._writer.wait()
+            self._writer.wait(self, self._ticket)
 
     def flush(self) -> None:
         """Wait until everything recorded so far is in the journal."""
@@ -205,7 +235,10 @@ class Recorder:
     def close(self) -> None:
         if self._held:
             self._append([])
-        self._writer.close()
+        if self._own:
+            self._writer.close()
+        else:
+            self._writer.wait(self, self._ticket)
 
     def _now(self) -> str:
         return self.clock.iso_now()
