@@ -64,7 +64,7 @@ def _inventory_refs(pb: Playbook, ctx: Context) -> Iterator[Problem]:
         return
     doc = pb.doc
     assert doc is not None
-    names = set(inv.targets) | set(inv.groups)
+    names = set(inv.targets) | inv.group_names()
     for i, name in enumerate(pb.targets):
         if name not in names:
             path: DataPath = (
