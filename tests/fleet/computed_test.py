@@ -333,3 +333,40 @@ def test_a_computed_group_is_refused_where_it_cannot_be_found(project: Project) 
     assert playbook is not None
     with pytest.raises(UsageError, match="computed \\(targets_from\\)"):
         plan.resolve_targets(playbook, inventory, ("fleet",))
+
+
+def test_a_schedule_on_a_computed_group_is_refused_at_validation(project: Project) -> None:
+    """The scheduler lists its pairs without connecting: it cannot find the targets."""
+    project.write("fleet.txt", "one=dbname=x\n")
+    _inventory(project, "  fleet: {targets_from: {file: fleet.txt}}\n")
+    project.playbook(WHERE.replace("kind: check", "kind: check\ntargets: fleet"), "where.yaml")
+    assert project.run("validate").exit_code == 0
+    project.playbook(
+        WHERE.replace("kind: check", "kind: check\ntargets: fleet\nschedule: '0 8 * * *'"),
+        "where.yaml",
+    )
+    result = project.run("validate")
+    assert result.exit_code == 2
+    assert (
+        "playbooks/where.yaml:4:11: $.schedule: a schedule cannot use the computed group 'fleet'"
+        in result.output
+    )
+
+
+def test_rerun_failed_runs_the_failed_computed_targets_again(
+    cluster: tuple[Project, str],
+) -> None:
+    import re
+
+    project, prefix = cluster
+    _inventory(project, f"  apps: {{targets_from: {{cluster: db, databases: '{prefix}_app%'}}}}\n")
+    project.playbook(
+        WHERE.replace("here.scalar != ''", "not here.scalar.endswith('app2')"), "where.yaml"
+    )
+    result = project.run("run", "playbooks/where.yaml", "-t", "apps", "--forks", "2")
+    assert result.exit_code == 1, result.output
+    found = re.search(r"fleet run (\w+): runbook show", result.output)
+    assert found, result.output
+    again = project.run("run", "playbooks/where.yaml", "--rerun-failed", found.group(1))
+    assert again.exit_code == 1, again.output
+    assert [r["target"] for r in project.runs()[2:]] == [f"db/{prefix}_app2"]
