@@ -9,8 +9,10 @@
 
 A fleet file is checked with the inventory (`runbook validate`, every run)
 before anything connects: each problem at its line and column. A DSN in it
-may hold a password: no message here quotes a DSN, and every password of the
-file joins the run's secrets (masked wherever a run writes).
+may hold a password: no message here quotes a DSN, and each target's password
+joins its run's secrets when service.resolve_dsn resolves it (as for any
+target; not every password of the file in every run's redactor, which would
+cost a fleet of N targets N² pattern builds).
 
 Listing a cluster connects, so it happens only when a run starts, and only
 for the groups the run names (`expand`): once the inventory has been checked,
@@ -29,7 +31,7 @@ from runbook.errors import InvalidFiles, Problem, TargetError, UsageError
 from runbook.load.loader import display_path
 from runbook.load.yamlsrc import DataPath, format_path
 from runbook.model import ComputedGroup, Inventory, Loc, Target
-from runbook.redact import Redactor, dsn_password
+from runbook.redact import Redactor
 
 # Bounds on the work a group may ask for: a fleet file's size and lines, a
 # cluster's matching databases, and how long listing them may take.
@@ -74,8 +76,11 @@ def file_of(inventory: Inventory, group: ComputedGroup) -> Path:
     return inventory.root / group.file
 
 
-def read_file(inventory: Inventory, group: ComputedGroup) -> tuple[list[Entry], list[Problem]]:
-    """The entries of a group's fleet file, and every problem with it."""
+def read_file(
+    inventory: Inventory, group: ComputedGroup, *, dsns: bool = True
+) -> tuple[list[Entry], list[Problem]]:
+    """The entries of a group's fleet file, and every problem with it; `dsns`:
+    each DSN parsed too (libpq's parser: some 45 µs a line, the most of it)."""
     path = file_of(inventory, group)
     shown = display_path(path)
     try:
@@ -96,11 +101,11 @@ def read_file(inventory: Inventory, group: ComputedGroup) -> tuple[list[Entry], 
     if len(lines) > MAX_LINES and any(s.strip() for s in lines[MAX_LINES:]):
         message = f"more than {MAX_LINES:,} lines: split the fleet into groups"
         return [], [Problem(shown, MAX_LINES + 1, 1, "", message, "fleet-file")]
-    return _parse(inventory, group, shown, lines)
+    return _parse(inventory, group, shown, lines, dsns)
 
 
 def _parse(
-    inventory: Inventory, group: ComputedGroup, shown: str, lines: list[str]
+    inventory: Inventory, group: ComputedGroup, shown: str, lines: list[str], dsns: bool
 ) -> tuple[list[Entry], list[Problem]]:
     entries: list[Entry] = []
     problems: list[Problem] = []
@@ -143,7 +148,7 @@ def _parse(
             what = "a target" if name in inventory.targets else "a group"
             problem(number, col, f"{name!r} is {what} of the inventory: choose another name")
             continue
-        invalid = _invalid_dsn(dsn)
+        invalid = _invalid_dsn(dsn) if dsns else None
         if invalid is not None:
             problem(number, dsn_col, f"target {name!r}: invalid DSN: {invalid}")
             continue
@@ -189,8 +194,8 @@ def expand(
     """The inventory with the computed groups among `names` found: their targets
     added to `targets`, each group in `groups` as their names. A name of one
     computed target (`CLUSTER/DBNAME`, or a fleet file's name: a resume, a
-    --rerun-failed) is found too. Every password of a fleet file read joins
-    `secrets`. Unchanged (the same object) when no name needs it."""
+    --rerun-failed) is found too. A cluster's password joins `secrets`
+    (dsn_of adds it). Unchanged (the same object) when no name needs it."""
     wanted = [n for n in names if n not in inventory.targets and n not in inventory.groups]
     if not wanted or not inventory.computed:
         return inventory
@@ -215,10 +220,11 @@ def _targets_of(
     inventory: Inventory, group: ComputedGroup, dsn_of: DsnOf, secrets: set[str]
 ) -> list[Target]:
     if group.file is not None:
-        entries = _entries(inventory, group, secrets)
+        entries = _entries(inventory, group)
         if not entries:  # "no check ran" is never healthy
             raise UsageError(f"group {group.name!r}: {group.file} lists no target")
-        return [_file_target(inventory, group, e) for e in entries]
+        shown = display_path(file_of(inventory, group))  # once: it resolves the path
+        return [_file_target(shown, group, e) for e in entries]
     assert group.cluster is not None and group.databases is not None
     cluster = inventory.targets[group.cluster]
     dsn = dsn_of(cluster, inventory.root, secrets)[0]
@@ -242,25 +248,23 @@ def _one(inventory: Inventory, name: str, dsn_of: DsnOf, secrets: set[str]) -> l
             if list_databases(inventory, group, dsn, secrets, only=database):
                 return [_database_target(target, dsn, database, group)]
         elif not slash and group.file is not None:
-            for entry in _entries(inventory, group, secrets):
+            for entry in _entries(inventory, group):
                 if entry.name == name:
-                    return [_file_target(inventory, group, entry)]
+                    shown = display_path(file_of(inventory, group))
+                    return [_file_target(shown, group, entry)]
     return []  # plan.resolve_targets says it is unknown
 
 
-def _entries(inventory: Inventory, group: ComputedGroup, secrets: set[str]) -> list[Entry]:
-    entries, problems = read_file(inventory, group)
+def _entries(inventory: Inventory, group: ComputedGroup) -> list[Entry]:
+    # The inventory's check parsed every DSN a moment ago, and resolve_dsn
+    # parses each again before it connects: not a third time here.
+    entries, problems = read_file(inventory, group, dsns=False)
     if problems:  # the file changed since the inventory was checked
         raise InvalidFiles(problems)
-    for entry in entries:
-        password = dsn_password(entry.dsn)
-        if password:
-            secrets.add(password)
     return entries
 
 
-def _file_target(inventory: Inventory, group: ComputedGroup, entry: Entry) -> Target:
-    shown = display_path(file_of(inventory, group))
+def _file_target(shown: str, group: ComputedGroup, entry: Entry) -> Target:
     return Target(
         name=entry.name,
         dsn=entry.dsn,
