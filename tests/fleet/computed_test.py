@@ -370,3 +370,13 @@ def test_rerun_failed_runs_the_failed_computed_targets_again(
     again = project.run("run", "playbooks/where.yaml", "--rerun-failed", found.group(1))
     assert again.exit_code == 1, again.output
     assert [r["target"] for r in project.runs()[2:]] == [f"db/{prefix}_app2"]
+
+
+def test_a_fleet_file_listing_no_target_runs_nothing(project: Project) -> None:
+    """No check ran is never healthy: an empty fleet is an error, not a pass."""
+    project.write("fleet.txt", "# nobody yet\n\n")
+    _inventory(project, "  fleet: {targets_from: {file: fleet.txt}}\n")
+    project.playbook(WHERE, "where.yaml")
+    result = project.run("run", "playbooks/where.yaml", "-t", "fleet")
+    assert result.exit_code == 2, result.output
+    assert "group 'fleet': fleet.txt lists no target" in result.output
