@@ -86,7 +86,9 @@ def project(root: Path, dsns: list[str], journal_dsn: str | None) -> None:
     targets = "".join(f"  db{i}: {{dsn: {dsn!r}}}\n" for i, dsn in enumerate(dsns))
     members = ", ".join(f"db{i}" for i in range(len(dsns)))
     journal = f"journal: {{dsn: {journal_dsn!r}, schema: fleet_bench}}\n" if journal_dsn else ""
-    (root / "inventory.yaml").write_text(f"targets:\n{targets}groups:\n  all: [{members}]\n{journal}")
+    (root / "inventory.yaml").write_text(
+        f"targets:\n{targets}groups:\n  all: [{members}]\n{journal}"
+    )
     steps = "".join(
         f"  - name: q{n}\n    query: {QUERY}\n    register: r{n}\n    gate: {{that: r{n}.first.ok}}\n"
         for n in range(STEPS)

@@ -430,10 +430,26 @@ class Defaults:
 
 
 @dataclass(frozen=True)
+class ComputedGroup:
+    """`groups: {NAME: {targets_from: …}}`: a group whose targets are found when
+    a run starts (runbook.fleet.computed): the databases of a cluster whose
+    names match a LIKE pattern, or the `name=DSN` lines of a file."""
+
+    name: str
+    loc: Loc
+    cluster: str | None = None  # a target of the inventory: the server to list
+    databases: str | None = None  # the LIKE pattern the cluster's databases match
+    file: str | None = None  # as written: relative to the inventory's folder
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Inventory:
     path: Path
     targets: Mapping[str, Target]
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Groups found at run time; a run's inventory has them in `groups` too, expanded.
+    computed: Mapping[str, ComputedGroup] = field(default_factory=dict)
     default_target: str | None = None
     journal: JournalConfig = field(default_factory=JournalConfig)
     defaults: Defaults = field(default_factory=Defaults)
@@ -455,6 +471,10 @@ class Inventory:
     def escalation_of(self, playbook: Playbook) -> str | None:
         """The escalation policy a playbook's incidents go through: its own, else the default."""
         return playbook.escalation or self.defaults.escalation
+
+    def group_names(self) -> set[str]:
+        """Every group's name, the computed ones' too."""
+        return set(self.groups) | set(self.computed)
 
     def expand(self, name: str) -> tuple[str, ...] | None:
         """Target names of a target or group; None if the name is neither."""

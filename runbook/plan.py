@@ -87,11 +87,14 @@ def target_sources(
     playbook's, else the inventory default) with the targets it stands for."""
     return [
         (name, [inventory.targets[t] for t in inventory.expand(name) or ()])
-        for name in _names(playbook, inventory, chosen)
+        for name in source_names(playbook, inventory, chosen)
     ]
 
 
-def _names(playbook: Playbook, inventory: Inventory, chosen: tuple[str, ...]) -> tuple[str, ...]:
+def source_names(
+    playbook: Playbook, inventory: Inventory, chosen: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The names targets come from: -t, else the playbook's, else the default."""
     names = (
         chosen
         or playbook.targets
@@ -106,17 +109,25 @@ def resolve_targets(
     playbook: Playbook, inventory: Inventory, chosen: tuple[str, ...]
 ) -> list[Target]:
     """Targets in run order: -t names, else the playbook's, else the inventory default."""
-    names = _names(playbook, inventory, chosen)
+    names = source_names(playbook, inventory, chosen)
     if not names:
         raise UsageError(
             "no target: name one with -t, in the playbook (targets:), or as default_target in the inventory"
         )
-    out: dict[str, Target] = {}  # by name: a target in two groups runs once
+    out: dict[str, Target] = {}  # by name: a computed group may have 100,000 targets
     for name in names:
         expanded = inventory.expand(name)
+        if expanded is None and name in inventory.computed:
+            raise UsageError(
+                f"group {name!r} is computed (targets_from): its targets are found when "
+                "`runbook run` starts; this command cannot use it"
+            )
         if expanded is None:
-            known = ", ".join(sorted([*inventory.targets, *inventory.groups]))
-            raise UsageError(f"unknown target or group {name!r}; the inventory has {known}")
+            known = sorted(
+                n for n in [*inventory.targets, *inventory.group_names()] if "/" not in n
+            )
+            shown = ", ".join(known[:30]) + (", …" if len(known) > 30 else "")
+            raise UsageError(f"unknown target or group {name!r}; the inventory has {shown}")
         for t in expanded:
             out.setdefault(t, inventory.targets[t])
     return list(out.values())

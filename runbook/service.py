@@ -27,6 +27,7 @@ from runbook.clock import Clock
 from runbook.context import Notifier, Prompter, TargetFacts
 from runbook.engine import Engine, Options, Reporter, Resume, RunContext
 from runbook.errors import ExitCode, InvalidFiles, SandboxError, UsageError
+from runbook.fleet import computed
 from runbook.fleet.fanout import Fanout, Sessions
 from runbook.fleet.strategy import Budget, ordered, waves
 from runbook.journal.recorder import Recorder, Writer
@@ -191,6 +192,9 @@ def prepare(spec: RunSpec) -> Prepared:
             f"{playbook.name} is a drill: run it with `runbook drill run {spec.playbook}`, "
             "which makes the copy it runs on"
         )
+    # Computed groups (targets_from) are found here: the first connection a run may make.
+    names = plan.source_names(playbook, inventory, spec.targets)
+    inventory = computed.expand(inventory, names, resolve_dsn, secrets)
     targets = limited(plan.resolve_targets(playbook, inventory, spec.targets), spec.limit)
     for target in targets:
         if spec.drill is not None:

@@ -39,6 +39,11 @@ EXPECTED: dict[str, list[str]] = {
     "bad-on-failure.yaml": [
         "6:17: $.steps[0].on_failure: 'rollbak' is not one of: halt, continue, rollback (did you mean 'rollback'?)",
     ],
+    "bad-targets-from.inventory.yaml": [
+        "4:30: $.groups.no-pattern.targets_from: missing required key 'databases'",
+        "5:24: $.groups.both.targets_from: give only one of 'cluster', 'file', not 'cluster' and 'file'",
+        "6:27: $.groups.neither.targets_from: expected one of: cluster, file",
+    ],
     "bad-target-key.inventory.yaml": [
         "2:6: $.targets.a: missing required key 'dsn'",
         "2:7: $.targets.a.dns: unknown key 'dns' (did you mean 'dsn'?)",

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from runbook.checks.common import doc_at, suggest
 from runbook.errors import Problem
+from runbook.fleet import computed
 from runbook.load.yamlsrc import DataPath
 from runbook.model import RESERVED_DATABASES, EnvRef, Inventory, seconds
 from runbook.schedule.spec import zone_of
@@ -15,7 +16,7 @@ def check_inventory(inv: Inventory) -> list[Problem]:
     doc = inv.doc
     assert doc is not None
     problems: list[Problem] = []
-    names = set(inv.targets) | set(inv.groups)
+    names = set(inv.targets) | inv.group_names()
     if inv.default_target and inv.default_target not in names:
         problems.append(
             doc_at(
@@ -72,12 +73,42 @@ def check_inventory(inv: Inventory) -> list[Problem]:
                         "unknown-target",
                     )
                 )
+    problems += _computed_problems(inv)
     problems += _scale_problems(inv)
     problems += _policy_problems(inv)
     problems += _channel_problems(inv)
     if inv.journal.backend == "postgres" and inv.journal.dsn is None:
         problems.append(doc_at(doc, ("journal",), "a postgres journal needs a dsn", "journal"))
     return problems
+
+
+def _computed_problems(inv: Inventory) -> list[Problem]:
+    """A computed group's cluster is a target; its fleet file is read and checked
+    here, before anything connects (the cluster is listed when a run starts)."""
+    doc = inv.doc
+    assert doc is not None
+    problems = []
+    for name, group in inv.computed.items():
+        if name in inv.targets:
+            problems.append(
+                doc_at(
+                    doc,
+                    ("groups", name),
+                    f"group {name!r} has the name of a target",
+                    "name-clash",
+                    key=True,
+                )
+            )
+        if group.cluster is not None and group.cluster not in inv.targets:
+            problems.append(
+                doc_at(
+                    doc,
+                    ("groups", name, "targets_from", "cluster"),
+                    f"unknown target {group.cluster!r}{suggest(group.cluster, inv.targets)}",
+                    "unknown-target",
+                )
+            )
+    return problems + computed.file_problems(inv)
 
 
 def _scale_problems(inv: Inventory) -> Iterator[Problem]:

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from runbook import actions
+from runbook import actions, plan
 from runbook.checks.approval import check_approval
 from runbook.checks.common import Context, at, doc_at, get_path, read_sql_file, suggest
 from runbook.checks.drill import check_drill
@@ -98,7 +98,7 @@ def _inventory_refs(pb: Playbook, ctx: Context) -> Iterator[Problem]:
         return
     doc = pb.doc
     assert doc is not None
-    names = set(inv.targets) | set(inv.groups)
+    names = set(inv.targets) | inv.group_names()
     for i, name in enumerate(pb.targets):
         if name not in names:
             path: DataPath = (
@@ -122,6 +122,16 @@ def _inventory_refs(pb: Playbook, ctx: Context) -> Iterator[Problem]:
                     f"unknown target or group {name!r}{suggest(name, names)}",
                     "unknown-target",
                 )
+        # The scheduler lists its (schedule, target) pairs without connecting.
+        found = [n for n in plan.source_names(pb, inv, schedule.targets) if n in inv.computed]
+        if found:
+            yield doc_at(
+                doc,
+                schedule.data_path,
+                f"a schedule cannot use the computed group {found[0]!r} (targets_from): "
+                "only `runbook run` finds its targets; schedule its targets or a listed group",
+                "computed-group",
+            )
     if pb.escalation and pb.escalation not in inv.policies:
         path = (
             ("escalation",) if isinstance(doc.data["escalation"], str) else ("escalation", "policy")

@@ -22,6 +22,7 @@ from runbook.model import (
     Approval,
     Blackout,
     Channel,
+    ComputedGroup,
     Defaults,
     DrillDef,
     EmbeddedDb,
@@ -368,6 +369,19 @@ def build_inventory(path: Path, doc: Document) -> Inventory:
     groups = {
         name: tuple(g["targets"] if isinstance(g, dict) else g)
         for name, g in data.get("groups", {}).items()
+        if not (isinstance(g, dict) and "targets_from" in g)
+    }
+    computed = {
+        name: ComputedGroup(
+            name=name,
+            loc=loc(doc, ("groups", name), key=True),
+            cluster=g["targets_from"].get("cluster"),
+            databases=g["targets_from"].get("databases"),
+            file=g["targets_from"].get("file"),
+            description=g.get("description", ""),
+        )
+        for name, g in data.get("groups", {}).items()
+        if isinstance(g, dict) and "targets_from" in g
     }
     j = data.get("journal", {})
     d = data.get("defaults", {})
@@ -376,6 +390,7 @@ def build_inventory(path: Path, doc: Document) -> Inventory:
         path=path.resolve(),
         targets=targets,
         groups=groups,
+        computed=computed,
         default_target=data.get("default_target"),
         journal=JournalConfig(
             backend=j.get("backend", "postgres" if "dsn" in j else "sqlite"),
