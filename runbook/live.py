@@ -137,7 +137,10 @@ def _counts(snap: Snapshot) -> list[str]:
     if not snap.finished:
         cells.append(f"running {snap.running}")
         cells.append(f"waiting {snap.waiting}")
-    elif snap.waiting:
+        return cells
+    if snap.running:
+        cells.append(f"unfinished {snap.running}")
+    if snap.waiting:
         cells.append(f"not_run {snap.waiting}")
     return cells
 
@@ -222,9 +225,9 @@ def render(board: Board | Snapshot, width: int, height: int, now: float | None =
         if latest
         else ""
     )
-    run_title = f"running ({snap.running}), longest first:"
+    run_title = f"{'unfinished' if snap.finished else 'running'} ({snap.running}), longest first:"
     run_line = (
-        f"running {snap.running}, longest {fit(longest.name, width)} {duration(snap.now - longest.started)}"
+        f"{'unfinished' if snap.finished else 'running'} {snap.running}, longest {fit(longest.name, width)} {duration(snap.now - longest.started)}"
         if longest
         else ""
     )
@@ -296,6 +299,8 @@ class LiveTable:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
+        self._shown = False  # the cursor is hidden: show it again at the end
         self.frames = 0
 
     # what the run service is handed
@@ -304,6 +309,8 @@ class LiveTable:
 
     def started(self, name: str, total: int) -> None:
         self.board.started(name, total)
+        if self._thread is None:
+            self._begin()
 
     def ended(self, outcome: RunOutcome) -> None:
         self.board.ended(outcome)
@@ -347,15 +354,19 @@ class LiveTable:
                 return
             self._stop.wait(self._min_gap)
 
-    def __enter__(self) -> LiveTable:
-        try:
+    def _begin(self) -> None:
+        """The first target started: from now on the table is the output (what
+        comes before, a question on a protected target say, is left alone)."""
+        with self._starting:
+            if self._thread is not None or self._stop.is_set():
+                return
+            self._shown = True
             self._stream.write(HIDE_CURSOR)
             self.draw()
-        except BaseException:
-            self._stream.write(SHOW_CURSOR)
-            raise
-        self._thread = threading.Thread(target=self._loop, name="runbook-live", daemon=True)
-        self._thread.start()
+            self._thread = threading.Thread(target=self._loop, name="runbook-live", daemon=True)
+            self._thread.start()
+
+    def __enter__(self) -> LiveTable:
         return self
 
     def __exit__(
@@ -364,8 +375,11 @@ class LiveTable:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        try:
+        with self._starting:
             self._stop.set()
+        if not self._shown:
+            return
+        try:
             self.board.changed.set()
             if self._thread is not None:
                 self._thread.join(timeout=2)

@@ -132,10 +132,10 @@ class Board:
         self.changed.set()
 
     def finish(self) -> None:
-        """The run is over: targets never started are `not_run`, not waiting."""
+        """The run is over: targets never started are `not_run`, not waiting
+        (and any still running, which only a crash leaves, unfinished)."""
         with self._lock:
             self._finished = True
-            self._running.clear()
         self.changed.set()
 
     def snapshot(self, rows: int, now: float | None = None) -> Snapshot:
