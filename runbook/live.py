@@ -22,16 +22,18 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 import unicodedata
 from collections.abc import Callable
 from types import TracebackType
-from typing import TextIO
+from typing import ParamSpec, TextIO, TypeVar
 
 from runbook.fleet.board import Board, Failure, Running, Snapshot
 from runbook.outcome import RunOutcome, RunStatus
 from runbook.plan import Plan, PlannedStep
 from runbook.report import SilentReporter
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 ELLIPSIS = "…"
 DOT = " · "
@@ -39,7 +41,9 @@ DOT = " · "
 # Counts always shown (a zero is news too), in this order; other statuses when not zero.
 ALWAYS = ("ok", "gate_failed", "failed", "unreachable", "interrupted")
 SOMETIMES = tuple(
-    s.value for s in RunStatus if s.value not in ALWAYS and s is not RunStatus.RUNNING
+    s.value
+    for s in RunStatus
+    if s.value not in ALWAYS and s not in (RunStatus.RUNNING, RunStatus.NOT_RUN)
 )
 
 
@@ -132,16 +136,17 @@ def _header(snap: Snapshot, width: int) -> str:
 
 
 def _counts(snap: Snapshot) -> list[str]:
-    cells = [f"{status} {snap.counts.get(status, 0)}" for status in ALWAYS]
-    cells += [f"{status} {snap.counts[status]}" for status in SOMETIMES if snap.counts.get(status)]
+    """`status N` cells: what is going on first, then how the ended ones ended."""
     if not snap.finished:
-        cells.append(f"running {snap.running}")
-        cells.append(f"waiting {snap.waiting}")
-        return cells
-    if snap.running:
-        cells.append(f"unfinished {snap.running}")
-    if snap.waiting:
-        cells.append(f"not_run {snap.waiting}")
+        cells = [f"running {snap.running}", f"waiting {snap.waiting}"]
+    else:
+        cells = [f"unfinished {snap.running}"] if snap.running else []
+    cells += [f"{status} {snap.counts.get(status, 0)}" for status in ALWAYS]
+    cells += [f"{status} {snap.counts[status]}" for status in SOMETIMES if snap.counts.get(status)]
+    # At the end the targets never started (nor told of) are not run too.
+    unstarted = snap.counts.get("not_run", 0) + (snap.waiting if snap.finished else 0)
+    if unstarted:
+        cells.append(f"not_run {unstarted}")
     return cells
 
 
@@ -212,7 +217,10 @@ def render(board: Board | Snapshot, width: int, height: int, now: float | None =
     if width <= 0 or height <= 0:
         return []
     snap = board.snapshot(height, now) if isinstance(board, Board) else board
-    lines = [_header(snap, width), *_pack(_counts(snap), width)][:height]
+    lines = [_header(snap, width), *_pack(_counts(snap), width)]
+    if snap.stopped:
+        lines.append(fit(f"no more targets start: {snap.stopped}", width, flow=True))
+    lines = lines[:height]
     left = height - len(lines)
     failures = _failure_rows(snap.failures[:left], width)
     slow = snap.slowest[:left]
@@ -278,8 +286,9 @@ class _StepReporter(SilentReporter):
 class LiveTable:
     """The table redrawn in place on `stream` (a terminal) while a run goes on.
 
-    Hand the run service `reporter`, `started` and `ended`; use it as a
-    context manager around the run."""
+    The run service is handed `reporter`, `begin`, `started` and `ended` (a
+    FleetView); use it as a context manager around the run. Nothing shows
+    until the first target starts (a question before the run is left alone)."""
 
     def __init__(
         self,
@@ -303,12 +312,15 @@ class LiveTable:
         self._shown = False  # the cursor is hidden: show it again at the end
         self.frames = 0
 
-    # what the run service is handed
+    # what the run service is handed (its FleetView)
     def reporter(self) -> SilentReporter:
         return _StepReporter(self.board)
 
-    def started(self, name: str, total: int) -> None:
-        self.board.started(name, total)
+    def begin(self, fleet: str, playbook: str, targets: list[str], forks: int) -> None:
+        self.board.begin(playbook, len(targets))
+
+    def started(self, name: str) -> None:
+        self.board.started(name)
         if self._thread is None:
             self._begin()
 
@@ -340,6 +352,27 @@ class LiveTable:
             self._stream.write(text)
             self._stream.flush()
             self.frames += 1
+
+    def pausing(self, ask: Callable[P, T]) -> Callable[P, T]:
+        """`ask` (a question, a message) shown below the table, which waits for
+        it and is drawn afresh below after."""
+
+        def paused(*args: P.args, **kwargs: P.kwargs) -> T:
+            if not self._shown:  # not fanned out, or not started: nothing to give way
+                return ask(*args, **kwargs)
+            with self._lock:  # no frame is drawn meanwhile
+                if self._drawn:
+                    self._stream.write("\n")
+                self._stream.write(SHOW_CURSOR)
+                self._stream.flush()
+                self._drawn = 0
+                try:
+                    return ask(*args, **kwargs)
+                finally:
+                    if self._shown and not self._stop.is_set():
+                        self._stream.write(HIDE_CURSOR)
+
+        return paused
 
     def _loop(self) -> None:
         changed = self.board.changed
@@ -390,7 +423,6 @@ class LiveTable:
             self._stream.flush()
 
 
-def on_terminal(
-    playbook: str, stream: TextIO, clock: Callable[[], float] = time.monotonic
-) -> LiveTable:
-    return LiveTable(Board(playbook, clock=clock), stream)
+def on_terminal(stream: TextIO) -> LiveTable:
+    """The table for a run about to start, on `stream` (a terminal)."""
+    return LiveTable(Board(""), stream)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 from pathlib import Path
@@ -227,21 +228,29 @@ def run(
             raise click.UsageError("--step asks before each step: it needs a terminal")
         # A plugin's first line is its verdict: the steps are held until it is known.
         held = io.StringIO() if plugin else None
-        # Targets at once show as a line each as they end (JSON: one document at the end).
-        view = None if fmt == "json" else fleetview.TargetLines(held).view()
+        # Targets at once show as a line each as they end (JSON: one document at the end),
+        # on a terminal as a live table redrawn in place (runbook.live).
+        table = _live_table() if held is None and fmt != "json" else None
+        view = (
+            None
+            if fmt == "json"
+            else _table_view(table)
+            if table
+            else fleetview.TargetLines(held).view()
+        )
         # Loading makes only long-lived objects: the collector waits until the steps begin.
-        with collector.Quiet() as collecting:
+        with collector.Quiet() as collecting, table or contextlib.nullcontext():
             outcomes = service.run(
                 request,
                 _held_reporter(held, quiet, verbose, expanded)
                 if held
                 else reporter_factory(fmt, quiet, verbose, expanded),
-                prompts.step_prompter(),
+                _paused(table, prompts.step_prompter()),
                 _notifier(),
                 on_loaded=collecting.steps_begin,
                 ask=_ask(),
                 step_by_step=prompts.step_asker() if step_by_step else None,
-                approval_wait=_approval_wait(),
+                approval_wait=_paused(table, _approval_wait()),
                 view=view,
             )
         if held is None:
@@ -267,6 +276,26 @@ def _failed_of(fleet_id: str, playbook: Path, inventory: Path | None) -> tuple[s
     found, _ = loader.load_playbook(playbook)
     name = found.name if found is not None else playbook.stem
     return history.failed_targets(inventory, fleet_id, name)
+
+
+def _live_table() -> Any:
+    """On a terminal: the targets running at once as a table, redrawn in place."""
+    if not sys.stdout.isatty():
+        return None
+    from runbook import live
+
+    return live.on_terminal(sys.stdout)
+
+
+def _table_view(table: Any) -> Any:
+    from runbook import service
+
+    return service.FleetView(table.reporter, table.begin, table.started, table.ended)
+
+
+def _paused(table: Any, ask: Any) -> Any:
+    """A question or a message at the terminal: the live table gives way to it."""
+    return table.pausing(ask) if table is not None and ask is not None else ask
 
 
 def _approval_wait() -> Any:

@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 
 from runbook.outcome import RunOutcome, RunStatus
 
+# Not failures: ended well, or skipped by run_on (not_run is counted on its own).
+PASSED = (RunStatus.OK, RunStatus.SKIPPED)
+
 # How many failures are kept to show: more than any terminal has rows.
 KEEP_FAILURES = 200
 
@@ -57,7 +60,8 @@ class Snapshot:
     finished: bool
     slowest: list[Running] = field(default_factory=list)  # the longest running first
     failures: list[Failure] = field(default_factory=list)  # the latest first
-    failed: int = 0  # every target that ended other than ok
+    failed: int = 0  # the targets in `failures`, counted all along
+    stopped: str = ""  # why targets are left unstarted (the failure budget), once known
 
 
 class Board:
@@ -82,8 +86,16 @@ class Board:
         self._running: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._failures: deque[Failure] = deque(maxlen=keep_failures)
         self._by_thread: dict[int, str] = {}
+        self._stopped = ""
         self._finished = False
         self.changed = threading.Event()  # set by every event: the table may redraw early
+
+    def begin(self, playbook: str, total: int) -> None:
+        """The run's playbook and how many targets it has, before the first starts."""
+        with self._lock:
+            self.playbook = playbook
+            self._total = total
+        self.changed.set()
 
     def started(self, name: str, total: int | None = None) -> None:
         """`name` begins, in the calling thread; `total`: how many targets the run has."""
@@ -116,7 +128,9 @@ class Board:
             status = outcome.status.value
             self._counts[status] = self._counts.get(status, 0) + 1
             self._done += 1
-            if outcome.status is not RunStatus.OK:
+            if outcome.status is RunStatus.NOT_RUN:  # never started: why, not a failure
+                self._stopped = self._stopped or outcome.reason
+            elif outcome.status not in PASSED:
                 self._failed += 1
                 self._failures.append(
                     Failure(
@@ -163,4 +177,5 @@ class Board:
                 slowest=slowest,
                 failures=failures,
                 failed=self._failed,
+                stopped=self._stopped,
             )

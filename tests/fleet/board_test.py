@@ -233,7 +233,25 @@ def test_the_board_counts_and_orders_as_events_come() -> None:
     board.finish()
     lines = live.render(board, 80, 10)
     assert "finished" in lines[0]
-    assert lines[1].endswith("unfinished 2  not_run 1")  # only a crash leaves one running
+    counts = counted(lines)  # only a crash leaves a target running at the end
+    assert (counts["ok"], counts["unfinished"], counts["not_run"]) == (1, 2, 1)
+
+
+def test_targets_never_started_are_counted_with_why_not_listed_as_failures() -> None:
+    clock = Clock()
+    board = Board("p", clock=clock)
+    board.begin("p", 50)
+    board.started("a")
+    board.ended(outcome("a", RunStatus.FAILED, "boom"))
+    for i in range(49):
+        board.ended(outcome(f"n{i}", RunStatus.NOT_RUN, "failure budget spent: 1 of 50 failed"))
+    board.finish()
+    lines = live.render(board, 80, 24)
+    fits(lines, 80, 24)
+    assert counted(lines)["not_run"] == 49 and counted(lines)["failed"] == 1
+    text = "\n".join(lines)
+    assert "no more targets start: failure budget spent" in text
+    assert "latest failures (1)" in text and "n0" not in text
 
 
 class FakeTerminal(io.StringIO):
@@ -262,7 +280,9 @@ def test_the_table_shows_from_the_first_start_and_restores_the_terminal() -> Non
     table = live.LiveTable(Board("p", clock=Clock()), stream, lambda: (80, 24))
     with table:
         assert stream.getvalue() == ""  # before a target starts (a question, say): nothing
-        table.started("a", 2)
+        table.begin("f1", "p", ["a", "b"], 2)
+        assert stream.getvalue() == ""
+        table.started("a")
         table.ended(outcome("a", RunStatus.OK))
     out = stream.getvalue()
     assert out.startswith(live.HIDE_CURSOR) and out.endswith("\n" + live.SHOW_CURSOR)
@@ -270,12 +290,34 @@ def test_the_table_shows_from_the_first_start_and_restores_the_terminal() -> Non
     assert "1/2 done" in final and "finished" in final and "not_run 1" in final
 
 
+def test_a_question_is_asked_below_the_table_which_is_drawn_again_below_it() -> None:
+    stream = FakeTerminal()
+    table = live.LiveTable(Board("p", clock=Clock()), stream, lambda: (80, 24))
+
+    def ask(prompt: str) -> bool:
+        stream.write(prompt)
+        return True
+
+    assert table.pausing(ask)("before?") is True  # nothing shown yet: just asked
+    with table:
+        table.begin("f1", "p", ["a", "b"], 2)
+        table.started("a")
+        assert table.pausing(ask)("[a] go on?") is True
+    out = stream.getvalue()
+    assert out.startswith("before?" + live.HIDE_CURSOR)
+    asked = out.index("\n" + live.SHOW_CURSOR + "[a] go on?" + live.HIDE_CURSOR)
+    after = out[asked:].split(live.HIDE_CURSOR, 1)[1]
+    assert after.startswith("p · ")  # the next frame starts afresh, below the question
+    assert out.endswith("\n" + live.SHOW_CURSOR)
+
+
 def test_ctrl_c_leaves_the_cursor_shown() -> None:
     stream = FakeTerminal()
     table = live.LiveTable(Board("p", clock=Clock()), stream, lambda: (80, 24))
     try:
         with table:
-            table.started("a", 1)
+            table.begin("f1", "p", ["a"], 1)
+            table.started("a")
             raise KeyboardInterrupt
     except KeyboardInterrupt:
         pass
@@ -302,6 +344,6 @@ def test_the_cli_on_a_terminal_draws_the_live_table_then_the_summary(
     assert re.search(r"ok 4\s+gate_failed 0\s+failed 0", text)
     assert "fleet run " in text  # then the summary, as without the table
     tail = text[text.rindex("finished") :]
-    assert all(re.search(rf"t{i}\s+ok\s+exit 0", tail) for i in range(4)), tail
+    assert "4 target(s): 4 ok" in tail and "runbook show" in tail, tail
     for line in text.splitlines():
         assert columns(line) <= 80, line
