@@ -347,3 +347,27 @@ def test_the_cli_on_a_terminal_draws_the_live_table_then_the_summary(
     assert "4 target(s): 4 ok" in tail and "runbook show" in tail, tail
     for line in text.splitlines():
         assert columns(line) <= 80, line
+
+
+ASKING = """name: asking
+kind: check
+steps:
+  - name: wait
+    query: SELECT pg_sleep(0.5) IS NULL AS slept
+  - name: go on
+    confirm: {prompt: Go on here?}
+"""
+
+
+def test_a_confirm_question_is_asked_below_the_live_table(fleet: Project) -> None:  # noqa: F811
+    fleet.playbook(ASKING, "asking.yaml")
+    term = Terminal(
+        ["run", "playbooks/asking.yaml", "-t", "all", "--forks", "2"],
+        fleet.root,
+        {"COLUMNS": "80", "LINES": "24", "RUNBOOK_OPERATOR": "alice"},
+    )
+    for asked in range(1, 5):  # each target asks in turn, naming itself, below the table
+        term.expect(rf"(?s)(\[t\d\] Go on here\?.*?){{{asked}}}")
+        term.type("y")
+    assert term.wait() == 0, term.text
+    assert "4/4 done" in term.text and "4 target(s): 4 ok" in term.text
