@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import unicodedata
 from collections.abc import Callable
 from types import TracebackType
 from typing import ParamSpec, TextIO, TypeVar
@@ -31,11 +30,11 @@ from runbook.fleet.board import Board, Failure, Running, Snapshot
 from runbook.outcome import RunOutcome, RunStatus
 from runbook.plan import Plan, PlannedStep
 from runbook.report import SilentReporter
+from runbook.shown import columns_of, fit
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-ELLIPSIS = "…"
 DOT = " · "
 
 # Counts always shown (a zero is news too), in this order; other statuses when not zero.
@@ -48,58 +47,6 @@ SOMETIMES = tuple(
 
 
 # ---------------------------------------------------------------- text that fits
-
-
-def _escape(char: str) -> str:
-    return ascii(char)[1:-1]  # '\x1b' -> \x1b, '\u202e' -> \u202e
-
-
-def _cell(char: str, after_mark: bool) -> tuple[str, int, bool]:
-    """How `char` is shown: its text, its columns, whether it is a combining mark."""
-    category = unicodedata.category(char)
-    if category[0] == "C" or category in ("Zl", "Zp"):
-        return _escape(char), len(_escape(char)), False
-    if category == "Mn" and unicodedata.combining(char):
-        if after_mark:  # a second mark on one letter: shown, not stacked
-            return _escape(char), len(_escape(char)), False
-        return char, 0, True
-    return char, 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1, False
-
-
-def fit(text: str, width: int, *, flow: bool = False) -> str:
-    """`text` made safe to show and cut to `width` columns (an ellipsis marks
-    the cut). `flow`: whitespace controls (newlines, tabs) become spaces.
-    Reads O(width) characters of `text`, however long it is."""
-    if width <= 0:
-        return ""
-    out: list[str] = []
-    used = 0
-    mark = False
-    cut = False
-    for char in text:
-        if flow and char in "\n\r\t\v\f":
-            char = " "
-        shown, columns, mark = _cell(char, mark)
-        if used + columns > width:
-            cut = True
-            break
-        out.append(shown)
-        used += columns
-    if not cut:
-        return "".join(out)
-    while out and used + 1 > width:  # room for the ellipsis
-        used -= columns_of(out.pop())
-    return "".join(out) + ELLIPSIS
-
-
-def columns_of(shown: str) -> int:
-    """Columns of text already made safe by `fit`."""
-    total = 0
-    mark = False
-    for char in shown:
-        _, columns, mark = _cell(char, mark)
-        total += columns
-    return total
 
 
 def _pad(shown: str, width: int) -> str:

@@ -19,6 +19,7 @@ from xml.etree import ElementTree
 from runbook import tables
 from runbook.outcome import STATUS_TEXT, Outcome, RunOutcome, Status
 from runbook.plan import Plan, PlannedStep
+from runbook.shown import safe
 
 MAX_OUTPUT_LINES = 10
 MAX_TABLE_ROWS = tables.MAX_ROWS
@@ -48,6 +49,14 @@ COLOURS = {
     Status.AWAITING_APPROVAL: "yellow",
     Status.RUNNING: "cyan",
 }
+
+
+def shown(text: str) -> str:
+    """Text from outside (a server's message, a value, a name) shown, never
+    obeyed: each line's control characters written as escapes (runbook.shown)."""
+    if text.isprintable():
+        return text
+    return "\n".join(safe(line) for line in text.split("\n"))
 
 
 def duration(ms: float) -> str:
@@ -229,7 +238,7 @@ class PlainReporter:
         self.verbose = verbose
 
     def write(self, text: str) -> None:
-        self.out.write(text + "\n")
+        self.out.write(shown(text) + "\n")
 
     def run_started(self, plan: Plan, run_id: str) -> None:
         if not self.quiet:
@@ -251,7 +260,7 @@ class PlainReporter:
         if table:
             # Not a terminal: psql's rule, expanded only when asked.
             lines += tables.lines_for(table, self.expanded, None)
-        self.out.write("\n".join(lines) + "\n")
+        self.out.write(shown("\n".join(lines)) + "\n")
 
     def run_finished(self, outcome: RunOutcome) -> None:
         for line in notification_lines(outcome):
@@ -308,16 +317,16 @@ class RichReporter(PlainReporter):
         from rich.table import Table
 
         colour = COLOURS[outcome.status]
-        self.console.print(f"[{colour}]{escape(step_line(outcome))}[/]", highlight=False)
+        self.console.print(f"[{colour}]{escape(shown(step_line(outcome)))}[/]", highlight=False)
         for line in detail_lines(outcome, self.verbose):
-            self.console.print(f"       [{colour}]{escape(line)}[/]", highlight=False)
+            self.console.print(f"       [{colour}]{escape(shown(line))}[/]", highlight=False)
         table = None if self.quiet else table_of(outcome)
         if table is None:
             return
         if self.expanded or tables.natural_width(table) > self.console.width:
             # Too wide for this terminal: one field per line (psql's \x auto).
             for line in tables.expanded_lines(table):
-                self.console.print(escape(line), highlight=False)
+                self.console.print(escape(shown(line)), highlight=False)
             return
         grid = Table(
             *table.columns[: tables.MAX_COLUMNS],
@@ -328,12 +337,12 @@ class RichReporter(PlainReporter):
             pad_edge=False,
         )
         for row in table.rows:
-            grid.add_row(*(escape(c) for c in row[: tables.MAX_COLUMNS]))
+            grid.add_row(*(escape(shown(c)) for c in row[: tables.MAX_COLUMNS]))
         from rich.padding import Padding
 
         self.console.print(Padding(grid, (0, 0, 0, 7)))
         for line in tables.footer(table, expanded=False):
-            self.console.print(escape(line), highlight=False)
+            self.console.print(escape(shown(line)), highlight=False)
 
     def run_finished(self, outcome: RunOutcome) -> None:
         self._stop()
@@ -343,9 +352,11 @@ class RichReporter(PlainReporter):
         for line in notification_lines(outcome):
             failed = "failed" in line
             self.console.print(
-                f"[{'red' if failed else 'yellow'}]{escape(line)}[/]", highlight=False
+                f"[{'red' if failed else 'yellow'}]{escape(shown(line))}[/]", highlight=False
             )
-        self.console.print(f"[bold {colour}]{escape(summary_line(outcome))}[/]", highlight=False)
+        self.console.print(
+            f"[bold {colour}]{escape(shown(summary_line(outcome)))}[/]", highlight=False
+        )
         self.console.print(
             f"run id [cyan]{outcome.run_id}[/]; journal {escape(outcome.journal)}", highlight=False
         )

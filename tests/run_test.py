@@ -62,7 +62,7 @@ def test_group_runs_each_target_as_its_own_run(project: Project, pg_server: PgSe
         result = project.run("run", str(book), "-t", "both")
         assert result.exit_code == 0, result.output
         runs = project.runs()
-        assert [r["target"] for r in runs] == ["one", "two"]
+        assert sorted(r["target"] for r in runs) == ["one", "two"]  # at once: either may end first
         assert (
             runs[0]["steps"][0]["result"]["rows"][0]["db"]
             != runs[1]["steps"][0]["result"]["rows"][0]["db"]
@@ -291,3 +291,25 @@ def test_a_group_with_an_unreachable_target_runs_the_others(
     assert runs["down"]["status"] == "unreachable" and runs["up"]["status"] == "ok"
     assert len(json.loads(result.stdout)["runs"]) == 2
     assert junit.is_file() and "cannot connect to target" in junit.read_text()
+
+
+HOSTILE = """name: hostile
+kind: check
+steps:
+  - name: a value that moves the cursor
+    query: SELECT chr(27) || '[2J' || chr(27) || ']0;title' || chr(7) AS v
+  - name: a server message quoting it
+    query: SELECT (chr(27) || '[2J')::int AS n
+"""
+
+
+def test_text_from_the_server_is_shown_never_obeyed(project: Project) -> None:
+    """A value or an error message holding terminal escapes is written out as
+    escapes, in the run's lines and in `runbook show`."""
+    project.playbook(HOSTILE, "hostile.yaml")
+    result = project.run("run", "playbooks/hostile.yaml")
+    assert result.exit_code == 3
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "\\x1b[2J" in result.output
+    shown = project.run("show", project.last_run()["id"])
+    assert "\x1b" not in shown.output and "\\x1b[2J" in shown.output

@@ -123,8 +123,10 @@ def show(run_id: str, inventory: Path | None, fmt: str, junit: Path | None) -> N
             f"  started {run.started_at}, ended {run.ended_at or '-'}; status {run.status.value}, "
             f"exit {run.exit_code if run.exit_code is not None else '-'}, severity {run.severity or '-'}"
         )
+        from runbook.report import shown
+
         if run.reason:
-            click.echo(f"  {run.reason}")
+            click.echo(f"  {shown(run.reason)}")
         fired = (run.selection or {}).get("fire")
         if isinstance(fired, dict):
             late = f", {fired['late']:g}s late" if fired.get("late") else ""
@@ -143,10 +145,10 @@ def show(run_id: str, inventory: Path | None, fmt: str, junit: Path | None) -> N
                 f"  {step.number:>5}  {step.status.value:<12} {step.name}{phase}  {duration}"
             )
             if step.error or (step.reason and step.status is not Status.OK):
-                click.echo(f"         {step.error or step.reason}")
+                click.echo(f"         {shown(step.error or step.reason or '')}")
             if step.rendered:
                 first = step.rendered.strip().splitlines()[0]
-                click.echo(f"         sql: {first[:100]}")
+                click.echo(f"         sql: {shown(first[:100])}")
         return 0
 
     run_command(_show)

@@ -163,7 +163,9 @@ def matrix(runs: list[RunRecord]) -> list[str]:
                 names[step.number] = step.name or ""
     short = {"ok": "ok", "gate_failed": "GATE", "failed": "FAIL", "skipped": "-",
              "not_run": ".", "unknown": "?", "declined": "no", "running": "…"}  # fmt: skip
-    width = max([len(r.target or "") for r in runs] + [6])
+    from runbook.shown import safe
+
+    width = max([len(safe(r.target or "")) for r in runs] + [6])
     head = f"{'target':<{width}}  {'status':<12} " + " ".join(f"{n:>4}" for n in numbers)
     from runbook.fleet.summary import counts_line
 
@@ -177,17 +179,19 @@ def matrix(runs: list[RunRecord]) -> list[str]:
             took = f"{(parse_iso(run.ended_at) - parse_iso(run.started_at)).total_seconds():.1f}s"
         row = " ".join(f"{cells.get(n, ''):>4}" for n in numbers)
         lines.append(
-            f"{run.target or '':<{width}}  {run.status.value:<12} {row}  "
+            f"{safe(run.target or ''):<{width}}  {run.status.value:<12} {row}  "
             f"{run.severity or '-':<8}  {took}"
         )
     lines.append("")
-    lines += [f"  step {n}: {names[n]}" for n in numbers]
+    lines += [f"  step {n}: {safe(names[n])}" for n in numbers]
     # Why a target did not run at all (the budget, run_on, unreachable): once per reason.
     passed_over = {"not_run", "skipped", "unreachable"}
     why: dict[str, list[str]] = {}
     for run in runs:
         if run.status.value in passed_over and run.reason:
-            why.setdefault(f"{run.status.value}: {run.reason}", []).append(run.target or "")
+            why.setdefault(f"{run.status.value}: {safe(run.reason)}", []).append(
+                safe(run.target or "")
+            )
     for reason, targets in why.items():
         shown = ", ".join(targets[:5]) + (
             f" and {len(targets) - 5} more" if len(targets) > 5 else ""

@@ -1,5 +1,7 @@
 """What a fleet run comes to, in a few lines however many targets it had:
-counts by status, the slowest targets, and the ones that did not pass."""
+counts by status, the slowest targets, and the ones that did not pass.
+Names and reasons are shown, never obeyed (runbook.shown): a computed
+group's target is named after a database, whatever its name holds."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from runbook.outcome import RunOutcome, RunStatus
+from runbook.shown import safe
 
 # The order statuses are counted in: the worst first.
 ORDER = (
@@ -35,8 +38,8 @@ def counts_line(statuses: Sequence[RunStatus]) -> str:
 def target_line(outcome: RunOutcome) -> str:
     """One target as it ends (piped output, and the summary's list)."""
     return (
-        f"{outcome.target:<20} {outcome.status.value:<12} exit {outcome.exit_code}  "
-        f"{outcome.duration_ms / 1000:.1f}s  {outcome.run_id}  {outcome.reason or ''}"
+        f"{safe(outcome.target):<20} {outcome.status.value:<12} exit {outcome.exit_code}  "
+        f"{outcome.duration_ms / 1000:.1f}s  {outcome.run_id}  {safe(outcome.reason or '')}"
     ).rstrip()
 
 
@@ -55,7 +58,7 @@ def summary_lines(outcomes: Sequence[RunOutcome], fleet: str, shown: int = 20) -
     ran = [o for o in outcomes if o.status is not RunStatus.NOT_RUN]
     if len(ran) > 1:
         slowest = sorted(ran, key=lambda o: o.duration_ms, reverse=True)[:3]
-        took = ", ".join(f"{o.target} {o.duration_ms / 1000:.1f}s" for o in slowest)
+        took = ", ".join(f"{safe(o.target)} {o.duration_ms / 1000:.1f}s" for o in slowest)
         lines.append(f"slowest: {took}")
     lines.append(f"fleet run {fleet}: runbook show {fleet}")
     return lines

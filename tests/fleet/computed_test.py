@@ -90,7 +90,9 @@ def test_a_cluster_group_is_its_matching_databases_in_order_of_name(
     result = project.run("run", "playbooks/where.yaml", "-t", "apps")
     assert result.exit_code == 0, result.output
     runs = project.runs()
-    assert [r["target"] for r in runs] == [f"db/{prefix}_app1", f"db/{prefix}_app2"]
+    # They run at once (the default forks): the group is in order of name.
+    assert _targets(project, "apps") == [f"db/{prefix}_app1", f"db/{prefix}_app2"]
+    assert sorted(r["target"] for r in runs) == [f"db/{prefix}_app1", f"db/{prefix}_app2"]
     # Each ran in its own database, with the cluster's settings.
     for run in runs:
         assert run["status"] == "ok"
@@ -380,3 +382,46 @@ def test_a_fleet_file_listing_no_target_runs_nothing(project: Project) -> None:
     result = project.run("run", "playbooks/where.yaml", "-t", "fleet")
     assert result.exit_code == 2, result.output
     assert "group 'fleet': fleet.txt lists no target" in result.output
+
+
+def test_a_database_named_to_move_the_cursor_is_refused_and_shown_not_obeyed(
+    project: Project, pg_server: PgServer
+) -> None:
+    prefix = f"e{uuid.uuid4().hex[:8]}"
+    hostile = f"{prefix}_app\x1b[2J\x1b]0;pwned\x07\u202e"
+    with psycopg.connect(pg_server.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(hostile)))
+    try:
+        project.playbook(WHERE, "where.yaml")
+        _inventory(
+            project, f"  apps: {{targets_from: {{cluster: db, databases: '{prefix}\\_app%'}}}}\n"
+        )
+        result = project.run("run", "playbooks/where.yaml", "-t", "apps")
+        assert result.exit_code == 2
+        assert "\x1b" not in result.output and "\u202e" not in result.output
+        assert "unprintable name" in result.output and "\\x1b[2J" in result.output
+        assert project.runs() == []
+    finally:
+        pg_server.drop_database(hostile)
+
+
+def test_a_reason_quoting_escapes_is_shown_not_obeyed_in_lines_and_the_matrix(
+    project: Project,
+) -> None:
+    project.write(
+        "inventory.yaml",
+        f"targets:\n  a: {{dsn: {project.dsn!r}}}\n  b: {{dsn: {project.dsn!r}}}\n"
+        "groups:\n  both: [a, b]\n",
+    )
+    project.playbook(
+        "name: bad\nkind: check\nsteps:\n"
+        "  - name: cast\n    query: SELECT (chr(27) || '[2J' || chr(7))::int AS n\n",
+        "bad.yaml",
+    )
+    result = project.run("run", "playbooks/bad.yaml", "-t", "both")
+    assert result.exit_code == 3
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "\\x1b[2J" in result.output  # the server's message, written out
+    fleet_id = result.output.split("runbook show ")[-1].split()[0]
+    shown = project.run("show", fleet_id)
+    assert "\x1b" not in shown.output
