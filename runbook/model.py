@@ -290,11 +290,17 @@ class Playbook:
     lock_timeout: float | None = None
     strategy: Strategy = field(default_factory=Strategy)
     run_on: str | None = None  # primary | standby | any (None: by what the playbook does)
+    on_worker_loss: str | None = None  # resume | halt (None: resume for a check, else halt)
     doc: Document | None = field(default=None, compare=False, repr=False)
 
     def walk(self) -> Iterator[Step]:
         for step in self.steps:
             yield from step.walk()
+
+    @property
+    def after_worker_loss(self) -> str:
+        """What a queued run of it does when its worker dies: resume or halt."""
+        return self.on_worker_loss or ("resume" if self.kind == "check" else "halt")
 
 
 @dataclass(frozen=True)

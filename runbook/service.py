@@ -81,6 +81,7 @@ class RunSpec:
         None  # targets at once (None: the playbook's strategy, else the inventory's)
     )
     limit: tuple[str, ...] = ()  # --limit: globs over target names, "!glob" leaves out
+    queued: dict[str, Any] | None = None  # taken from the queue: {job, worker}, recorded on the run
     fleet: str | None = None  # the fleet run grouping these targets' runs (given when fanned out)
 
     @property
@@ -382,6 +383,7 @@ def run(
     approval_wait: Callable[[ApprovalRecord], None] | None = None,
     on_outcome: Callable[[RunOutcome], None] | None = None,
     view: FleetView | None = None,
+    interrupts: Sessions | None = None,
 ) -> list[RunOutcome]:
     """Run `spec` on each of its targets in turn; a resume or rollback passes what
     the earlier run completed. `on_loaded` is called once everything is loaded
@@ -391,7 +393,9 @@ def run(
     `step_by_step` (--step) is asked before each step; False skips it.
     `approval_wait` is told when the run waits for an approval at a terminal
     (without it, a run that needs one parks: runbook.approval). `view` shows
-    the targets of a group run at once (the strategy's forks, or --forks)."""
+    the targets of a group run at once (the strategy's forks, or --forks).
+    `interrupts` is given each target's session, for a long-lived process (a
+    worker) to interrupt its runs from another thread as Ctrl-C would."""
     prepared = prepare(spec)
     inventory, playbook = prepared.inventory, prepared.playbook
     if spec.run_id is not None and len(prepared.targets) != 1:
@@ -440,11 +444,12 @@ def run(
             target: Target, sessions: Sessions | None = None, not_run: str | None = None
         ) -> RunOutcome:
             dsn, env, target_secrets = resolved[target.name]
+            told = sessions or interrupts
             return run_target(
                 spec, prepared, target, dsn, env, base_by_target[target.name], target_secrets,
                 journal, reporter_for(), asking(target) if asking else prompter, notifier_for,
-                resume, given, step_by_step,
-                approving, sessions.add if sessions is not None else None, not_run, writer,
+                resume, given, step_by_step, approving, told.add if told else None, not_run,
+                writer,
             )  # fmt: skip
 
         # A fleet's runs write to the journal through one writer: one connection
@@ -606,6 +611,7 @@ def run_target(
             **({"start_at": spec.start_at} if spec.start_at else {}),
             **({"fire": spec.fire} if spec.fire else {}),
             **({"fleet": spec.fleet} if spec.fleet else {}),
+            **({"queued": spec.queued} if spec.queued else {}),
             **(
                 {"drill": {"id": spec.drill["id"], "role": spec.drill["role"]}}
                 if spec.drill

@@ -71,8 +71,8 @@ def test_folder_is_searched_recursively_and_all_problems_reported(
     assert result.stdout.splitlines() == [
         "playbooks/a/b/one.yaml:7:5: $.steps[0].regster: unknown key 'regster' (did you mean 'register'?)",
         "playbooks/two.yml:3:1: $.bogus: unknown key 'bogus'; allowed here: approval, description, drill, escalation, "
-        "kind, lock_timeout, name, objectives, on_failure, owner, run_on, schedule, secrets, steps, strategy, tags, "
-        "targets, timeout, vars",
+        "kind, lock_timeout, name, objectives, on_failure, on_worker_loss, owner, run_on, schedule, secrets, steps, strategy, "
+        "tags, targets, timeout, vars",
         "playbooks/two.yml:7:14: $.steps[0].timeout: 'soon' is not valid; expected a duration: a number of seconds, "
         "or a string such as 500ms, 30s, 5m, 1h, 2h30m, 1d; at most 7 days (604800 seconds).",
     ]

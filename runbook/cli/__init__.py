@@ -4,7 +4,18 @@
 registers their commands on it.
 """
 
-from runbook.cli import consent, drill, journal, misc, ops, reports, runs, schedule, validate
+from runbook.cli import (
+    consent,
+    drill,
+    journal,
+    misc,
+    ops,
+    queue,
+    reports,
+    runs,
+    schedule,
+    validate,
+)
 from runbook.cli.main import main
 
 __all__ = [
@@ -14,6 +25,7 @@ __all__ = [
     "main",
     "misc",
     "ops",
+    "queue",
     "reports",
     "runs",
     "schedule",

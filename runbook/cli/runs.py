@@ -98,6 +98,13 @@ def _ask() -> Any:
     "or comma-separated).",
 )
 @click.option(
+    "--queue",
+    "to_queue",
+    is_flag=True,
+    help="Queue a run per target for `runbook worker` instead of running here "
+    "(needs a PostgreSQL journal); prints the queued run ids.",
+)
+@click.option(
     "--rerun-failed",
     "rerun",
     metavar="FLEET_RUN_ID",
@@ -169,6 +176,7 @@ def run(
     break_glass: str | None,
     forks: int | None,
     limit: tuple[str, ...],
+    to_queue: bool,
     rerun: str | None,
     fmt: str,
     junit: Path | None,
@@ -217,6 +225,15 @@ def run(
             forks=forks,
             limit=limit,
         )
+        if to_queue:
+            from runbook.commands import queue_cmd
+
+            fleet, queued = queue_cmd.enqueue(request)
+            for q in queued:
+                click.echo(f"{q.target:<20} queued  run {q.run_id}  job {q.job}")
+            if fleet:
+                click.echo(f"fleet run {fleet}: runbook show {fleet} (once the workers ran it)")
+            return 0
         if list_steps:
             from runbook import report
 

@@ -19,6 +19,7 @@ from runbook.commands.earlier import UNFINISHED, Earlier, read_earlier
 from runbook.context import Prompter
 from runbook.engine import IterationDone, LoopDone, Reporter, Resume
 from runbook.errors import Refused, UsageError
+from runbook.fleet.fanout import Sessions
 from runbook.journal.events import Conflict
 from runbook.journal.records import RunMode, RunRecord
 from runbook.journal.store import JournalStore
@@ -204,6 +205,7 @@ def resume(
     *,
     approval_wait: Any = None,
     break_glass: str | None = None,
+    interrupts: Sessions | None = None,
 ) -> list[RunOutcome]:
     inventory = service.load_inventory(inventory_path, Path.cwd())
     journal = service.open_journal(inventory)
@@ -238,7 +240,9 @@ def resume(
         resume = _resume(subject.id, earlier, the_plan, force)
     finally:
         journal.close()
-    outcomes = _run_claimed(req, resume, make_reporter, prompter, notifier_for, ask, approval_wait)
+    outcomes = _run_claimed(
+        req, resume, make_reporter, prompter, notifier_for, ask, approval_wait, interrupts
+    )
     if req.mode == "rollback" and outcomes and outcomes[0].status is RunStatus.ROLLED_BACK:
         _mark_rolled_back(subject.id, outcomes[0].run_id, inventory_path)
     return outcomes
@@ -252,12 +256,13 @@ def _run_claimed(
     notifier_for: Any = None,
     ask: consent.Ask | None = None,
     approval_wait: Any = None,
+    interrupts: Sessions | None = None,
 ) -> list[RunOutcome]:
     """Run a resume or rollback; its run record claims the run it continues."""
     try:
         return service.run(
             req, make_reporter, prompter, notifier_for, resume=resume, ask=ask,
-            approval_wait=approval_wait,
+            approval_wait=approval_wait, interrupts=interrupts,
         )  # fmt: skip
     except Conflict:
         # Another resume or rollback inserted its claim between our check and ours.

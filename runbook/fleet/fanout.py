@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -31,12 +32,14 @@ class Sessions:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._open: list[Session] = []
+        # Weak: a worker lives for days and runs thousands; a run's session
+        # leaves this set when the run lets go of it.
+        self._open: weakref.WeakSet[Session] = weakref.WeakSet()
         self.interrupted = False
 
     def add(self, session: Session) -> None:
         with self._lock:
-            self._open.append(session)
+            self._open.add(session)
             if self.interrupted:
                 session.interrupt()
 

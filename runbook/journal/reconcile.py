@@ -12,6 +12,7 @@ from typing import Any
 
 from runbook.clock import Clock, iso
 from runbook.journal.recorder import process_started
+from runbook.journal.records import RunRecord
 from runbook.journal.store import JournalStore
 from runbook.outcome import RunStatus, Status
 
@@ -45,50 +46,56 @@ def mark_dead_runs(journal: JournalStore, clock: Clock) -> list[str]:
     for run in journal.running_on(host):
         if alive(run.pid, run.pid_started):
             continue
-        at = iso(clock.now())
-        steps = [s for s in journal.steps(run.id) if s.status is Status.RUNNING]
-        gone = f"the runbook process (pid {run.pid}) is gone"
-        reason = f"interrupted: {gone}"
-        # The step it was in is the last one started that had not finished.
-        current = next((s for s in reversed(steps) if not s.ended_at), steps[-1] if steps else None)
-        where = f" during step {current.number} {current.name!r}" if current else ""
-        events: list[tuple[str, str | None, str, dict[str, Any]]] = []
-        for s in steps:
-            why, status = reason, Status.FAILED
-            if s.ended_at:  # finished, waiting for its block's COMMIT
-                why = f"interrupted before its transaction committed: {gone}"
-            elif s.outside:  # outside any transaction: it may have acted
-                status = Status.UNKNOWN
-                why = f"{reason}{statements_ended(s.statements)} — outcome unknown: it cannot be transactional"
-            row = {
-                "run_id": run.id,
-                "seq": s.seq,
-                "status": status.value,
-                "reason": why,
-                "error": why,
-                "ended_at": s.ended_at or at,
-            }
-            events.append(
-                (at, run.id, "step.interrupted", {"table": "steps", "op": "update", "row": row})
-            )
-        events.append(
-            (
-                at,
-                run.id,
-                "run.interrupted",
-                {
-                    "table": "runs",
-                    "op": "update",
-                    "row": {
-                        "id": run.id,
-                        "status": RunStatus.INTERRUPTED.value,
-                        "ended_at": at,
-                        "exit_code": 130,
-                        "reason": reason + where,
-                    },
-                },
-            )
-        )
-        journal.append(events)
+        mark_interrupted(journal, run, f"the runbook process (pid {run.pid}) is gone", clock)
         dead.append(run.id)
     return dead
+
+
+def mark_interrupted(journal: JournalStore, run: RunRecord, gone: str, clock: Clock) -> None:
+    """Record that `run` stopped where it was because `gone` (its process, or
+    the worker on another host that ran it): steps caught mid-flight failed,
+    or unknown if they could not be transactional."""
+    at = iso(clock.now())
+    steps = [s for s in journal.steps(run.id) if s.status is Status.RUNNING]
+    reason = f"interrupted: {gone}"
+    # The step it was in is the last one started that had not finished.
+    current = next((s for s in reversed(steps) if not s.ended_at), steps[-1] if steps else None)
+    where = f" during step {current.number} {current.name!r}" if current else ""
+    events: list[tuple[str, str | None, str, dict[str, Any]]] = []
+    for s in steps:
+        why, status = reason, Status.FAILED
+        if s.ended_at:  # finished, waiting for its block's COMMIT
+            why = f"interrupted before its transaction committed: {gone}"
+        elif s.outside:  # outside any transaction: it may have acted
+            status = Status.UNKNOWN
+            why = f"{reason}{statements_ended(s.statements)} — outcome unknown: it cannot be transactional"
+        row = {
+            "run_id": run.id,
+            "seq": s.seq,
+            "status": status.value,
+            "reason": why,
+            "error": why,
+            "ended_at": s.ended_at or at,
+        }
+        events.append(
+            (at, run.id, "step.interrupted", {"table": "steps", "op": "update", "row": row})
+        )
+    events.append(
+        (
+            at,
+            run.id,
+            "run.interrupted",
+            {
+                "table": "runs",
+                "op": "update",
+                "row": {
+                    "id": run.id,
+                    "status": RunStatus.INTERRUPTED.value,
+                    "ended_at": at,
+                    "exit_code": 130,
+                    "reason": reason + where,
+                },
+            },
+        )
+    )
+    journal.append(events)

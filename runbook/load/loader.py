@@ -240,6 +240,7 @@ def build_playbook(path: Path, doc: Document, without: frozenset[int] = frozense
         lock_timeout=seconds(data.get("lock_timeout")),
         strategy=_strategy(data.get("strategy")),
         run_on=data.get("run_on"),
+        on_worker_loss=data.get("on_worker_loss"),
         doc=doc,
     )
 

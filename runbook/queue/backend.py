@@ -1,0 +1,167 @@
+"""The queue's storage: procrastinate's App on the journal's database, its
+tables in `<journal schema>_queue`. Every statement about the queue is here."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from runbook.errors import UsageError
+from runbook.journal.migrate import resolve_dsn
+from runbook.journal.store import StoreConfig
+
+RUN_TASK = "runbook.run"
+RESUME_TASK = "runbook.resume"
+DEFAULT_QUEUE = "runbook"
+
+
+def schema_of(config: StoreConfig) -> str:
+    return f"{config.schema}_queue"
+
+
+def require_postgres(config: StoreConfig) -> None:
+    if config.backend != "postgresql":
+        raise UsageError(
+            "the queue lives in a PostgreSQL journal's database: set `journal: {dsn: …}` in "
+            "the inventory (`dsn: embedded` for the embedded server), or $RUNBOOK_JOURNAL"
+        )
+
+
+def conninfo(config: StoreConfig) -> tuple[str, dict[str, Any]]:
+    """The journal's DSN, and connection settings that put the queue's schema first."""
+    return resolve_dsn(config), {"options": f"-c search_path={schema_of(config)}"}
+
+
+def ensure_schema(config: StoreConfig) -> None:
+    """The queue's tables, made on first use (or by `runbook journal upgrade`)."""
+    require_postgres(config)
+    from procrastinate import schema as schema_module
+
+    dsn, _ = conninfo(config)
+    name = schema_of(config)
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        # One maker at a time: two workers starting on a fresh database.
+        conn.execute("SELECT pg_advisory_lock(hashtext('runbook-queue-schema'))")
+        try:
+            made = conn.execute(
+                "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = 'procrastinate_jobs'",
+                (name,),
+            ).fetchone()
+            if made:
+                return
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(name)))
+            conn.execute(schema_module.SchemaManager.get_schema().encode())
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext('runbook-queue-schema'))")
+
+
+def app_for(config: StoreConfig) -> Any:
+    """procrastinate's App on the journal's database, our two tasks registered
+    by name (their code is runbook.queue.tasks; a job names its task only)."""
+    import procrastinate
+
+    dsn, kwargs = conninfo(config)
+    connector = procrastinate.PsycopgConnector(conninfo=dsn, kwargs=kwargs, min_size=1, max_size=4)
+    return procrastinate.App(connector=connector)
+
+
+def lock_of(playbook: str, target: str) -> str:
+    """One run of a playbook on a target at a time, across every worker."""
+    return f"{playbook}@{target}"
+
+
+def enqueue(
+    config: StoreConfig, task: str, args: dict[str, Any], lock: str, queueing_lock: str | None
+) -> int:
+    """A job for `task`; its id. A job already waiting with the same
+    `queueing_lock` makes this one refused (procrastinate.exceptions.AlreadyEnqueued)."""
+    dsn, kwargs = conninfo(config)
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10, **kwargs) as conn:
+        row = conn.execute(
+            "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(%s, %s, 0, %s, %s, %s::jsonb, NULL)"
+            "::procrastinate_job_to_defer_v1]) AS id",
+            (DEFAULT_QUEUE, task, lock, queueing_lock, json.dumps(args)),
+        ).fetchone()
+    assert row is not None
+    return int(row[0][0] if isinstance(row[0], list) else row[0])
+
+
+@dataclass
+class Job:
+    id: int
+    task: str
+    status: str
+    lock: str | None
+    args: dict[str, Any]
+    attempts: int
+    worker: int | None
+    heartbeat_age: float | None  # seconds since its worker's last heartbeat
+    at: str  # when it was queued
+
+    @property
+    def run_id(self) -> str | None:
+        found = self.args.get("run_id") or (self.args.get("spec") or {}).get("run_id")
+        return str(found) if found else None
+
+
+LIST = """
+SELECT j.id, j.task_name, j.status::text, j.lock, j.args, j.attempts, j.worker_id,
+       EXTRACT(EPOCH FROM now() - w.last_heartbeat)::float8 AS age,
+       (SELECT min(e.at) FROM procrastinate_events e WHERE e.job_id = j.id)::text AS at
+  FROM procrastinate_jobs j
+  LEFT JOIN procrastinate_workers w ON w.id = j.worker_id
+ WHERE j.status = ANY(%s::procrastinate_job_status[])
+ ORDER BY j.id
+ LIMIT %s
+"""
+
+
+def jobs(config: StoreConfig, statuses: tuple[str, ...], limit: int = 1000) -> list[Job]:
+    dsn, kwargs = conninfo(config)
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10, **kwargs) as conn:
+        rows = conn.execute(LIST, (list(statuses), limit)).fetchall()
+    return [Job(r[0], r[1], r[2], r[3], r[4] or {}, r[5], r[6], r[7], r[8] or "") for r in rows]
+
+
+STALLED = """
+SELECT j.id FROM procrastinate_jobs j
+  LEFT JOIN procrastinate_workers w ON w.id = j.worker_id
+ WHERE j.status = 'doing'
+   AND (j.worker_id IS NULL OR w.last_heartbeat < now() - make_interval(secs => %s))
+"""
+
+
+def take_stalled(config: StoreConfig, seconds: float) -> list[Job]:
+    """The jobs of workers silent for `seconds` (or pruned), each moved out of
+    `doing` by this call: of two reapers, one takes each job."""
+    dsn, kwargs = conninfo(config)
+    taken: list[Job] = []
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10, **kwargs) as conn:
+        ids = [r[0] for r in conn.execute(STALLED, (seconds,)).fetchall()]
+        for job_id in ids:
+            row = conn.execute(
+                "UPDATE procrastinate_jobs SET status = 'failed' "
+                "WHERE id = %s AND status = 'doing' "
+                "RETURNING id, task_name, status::text, lock, args, attempts, worker_id",
+                (job_id,),
+            ).fetchone()
+            if row is not None:
+                taken.append(
+                    Job(row[0], row[1], row[2], row[3], row[4] or {}, row[5], row[6], None, "")
+                )
+    return taken
+
+
+def cancel_waiting(config: StoreConfig) -> int:
+    """`runbook queue --drain`: every job not yet taken cancelled; how many."""
+    dsn, kwargs = conninfo(config)
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10, **kwargs) as conn:
+        cur = conn.execute(
+            "UPDATE procrastinate_jobs SET status = 'cancelled' WHERE status = 'todo'"
+        )
+        return cur.rowcount

@@ -1,0 +1,175 @@
+"""Runs queued in the journal's PostgreSQL database and taken by real
+`runbook worker` processes on loopback: each run exactly once; a worker
+killed with -9 mid-run has its run taken over without repeating a committed
+step. Heartbeats are shortened through the environment; nothing here waits
+on a wall-clock threshold except for a deadline to fail by."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.conftest import PgServer, Project
+
+pytestmark = [
+    pytest.mark.parametrize("journal_backend", ["postgresql"]),
+    pytest.mark.timeout(180),
+]
+
+FAST = {"RUNBOOK_WORKER_HEARTBEAT": "0.5", "RUNBOOK_WORKER_STALLED_AFTER": "3"}
+
+CHECK = """name: quick
+kind: check
+steps:
+  - name: look
+    query: SELECT pg_sleep(0.02) IS NOT NULL AS ok
+    register: r
+    gate: {that: r.first.ok}
+"""
+
+
+def wait_for(what: Callable[[], bool], seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while not what():
+        if time.monotonic() > deadline:
+            raise AssertionError("not in time")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def workers(project: Project) -> Iterator[Callable[[int], list[subprocess.Popen[bytes]]]]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(count: int, concurrency: int = 2) -> list[subprocess.Popen[bytes]]:
+        for _ in range(count):
+            started.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "runbook", "worker", "--concurrency", str(concurrency)],
+                    cwd=project.root,
+                    env={**os.environ, **FAST},
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )
+            )
+        return started[-count:]
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in started:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def queued(project: Project, *args: str) -> list[str]:
+    result = project.run("run", *args, "--queue")
+    assert result.exit_code == 0, result.output
+    return [
+        line.split("run ")[1].split()[0]
+        for line in result.output.splitlines()
+        if " queued " in line
+    ]
+
+
+def test_three_workers_take_fifty_queued_runs_each_exactly_once(
+    project: Project, pg_server: PgServer, workers: Callable[..., Any]
+) -> None:
+    names = [pg_server.create_database() for _ in range(4)]
+    try:
+        targets = "".join(
+            f"  t{i}: {{dsn: {pg_server.dsn_for(n)!r}}}\n" for i, n in enumerate(names)
+        )
+        project.write(
+            "inventory.yaml",
+            f"targets:\n  db: {{dsn: {project.dsn!r}}}\n{targets}"
+            "groups:\n  five: [db, t0, t1, t2, t3]\n",
+        )
+        project.playbook(CHECK, "quick.yaml")
+        ids = []
+        for _ in range(10):
+            ids += queued(project, "playbooks/quick.yaml", "-t", "five")
+        assert len(ids) == 50 and len(set(ids)) == 50
+        listed = json.loads(project.run("queue", "--format", "json").output)
+        assert len(listed) == 50 and {r["status"] for r in listed} == {"queued"}
+        workers(3)
+        wait_for(lambda: len([r for r in project.runs() if r["status"] == "ok"]) >= 50)
+        wait_for(lambda: json.loads(project.run("queue", "--format", "json").output) == [])
+        runs = project.runs()
+        assert sorted(r["id"] for r in runs) == sorted(ids)  # each queued run, once
+        assert all(r["status"] == "ok" for r in runs)
+        by = {(r["selection"] or {}).get("queued", {}).get("worker") for r in runs}
+        assert len(by) >= 2, by  # shared out, and each run names its worker
+        assert all(r["pid"] and r["host"] for r in runs)
+    finally:
+        for name in names:
+            pg_server.drop_database(name)
+
+
+WRITING = """name: mark
+kind: change
+on_worker_loss: resume
+steps:
+  - name: first
+    sql: INSERT INTO marks (step) VALUES ('first')
+  - name: long
+    sql: SELECT pg_sleep(CASE WHEN EXISTS (SELECT FROM hold) THEN 120 ELSE 0 END)
+  - name: last
+    sql: INSERT INTO marks (step) VALUES ('last')
+"""
+
+
+def test_a_worker_killed_mid_run_is_taken_over_without_repeating_a_committed_step(
+    project: Project, workers: Callable[..., Any]
+) -> None:
+    with psycopg.connect(project.dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE marks (step text, at timestamptz DEFAULT clock_timestamp())")
+        conn.execute("CREATE TABLE hold (); INSERT INTO hold DEFAULT VALUES")
+    project.playbook(WRITING, "mark.yaml")
+    [run_id] = queued(project, "playbooks/mark.yaml", "--yes")
+    [first] = workers(1)
+
+    def sleeping() -> bool:
+        with psycopg.connect(project.dsn) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(CASE%%'"
+                " AND wait_event = 'PgSleep'"
+            ).fetchone()
+        return bool(row and row[0])
+
+    wait_for(sleeping)
+    first.kill()  # kill -9: no goodbye, no journal entry
+    first.wait()
+    # The long step is left to its server, which cancels it once it sees the
+    # client gone; the next worker's reaper sees the silence and takes over.
+    with psycopg.connect(project.dsn, autocommit=True) as conn:
+        conn.execute("DELETE FROM hold")
+    [second] = workers(1)
+
+    def resumed() -> bool:
+        return any(r.get("continues") == run_id and r["status"] == "ok" for r in project.runs())
+
+    try:
+        wait_for(resumed)
+    except AssertionError:
+        second.send_signal(signal.SIGTERM)
+        raise AssertionError(second.communicate(timeout=30)[1].decode()) from None
+    runs = {r["id"]: r for r in project.runs()}
+    assert runs[run_id]["status"] == "interrupted"
+    assert "stopped sending heartbeats" in runs[run_id]["reason"]
+    with psycopg.connect(project.dsn) as conn:
+        marks = [r[0] for r in conn.execute("SELECT step FROM marks ORDER BY at").fetchall()]
+    assert marks == ["first", "last"]  # the committed first step was not run again
