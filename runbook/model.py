@@ -465,6 +465,7 @@ class Inventory:
     # `scheduler: {timezone: …}`: what schedules without a timezone of their own read
     # their cron in (None: UTC).
     scheduler_timezone: str | None = None
+    scheduler_dispatch: str = "process"  # or queue: fired runs go to runbook worker
     people: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # groups of people
     allowed_signers: Path | None = None  # approvers.allowed_signers, resolved
     doc: Document | None = field(default=None, compare=False, repr=False)

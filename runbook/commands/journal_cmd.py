@@ -120,9 +120,13 @@ def upgrade(inventory: Path | None) -> tuple[str, list[int], int]:
     conn = migrate.connect(config)
     try:
         applied = migrate.migrate(conn, config)
-        return config.where, applied, migrate.version(conn, config.schema)
+        found = config.where, applied, migrate.version(conn, config.schema)
     finally:
         conn.close()
+    from runbook.queue import backend
+
+    backend.ensure_schema(config)  # the queue's tables (runbook worker), beside the journal's
+    return found
 
 
 @dataclass

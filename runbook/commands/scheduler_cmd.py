@@ -19,7 +19,7 @@ from runbook.journal.records import HeartbeatRecord
 from runbook.schedule import daemon, ledger
 from runbook.schedule.entries import entries_of, relative
 from runbook.schedule.launch import launch
-from runbook.schedule.tick import Scheduler
+from runbook.schedule.tick import Launch, Scheduler
 
 STALE = 60.0  # seconds: a scheduler that has not ticked within this is not watching
 
@@ -35,9 +35,26 @@ def _clock(now: str | None) -> Clock:
         raise UsageError(f"--now {now!r}: give an ISO time, e.g. 2026-12-04T08:00:00Z") from None
 
 
+def launcher_for(inventory_path: Path | None) -> Launch:
+    """How fired runs start: a process each here, or queued for `runbook worker`
+    (`scheduler: {dispatch: queue}`, with a PostgreSQL journal)."""
+    from runbook import service
+    from runbook.journal.store import config_for
+
+    inventory = service.load_inventory(inventory_path, Path.cwd())
+    if inventory.scheduler_dispatch != "queue":
+        return launch
+    from runbook.queue import backend, dispatch
+
+    config = config_for(inventory)
+    backend.require_postgres(config)
+    launcher: Launch = dispatch.launcher(config, str(inventory.root))
+    return launcher
+
+
 def run(inventory: Path | None, log: Log) -> int:
     """The daemon, in the foreground, until SIGTERM or Ctrl-C."""
-    scheduler = Scheduler(inventory, Clock.from_environment(), launch)
+    scheduler = Scheduler(inventory, Clock.from_environment(), launcher_for(inventory))
     stop = threading.Event()
     daemon.stop_on_signals(stop, log)
     log(
@@ -56,7 +73,7 @@ def tick(inventory: Path | None, now: str | None, log: Log) -> int:
     """One pass at `now`; the runs it starts are waited for, so that the pass
     is whole when it returns (cron calls it every minute)."""
     clock = _clock(now)
-    scheduler = Scheduler(inventory, clock, launch)
+    scheduler = Scheduler(inventory, clock, launcher_for(inventory))
     try:
         for line in scheduler.tick(clock.now()):
             log(line)

@@ -420,6 +420,7 @@ def build_inventory(path: Path, doc: Document) -> Inventory:
         },
         policies={name: _policy(doc, name, p) for name, p in data.get("policies", {}).items()},
         scheduler_timezone=data.get("scheduler", {}).get("timezone"),
+        scheduler_dispatch=data.get("scheduler", {}).get("dispatch", "process"),
         people={k: tuple(v) for k, v in data.get("people", {}).items()},
         allowed_signers=_signers(path, data.get("approvers", {}).get("allowed_signers")),
         doc=doc,

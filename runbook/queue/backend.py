@@ -91,6 +91,15 @@ def enqueue(
     return int(row[0][0] if isinstance(row[0], list) else row[0])
 
 
+def job_status(config: StoreConfig, job: int) -> str | None:
+    dsn, kwargs = conninfo(config)
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10, **kwargs) as conn:
+        row = conn.execute(
+            "SELECT status::text FROM procrastinate_jobs WHERE id = %s", (job,)
+        ).fetchone()
+    return str(row[0]) if row else None
+
+
 @dataclass
 class Job:
     id: int

@@ -17,12 +17,13 @@ import tempfile
 from dataclasses import dataclass
 from typing import IO
 
+from runbook.schedule.watch import RunProcess
 from runbook.service import RunSpec
 
 
 @dataclass
 class Launched:
-    process: subprocess.Popen[bytes]
+    process: RunProcess
     stderr: IO[bytes] | None = None
 
 

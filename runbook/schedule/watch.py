@@ -8,9 +8,8 @@ runbook.schedule.tick.Scheduler.
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Protocol
 
 from runbook.clock import Clock, iso, parse_iso
 from runbook.journal.events import Conflict
@@ -24,6 +23,15 @@ BEGIN_WITHIN = 120.0  # seconds a started fire's process has to record its run
 ENDED = (RunStatus.OK, RunStatus.GATE_FAILED)  # the routine ran: it did not fail to run
 
 
+class RunProcess(Protocol):
+    """What runs a fired slot: its own process (subprocess.Popen), or a job a
+    worker takes (runbook.queue.dispatch.QueuedRun)."""
+
+    def poll(self) -> int | None: ...
+
+    def send_signal(self, sig: int, /) -> None: ...
+
+
 @dataclass
 class Child:
     """A run this scheduler started, while its process goes."""
@@ -31,7 +39,7 @@ class Child:
     entry: Entry
     fire_id: str
     run_id: str
-    process: subprocess.Popen[bytes]
+    process: RunProcess
     started: float  # the clock's monotonic reading: a pinned clock (`tick --now`) still times it
     stderr: IO[bytes] | None = None
     over_time: bool = False  # paged already for running past max_duration

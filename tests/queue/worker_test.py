@@ -173,3 +173,64 @@ def test_a_worker_killed_mid_run_is_taken_over_without_repeating_a_committed_ste
     with psycopg.connect(project.dsn) as conn:
         marks = [r[0] for r in conn.execute("SELECT step FROM marks ORDER BY at").fetchall()]
     assert marks == ["first", "last"]  # the committed first step was not run again
+
+
+def test_two_schedulers_queue_the_same_fire_and_it_runs_once(
+    project: Project, workers: Callable[..., Any]
+) -> None:
+    text = (project.root / "inventory.yaml").read_text()
+    project.write("inventory.yaml", text + "scheduler: {dispatch: queue}\n")
+    project.playbook(
+        'name: daily\nkind: check\nschedule: "0 6 * * *"\n'
+        "steps:\n  - {name: look, query: SELECT 1 AS one}\n",
+        "daily.yaml",
+    )
+    workers(1)
+    ticks = [
+        subprocess.Popen(
+            [sys.executable, "-m", "runbook", "scheduler", "tick", "--now", "2026-12-04T06:00:10Z"],
+            cwd=project.root,
+            env={**os.environ, **FAST},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(2)
+    ]
+    said = [t.communicate(timeout=120)[0].decode() for t in ticks]
+    assert all(t.returncode == 0 for t in ticks), said
+    runs = project.runs()
+    assert len(runs) == 1, (runs, said)  # one fire, one run, though two schedulers saw the slot
+    assert runs[0]["status"] == "ok" and runs[0]["mode"] == "scheduled"
+    assert runs[0]["selection"]["queued"]["worker"]
+    fires = json.loads(project.run("history", "--fires", "--format", "json").output)
+    assert [f["status"] for f in fires if f["run_id"]] == ["started"], fires
+
+
+def test_sigterm_interrupts_the_running_run_journals_it_and_the_worker_leaves(
+    project: Project, workers: Callable[..., Any]
+) -> None:
+    project.playbook(
+        "name: long\nkind: check\nsteps:\n  - {name: wait, query: SELECT pg_sleep(60)}\n",
+        "long.yaml",
+    )
+    [run_id] = queued(project, "playbooks/long.yaml")
+    [worker] = workers(1)
+    wait_for(lambda: any(r["id"] == run_id for r in project.runs()))
+    time.sleep(0.5)  # in its statement
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 0
+    [run] = project.runs()
+    assert run["status"] == "interrupted", run
+    assert json.loads(project.run("queue", "--format", "json").output) == []
+
+
+def test_journal_upgrade_makes_the_queue_tables(project: Project) -> None:
+    assert project.run("journal", "upgrade").exit_code == 0
+    assert project.journal_dsn is not None
+    with psycopg.connect(project.journal_dsn) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'runbook_queue'"
+            " AND tablename = 'procrastinate_jobs'"
+        ).fetchone()
+    assert row == (1,)
+    assert project.run("queue").exit_code == 0
