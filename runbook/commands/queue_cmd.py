@@ -32,7 +32,7 @@ def enqueue(spec: service.RunSpec) -> tuple[str | None, list[Queued]]:
     backend.ensure_schema(config)
     playbook = os.path.relpath(prepared.playbook.path, inventory.root)
     fleet = service.new_run_id() if len(prepared.targets) > 1 else None
-    queued: list[Queued] = []
+    runs: list[tuple[str, str, backend.NewJob]] = []
     for target in prepared.targets:
         run_id = service.new_run_id()
         data = spec.to_dict()
@@ -47,15 +47,12 @@ def enqueue(spec: service.RunSpec) -> tuple[str | None, list[Queued]]:
             forks=None,
             limit=[],
         )
-        job = backend.enqueue(
-            config,
-            backend.RUN_TASK,
-            {"spec": data},
-            backend.lock_of(playbook, target.name),
-            None,
-        )
-        queued.append(Queued(target.name, run_id, job))
-    return fleet, queued
+        lock = backend.lock_of(playbook, target.name)
+        runs.append((target.name, run_id, backend.NewJob(backend.RUN_TASK, {"spec": data}, lock)))
+    ids = backend.enqueue(config, [job for _, _, job in runs])  # all of them, or none
+    return fleet, [
+        Queued(name, run_id, job) for (name, run_id, _), job in zip(runs, ids, strict=True)
+    ]
 
 
 def listing(inventory_path: Path | None, stalled_after: float = 30.0) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from runbook.errors import UsageError
+from runbook.errors import RunbookError, UsageError
 from runbook.journal.migrate import resolve_dsn
 from runbook.journal.store import StoreConfig
 
@@ -75,20 +75,39 @@ def lock_of(playbook: str, target: str) -> str:
     return f"{playbook}@{target}"
 
 
-def enqueue(
-    config: StoreConfig, task: str, args: dict[str, Any], lock: str, queueing_lock: str | None
-) -> int:
-    """A job for `task`; its id. A job already waiting with the same
-    `queueing_lock` makes this one refused (procrastinate.exceptions.AlreadyEnqueued)."""
+@dataclass(frozen=True)
+class NewJob:
+    task: str
+    args: dict[str, Any]
+    lock: str
+    queueing_lock: str | None = None
+
+
+def enqueue(config: StoreConfig, jobs: list[NewJob]) -> list[int]:
+    """The jobs queued in one statement (all or none); their ids. A job whose
+    `queueing_lock` a waiting job holds refuses them all (AlreadyQueued)."""
+    if not jobs:
+        return []
     dsn, kwargs = conninfo(config)
+    rows = [(DEFAULT_QUEUE, j.task, 0, j.lock, j.queueing_lock, json.dumps(j.args)) for j in jobs]
+    placeholders = ", ".join(
+        "ROW(%s, %s, %s, %s, %s, %s::jsonb, NULL)::procrastinate_job_to_defer_v1" for _ in rows
+    )
+    params = [value for row in rows for value in row]
     with psycopg.connect(dsn, autocommit=True, connect_timeout=10, **kwargs) as conn:
-        row = conn.execute(
-            "SELECT procrastinate_defer_jobs_v1(ARRAY[ROW(%s, %s, 0, %s, %s, %s::jsonb, NULL)"
-            "::procrastinate_job_to_defer_v1]) AS id",
-            (DEFAULT_QUEUE, task, lock, queueing_lock, json.dumps(args)),
-        ).fetchone()
+        try:
+            row = conn.execute(
+                f"SELECT procrastinate_defer_jobs_v1(ARRAY[{placeholders}])",
+                params,
+            ).fetchone()
+        except psycopg.errors.UniqueViolation:
+            raise AlreadyQueued("a job with the same queueing lock is waiting already") from None
     assert row is not None
-    return int(row[0][0] if isinstance(row[0], list) else row[0])
+    return [int(i) for i in row[0]]
+
+
+class AlreadyQueued(RunbookError):
+    """A fire (its queueing lock) is waiting in the queue already: not queued twice."""
 
 
 def job_status(config: StoreConfig, job: int) -> str | None:

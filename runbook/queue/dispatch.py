@@ -61,15 +61,15 @@ def launcher(config: StoreConfig, root: str) -> Any:
         data["inventory"] = None
         fire = spec.fire or {}
         target = spec.targets[0]
+        new = backend.NewJob(
+            backend.RUN_TASK,
+            {"spec": data},
+            backend.lock_of(data["playbook"], target),
+            f"fire:{fire.get('id') or spec.run_id}",
+        )
         try:
-            job = backend.enqueue(
-                config,
-                backend.RUN_TASK,
-                {"spec": data},
-                backend.lock_of(data["playbook"], target),
-                f"fire:{fire.get('id') or spec.run_id}",
-            )
-        except psycopg.Error as exc:
+            [job] = backend.enqueue(config, [new])
+        except (psycopg.Error, backend.AlreadyQueued) as exc:
             raise OSError(f"could not queue the run: {exc}") from None
         assert spec.run_id is not None
         return Launched(QueuedRun(config, job, spec.run_id))

@@ -124,14 +124,14 @@ def reap(settings: Settings, clock: Clock) -> list[str]:
                 playbook, _ = loader.load_playbook(settings.root / where)
                 policy = playbook.after_worker_loss if playbook is not None else "halt"
             if policy == "resume":
-                with contextlib.suppress(Exception):  # one waiting resume is enough
-                    backend.enqueue(
-                        settings.config,
+                with contextlib.suppress(backend.AlreadyQueued):  # one waiting resume is enough
+                    resume = backend.NewJob(
                         backend.RESUME_TASK,
                         {"run_id": run.id},
                         job.lock or run.id,
                         f"resume:{run.id}",
                     )
+                    backend.enqueue(settings.config, [resume])
                 done.append(f"run {run.id}: {gone}; resumed by the next free worker")
             else:
                 done.append(f"run {run.id}: {gone}; on_worker_loss: halt — runbook resume {run.id}")
