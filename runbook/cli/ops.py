@@ -134,6 +134,9 @@ def show(run_id: str, inventory: Path | None, fmt: str, junit: Path | None) -> N
                 f"  fired by the schedule {fired.get('schedule')} for its slot "
                 f"{fired.get('local')} ({fired.get('slot')}{late})"
             )
+        taken = (run.selection or {}).get("queued")
+        if isinstance(taken, dict):
+            click.echo(f"  queued: job {taken.get('job')}, run by worker {taken.get('worker')}")
         if run.consent:
             from runbook.consent import describe
 

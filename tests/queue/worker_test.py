@@ -234,3 +234,30 @@ def test_journal_upgrade_makes_the_queue_tables(project: Project) -> None:
         ).fetchone()
     assert row == (1,)
     assert project.run("queue").exit_code == 0
+
+
+def test_a_writing_run_whose_worker_died_halts_for_a_person_by_default(
+    project: Project, workers: Callable[..., Any]
+) -> None:
+    with psycopg.connect(project.dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE marks (step text, at timestamptz DEFAULT clock_timestamp())")
+        conn.execute("CREATE TABLE hold (); INSERT INTO hold DEFAULT VALUES")
+    project.playbook(WRITING.replace("on_worker_loss: resume\n", ""), "mark.yaml")
+    [run_id] = queued(project, "playbooks/mark.yaml", "--yes")
+    [first] = workers(1)
+    wait_for(lambda: any(r["id"] == run_id for r in project.runs()) and len(marks(project)) == 1)
+    first.kill()
+    first.wait()
+    workers(1)
+    wait_for(lambda: project.runs()[0]["status"] == "interrupted")
+    time.sleep(3)  # a few of the reaper's rounds: nothing is resumed
+    runs = project.runs()
+    assert len(runs) == 1 and "stopped sending heartbeats" in runs[0]["reason"]
+    assert marks(project) == ["first"]
+    shown = project.run("show", run_id)
+    assert "queued: job" in shown.output and "run by worker" in shown.output
+
+
+def marks(project: Project) -> list[str]:
+    with psycopg.connect(project.dsn) as conn:
+        return [r[0] for r in conn.execute("SELECT step FROM marks ORDER BY at").fetchall()]
