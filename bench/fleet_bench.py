@@ -23,6 +23,10 @@ is T × one target's serial time (the floor's, T=1) / forks; efficiency is
 ideal / wall. forks=1 at T=1,000 (over four minutes of sleeping) is left out.
 Figures go to stdout as a Markdown table, and into bench/results.json
 ("fleet").
+
+`--morning 20`: the issue's own case instead, through the real CLI: the
+bundled morning constraint check on one demo database, then on 20 of them
+with `--forks 20` (each a copy of a database loaded with sql/demo/).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -167,6 +172,67 @@ def spawn(pgdata: Path, what: str, count: int, forks: int) -> dict[str, Any]:
     return result
 
 
+def morning(pgdata: Path, count: int) -> dict[str, Any]:
+    """The bundled morning constraint check (playbooks/constraint-monitoring/
+    morning-check.yaml) on one demo database, then on `count` of them with
+    --forks `count`, through the real CLI: the wall time of each."""
+    import psycopg
+    import yaml
+
+    from runbook.pg import demo
+    from runbook.pg.embedded import replace_database
+
+    dsn = server(pgdata)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        have = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+        if "morning_template" not in have:
+            conn.execute("CREATE DATABASE morning_template")
+            demo.load(replace_database(dsn, "morning_template"))
+        for i in range(count):
+            if f"morning_{i}" not in have:
+                conn.execute(f"CREATE DATABASE morning_{i} TEMPLATE morning_template")
+    with tempfile.TemporaryDirectory(prefix="morning-bench-") as folder:
+        root = Path(folder)
+        for part in ("playbooks", "sql"):
+            shutil.copytree(REPO / part, root / part)
+        inventory = yaml.safe_load((REPO / "inventory.yaml").read_text())
+        inventory["targets"].update(
+            {f"m{i}": {"dsn": replace_database(dsn, f"morning_{i}")} for i in range(count)}
+        )
+        inventory.setdefault("groups", {})["morning"] = [f"m{i}" for i in range(count)]
+        (root / "inventory.yaml").write_text(yaml.safe_dump(inventory))
+        book = "playbooks/constraint-monitoring/morning-check.yaml"
+
+        def timed(*args: str) -> float:
+            started = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-m", "runbook", "run", book, "--no-notify", *args],
+                cwd=root,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            took = time.perf_counter() - started
+            if done.returncode not in (
+                0,
+                1,
+            ):  # 1: the demo data's CRITICAL finding, a run all the same
+                raise SystemExit(f"the morning check failed: {done.stdout}{done.stderr}")
+            return took
+
+        timed("-t", "m0")  # warm: the checks remembered, the files cached
+        one = timed("-t", "m0")
+        serial = timed("-t", "morning", "--forks", "1")
+        many = timed("-t", "morning", "--forks", str(count))
+    return {
+        "targets": count,
+        "one_s": round(one, 2),
+        "one_after_another_s": round(serial, 2),
+        "all_s": round(many, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--targets", default="10,100,1000")
@@ -174,9 +240,27 @@ def main() -> None:
     parser.add_argument("--journal", default="sqlite,postgresql")
     parser.add_argument("--pgdata", type=Path, default=Path("/var/tmp/runbook-fleet-bench/pg"))
     parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--morning",
+        type=int,
+        metavar="N",
+        help="Only the morning check: one database, then N at once.",
+    )
     args = parser.parse_args()
     if args.one:
         one_measurement(args)
+        return
+    if args.morning:
+        found = morning(args.pgdata, args.morning)
+        print(
+            f"morning check (runbook run, the CLI): one database {found['one_s']} s; "
+            f"{found['targets']} databases one after another {found['one_after_another_s']} s, "
+            f"at once (--forks {found['targets']}) {found['all_s']} s"
+        )
+        results = REPO / "bench" / "results.json"
+        data = json.loads(results.read_text()) if results.exists() else {}
+        data["fleet_morning"] = found
+        results.write_text(json.dumps(data, indent=2) + "\n")
         return
     counts = [int(t) for t in args.targets.split(",")]
     databases(server(args.pgdata), max(counts))

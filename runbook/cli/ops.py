@@ -66,10 +66,15 @@ def history(
             return 0
         if not rows:
             click.echo("no runs recorded", err=True)
+        from runbook.report import shown
+
         for r in rows:
+            taken = (r.selection or {}).get("queued")
+            by = f"  worker {taken.get('worker')}" if isinstance(taken, dict) else ""
             click.echo(
-                f"{r.id}  {r.started_at}  {r.playbook:<28} {r.target or '':<12} {r.mode.value:<8} "
-                f"{r.status.value:<12} exit {r.exit_code if r.exit_code is not None else '-'}  {r.severity or ''}"
+                f"{r.id}  {r.started_at}  {r.playbook:<28} {shown(r.target or ''):<12} {r.mode.value:<8} "
+                f"{r.status.value:<12} exit {r.exit_code if r.exit_code is not None else '-'}  "
+                f"{r.severity or ''}{by}".rstrip()
             )
         return 0
 

@@ -256,6 +256,8 @@ def test_a_writing_run_whose_worker_died_halts_for_a_person_by_default(
     assert marks(project) == ["first"]
     shown = project.run("show", run_id)
     assert "queued: job" in shown.output and "run by worker" in shown.output
+    listed = project.run("history").output
+    assert run_id in listed and "worker " in listed
 
 
 def marks(project: Project) -> list[str]:
