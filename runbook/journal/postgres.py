@@ -52,6 +52,7 @@ from runbook.journal.records import (
     records_of,
 )
 from runbook.journal.store import StoreConfig
+from runbook.journal.writer import Writer, WriterSlot
 
 if TYPE_CHECKING:
     from runbook.journal.checkpoint import Signer
@@ -78,6 +79,7 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
 
     def __init__(self, config: StoreConfig, *, create: bool = True) -> None:
         self.config = config
+        self._writers = WriterSlot(self.config)
         self.signer: Signer | None = None
         if config.key_file is not None:
             from runbook.journal.checkpoint import load_signer
@@ -93,7 +95,14 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
         return self.config.where
 
     def close(self) -> None:
-        self.conn.close()
+        try:
+            self._writers.close()  # what the runs queued is written first
+        finally:
+            self.conn.close()
+
+    def writer(self) -> Writer:
+        """The group-commit writer the recorders of runs on this store share."""
+        return self._writers.get()
 
     # -- writing ---------------------------------------------------------------
 
