@@ -111,14 +111,15 @@ def resolve_targets(
         raise UsageError(
             "no target: name one with -t, in the playbook (targets:), or as default_target in the inventory"
         )
-    out: list[Target] = []
+    out: dict[str, Target] = {}  # by name: each once, in order
     for name in names:
         expanded = inventory.expand(name)
         if expanded is None:
             known = ", ".join(sorted([*inventory.targets, *inventory.groups]))
             raise UsageError(f"unknown target or group {name!r}; the inventory has {known}")
-        out.extend(inventory.targets[t] for t in expanded if inventory.targets[t] not in out)
-    return out
+        for t in expanded:
+            out.setdefault(t, inventory.targets[t])
+    return list(out.values())
 
 
 def _selected(step: Step, inherited: frozenset[str], selection: Selection) -> bool:
