@@ -82,3 +82,24 @@ def test_the_process_start_time_is_read_once(monkeypatch: pytest.MonkeyPatch) ->
     assert reads == []
     process_started(os.getppid())  # another process: read each time
     assert reads == [os.getppid()]
+
+
+def test_the_journal_schema_is_set_at_connect_time_whatever_its_name(db: str) -> None:
+    from runbook.journal.migrate import connect
+    from runbook.journal.store import StoreConfig
+
+    for schema in ("runbook", 'odd "schema"\twith\\ space'):
+        conn = connect(StoreConfig("postgresql", dsn=db, schema=schema))
+        try:
+            row = conn.execute("SELECT current_schemas(false), current_setting('search_path')")
+            quoted = '"' + schema.replace('"', '""') + '"'
+            assert row.fetchone()[1] == quoted  # type: ignore[index]
+        finally:
+            conn.close()
+    # A DSN's own options are kept (the search_path is then SET).
+    conn = connect(StoreConfig("postgresql", dsn=f"{db} options='-c work_mem=7MB'", schema="x"))
+    try:
+        assert conn.execute("SHOW work_mem").fetchone() == ("7MB",)
+        assert conn.execute("SHOW search_path").fetchone() == ("x",)
+    finally:
+        conn.close()
