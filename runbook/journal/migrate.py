@@ -69,7 +69,9 @@ def connect(config: StoreConfig) -> psycopg.Connection[Any]:
     dsn = resolve_dsn(config)
     # A DSN with options of its own keeps them: the search_path is then SET.
     given = "options" in dsn
-    extra = {} if given else {"options": f"-c search_path={_option_value(config.schema)}"}
+    extra: dict[str, Any] = (
+        {} if given else {"options": f"-c search_path={_option_value(config.schema)}"}
+    )
     try:
         conn = psycopg.connect(
             dsn, autocommit=True, connect_timeout=10, application_name="runbook", **extra
