@@ -1,32 +1,35 @@
-"""A fleet at once: T databases × a 5-query check, runbook against a plain
-psycopg thread pool (the floor).
+"""A fleet: `runbook run -t GROUP --forks N` over T databases, against a plain
+psycopg thread pool doing the same queries and gates (the floor).
 
     .venv/bin/python bench/fleet_bench.py [--targets 10,100,1000] [--forks 1,10,100]
-                                          [--journal sqlite,postgresql] [--pgdata DIR]
+        [--journal sqlite,postgresql] [--pgdata DIR]
 
-On an embedded server of its own (`--pgdata`, kept between runs: making a
-thousand databases takes a minute; `max_connections` raised to 400), T
-databases made from a template, each a target of one group. Every target
-runs a check playbook of 5 queries that each take 50 ms on the server
-(`SELECT pg_sleep(0.05) IS NOT NULL AS ok`, standing in for network round
-trips and real queries) with a gate each:
+On the embedded server (max_connections raised to 400) it makes T databases
+from an empty template, one per target, and a check playbook of 5 queries that
+each sleep 50 ms on the server (`pg_sleep(0.05)`), each with a gate. Every
+(T, forks) is measured twice, each in a process of its own (so that peak
+memory and CPU time are that measurement's alone):
 
-- **runbook**: `runbook.service.run` over the group with `forks`, in-process
-  as the CLI runs it (a silent view: no terminal in the way), journaling to the
-  project's SQLite journal or to a PostgreSQL journal on the same server;
-- **floor**: a `ThreadPoolExecutor(forks)` in which each target connects, runs
-  the 5 queries and checks each answer in Python: what any tool pays.
+- runbook: `runbook.service.run` of a RunSpec naming the group, with `forks`,
+  a silent reporter and the notifier, as `runbook run -t fleet --forks N`
+  calls it (the collector handled as the CLI does); the journal in SQLite
+  (the project's `.runbook/`) or in PostgreSQL (a database of the same server,
+  through RUNBOOK_JOURNAL), emptied before each measurement;
+- the floor: a ThreadPoolExecutor of `forks` threads, each target a new
+  psycopg connection and the same 5 statements with the same gates in Python.
 
-Each measurement is a process of its own (so that peak memory is its own):
-wall time, CPU time (user+system, all threads) per target, peak RSS. The ideal
-is T × one target's serial time (the floor's, T=1) / forks; efficiency is
-ideal / wall. forks=1 at T=1,000 (over four minutes of sleeping) is left out.
-Figures go to stdout as a Markdown table, and into bench/results.json
-("fleet").
+Reported: wall time (loading and checking the files included, the
+interpreter's start-up and imports not), the ideal (T × one target's serial
+time / forks, one target's serial time being 5 × 50 ms), efficiency (ideal /
+wall), runbook's wall over the floor's, client CPU per target (the process's
+user+system time / T), and peak memory (max RSS). forks = 1 at T = 1,000 is
+skipped (250 s and more: it says nothing forks = 1 at T = 100 does not).
+Figures go to stdout as a Markdown table and to bench/results.json ("fleet").
 
-`--morning 20`: the issue's own case instead, through the real CLI: the
-bundled morning constraint check on one demo database, then on 20 of them
-with `--forks 20` (each a copy of a database loaded with sql/demo/).
+`--morning 20 --pgdata DIR`: the issue's own case, through the real CLI: the
+bundled morning constraint check on one demo database, then on 20 of them one
+after another (`--forks 1`) and at once (`--forks 20`), each database a copy
+of one loaded with sql/demo/ ("fleet_morning" in results.json).
 """
 
 from __future__ import annotations
@@ -40,136 +43,196 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-QUERY = "SELECT pg_sleep(0.05) IS NOT NULL AS ok"
-STEPS = 5
+QUERIES = 5
+SLEEP = 0.05
 MAX_CONNECTIONS = 400
+TEMPLATE = "fleet_template"
+JOURNAL_DB = "fleet_journal"
+SKIPPED = {(1000, 1)}  # (T, forks): 250+ s of waiting
 
 
-def server(pgdata: Path) -> str:
-    """The bench's server, with room for 100 targets' connections and the journal's."""
+def database(i: int) -> str:
+    return f"fleet_{i:04d}"
+
+
+def statement(i: int) -> str:
+    return f"SELECT 1 AS n FROM pg_sleep({SLEEP}) /* check {i} */"
+
+
+def playbook() -> str:
+    steps = "".join(
+        f"  - name: Check {i}\n"
+        f"    query: {statement(i)}\n"
+        f"    register: r{i}\n"
+        f"    gate: {{that: r{i}.scalar == 1, severity: WARNING}}\n"
+        for i in range(QUERIES)
+    )
+    return f"name: fleet-check\nkind: check\nsteps:\n{steps}"
+
+
+def inventory(dsn_of: dict[str, str]) -> str:
+    targets = "".join(f"  {name}: {{dsn: {dsn!r}}}\n" for name, dsn in dsn_of.items())
+    return f"targets:\n{targets}groups:\n  fleet: [{', '.join(dsn_of)}]\n"
+
+
+# -- the server ----------------------------------------------------------------
+
+
+def server(pgdata: Path) -> Any:
+    """The embedded server of `pgdata` with max_connections raised (one restart)."""
     import psycopg
 
     from runbook.pg import embedded
 
-    found = embedded.start(pgdata)
+    found = embedded.start(pgdata, keep_running=True)
     with psycopg.connect(found.dsn, autocommit=True) as conn:
         row = conn.execute("SELECT current_setting('max_connections')::int").fetchone()
-        if row is None or row[0] < MAX_CONNECTIONS:
-            conn.execute(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}")
-            conn.execute("ALTER SYSTEM SET fsync = off")  # the server's durability is not measured
-            embedded.stop(pgdata)
-            found = embedded.start(pgdata)
-    return found.dsn
+        if row is not None and row[0] >= MAX_CONNECTIONS:
+            return found
+        conn.execute(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}")
+    embedded.stop(pgdata)
+    return embedded.start(pgdata, keep_running=True)
 
 
-def databases(dsn: str, count: int) -> list[str]:
-    """fleet_0 … fleet_{count-1}, made from one template where missing."""
+def databases(found: Any, count: int) -> None:
+    """fleet_0000 … from an empty template: those missing are made."""
     import psycopg
 
-    from runbook.pg.embedded import replace_database
-
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        have = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
-        if "fleet_template" not in have:
-            conn.execute("CREATE DATABASE fleet_template")
-        if "fleet_journal" not in have:
-            conn.execute("CREATE DATABASE fleet_journal")
-        for i in range(count):
-            if f"fleet_{i}" not in have:
-                conn.execute(f"CREATE DATABASE fleet_{i} TEMPLATE fleet_template")
-    return [replace_database(dsn, f"fleet_{i}") for i in range(count)]
-
-
-def project(root: Path, dsns: list[str], journal_dsn: str | None) -> None:
-    targets = "".join(f"  db{i}: {{dsn: {dsn!r}}}\n" for i, dsn in enumerate(dsns))
-    members = ", ".join(f"db{i}" for i in range(len(dsns)))
-    journal = f"journal: {{dsn: {journal_dsn!r}, schema: fleet_bench}}\n" if journal_dsn else ""
-    (root / "inventory.yaml").write_text(
-        f"targets:\n{targets}groups:\n  all: [{members}]\n{journal}"
-    )
-    steps = "".join(
-        f"  - name: q{n}\n    query: {QUERY}\n    register: r{n}\n    gate: {{that: r{n}.first.ok}}\n"
-        for n in range(STEPS)
-    )
-    (root / "playbooks").mkdir(exist_ok=True)
-    (root / "playbooks" / "check.yaml").write_text(f"name: check\nkind: check\nsteps:\n{steps}")
+    with psycopg.connect(found.dsn, autocommit=True) as conn:
+        have = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+        if TEMPLATE not in have:
+            conn.execute(f"CREATE DATABASE {TEMPLATE}")
+        missing = [database(i) for i in range(count) if database(i) not in have]
+        started = time.monotonic()
+        for name in missing:
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+        if missing:
+            print(
+                f"made {len(missing)} databases in {time.monotonic() - started:.0f} s",
+                file=sys.stderr,
+            )
 
 
-def measure_runbook(root: Path, forks: int) -> dict[str, Any]:
+def fresh_journal(found: Any) -> str:
+    import psycopg
+
+    with psycopg.connect(found.dsn, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {JOURNAL_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {JOURNAL_DB}")
+    return str(found.database_dsn(JOURNAL_DB))
+
+
+# -- one measurement, in a process of its own -----------------------------------
+
+
+def usage() -> tuple[float, float]:
+    """(CPU seconds, peak RSS in MB) of this process so far."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return me.ru_utime + me.ru_stime, me.ru_maxrss / 1024
+
+
+def child_runbook(work: Path, targets: int, forks: int) -> dict[str, Any]:
     from runbook import report, service
+    from runbook.cli import collector
+    from runbook.commands import notifications
+    from runbook.outcome import RunStatus
 
-    os.chdir(root)
+    os.chdir(work)
     spec = service.RunSpec(
-        playbook=Path("playbooks/check.yaml"), targets=("all",), forks=forks, notify=False
+        playbook=Path("check.yaml"),
+        inventory=Path(f"inventory{targets}.yaml"),
+        targets=("fleet",),
+        forks=forks,
     )
-    view = service.FleetView(report.SilentReporter, lambda *a: None, lambda t: None, lambda o: None)
-    # A run on one target first: imports and the playbook's first checks are
-    # start-up, not what a target costs.
-    service.run(
-        service.RunSpec(playbook=spec.playbook, targets=("db0",), notify=False),
-        report.SilentReporter,
-    )
-    wall, cpu = time.perf_counter(), time.process_time()
-    outcomes = service.run(spec, report.SilentReporter, view=view)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    bad = [o for o in outcomes if o.status.value != "ok"]
-    if bad:
-        raise SystemExit(f"{len(bad)} target(s) did not pass: {bad[0].target} {bad[0].reason}")
-    return {"wall": wall, "cpu": cpu, "targets": len(outcomes)}
+    cpu0, _ = usage()
+    started = time.perf_counter()
+    with collector.Quiet() as collecting:
+        outcomes = service.run(
+            spec,
+            report.SilentReporter,
+            None,
+            notifications.notifier_for,
+            on_loaded=collecting.steps_begin,
+        )
+    wall = time.perf_counter() - started
+    cpu, peak = usage()
+    passed = sum(1 for o in outcomes if o.status is RunStatus.OK)
+    if passed != targets:
+        bad = [o for o in outcomes if o.status is not RunStatus.OK][:3]
+        raise SystemExit(f"runbook: {passed} of {targets} passed: {bad}")
+    return {"wall_s": wall, "cpu_s": cpu - cpu0, "peak_mb": peak}
 
 
-def measure_floor(dsns: list[str], forks: int) -> dict[str, Any]:
+def child_floor(dsn_of: list[str], forks: int) -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
     import psycopg
 
-    def one(dsn: str) -> None:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            for _ in range(STEPS):
-                row = conn.execute(QUERY).fetchone()
-                if not (row and row[0]):
-                    raise AssertionError("the gate failed")
+    def one(dsn: str) -> bool:
+        with psycopg.connect(dsn, autocommit=True, application_name="plain-pool") as conn:
+            cur = conn.cursor()
+            for i in range(QUERIES):
+                cur.execute(statement(i))
+                row = cur.fetchone()
+                if row is None or row[0] != 1:
+                    return False
+        return True
 
-    wall, cpu = time.perf_counter(), time.process_time()
+    cpu0, _ = usage()
+    started = time.perf_counter()
     with ThreadPoolExecutor(forks) as pool:
-        list(pool.map(one, dsns))
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"wall": wall, "cpu": cpu, "targets": len(dsns)}
+        passed = sum(pool.map(one, dsn_of))
+    wall = time.perf_counter() - started
+    cpu, peak = usage()
+    if passed != len(dsn_of):
+        raise SystemExit(f"floor: {passed} of {len(dsn_of)} passed")
+    return {"wall_s": wall, "cpu_s": cpu - cpu0, "peak_mb": peak}
 
 
-def one_measurement(args: argparse.Namespace) -> None:
-    """--one: a single measurement in this process; JSON on stdout."""
-    what, count, forks = args.one[0], int(args.one[1]), int(args.one[2])
-    dsns = databases(server(args.pgdata), count)
-    if what == "floor":
-        found = measure_floor(dsns, forks)
+def child(args: argparse.Namespace) -> None:
+    work = Path(args.child_work)
+    if args.child == "warm":
+        from runbook import service
+
+        os.chdir(work)
+        inventory = Path(f"inventory{args.child_targets}.yaml")
+        service.prepare(service.RunSpec(Path("check.yaml"), inventory, targets=("fleet",)))
+        figures: dict[str, Any] = {}
+    elif args.child == "runbook":
+        figures = child_runbook(work, args.child_targets, args.child_forks)
     else:
-        with tempfile.TemporaryDirectory(prefix="fleet-bench-") as folder:
-            journal_dsn = None
-            if what == "postgresql":
-                from runbook.pg.embedded import replace_database
-
-                journal_dsn = replace_database(server(args.pgdata), "fleet_journal")
-            project(Path(folder), dsns, journal_dsn)
-            found = measure_runbook(Path(folder), forks)
-    found["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(found))
+        dsn_of = json.loads((work / "dsns.json").read_text())[: args.child_targets]
+        figures = child_floor(dsn_of, args.child_forks)
+    print(json.dumps(figures))
 
 
-def spawn(pgdata: Path, what: str, count: int, forks: int) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, __file__, "--pgdata", str(pgdata), "--one", what, str(count), str(forks)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+def measure(kind: str, work: Path, targets: int, forks: int, env: dict[str, str]) -> dict[str, Any]:
+    argv = [
+        sys.executable,
+        __file__,
+        "--child",
+        kind,
+        "--child-work",
+        str(work),
+        "--child-targets",
+        str(targets),
+        "--child-forks",
+        str(forks),
+    ]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{kind} T={targets} forks={forks} failed:\n{done.stderr[-3000:]}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+# -- the whole bench ------------------------------------------------------------
 
 
 def morning(pgdata: Path, count: int) -> dict[str, Any]:
@@ -182,7 +245,7 @@ def morning(pgdata: Path, count: int) -> dict[str, Any]:
     from runbook.pg import demo
     from runbook.pg.embedded import replace_database
 
-    dsn = server(pgdata)
+    dsn = server(pgdata).dsn
     with psycopg.connect(dsn, autocommit=True) as conn:
         have = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
         if "morning_template" not in have:
@@ -194,8 +257,8 @@ def morning(pgdata: Path, count: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="morning-bench-") as folder:
         root = Path(folder)
         for part in ("playbooks", "sql"):
-            shutil.copytree(REPO / part, root / part)
-        inventory = yaml.safe_load((REPO / "inventory.yaml").read_text())
+            shutil.copytree(ROOT / part, root / part)
+        inventory = yaml.safe_load((ROOT / "inventory.yaml").read_text())
         inventory["targets"].update(
             {f"m{i}": {"dsn": replace_database(dsn, f"morning_{i}")} for i in range(count)}
         )
@@ -208,7 +271,7 @@ def morning(pgdata: Path, count: int) -> dict[str, Any]:
             done = subprocess.run(
                 [sys.executable, "-m", "runbook", "run", book, "--no-notify", *args],
                 cwd=root,
-                env={**os.environ, "PYTHONPATH": str(REPO)},
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
                 capture_output=True,
                 text=True,
                 check=False,
@@ -234,75 +297,128 @@ def morning(pgdata: Path, count: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--targets", default="10,100,1000")
-    parser.add_argument("--forks", default="1,10,100")
-    parser.add_argument("--journal", default="sqlite,postgresql")
-    parser.add_argument("--pgdata", type=Path, default=Path("/var/tmp/runbook-fleet-bench/pg"))
-    parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--targets", default="10,100,1000", help="T values, comma-separated")
+    parser.add_argument("--forks", default="1,10,100", help="forks values, comma-separated")
+    parser.add_argument("--journal", default="sqlite,postgresql", help="sqlite, postgresql or both")
+    parser.add_argument("--pgdata", type=Path, help="keep the server and databases here")
+    parser.add_argument("--no-save", action="store_true", help="leave bench/results.json alone")
+    parser.add_argument("--child", choices=["runbook", "floor", "warm"], help=argparse.SUPPRESS)
+    parser.add_argument("--child-work", help=argparse.SUPPRESS)
+    parser.add_argument("--child-targets", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-forks", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
-        "--morning",
-        type=int,
-        metavar="N",
-        help="Only the morning check: one database, then N at once.",
+        "--morning", type=int, metavar="N", help="only the morning check: one database, then N"
     )
     args = parser.parse_args()
-    if args.one:
-        one_measurement(args)
+    if args.child:
+        child(args)
         return
     if args.morning:
+        if args.pgdata is None:
+            raise SystemExit("--morning needs --pgdata (a server kept between runs)")
         found = morning(args.pgdata, args.morning)
         print(
             f"morning check (runbook run, the CLI): one database {found['one_s']} s; "
             f"{found['targets']} databases one after another {found['one_after_another_s']} s, "
             f"at once (--forks {found['targets']}) {found['all_s']} s"
         )
-        results = REPO / "bench" / "results.json"
+        results = ROOT / "bench" / "results.json"
         data = json.loads(results.read_text()) if results.exists() else {}
         data["fleet_morning"] = found
         results.write_text(json.dumps(data, indent=2) + "\n")
         return
-    counts = [int(t) for t in args.targets.split(",")]
-    databases(server(args.pgdata), max(counts))
-    serial = spawn(args.pgdata, "floor", 1, 1)["wall"]  # one target's serial time
-    rows = []
-    print(f"one target, serially: {serial * 1000:.0f} ms\n")
-    print("| T | forks | journal | ideal s | floor s | runbook s | efficiency | runbook / floor "
-          "| CPU/target runbook | CPU/target floor | peak MB |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for count in counts:
-        for forks in (int(f) for f in args.forks.split(",")):
-            if forks == 1 and count >= 1000:
-                continue  # four minutes of sleeping, and nothing to learn
-            floor = spawn(args.pgdata, "floor", count, forks)
-            ideal = count * serial / forks
-            for journal in args.journal.split(","):
-                ran = spawn(args.pgdata, journal, count, forks)
-                row = {
-                    "targets": count,
-                    "forks": forks,
-                    "journal": journal,
-                    "ideal_s": round(ideal, 3),
-                    "floor_s": round(floor["wall"], 3),
-                    "runbook_s": round(ran["wall"], 3),
-                    "efficiency": round(ideal / ran["wall"], 3),
-                    "ratio": round(ran["wall"] / floor["wall"], 3),
-                    "cpu_ms_per_target": round(ran["cpu"] / count * 1000, 2),
-                    "floor_cpu_ms_per_target": round(floor["cpu"] / count * 1000, 2),
-                    "peak_mb": round(ran["peak_mb"]),
-                }
-                rows.append(row)
-                print(
-                    f"| {count} | {forks} | {journal} | {ideal:.2f} | {floor['wall']:.2f} "
-                    f"| {ran['wall']:.2f} | {row['efficiency']:.2f} | {row['ratio']:.2f} "
-                    f"| {row['cpu_ms_per_target']:.1f} ms | {row['floor_cpu_ms_per_target']:.1f} ms "
-                    f"| {row['peak_mb']} |",
-                    flush=True,
-                )
-    results = REPO / "bench" / "results.json"
-    data = json.loads(results.read_text()) if results.exists() else {}
-    data["fleet"] = {"serial_one_target_s": round(serial, 3), "rows": rows}
-    results.write_text(json.dumps(data, indent=2) + "\n")
+    sizes = [int(t) for t in args.targets.split(",")]
+    forks_list = [int(f) for f in args.forks.split(",")]
+    journals = args.journal.split(",")
+    work = Path(tempfile.mkdtemp(prefix="runbook-fleet-"))
+    pgdata = args.pgdata or work / "pgdata"
+    from runbook.pg import embedded
+
+    try:
+        found = server(pgdata)
+        databases(found, max(sizes))
+        dsn_of = {f"t{i:04d}": str(found.database_dsn(database(i))) for i in range(max(sizes))}
+        (work / "dsns.json").write_text(json.dumps(list(dsn_of.values())))
+        (work / "check.yaml").write_text(playbook())
+        for t in sizes:
+            names = list(dsn_of)[:t]
+            (work / f"inventory{t}.yaml").write_text(inventory({n: dsn_of[n] for n in names}))
+        rows = run_all(found, work, sizes, forks_list, journals)
+    finally:
+        if args.pgdata is None:
+            embedded.stop(pgdata)
+        shutil.rmtree(work, ignore_errors=True)
+    show(rows)
+    if not args.no_save:
+        save(rows)
+
+
+def run_all(
+    found: Any, work: Path, sizes: list[int], forks_list: list[int], journals: list[str]
+) -> list[dict[str, Any]]:
+    serial = QUERIES * SLEEP
+    rows: list[dict[str, Any]] = []
+    base_env = {k: v for k, v in os.environ.items() if k != "RUNBOOK_JOURNAL"}
+    # Warm the document and check caches once per inventory (every run reads them).
+    for t in sizes:
+        measure("warm", work, t, 1, base_env)
+    for t in sizes:
+        for forks in forks_list:
+            if (t, forks) in SKIPPED:
+                print(f"T={t} forks={forks}: skipped (250+ s)", file=sys.stderr)
+                continue
+            floor = measure("floor", work, t, forks, base_env)
+            row: dict[str, Any] = {
+                "targets": t,
+                "forks": forks,
+                "ideal_s": t * serial / forks,
+                "floor": floor,
+            }
+            for journal in journals:
+                env = dict(base_env)
+                for stale in (work / ".runbook").glob("journal.sqlite*"):
+                    stale.unlink()
+                if journal == "postgresql":
+                    env["RUNBOOK_JOURNAL"] = fresh_journal(found)
+                row[journal] = measure("runbook", work, t, forks, env)
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr)
+    return rows
+
+
+def show(rows: list[dict[str, Any]]) -> None:
+    print(
+        "| T | forks | ideal | floor wall (eff.) | floor CPU/target | journal "
+        "| runbook wall (eff.) | runbook / floor | runbook CPU/target | runbook peak |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        t, ideal, floor = row["targets"], row["ideal_s"], row["floor"]
+        for journal in ("sqlite", "postgresql"):
+            if journal not in row:
+                continue
+            mine = row[journal]
+            print(
+                f"| {t} | {row['forks']} | {ideal:.2f} s "
+                f"| {floor['wall_s']:.2f} s ({ideal / floor['wall_s']:.2f}) "
+                f"| {floor['cpu_s'] / t * 1000:.1f} ms | {journal} "
+                f"| {mine['wall_s']:.2f} s ({ideal / mine['wall_s']:.2f}) "
+                f"| {mine['wall_s'] / floor['wall_s']:.2f}x "
+                f"| {mine['cpu_s'] / t * 1000:.1f} ms | {mine['peak_mb']:.0f} MB |"
+            )
+
+
+def save(rows: list[dict[str, Any]]) -> None:
+    path = ROOT / "bench" / "results.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results["fleet"] = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "queries": QUERIES,
+        "sleep_s": SLEEP,
+        "rows": rows,
+    }
+    path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

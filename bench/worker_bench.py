@@ -36,7 +36,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.fleet_bench import databases, server  # noqa: E402
+from bench.fleet_bench import JOURNAL_DB, database, databases, server  # noqa: E402
 
 TARGETS = 10
 
@@ -78,9 +78,15 @@ def measure(pgdata: Path, runs: int, workers: int) -> dict[str, Any]:
     from runbook.commands import queue_cmd
     from runbook.pg.embedded import replace_database
 
-    dsn = server(pgdata)
-    dsns = databases(dsn, TARGETS)
-    journal_dsn = replace_database(dsn, "fleet_journal")
+    found = server(pgdata)
+    databases(found, TARGETS)
+    dsns = [str(found.database_dsn(database(i))) for i in range(TARGETS)]
+    journal_dsn = replace_database(found.dsn, JOURNAL_DB)
+    import psycopg
+
+    with psycopg.connect(found.dsn, autocommit=True) as conn:
+        if not conn.execute("SELECT FROM pg_database WHERE datname = %s", (JOURNAL_DB,)).fetchone():
+            conn.execute(f"CREATE DATABASE {JOURNAL_DB}")
     schema = f"wb_{os.getpid()}_{workers}"
     with tempfile.TemporaryDirectory(prefix="worker-bench-") as folder:
         root = Path(folder)

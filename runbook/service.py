@@ -30,7 +30,7 @@ from runbook.errors import ExitCode, InvalidFiles, SandboxError, UsageError
 from runbook.fleet import computed
 from runbook.fleet.fanout import Fanout, Sessions
 from runbook.fleet.strategy import Budget, ordered, waves
-from runbook.journal.recorder import Recorder, Writer
+from runbook.journal.recorder import Recorder
 from runbook.journal.records import ApprovalRecord
 from runbook.journal.store import JournalStore, config_for, open_store
 from runbook.load import loader, project
@@ -417,8 +417,7 @@ def run(
         resolved[target.name] = (dsn, env, target_secrets)
     journal = open_journal(inventory)
     outcomes: list[RunOutcome] = []
-    with contextlib.ExitStack() as stack:
-        stack.callback(journal.close)
+    with contextlib.closing(journal):
         # A drill writes to its marked copy only (each connection checks the mark).
         given = (
             None
@@ -449,14 +448,8 @@ def run(
                 spec, prepared, target, dsn, env, base_by_target[target.name], target_secrets,
                 journal, reporter_for(), asking(target) if asking else prompter, notifier_for,
                 resume, given, step_by_step, approving, told.add if told else None, not_run,
-                writer,
             )  # fmt: skip
 
-        # A fleet's runs write to the journal through one writer: one connection
-        # and one transaction for what they recorded meanwhile.
-        writer = Writer(journal.config) if fanned else None
-        if writer is not None:
-            stack.callback(writer.close)
         if fanned:
             spec.fleet = spec.fleet or new_run_id()
             if view is not None:
@@ -545,7 +538,6 @@ def run_target(
     approving: permission.Approving | None = None,
     on_session: Callable[[Session], None] | None = None,
     not_run: str | None = None,
-    writer: Writer | None = None,
 ) -> RunOutcome:
     inventory, playbook = prepared.inventory, prepared.playbook
     redactor = Redactor(secrets)
@@ -619,7 +611,7 @@ def run_target(
             ),
         },
     )
-    recorder = Recorder(journal, redactor, clock, inventory.journal.row_sample, writer)
+    recorder = Recorder(journal, redactor, clock, inventory.journal.row_sample)
     if notifier_for is not None and options.notify and not spec.check and not spec.rehearse:
         options.notifier = notifier_for(inventory, journal, playbook, target, run_id, redactor)
     if approving is not None:

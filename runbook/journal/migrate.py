@@ -64,19 +64,35 @@ def resolve_dsn(config: StoreConfig) -> str:
 
 
 def connect(config: StoreConfig) -> psycopg.Connection[Any]:
-    """An autocommit connection whose search_path is the journal's schema."""
+    """An autocommit connection whose search_path is the journal's schema (set
+    at connect time: no round trip of its own; a fleet opens many)."""
+    dsn = resolve_dsn(config)
+    # A DSN with options of its own keeps them: the search_path is then SET.
+    given = "options" in dsn
+    extra: dict[str, Any] = (
+        {} if given else {"options": f"-c search_path={_option_value(config.schema)}"}
+    )
     try:
         conn = psycopg.connect(
-            resolve_dsn(config), autocommit=True, connect_timeout=10, application_name="runbook"
+            dsn, autocommit=True, connect_timeout=10, application_name="runbook", **extra
         )
     except psycopg.Error as exc:
         raise JournalError(f"cannot open the journal {config.where}: {_first_line(exc)}") from None
+    if not given:
+        return conn
     try:
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(config.schema)))
     except psycopg.Error as exc:
         conn.close()
         raise JournalError(f"cannot open the journal {config.where}: {_first_line(exc)}") from None
     return conn
+
+
+def _option_value(schema: str) -> str:
+    """The schema as a search_path in libpq's `options`: quoted as an
+    identifier, then white space and backslashes escaped, as libpq splits options."""
+    quoted = '"' + schema.replace('"', '""') + '"'
+    return re.sub(r"([\s\\])", r"\\\1", quoted)
 
 
 def version(conn: psycopg.Connection[Any], schema: str) -> int:

@@ -52,6 +52,7 @@ from runbook.journal.records import (
     records_of,
 )
 from runbook.journal.store import StoreConfig
+from runbook.journal.writer import Writer, WriterSlot
 
 if TYPE_CHECKING:
     from runbook.journal.checkpoint import Signer
@@ -78,6 +79,8 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
 
     def __init__(self, config: StoreConfig, *, create: bool = True) -> None:
         self.config = config
+        self._writers = WriterSlot(self.config)
+        self._statements: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], bytes] = {}
         self.signer: Signer | None = None
         if config.key_file is not None:
             from runbook.journal.checkpoint import load_signer
@@ -93,7 +96,14 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
         return self.config.where
 
     def close(self) -> None:
-        self.conn.close()
+        try:
+            self._writers.close()  # what the runs queued is written first
+        finally:
+            self.conn.close()
+
+    def writer(self) -> Writer:
+        """The group-commit writer the recorders of runs on this store share."""
+        return self._writers.get()
 
     # -- writing ---------------------------------------------------------------
 
@@ -212,17 +222,17 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
 
     def _lock_chains(self, streams: list[str]) -> dict[str, tuple[int, str]]:
         """The heads of `streams`, locked until the append commits; always in
-        the same order (sorted), so two appends cannot deadlock."""
-        heads: dict[str, tuple[int, str]] = {}
-        for stream in streams:
-            row = self.conn.execute(
-                "INSERT INTO chains (stream, length, head) VALUES (%s, 0, %s)"
-                " ON CONFLICT (stream) DO UPDATE SET length = chains.length"
-                " RETURNING length, head",
-                (stream, GENESIS),
-            ).fetchone()
-            assert row is not None
-            heads[stream] = (int(row[0]), str(row[1]))
+        the same order (sorted), so two appends cannot deadlock. One statement
+        for all of them: a batch of a fleet's records holds many runs' streams."""
+        rows = self.conn.execute(
+            "INSERT INTO chains (stream, length, head)"
+            " SELECT stream, 0, %s FROM unnest(%s::text[]) AS s (stream) ORDER BY stream"
+            " ON CONFLICT (stream) DO UPDATE SET length = chains.length"
+            " RETURNING stream, length, head",
+            (GENESIS, sorted(streams)),
+        ).fetchall()
+        heads = {str(row[0]): (int(row[1]), str(row[2])) for row in rows}
+        assert len(heads) == len(streams)
         return heads
 
     def _chain(self, stream: str) -> tuple[int, str]:
@@ -234,15 +244,9 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
     def _apply(
         self, table: str, op: str, row: dict[str, Any], expect: dict[str, Any] | None = None
     ) -> int | None:
-        name = sql.Identifier(table)
         if op == "insert":
-            columns = sql.SQL(", ").join(map(sql.Identifier, row))
-            marks = sql.SQL(", ").join(sql.Placeholder() * len(row))
             numbered = table in ("incidents", "deliveries") and "id" not in row
-            returning = sql.SQL(" RETURNING id") if numbered else sql.SQL("")
-            query = sql.SQL("INSERT INTO {} ({}) VALUES ({}){}").format(
-                name, columns, marks, returning
-            )
+            query = self._statement(table, op, tuple(row), ())
             try:  # a conflict aborts the whole append, as in the SQLite journal
                 cursor = self.conn.execute(query, tuple(row.values()))
             except psycopg.errors.UniqueViolation as exc:
@@ -250,23 +254,51 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
             found = cursor.fetchone() if numbered else None
             return int(found[0]) if found else None
         keys = TABLES[table]
-        sets = sql.SQL(", ").join(
-            sql.SQL("{} = %s").format(sql.Identifier(k)) for k in row if k not in keys
-        )
-        conditions = sql.SQL(" AND ").join(
-            sql.SQL("{} IS NOT DISTINCT FROM %s").format(sql.Identifier(k))
-            for k in [*keys, *(expect or {})]
-        )
         values = (
             [v for k, v in row.items() if k not in keys]
             + [row[k] for k in keys]
             + list((expect or {}).values())
         )
-        query = sql.SQL("UPDATE {} SET {} WHERE {}").format(name, sets, conditions)
-        cursor = self.conn.execute(query, values)
+        cursor = self.conn.execute(
+            self._statement(table, op, tuple(row), tuple(expect or ())), values
+        )
         if expect and cursor.rowcount == 0:
             raise Conflict(f"{table} {[row[k] for k in keys]} changed meanwhile")
         return None
+
+    def _statement(
+        self, table: str, op: str, columns: tuple[str, ...], expected: tuple[str, ...]
+    ) -> bytes:
+        """The INSERT or UPDATE of a mirrored row with these columns, composed
+        once per store (a fleet's runs write rows of the same few shapes);
+        used under the store's lock, like the connection."""
+        shape = (table, op, columns, expected)
+        found = self._statements.get(shape)
+        if found is not None:
+            return found
+        name = sql.Identifier(table)
+        if op == "insert":
+            numbered = table in ("incidents", "deliveries") and "id" not in columns
+            query = sql.SQL("INSERT INTO {} ({}) VALUES ({}){}").format(
+                name,
+                sql.SQL(", ").join(map(sql.Identifier, columns)),
+                sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+                sql.SQL(" RETURNING id") if numbered else sql.SQL(""),
+            )
+        else:
+            keys = TABLES[table]
+            sets = sql.SQL(", ").join(
+                sql.SQL("{} = %s").format(sql.Identifier(k)) for k in columns if k not in keys
+            )
+            conditions = sql.SQL(" AND ").join(
+                sql.SQL("{} IS NOT DISTINCT FROM %s").format(sql.Identifier(k))
+                for k in [*keys, *expected]
+            )
+            query = sql.SQL("UPDATE {} SET {} WHERE {}").format(name, sets, conditions)
+        text = query.as_bytes(self.conn)
+        if len(self._statements) < 1000:  # a few shapes in practice; bounded all the same
+            self._statements[shape] = text
+        return text
 
     # -- reading ---------------------------------------------------------------
 

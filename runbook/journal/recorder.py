@@ -8,145 +8,46 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runbook.clock import Clock
-from runbook.journal.events import checkpoint_request, prepare
-from runbook.journal.store import JournalStore, StoreConfig, open_store
+from runbook.journal.events import checkpoint_request
+from runbook.journal.store import JournalStore
+from runbook.journal.writer import Event
 from runbook.outcome import STATUS_TEXT, Outcome, RunOutcome, Status, statements_json
 from runbook.plan import Plan, PlannedStep
 from runbook.redact import Redactor
 
 REGISTERED_ROWS = 10_000  # rows of a registered result kept for resume
 
-Event = tuple[str, str | None, str, dict[str, Any]]
-GROUP_COMMIT = 0.01  # seconds records of read-only steps may wait in memory
 _RUNNING = Status.RUNNING.value
 
 
-class Writer:
-    """Group commit on a thread of its own: records of read-only steps wait in
-    memory (at most GROUP_COMMIT) and are written in one transaction while the
-    run goes on; a step that may change something first waits for everything
-    before it to be written (`wait`), so no side effect ever precedes its
-    record. A kill -9 loses at most GROUP_COMMIT worth of read-only steps'
-    records: the run then shows as interrupted a step or two early, never as
-    having done what it did not. SQLite and psycopg both let go of the GIL
-    while they wait, so the writing overlaps the queries.
-
-    One writer may serve many runs at once (a fleet's targets: one journal
-    connection, one thread, one transaction for what they all recorded
-    meanwhile). Each run is an `owner`: it waits for its own records only, and
-    a record that cannot be written fails its own run, never another's."""
-
-    def __init__(self, config: StoreConfig) -> None:
-        # A connection of its own: the run's thread keeps reading the journal.
-        self._journal = open_store(config)
-        # A plain lock under the condition: `put` takes it once a step, and a
-        # Lock's `with` is C (the Condition's own is a Python method).
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._buffer: list[tuple[object, list[Event]]] = []
-        self._since = 0.0
-        self._queued = 0  # puts so far
-        self._written = 0  # puts on disk
-        self._hurry = False
-        self._closing = False
-        self._errors: dict[object, BaseException] = {}  # by owner, handed over at its next call
-        self._thread = threading.Thread(target=self._loop, name="runbook-journal", daemon=True)
-        self._thread.start()
-
-    def put(self, events: list[Event], owner: object = None) -> int:
-        """Queue `owner`'s events; returns the ticket `wait` takes."""
-        with self._lock:
-            self._raise(owner)
-            if not events:
-                return self._queued
-            if not self._buffer:
-                self._since = time.monotonic()
-                self._cond.notify_all()
-            self._buffer.append((owner, events))
-            self._queued += 1
-            return self._queued
-
-    def wait(self, owner: object = None, ticket: int | None = None) -> None:
-        """Return once everything put so far (up to `ticket`) is in the journal."""
-        with self._cond:
-            upto = self._queued if ticket is None else ticket
-            if self._written < upto:
-                self._hurry = True
-                self._cond.notify_all()
-                while self._written < upto:
-                    self._cond.wait()
-            self._raise(owner)
-
-    def _raise(self, owner: object) -> None:
-        error = self._errors.pop(owner, None)
-        if error is not None:
-            raise error
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._buffer and not self._closing:
-                    self._cond.wait()
-                if not self._buffer:
-                    return
-                deadline = self._since + GROUP_COMMIT
-                while not (self._hurry or self._closing):
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._cond.wait(left)
-                batch, self._buffer = self._buffer, []
-                upto, self._hurry = self._queued, False
-            failed = self._write(batch)
-            with self._cond:
-                self._errors.update(failed)
-                self._written = upto
-                self._cond.notify_all()
-
-    def _write(self, batch: list[tuple[object, list[Event]]]) -> dict[object, BaseException]:
-        """One transaction for the batch; if it fails and several owners are in
-        it, each owner's records again on their own, so that the failure is
-        handed to the run it belongs to (say, a run id a second scheduler
-        already claimed) and the other runs' records are kept."""
-        try:
-            self._journal.append_prepared(prepare([e for _, events in batch for e in events]))
-            return {}
-        except BaseException as exc:
-            owners = list(dict.fromkeys(owner for owner, _ in batch))
-            if len(owners) == 1:
-                return {owners[0]: exc}
-        failed: dict[object, BaseException] = {}
-        for owner in owners:
-            try:
-                mine = [e for who, events in batch if who is owner for e in events]
-                self._journal.append_prepared(prepare(mine))
-            except BaseException as exc:
-                failed[owner] = exc
-        return failed
-
-    def close(self) -> None:
-        try:
-            self.wait()
-        finally:
-            with self._cond:
-                self._closing = True
-                self._cond.notify_all()
-            self._thread.join()
-            self._journal.close()
+_OWN_LOCK = threading.Lock()
+_own: tuple[int, float | None] | None = None  # (pid, start) of this process, once read
 
 
 def process_started(pid: int) -> float | None:
     """When process `pid` started (epoch seconds), or None if there is no such process.
 
-    On Linux read from /proc as psutil does, without importing psutil (~8 ms of
-    every run's start-up); elsewhere psutil.
+    This process's own start is read once (every run records it, and so does
+    the notifier: two reads of /proc a target in a fleet); a fork, whose pid
+    differs, reads its own.
     """
+    global _own
+    if pid == os.getpid():
+        with _OWN_LOCK:
+            if _own is None or _own[0] != pid:
+                _own = (pid, _read_started(pid))
+            return _own[1]
+    return _read_started(pid)
+
+
+def _read_started(pid: int) -> float | None:
+    """On Linux read from /proc as psutil does, without importing psutil (~8 ms of
+    every run's start-up); elsewhere psutil."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_bytes()
         boot = next(
@@ -195,12 +96,7 @@ def _sampled(result: dict[str, Any] | None, row_sample: int) -> dict[str, Any] |
 
 class Recorder:
     def __init__(
-        self,
-        journal: JournalStore,
-        redactor: Redactor,
-        clock: Clock,
-        row_sample: int = 20,
-        writer: Writer | None = None,
+        self, journal: JournalStore, redactor: Redactor, clock: Clock, row_sample: int = 20
     ) -> None:
         self.journal = journal
         self.redactor = redactor
@@ -211,10 +107,10 @@ class Recorder:
         # While the rollback steps of one iteration of a looped step run: that
         # iteration, kept on their records (resume tells the undos apart by it).
         self.undoing_iteration: int | None = None
-        # A fleet's runs share one writer (`writer`); a run of its own has its own.
-        self._own = writer is None
-        self._writer = writer if writer is not None else Writer(journal.config)
-        self._ticket = 0
+        # Group commit on the store's writer thread (runbook.journal.writer),
+        # shared with the other runs on the store (a fleet's targets).
+        self._writer = journal.writer()
+        self._ticket = 0  # of the last put: what `flush` waits for
         # The end of a read-only step waits for the next record, so that one
         # transaction carries both (one commit per step, not two).
         self._held: list[Event] = []
@@ -224,7 +120,8 @@ class Recorder:
         if self._held:
             events = [*self._held, *events]
             self._held = []
-        self._ticket = self._writer.put(events, self) if events else self._ticket
+        if events:
+            self._ticket = self._writer.put(self, events)
         if durable:
             self._writer.wait(self, self._ticket)
 
@@ -233,12 +130,10 @@ class Recorder:
         self._append([], durable=True)
 
     def close(self) -> None:
-        if self._held:
-            self._append([])
-        if self._own:
-            self._writer.close()
-        else:
-            self._writer.wait(self, self._ticket)
+        try:
+            self._append([], durable=True)
+        finally:
+            self._writer.forget(self)
 
     def _now(self) -> str:
         return self.clock.iso_now()

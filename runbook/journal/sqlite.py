@@ -53,6 +53,7 @@ from runbook.journal.sqlite_schedule import SchedulerTables
 from runbook.journal.sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
 from runbook.journal.sqlite_schema import set_up
 from runbook.journal.store import StoreConfig
+from runbook.journal.writer import Writer, WriterSlot
 
 if TYPE_CHECKING:
     from runbook.journal.checkpoint import Signer
@@ -67,6 +68,7 @@ class Journal(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
     ) -> None:
         self.path = path
         self.config = config or StoreConfig("sqlite", path=path, key_file=key_file)
+        self._writers = WriterSlot(self.config)
         # The private key signing checkpoints, loaded now so that a bad key
         # stops a run before it starts, not at its end.
         self.key_file = key_file
@@ -93,7 +95,14 @@ class Journal(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
             raise JournalError(f"cannot open the journal {path}: {exc}") from None
 
     def close(self) -> None:
-        self.db.close()
+        try:
+            self._writers.close()  # what the runs queued is written first
+        finally:
+            self.db.close()
+
+    def writer(self) -> Writer:
+        """The group-commit writer the recorders of runs on this store share."""
+        return self._writers.get()
 
     # -- writing --------------------------------------------------------------
 

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from runbook.journal.checkpoint import Checkpoint, Signer
     from runbook.journal.verify import Report
+    from runbook.journal.writer import Writer
     from runbook.model import Inventory
 
 ENV = "RUNBOOK_JOURNAL"
@@ -85,6 +86,10 @@ class JournalStore(Protocol):
     def close(self) -> None: ...
 
     # -- writing ---------------------------------------------------------------
+
+    def writer(self) -> Writer:
+        """The group-commit writer of runs' records on this store (runbook.journal.writer)."""
+        ...
 
     def append(self, events: list[tuple[str, str | None, str, dict[str, Any]]]) -> list[int]:
         """Append events atomically; the ids of inserted incidents and deliveries."""

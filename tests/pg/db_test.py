@@ -141,3 +141,20 @@ def test_statements_run_as_rendered_with_native_placeholders(db: str) -> None:
             assert session.execute(statements).rows == rows, source
     finally:
         session.close()
+
+
+def test_the_sessions_of_a_process_share_one_watchdog_thread(db: str) -> None:
+    import threading
+
+    from runbook.pg.db import ConnectSpec, Session
+
+    sessions = [Session(ConnectSpec(target="t", dsn=db, application_name="w")) for _ in range(5)]
+    try:
+        for session in sessions:
+            session.connect()
+            session._watchdog.arm(session.conn, 60.0)  # type: ignore[arg-type]
+        dogs = [t for t in threading.enumerate() if t.name == "runbook-watchdog"]
+        assert len(dogs) == 1
+    finally:
+        for session in sessions:
+            session.close()

@@ -1,0 +1,163 @@
+"""Group commit: one writer thread per journal store, shared by every run on it.
+
+Records of read-only steps wait in memory (at most GROUP_COMMIT) and are
+written in one transaction while the runs go on; a step that may change
+something first waits for everything its run put before it to be written
+(`wait`), so no side effect ever precedes its record. A kill -9 loses at most
+GROUP_COMMIT worth of read-only steps' records: the run then shows as
+interrupted a step or two early, never as having done what it did not. SQLite
+and psycopg both let go of the GIL while they wait, so the writing overlaps
+the queries.
+
+The targets of a fleet run share the run's store, so they share its writer:
+one connection and one thread for the run, not one per target, and the
+records of many targets go in one transaction. Each run's records stay in
+the order it put them. A batch that fails is written again run by run, so
+that only the run whose records cannot be written sees the error (at its
+next put or wait), as when each run wrote alone.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from runbook.journal.events import prepare
+from runbook.journal.store import StoreConfig, open_store
+
+Event = tuple[str, str | None, str, dict[str, Any]]
+GROUP_COMMIT = 0.01  # seconds records of read-only steps may wait in memory
+
+
+class Writer:
+    """The writer thread of one store; `put`, `wait` and `forget` name their owner
+    (a recorder): errors are handed to the owner whose records they concern."""
+
+    def __init__(self, config: StoreConfig) -> None:
+        self._config = config
+        self._journal: Any = None  # opened by the thread (a connection of its own)
+        # A plain lock under the condition: `put` takes it once a step, and a
+        # Lock's `with` is C (the Condition's own is a Python method).
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._buffer: list[tuple[object, list[Event]]] = []
+        self._since = 0.0
+        self._queued = 0  # puts so far (tickets handed out)
+        self._written = 0  # puts whose records are on disk (or failed)
+        self._hurry = False
+        self._closing = False
+        self._errors: dict[object, BaseException] = {}  # by owner
+        self._thread: threading.Thread | None = None
+
+    def _start(self) -> None:
+        # A connection of its own: the run's thread keeps reading the journal.
+        self._journal = open_store(self._config)
+        self._thread = threading.Thread(target=self._loop, name="runbook-journal", daemon=True)
+        self._thread.start()
+
+    def put(self, owner: object, events: list[Event]) -> int:
+        """Queue `owner`'s events; the ticket to `wait` for."""
+        with self._lock:
+            self._raise(owner)
+            if not events:
+                return self._queued
+            if self._thread is None:
+                self._start()
+            if not self._buffer:
+                self._since = time.monotonic()
+                self._cond.notify_all()
+            self._buffer.append((owner, events))
+            self._queued += 1
+            return self._queued
+
+    def wait(self, owner: object, ticket: int) -> None:
+        """Return once everything up to `ticket` is in the journal."""
+        with self._cond:
+            if self._written < ticket:
+                self._hurry = True
+                self._cond.notify_all()
+                while self._written < ticket:
+                    self._cond.wait()
+            self._raise(owner)
+
+    def forget(self, owner: object) -> None:
+        """The owner is done: an error it was not told of is dropped."""
+        with self._lock:
+            self._errors.pop(owner, None)
+
+    def _raise(self, owner: object) -> None:
+        error = self._errors.pop(owner, None)
+        if error is not None:
+            raise error
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._buffer and not self._closing:
+                    self._cond.wait()
+                if not self._buffer:
+                    return
+                deadline = self._since + GROUP_COMMIT
+                while not (self._hurry or self._closing):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                batch, self._buffer = self._buffer, []
+                upto, self._hurry = self._queued, False
+            failed = self._write(batch)
+            with self._cond:
+                self._errors.update(failed)
+                self._written = upto
+                self._cond.notify_all()
+
+    def _write(self, batch: list[tuple[object, list[Event]]]) -> dict[object, BaseException]:
+        """Write a batch in one transaction; if it fails, each owner's part in one
+        of its own. The errors, by owner."""
+        try:
+            self._journal.append_prepared(prepare([e for _, events in batch for e in events]))
+            return {}
+        except BaseException as exc:  # handed to the runs' threads at their next call
+            owners = list(dict.fromkeys(owner for owner, _ in batch))
+            if len(owners) == 1:
+                return {owners[0]: exc}
+        failed: dict[object, BaseException] = {}
+        for one in owners:
+            mine = [e for owner, events in batch if owner is one for e in events]
+            try:
+                self._journal.append_prepared(prepare(mine))
+            except BaseException as exc:
+                failed[one] = exc
+        return failed
+
+    def close(self) -> None:
+        """Write what is queued, stop the thread, close its connection."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+            self._journal.close()
+
+
+class WriterSlot:
+    """A store's writer, made when first asked for (most stores never write runs)."""
+
+    def __init__(self, config: StoreConfig) -> None:
+        self._config = config
+        self._lock = threading.Lock()
+        self._writer: Writer | None = None
+
+    def get(self) -> Writer:
+        with self._lock:
+            if self._writer is None:
+                self._writer = Writer(self._config)
+            return self._writer
+
+    def close(self) -> None:
+        with self._lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
