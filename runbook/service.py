@@ -32,7 +32,7 @@ from runbook.fleet.fanout import Fanout, Sessions
 from runbook.fleet.strategy import Budget, ordered, waves
 from runbook.journal.recorder import Recorder
 from runbook.journal.records import ApprovalRecord
-from runbook.journal.store import JournalStore, config_for, open_store
+from runbook.journal.store import JournalStore, StoreConfig, config_for, open_store
 from runbook.load import loader, project
 from runbook.model import Inventory, Playbook, Strategy, Target
 from runbook.outcome import RunOutcome, RunStatus
@@ -367,6 +367,23 @@ class FleetView:
     ended: Callable[[RunOutcome], None]  # as each ends (not run ones too)
 
 
+class NotifierJournal:
+    """The journal connection a run's notifiers write through: one for all the
+    targets of a run (opened when the first needs it), apart from the run's
+    own, and left open: a delivery the run let go may still record its end."""
+
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._store: JournalStore | None = None
+
+    def __call__(self) -> JournalStore:
+        with self._lock:
+            if self._store is None:
+                self._store = open_store(self.config)
+            return self._store
+
+
 NotifierFor = Callable[[Inventory, JournalStore, Playbook, Target, str, Redactor], Notifier]
 
 
@@ -438,6 +455,7 @@ def run(
                 "--step asks before each step of one run: not with targets at once (--forks 1)"
             )
         asking = one_at_a_time(prompter) if fanned and prompter is not None else None
+        alerts = NotifierJournal(journal.config)
 
         def one(
             target: Target, sessions: Sessions | None = None, not_run: str | None = None
@@ -448,6 +466,7 @@ def run(
                 spec, prepared, target, dsn, env, base_by_target[target.name], target_secrets,
                 journal, reporter_for(), asking(target) if asking else prompter, notifier_for,
                 resume, given, step_by_step, approving, told.add if told else None, not_run,
+                alerts,
             )  # fmt: skip
 
         if fanned:
@@ -538,6 +557,7 @@ def run_target(
     approving: permission.Approving | None = None,
     on_session: Callable[[Session], None] | None = None,
     not_run: str | None = None,
+    notifier_journal: NotifierJournal | None = None,
 ) -> RunOutcome:
     inventory, playbook = prepared.inventory, prepared.playbook
     redactor = Redactor(secrets)
@@ -613,7 +633,8 @@ def run_target(
     )
     recorder = Recorder(journal, redactor, clock, inventory.journal.row_sample)
     if notifier_for is not None and options.notify and not spec.check and not spec.rehearse:
-        options.notifier = notifier_for(inventory, journal, playbook, target, run_id, redactor)
+        alerts = (notifier_journal or NotifierJournal(journal.config))()
+        options.notifier = notifier_for(inventory, alerts, playbook, target, run_id, redactor)
     if approving is not None:
         options.approve = permission.gate(
             spec, prepared, target, journal, run_id, who, clock, approving, options.notifier

@@ -5,7 +5,7 @@ from __future__ import annotations
 from runbook.alerts.incidents import Store
 from runbook.alerts.notifier import Escalator
 from runbook.clock import Clock
-from runbook.journal.store import JournalStore, open_store
+from runbook.journal.store import JournalStore
 from runbook.model import Inventory, Playbook, Target
 from runbook.redact import Redactor
 
@@ -18,7 +18,8 @@ def notifier_for(
     run_id: str,
     redactor: Redactor,
 ) -> Escalator:
-    store = Store(open_store(journal.config), inventory, Clock.from_environment(), redactor)
+    # `journal` is the run's notifier connection (runbook.service.NotifierJournal).
+    store = Store(journal, inventory, Clock.from_environment(), redactor)
     policy = inventory.escalation_of(playbook)
     return Escalator(
         store, playbook.name, target.name, run_id, policy, playbook.escalation_threshold

@@ -18,7 +18,7 @@ from runbook.alerts.incidents import Store
 from runbook.alerts.notifier import Escalator
 from runbook.clock import Clock
 from runbook.journal.records import IncidentRecord
-from runbook.journal.store import JournalStore, open_store
+from runbook.journal.store import JournalStore
 from runbook.model import Inventory, Level, Playbook, Recipient, SeverityPolicy, Target
 from runbook.redact import Redactor
 
@@ -138,9 +138,8 @@ def notifier_for(drill_id: str, real: bool = False) -> Any:
         run_id: str,
         redactor: Redactor,
     ) -> DrillEscalator:
-        store = DrillStore(
-            open_store(journal.config), inventory, Clock.from_environment(), redactor
-        )
+        # `journal` is the run's notifier connection (runbook.service.NotifierJournal).
+        store = DrillStore(journal, inventory, Clock.from_environment(), redactor)
         store.real = real
         policy = inventory.escalation_of(playbook)
         return DrillEscalator(
