@@ -376,6 +376,7 @@ class NotifierJournal:
         self.config = config
         self._lock = threading.Lock()
         self._store: JournalStore | None = None
+        self._taken_up = False
 
     def __call__(self) -> JournalStore:
         with self._lock:
@@ -383,8 +384,14 @@ class NotifierJournal:
                 self._store = open_store(self.config)
             return self._store
 
+    def take_up_abandoned(self) -> bool:
+        """True once a run: the notifier that takes up what dead processes left undelivered."""
+        with self._lock:
+            first, self._taken_up = not self._taken_up, True
+            return first
 
-NotifierFor = Callable[[Inventory, JournalStore, Playbook, Target, str, Redactor], Notifier]
+
+NotifierFor = Callable[[Inventory, NotifierJournal, Playbook, Target, str, Redactor], Notifier]
 
 
 def run(
@@ -633,7 +640,7 @@ def run_target(
     )
     recorder = Recorder(journal, redactor, clock, inventory.journal.row_sample)
     if notifier_for is not None and options.notify and not spec.check and not spec.rehearse:
-        alerts = (notifier_journal or NotifierJournal(journal.config))()
+        alerts = notifier_journal or NotifierJournal(journal.config)
         options.notifier = notifier_for(inventory, alerts, playbook, target, run_id, redactor)
     if approving is not None:
         options.approve = permission.gate(

@@ -251,13 +251,16 @@ def let_go(store: Store, d: Delivery, why: str) -> str | None:
     return None
 
 
-def let_go_all(store: Store, why: str) -> int:
-    """Release every delivery this process holds (say, the retries of abandoned
-    ones a run took up); how many."""
+def let_go_all(store: Store, why: str, only: set[int]) -> int:
+    """Release the deliveries `only` names that this process still holds (the
+    retries of abandoned ones a run took up; never another run's of this
+    process, still sending); how many."""
+    if not only:
+        return 0
     me, count = Holder.me(), 0
     for row in store.journal.unsent_deliveries():
         channel = store.inventory.channels.get(row.channel)
-        if channel is None or not me.holds(row.error):
+        if channel is None or row.id not in only or not me.holds(row.error):
             continue
         held = Delivery(row.id, channel, {}, row.attempts, row.error)
         count += let_go(store, held, why) is not None
@@ -273,8 +276,10 @@ def retry_abandoned(
     store: Store,
     stop: threading.Event | None = None,
     on_result: Callable[[str], None] | None = None,
+    taken: set[int] | None = None,
 ) -> list[str]:
-    """Claim and send the deliveries nobody alive is sending; one line each."""
+    """Claim and send the deliveries nobody alive is sending; one line each.
+    `taken` is told each one claimed (for let_go_all, should the run end first)."""
     done = []
     for row in store.journal.unsent_deliveries():
         if stop is not None and stop.is_set():
@@ -286,6 +291,8 @@ def retry_abandoned(
         if channel is None or note is None:
             continue  # nothing to send it with: left as it is, shown by `runbook incidents`
         d = Delivery(row.id, channel, note, row.attempts, row.error)
+        if taken is not None:
+            taken.add(row.id)
         held = _held(row.error)
         cut_off = None
         if held is not None and reason(row.error).startswith("sending"):

@@ -64,6 +64,7 @@ class Escalator:
         run_id: str,
         policy: str | None,
         threshold: str | None,
+        take_up_abandoned: bool = True,
     ) -> None:
         self.store = store
         self.playbook = playbook
@@ -76,7 +77,11 @@ class Escalator:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._going: list[tuple[Delivery, dict[str, Any]]] = []
-        self._start(lambda: delivery.retry_abandoned(self.store, self._stop))
+        # What dead processes left undelivered, taken up by one run (of a
+        # fleet's, the first): each target doing it would ask the journal again.
+        self._taken: set[int] = set()
+        if take_up_abandoned:
+            self._start(lambda: delivery.retry_abandoned(self.store, self._stop, taken=self._taken))
 
     def _start(self, work: Any) -> threading.Thread:
         thread = threading.Thread(target=work, name="runbook-deliveries", daemon=True)
@@ -267,7 +272,7 @@ class Escalator:
             left = delivery.let_go(self.store, d, why)
             if left is not None:
                 result.update(status="pending", error=left, attempts=d.attempts)
-        delivery.let_go_all(self.store, why)  # the abandoned ones this run took up
+        delivery.let_go_all(self.store, why, self._taken)  # the abandoned ones this run took up
         # What the summary and --format json show: an error text may quote anything.
         events: list[dict[str, Any]] = self.store.redactor.value(self.events)
         return events

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from runbook.alerts.incidents import Store
 from runbook.alerts.notifier import Escalator
 from runbook.clock import Clock
-from runbook.journal.store import JournalStore
 from runbook.model import Inventory, Playbook, Target
 from runbook.redact import Redactor
+
+if TYPE_CHECKING:
+    from runbook.service import NotifierJournal
 
 
 def notifier_for(
     inventory: Inventory,
-    journal: JournalStore,
+    alerts: NotifierJournal,
     playbook: Playbook,
     target: Target,
     run_id: str,
     redactor: Redactor,
 ) -> Escalator:
-    # `journal` is the run's notifier connection (runbook.service.NotifierJournal).
-    store = Store(journal, inventory, Clock.from_environment(), redactor)
+    store = Store(alerts(), inventory, Clock.from_environment(), redactor)
     policy = inventory.escalation_of(playbook)
     return Escalator(
-        store, playbook.name, target.name, run_id, policy, playbook.escalation_threshold
-    )
+        store, playbook.name, target.name, run_id, policy, playbook.escalation_threshold,
+        alerts.take_up_abandoned(),
+    )  # fmt: skip

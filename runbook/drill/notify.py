@@ -11,16 +11,18 @@ and sent nowhere. `notify` steps go to the route's channels the same way.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runbook.alerts.escalation import Stop, timeline
 from runbook.alerts.incidents import Store
 from runbook.alerts.notifier import Escalator
 from runbook.clock import Clock
 from runbook.journal.records import IncidentRecord
-from runbook.journal.store import JournalStore
 from runbook.model import Inventory, Level, Playbook, Recipient, SeverityPolicy, Target
 from runbook.redact import Redactor
+
+if TYPE_CHECKING:
+    from runbook.service import NotifierJournal
 
 LABEL = "[DRILL]"
 PREFIX = "drill:"
@@ -132,14 +134,13 @@ def notifier_for(drill_id: str, real: bool = False) -> Any:
 
     def make(
         inventory: Inventory,
-        journal: JournalStore,
+        alerts: NotifierJournal,
         playbook: Playbook,
         target: Target,
         run_id: str,
         redactor: Redactor,
     ) -> DrillEscalator:
-        # `journal` is the run's notifier connection (runbook.service.NotifierJournal).
-        store = DrillStore(journal, inventory, Clock.from_environment(), redactor)
+        store = DrillStore(alerts(), inventory, Clock.from_environment(), redactor)
         store.real = real
         policy = inventory.escalation_of(playbook)
         return DrillEscalator(
