@@ -62,6 +62,10 @@ RUN_TABLES = ("runs", "steps")  # changes chained in their run's stream
 SEALS = "seals"  # the `table` of a seal event: no table to mirror
 _ENDED_KIND = "run.sealed"
 
+# Writers a PostgreSQL journal's runs share (runbook.journal.writer.WriterSlot):
+# a fleet's targets append on four connections at once.
+POOL = 4
+
 
 def ends_run(change: dict[str, Any]) -> bool:
     """Whether a change records a run's end (any status but running): its chain is sealed."""
@@ -79,7 +83,7 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
 
     def __init__(self, config: StoreConfig, *, create: bool = True) -> None:
         self.config = config
-        self._writers = WriterSlot(self.config)
+        self._writers = WriterSlot(self.config, size=POOL)
         self._statements: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], bytes] = {}
         self.signer: Signer | None = None
         if config.key_file is not None:

@@ -143,21 +143,30 @@ class Writer:
 
 
 class WriterSlot:
-    """A store's writer, made when first asked for (most stores never write runs)."""
+    """A store's writers, made when first asked for (most stores never write
+    runs). SQLite takes one writer at a time: one. A PostgreSQL journal takes
+    `size`, each with its connection, handed out in turn: a run keeps the one
+    it was given (its records stay in order), and runs on different writers
+    append at once (each run's records are a chain of their own, locked
+    apart: runbook.journal.postgres)."""
 
-    def __init__(self, config: StoreConfig) -> None:
+    def __init__(self, config: StoreConfig, size: int = 1) -> None:
         self._config = config
+        self._size = max(1, size)
         self._lock = threading.Lock()
-        self._writer: Writer | None = None
+        self._writers: list[Writer] = []
+        self._turn = 0
 
     def get(self) -> Writer:
         with self._lock:
-            if self._writer is None:
-                self._writer = Writer(self._config)
-            return self._writer
+            if len(self._writers) < self._size:
+                self._writers.append(Writer(self._config))
+                return self._writers[-1]
+            self._turn = (self._turn + 1) % self._size
+            return self._writers[self._turn]
 
     def close(self) -> None:
         with self._lock:
-            writer, self._writer = self._writer, None
-        if writer is not None:
+            writers, self._writers = self._writers, []
+        for writer in writers:
             writer.close()

@@ -208,6 +208,10 @@ class Session:
                 application_name=spec.application_name[:63],
                 options=options,
             )
+            # A run's statements are each sent a few times at most: psycopg's
+            # automatic prepare (after 5 alike) would cost a PREPARE and its
+            # bookkeeping on every statement, for nothing.
+            conn.prepare_threshold = None
         except psycopg.Error as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             self.refused = redact_dsn(reason)
