@@ -85,7 +85,9 @@ def measure(pgdata: Path, runs: int, workers: int) -> dict[str, Any]:
     import psycopg
 
     with psycopg.connect(found.dsn, autocommit=True) as conn:
-        if not conn.execute("SELECT FROM pg_database WHERE datname = %s", (JOURNAL_DB,)).fetchone():
+        if not conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (JOURNAL_DB,)
+        ).fetchone():
             conn.execute(f"CREATE DATABASE {JOURNAL_DB}")
     schema = f"wb_{os.getpid()}_{workers}"
     with tempfile.TemporaryDirectory(prefix="worker-bench-") as folder:

@@ -46,7 +46,7 @@ def check_inventory(inv: Inventory) -> list[Problem]:
                     "reserved-name",
                 )
             )
-    for group, members in inv.groups.items():
+    for group in [*inv.groups, *inv.computed]:  # listed or computed, a group is not a target
         if group in inv.targets:
             problems.append(
                 doc_at(
@@ -57,6 +57,7 @@ def check_inventory(inv: Inventory) -> list[Problem]:
                     key=True,
                 )
             )
+    for group, members in inv.groups.items():
         raw = doc.data["groups"][group]
         for i, member in enumerate(members):
             if member not in inv.targets:
@@ -89,16 +90,6 @@ def _computed_problems(inv: Inventory) -> list[Problem]:
     assert doc is not None
     problems = []
     for name, group in inv.computed.items():
-        if name in inv.targets:
-            problems.append(
-                doc_at(
-                    doc,
-                    ("groups", name),
-                    f"group {name!r} has the name of a target",
-                    "name-clash",
-                    key=True,
-                )
-            )
         if group.cluster is not None and group.cluster not in inv.targets:
             problems.append(
                 doc_at(

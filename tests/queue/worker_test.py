@@ -135,9 +135,7 @@ steps:
 def test_a_worker_killed_mid_run_is_taken_over_without_repeating_a_committed_step(
     project: Project, workers: Callable[..., Any]
 ) -> None:
-    with psycopg.connect(project.dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE marks (step text, at timestamptz DEFAULT clock_timestamp())")
-        conn.execute("CREATE TABLE hold (); INSERT INTO hold DEFAULT VALUES")
+    make_marks(project)
     project.playbook(WRITING, "mark.yaml")
     [run_id] = queued(project, "playbooks/mark.yaml", "--yes")
     [first] = workers(1)
@@ -239,9 +237,7 @@ def test_journal_upgrade_makes_the_queue_tables(project: Project) -> None:
 def test_a_writing_run_whose_worker_died_halts_for_a_person_by_default(
     project: Project, workers: Callable[..., Any]
 ) -> None:
-    with psycopg.connect(project.dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE marks (step text, at timestamptz DEFAULT clock_timestamp())")
-        conn.execute("CREATE TABLE hold (); INSERT INTO hold DEFAULT VALUES")
+    make_marks(project)
     project.playbook(WRITING.replace("on_worker_loss: resume\n", ""), "mark.yaml")
     [run_id] = queued(project, "playbooks/mark.yaml", "--yes")
     [first] = workers(1)
@@ -258,6 +254,13 @@ def test_a_writing_run_whose_worker_died_halts_for_a_person_by_default(
     assert "queued: job" in shown.output and "run by worker" in shown.output
     listed = project.run("history").output
     assert run_id in listed and "worker " in listed
+
+
+def make_marks(project: Project) -> None:
+    """`marks`, written by the steps; `hold`, which keeps the long step going while it has a row."""
+    with psycopg.connect(project.dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE marks (step text, at timestamptz DEFAULT clock_timestamp())")
+        conn.execute("CREATE TABLE hold (); INSERT INTO hold DEFAULT VALUES")
 
 
 def marks(project: Project) -> list[str]:
