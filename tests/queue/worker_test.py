@@ -235,8 +235,9 @@ def test_journal_upgrade_makes_the_queue_tables(project: Project) -> None:
 
 
 def test_a_writing_run_whose_worker_died_halts_for_a_person_by_default(
-    project: Project, workers: Callable[..., Any]
+    project: Project, workers: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("RUNBOOK_WORKER_STALLED_AFTER", FAST["RUNBOOK_WORKER_STALLED_AFTER"])
     make_marks(project)
     project.playbook(WRITING.replace("on_worker_loss: resume\n", ""), "mark.yaml")
     [run_id] = queued(project, "playbooks/mark.yaml", "--yes")
@@ -244,6 +245,12 @@ def test_a_writing_run_whose_worker_died_halts_for_a_person_by_default(
     wait_for(lambda: any(r["id"] == run_id for r in project.runs()) and len(marks(project)) == 1)
     first.kill()
     first.wait()
+
+    def stuck() -> bool:
+        listed = json.loads(project.run("queue", "--format", "json").output)
+        return [(r["status"], r["run_id"]) for r in listed] == [("stuck", run_id)]
+
+    wait_for(stuck)  # its worker is silent: `runbook queue` says so before anyone takes over
     workers(1)
     wait_for(lambda: project.runs()[0]["status"] == "interrupted")
     time.sleep(3)  # a few of the reaper's rounds: nothing is resumed
