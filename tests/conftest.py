@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,14 @@ import pytest
 from psycopg import sql
 
 from runbook.pg import embedded
+
+# A suite started in the background by a non-interactive shell (`make test &`,
+# some CI runners) inherits SIGINT ignored, and so would every runbook the
+# tests start: their Ctrl-C tests would see nothing. A handler here (reset to
+# the default in each child at exec) gives the children Ctrl-C as a person's
+# terminal would.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parent.parent
 
