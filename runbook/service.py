@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import fnmatch
 import getpass
 import os
 import re
-import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -29,10 +27,10 @@ from runbook.engine import Engine, Options, Reporter, Resume, RunContext
 from runbook.errors import ExitCode, InvalidFiles, SandboxError, UsageError
 from runbook.fleet import computed
 from runbook.fleet.fanout import Fanout, Sessions
-from runbook.fleet.strategy import Budget, ordered, waves
+from runbook.fleet.group import FleetView, NotifierJournal, fan_out, limited, one_at_a_time
 from runbook.journal.recorder import Recorder
 from runbook.journal.records import ApprovalRecord
-from runbook.journal.store import JournalStore, StoreConfig, config_for, open_store
+from runbook.journal.store import JournalStore, config_for, open_store
 from runbook.load import loader, project
 from runbook.model import Inventory, Playbook, Strategy, Target
 from runbook.outcome import RunOutcome, RunStatus
@@ -207,33 +205,6 @@ def prepare(spec: RunSpec) -> Prepared:
     return Prepared(playbook, inventory, includes, targets, extra, secrets, start_at)
 
 
-def limited(targets: list[Target], patterns: tuple[str, ...]) -> list[Target]:
-    """--limit: the targets whose names match a pattern (globs; "!glob" leaves
-    out; several patterns given apart or with commas). A pattern that matches
-    none of them is a typo, said so: a mistyped exclusion would run where the
-    operator meant it not to."""
-    wanted = [p.strip() for given in patterns for p in given.split(",") if p.strip()]
-    if not wanted:
-        return targets
-    names = [t.name for t in targets]
-    for pattern in wanted:
-        if not any(fnmatch.fnmatchcase(n, pattern.removeprefix("!")) for n in names):
-            near = difflib.get_close_matches(pattern.removeprefix("!"), names, n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise UsageError(f"--limit {pattern!r} matches no target here{hint}")
-    take = [p for p in wanted if not p.startswith("!")]
-    leave = [p[1:] for p in wanted if p.startswith("!")]
-    out = [
-        t
-        for t in targets
-        if (not take or any(fnmatch.fnmatchcase(t.name, p) for p in take))
-        and not any(fnmatch.fnmatchcase(t.name, p) for p in leave)
-    ]
-    if not out:
-        raise UsageError(f"--limit {','.join(wanted)} leaves no target to run")
-    return out
-
-
 def _start_position(
     spec: RunSpec, inventory: Inventory, playbook: Playbook, extra: Mapping[str, Any]
 ) -> int:
@@ -356,41 +327,6 @@ def embedded_bin() -> Path | None:
         return None
 
 
-@dataclass
-class FleetView:
-    """What shows a group's targets running at once, in place of each run's
-    steps (they would interleave): the CLI's live table, or a line per target."""
-
-    make_reporter: Callable[[], Reporter]  # each target's (a silent one, usually)
-    begin: Callable[[str, str, list[str], int], None]  # fleet id, playbook, targets, forks
-    started: Callable[[str], None]  # a target's name, as it starts
-    ended: Callable[[RunOutcome], None]  # as each ends (not run ones too)
-
-
-class NotifierJournal:
-    """The journal connection a run's notifiers write through: one for all the
-    targets of a run (opened when the first needs it), apart from the run's
-    own, and left open: a delivery the run let go may still record its end."""
-
-    def __init__(self, config: StoreConfig) -> None:
-        self.config = config
-        self._lock = threading.Lock()
-        self._store: JournalStore | None = None
-        self._taken_up = False
-
-    def __call__(self) -> JournalStore:
-        with self._lock:
-            if self._store is None:
-                self._store = open_store(self.config)
-            return self._store
-
-    def take_up_abandoned(self) -> bool:
-        """True once a run: the notifier that takes up what dead processes left undelivered."""
-        with self._lock:
-            first, self._taken_up = not self._taken_up, True
-            return first
-
-
 NotifierFor = Callable[[Inventory, NotifierJournal, Playbook, Target, str, Redactor], Notifier]
 
 
@@ -500,50 +436,6 @@ def run(
                 if outcome.status is RunStatus.INTERRUPTED:
                     break
     return outcomes
-
-
-def one_at_a_time(prompter: Prompter) -> Callable[[Target], Prompter]:
-    """A `confirm` step's question from targets running at once: asked one at
-    a time, each naming its target, so that an answer goes where it was meant."""
-    asking = threading.Lock()
-
-    def for_target(target: Target) -> Prompter:
-        def ask(prompt: str, details: str | None) -> bool:
-            with asking:
-                return prompter(f"[{target.name}] {prompt}", details)
-
-        return ask
-
-    return for_target
-
-
-def fan_out(
-    fan: Fanout[Target, RunOutcome],
-    targets: list[Target],
-    strategy: Strategy,
-    one: Callable[[Target, Sessions | None, str | None], RunOutcome],
-    on_outcome: Callable[[RunOutcome], None] | None,
-    on_start: Callable[[Target], None] | None = None,
-) -> list[RunOutcome]:
-    """A group's targets at once, in the strategy's order and waves, until the
-    failure budget is spent; those never started are recorded not_run, with why."""
-    budget = Budget(len(targets), strategy)
-
-    def spend(outcome: RunOutcome) -> str | None:
-        budget.count(outcome)
-        return budget.tripped
-
-    batches = waves(ordered(targets, strategy.order), strategy.waves)
-    ran, left, why = fan.run(
-        batches, lambda t, sessions: one(t, sessions, None), on_outcome, spend, on_start
-    )
-    outcomes = {o.target: o for o in ran}
-    for target in left:
-        outcome = one(target, None, why or "not started")
-        outcomes[target.name] = outcome
-        if on_outcome is not None:
-            on_outcome(outcome)
-    return [outcomes[t.name] for t in targets if t.name in outcomes]
 
 
 def run_target(

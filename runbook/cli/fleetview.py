@@ -19,9 +19,10 @@ class TargetLines:
         self._lock = threading.Lock()  # lines come from the targets' threads
 
     def view(self) -> Any:
-        from runbook import report, service
+        from runbook import report
+        from runbook.fleet.group import FleetView
 
-        return service.FleetView(
+        return FleetView(
             make_reporter=report.SilentReporter,
             begin=self.begin,
             started=self.started,

@@ -305,9 +305,9 @@ def _live_table() -> Any:
 
 
 def _table_view(table: Any) -> Any:
-    from runbook import service
+    from runbook.fleet.group import FleetView
 
-    return service.FleetView(table.reporter, table.begin, table.started, table.ended)
+    return FleetView(table.reporter, table.begin, table.started, table.ended)
 
 
 def _paused(table: Any, ask: Any) -> Any:

@@ -11,7 +11,7 @@ from runbook.model import Inventory, Playbook, Target
 from runbook.redact import Redactor
 
 if TYPE_CHECKING:
-    from runbook.service import NotifierJournal
+    from runbook.fleet.group import NotifierJournal
 
 
 def notifier_for(

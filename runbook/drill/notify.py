@@ -22,7 +22,7 @@ from runbook.model import Inventory, Level, Playbook, Recipient, SeverityPolicy,
 from runbook.redact import Redactor
 
 if TYPE_CHECKING:
-    from runbook.service import NotifierJournal
+    from runbook.fleet.group import NotifierJournal
 
 LABEL = "[DRILL]"
 PREFIX = "drill:"
