@@ -75,9 +75,7 @@ class RunSpec:
     # Every target is replaced by the drill's copy, whose mark each connection checks.
     drill: dict[str, Any] | None = None
     break_glass: str | None = None  # --break-glass --reason: proceed without the approval
-    forks: int | None = (
-        None  # targets at once (None: the playbook's strategy, else the inventory's)
-    )
+    forks: int | None = None  # targets at once (None: the strategy's, else the inventory's)
     limit: tuple[str, ...] = ()  # --limit: globs over target names, "!glob" leaves out
     queued: dict[str, Any] | None = None  # taken from the queue: {job, worker}, recorded on the run
     fleet: str | None = None  # the fleet run grouping these targets' runs (given when fanned out)

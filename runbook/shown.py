@@ -9,6 +9,7 @@ of combining marks keeps one (runbook.live's table fits them to its columns).
 
 from __future__ import annotations
 
+import sys
 import unicodedata
 
 ELLIPSIS = "…"
@@ -71,4 +72,4 @@ def safe(text: str) -> str:
     (newlines and tabs as spaces): one line, whatever it held."""
     if text.isprintable():
         return text  # the common case, in C
-    return fit(text, len(text) * 10 + 1, flow=True)
+    return fit(text, sys.maxsize, flow=True)  # no width: nothing is cut

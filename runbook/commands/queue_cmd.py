@@ -3,6 +3,7 @@ the journal's PostgreSQL database and taken by workers (runbook.queue)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Any
 
 from runbook import service
 from runbook.journal.store import config_for
-from runbook.queue import backend
+from runbook.queue import backend, dispatch
 from runbook.queue.worker import Settings, work, worker_name
 
 
@@ -30,25 +31,22 @@ def enqueue(spec: service.RunSpec) -> tuple[str | None, list[Queued]]:
     config = config_for(inventory)
     backend.require_postgres(config)
     backend.ensure_schema(config)
-    playbook = os.path.relpath(prepared.playbook.path, inventory.root)
     fleet = service.new_run_id() if len(prepared.targets) > 1 else None
     runs: list[tuple[str, str, backend.NewJob]] = []
     for target in prepared.targets:
         run_id = service.new_run_id()
-        data = spec.to_dict()
-        data.update(
-            playbook=playbook,
-            inventory=None,  # the worker's own (-i), in its checkout of the project
-            targets=[target.name],
+        one = dataclasses.replace(
+            spec,
+            playbook=prepared.playbook.path,
+            targets=(target.name,),
             run_id=run_id,
             attended=False,  # nobody at a terminal: a protected target needs an authorization
             operator=spec.operator or service.operator(),
             fleet=fleet,
             forks=None,
-            limit=[],
+            limit=(),
         )
-        lock = backend.lock_of(playbook, target.name)
-        runs.append((target.name, run_id, backend.NewJob(backend.RUN_TASK, {"spec": data}, lock)))
+        runs.append((target.name, run_id, dispatch.job_for(one, inventory.root)))
     ids = backend.enqueue(config, [job for _, _, job in runs])  # all of them, or none
     return fleet, [
         Queued(name, run_id, job) for (name, run_id, _), job in zip(runs, ids, strict=True)

@@ -48,7 +48,7 @@ def launcher_for(inventory_path: Path | None) -> Launch:
 
     config = config_for(inventory)
     backend.require_postgres(config)
-    launcher: Launch = dispatch.launcher(config, str(inventory.root))
+    launcher: Launch = dispatch.launcher(config, inventory.root)
     return launcher
 
 

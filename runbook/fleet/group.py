@@ -109,14 +109,9 @@ def fan_out(
     """A group's targets at once, in the strategy's order and waves, until the
     failure budget is spent; those never started are recorded not_run, with why."""
     budget = Budget(len(targets), strategy)
-
-    def spend(outcome: RunOutcome) -> str | None:
-        budget.count(outcome)
-        return budget.tripped
-
     batches = waves(ordered(targets, strategy.order), strategy.waves)
     ran, left, why = fan.run(
-        batches, lambda t, sessions: one(t, sessions, None), on_outcome, spend, on_start
+        batches, lambda t, sessions: one(t, sessions, None), on_outcome, budget.count, on_start
     )
     outcomes = {o.target: o for o in ran}
     for target in left:

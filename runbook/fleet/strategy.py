@@ -70,17 +70,19 @@ class Budget:
         self.ended = 0
         self.tripped: str | None = None  # why no new target starts
 
-    def count(self, outcome: RunOutcome) -> None:
+    def count(self, outcome: RunOutcome) -> str | None:
+        """Count a target that ended; why no new target is to start, once spent."""
         with self._lock:
             self.ended += 1
             if outcome.status in PASSED:
-                return
+                return self.tripped
             self.failed += 1
             if self.allowed is not None and self.failed > self.allowed and self.tripped is None:
                 self.tripped = (
                     f"the failure budget ({self.spelt}) was spent: {self.failed} of "
                     f"{self.ended} target(s) ended so far did not pass"
                 )
+            return self.tripped
 
 
 def _spelt(strategy: Strategy) -> str:

@@ -168,21 +168,16 @@ def take_stalled(config: StoreConfig, seconds: float) -> list[Job]:
     """The jobs of workers silent for `seconds` (or pruned), each moved out of
     `doing` by this call: of two reapers, one takes each job."""
     dsn, kwargs = conninfo(config)
-    taken: list[Job] = []
     with psycopg.connect(dsn, autocommit=True, connect_timeout=10, **kwargs) as conn:
-        ids = [r[0] for r in conn.execute(STALLED, (seconds,)).fetchall()]
-        for job_id in ids:
-            row = conn.execute(
-                "UPDATE procrastinate_jobs SET status = 'failed' "
-                "WHERE id = %s AND status = 'doing' "
-                "RETURNING id, task_name, status::text, lock, args, attempts, worker_id",
-                (job_id,),
-            ).fetchone()
-            if row is not None:
-                taken.append(
-                    Job(row[0], row[1], row[2], row[3], row[4] or {}, row[5], row[6], None, "")
-                )
-    return taken
+        # One statement: a second reaper's UPDATE waits for the row, then finds
+        # it no longer `doing` (PostgreSQL checks the condition again) and skips it.
+        rows = conn.execute(
+            f"UPDATE procrastinate_jobs SET status = 'failed' WHERE id IN ({STALLED})"
+            " AND status = 'doing'"
+            " RETURNING id, task_name, status::text, lock, args, attempts, worker_id",
+            (seconds,),
+        ).fetchall()
+    return [Job(r[0], r[1], r[2], r[3], r[4] or {}, r[5], r[6], None, "") for r in rows]
 
 
 def cancel_waiting(config: StoreConfig) -> int:

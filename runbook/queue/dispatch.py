@@ -11,11 +11,12 @@ journal (and a job cancelled or lost before its run began as an error).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from runbook.journal.store import StoreConfig
+from runbook.journal.store import JournalStore, StoreConfig, open_store
 from runbook.queue import backend
 from runbook.schedule.launch import Launched
 from runbook.service import RunSpec
@@ -28,16 +29,23 @@ class QueuedRun:
         self.config = config
         self.job = job
         self.run_id = run_id
+        self._journal: JournalStore | None = None  # opened at the first poll, kept till the end
+        self._code: int | None = None
 
     def poll(self) -> int | None:
-        from runbook.journal.store import open_store
+        """None while it waits or runs; its exit code once it ended (3: never began)."""
+        if self._code is None:
+            self._code = self._ended()
+            if self._code is not None and self._journal is not None:
+                self._journal.close()
+        return self._code
+
+    def _ended(self) -> int | None:
         from runbook.outcome import RunStatus
 
-        journal = open_store(self.config, create=False)
-        try:
-            run = journal.run(self.run_id)
-        finally:
-            journal.close()
+        if self._journal is None:
+            self._journal = open_store(self.config, create=False)
+        run = self._journal.run(self.run_id)
         if run is not None:
             if run.status in (RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL):
                 return None
@@ -51,22 +59,23 @@ class QueuedRun:
         """A stopping scheduler leaves queued runs to their workers."""
 
 
-def launcher(config: StoreConfig, root: str) -> Any:
+def job_for(spec: RunSpec, root: Path, queueing_lock: str | None = None) -> backend.NewJob:
+    """The job of a run queued for one target: its spec with the playbook's path
+    relative to the project and no inventory (a worker runs its own checkout's),
+    locked to its (playbook, target)."""
+    data = spec.to_dict()
+    data["playbook"] = os.path.relpath(spec.playbook, root)
+    data["inventory"] = None
+    lock = backend.lock_of(data["playbook"], spec.targets[0])
+    return backend.NewJob(backend.RUN_TASK, {"spec": data}, lock, queueing_lock)
+
+
+def launcher(config: StoreConfig, root: Path) -> Any:
     """`launch(spec, delay)` for runbook.schedule.tick.Scheduler: enqueue the fire."""
     backend.ensure_schema(config)
 
     def launch(spec: RunSpec, delay: float) -> Launched:
-        data = spec.to_dict()
-        data["playbook"] = os.path.relpath(spec.playbook, root)
-        data["inventory"] = None
-        fire = spec.fire or {}
-        target = spec.targets[0]
-        new = backend.NewJob(
-            backend.RUN_TASK,
-            {"spec": data},
-            backend.lock_of(data["playbook"], target),
-            f"fire:{fire.get('id') or spec.run_id}",
-        )
+        new = job_for(spec, root, f"fire:{(spec.fire or {}).get('id') or spec.run_id}")
         try:
             [job] = backend.enqueue(config, [new])
         except (psycopg.Error, backend.AlreadyQueued) as exc:

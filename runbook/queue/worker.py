@@ -24,7 +24,6 @@ import contextlib
 import os
 import signal
 import socket
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,15 +197,13 @@ async def reap_forever(
     settings: Settings, say: Callable[[str], None], stopping: asyncio.Event
 ) -> None:
     clock = Clock()
-    lock = threading.Lock()
     while not stopping.is_set():
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=settings.heartbeat)
         if stopping.is_set():
             return
         try:
-            with lock:
-                done = await asyncio.to_thread(reap, settings, clock)
+            done = await asyncio.to_thread(reap, settings, clock)
         except Exception as exc:  # the reaper never stops the worker
             say(f"reaper: {exc}")
             continue
