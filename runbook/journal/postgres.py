@@ -13,6 +13,7 @@ chain and replays the events against the tables.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -115,13 +116,34 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
         return self.append_prepared(prepare(events))
 
     def append_prepared(self, events: list[Prepared]) -> list[int]:
-        try:
-            with self.lock, self.conn.transaction():
-                return self._append(events)
-        except Conflict:
-            raise
-        except psycopg.Error as exc:
-            raise JournalError(f"cannot write the journal {self.where}: {exc}") from None
+        """One transaction, pipelined: the statements go out together and the
+        server's answers come back together, two round trips for a batch of
+        any size (the chains' heads, then the rest and the COMMIT). The group
+        writer holds a fleet's runs waiting on this: each round trip is a wait
+        for the interpreter's lock among a hundred busy threads."""
+        with self.lock:
+            try:
+                with self.conn.pipeline():
+                    self.conn.execute(b"BEGIN")
+                    rowids = self._append(events)
+                    self.conn.execute(b"COMMIT")
+            except BaseException as exc:
+                self._roll_back()
+                if isinstance(exc, psycopg.errors.UniqueViolation):
+                    # A claim taken twice (a run id, an open incident's key):
+                    # the statement's error surfaces at the pipeline's sync.
+                    raise Conflict(f"{exc.diag.table_name}: {exc.diag.message_primary}") from None
+                if isinstance(exc, psycopg.Error):
+                    raise JournalError(f"cannot write the journal {self.where}: {exc}") from None
+                raise
+            return rowids
+
+    def _roll_back(self) -> None:
+        """After a failed append: the transaction it left open (an error in a
+        pipeline skips the COMMIT) rolled back, the connection usable again."""
+        with contextlib.suppress(psycopg.Error):
+            if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                self.conn.execute(b"ROLLBACK")
 
     def _append(self, events: list[Prepared]) -> list[int]:
         # A checkpoint (asked for, with a key) and seals extend the journal-wide chain.
@@ -221,6 +243,8 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
                     "UPDATE meta SET value = %s WHERE key = %s", (str(fresh[-1][0]), key)
                 )
                 return len(fresh)
+        except psycopg.errors.UniqueViolation as exc:
+            raise Conflict(f"{exc.diag.table_name}: {exc.diag.message_primary}") from None
         except psycopg.Error as exc:
             raise JournalError(f"cannot write the journal {self.where}: {exc}") from None
 
@@ -251,10 +275,9 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
         if op == "insert":
             numbered = table in ("incidents", "deliveries") and "id" not in row
             query = self._statement(table, op, tuple(row), ())
-            try:  # a conflict aborts the whole append, as in the SQLite journal
-                cursor = self.conn.execute(query, tuple(row.values()))
-            except psycopg.errors.UniqueViolation as exc:
-                raise Conflict(f"{table}: {exc.diag.message_primary}") from None
+            # A conflict aborts the whole append, as in the SQLite journal: its
+            # UniqueViolation becomes a Conflict where the append ends.
+            cursor = self.conn.execute(query, tuple(row.values()))
             found = cursor.fetchone() if numbered else None
             return int(found[0]) if found else None
         keys = TABLES[table]
@@ -266,7 +289,8 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
         cursor = self.conn.execute(
             self._statement(table, op, tuple(row), tuple(expect or ())), values
         )
-        if expect and cursor.rowcount == 0:
+        # RETURNING, not rowcount: in a pipeline, fetching is what waits for it.
+        if expect and cursor.fetchone() is None:
             raise Conflict(f"{table} {[row[k] for k in keys]} changed meanwhile")
         return None
 
@@ -298,7 +322,9 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
                 sql.SQL("{} IS NOT DISTINCT FROM %s").format(sql.Identifier(k))
                 for k in [*keys, *expected]
             )
-            query = sql.SQL("UPDATE {} SET {} WHERE {}").format(name, sets, conditions)
+            query = sql.SQL("UPDATE {} SET {} WHERE {}{}").format(
+                name, sets, conditions, sql.SQL(" RETURNING 1") if expected else sql.SQL("")
+            )
         text = query.as_bytes(self.conn)
         if len(self._statements) < 1000:  # a few shapes in practice; bounded all the same
             self._statements[shape] = text

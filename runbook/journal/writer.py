@@ -40,7 +40,12 @@ class Writer:
         # A plain lock under the condition: `put` takes it once a step, and a
         # Lock's `with` is C (the Condition's own is a Python method).
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
+        # The writer thread waits on `_work`; each run that waits, on a lock of
+        # its own (`_waiting`), released once its ticket is written. A shared
+        # condition would wake every waiting run at every batch and every put:
+        # a hundred threads taking the interpreter's lock to go back to sleep.
+        self._work = threading.Condition(self._lock)
+        self._waiting: list[tuple[int, threading.Lock]] = []
         self._buffer: list[tuple[object, list[Event]]] = []
         self._since = 0.0
         self._queued = 0  # puts so far (tickets handed out)
@@ -66,19 +71,24 @@ class Writer:
                 self._start()
             if not self._buffer:
                 self._since = time.monotonic()
-                self._cond.notify_all()
+                self._work.notify()
             self._buffer.append((owner, events))
             self._queued += 1
             return self._queued
 
     def wait(self, owner: object, ticket: int) -> None:
         """Return once everything up to `ticket` is in the journal."""
-        with self._cond:
-            if self._written < ticket:
-                self._hurry = True
-                self._cond.notify_all()
-                while self._written < ticket:
-                    self._cond.wait()
+        with self._lock:
+            if self._written >= ticket:
+                self._raise(owner)
+                return
+            written = threading.Lock()
+            written.acquire()
+            self._waiting.append((ticket, written))
+            self._hurry = True
+            self._work.notify()
+        written.acquire()  # released by the writer thread (in C: no Python wake-up)
+        with self._lock:
             self._raise(owner)
 
     def forget(self, owner: object) -> None:
@@ -93,9 +103,9 @@ class Writer:
 
     def _loop(self) -> None:
         while True:
-            with self._cond:
+            with self._lock:
                 while not self._buffer and not self._closing:
-                    self._cond.wait()
+                    self._work.wait()
                 if not self._buffer:
                     return
                 deadline = self._since + GROUP_COMMIT
@@ -103,14 +113,22 @@ class Writer:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
-                    self._cond.wait(left)
+                    self._work.wait(left)
                 batch, self._buffer = self._buffer, []
                 upto, self._hurry = self._queued, False
             failed = self._write(batch)
-            with self._cond:
+            with self._lock:
                 self._errors.update(failed)
                 self._written = upto
-                self._cond.notify_all()
+                still: list[tuple[int, threading.Lock]] = []
+                for ticket, written in self._waiting:
+                    if ticket <= upto:
+                        written.release()
+                    else:
+                        still.append((ticket, written))
+                self._waiting = still
+                # A waiter queued meanwhile keeps the next batch in a hurry.
+                self._hurry = self._hurry or bool(still)
 
     def _write(self, batch: list[tuple[object, list[Event]]]) -> dict[object, BaseException]:
         """Write a batch in one transaction; if it fails, each owner's part in one
@@ -133,9 +151,9 @@ class Writer:
 
     def close(self) -> None:
         """Write what is queued, stop the thread, close its connection."""
-        with self._cond:
+        with self._lock:
             self._closing = True
-            self._cond.notify_all()
+            self._work.notify()
             thread = self._thread
         if thread is not None:
             thread.join()
