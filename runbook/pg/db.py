@@ -165,6 +165,15 @@ def _unique_columns(names: list[str]) -> list[str]:
     return out
 
 
+# If runbook dies mid-statement, the server notices and cancels it instead of
+# finishing work nobody waits for (PostgreSQL 14+). Asked for when connecting:
+# a SET afterwards is a round trip of its own, which a fleet of a thousand
+# targets measured at 30 ms a target (bench/fleet_bench.py). A server older
+# than 14 refuses the unknown setting, and is connected to again without it.
+CHECK_CLIENT_NAME = "client_connection_check_interval"
+CHECK_CLIENT = f" -c {CHECK_CLIENT_NAME}=1s"
+
+
 class Session:
     def __init__(self, spec: ConnectSpec) -> None:
         self.spec = spec
@@ -201,17 +210,12 @@ class Session:
         if spec.read_only:
             options += " -c default_transaction_read_only=on"
         try:
-            conn = psycopg.connect(
-                spec.dsn,
-                autocommit=True,
-                connect_timeout=max(1, math.ceil(spec.connect_timeout)),
-                application_name=spec.application_name[:63],
-                options=options,
-            )
-            # A run's statements are each sent a few times at most: psycopg's
-            # automatic prepare (after 5 alike) would cost a PREPARE and its
-            # bookkeeping on every statement, for nothing.
-            conn.prepare_threshold = None
+            try:
+                conn = self._open(options + CHECK_CLIENT)
+            except psycopg.OperationalError as exc:
+                if CHECK_CLIENT_NAME not in str(exc):
+                    raise
+                conn = self._open(options)  # before PostgreSQL 14: no such setting
         except psycopg.Error as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             self.refused = redact_dsn(reason)
@@ -222,11 +226,6 @@ class Session:
         if spec.drill_mark is not None:
             self._check_mark(conn, spec.drill_mark)
         self.refused = None
-        if conn.info.server_version >= 140000:
-            # If runbook dies mid-statement, the server notices and cancels it
-            # instead of finishing work nobody waits for (PostgreSQL 14+).
-            with contextlib.suppress(psycopg.Error):
-                conn.execute("SET client_connection_check_interval = '1s'")
         conn.add_notice_handler(self._notice)
         self._settings = {
             "statement_timeout": _ms(spec.statement_timeout),
@@ -236,6 +235,21 @@ class Session:
         self._cursor = None
         self._encoding = conn.info.encoding  # Python's name for the client encoding
         self.backend_pid = conn.info.backend_pid
+        return conn
+
+    def _open(self, options: str) -> psycopg.Connection[Any]:
+        spec = self.spec
+        conn = psycopg.connect(
+            spec.dsn,
+            autocommit=True,
+            connect_timeout=max(1, math.ceil(spec.connect_timeout)),
+            application_name=spec.application_name[:63],
+            options=options,
+        )
+        # A run's statements are each sent a few times at most: psycopg's
+        # automatic prepare (after 5 alike) would cost a PREPARE and its
+        # bookkeeping on every statement, for nothing.
+        conn.prepare_threshold = None
         return conn
 
     def _check_mark(self, conn: psycopg.Connection[Any], mark: str) -> None:

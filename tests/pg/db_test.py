@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import psycopg
+import pytest
 
 from ..conftest import Project
 
@@ -158,3 +159,33 @@ def test_the_sessions_of_a_process_share_one_watchdog_thread(db: str) -> None:
     finally:
         for session in sessions:
             session.close()
+
+
+def test_the_client_check_is_asked_for_when_connecting(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """client_connection_check_interval comes with the connection (no SET of
+    its own: a round trip a target); a server that does not know the setting
+    (before PostgreSQL 14) is connected to again without it."""
+    from runbook.pg import db as pgdb
+    from runbook.pg.db import ConnectSpec, Session
+
+    session = Session(ConnectSpec(target="t", dsn=db, application_name="check"))
+    try:
+        row = session.connect().execute("SHOW client_connection_check_interval").fetchone()
+        assert row == ("1s",)
+    finally:
+        session.close()
+
+    # As an older server answers: the setting it does not know is refused at
+    # connect time, in the same FATAL message.
+    unknown = "runbook_no_such_setting"
+    monkeypatch.setattr(pgdb, "CHECK_CLIENT_NAME", unknown)
+    monkeypatch.setattr(pgdb, "CHECK_CLIENT", f" -c {unknown}=1s")
+    session = Session(ConnectSpec(target="t", dsn=db, application_name="check", read_only=True))
+    try:
+        conn = session.connect()
+        assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
+        assert conn.execute("SHOW client_connection_check_interval").fetchone() == ("0",)
+    finally:
+        session.close()
