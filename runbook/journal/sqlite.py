@@ -59,6 +59,10 @@ if TYPE_CHECKING:
     from runbook.journal.checkpoint import Signer
 
 
+# 7 values a row: under SQLite's oldest limit of 999 bound values a statement.
+_ROWS_A_STATEMENT = 100
+
+
 class Journal(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
     """The SQLite backend: one file, one writer at a time (WAL: readers never wait).
     The scheduler's tables: runbook.journal.sqlite_schedule."""
@@ -163,10 +167,7 @@ class Journal(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
                 if self._checkpoint_due(first, seq, chained):
                     at = chained[-1][1]
                     add(at, None, "checkpoint", self._checkpoint_payload(seq, prev, at))
-                self.db.executemany(
-                    "INSERT INTO events (seq, at, run_id, kind, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    chained,
-                )
+                self._insert_events(chained)
                 self.db.execute("COMMIT")
                 self._v2_from = v2_from  # recorded in meta now, if it was not
             except BaseException:
@@ -177,6 +178,20 @@ class Journal(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
         except sqlite3.Error as exc:
             raise JournalError(f"cannot write the journal {self.path}: {exc}") from None
         return rowids
+
+    def _insert_events(
+        self, chained: list[tuple[int, str, str | None, str, str, str, str]]
+    ) -> None:
+        """Many rows a statement: sqlite3 lets go of the GIL for each statement
+        it steps, and under a fleet's hundred threads the writer waits its turn
+        to take it back each time (executemany steps once a row)."""
+        for start in range(0, len(chained), _ROWS_A_STATEMENT):
+            part = chained[start : start + _ROWS_A_STATEMENT]
+            self.db.execute(
+                "INSERT INTO events (seq, at, run_id, kind, payload, prev_hash, hash) VALUES "
+                + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(part)),
+                [value for row in part for value in row],
+            )
 
     # -- hashing and checkpoints (inside the append's write transaction) -------
 
