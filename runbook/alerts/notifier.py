@@ -187,7 +187,7 @@ class Escalator:
         if not keys:
             return  # no gate passed: nothing can have recovered, nothing to read
         try:
-            recovering = [i for i in self.store.journal.incidents(only_open=True) if i.key in keys]
+            recovering = self.store.journal.incidents(only_open=True, keys=keys)
         except Exception as exc:
             self.events.append(
                 {

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -403,10 +403,13 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
         )
         return first_of(IncidentRecord, rows)
 
-    def incidents(self, *, only_open: bool) -> list[IncidentRecord]:
+    def incidents(
+        self, *, only_open: bool, keys: Collection[str] | None = None
+    ) -> list[IncidentRecord]:
         rows = self.query(
-            "SELECT * FROM incidents WHERE NOT %s OR status <> 'resolved' ORDER BY id DESC",
-            (only_open,),
+            "SELECT * FROM incidents WHERE (NOT %s OR status <> 'resolved')"
+            " AND (%s::text[] IS NULL OR key = ANY(%s::text[])) ORDER BY id DESC",
+            (only_open, *([sorted(keys)] * 2 if keys is not None else [None, None])),
         )
         return records_of(IncidentRecord, rows)
 

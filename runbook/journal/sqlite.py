@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -353,10 +353,21 @@ class Journal(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
         )
         return first_of(IncidentRecord, rows)
 
-    def incidents(self, *, only_open: bool) -> list[IncidentRecord]:
-        where = "WHERE status != 'resolved'" if only_open else ""
+    def incidents(
+        self, *, only_open: bool, keys: Collection[str] | None = None
+    ) -> list[IncidentRecord]:
+        conditions = ["status != 'resolved'"] if only_open else []
+        params: list[str] = []
+        if keys is not None:
+            # A run asks for its own few gates' keys: the open ones are indexed
+            # by key (incidents_open_key), so a fleet's targets each read a row
+            # or two, not every open incident of the journal.
+            conditions.append("key IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(sorted(keys)))
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         return records_of(
-            IncidentRecord, self.query(f"SELECT * FROM incidents {where} ORDER BY id DESC")
+            IncidentRecord,
+            self.query(f"SELECT * FROM incidents {where} ORDER BY id DESC", params),
         )
 
     def incidents_due(self, now: str) -> list[IncidentRecord]:

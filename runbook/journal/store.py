@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -141,8 +142,10 @@ class JournalStore(Protocol):
         """The incident with this key resolved last (a flap reopens it)."""
         ...
 
-    def incidents(self, *, only_open: bool) -> list[IncidentRecord]:
-        """Newest first; `only_open`: not resolved."""
+    def incidents(
+        self, *, only_open: bool, keys: Collection[str] | None = None
+    ) -> list[IncidentRecord]:
+        """Newest first; `only_open`: not resolved; `keys`: only those keys."""
         ...
 
     def incidents_due(self, now: str) -> list[IncidentRecord]:

@@ -218,3 +218,25 @@ def test_a_loops_keys_are_shown_only_when_recorded() -> None:
     undo = StepRecord.from_row({**base, "status": "ok", "undoes": 3, "undoes_iteration": 0})
     assert undo.undoes_iteration == 0 and undo.as_dict()["undoes_iteration"] == 0
     assert StepRecord.from_row(undo.as_dict()) == undo and undo.more == {}
+
+
+def test_open_incidents_are_read_by_key(project: Project) -> None:
+    """A run that passed its gates reads only those gates' open incidents (a
+    fleet's thousand targets each read their own, not every open one)."""
+    journal = project.journal()
+    try:
+        journal.append(
+            [
+                _insert("incidents", _incident_row("p/g/db1")),
+                _insert("incidents", _incident_row("p/g/db2")),
+                _insert("incidents", _incident_row("p/g/db3", status="resolved")),
+            ]
+        )
+        keys = {"p/g/db2", "p/g/db3", "p/g/nowhere", "it's %s; -- *"}
+        assert [i.key for i in journal.incidents(only_open=True, keys=keys)] == ["p/g/db2"]
+        found = journal.incidents(only_open=False, keys=keys)
+        assert [i.key for i in found] == ["p/g/db3", "p/g/db2"]
+        assert journal.incidents(only_open=True, keys=set()) == []
+        assert len(journal.incidents(only_open=True)) == 2
+    finally:
+        journal.close()
