@@ -4,9 +4,10 @@ psycopg thread pool doing the same queries and gates (the floor).
     .venv/bin/python bench/fleet_bench.py [--targets 10,100,1000] [--forks 1,10,100]
         [--journal sqlite,postgresql] [--pgdata DIR]
 
-On the embedded server (max_connections raised to 400) it makes T databases
-from an empty template, one per target, and a check playbook of 5 queries that
-each sleep 50 ms on the server (`pg_sleep(0.05)`), each with a gate. Every
+On the embedded server (max_connections raised to 400, autovacuum off) it
+makes T databases from an empty template, one per target, and a check
+playbook of 5 queries that each sleep 50 ms on the server (`pg_sleep(0.05)`),
+each with a gate. Every
 (T, forks) is measured twice, each in a process of its own (so that peak
 memory and CPU time are that measurement's alone):
 
@@ -85,13 +86,17 @@ def inventory(dsn_of: dict[str, str]) -> str:
 
 
 def server(pgdata: Path) -> Any:
-    """The embedded server of `pgdata` with max_connections raised (one restart)."""
+    """The embedded server of `pgdata` with max_connections raised (one restart)
+    and autovacuum off: with a thousand idle databases its launcher starts a
+    worker every few tens of milliseconds, noise on both sides of the figures."""
     import psycopg
 
     from runbook.pg import embedded
 
     found = embedded.start(pgdata, keep_running=True)
     with psycopg.connect(found.dsn, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET autovacuum = off")
+        conn.execute("SELECT pg_reload_conf()")
         row = conn.execute("SELECT current_setting('max_connections')::int").fetchone()
         if row is not None and row[0] >= MAX_CONNECTIONS:
             return found
