@@ -7,9 +7,8 @@ psycopg thread pool doing the same queries and gates (the floor).
 On the embedded server (max_connections raised to 400, autovacuum off) it
 makes T databases from an empty template, one per target, and a check
 playbook of 5 queries that each sleep 50 ms on the server (`pg_sleep(0.05)`),
-each with a gate. Every
-(T, forks) is measured twice, each in a process of its own (so that peak
-memory and CPU time are that measurement's alone):
+each with a gate. Every (T, forks) is measured twice, each in a process of
+its own (so that peak memory and CPU time are that measurement's alone):
 
 - runbook: `runbook.service.run` of a RunSpec naming the group, with `forks`,
   a silent reporter and the notifier, as `runbook run -t fleet --forks N`
