@@ -26,7 +26,7 @@ from runbook.context import Notifier, Prompter, TargetFacts
 from runbook.engine import Engine, Options, Reporter, Resume, RunContext
 from runbook.errors import ExitCode, InvalidFiles, SandboxError, UsageError
 from runbook.fleet import computed
-from runbook.fleet.fanout import Fanout, Sessions
+from runbook.fleet.fanout import NOT_STARTED, Fanout, Sessions
 from runbook.fleet.group import FleetView, NotifierJournal, fan_out, limited, one_at_a_time
 from runbook.journal.recorder import Recorder
 from runbook.journal.records import ApprovalRecord
@@ -426,13 +426,23 @@ def run(
                 (lambda t: view.started(t.name)) if view is not None else None,
             )
         else:
-            for target in prepared.targets:
-                outcome = one(target)
+            if len(prepared.targets) > 1:
+                # A group one target after another is a fleet run all the same:
+                # one id for `show` and --rerun-failed.
+                spec.fleet = spec.fleet or new_run_id()
+            left = list(prepared.targets)
+            while left:
+                outcome = one(left.pop(0))
                 outcomes.append(outcome)
                 if on_outcome is not None:
                     on_outcome(outcome)
                 if outcome.status is RunStatus.INTERRUPTED:
                     break
+            for target in left:  # after a Ctrl-C: journaled, as a fan-out's are
+                outcome = one(target, None, NOT_STARTED)
+                outcomes.append(outcome)
+                if on_outcome is not None:
+                    on_outcome(outcome)
     return outcomes
 
 

@@ -27,6 +27,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+# Why a target a Ctrl-C kept from starting is journaled not_run.
+NOT_STARTED = "interrupted (Ctrl-C) before it started"
+
+
 class Sessions:
     """The sessions of the targets running now, to interrupt them all."""
 
@@ -124,7 +128,7 @@ class Fanout(Generic[T, R]):
                         if on_done is not None:
                             on_done(done)
             except KeyboardInterrupt:
-                halted.append("interrupted (Ctrl-C) before it started")
+                halted.append(NOT_STARTED)
                 self.sessions.interrupt()
                 for future in futures:
                     future.cancel()

@@ -140,6 +140,52 @@ def test_ctrl_c_interrupts_every_target_and_journals_each(fleet: Project) -> Non
     assert left == (0,)
 
 
+@pytest.mark.timeout(120)
+def test_ctrl_c_one_target_after_another_journals_the_rest_not_run(fleet: Project) -> None:
+    """--forks 1: the target running is interrupted, the ones after it are
+    journaled not_run with why, and all four share one fleet run id."""
+    ours = fleet.databases  # type: ignore[attr-defined]
+    fleet.playbook(SLOW.format(seconds=60), "slow.yaml")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runbook",
+            "run",
+            "playbooks/slow.yaml",
+            "-t",
+            "all",
+            "--forks",
+            "1",
+        ],
+        cwd=fleet.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with psycopg.connect(fleet.dsn) as conn:
+            sleeping = conn.execute(SLEEPING, (ours,)).fetchone()
+        if sleeping and sleeping[0] == 1:
+            break
+        time.sleep(0.2)
+    else:
+        process.kill()
+        raise AssertionError("the first target's statement never ran")
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, output.decode()
+    runs = {r["target"]: r for r in fleet.runs()}
+    assert runs["t0"]["status"] == "interrupted", runs
+    assert {runs[t]["status"] for t in ("t1", "t2", "t3")} == {"not_run"}, runs
+    fleets = {r["selection"]["fleet"] for r in runs.values()}
+    assert len(fleets) == 1, fleets
+    (fleet_id,) = fleets
+    shown = fleet.run("show", fleet_id)
+    assert "interrupted (Ctrl-C) before it started" in shown.output, shown.output
+
+
 def test_an_unreachable_target_is_its_own_status_and_the_others_complete(
     fleet: Project,
 ) -> None:
