@@ -375,7 +375,8 @@ def run(
         resolved[target.name] = (dsn, env, target_secrets)
     journal = open_journal(inventory)
     outcomes: list[RunOutcome] = []
-    with contextlib.closing(journal):
+    alerts = NotifierJournal(journal.config)
+    with contextlib.closing(journal), contextlib.closing(alerts):
         # A drill writes to its marked copy only (each connection checks the mark).
         given = (
             None
@@ -396,7 +397,6 @@ def run(
                 "--step asks before each step of one run: not with targets at once (--forks 1)"
             )
         asking = one_at_a_time(prompter) if fanned and prompter is not None else None
-        alerts = NotifierJournal(journal.config)
 
         def one(
             target: Target, sessions: Sessions | None = None, not_run: str | None = None

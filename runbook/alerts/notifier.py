@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from runbook.alerts import delivery
@@ -65,8 +66,12 @@ class Escalator:
         policy: str | None,
         threshold: str | None,
         take_up_abandoned: bool = True,
+        attend: Callable[[threading.Thread], None] | None = None,
     ) -> None:
         self.store = store
+        # Told of each thread that writes through the store, so whoever owns
+        # the store's connection closes it once they end (runbook.fleet.group).
+        self._attend = attend
         self.playbook = playbook
         self.target = target
         self.run_id = run_id
@@ -87,6 +92,8 @@ class Escalator:
         thread = threading.Thread(target=work, name="runbook-deliveries", daemon=True)
         thread.start()
         self._threads.append(thread)
+        if self._attend is not None:
+            self._attend(thread)
         return thread
 
     def _send(

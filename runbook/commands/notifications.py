@@ -26,5 +26,5 @@ def notifier_for(
     policy = inventory.escalation_of(playbook)
     return Escalator(
         store, playbook.name, target.name, run_id, policy, playbook.escalation_threshold,
-        alerts.take_up_abandoned(),
+        alerts.take_up_abandoned(), alerts.attend,
     )  # fmt: skip

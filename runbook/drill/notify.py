@@ -151,6 +151,7 @@ def notifier_for(drill_id: str, real: bool = False) -> Any:
             run_id,
             policy,
             playbook.escalation_threshold,
+            attend=alerts.attend,
         )
 
     return make

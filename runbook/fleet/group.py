@@ -62,19 +62,49 @@ class FleetView:
 class NotifierJournal:
     """The journal connection a run's notifiers write through: one for all the
     targets of a run (opened when the first needs it), apart from the run's
-    own, and left open: a delivery the run let go may still record its end."""
+    own. A delivery the run let go may still record its end: `close` closes
+    the connection once the delivery threads end (a worker or a scheduler runs
+    thousands of runs in one process: one connection left open a run would
+    use up the journal server's)."""
 
     def __init__(self, config: StoreConfig) -> None:
         self.config = config
         self._lock = threading.Lock()
         self._store: JournalStore | None = None
         self._taken_up = False
+        self._threads: list[threading.Thread] = []
 
     def __call__(self) -> JournalStore:
         with self._lock:
             if self._store is None:
                 self._store = open_store(self.config)
             return self._store
+
+    def attend(self, thread: threading.Thread) -> None:
+        """A thread that writes through this connection: closing waits for it."""
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
+
+    def close(self) -> None:
+        """Close the connection now if no delivery is going, else once the last
+        ends (each is bounded by its channel's timeout and retries)."""
+        with self._lock:
+            store, self._store = self._store, None
+            going = [t for t in self._threads if t.is_alive()]
+            self._threads = []
+        if store is None:
+            return
+        if not going:
+            store.close()
+            return
+
+        def close_after() -> None:
+            for thread in going:
+                thread.join()
+            store.close()
+
+        threading.Thread(target=close_after, name="runbook-deliveries-close", daemon=True).start()
 
     def take_up_abandoned(self) -> bool:
         """True once a run: the notifier that takes up what dead processes left undelivered."""

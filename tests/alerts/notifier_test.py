@@ -316,3 +316,51 @@ def test_a_delivery_an_older_runbook_left_pending_is_sent_from_its_incident(
     first, again = receiver.on("/hook")
     assert again["json"]["message"] == first["json"]["message"] == "the gate failed"
     assert again["json"]["incident"]["id"] == 1 and again["json"]["level"] == 1
+
+
+def _journal_connections(project: Project) -> int:
+    """The journal connections this process holds: PostgreSQL backends of the
+    journal's database named runbook's, or descriptors open on the SQLite file."""
+    if project.journal_dsn is not None:
+        with psycopg.connect(project.journal_dsn) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND application_name = 'runbook'"
+            ).fetchone()
+        return int(row[0]) if row else 0
+    fds = Path("/proc/self/fd")
+    return sum(1 for fd in fds.iterdir() if os.path.realpath(fd).endswith("journal.sqlite"))
+
+
+def test_a_long_lived_process_keeps_no_journal_connection_a_run(
+    project: Project, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker or a scheduler runs thousands of runs in one process: the
+    connection its notifiers wrote through is closed with each run (once its
+    deliveries end), not left open one a run."""
+    from runbook import report, service
+    from runbook.commands import notifications
+
+    project.write(
+        "inventory.yaml",
+        f"targets:\n  db: {{dsn: {project.dsn!r}}}\n"
+        f"channels:\n  hook: {{type: webhook, url: {receiver.url}/hook, retry: {{delay: 0}}}}\n"
+        "policies:\n  oncall:\n    severities:\n      CRITICAL:\n"
+        "        levels: [{after: 0m, notify: [hook]}]\n",
+    )
+    book = project.playbook(
+        "name: paged\nkind: check\nescalation: oncall\nsteps:\n"
+        "  - name: Broken\n    query: SELECT 1 AS n\n    register: r\n"
+        "    gate: {that: r.scalar == 0, severity: CRITICAL}\n"
+    )
+    monkeypatch.chdir(project.root)
+    spec = service.RunSpec(playbook=book, inventory=project.root / "inventory.yaml")
+    before = _journal_connections(project)
+    for _ in range(4):
+        (outcome,) = service.run(spec, report.SilentReporter, None, notifications.notifier_for)
+        assert outcome.status.value == "gate_failed"
+    assert receiver.on("/hook"), "the incident was paged"
+    deadline = time.monotonic() + 10
+    while _journal_connections(project) > before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _journal_connections(project) == before
