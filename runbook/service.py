@@ -127,6 +127,7 @@ class Prepared:
     start_at: int | None = None  # the top-level position --start-at-step names
     # Looks for PostgreSQL client programs once per run, for all its targets.
     tools: pgtools.Finder = field(default_factory=lambda: pgtools.Finder(embedded_bin=embedded_bin))
+    run_on: str = "any"  # checks.run_on of the playbook: read once, for all its targets
 
 
 def operator() -> str:
@@ -200,7 +201,16 @@ def prepare(spec: RunSpec) -> Prepared:
             raise UsageError(
                 f"target {target.name!r} is read-only; only kind: check playbooks run there"
             )
-    return Prepared(playbook, inventory, includes, targets, extra, secrets, start_at)
+    return Prepared(
+        playbook,
+        inventory,
+        includes,
+        targets,
+        extra,
+        secrets,
+        start_at,
+        run_on=checks.run_on(playbook),
+    )
 
 
 def _start_position(
@@ -373,6 +383,8 @@ def run(
         if spec.drill is not None:
             dsn, env = drill_dsn(spec.drill, dsn, env, inventory.root)
         resolved[target.name] = (dsn, env, target_secrets)
+    # Who runs it, read once (getpass asks the password database) for every target.
+    spec.operator = spec.operator or operator()
     journal = open_journal(inventory)
     outcomes: list[RunOutcome] = []
     alerts = NotifierJournal(journal.config)
@@ -522,7 +534,7 @@ def run_target(
         step_by_step=step_by_step,
         not_run=not_run,
         # A drill's copy is a database of its own, never a standby.
-        run_on="any" if spec.drill is not None else checks.run_on(playbook),
+        run_on="any" if spec.drill is not None else prepared.run_on,
         selection={
             "targets": list(spec.targets),
             "tags": sorted(spec.tags),
