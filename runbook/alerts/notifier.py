@@ -14,6 +14,7 @@ from runbook.alerts.escalation import at_or_above
 from runbook.alerts.incidents import RECOVERED_BY, Store
 from runbook.clock import iso
 from runbook.journal.events import Conflict
+from runbook.journal.records import IncidentRecord
 from runbook.model import Inventory, seconds
 
 DEFAULT_GRACE = 2.0  # seconds a run waits for its deliveries at most
@@ -67,11 +68,17 @@ class Escalator:
         threshold: str | None,
         take_up_abandoned: bool = True,
         attend: Callable[[threading.Thread], None] | None = None,
+        open_incidents: Callable[[set[str]], list[IncidentRecord]] | None = None,
     ) -> None:
         self.store = store
         # Told of each thread that writes through the store, so whoever owns
         # the store's connection closes it once they end (runbook.fleet.group).
         self._attend = attend
+        # The open incidents of some keys (those of the gates that passed):
+        # read from the journal unless the run's targets share one read.
+        self._open_incidents = open_incidents or (
+            lambda keys: self.store.journal.incidents(only_open=True, keys=keys)
+        )
         self.playbook = playbook
         self.target = target
         self.run_id = run_id
@@ -194,7 +201,7 @@ class Escalator:
         if not keys:
             return  # no gate passed: nothing can have recovered, nothing to read
         try:
-            recovering = self.store.journal.incidents(only_open=True, keys=keys)
+            recovering = self._open_incidents(keys)
         except Exception as exc:
             self.events.append(
                 {

@@ -27,4 +27,5 @@ def notifier_for(
     return Escalator(
         store, playbook.name, target.name, run_id, policy, playbook.escalation_threshold,
         alerts.take_up_abandoned(), alerts.attend,
+        lambda keys: alerts.open_incidents(playbook.name, keys),
     )  # fmt: skip

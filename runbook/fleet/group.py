@@ -8,7 +8,8 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from runbook.context import Prompter
@@ -16,6 +17,7 @@ from runbook.engine import Reporter
 from runbook.errors import UsageError
 from runbook.fleet.fanout import Fanout, Sessions
 from runbook.fleet.strategy import Budget, ordered, waves
+from runbook.journal.records import IncidentRecord
 from runbook.journal.store import JournalStore, StoreConfig, open_store
 from runbook.model import Strategy, Target
 from runbook.outcome import RunOutcome
@@ -59,6 +61,10 @@ class FleetView:
     ended: Callable[[RunOutcome], None]  # as each ends (not run ones too)
 
 
+# Seconds the open incidents read for a fleet's recoveries are shared.
+SNAPSHOT_AGE = 2.0
+
+
 class NotifierJournal:
     """The journal connection a run's notifiers write through: one for all the
     targets of a run (opened when the first needs it), apart from the run's
@@ -73,12 +79,29 @@ class NotifierJournal:
         self._store: JournalStore | None = None
         self._taken_up = False
         self._threads: list[threading.Thread] = []
+        self._open: dict[str, tuple[float, list[IncidentRecord]]] = {}  # by playbook
 
     def __call__(self) -> JournalStore:
         with self._lock:
             if self._store is None:
                 self._store = open_store(self.config)
             return self._store
+
+    def open_incidents(self, playbook: str, keys: Collection[str]) -> list[IncidentRecord]:
+        """The open incidents of `keys`, of the playbook's as the journal showed
+        them at most SNAPSHOT_AGE ago: the targets of a fleet ending at about
+        the same time share one read, where each read its own (a thousand reads
+        through one connection, in turn). An incident another process opened
+        in those seconds is resolved by the next run that passes its gate."""
+        with self._lock:
+            now = time.monotonic()
+            taken = self._open.get(playbook)
+            if taken is None or now - taken[0] > SNAPSHOT_AGE:
+                if self._store is None:
+                    self._store = open_store(self.config)
+                taken = (now, self._store.incidents(only_open=True, playbook=playbook))
+                self._open[playbook] = taken
+        return [incident for incident in taken[1] if incident.key in keys]
 
     def attend(self, thread: threading.Thread) -> None:
         """A thread that writes through this connection: closing waits for it."""

@@ -404,12 +404,18 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
         return first_of(IncidentRecord, rows)
 
     def incidents(
-        self, *, only_open: bool, keys: Collection[str] | None = None
+        self,
+        *,
+        only_open: bool,
+        keys: Collection[str] | None = None,
+        playbook: str | None = None,
     ) -> list[IncidentRecord]:
+        wanted = sorted(keys) if keys is not None else None
         rows = self.query(
             "SELECT * FROM incidents WHERE (NOT %s OR status <> 'resolved')"
-            " AND (%s::text[] IS NULL OR key = ANY(%s::text[])) ORDER BY id DESC",
-            (only_open, *([sorted(keys)] * 2 if keys is not None else [None, None])),
+            " AND (%s::text[] IS NULL OR key = ANY(%s::text[]))"
+            " AND (%s::text IS NULL OR playbook = %s) ORDER BY id DESC",
+            (only_open, wanted, wanted, playbook, playbook),
         )
         return records_of(IncidentRecord, rows)
 

@@ -354,10 +354,17 @@ class Journal(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
         return first_of(IncidentRecord, rows)
 
     def incidents(
-        self, *, only_open: bool, keys: Collection[str] | None = None
+        self,
+        *,
+        only_open: bool,
+        keys: Collection[str] | None = None,
+        playbook: str | None = None,
     ) -> list[IncidentRecord]:
         conditions = ["status != 'resolved'"] if only_open else []
         params: list[str] = []
+        if playbook is not None:
+            conditions.append("playbook = ?")
+            params.append(playbook)
         if keys is not None:
             # A run asks for its own few gates' keys: the open ones are indexed
             # by key (incidents_open_key), so a fleet's targets each read a row

@@ -143,9 +143,13 @@ class JournalStore(Protocol):
         ...
 
     def incidents(
-        self, *, only_open: bool, keys: Collection[str] | None = None
+        self,
+        *,
+        only_open: bool,
+        keys: Collection[str] | None = None,
+        playbook: str | None = None,
     ) -> list[IncidentRecord]:
-        """Newest first; `only_open`: not resolved; `keys`: only those keys."""
+        """Newest first; `only_open`: not resolved; `keys`, `playbook`: only those."""
         ...
 
     def incidents_due(self, now: str) -> list[IncidentRecord]:

@@ -328,8 +328,8 @@ def _journal_connections(project: Project) -> int:
                 " WHERE datname = current_database() AND application_name = 'runbook'"
             ).fetchone()
         return int(row[0]) if row else 0
-    fds = Path("/proc/self/fd")
-    return sum(1 for fd in fds.iterdir() if os.path.realpath(fd).endswith("journal.sqlite"))
+    mine = os.path.realpath(project.root / ".runbook" / "journal.sqlite")
+    return sum(1 for fd in Path("/proc/self/fd").iterdir() if os.path.realpath(fd) == mine)
 
 
 def test_a_long_lived_process_keeps_no_journal_connection_a_run(

@@ -137,3 +137,37 @@ def test_a_flap_after_a_person_resolved_it_is_news(
         assert len(journal.incidents(only_open=False)) == 2  # a new incident, paged
     finally:
         journal.close()
+
+
+def test_a_fleet_resolves_each_targets_incident_from_one_read(
+    project: Project, conn: Conn, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The targets of a group run at once share the read of their playbook's
+    open incidents: each still resolves its own, and only its own."""
+    _inventory(project, receiver, None)
+    text = (project.root / "inventory.yaml").read_text()
+    project.write(
+        "inventory.yaml",
+        text.replace(
+            "targets:\n",
+            f"targets:\n  db2: {{dsn: {project.dsn!r}}}\n  db3: {{dsn: {project.dsn!r}}}\n",
+        )
+        + "groups:\n  both: [db, db2]\n",
+    )
+    conn.execute("CREATE TABLE lost (n int)")
+    conn.execute("INSERT INTO lost VALUES (1)")
+    book = str(project.playbook(CHECK))
+    _at(monkeypatch, 0)
+    assert project.run("run", book, "-t", "both", "--forks", "2").exit_code == 1
+    assert project.run("run", book, "-t", "db3").exit_code == 1
+    conn.execute("DELETE FROM lost")
+    _at(monkeypatch, 5)
+    healed = project.run("run", book, "-t", "both", "--forks", "2")
+    assert healed.exit_code == 0, healed.output
+    journal = project.journal()
+    try:
+        status = {i.target: i.status.value for i in journal.incidents(only_open=False)}
+        assert journal.verify() == []
+    finally:
+        journal.close()
+    assert status == {"db": "resolved", "db2": "resolved", "db3": "open"}

@@ -238,5 +238,7 @@ def test_open_incidents_are_read_by_key(project: Project) -> None:
         assert [i.key for i in found] == ["p/g/db3", "p/g/db2"]
         assert journal.incidents(only_open=True, keys=set()) == []
         assert len(journal.incidents(only_open=True)) == 2
+        assert len(journal.incidents(only_open=True, playbook="p")) == 2
+        assert journal.incidents(only_open=True, playbook="q") == []
     finally:
         journal.close()
