@@ -99,22 +99,14 @@ SLEEPING = (
 )
 
 
-@pytest.mark.timeout(120)
-def test_ctrl_c_interrupts_every_target_and_journals_each(fleet: Project) -> None:
+def _ctrl_c_once_sleeping(fleet: Project, forks: int) -> None:
+    """`runbook run -t all --forks N` of the 60 s playbook, sent SIGINT once
+    `forks` of its statements sleep on the server: it exits 130."""
     ours = fleet.databases  # type: ignore[attr-defined]
     fleet.playbook(SLOW.format(seconds=60), "slow.yaml")
+    argv = [sys.executable, "-m", "runbook", "run", "playbooks/slow.yaml", "-t", "all"]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "runbook",
-            "run",
-            "playbooks/slow.yaml",
-            "-t",
-            "all",
-            "--forks",
-            "4",
-        ],
+        [*argv, "--forks", str(forks)],
         cwd=fleet.root,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -124,19 +116,24 @@ def test_ctrl_c_interrupts_every_target_and_journals_each(fleet: Project) -> Non
     while time.monotonic() < deadline:
         with psycopg.connect(fleet.dsn) as conn:
             sleeping = conn.execute(SLEEPING, (ours,)).fetchone()
-        if sleeping and sleeping[0] == 4:
+        if sleeping and sleeping[0] == forks:
             break
         time.sleep(0.2)
     else:
         process.kill()
-        raise AssertionError("the four statements never ran at once")
+        raise AssertionError(f"{forks} statement(s) never ran at once")
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 130, output.decode()
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_interrupts_every_target_and_journals_each(fleet: Project) -> None:
+    _ctrl_c_once_sleeping(fleet, 4)
     runs = fleet.runs()
     assert len(runs) == 4 and all(r["status"] == "interrupted" for r in runs), runs
     with psycopg.connect(fleet.dsn) as conn:  # every statement was cancelled on its server
-        left = conn.execute(SLEEPING, (ours,)).fetchone()
+        left = conn.execute(SLEEPING, (fleet.databases,)).fetchone()  # type: ignore[attr-defined]
     assert left == (0,)
 
 
@@ -144,38 +141,7 @@ def test_ctrl_c_interrupts_every_target_and_journals_each(fleet: Project) -> Non
 def test_ctrl_c_one_target_after_another_journals_the_rest_not_run(fleet: Project) -> None:
     """--forks 1: the target running is interrupted, the ones after it are
     journaled not_run with why, and all four share one fleet run id."""
-    ours = fleet.databases  # type: ignore[attr-defined]
-    fleet.playbook(SLOW.format(seconds=60), "slow.yaml")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "runbook",
-            "run",
-            "playbooks/slow.yaml",
-            "-t",
-            "all",
-            "--forks",
-            "1",
-        ],
-        cwd=fleet.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ},
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with psycopg.connect(fleet.dsn) as conn:
-            sleeping = conn.execute(SLEEPING, (ours,)).fetchone()
-        if sleeping and sleeping[0] == 1:
-            break
-        time.sleep(0.2)
-    else:
-        process.kill()
-        raise AssertionError("the first target's statement never ran")
-    process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=60)
-    assert process.returncode == 130, output.decode()
+    _ctrl_c_once_sleeping(fleet, 1)
     runs = {r["target"]: r for r in fleet.runs()}
     assert runs["t0"]["status"] == "interrupted", runs
     assert {runs[t]["status"] for t in ("t1", "t2", "t3")} == {"not_run"}, runs
