@@ -6,9 +6,11 @@ run's events chain among themselves (stream = the run's id); incidents,
 deliveries, checkpoints and the seal of every ended run (its chain's length
 and head) chain journal-wide (stream ''). An append locks only the chains it
 extends, so runs on many hosts never wait on each other; the journal-wide
-chain is taken once per run end and by alerting. `verify` (runbook.journal.
-postgres_verify) recomputes every chain, checks each seal against its run's
-chain and replays the events against the tables.
+chain is taken once per run end and by alerting, and extended by the server
+(extend_chain, sql/journal/007_extend_chain.sql) in the append's last
+statement, so that it is locked only from there to the COMMIT. `verify`
+(runbook.journal.postgres_verify) recomputes every chain, checks each seal
+against its run's chain and replays the events against the tables.
 """
 
 from __future__ import annotations
@@ -148,20 +150,32 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
     def _append(self, events: list[Prepared]) -> list[int]:
         # A checkpoint (asked for, with a key) and seals extend the journal-wide chain.
         sign = self.signer is not None and any(e[3]["table"] == CHECKPOINTS for e in events)
-        sealing = any(ends_run(e[3]) for e in events)
-        streams = sorted(
-            {stream_of(run_id, change) for _, run_id, _, change, _ in events}
-            | ({JOURNAL_WIDE} if sign or sealing else set())
-        )
-        heads = self._lock_chains(streams)
+        # The journal-wide chain is what every run's end waits on: the server
+        # extends it (extend_chain, the last statement before the COMMIT), so
+        # its row is locked for microseconds, not across a round trip and the
+        # hashing here. Only a signed checkpoint needs its head here: it
+        # signs it, so that append locks it with the rest and chains it here.
+        streams = {stream_of(run_id, change) for _, run_id, _, change, _ in events}
+        streams.discard(JOURNAL_WIDE)
+        if sign:
+            streams.add(JOURNAL_WIDE)
+        heads = self._lock_chains(sorted(streams))
         rowids: list[int] = []
         chained: list[tuple[str, int, str, str | None, str, str, str, str]] = []
+        wide: list[tuple[str, str | None, str, str, str]] = []  # for extend_chain
+        last_at = ""
 
         def add(stream: str, at: str, run_id: str | None, kind: str, payload: str) -> None:
+            nonlocal last_at
+            last_at = at
+            digest = hashing.record_digest(at, run_id, kind, payload)
+            if stream == JOURNAL_WIDE and not sign:
+                wide.append((at, run_id, kind, payload, digest))
+                return
             length, prev = heads[stream]
-            digest = hashing.chain(prev, hashing.record_digest(at, run_id, kind, payload))
-            chained.append((stream, length + 1, at, run_id, kind, payload, prev, digest))
-            heads[stream] = (length + 1, digest)
+            hashed = hashing.chain(prev, digest)
+            chained.append((stream, length + 1, at, run_id, kind, payload, prev, hashed))
+            heads[stream] = (length + 1, hashed)
 
         ended: list[str] = []
         for at, run_id, kind, change, payload in events:
@@ -183,13 +197,12 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
             # The run's chain, tied into the journal-wide one: cutting or
             # rewriting the run's events afterwards breaks the seal.
             length, head = heads.get(run_id) or self._chain(run_id)
-            at = chained[-1][2]
             seal = {
                 "table": SEALS,
                 "op": "insert",
                 "row": {"run": run_id, "length": length, "head": head},
             }
-            add(JOURNAL_WIDE, at, None, _ENDED_KIND, canonical(seal))
+            add(JOURNAL_WIDE, last_at, None, _ENDED_KIND, canonical(seal))
         if sign and self.signer is not None:
             length, head = heads[JOURNAL_WIDE]
             if length > 0:
@@ -208,6 +221,15 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
             cur.executemany(
                 "UPDATE chains SET length = %s, head = %s WHERE stream = %s",
                 [(length, head, stream) for stream, (length, head) in heads.items()],
+            )
+        if wide:
+            # Last: from here to the COMMIT the journal-wide chain is locked.
+            # (Its failure fails the append: the pipeline's sync raises it.)
+            columns = [list(column) for column in zip(*wide, strict=True)]
+            self.conn.execute(
+                "SELECT extend_chain(%s, %s::text[], %s::text[], %s::text[], %s::text[],"
+                " %s::text[])",
+                (JOURNAL_WIDE, *columns),
             )
         return rowids
 
@@ -250,14 +272,18 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
 
     def _lock_chains(self, streams: list[str]) -> dict[str, tuple[int, str]]:
         """The heads of `streams`, locked until the append commits; always in
-        the same order (sorted), so two appends cannot deadlock. One statement
-        for all of them: a batch of a fleet's records holds many runs' streams."""
+        the same order (sorted, the journal-wide chain last, where extend_chain
+        takes it), so two appends cannot deadlock. One statement for all of
+        them: a batch of a fleet's records holds many runs' streams."""
+        if not streams:
+            return {}  # only journal-wide events, chained by extend_chain: no round trip
         rows = self.conn.execute(
             "INSERT INTO chains (stream, length, head)"
-            " SELECT stream, 0, %s FROM unnest(%s::text[]) AS s (stream) ORDER BY stream"
+            " SELECT stream, 0, %s FROM unnest(%s::text[]) AS s (stream)"
+            " ORDER BY stream = %s, stream"
             " ON CONFLICT (stream) DO UPDATE SET length = chains.length"
             " RETURNING stream, length, head",
-            (GENESIS, sorted(streams)),
+            (GENESIS, sorted(streams), JOURNAL_WIDE),
         ).fetchall()
         heads = {str(row[0]): (int(row[1]), str(row[2])) for row in rows}
         assert len(heads) == len(streams)
