@@ -74,8 +74,15 @@ class Engine:
             consent=o.consent,
         )
         started_at = self.recorder.run_started(
-            record, self.plan, dsn_shown, {**self.plan.playbook.vars, **self.extra}
+            record, self.plan, dsn_shown, {**self.plan.playbook.vars, **self.extra}, durable=False
         )
+        if self._connects_first():
+            # Connecting overlaps the writing of the run's start: under a
+            # fleet's load each is tens of milliseconds a target.
+            self.session.connect_ahead()
+        # The start is on disk before the target sees a statement of this run
+        # (and a run id taken twice stops here, as a Conflict, with nothing run).
+        self.recorder.flush()
         self.reporter.run_started(self.plan, self.run_id)
         self._restore()
         try:
@@ -119,6 +126,29 @@ class Engine:
         self.recorder.run_finished(outcome)
         self.reporter.run_finished(outcome)
         return outcome
+
+    def _connects_first(self) -> bool:
+        """Whether the run's first act is a statement to its target: the
+        rehearsal's BEGIN, run_on's question, or a first step that queries."""
+        o = self.options
+        if (
+            o.not_run is not None
+            or o.undo_only
+            or o.resume is not None
+            or o.approve is not None
+            or o.step_by_step is not None
+        ):
+            return False
+        if o.rehearse or o.run_on != "any":
+            return True
+        first = self.plan.steps[0] if self.plan.steps else None
+        return (
+            first is not None
+            and first.selected
+            and first.kind == "query"
+            and first.step.when is None
+            and first.step.loop is None
+        )
 
     def _passed_over(self) -> tuple[RunStatus, str] | None:
         """Whether this target is not to run at all: the fleet said so, or the

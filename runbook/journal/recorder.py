@@ -139,8 +139,15 @@ class Recorder:
         return self.clock.iso_now()
 
     def run_started(
-        self, record: RunRecord, plan: Plan, dsn_shown: str, variables: dict[str, Any]
+        self,
+        record: RunRecord,
+        plan: Plan,
+        dsn_shown: str,
+        variables: dict[str, Any],
+        durable: bool = True,
     ) -> str:
+        """Record the run's start; not `durable`: the caller flushes it before
+        the run does anything (Engine.run connects meanwhile)."""
         self.run_id = record.id
         at = self._now()
         pid = os.getpid()
@@ -170,7 +177,7 @@ class Recorder:
             row["consent"] = record.consent
         self._append(
             [(at, record.id, "run.start", {"table": "runs", "op": "insert", "row": row})],
-            durable=True,
+            durable=durable,
         )
         return at
 

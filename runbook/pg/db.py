@@ -193,6 +193,8 @@ class Session:
         # The server could not be reached at all (not even once): the run's
         # status is `unreachable`, apart from failed ones.
         self.unreachable = False
+        # A failed connect_ahead: (what it raised, refused, unreachable).
+        self._ahead: tuple[BaseException, str | None, bool] | None = None
 
     # -- connection --------------------------------------------------------
 
@@ -202,9 +204,24 @@ class Session:
         last connection, or the connection broke."""
         return self.refused is not None or (self.conn is not None and self.conn.broken)
 
+    def connect_ahead(self) -> None:
+        """Connect now, while the caller waits for something else. A refusal
+        (or a Ctrl-C) is kept, and the next `connect` raises it, with the
+        session's state as it would be had the attempt been made there: a
+        step that needs no server never sees it."""
+        try:
+            self.connect()
+        except (TargetError, KeyboardInterrupt) as exc:
+            self._ahead = (exc, self.refused, self.unreachable)
+            self.refused, self.unreachable = None, False
+
     def connect(self) -> psycopg.Connection[Any]:
         if self.conn is not None and not self.conn.closed:
             return self.conn
+        if self._ahead is not None:
+            exc, self.refused, self.unreachable = self._ahead
+            self._ahead = None
+            raise exc
         spec = self.spec
         options = f"-c statement_timeout={_ms(spec.statement_timeout)} -c lock_timeout={_ms(spec.lock_timeout)}"
         if spec.read_only:

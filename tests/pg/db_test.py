@@ -189,3 +189,42 @@ def test_the_client_check_is_asked_for_when_connecting(
         assert conn.execute("SHOW client_connection_check_interval").fetchone() == ("0",)
     finally:
         session.close()
+
+
+def test_a_refusal_met_ahead_is_raised_by_the_next_connect_as_if_met_there() -> None:
+    """connect_ahead (a run connecting while its start is written) never
+    raises: the session looks untried until a step connects, which raises the
+    same refusal without a second attempt; a later connect tries again."""
+    from runbook.errors import TargetError
+    from runbook.pg.db import ConnectSpec, Session
+
+    session = Session(ConnectSpec("gone", "host=/nonexistent dbname=x", "ahead"))
+    session.connect_ahead()
+    assert session.conn is None and not session.unreachable and session.refused is None
+    with pytest.raises(TargetError) as first:
+        session.connect()
+    assert session.unreachable and session.refused is not None
+    assert "cannot connect to target 'gone'" in str(first.value)
+    with pytest.raises(TargetError) as again:
+        session.connect()
+    assert again.value is not first.value  # tried again, as any connect after a refusal
+
+
+def test_a_run_start_is_in_the_journal_before_its_first_statement(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run connects while its start is being written, and its first
+    statement finds the start committed: the journal here is a schema of the
+    target's own database, which the first step reads."""
+    monkeypatch.setenv("RUNBOOK_JOURNAL", project.dsn)
+    book = project.playbook(
+        "name: seen\nkind: check\nsteps:\n"
+        "  - name: My own start\n"
+        "    query: SELECT count(*) AS n FROM runbook.runs WHERE id = {{ run.id }}"
+        " AND status = 'running'\n"
+        "    register: mine\n"
+        "    gate: {that: mine.scalar == 1, severity: CRITICAL}\n"
+    )
+    for _ in range(3):
+        result = project.run("run", str(book))
+        assert result.exit_code == 0, result.output
