@@ -27,7 +27,14 @@ from runbook.engine import Engine, Options, Reporter, Resume, RunContext
 from runbook.errors import ExitCode, InvalidFiles, SandboxError, UsageError
 from runbook.fleet import computed
 from runbook.fleet.fanout import NOT_STARTED, Fanout, Sessions
-from runbook.fleet.group import FleetView, NotifierJournal, fan_out, limited, one_at_a_time
+from runbook.fleet.group import (
+    FleetView,
+    NotifierJournal,
+    fan_out,
+    limited,
+    one_at_a_time,
+    record_not_run,
+)
 from runbook.journal.recorder import Recorder
 from runbook.journal.records import ApprovalRecord
 from runbook.journal.store import JournalStore, config_for, open_store
@@ -419,7 +426,7 @@ def run(
                 spec, prepared, target, dsn, env, base_by_target[target.name], target_secrets,
                 journal, reporter_for(), asking(target) if asking else prompter, notifier_for,
                 resume, given, step_by_step, approving, told.add if told else None, not_run,
-                alerts,
+                alerts=alerts,
             )  # fmt: skip
 
         if fanned:
@@ -450,11 +457,8 @@ def run(
                     on_outcome(outcome)
                 if outcome.status is RunStatus.INTERRUPTED:
                     break
-            for target in left:  # after a Ctrl-C: journaled, as a fan-out's are
-                outcome = one(target, None, NOT_STARTED)
-                outcomes.append(outcome)
-                if on_outcome is not None:
-                    on_outcome(outcome)
+            # After a Ctrl-C, journaled as a fan-out's are.
+            outcomes += record_not_run(left, NOT_STARTED, one, on_outcome)
     return outcomes
 
 
@@ -476,7 +480,8 @@ def run_target(
     approving: permission.Approving | None = None,
     on_session: Callable[[Session], None] | None = None,
     not_run: str | None = None,
-    notifier_journal: NotifierJournal | None = None,
+    *,
+    alerts: NotifierJournal,
 ) -> RunOutcome:
     inventory, playbook = prepared.inventory, prepared.playbook
     redactor = Redactor(secrets)
@@ -552,7 +557,6 @@ def run_target(
     )
     recorder = Recorder(journal, redactor, clock, inventory.journal.row_sample)
     if notifier_for is not None and options.notify and not spec.check and not spec.rehearse:
-        alerts = notifier_journal or NotifierJournal(journal.config)
         options.notifier = notifier_for(inventory, alerts, playbook, target, run_id, redactor)
     if approving is not None:
         options.approve = permission.gate(

@@ -83,9 +83,13 @@ class NotifierJournal:
 
     def __call__(self) -> JournalStore:
         with self._lock:
-            if self._store is None:
-                self._store = open_store(self.config)
-            return self._store
+            return self._opened()
+
+    def _opened(self) -> JournalStore:
+        """The connection, opened if need be (the caller holds the lock)."""
+        if self._store is None:
+            self._store = open_store(self.config)
+        return self._store
 
     def open_incidents(self, playbook: str, keys: Collection[str]) -> list[IncidentRecord]:
         """The open incidents of `keys`, of the playbook's as the journal showed
@@ -97,9 +101,7 @@ class NotifierJournal:
             now = time.monotonic()
             taken = self._open.get(playbook)
             if taken is None or now - taken[0] > SNAPSHOT_AGE:
-                if self._store is None:
-                    self._store = open_store(self.config)
-                taken = (now, self._store.incidents(only_open=True, playbook=playbook))
+                taken = (now, self._opened().incidents(only_open=True, playbook=playbook))
                 self._open[playbook] = taken
         return [incident for incident in taken[1] if incident.key in keys]
 
@@ -167,9 +169,23 @@ def fan_out(
         batches, lambda t, sessions: one(t, sessions, None), on_outcome, budget.count, on_start
     )
     outcomes = {o.target: o for o in ran}
-    for target in left:
-        outcome = one(target, None, why or "not started")
-        outcomes[target.name] = outcome
+    for outcome in record_not_run(left, why or "not started", one, on_outcome):
+        outcomes[outcome.target] = outcome
+    return [outcomes[t.name] for t in targets if t.name in outcomes]
+
+
+def record_not_run(
+    targets: list[Target],
+    why: str,
+    one: Callable[[Target, Sessions | None, str | None], RunOutcome],
+    on_outcome: Callable[[RunOutcome], None] | None,
+) -> list[RunOutcome]:
+    """Targets never started (a spent budget, a Ctrl-C), each journaled
+    not_run with why and shown as it ends."""
+    outcomes = []
+    for target in targets:
+        outcome = one(target, None, why)
+        outcomes.append(outcome)
         if on_outcome is not None:
             on_outcome(outcome)
-    return [outcomes[t.name] for t in targets if t.name in outcomes]
+    return outcomes
