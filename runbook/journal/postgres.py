@@ -26,6 +26,7 @@ from psycopg.rows import dict_row
 
 from runbook.errors import JournalError
 from runbook.journal import hashing
+from runbook.journal import postgres_rows as rows
 from runbook.journal.events import (
     CHECKPOINTS,
     GENESIS,
@@ -212,25 +213,18 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
                     {"table": CHECKPOINTS, "op": "insert", "row": checkpoint.serialize()}
                 )
                 add(JOURNAL_WIDE, at, None, "checkpoint", payload)
-        with self.conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO events (stream, pos, at, run_id, kind, payload, prev_hash, hash)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                chained,
-            )
-            cur.executemany(
-                "UPDATE chains SET length = %s, head = %s WHERE stream = %s",
-                [(length, head, stream) for stream, (length, head) in heads.items()],
-            )
-        if wide:
+        moved = [(stream, length, head) for stream, (length, head) in heads.items()]
+        with psycopg.RawCursor(self.conn) as cur:
+            for part in rows.parts(chained):
+                cur.execute(rows.insert_events(len(part)), rows.flat(part))
+            for heads_part in rows.parts(moved):
+                cur.execute(rows.update_chains(len(heads_part)), rows.flat(heads_part))
             # Last: from here to the COMMIT the journal-wide chain is locked.
             # (Its failure fails the append: the pipeline's sync raises it.)
-            columns = [list(column) for column in zip(*wide, strict=True)]
-            self.conn.execute(
-                "SELECT extend_chain(%s, %s::text[], %s::text[], %s::text[], %s::text[],"
-                " %s::text[])",
-                (JOURNAL_WIDE, *columns),
-            )
+            for wide_part in rows.parts(wide):
+                cur.execute(
+                    rows.extend_chain(len(wide_part)), [JOURNAL_WIDE, *rows.flat(wide_part)]
+                )
         return rowids
 
     def import_events(self, source: str, events: list[tuple[int, Prepared]]) -> int:
@@ -273,19 +267,21 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
     def _lock_chains(self, streams: list[str]) -> dict[str, tuple[int, str]]:
         """The heads of `streams`, locked until the append commits; always in
         the same order (sorted, the journal-wide chain last, where extend_chain
-        takes it), so two appends cannot deadlock. One statement for all of
-        them: a batch of a fleet's records holds many runs' streams."""
+        takes it), so two appends cannot deadlock. One statement for up to
+        ROWS_A_STATEMENT of them: a batch of a fleet's records holds many runs'
+        streams."""
         if not streams:
             return {}  # only journal-wide events, chained by extend_chain: no round trip
-        rows = self.conn.execute(
-            "INSERT INTO chains (stream, length, head)"
-            " SELECT stream, 0, %s FROM unnest(%s::text[]) AS s (stream)"
-            " ORDER BY stream = %s, stream"
-            " ON CONFLICT (stream) DO UPDATE SET length = chains.length"
-            " RETURNING stream, length, head",
-            (GENESIS, sorted(streams), JOURNAL_WIDE),
-        ).fetchall()
-        heads = {str(row[0]): (int(row[1]), str(row[2])) for row in rows}
+        # Byte order, in Python as in the statement (COLLATE "C"): a batch of
+        # more streams than a statement takes locks them part after part, in
+        # the same order as any other append would.
+        ordered = sorted(streams, key=lambda stream: (stream == JOURNAL_WIDE, stream))
+        found = []
+        with psycopg.RawCursor(self.conn) as cur:
+            for part in rows.parts(ordered):
+                cur.execute(rows.lock_chains(len(part)), [GENESIS, JOURNAL_WIDE, *part])
+                found += cur.fetchall()
+        heads = {str(row[0]): (int(row[1]), str(row[2])) for row in found}
         assert len(heads) == len(streams)
         return heads
 
@@ -344,9 +340,15 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
             sets = sql.SQL(", ").join(
                 sql.SQL("{} = %s").format(sql.Identifier(k)) for k in columns if k not in keys
             )
+            # The key by `=` (a primary key, never null): IS NOT DISTINCT FROM
+            # cannot use its index, and every run's end scanned all the runs.
+            # An expected value may be null: it is only compared on the row found.
             conditions = sql.SQL(" AND ").join(
-                sql.SQL("{} IS NOT DISTINCT FROM %s").format(sql.Identifier(k))
-                for k in [*keys, *expected]
+                [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in keys]
+                + [
+                    sql.SQL("{} IS NOT DISTINCT FROM %s").format(sql.Identifier(k))
+                    for k in expected
+                ]
             )
             query = sql.SQL("UPDATE {} SET {} WHERE {}{}").format(
                 name, sets, conditions, sql.SQL(" RETURNING 1") if expected else sql.SQL("")
@@ -478,10 +480,13 @@ class PostgresStore(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
         return records_of(DeliveryRecord, rows)
 
     def planned_note(self, run_id: str | None, delivery_id: int) -> dict[str, Any] | None:
+        # `IS NULL` or `=`, both by the events' run index (IS NOT DISTINCT FROM by none).
+        needle = f'"id":{delivery_id}'
+        of_run, params = ("IS NULL", (needle,)) if run_id is None else ("= %s", (run_id, needle))
         events = self.query(
-            "SELECT payload FROM events WHERE run_id IS NOT DISTINCT FROM %s"
+            f"SELECT payload FROM events WHERE run_id {of_run}"
             " AND kind = 'delivery.planned' AND strpos(payload, %s) > 0 ORDER BY seq DESC",
-            (run_id, f'"id":{delivery_id}'),
+            params,
         )
         return planned_note_in(events, delivery_id)
 

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from runbook.journal import hashing, migrate
+from runbook.journal import postgres_rows as rows
 from runbook.journal.checkpoint import generate
 from runbook.journal.events import Conflict, checkpoint_request
 from runbook.journal.postgres import PostgresStore
@@ -202,6 +203,29 @@ def test_alerting_and_run_ends_in_one_batch_chain_as_the_client_would(pg_journal
         _assert_journal_wide_chain_whole(pg_journal, {"a", "b"})
     finally:
         store.close()
+
+
+def test_a_batch_larger_than_a_statement_takes_goes_in_parts_and_verifies(
+    pg_journal: str,
+) -> None:
+    # More runs than ROWS_A_STATEMENT in one append: their chains locked,
+    # their events inserted, their heads moved and their seals chained part
+    # after part. Names that sort apart by bytes and by a locale's rules.
+    many = 2 * rows.ROWS_A_STATEMENT + 37
+    names = [f"run-{n:03d}" for n in range(many)] + ["B", "a", "Ärger", "z", "_x"]
+    store = PostgresStore(_config(pg_journal))
+    try:
+        store.append([_start(name) for name in names])
+        store.append([e for name in names for e in (_step(name, 1), _step(name, 2), _end(name))])
+        assert store.verify() == []
+    finally:
+        store.close()
+    _assert_journal_wide_chain_whole(pg_journal, set(names))
+    lengths = dict(
+        _rows(pg_journal, "SELECT stream, length FROM runbook.chains WHERE stream <> ''")
+    )
+    assert lengths == {name: 4 for name in names}
+    assert verify_journal(_config(pg_journal)).problems == []
 
 
 def test_a_failure_in_the_servers_chaining_rolls_back_the_whole_append(pg_journal: str) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from runbook.journal.events import TABLES
 from runbook.journal.migrate import migrations
 from runbook.journal.postgres import PostgresStore
 from runbook.journal.store import StoreConfig, open_store
@@ -79,6 +80,11 @@ def _write_runs(dsn: str, prefix: str, count: int) -> None:
             store.append([(at, run_id, "run.end", {"table": "runs", "op": "update", "row": end})])
     finally:
         store.close()
+
+
+def _rows(dsn: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(query.encode(), params).fetchall()
 
 
 def _count(dsn: str, query: str) -> int:
@@ -360,5 +366,68 @@ def test_every_run_with_the_key_ends_in_a_signed_checkpoint(
             # Each run's seal, then its checkpoint: the journal-wide chain so far.
             assert found is not None and found[1]["count"] == 2 * runs - 1
         assert store.verify() == []
+    finally:
+        store.close()
+
+
+def _planned(run_id: str | None, note: str) -> tuple[str, str | None, str, dict[str, Any]]:
+    row = {
+        "run_id": run_id,
+        "channel": "log",
+        "event": "opened",
+        "status": "pending",
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
+    }
+    change = {"table": "deliveries", "op": "insert", "row": row, "note": {"text": note}}
+    return ("2026-01-01T00:00:00Z", run_id, "delivery.planned", change)
+
+
+def test_a_planned_note_is_found_for_a_run_and_for_no_run(pg_journal: str) -> None:
+    store = PostgresStore(_config(pg_journal))
+    try:
+        store.append([(_AT, "r1", "run.start", _start("r1"))])
+        [of_run, of_none] = store.append([_planned("r1", "for r1"), _planned(None, "for none")])
+        assert store.planned_note("r1", of_run) == {"text": "for r1"}
+        assert store.planned_note(None, of_none) == {"text": "for none"}
+        assert store.planned_note(None, of_run) is None
+        assert store.planned_note("r1", of_none) is None
+    finally:
+        store.close()
+
+
+_AT = "2026-01-01T00:00:00Z"
+
+
+def _start(run_id: str) -> dict[str, Any]:
+    return {"table": "runs", "op": "insert", "row": _run_row(run_id)}
+
+
+def test_an_update_of_a_mirrored_row_finds_it_by_its_key_index(pg_journal: str) -> None:
+    # IS NOT DISTINCT FROM on the key used no index: every run's end scanned
+    # every run the journal ever held. With sequential scans priced out, any
+    # plan that still scans has no index to use.
+    store = PostgresStore(_config(pg_journal))
+    try:
+        for table, keys in TABLES.items():
+            [(other,)] = _rows(
+                pg_journal,
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'runbook'"
+                " AND table_name = %s AND NOT column_name = ANY(%s) ORDER BY ordinal_position"
+                " LIMIT 1",
+                (table, list(keys)),
+            )
+            columns = (*keys, str(other))
+            for expected in ((), (str(other),)):
+                text = store._statement(table, "update", columns, expected)
+                values = ["1"] * (len(columns) + len(expected))
+                with psycopg.connect(pg_journal) as conn:
+                    conn.execute("SET search_path TO runbook")
+                    conn.execute("SET enable_seqscan = off")
+                    plan = "\n".join(
+                        str(r[0]) for r in conn.execute(b"EXPLAIN " + text, values).fetchall()
+                    )
+                assert "Seq Scan" not in plan, (table, plan)
+                assert "Index" in plan, (table, plan)
     finally:
         store.close()
