@@ -67,8 +67,11 @@ SEALS = "seals"  # the `table` of a seal event: no table to mirror
 _ENDED_KIND = "run.sealed"
 
 # Writers a PostgreSQL journal's runs share (runbook.journal.writer.WriterSlot):
-# a fleet's targets append on four connections at once.
-POOL = 4
+# two, so that one batch is being gathered while the other is written. More
+# cost more: four made smaller batches, more transactions and more CPU on
+# both sides (a fleet of 1,000 targets on two cores: 5.4-6.5 s against
+# 4.4-5.1 s with two; bench/fleet_bench.py's runbook child, 4 rounds each).
+POOL = 2
 
 
 def ends_run(change: dict[str, Any]) -> bool:
