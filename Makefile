@@ -22,9 +22,9 @@ lint: $(BIN)/runbook
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-# The suite on the embedded PostgreSQL 18, then again on a throw-away
-# PostgreSQL 15 cluster from Debian's packages (skipped, with a notice, where
-# they are not installed).
+# The suite on the embedded PostgreSQL 18, then its tests that talk to a
+# server again on a throw-away PostgreSQL 15 cluster from Debian's packages
+# (tests/versions.py; skipped, with a notice, where they are not installed).
 test: lint
 	$(BIN)/python -m pytest -n 2 -q
 	$(BIN)/python tests/versions.py 15 -- $(BIN)/python -m pytest -n 2 -q -p no:cacheprovider

@@ -241,6 +241,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("journal_backend", ["sqlite", "postgresql"])
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """RUNBOOK_TEST_SERVER_ONLY (tests/versions.py sets it: another major's
+    pass) runs what that server can change: the tests that talk to a server,
+    and of those run against both journals the PostgreSQL one (the SQLite
+    variant sends the same statements to the targets). Otherwise, everything."""
+    if not os.environ.get("RUNBOOK_TEST_SERVER_ONLY"):
+        return
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("journal_backend") if callspec else None
+        talks = "pg_server" in getattr(item, "fixturenames", ())
+        (keep if talks and backend != "sqlite" else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture
 def journal_backend() -> str:
     return "sqlite"

@@ -9,7 +9,9 @@ Finds the server's programs (Debian's /usr/lib/postgresql/<major>/bin, or
 /var/tmp/runbook-pg/), makes a cluster in a temporary folder (as the
 `postgres` user when run as root: PostgreSQL refuses root), starts it on a
 Unix socket there, runs the command with RUNBOOK_TEST_DSN naming it and
-RUNBOOK_TEST_EXPECT_MAJOR set (tests/pg/server_version_test.py checks it), and
+RUNBOOK_TEST_EXPECT_MAJOR set (tests/pg/server_version_test.py checks it) and
+RUNBOOK_TEST_SERVER_ONLY (only the tests a server's major can change:
+tests/conftest.py), and
 stops and removes it whatever happens. When the programs are not on this
 machine it says so and exits 0 (`--require` makes that a failure).
 """
@@ -207,7 +209,13 @@ def main() -> int:
         f"*** the suite against PostgreSQL {args.major} ({bindir}) ***", file=sys.stderr, flush=True
     )
     with cluster(bindir) as dsn:
-        env = {**os.environ, "RUNBOOK_TEST_DSN": dsn, "RUNBOOK_TEST_EXPECT_MAJOR": str(args.major)}
+        env = {
+            **os.environ,
+            "RUNBOOK_TEST_DSN": dsn,
+            "RUNBOOK_TEST_EXPECT_MAJOR": str(args.major),
+            # What the server's major can change (tests/conftest.py).
+            "RUNBOOK_TEST_SERVER_ONLY": "1",
+        }
         return subprocess.run(command, env=env).returncode
 
 
