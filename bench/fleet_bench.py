@@ -2,7 +2,7 @@
 psycopg thread pool doing the same queries and gates (the floor).
 
     .venv/bin/python bench/fleet_bench.py [--targets 10,100,1000] [--forks 1,10,100]
-        [--journal sqlite,postgresql] [--pgdata DIR]
+        [--journal sqlite,postgresql] [--pgdata DIR] [--rounds N]
 
 On the embedded server (max_connections raised to 400, autovacuum off) it
 makes T databases from an empty template, one per target, and a check
@@ -25,6 +25,9 @@ wall), runbook's wall over the floor's, client CPU per target (the process's
 user+system time / T), and peak memory (max RSS). forks = 1 at T = 1,000 is
 skipped (250 s and more: it says nothing forks = 1 at T = 100 does not).
 Figures go to stdout as a Markdown table and to bench/results.json ("fleet").
+With `--rounds N` every (T, forks) is measured N times, the floor again each
+time, and the spread of runbook's wall over the floor's is shown and saved
+("fleet_rounds"): on this machine one round cannot tell 10 % apart.
 
 `--morning 20 --pgdata DIR`: the issue's own case, through the real CLI: the
 bundled morning constraint check on one demo database, then on 20 of them one
@@ -39,6 +42,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -307,6 +311,9 @@ def main() -> None:
     parser.add_argument("--journal", default="sqlite,postgresql", help="sqlite, postgresql or both")
     parser.add_argument("--pgdata", type=Path, help="keep the server and databases here")
     parser.add_argument("--no-save", action="store_true", help="leave bench/results.json alone")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="measure each (T, forks) this many times"
+    )
     parser.add_argument("--child", choices=["runbook", "floor", "warm"], help=argparse.SUPPRESS)
     parser.add_argument("--child-work", help=argparse.SUPPRESS)
     parser.add_argument("--child-targets", type=int, help=argparse.SUPPRESS)
@@ -348,14 +355,38 @@ def main() -> None:
         for t in sizes:
             names = list(dsn_of)[:t]
             (work / f"inventory{t}.yaml").write_text(inventory({n: dsn_of[n] for n in names}))
-        rows = run_all(found, work, sizes, forks_list, journals)
+        rounds = [run_all(found, work, sizes, forks_list, journals) for _ in range(args.rounds)]
     finally:
         if args.pgdata is None:
             embedded.stop(pgdata)
         shutil.rmtree(work, ignore_errors=True)
-    show(rows)
-    if not args.no_save:
-        save(rows)
+    show(rounds[0])
+    if args.rounds > 1:
+        spread = show_rounds(rounds)
+        if not args.no_save:
+            save_rounds(spread)
+    elif not args.no_save:
+        save(rounds[0])
+
+
+def settle(found: Any) -> None:
+    """A quiet server before each measurement: the last one's backends gone
+    (a thousand exiting ones are the next one's noise), a checkpoint taken,
+    then a moment's rest. Each side of a comparison starts the same way."""
+    import psycopg
+
+    with psycopg.connect(found.dsn, autocommit=True) as conn:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            ).fetchone()
+            if row is not None and row[0] == 0:
+                break
+            time.sleep(0.1)
+        conn.execute("CHECKPOINT")
+    time.sleep(1.0)
 
 
 def run_all(
@@ -372,6 +403,7 @@ def run_all(
             if (t, forks) in SKIPPED:
                 print(f"T={t} forks={forks}: skipped (250+ s)", file=sys.stderr)
                 continue
+            settle(found)
             floor = measure("floor", work, t, forks, base_env)
             row: dict[str, Any] = {
                 "targets": t,
@@ -385,6 +417,7 @@ def run_all(
                     stale.unlink()
                 if journal == "postgresql":
                     env["RUNBOOK_JOURNAL"] = fresh_journal(found)
+                settle(found)
                 row[journal] = measure("runbook", work, t, forks, env)
             rows.append(row)
             print(json.dumps(row), file=sys.stderr)
@@ -411,6 +444,40 @@ def show(rows: list[dict[str, Any]]) -> None:
                 f"| {mine['wall_s'] / floor['wall_s']:.2f}x "
                 f"| {mine['cpu_s'] / t * 1000:.1f} ms | {mine['peak_mb']:.0f} MB |"
             )
+
+
+def show_rounds(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Runbook's wall over the floor's, each round's (the floor measured
+    again in each): lowest, median and highest. The machine's noise is
+    larger than one round can tell."""
+    spread = []
+    print("\n| T | forks | journal | rounds | lowest | median | highest |")
+    print("|---|---|---|---|---|---|---|")
+    for at, row in enumerate(rounds[0]):
+        entry: dict[str, Any] = {"targets": row["targets"], "forks": row["forks"]}
+        for journal in ("sqlite", "postgresql"):
+            if journal not in row:
+                continue
+            ratios = sorted(
+                round(r[at][journal]["wall_s"] / r[at]["floor"]["wall_s"], 2) for r in rounds
+            )
+            entry[journal] = ratios
+            print(
+                f"| {row['targets']} | {row['forks']} | {journal} | {len(ratios)} "
+                f"| {ratios[0]:.2f}x | {statistics.median(ratios):.2f}x | {ratios[-1]:.2f}x |"
+            )
+        spread.append(entry)
+    return spread
+
+
+def save_rounds(spread: list[dict[str, Any]]) -> None:
+    path = ROOT / "bench" / "results.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results["fleet_rounds"] = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "runbook_over_floor": spread,
+    }
+    path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def save(rows: list[dict[str, Any]]) -> None:
