@@ -334,10 +334,7 @@ def main() -> None:
             f"{found['targets']} databases one after another {found['one_after_another_s']} s, "
             f"at once (--forks {found['targets']}) {found['all_s']} s"
         )
-        results = ROOT / "bench" / "results.json"
-        data = json.loads(results.read_text()) if results.exists() else {}
-        data["fleet_morning"] = found
-        results.write_text(json.dumps(data, indent=2) + "\n")
+        record("fleet_morning", found)
         return
     sizes = [int(t) for t in args.targets.split(",")]
     forks_list = [int(f) for f in args.forks.split(",")]
@@ -470,26 +467,24 @@ def show_rounds(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return spread
 
 
-def save_rounds(spread: list[dict[str, Any]]) -> None:
+def record(key: str, figures: dict[str, Any]) -> None:
+    """`figures` under `key` in bench/results.json, the other keys kept."""
     path = ROOT / "bench" / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
-    results["fleet_rounds"] = {
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "runbook_over_floor": spread,
-    }
+    results[key] = figures
     path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
+def save_rounds(spread: list[dict[str, Any]]) -> None:
+    record("fleet_rounds", {"when": now(), "runbook_over_floor": spread})
 
 
 def save(rows: list[dict[str, Any]]) -> None:
-    path = ROOT / "bench" / "results.json"
-    results = json.loads(path.read_text()) if path.exists() else {}
-    results["fleet"] = {
-        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "queries": QUERIES,
-        "sleep_s": SLEEP,
-        "rows": rows,
-    }
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    record("fleet", {"when": now(), "queries": QUERIES, "sleep_s": SLEEP, "rows": rows})
 
 
 if __name__ == "__main__":
