@@ -391,7 +391,7 @@ def run(
             dsn, env = drill_dsn(spec.drill, dsn, env, inventory.root)
         resolved[target.name] = (dsn, env, target_secrets)
     # Who runs it, read once (getpass asks the password database) for every target.
-    spec.operator = spec.operator or operator()
+    who = spec.operator = spec.operator or operator()
     journal = open_journal(inventory)
     outcomes: list[RunOutcome] = []
     alerts = NotifierJournal(journal.config)
@@ -400,7 +400,7 @@ def run(
         given = (
             None
             if spec.drill is not None
-            else permission.consent_for(spec, prepared, journal, ask, spec.operator or operator())
+            else permission.consent_for(spec, prepared, journal, ask, who)
         )
         needs = None if spec.drill is not None else permission.approval_needed(spec, prepared)
         if on_loaded is not None:
