@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from psycopg import errors as pgerrors
 
 from runbook.errors import StepError, TargetError
 from runbook.pg import marker
+from runbook.pg.watchdog import Watchdog
 from runbook.redact import redact_dsn
 from runbook.results import MAX_ROWS, QueryResult
 from runbook.sqltemplate.sqlvalues import RenderedSql
@@ -53,99 +53,6 @@ class ConnectSpec:
     @property
     def shown(self) -> str:
         return redact_dsn(self.dsn)
-
-
-class _Watchdog:
-    """A session's deadline, which one thread for all sessions (_Watcher) looks at.
-
-    Arming is two attribute writes (no lock, no wake-up): the watcher looks at
-    the deadlines a few times a second. The server's own statement_timeout is
-    the precise limit; this is the backstop for a server that stops answering.
-    """
-
-    def __init__(self) -> None:
-        self._deadline: float | None = None
-        self._conn: psycopg.Connection[Any] | None = None
-        self.fired = False
-        self._watched = False
-
-    def arm(self, conn: psycopg.Connection[Any], seconds: float) -> None:
-        self.fired = False
-        self._conn = conn
-        self._deadline = time.monotonic() + seconds
-        if not self._watched:
-            self._watched = True
-            _WATCHER.add(self)
-
-    def disarm(self) -> None:
-        self._deadline = None
-
-    def close(self) -> None:
-        self._deadline = None
-        if self._watched:
-            self._watched = False
-            _WATCHER.remove(self)
-
-    def due(self, now: float) -> psycopg.Connection[Any] | None:
-        """The connection to cancel, if its deadline has passed (once)."""
-        deadline, conn = self._deadline, self._conn
-        if deadline is None or conn is None or now < deadline:
-            return None
-        self._deadline = None
-        self.fired = True
-        return conn
-
-
-class _Watcher:
-    """One thread watching every session's deadline in this process (a fleet
-    runs a hundred sessions at once: one thread, not a hundred). It sleeps
-    while no session is watched; a cancel runs on a thread of its own, so a
-    server that does not answer one holds up no other session's."""
-
-    TICK = 0.25
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._watching: set[_Watchdog] = set()
-        self._wake = threading.Condition(self._lock)
-        self._thread: threading.Thread | None = None
-
-    def add(self, dog: _Watchdog) -> None:
-        with self._lock:
-            self._watching.add(dog)
-            if self._thread is None or not self._thread.is_alive():  # not yet, or a fork
-                self._thread = threading.Thread(
-                    target=self._loop, name="runbook-watchdog", daemon=True
-                )
-                self._thread.start()
-            self._wake.notify()
-
-    def remove(self, dog: _Watchdog) -> None:
-        with self._lock:
-            self._watching.discard(dog)
-
-    def _loop(self) -> None:
-        while True:
-            with self._lock:
-                while not self._watching:
-                    self._wake.wait()
-                dogs = list(self._watching)
-            now = time.monotonic()
-            for dog in dogs:
-                conn = dog.due(now)
-                if conn is not None:
-                    threading.Thread(
-                        target=_cancel, args=(conn,), name="runbook-cancel", daemon=True
-                    ).start()
-            time.sleep(self.TICK)
-
-
-def _cancel(conn: psycopg.Connection[Any]) -> None:
-    with contextlib.suppress(Exception):
-        conn.cancel_safe(timeout=5.0)
-
-
-_WATCHER = _Watcher()
 
 
 def _ms(seconds: float) -> int:
@@ -180,7 +87,7 @@ class Session:
         self.conn: psycopg.Connection[Any] | None = None
         self.notices: list[str] = []
         self._settings: dict[str, int | None] = {}
-        self._watchdog = _Watchdog()
+        self._watchdog = Watchdog()
         self._cursor: psycopg.Cursor[Any] | None = None
         self._encoding = "utf-8"
         self.backend_pid: int | None = None
