@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -156,7 +156,7 @@ class PostgresStore(RunTables, SchedulerTables, DrillTables, ApprovalTables, Fle
         streams.discard(JOURNAL_WIDE)
         if sign:
             streams.add(JOURNAL_WIDE)
-        heads = self._lock_chains(sorted(streams))
+        heads = self._lock_chains(streams)
         rowids: list[int] = []
         chained: list[tuple[str, int, str, str | None, str, str, str, str]] = []
         wide: list[tuple[str, str | None, str, str, str]] = []  # for extend_chain
@@ -260,7 +260,7 @@ class PostgresStore(RunTables, SchedulerTables, DrillTables, ApprovalTables, Fle
         except psycopg.Error as exc:
             raise JournalError(f"cannot write the journal {self.where}: {exc}") from None
 
-    def _lock_chains(self, streams: list[str]) -> dict[str, tuple[int, str]]:
+    def _lock_chains(self, streams: Collection[str]) -> dict[str, tuple[int, str]]:
         """The heads of `streams`, locked until the append commits; always in
         the same order (sorted, the journal-wide chain last, where extend_chain
         takes it), so two appends cannot deadlock. One statement for up to
