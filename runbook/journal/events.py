@@ -11,8 +11,8 @@ both backends hash alike.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import orjson
 
@@ -107,6 +107,21 @@ def prepare(events: Iterable[tuple[str, str | None, str, dict[str, Any]]]) -> li
         else:
             out.append((at, run_id, kind, {**change, "row": encode(change["row"])}, None))
     return out
+
+
+Row = TypeVar("Row")
+
+
+def in_parts(rows: Sequence[Row], size: int) -> Iterator[Sequence[Row]]:
+    """`rows`, `size` at a time: a backend's statements over many rows at once
+    (one execute for a hundred rows, where executemany steps once a row)."""
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def flat(rows: Sequence[Sequence[object]]) -> list[object]:
+    """The parameters of a statement over `rows`, row after row."""
+    return [value for row in rows for value in row]
 
 
 def checkpoint_request(at: str) -> tuple[str, None, str, dict[str, Any]]:

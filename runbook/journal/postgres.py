@@ -36,6 +36,8 @@ from runbook.journal.events import (
     canonical,
     checkpoint_in,
     decode,
+    flat,
+    in_parts,
     prepare,
 )
 from runbook.journal.migrate import connect, migrate
@@ -211,16 +213,14 @@ class PostgresStore(RunTables, SchedulerTables, DrillTables, ApprovalTables, Fle
                 add(JOURNAL_WIDE, at, None, "checkpoint", payload)
         moved = [(stream, length, head) for stream, (length, head) in heads.items()]
         with psycopg.RawCursor(self.conn) as cur:
-            for part in rows.parts(chained):
-                cur.execute(rows.insert_events(len(part)), rows.flat(part))
-            for heads_part in rows.parts(moved):
-                cur.execute(rows.update_chains(len(heads_part)), rows.flat(heads_part))
+            for part in in_parts(chained, rows.ROWS_A_STATEMENT):
+                cur.execute(rows.insert_events(len(part)), flat(part))
+            for heads_part in in_parts(moved, rows.ROWS_A_STATEMENT):
+                cur.execute(rows.update_chains(len(heads_part)), flat(heads_part))
             # Last: from here to the COMMIT the journal-wide chain is locked.
             # (Its failure fails the append: the pipeline's sync raises it.)
-            for wide_part in rows.parts(wide):
-                cur.execute(
-                    rows.extend_chain(len(wide_part)), [JOURNAL_WIDE, *rows.flat(wide_part)]
-                )
+            for wide_part in in_parts(wide, rows.ROWS_A_STATEMENT):
+                cur.execute(rows.extend_chain(len(wide_part)), [JOURNAL_WIDE, *flat(wide_part)])
         return rowids
 
     def import_events(self, source: str, events: list[tuple[int, Prepared]]) -> int:
@@ -274,7 +274,7 @@ class PostgresStore(RunTables, SchedulerTables, DrillTables, ApprovalTables, Fle
         ordered = sorted(streams, key=lambda stream: (stream == JOURNAL_WIDE, stream))
         found = []
         with psycopg.RawCursor(self.conn) as cur:
-            for part in rows.parts(ordered):
+            for part in in_parts(ordered, rows.ROWS_A_STATEMENT):
                 cur.execute(rows.lock_chains(len(part)), [GENESIS, JOURNAL_WIDE, *part])
                 found += cur.fetchall()
         heads = {str(row[0]): (int(row[1]), str(row[2])) for row in found}

@@ -7,29 +7,14 @@ rows, with $n placeholders for a raw cursor, the values are scalars that
 psycopg adapts in C and the text needs no conversion. The writer is one
 thread among a fleet's hundred: its CPU is theirs. A statement's text is
 made once per row count, and counts are at most ROWS_A_STATEMENT: callers
-send more rows in several statements (`parts`).
+send more rows in several statements (runbook.journal.events.in_parts).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
-from typing import TypeVar
 
 ROWS_A_STATEMENT = 100
-
-Row = TypeVar("Row")
-
-
-def parts(rows: Sequence[Row]) -> Iterator[Sequence[Row]]:
-    """`rows` in slices a statement takes."""
-    for start in range(0, len(rows), ROWS_A_STATEMENT):
-        yield rows[start : start + ROWS_A_STATEMENT]
-
-
-def flat(rows: Sequence[Sequence[object]]) -> list[object]:
-    """The parameters of a statement over `rows`, row after row."""
-    return [value for row in rows for value in row]
 
 
 def _numbered(row: str, width: int, count: int, first: int) -> str:

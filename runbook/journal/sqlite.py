@@ -32,7 +32,9 @@ from runbook.journal.events import (
     canonical,
     checkpoint_in,
     decode,
+    flat,
     fold_steps,
+    in_parts,
     planned_note_in,
     prepare,
     unique_run,
@@ -185,12 +187,11 @@ class Journal(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
         """Many rows a statement: sqlite3 lets go of the GIL for each statement
         it steps, and under a fleet's hundred threads the writer waits its turn
         to take it back each time (executemany steps once a row)."""
-        for start in range(0, len(chained), _ROWS_A_STATEMENT):
-            part = chained[start : start + _ROWS_A_STATEMENT]
+        for part in in_parts(chained, _ROWS_A_STATEMENT):
             self.db.execute(
                 "INSERT INTO events (seq, at, run_id, kind, payload, prev_hash, hash) VALUES "
                 + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(part)),
-                [value for row in part for value in row],
+                flat(part),
             )
 
     # -- hashing and checkpoints (inside the append's write transaction) -------
