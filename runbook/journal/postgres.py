@@ -8,7 +8,12 @@ and head) chain journal-wide (stream ''). An append locks only the chains it
 extends, so runs on many hosts never wait on each other; the journal-wide
 chain is taken once per run end and by alerting, and extended by the server
 (extend_chain, sql/journal/007_extend_chain.sql) in the append's last
-statement, so that it is locked only from there to the COMMIT. `verify`
+statement, so that it is locked only from there to the COMMIT. A store
+keeps the heads its appends left (a fleet's writer appends to each of a
+hundred runs again and again): an append whose heads are all known goes in
+one round trip, its chains locked by writing them, and one whose known head
+had moved meanwhile is refused by the events' (stream, pos) key and made
+again, every head read and locked. `verify`
 (runbook.journal.postgres_verify) recomputes every chain, checks each seal
 against its run's chain and replays the events against the tables.
 """
@@ -30,7 +35,6 @@ from runbook.journal import postgres_rows as rows
 from runbook.journal.events import (
     CHECKPOINTS,
     GENESIS,
-    TABLES,
     Conflict,
     Prepared,
     canonical,
@@ -42,7 +46,15 @@ from runbook.journal.events import (
 )
 from runbook.journal.migrate import connect, migrate
 from runbook.journal.postgres_drill import ApprovalTables, DrillTables, FleetRuns
+from runbook.journal.postgres_mirror import MirroredRows
 from runbook.journal.postgres_read import RunTables
+from runbook.journal.postgres_rows import (
+    HEADS_KEPT,
+    JOURNAL_WIDE,
+    known_heads,
+    lock_order,
+    stale,
+)
 from runbook.journal.postgres_schedule import SchedulerTables
 from runbook.journal.records import (
     EventRecord,
@@ -54,7 +66,6 @@ from runbook.journal.writer import Writer, WriterSlot
 if TYPE_CHECKING:
     from runbook.journal.checkpoint import Signer
 
-JOURNAL_WIDE = ""  # the stream of everything that is not one run's own
 RUN_TABLES = ("runs", "steps")  # changes chained in their run's stream
 SEALS = "seals"  # the `table` of a seal event: no table to mirror
 _ENDED_KIND = "run.sealed"
@@ -77,7 +88,9 @@ def stream_of(run_id: str | None, change: dict[str, Any]) -> str:
     return run_id if run_id and change.get("table") in RUN_TABLES else JOURNAL_WIDE
 
 
-class PostgresStore(RunTables, SchedulerTables, DrillTables, ApprovalTables, FleetRuns):
+class PostgresStore(
+    MirroredRows, RunTables, SchedulerTables, DrillTables, ApprovalTables, FleetRuns
+):
     """A journal in a PostgreSQL schema; one connection, shared under a lock.
     Its readers: of runs, incidents and deliveries, runbook.journal.postgres_read;
     of the scheduler's tables, runbook.journal.postgres_schedule; of drills and
@@ -86,6 +99,10 @@ class PostgresStore(RunTables, SchedulerTables, DrillTables, ApprovalTables, Fle
     def __init__(self, config: StoreConfig, *, create: bool = True) -> None:
         self.config = config
         self._writers = WriterSlot(self.config, size=POOL)
+        # The heads of the runs this store appends to, as its last append left
+        # them (a fleet's writer: a hundred runs, each appended to again and
+        # again until its end seals it); used under the lock.
+        self._heads: dict[str, tuple[int, str]] = {}
         self._statements: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], bytes] = {}
         self.signer: Signer | None = None
         if config.key_file is not None:
@@ -118,35 +135,90 @@ class PostgresStore(RunTables, SchedulerTables, DrillTables, ApprovalTables, Fle
 
     def append_prepared(self, events: list[Prepared]) -> list[int]:
         """One transaction, pipelined: the statements go out together and the
-        server's answers come back together, two round trips for a batch of
-        any size (the chains' heads, then the rest and the COMMIT). The group
-        writer holds a fleet's runs waiting on this: each round trip is a wait
-        for the interpreter's lock among a hundred busy threads."""
+        server's answers come back together, one round trip for a batch of
+        any size when its chains' heads are known here (`_heads`), two when
+        some must be read and locked first. The group writer holds a fleet's
+        runs waiting on this: each round trip is a wait for the interpreter's
+        lock among a hundred busy threads."""
         with self.lock:
-            try:
-                with self.conn.pipeline():
-                    self.conn.execute(b"BEGIN")
-                    rowids = self._append(events)
-                    self.conn.execute(b"COMMIT")
-            except BaseException as exc:
-                self._roll_back()
-                if isinstance(exc, psycopg.errors.UniqueViolation):
-                    # A claim taken twice (a run id, an open incident's key):
-                    # the statement's error surfaces at the pipeline's sync.
-                    raise Conflict(f"{exc.diag.table_name}: {exc.diag.message_primary}") from None
-                if isinstance(exc, psycopg.Error):
-                    raise JournalError(f"cannot write the journal {self.where}: {exc}") from None
-                raise
-            return rowids
+            known: Mapping[str, tuple[int, str]] | None = self._heads
+            while True:
+                assigned: list[dict[str, Any]] = []
+                try:
+                    with self.conn.pipeline():
+                        self.conn.execute(b"BEGIN")
+                        rowids, heads, sealed = self._append(events, known, assigned)
+                        self.conn.execute(b"COMMIT")
+                except BaseException as exc:
+                    self._roll_back()
+                    self._heads.clear()
+                    for row in assigned:
+                        del row["id"]  # numbered anew if the append is made again
+                    if known is not None and stale(exc):
+                        # A head taken as known had moved (another appender: a
+                        # rollback, a resume on another host; a run id taken
+                        # twice): the events' (stream, pos) key refused ours.
+                        # Again, every head read and locked.
+                        known = None
+                        continue
+                    if isinstance(exc, psycopg.errors.UniqueViolation):
+                        # A claim taken twice (a run id, an open incident's key):
+                        # the statement's error surfaces at the pipeline's sync.
+                        raise Conflict(
+                            f"{exc.diag.table_name}: {exc.diag.message_primary}"
+                        ) from None
+                    if isinstance(exc, psycopg.Error):
+                        raise JournalError(
+                            f"cannot write the journal {self.where}: {exc}"
+                        ) from None
+                    raise
+                self._remember(heads, sealed)
+                return rowids
+
+    def _remember(self, heads: dict[str, tuple[int, str]], sealed: list[str]) -> None:
+        """The heads a committed append left, for the next append of the same
+        runs; a sealed run's forgotten (it is not appended to again here)."""
+        if len(self._heads) + len(heads) > HEADS_KEPT:
+            self._heads.clear()
+        self._heads.update(heads)
+        self._heads.pop(JOURNAL_WIDE, None)  # extended by the server, or signed under a lock
+        for run_id in sealed:
+            self._heads.pop(run_id, None)
 
     def _roll_back(self) -> None:
-        """After a failed append: the transaction it left open (an error in a
-        pipeline skips the COMMIT) rolled back, the connection usable again."""
+        """After a failed append: a connection of its own again. The server
+        skips what follows an error in a pipeline, the preparing of a statement
+        too, while psycopg may count that statement prepared (at its fifth
+        use) and Bind it by name from then on: after a few refused appends (a
+        run id or an open incident's key taken twice), later ones failed on
+        "prepared statement does not exist". The transaction the failed
+        append left open goes with the old connection."""
+        try:
+            fresh = connect(self.config)
+        except JournalError:
+            # Unreachable now: the old connection, rolled back if it can be
+            # (the next append fails as this one did, and tries again).
+            with contextlib.suppress(psycopg.Error):
+                if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    self.conn.execute(b"ROLLBACK")
+            return
+        old, self.conn = self.conn, fresh
         with contextlib.suppress(psycopg.Error):
-            if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                self.conn.execute(b"ROLLBACK")
+            old.close()
 
-    def _append(self, events: list[Prepared]) -> list[int]:
+    def _append(
+        self,
+        events: list[Prepared],
+        known: Mapping[str, tuple[int, str]] | None,
+        assigned: list[dict[str, Any]],
+    ) -> tuple[list[int], dict[str, tuple[int, str]], list[str]]:
+        """Send an append's statements: its rowids, the heads it leaves and the
+        runs it seals. When every head is in `known` (or is a chain this
+        append starts), none is read: the chains' rows are written first,
+        which locks them in the order `_lock_chains` would, and a stale head
+        fails the events' (stream, pos) key. Otherwise (or `known` None) every
+        head is read and locked first. Rows given an id by the server are
+        added to `assigned`."""
         # A checkpoint (asked for, with a key) and seals extend the journal-wide chain.
         sign = self.signer is not None and any(e[3]["table"] == CHECKPOINTS for e in events)
         # The journal-wide chain is what every run's end waits on: the server
@@ -156,9 +228,13 @@ class PostgresStore(RunTables, SchedulerTables, DrillTables, ApprovalTables, Fle
         # signs it, so that append locks it with the rest and chains it here.
         streams = {stream_of(run_id, change) for _, run_id, _, change, _ in events}
         streams.discard(JOURNAL_WIDE)
+        heads = known_heads(events, streams, known) if known is not None else {}
         if sign:
             streams.add(JOURNAL_WIDE)
-        heads = self._lock_chains(streams)
+        if not streams <= heads.keys():
+            # Some head unknown: all read and locked, not some taken as known
+            # and others locked out of _lock_chains's order.
+            heads = self._lock_chains(streams)
         rowids: list[int] = []
         chained: list[tuple[str, int, str, str | None, str, str, str, str]] = []
         wide: list[tuple[str, str | None, str, str, str]] = []  # for extend_chain
@@ -188,6 +264,7 @@ class PostgresStore(RunTables, SchedulerTables, DrillTables, ApprovalTables, Fle
                     rowids.append(rowid)
                     if "id" not in row and change["table"] in ("incidents", "deliveries"):
                         row["id"] = rowid
+                        assigned.append(row)
                 if ends_run(change):
                     ended.append(str(row["id"]))
                 payload = canonical({k: v for k, v in change.items() if k != "expect"})
@@ -211,17 +288,21 @@ class PostgresStore(RunTables, SchedulerTables, DrillTables, ApprovalTables, Fle
                     {"table": CHECKPOINTS, "op": "insert", "row": checkpoint.serialize()}
                 )
                 add(JOURNAL_WIDE, at, None, "checkpoint", payload)
-        moved = [(stream, length, head) for stream, (length, head) in heads.items()]
+        # The chains' rows first, in _lock_chains's order: an append whose
+        # heads were known here takes their locks now, as one that read them
+        # took them before; then the events, whose (stream, pos) key refuses
+        # a head that was stale.
+        moved = [(stream, *heads[stream]) for stream in lock_order(heads)]
         with psycopg.RawCursor(self.conn) as cur:
+            for heads_part in in_parts(moved, rows.ROWS_A_STATEMENT):
+                cur.execute(rows.upsert_chains(len(heads_part)), flat(heads_part))
             for part in in_parts(chained, rows.ROWS_A_STATEMENT):
                 cur.execute(rows.insert_events(len(part)), flat(part))
-            for heads_part in in_parts(moved, rows.ROWS_A_STATEMENT):
-                cur.execute(rows.update_chains(len(heads_part)), flat(heads_part))
             # Last: from here to the COMMIT the journal-wide chain is locked.
             # (Its failure fails the append: the pipeline's sync raises it.)
             for wide_part in in_parts(wide, rows.ROWS_A_STATEMENT):
                 cur.execute(rows.extend_chain(len(wide_part)), [JOURNAL_WIDE, *flat(wide_part)])
-        return rowids
+        return rowids, heads, ended
 
     def import_events(self, source: str, events: list[tuple[int, Prepared]]) -> int:
         """Append events copied from another journal (`source` names it), in
@@ -242,7 +323,7 @@ class PostgresStore(RunTables, SchedulerTables, DrillTables, ApprovalTables, Fle
                 fresh = [(seq, event) for seq, event in events if seq > done]
                 if not fresh:
                     return 0
-                self._append([event for _, event in fresh])
+                self._append([event for _, event in fresh], None, [])
                 for table in ("incidents", "deliveries"):
                     # Copied rows keep their ids: new ones must come after them.
                     self.conn.execute(
@@ -271,7 +352,7 @@ class PostgresStore(RunTables, SchedulerTables, DrillTables, ApprovalTables, Fle
         # Byte order, in Python as in the statement (COLLATE "C"): a batch of
         # more streams than a statement takes locks them part after part, in
         # the same order as any other append would.
-        ordered = sorted(streams, key=lambda stream: (stream == JOURNAL_WIDE, stream))
+        ordered = lock_order(streams)
         found = []
         with psycopg.RawCursor(self.conn) as cur:
             for part in in_parts(ordered, rows.ROWS_A_STATEMENT):
@@ -286,73 +367,6 @@ class PostgresStore(RunTables, SchedulerTables, DrillTables, ApprovalTables, Fle
             "SELECT length, head FROM chains WHERE stream = %s", (stream,)
         ).fetchone()
         return (int(row[0]), str(row[1])) if row else (0, GENESIS)
-
-    def _apply(
-        self, table: str, op: str, row: dict[str, Any], expect: dict[str, Any] | None = None
-    ) -> int | None:
-        if op == "insert":
-            numbered = table in ("incidents", "deliveries") and "id" not in row
-            query = self._statement(table, op, tuple(row), ())
-            # A conflict aborts the whole append, as in the SQLite journal: its
-            # UniqueViolation becomes a Conflict where the append ends.
-            cursor = self.conn.execute(query, tuple(row.values()))
-            found = cursor.fetchone() if numbered else None
-            return int(found[0]) if found else None
-        keys = TABLES[table]
-        values = (
-            [v for k, v in row.items() if k not in keys]
-            + [row[k] for k in keys]
-            + list((expect or {}).values())
-        )
-        cursor = self.conn.execute(
-            self._statement(table, op, tuple(row), tuple(expect or ())), values
-        )
-        # RETURNING, not rowcount: in a pipeline, fetching is what waits for it.
-        if expect and cursor.fetchone() is None:
-            raise Conflict(f"{table} {[row[k] for k in keys]} changed meanwhile")
-        return None
-
-    def _statement(
-        self, table: str, op: str, columns: tuple[str, ...], expected: tuple[str, ...]
-    ) -> bytes:
-        """The INSERT or UPDATE of a mirrored row with these columns, composed
-        once per store (a fleet's runs write rows of the same few shapes);
-        used under the store's lock, like the connection."""
-        shape = (table, op, columns, expected)
-        found = self._statements.get(shape)
-        if found is not None:
-            return found
-        name = sql.Identifier(table)
-        if op == "insert":
-            numbered = table in ("incidents", "deliveries") and "id" not in columns
-            query = sql.SQL("INSERT INTO {} ({}) VALUES ({}){}").format(
-                name,
-                sql.SQL(", ").join(map(sql.Identifier, columns)),
-                sql.SQL(", ").join(sql.Placeholder() * len(columns)),
-                sql.SQL(" RETURNING id") if numbered else sql.SQL(""),
-            )
-        else:
-            keys = TABLES[table]
-            sets = sql.SQL(", ").join(
-                sql.SQL("{} = %s").format(sql.Identifier(k)) for k in columns if k not in keys
-            )
-            # The key by `=` (a primary key, never null): IS NOT DISTINCT FROM
-            # cannot use its index, and every run's end scanned all the runs.
-            # An expected value may be null: it is only compared on the row found.
-            conditions = sql.SQL(" AND ").join(
-                [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in keys]
-                + [
-                    sql.SQL("{} IS NOT DISTINCT FROM %s").format(sql.Identifier(k))
-                    for k in expected
-                ]
-            )
-            query = sql.SQL("UPDATE {} SET {} WHERE {}{}").format(
-                name, sets, conditions, sql.SQL(" RETURNING 1") if expected else sql.SQL("")
-            )
-        text = query.as_bytes(self.conn)
-        if len(self._statements) < 1000:  # a few shapes in practice; bounded all the same
-            self._statements[shape] = text
-        return text
 
     # -- reading ---------------------------------------------------------------
 

@@ -21,7 +21,8 @@ import psycopg
 from runbook.errors import InputError, JournalError
 from runbook.journal import hashing
 from runbook.journal.migrate import connect
-from runbook.journal.postgres import JOURNAL_WIDE, SEALS
+from runbook.journal.postgres import SEALS
+from runbook.journal.postgres_rows import JOURNAL_WIDE
 from runbook.journal.verify import Report, compare_checkpoint
 
 if TYPE_CHECKING:

@@ -1,4 +1,5 @@
-"""The PostgreSQL journal's append statements over many rows at once.
+"""The PostgreSQL journal's append: its statements over many rows at once,
+the order it locks chains in, the heads it may take as known.
 
 A fleet's batch holds the records of a hundred runs. Sent row by row
 (executemany) or as arrays, each value takes a turn of Python in psycopg
@@ -13,7 +14,13 @@ send more rows in several statements (runbook.journal.events.in_parts).
 from __future__ import annotations
 
 import functools
+from collections.abc import Collection, Mapping
 
+import psycopg
+
+from runbook.journal.events import GENESIS, Prepared
+
+JOURNAL_WIDE = ""  # the stream of everything that is not one run's own
 ROWS_A_STATEMENT = 100
 
 
@@ -40,13 +47,14 @@ def insert_events(count: int) -> bytes:
 
 
 @functools.cache
-def update_chains(count: int) -> bytes:
-    """Rows of (stream, length, head): each chain's new head."""
+def upsert_chains(count: int) -> bytes:
+    """Rows of (stream, length, head): each chain's new head, its row made if
+    the chain is new (a run's first append needs no lock statement before)."""
     assert 0 < count <= ROWS_A_STATEMENT
     return (
-        "UPDATE chains AS c SET length = v.length, head = v.head FROM (VALUES "
-        + _numbered("(${}::text, ${}::bigint, ${}::text)", 3, count, 1)
-        + ") AS v (stream, length, head) WHERE c.stream = v.stream"
+        "INSERT INTO chains (stream, length, head) VALUES "
+        + _numbered("(${}, ${}, ${})", 3, count, 1)
+        + " ON CONFLICT (stream) DO UPDATE SET length = EXCLUDED.length, head = EXCLUDED.head"
     ).encode()
 
 
@@ -72,3 +80,41 @@ def extend_chain(count: int) -> bytes:
     assert 0 < count <= ROWS_A_STATEMENT
     columns = ", ".join(_column(5, count, 2, c) + "::text[]" for c in range(5))
     return f"SELECT extend_chain($1, {columns})".encode()
+
+
+# Heads kept for the next append (runs not yet sealed); past this, forgotten.
+HEADS_KEPT = 10_000
+_EVENTS_POSITION = "events_stream_pos_key"
+
+
+def lock_order(streams: Collection[str]) -> list[str]:
+    """Byte order, the journal-wide chain last (where extend_chain takes it):
+    every append locks chains in this order, so two cannot deadlock."""
+    return sorted(streams, key=lambda stream: (stream == JOURNAL_WIDE, stream))
+
+
+def known_heads(
+    events: list[Prepared], streams: Collection[str], known: Mapping[str, tuple[int, str]]
+) -> dict[str, tuple[int, str]]:
+    """The heads of `streams` that need not be read: those `known`, and those
+    of runs this append starts (a new chain)."""
+    heads = {stream: known[stream] for stream in streams if stream in known}
+    for _, run_id, _, change, _ in events:
+        if (
+            change["table"] == "runs"
+            and change["op"] == "insert"
+            and run_id is not None
+            and run_id in streams
+            and change["row"].get("id") == run_id
+        ):
+            heads.setdefault(run_id, (0, GENESIS))
+    return heads
+
+
+def stale(exc: BaseException) -> bool:
+    """Whether an append failed on the events' (stream, pos) key: a head it
+    took as known had moved."""
+    return (
+        isinstance(exc, psycopg.errors.UniqueViolation)
+        and exc.diag.constraint_name == _EVENTS_POSITION
+    )

@@ -19,7 +19,8 @@ from runbook.errors import JournalError
 from runbook.journal import hashing
 from runbook.journal.events import TABLES
 from runbook.journal.migrate import TABLES_SINCE, connect
-from runbook.journal.postgres import JOURNAL_WIDE, SEALS, ends_run
+from runbook.journal.postgres import SEALS, ends_run
+from runbook.journal.postgres_rows import JOURNAL_WIDE
 from runbook.journal.verify import Report, Verifier, compare_checkpoint, event_hash, parse_payload
 
 if TYPE_CHECKING:
