@@ -7,6 +7,7 @@ from pathlib import Path
 
 from runbook import checks
 from runbook.errors import Problem
+from runbook.load import inventory as inventory_file
 from runbook.load import loader, project
 from runbook.model import Inventory
 
@@ -29,7 +30,7 @@ def validate(paths: list[Path], inventory_path: Path | None) -> Report:
     report.problems += _empty(paths, files)
     inventory: Inventory | None = None
     if inventory_path is not None:
-        inventory, problems = loader.load_inventory(inventory_path)
+        inventory, problems = inventory_file.load_inventory(inventory_path)
         report.problems += problems
         if inventory is not None:
             report.problems += checks.check_inventory(inventory)
@@ -46,7 +47,7 @@ def validate(paths: list[Path], inventory_path: Path | None) -> Report:
         if inventory_path is not None and path.resolve() == inventory_path.resolve():
             continue
         if project.is_inventory_file(path):
-            other, problems = loader.load_inventory(path)
+            other, problems = inventory_file.load_inventory(path)
             report.problems += problems
             if other is not None:
                 report.problems += checks.check_inventory(other)

@@ -20,7 +20,8 @@ from runbook.errors import InvalidFiles, SandboxError, UsageError
 from runbook.fleet import computed
 from runbook.fleet.group import limited
 from runbook.journal.store import JournalStore, config_for, open_store
-from runbook.load import loader, project
+from runbook.load import inventory as inventory_file
+from runbook.load import project
 from runbook.model import Inventory, Playbook, Target
 from runbook.pg import pgtools, sandbox
 
@@ -134,7 +135,7 @@ def load_inventory(path: Path | None, near: Path) -> Inventory:
         raise UsageError(
             "no inventory: none given with -i, and no inventory.yaml in this folder or above"
         )
-    inventory = loader.require_inventory(found)
+    inventory = inventory_file.require_inventory(found)
     problems = checks.check_inventory(inventory)
     if problems:
         raise InvalidFiles(problems)

@@ -325,11 +325,12 @@ def test_a_fleet_file_of_many_lines_is_read_quickly(project: Project, tmp_path: 
 def test_a_computed_group_is_refused_where_it_cannot_be_found(project: Project) -> None:
     """Only a run finds a computed group's targets; another command says so."""
     from runbook import plan
+    from runbook.load import inventory as inventory_file
     from runbook.load import loader
 
     _inventory(project, "  fleet: {targets_from: {file: fleet.txt}}\n")
     project.write("fleet.txt", "")
-    inventory = loader.require_inventory(project.root / "inventory.yaml")
+    inventory = inventory_file.require_inventory(project.root / "inventory.yaml")
     project.playbook(WHERE, "where.yaml")
     playbook, _ = loader.load_playbook(project.root / "playbooks" / "where.yaml")
     assert playbook is not None

@@ -164,7 +164,7 @@ ROLLBACK_LADDER = [
 
 
 def _policies() -> dict[str, Any]:
-    from runbook.load.loader import load_inventory
+    from runbook.load.inventory import load_inventory
 
     inventory, problems = load_inventory(REPO / "inventory.yaml")
     assert inventory is not None, problems
