@@ -260,11 +260,10 @@ class PostgresStore(
             if payload is None:
                 row = change["row"]
                 rowid = self._apply(change["table"], change["op"], row, change.get("expect"))
-                if rowid is not None:
+                if rowid is not None:  # a row the server numbered (MirroredRows._apply)
                     rowids.append(rowid)
-                    if "id" not in row and change["table"] in ("incidents", "deliveries"):
-                        row["id"] = rowid
-                        assigned.append(row)
+                    row["id"] = rowid
+                    assigned.append(row)
                 if ends_run(change):
                     ended.append(str(row["id"]))
                 payload = canonical({k: v for k, v in change.items() if k != "expect"})

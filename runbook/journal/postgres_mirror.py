@@ -23,6 +23,8 @@ class MirroredRows:
     def _apply(
         self, table: str, op: str, row: dict[str, Any], expect: dict[str, Any] | None = None
     ) -> int | None:
+        """Send the row's statement; the id the server gave it, for an
+        incident's or a delivery's row without one (None otherwise)."""
         if op == "insert":
             numbered = table in ("incidents", "deliveries") and "id" not in row
             query = self._statement(table, op, tuple(row), ())
