@@ -7,8 +7,9 @@ A fleet's batch holds the records of a hundred runs. Sent row by row
 rows, with $n placeholders for a raw cursor, the values are scalars that
 psycopg adapts in C and the text needs no conversion. The writer is one
 thread among a fleet's hundred: its CPU is theirs. A statement's text is
-made once per row count, and counts are at most ROWS_A_STATEMENT: callers
-send more rows in several statements (runbook.journal.events.in_parts).
+made once per row count, and counts are powers of two up to
+ROWS_A_STATEMENT: callers send rows in parts (runbook.journal.events.in_parts),
+so that a few texts serve every batch, each prepared by the server once.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import psycopg
 from runbook.journal.events import GENESIS, Prepared
 
 JOURNAL_WIDE = ""  # the stream of everything that is not one run's own
-ROWS_A_STATEMENT = 100
+ROWS_A_STATEMENT = 64  # rows in one statement at most (in_parts: 1, 2, 4 … 64)
 
 
 def _numbered(row: str, width: int, count: int, first: int) -> str:
@@ -36,7 +37,7 @@ def _column(width: int, count: int, first: int, column: int) -> str:
     return "ARRAY[" + ", ".join(f"${first + i * width + column}" for i in range(count)) + "]"
 
 
-@functools.cache  # one text per count (<= ROWS_A_STATEMENT)
+@functools.cache  # one text per count (a power of two <= ROWS_A_STATEMENT)
 def insert_events(count: int) -> bytes:
     """Rows of (stream, pos, at, run_id, kind, payload, prev_hash, hash)."""
     assert 0 < count <= ROWS_A_STATEMENT

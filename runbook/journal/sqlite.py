@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 
 # 7 values a row: under SQLite's oldest limit of 999 bound values a statement.
-_ROWS_A_STATEMENT = 100
+_ROWS_A_STATEMENT = 64
 
 
 class Journal(SchedulerTables, DrillTables, ApprovalTables, FleetRuns):

@@ -206,3 +206,33 @@ def test_appends_after_a_refused_one_still_go_whatever_was_being_prepared(
         assert store.verify() == []
     finally:
         store.close()
+
+
+def _parsed(sent: list[str], text: str) -> int:
+    """How many statements starting with `text` the client had the server parse."""
+    return sum(1 for line in sent if "\tF\t" in line and "\tParse" in line and text in line)
+
+
+def test_batches_of_any_size_reuse_a_few_prepared_statements(pg_journal: str) -> None:
+    # A fleet's batches come in every size. Their rows go in parts of 1, 2,
+    # 4 … 64 (events.in_parts): a few statement texts, each prepared once
+    # used often enough, not a text per size parsed and planned every time.
+    store = PostgresStore(_config(pg_journal))
+    try:
+        runs = itertools.count()
+
+        def append(size: int) -> None:
+            run = f"r{next(runs)}"
+            store.append([_start(run), *(_step(run, seq) for seq in range(1, size))])
+
+        for size in [1, 2, 4, 8, 16, 32, 64] * 6:  # each part's size, used 6 times
+            append(size)
+        with _traced(store) as sent:
+            for size in (3, 17, 45, 63, 100, 129):  # sizes not seen before
+                append(size)
+        assert _round_trips(sent) == 6  # one an append, as before
+        assert _parsed(sent, "INSERT INTO events") == 0
+        assert _parsed(sent, "INSERT INTO chains") == 0
+        assert store.verify() == []
+    finally:
+        store.close()
