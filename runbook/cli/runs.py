@@ -1,4 +1,5 @@
-"""`runbook run`, `resume`, `rollback`: run a playbook, continue or undo a run."""
+"""`runbook run`: run a playbook on a target, or on a group's targets at once;
+and what `resume` and `rollback` (runbook.cli.recovery) share with it."""
 
 from __future__ import annotations
 
@@ -6,13 +7,12 @@ import contextlib
 import io
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from runbook.cli import collector, fleetview, prompts
 from runbook.cli.main import INVENTORY, main, run_command, write_report
-from runbook.journal.reconcile import statements_ended
 
 BREAK_GLASS = click.option(
     "--break-glass",
@@ -29,9 +29,6 @@ CONFIRM_TARGET = click.option(
     help="With --yes: the protected target (or group) named ahead, for runs without a terminal.",
 )
 
-if TYPE_CHECKING:
-    from runbook.journal.records import StepRecord
-
 
 def reporter_factory(fmt: str, quiet: bool, verbose: bool = False, expanded: bool = False) -> Any:
     from runbook import report
@@ -46,7 +43,7 @@ def reporter_factory(fmt: str, quiet: bool, verbose: bool = False, expanded: boo
     return lambda: report.PlainReporter(sys.stdout, quiet=quiet, verbose=verbose, expanded=expanded)
 
 
-def _ask() -> Any:
+def ask() -> Any:
     """The question before a run on a protected target or an emergency."""
     return prompts.ask_before_start if prompts.attended() else None
 
@@ -263,15 +260,15 @@ def run(
                 if held
                 else reporter_factory(fmt, quiet, verbose, expanded),
                 _paused(table, prompts.step_prompter()),
-                _notifier(),
+                notifier(),
                 on_loaded=collecting.steps_begin,
-                ask=_ask(),
+                ask=ask(),
                 step_by_step=prompts.step_asker() if step_by_step else None,
-                approval_wait=_paused(table, _approval_wait()),
+                approval_wait=_paused(table, approval_wait()),
                 view=view,
             )
         if held is None:
-            return _finish_runs(outcomes, request.exit_codes, fmt, junit, request.fleet)
+            return finish_runs(outcomes, request.exit_codes, fmt, junit, request.fleet)
         from runbook import nagios
 
         code = service.exit_code(outcomes, exit_codes)
@@ -315,7 +312,7 @@ def _paused(table: Any, ask: Any) -> Any:
     return table.pausing(ask) if table is not None and ask is not None else ask
 
 
-def _approval_wait() -> Any:
+def approval_wait() -> Any:
     """At a terminal a run waits for its approval in place; without one it parks."""
     if not prompts.attended():
         return None
@@ -337,13 +334,13 @@ def _held_reporter(held: io.StringIO, quiet: bool, verbose: bool, expanded: bool
     return lambda: report.PlainReporter(held, quiet=quiet, verbose=verbose, expanded=expanded)
 
 
-def _notifier() -> Any:
+def notifier() -> Any:
     from runbook.commands import notifications
 
     return notifications.notifier_for
 
 
-def _finish_runs(
+def finish_runs(
     outcomes: Any, exit_codes: str, fmt: str, junit: Path | None, fleet: str | None = None
 ) -> int:
     from runbook import report, service
@@ -365,166 +362,3 @@ def _finish_runs(
                 f"  {outcome.target:<20} {outcome.status.value:<12} exit {outcome.exit_code}  {outcome.run_id}"
             )
     return code
-
-
-# resume and rollback run an earlier run's playbook again: its -e values come
-# from the journal, all but the secrets.
-EXTRA_AGAIN = click.option(
-    "-e",
-    "--extra-vars",
-    "extra",
-    multiple=True,
-    help="Variables again (secrets are not kept in the journal).",
-)
-
-
-UNKNOWN = click.option(
-    "--unknown",
-    type=click.Choice(["halt", "rerun", "skip"]),
-    default=None,
-    help="What to do with a step a crash caught mid-flight whose effect is unknown "
-    "(autocommit SQL, shell, a writing request): rerun it, skip it (it took effect), or halt. "
-    "Default: ask on a terminal, else the step's on_unknown, else halt.",
-)
-
-
-def _decider(choice: str | None) -> Any:
-    """How resume decides a step whose outcome is unknown: --unknown, else ask a person."""
-
-    def decide(step: StepRecord) -> str | None:
-        if choice is not None:
-            return choice
-        if not sys.stdin.isatty():
-            return None
-        click.echo(
-            f"step {step.number} {step.name!r} of run {step.run_id} was caught "
-            "mid-flight and cannot be transactional: whether it took effect is unknown"
-            f"{statements_ended(step.statements)}."
-        )
-        answer: str = click.prompt(
-            "rerun it, skip it (it took effect), or halt?",
-            type=click.Choice(["rerun", "skip", "halt"]),
-            default="halt",
-        )
-        return answer
-
-    return decide
-
-
-@main.command()
-@click.argument("run_id")
-@INVENTORY
-@EXTRA_AGAIN
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Resume even if the playbook changed since the run (recorded in the journal).",
-)
-@UNKNOWN
-@click.option("--yes", "-y", is_flag=True, help="Answer yes to confirm steps.")
-@CONFIRM_TARGET
-@BREAK_GLASS
-@click.option(
-    "--format", "fmt", type=click.Choice(["rich", "json"]), default="rich", show_default=True
-)
-@click.option("--junit", type=click.Path(path_type=Path))
-@click.option("-q", "--quiet", is_flag=True)
-def resume(
-    run_id: str,
-    inventory: Path | None,
-    extra: tuple[str, ...],
-    force: bool,
-    yes: bool,
-    confirm_targets: tuple[str, ...],
-    break_glass: str | None,
-    fmt: str,
-    junit: Path | None,
-    quiet: bool,
-    unknown: str | None,
-) -> None:
-    """Continue a halted, failed or interrupted run (or one parked awaiting approval) from its first unfinished step
-    (or, if it stopped while undoing, continue the undo)."""
-
-    def _resume() -> int:
-        from runbook.commands import resume as resume_cmd
-
-        outcomes = resume_cmd.resume(
-            run_id,
-            inventory,
-            extra,
-            force,
-            yes,
-            reporter_factory(fmt, quiet),
-            prompts.step_prompter(),
-            _notifier(),
-            _decider(unknown),
-            confirm_targets,
-            _ask(),
-            approval_wait=_approval_wait(),
-            break_glass=break_glass,
-        )
-        return _finish_runs(outcomes, "default", fmt, junit)
-
-    run_command(_resume)
-
-
-@main.command()
-@click.argument("run_id")
-@INVENTORY
-@EXTRA_AGAIN
-@click.option("--force", is_flag=True, help="Roll back even if the playbook changed since the run.")
-@click.option("--check", is_flag=True, help="Show the rollback steps with their SQL; run nothing.")
-@UNKNOWN
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@CONFIRM_TARGET
-@click.option(
-    "--format", "fmt", type=click.Choice(["rich", "json"]), default="rich", show_default=True
-)
-@click.option("-q", "--quiet", is_flag=True)
-def rollback(
-    run_id: str,
-    inventory: Path | None,
-    extra: tuple[str, ...],
-    force: bool,
-    check: bool,
-    yes: bool,
-    confirm_targets: tuple[str, ...],
-    fmt: str,
-    quiet: bool,
-    unknown: str | None,
-) -> None:
-    """Undo what RUN_ID did: the rollback steps of its completed steps, newest first."""
-
-    def _confirm(lines: list[str]) -> bool:
-        if yes:
-            return True
-        if not prompts.attended():
-            click.echo(
-                "runbook rollback needs confirmation: pass --yes, or run it from a terminal",
-                err=True,
-            )
-            return False
-        click.echo("This undoes, newest first:")
-        for line in lines:
-            click.echo(f"  {line}")
-        return prompts.yes_no("Roll back?")
-
-    def _rollback() -> int:
-        from runbook.commands import resume as resume_cmd
-
-        outcomes = resume_cmd.rollback(
-            run_id,
-            inventory,
-            extra,
-            force,
-            check,
-            _confirm,
-            reporter_factory(fmt, quiet),
-            prompts.step_prompter(),
-            _decider(unknown),
-            confirm_targets,
-            _ask(),
-        )
-        return _finish_runs(outcomes, "default", fmt, None)
-
-    run_command(_rollback)
