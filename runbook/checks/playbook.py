@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 from runbook import actions, plan
+from runbook.checks import statements
 from runbook.checks.approval import check_approval
-from runbook.checks.common import Context, at, doc_at, get_path, read_sql_file, suggest
+from runbook.checks.common import Context, at, doc_at, get_path, suggest
 from runbook.checks.drill import check_drill
+from runbook.checks.includes import check_include
 from runbook.checks.loops import check_loops
-from runbook.checks.templates import TemplateCheck, matches
+from runbook.checks.templates import TemplateCheck
 from runbook.errors import Problem
-from runbook.load import names, sqlfiles
+from runbook.load import names
 from runbook.load.yamlsrc import DataPath, Document, format_path
 from runbook.model import Playbook, Scale, Step
 from runbook.schedule import spec
 from runbook.sqltemplate import sqltext
-from runbook.sqltemplate.template import Kind
 
 
 def check_playbook(
@@ -251,21 +251,21 @@ def _step_rules(pb: Playbook, ctx: Context) -> Iterator[Problem]:
                 "write-in-check",
             )
         if pb.kind == "check":
-            yield from _read_only_escape(doc, step, ctx.root)
+            yield from statements.read_only_escape(doc, step, ctx.root)
         elif action.may_write(step) and not step.options.get("autocommit"):
-            yield from _transaction_control(doc, step, ctx.root)
+            yield from statements.transaction_control(doc, step, ctx.root)
         if step.kind == "sql_file":
-            yield from _sql_file(doc, step, ctx.root)
+            yield from statements.sql_file(doc, step, ctx.root)
         if step.retries and step.backoff > 1:
             yield from _retry_schedule(doc, step)
         if step.kind == "include":
-            yield from _include(pb, step, ctx)
+            yield from check_include(pb, step, ctx)
         if step.kind == "transaction":
-            yield from _transaction(doc, step)
+            yield from statements.transaction_block(doc, step)
         elif step.kind in ("sql", "query", "sql_file") and not step.options.get("autocommit"):
             # An autocommit step runs its statements one at a time, so any
             # number of these may stand in it; any other step runs in a transaction.
-            yield from _statements(
+            yield from statements.statements(
                 doc,
                 step,
                 ctx.root,
@@ -273,97 +273,6 @@ def _step_rules(pb: Playbook, ctx: Context) -> Iterator[Problem]:
                 "{statement} cannot run inside a transaction; mark the step `autocommit: true`",
                 "needs-autocommit",
             )
-
-
-def _transaction(doc: Document, step: Step) -> Iterator[Problem]:
-    for child in step.children:
-        if child.options.get("autocommit"):
-            yield doc_at(
-                doc,
-                (*child.data_path, "autocommit"),
-                "a step with autocommit: true cannot be inside a transaction block; move it out",
-                "autocommit-in-transaction",
-                key=True,
-            )
-        elif child.kind in ("sql", "query"):
-            statement = sqltext.needs_autocommit(child.body)
-            if statement:
-                yield doc_at(
-                    doc,
-                    (*child.data_path, child.kind),
-                    f"`{statement}` cannot run inside a transaction block; move the step out "
-                    "and mark it autocommit: true",
-                    "needs-autocommit",
-                )
-        elif child.kind in ("transaction", "include", "confirm"):
-            yield at(
-                child.loc,
-                f"a {child.kind} step cannot be inside a transaction block",
-                "in-transaction",
-            )
-
-
-def _step_sql(doc: Document, step: Step, root: Path) -> Iterator[tuple[DataPath, str]]:
-    """(data path, SQL text) of each SQL field of a step: the fields its action
-    declares as SQL templates, and a sql_file's text."""
-    raw = get_path(doc.data, step.data_path)
-    for field in actions.REGISTRY[step.kind].TEMPLATES:
-        if field.kind is Kind.SQL:
-            for sub, value in matches(raw, field.path):
-                if isinstance(value, str):
-                    yield (*step.data_path, *sub), value
-    if step.kind == "sql_file" and isinstance(step.body, str):
-        text = read_sql_file(root, step.body)
-        if text is not None:
-            yield (*step.data_path, "sql_file"), text
-
-
-def _statements(
-    doc: Document,
-    step: Step,
-    root: Path,
-    find: Callable[[str], str | None],
-    message: str,
-    code: str,
-) -> Iterator[Problem]:
-    """A problem at each SQL field of the step in which `find` names a statement
-    (`message` says `{statement}` where it goes)."""
-    for path, sql in _step_sql(doc, step, root):
-        statement = find(sql)
-        if statement:
-            yield doc_at(doc, path, message.replace("{statement}", f"`{statement}`"), code)
-
-
-def _read_only_escape(doc: Document, step: Step, root: Path) -> Iterator[Problem]:
-    yield from _statements(
-        doc,
-        step,
-        root,
-        sqltext.escapes_read_only,
-        "playbook is kind: check (read-only) but {statement} would end its read-only "
-        "transaction or turn read-only off, and what follows could write; a check controls no transactions (make the playbook kind: change if it must)",
-        "read-only-escape",
-    )
-
-
-def _transaction_control(doc: Document, step: Step, root: Path) -> Iterator[Problem]:
-    yield from _statements(
-        doc,
-        step,
-        root,
-        sqltext.controls_transaction,
-        "{statement} would end the transaction runbook runs this writing step in (with its exactly-once "
-        "marker), so a crash could leave half the step done and counted as done; split the "
-        "step, group steps with `transaction:`, or mark it `autocommit: true` (its crash "
-        "outcome is then unknown)",
-        "transaction-control",
-    )
-
-
-def _sql_file(doc: Document, step: Step, root: Path) -> Iterator[Problem]:
-    found = sqlfiles.read(root, step.body)
-    if found.message is not None:
-        yield doc_at(doc, (*step.data_path, "sql_file"), found.message, found.code or "sql-file")
 
 
 # The longest a step may wait between two tries (the schema's duration maximum).
@@ -384,99 +293,6 @@ def _retry_schedule(doc: Document, step: Step) -> Iterator[Problem]:
             f"of {MAX_DELAY:g}; lower the retries or the backoff",
             "retry-schedule",
         )
-
-
-def _include(pb: Playbook, step: Step, ctx: Context) -> Iterator[Problem]:
-    assert pb.doc is not None
-    path = (*step.data_path, "include")
-    target, why = ctx.include(pb, step.body)
-    if why is not None:
-        yield doc_at(pb.doc, path, why, "include-outside")
-        return
-    if not target.is_file():
-        yield doc_at(
-            pb.doc,
-            path,
-            f"included playbook {names.shown(step.body)} does not exist",
-            "include-missing",
-        )
-        return
-    if _reaches(target, pb.path, ctx, set()):
-        yield doc_at(
-            pb.doc,
-            path,
-            f"include cycle: {names.shown(step.body)} leads back to this playbook",
-            "include-cycle",
-        )
-        return
-    included, problems = ctx.load(target)
-    if included is None:
-        yield doc_at(
-            pb.doc,
-            path,
-            f"included playbook {names.shown(step.body)} is invalid ({len(problems)} problem(s)); "
-            "its problems are listed without what the file holds: run `runbook validate` on "
-            "it to see them in full",
-            "include-invalid",
-        )
-        yield from (_concealed(p) for p in problems)
-        return
-    missing = [
-        name for name, value in included.vars.items() if value is None and name not in step.vars
-    ]
-    for name in missing:
-        yield doc_at(
-            pb.doc,
-            path,
-            f"included playbook needs variable {name!r}; give it in this step's vars",
-            "include-var",
-        )
-
-
-def _concealed(problem: Problem) -> Problem:
-    """A problem of an included file, without a word of the file in it: an
-    include may name a file that is no playbook at all (an inventory with a
-    password), and messages quote keys and values."""
-    what = _NEUTRAL.get(problem.code, "invalid here")
-    return Problem(problem.path, problem.line, problem.col, "", what, problem.code)
-
-
-_NEUTRAL = {
-    "yaml-syntax": "YAML syntax error",
-    "tab": "tab character used for indentation",
-    "encoding": "file is not valid UTF-8",
-    "nul": "NUL character in the file",
-    "empty": "file is empty",
-    "not-mapping": "the document is not a mapping",
-    "duplicate-key": "duplicate key",
-    "unknown-key": "unknown key",
-    "missing-key": "missing required key",
-    "type": "value of the wrong type",
-    "io": "cannot read the file",
-}
-
-
-def _reaches(start: Path, goal: Path, ctx: Context, seen: set[Path]) -> bool:
-    """Whether playbook `start` includes `goal`, directly or through others."""
-    if start == goal:
-        return True
-    if start in seen:
-        return False
-    seen.add(start)
-    playbook, _ = ctx.load(start)
-    if playbook is None:
-        return False
-    # Every include is followed, none skipped once the answer is known: this
-    # walk is what vets each reachable include (ctx.include) before the
-    # template check reads them.
-    reached = [
-        _reaches(target, goal, ctx, seen)
-        for step in playbook.walk()
-        if step.kind == "include"
-        for target, why in [ctx.include(playbook, step.body)]
-        if why is None
-    ]
-    return any(reached)
 
 
 def _reserved_names(pb: Playbook) -> Iterator[Problem]:
