@@ -119,8 +119,9 @@ def in_parts(rows: Sequence[Row], size: int) -> Iterator[Sequence[Row]]:
     row count, and a fleet's batches come in every count: in powers of two,
     seven texts up to 64, which the server (or SQLite) parses and plans once
     and then keeps prepared, where a text per count was parsed and planned
-    anew nearly every time (replaying a fleet's 626 batches into a PostgreSQL
-    journal: 0.45 ms of server CPU a run, 0.35 in powers of two)."""
+    anew nearly every time (a fleet's batches appended again into a
+    PostgreSQL journal, bench/journal_batches_bench.py: its server's CPU
+    0.40 ms a run in parts of up to 100 rows, 0.34 in powers of two)."""
     start = 0
     while start < len(rows):
         count = 1 << (min(len(rows) - start, size).bit_length() - 1)
