@@ -25,7 +25,10 @@ F = TypeVar("F", bound=Callable[..., Any])
     "--status",
     help="Only runs with this status (ok, gate_failed, failed, interrupted, rolled_back).",
 )
-@click.option("--since", help="Only runs started within this long (30m, 12h, 7d, 2w).")
+@click.option(
+    "--since",
+    help="Only runs started within this long (30m, 12h, 7d, 2w); with --fires, slots.",
+)
 @click.option("--limit", default=50, show_default=True, help="At most this many runs.")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @click.option(
@@ -50,7 +53,7 @@ def history(
         from runbook.commands import history as hist
 
         if fires:
-            ledger = hist.fires(inventory, playbook, target, status, limit)
+            ledger = hist.fires(inventory, playbook, target, status, limit, since)
             if fmt == "json":
                 click.echo(json.dumps([f.as_dict() for f in ledger], indent=2))
                 return 0

@@ -61,16 +61,22 @@ def fires(
     target: str | None = None,
     status: str | None = None,
     limit: int = 50,
+    since: str | None = None,
 ) -> list[FireRecord]:
-    """The fire ledger, the latest slot first; `playbook` is a name or a path."""
+    """The fire ledger, the latest slot first; `playbook` is a name or a path;
+    `since` (7d): the slots of that long ago and later."""
+    after = since_instant(since, Clock()) if since else None
     journal = journal_for(inventory)
     try:
-        found = journal.fires(target=target or None, status=status or None, limit=limit * 4)
+        return journal.fires(
+            playbook=playbook or None,
+            target=target or None,
+            status=status or None,
+            since=after,
+            limit=limit,
+        )
     finally:
         journal.close()
-    if playbook:
-        found = [f for f in found if playbook in (f.playbook, f.playbook_path)]
-    return found[:limit]
 
 
 def fire_lines(ledger: list[FireRecord]) -> list[str]:

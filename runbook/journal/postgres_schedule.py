@@ -66,13 +66,26 @@ class SchedulerTables:
         target: str | None = None,
         status: str | None = None,
         limit: int = 100,
+        playbook: str | None = None,
+        since: str | None = None,
     ) -> list[FireRecord]:
+        # Every filter here, before the LIMIT: a filter applied to the latest
+        # rows afterwards misses a playbook whose fires are older than others'.
         rows = self.query(
             "SELECT * FROM fires WHERE (%(p)s::text IS NULL OR playbook_path = %(p)s)"
             " AND (%(t)s::text IS NULL OR target = %(t)s)"
             " AND (%(s)s::text IS NULL OR status = %(s)s)"
+            " AND (%(n)s::text IS NULL OR playbook = %(n)s OR playbook_path = %(n)s)"
+            " AND (%(since)s::text IS NULL OR coalesce(slot_last, slot) >= %(since)s)"
             " ORDER BY slot DESC, claimed_at DESC LIMIT %(limit)s",
-            {"p": playbook_path, "t": target, "s": status, "limit": limit},
+            {
+                "p": playbook_path,
+                "t": target,
+                "s": status,
+                "n": playbook,
+                "since": since,
+                "limit": limit,
+            },
         )
         return records_of(FireRecord, rows)
 

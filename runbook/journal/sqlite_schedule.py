@@ -55,12 +55,18 @@ class SchedulerTables:
         target: str | None = None,
         status: str | None = None,
         limit: int = 100,
+        playbook: str | None = None,
+        since: str | None = None,
     ) -> list[FireRecord]:
+        # Every filter here, before the LIMIT: a filter applied to the latest
+        # rows afterwards misses a playbook whose fires are older than others'.
         rows = self.query(
             "SELECT * FROM fires WHERE (?1 IS NULL OR playbook_path = ?1)"
             " AND (?2 IS NULL OR target = ?2) AND (?3 IS NULL OR status = ?3)"
+            " AND (?5 IS NULL OR playbook = ?5 OR playbook_path = ?5)"
+            " AND (?6 IS NULL OR coalesce(slot_last, slot) >= ?6)"
             " ORDER BY slot DESC, claimed_at DESC LIMIT ?4",
-            (playbook_path, target, status, limit),
+            (playbook_path, target, status, limit, playbook, since),
         )
         return records_of(FireRecord, rows)
 

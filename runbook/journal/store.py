@@ -192,8 +192,12 @@ class JournalStore(Protocol):
         target: str | None = None,
         status: str | None = None,
         limit: int = 100,
+        playbook: str | None = None,
+        since: str | None = None,
     ) -> list[FireRecord]:
-        """Ledger rows, the latest slot first."""
+        """Ledger rows, the latest slot first: of `playbook_path`; of
+        `playbook` given by its name or its path; of slots reaching to
+        `since` (an ISO instant) or later."""
         ...
 
     def fire_head(self, playbook_path: str, schedule: str, target: str) -> FireRecord | None:

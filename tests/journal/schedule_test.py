@@ -360,3 +360,48 @@ def test_journal_copy_carries_the_ledger_and_pauses(project: Project, pg_server:
             store.close()
     finally:
         pg_server.drop_database(name)
+
+
+def test_fires_of_one_playbook_and_since_are_found_however_many_other_fires_are_newer(
+    store: JournalStore,
+) -> None:
+    # A busy routine fires every few minutes; a nightly one's fires are older
+    # than hundreds of the busy one's. Filtered after the LIMIT (as `history
+    # --fires --playbook` once was), the nightly ones were never found.
+    busy = [
+        {
+            **_fire(f"2026-11-23T{h:02d}:{m:02d}:00.000Z"),
+            "id": f"playbooks/busy.yaml|often|db|{h}:{m}",
+            "playbook": "busy",
+            "playbook_path": "playbooks/busy.yaml",
+            "schedule": "often",
+        }
+        for h in range(10)
+        for m in range(0, 60, 2)
+    ]
+    nightly = [
+        _fire("2026-11-20T02:00:00.000Z"),
+        _fire("2026-11-21T02:00:00.000Z"),
+        _fire(
+            "2026-11-10T02:00:00.000Z",
+            schedule="weekly",
+            slot_last="2026-11-22T02:00:00.000Z",
+            count=2,
+            status="missed",
+        ),
+    ]
+    store.append([_insert("fires", row) for row in [*nightly, *busy]])
+    assert len(busy) == 300
+    by_name = store.fires(playbook="nightly", limit=50)
+    assert [f.slot for f in by_name] == [
+        "2026-11-21T02:00:00.000Z",
+        "2026-11-20T02:00:00.000Z",
+        "2026-11-10T02:00:00.000Z",
+    ]
+    assert store.fires(playbook=BOOK, limit=50) == by_name  # by its path as well
+    assert store.fires(playbook="nightly", limit=2) == by_name[:2]
+    assert store.fires(playbook="playbooks/none.yaml") == []
+    # Since the 21st: the slot of the 21st, and the range reaching to the 22nd.
+    since = store.fires(playbook="nightly", since="2026-11-21T00:00:00.000Z")
+    assert [f.slot for f in since] == ["2026-11-21T02:00:00.000Z", "2026-11-10T02:00:00.000Z"]
+    assert len(store.fires(since="2026-11-23T09:00:00.000Z", limit=1000)) == 30

@@ -203,3 +203,50 @@ def test_a_running_scheduler_reads_edited_playbooks_and_keeps_its_schedules_on_a
         assert "0 new, 1 gone" in line
     finally:
         scheduler.close()
+
+
+def test_history_fires_finds_a_playbooks_fires_behind_hundreds_of_newer_ones(
+    routine: Project,
+) -> None:
+    tick(routine, "2026-11-23T07:05:00Z")  # 08:05 in Berlin: the morning slot runs
+    journal = routine.journal()
+    try:
+        # Another routine's 200 fires, all of a later day.
+        journal.append(
+            [
+                (
+                    "2026-11-24T10:00:00.000Z",
+                    None,
+                    "fires.insert",
+                    {
+                        "table": "fires",
+                        "op": "insert",
+                        "row": {
+                            "id": f"playbooks/often.yaml|often|db|{i}",
+                            "playbook": "often",
+                            "playbook_path": "playbooks/often.yaml",
+                            "schedule": "often",
+                            "target": "db",
+                            "slot": f"2026-11-24T{i // 60:02d}:{i % 60:02d}:00.000Z",
+                            "count": 1,
+                            "status": "skipped",
+                            "reason": "overlap",
+                            "claimed_at": "2026-11-24T10:00:00.000Z",
+                        },
+                    },
+                )
+                for i in range(200)
+            ]
+        )
+    finally:
+        journal.close()
+    for playbook in ("morning", "playbooks/morning.yaml"):
+        result = routine.run("history", "--fires", "--playbook", playbook, "--limit", "10")
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        assert len(lines) == 1 and "morning" in lines[0] and "started" in lines[0], lines
+    shown = routine.run("history", "--fires", "--format", "json", "--limit", "1000")
+    assert len(json.loads(shown.output)) == 201
+    # --since counts back from now (the real clock): slots of the last hour, none of 2026-11.
+    recent = routine.run("history", "--fires", "--since", "1h", "--format", "json")
+    assert recent.exit_code == 0 and json.loads(recent.output) == []
