@@ -65,9 +65,10 @@ class SchedulerTables:
         playbook_path: str | None = None,
         target: str | None = None,
         status: str | None = None,
-        limit: int = 100,
+        limit: int | None = 100,
         playbook: str | None = None,
         since: str | None = None,
+        unsettled: bool = False,
     ) -> list[FireRecord]:
         # Every filter here, before the LIMIT: a filter applied to the latest
         # rows afterwards misses a playbook whose fires are older than others'.
@@ -77,6 +78,8 @@ class SchedulerTables:
             " AND (%(s)s::text IS NULL OR status = %(s)s)"
             " AND (%(n)s::text IS NULL OR playbook = %(n)s OR playbook_path = %(n)s)"
             " AND (%(since)s::text IS NULL OR coalesce(slot_last, slot) >= %(since)s)"
+            " AND (NOT %(unsettled)s OR (run_status IS NULL AND ended_at IS NULL))"
+            # LIMIT NULL: none.
             " ORDER BY slot DESC, claimed_at DESC LIMIT %(limit)s",
             {
                 "p": playbook_path,
@@ -84,6 +87,7 @@ class SchedulerTables:
                 "s": status,
                 "n": playbook,
                 "since": since,
+                "unsettled": unsettled,
                 "limit": limit,
             },
         )

@@ -54,9 +54,10 @@ class SchedulerTables:
         playbook_path: str | None = None,
         target: str | None = None,
         status: str | None = None,
-        limit: int = 100,
+        limit: int | None = 100,
         playbook: str | None = None,
         since: str | None = None,
+        unsettled: bool = False,
     ) -> list[FireRecord]:
         # Every filter here, before the LIMIT: a filter applied to the latest
         # rows afterwards misses a playbook whose fires are older than others'.
@@ -65,8 +66,18 @@ class SchedulerTables:
             " AND (?2 IS NULL OR target = ?2) AND (?3 IS NULL OR status = ?3)"
             " AND (?5 IS NULL OR playbook = ?5 OR playbook_path = ?5)"
             " AND (?6 IS NULL OR coalesce(slot_last, slot) >= ?6)"
+            " AND (NOT ?7 OR (run_status IS NULL AND ended_at IS NULL))"
             " ORDER BY slot DESC, claimed_at DESC LIMIT ?4",
-            (playbook_path, target, status, limit, playbook, since),
+            # SQLite: a negative LIMIT is none.
+            (
+                playbook_path,
+                target,
+                status,
+                -1 if limit is None else limit,
+                playbook,
+                since,
+                unsettled,
+            ),
         )
         return records_of(FireRecord, rows)
 

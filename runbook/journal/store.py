@@ -191,13 +191,16 @@ class JournalStore(Protocol):
         playbook_path: str | None = None,
         target: str | None = None,
         status: str | None = None,
-        limit: int = 100,
+        limit: int | None = 100,
         playbook: str | None = None,
         since: str | None = None,
+        unsettled: bool = False,
     ) -> list[FireRecord]:
         """Ledger rows, the latest slot first: of `playbook_path`; of
         `playbook` given by its name or its path; of slots reaching to
-        `since` (an ISO instant) or later."""
+        `since` (an ISO instant) or later; `unsettled`: whose run's end (or
+        error) the ledger has not recorded. `limit` None: every row (for
+        sets a scheduler must see whole, bounded by its routines)."""
         ...
 
     def fire_head(self, playbook_path: str, schedule: str, target: str) -> FireRecord | None:

@@ -291,7 +291,8 @@ class Scheduler(Watching):
         a conditional update (two schedulers: one of them gets it)."""
         lines: list[str] = []
         by_pair = {entry.pair: entry for entry in self.entries}
-        for fire in self.journal.fires(status="queued"):
+        # Every queued fire (at most one a routine): not only the latest 100.
+        for fire in self.journal.fires(status="queued", limit=None):
             entry = by_pair.get((fire.playbook_path, fire.schedule, fire.target))
             if entry is None or self._running(entry) is not None:
                 continue

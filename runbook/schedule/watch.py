@@ -60,7 +60,10 @@ class Watching:
         lines = []
         ours = {child.fire_id for child in self.children}
         by_pair = {entry.pair: entry for entry in self.entries}
-        for fire in self.journal.fires(status=FireStatus.STARTED.value, limit=200):
+        # Every started fire not settled yet, however many settled ones are newer
+        # (the latest 200 started fires, settled or not, once hid an older orphan).
+        unsettled = self.journal.fires(status=FireStatus.STARTED.value, unsettled=True, limit=None)
+        for fire in unsettled:
             if fire.run_status or fire.ended_at or fire.id in ours or not fire.run_id:
                 continue
             run = self.journal.run(fire.run_id)

@@ -405,3 +405,10 @@ def test_fires_of_one_playbook_and_since_are_found_however_many_other_fires_are_
     since = store.fires(playbook="nightly", since="2026-11-21T00:00:00.000Z")
     assert [f.slot for f in since] == ["2026-11-21T02:00:00.000Z", "2026-11-10T02:00:00.000Z"]
     assert len(store.fires(since="2026-11-23T09:00:00.000Z", limit=1000)) == 30
+    # limit None: every row; unsettled: started fires whose run's end is not recorded.
+    assert len(store.fires(limit=None)) == 303
+    store.append(
+        [_update("fires", {"id": nightly[0]["id"], "run_status": "ok", "ended_at": AT}, {})]
+    )
+    unsettled = store.fires(status="started", unsettled=True, limit=None)
+    assert len(unsettled) == 300 + 1 and nightly[0]["id"] not in {f.id for f in unsettled}

@@ -250,3 +250,50 @@ def test_history_fires_finds_a_playbooks_fires_behind_hundreds_of_newer_ones(
     # --since counts back from now (the real clock): slots of the last hour, none of 2026-11.
     recent = routine.run("history", "--fires", "--since", "1h", "--format", "json")
     assert recent.exit_code == 0 and json.loads(recent.output) == []
+
+
+def _fire_event(row: dict[str, object]) -> tuple[str, None, str, dict[str, object]]:
+    return (
+        "2026-11-24T10:00:00.000Z",
+        None,
+        "fires.insert",
+        {"table": "fires", "op": "insert", "row": row},
+    )
+
+
+def test_an_orphaned_fire_is_settled_however_many_settled_fires_are_newer(
+    routine: Project,
+) -> None:
+    # A scheduler claimed the morning slot of the 22nd and died before its run
+    # began; since then another routine's 250 fires started and ended. The
+    # orphan must still be found and recorded lost (it once was looked for
+    # among the latest 200 started fires only).
+    orphan = {
+        "id": "playbooks/morning.yaml|0 8 * * *|db|2026-11-22T07:00:00.000Z",
+        "playbook": "morning", "playbook_path": "playbooks/morning.yaml",
+        "schedule": "0 8 * * *", "target": "db", "slot": "2026-11-22T07:00:00.000Z",
+        "count": 1, "status": "started", "run_id": "0123456789ab",
+        "scheduler": "gone:1:0", "claimed_at": "2026-11-22T07:00:01.000Z",
+    }  # fmt: skip
+    settled = [
+        {
+            "id": f"playbooks/often.yaml|often|db|{i}", "playbook": "often",
+            "playbook_path": "playbooks/often.yaml", "schedule": "often", "target": "db",
+            "slot": f"2026-11-22T{8 + i // 60:02d}:{i % 60:02d}:00.000Z", "count": 1,
+            "status": "started", "run_id": f"run{i:09d}", "scheduler": "other:1:0",
+            "claimed_at": "2026-11-22T08:00:00.000Z", "ended_at": "2026-11-22T08:00:01.000Z",
+            "run_status": "ok",
+        }
+        for i in range(250)
+    ]  # fmt: skip
+    journal = routine.journal()
+    try:
+        journal.append([_fire_event(row) for row in [orphan, *settled]])
+    finally:
+        journal.close()
+    tick(routine, "2026-11-23T07:05:00Z")
+    found = routine.run("history", "--fires", "--playbook", "morning", "--format", "json")
+    by_slot = {f["slot"]: f for f in json.loads(found.output)}
+    lost = by_slot["2026-11-22T07:00:00.000Z"]
+    assert lost["status"] == "error" and lost["reason"].startswith("lost: gone:1:0"), lost
+    assert by_slot["2026-11-23T07:00:00.000Z"]["status"] == "started"  # the day's slot ran
