@@ -126,14 +126,13 @@ def listing(inventory: Path | None, playbook: str | None, limit: int) -> list[di
     playbook's earlier drills (the mean of the ones before it)."""
     journal = _journal(inventory)
     try:
-        drills = journal.drills(limit=limit)
+        # The playbook's drills found by the query, not among the latest `limit`.
+        drills = journal.drills(limit=limit, named=playbook or None)
         signed = {
             d.id: [n for n in journal.drill_notes(d.id) if n.kind == "signoff"] for d in drills
         }
     finally:
         journal.close()
-    if playbook:
-        drills = [d for d in drills if playbook in (d.playbook, d.playbook_path, d.exercise)]
     rows = []
     for i, d in enumerate(drills):
         recover = recovered(d)

@@ -35,11 +35,19 @@ class DrillTables:
         found = exact or rows
         return DrillRecord.from_row(found[0]) if len(found) == 1 else None
 
-    def drills(self, playbook_path: str | None = None, limit: int = 50) -> list[DrillRecord]:
+    def drills(
+        self,
+        playbook_path: str | None = None,
+        limit: int | None = 50,
+        statuses: tuple[str, ...] = (),
+        named: str | None = None,
+    ) -> list[DrillRecord]:
         rows = self.query(
             "SELECT * FROM drills WHERE (%(p)s::text IS NULL OR playbook_path = %(p)s)"
+            " AND (%(n)s::text IS NULL OR %(n)s IN (playbook, playbook_path, exercise))"
+            " AND (cardinality(%(s)s::text[]) = 0 OR status = ANY(%(s)s::text[]))"
             " ORDER BY started_at DESC, id DESC LIMIT %(limit)s",
-            {"p": playbook_path, "limit": limit},
+            {"p": playbook_path, "n": named, "s": list(statuses), "limit": limit},
         )
         return records_of(DrillRecord, rows)
 

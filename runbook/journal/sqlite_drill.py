@@ -33,11 +33,28 @@ class DrillTables:
         found = exact or rows
         return DrillRecord.from_row(found[0]) if len(found) == 1 else None
 
-    def drills(self, playbook_path: str | None = None, limit: int = 50) -> list[DrillRecord]:
+    def drills(
+        self,
+        playbook_path: str | None = None,
+        limit: int | None = 50,
+        statuses: tuple[str, ...] = (),
+        named: str | None = None,
+    ) -> list[DrillRecord]:
+        # One placeholder a status (a few, of our own): the values bound.
+        among = f" AND status IN ({', '.join('?' * len(statuses))})" if statuses else ""
         rows = self.query(
-            "SELECT * FROM drills WHERE (?1 IS NULL OR playbook_path = ?1)"
-            " ORDER BY started_at DESC, id DESC LIMIT ?2",
-            (playbook_path, limit),
+            "SELECT * FROM drills WHERE (? IS NULL OR playbook_path = ?)"
+            " AND (? IS NULL OR ? IN (playbook, playbook_path, exercise))"
+            + among
+            + " ORDER BY started_at DESC, id DESC LIMIT ?",
+            (
+                playbook_path,
+                playbook_path,
+                named,
+                named,
+                *statuses,
+                -1 if limit is None else limit,
+            ),
         )
         return records_of(DrillRecord, rows)
 

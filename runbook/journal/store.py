@@ -229,8 +229,16 @@ class JournalStore(Protocol):
         """A drill by id or unique prefix."""
         ...
 
-    def drills(self, playbook_path: str | None = None, limit: int = 50) -> list[DrillRecord]:
-        """Drills, newest first."""
+    def drills(
+        self,
+        playbook_path: str | None = None,
+        limit: int | None = 50,
+        statuses: tuple[str, ...] = (),
+        named: str | None = None,
+    ) -> list[DrillRecord]:
+        """Drills, newest first; `statuses`: only those in one of them;
+        `named`: of the drill playbook or the procedure of this name or path;
+        `limit` None: every one."""
         ...
 
     def drill_notes(self, drill_id: str) -> list[DrillNoteRecord]:

@@ -501,3 +501,54 @@ def test_variables_reach_the_procedure(project: Project) -> None:
     assert drill(project, "-e", "floor=0").exit_code == 0
     [record] = journal_drills(project)
     assert record["status"] == "completed"
+
+
+def _drill_row(i: int, status: str, started_at: str, pid: int | None) -> dict[str, Any]:
+    import socket
+
+    return {
+        "id": f"drill{i:08d}", "playbook": "fix-orders", "playbook_path": "playbooks/fix.yaml",
+        "exercise": "fix-orders", "target": "db", "copy_db": f"copy_{i}", "copy_method": "template",
+        "operator": "tester", "os_user": "tester", "host": socket.gethostname(), "pid": pid,
+        "pid_started": 1.0, "participants": None, "started_at": started_at, "inject_at": None,
+        "ended_at": None if status == "running" else started_at, "status": status,
+        "run_ids": None, "objective_results": None, "rpo_s": None, "kept": 1, "reason": None,
+    }  # fmt: skip
+
+
+def test_a_dead_drill_is_reconciled_however_many_drills_came_after_it(project: Project) -> None:
+    # A drill whose process was killed, then 250 drills that ended: the dead
+    # one was once looked for among the latest 200 drills only, and stayed
+    # "running" for ever.
+    dead = {
+        **_drill_row(0, "running", "2026-11-01T08:00:00.000Z", pid=2**22 + 1),  # above pid_max
+        "playbook": "dead-one",
+        "playbook_path": "playbooks/dead-one.yaml",
+    }
+    later = [
+        _drill_row(i, "completed", f"2026-11-02T{i // 60:02d}:{i % 60:02d}:00.000Z", pid=None)
+        for i in range(1, 251)
+    ]
+    at = "2026-11-02T08:00:00.000Z"
+    events = [(at, None, "drill.start", {"table": "drills", "op": "insert", "row": row})
+              for row in [dead, *later]]  # fmt: skip
+    journal = project.journal()
+    try:
+        journal.append(events)
+    finally:
+        journal.close()
+    # The listing reconciles first, and shows drills newest first: the dead
+    # one only with a limit past the 250 after it; of its playbook, first.
+    listed = project.run("drill", "list", "--format", "json", "--limit", "1000")
+    assert listed.exit_code == 0, listed.output
+    by_id = {d["id"]: d for d in json.loads(listed.output)}
+    assert len(by_id) == 251 and by_id["drill00000000"]["status"] == "interrupted"
+    assert {d["status"] for i, d in by_id.items() if i != "drill00000000"} == {"completed"}
+    mine = project.run("drill", "list", "dead-one", "--format", "json", "--limit", "5")
+    assert [d["id"] for d in json.loads(mine.output)] == ["drill00000000"]
+    journal = project.journal()
+    try:
+        record = journal.drill("drill00000000")
+    finally:
+        journal.close()
+    assert record is not None and "is gone" in (record.reason or "")
