@@ -89,3 +89,86 @@ def test_two_playbooks_on_two_threads_against_one_journal(
             ("b", 25),
         ]
     assert os.getcwd() == str(project.root)
+
+
+@pytest.mark.parametrize("how", ["run_on", "rehearse"])
+def test_a_ctrl_c_before_the_first_step_is_journaled_as_the_runs_interruption(
+    project: Project, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    # Ctrl-C while the run connects: the first statement outside a step (run_on's
+    # question to a writing playbook's server, or a rehearsal's BEGIN) raised
+    # it past the engine, and the run was left without an end in the journal.
+    from runbook.fleet.fanout import Sessions
+    from runbook.outcome import RunStatus, Status
+
+    with psycopg.connect(project.dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (n int)")
+    book = project.playbook(
+        "name: w\nkind: change\nsteps:\n  - name: write\n    sql: INSERT INTO t VALUES (1)\n"
+        "  - name: look\n    query: SELECT count(*) AS n FROM t\n",
+        "w.yaml",
+    )
+    monkeypatch.chdir(project.root)
+    ctrl_c = Sessions()
+    ctrl_c.interrupt()  # each session is interrupted as it is handed over
+    (outcome,) = service.run(
+        service.RunSpec(playbook=book, rehearse=how == "rehearse"),
+        report.SilentReporter,
+        interrupts=ctrl_c,
+    )
+    assert outcome.status is RunStatus.INTERRUPTED
+    assert outcome.reason == "interrupted (Ctrl-C) before its first step"
+    assert [s.status for s in outcome.steps] == [Status.NOT_RUN, Status.NOT_RUN]
+    run = project.last_run()
+    assert run["status"] == "interrupted" and run["ended_at"]
+    assert [s["status"] for s in run["steps"]] == ["not_run", "not_run"]
+    with psycopg.connect(project.dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+
+def test_a_real_ctrl_c_while_connecting_to_a_silent_server_ends_the_run_interrupted(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server that accepts the connection and never answers: the operator
+    # presses Ctrl-C while runbook waits for it (SIGINT, to this process).
+    import signal
+    import socket
+
+    from runbook.outcome import RunStatus
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    port = silent.getsockname()[1]
+    project.write(
+        "inventory.yaml",
+        "targets:\n  slow:\n"
+        f"    dsn: 'host=127.0.0.1 port={port} dbname=x user=x'\n"
+        "    connect_timeout: 30\n"
+        "default_target: slow\n",
+    )
+    book = project.playbook("name: w\nkind: change\nsteps:\n  - name: write\n    sql: SELECT 1\n")
+    monkeypatch.chdir(project.root)
+    accepted: list[socket.socket] = []
+
+    def press_ctrl_c() -> None:
+        # Only once runbook is connecting (its connection accepted, its
+        # start-up message unanswered): never while the test does anything else.
+        silent.settimeout(60)
+        accepted.append(silent.accept()[0])
+        os.kill(os.getpid(), signal.SIGINT)
+
+    operator = threading.Thread(target=press_ctrl_c, daemon=True)
+    operator.start()
+    try:
+        (outcome,) = service.run(service.RunSpec(playbook=book), report.SilentReporter)
+    finally:
+        operator.join(timeout=60)
+        for conn in accepted:
+            conn.close()
+        silent.close()
+    assert accepted  # the Ctrl-C came while connecting
+    assert outcome.status is RunStatus.INTERRUPTED, outcome.reason
+    assert outcome.reason == "interrupted (Ctrl-C) before its first step"
+    run = project.last_run()
+    assert run["status"] == "interrupted" and run["ended_at"]

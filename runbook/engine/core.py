@@ -86,9 +86,7 @@ class Engine:
         self.reporter.run_started(self.plan, self.run_id)
         self._restore()
         try:
-            if o.rehearse:
-                self.session.begin()
-            self.state.passed_over = self._passed_over()
+            self.state.passed_over = self._before_steps()
             if self.state.passed_over is not None:
                 status, reason = self.state.passed_over
                 marked = Status.SKIPPED if status is RunStatus.SKIPPED else Status.NOT_RUN
@@ -149,6 +147,19 @@ class Engine:
             and first.step.when is None
             and first.step.loop is None
         )
+
+    def _before_steps(self) -> tuple[RunStatus, str] | None:
+        """The rehearsal's BEGIN and run_on's question, the first statements
+        to the target outside any step: a Ctrl-C there (while connecting, say,
+        to a target slow to answer) passes the whole target over, interrupted,
+        every step not run and the run's end journaled, as a Ctrl-C in a step
+        would; it once left the run without an end."""
+        try:
+            if self.options.rehearse:
+                self.session.begin()
+            return self._passed_over()
+        except KeyboardInterrupt:
+            return RunStatus.INTERRUPTED, "interrupted (Ctrl-C) before its first step"
 
     def _passed_over(self) -> tuple[RunStatus, str] | None:
         """Whether this target is not to run at all: the fleet said so, or the

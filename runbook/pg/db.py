@@ -129,6 +129,8 @@ class Session:
             exc, self.refused, self.unreachable = self._ahead
             self._ahead = None
             raise exc
+        if self.interrupted:
+            raise KeyboardInterrupt  # interrupted before it connected: no connection made
         spec = self.spec
         options = f"-c statement_timeout={_ms(spec.statement_timeout)} -c lock_timeout={_ms(spec.lock_timeout)}"
         if spec.read_only:
