@@ -7,6 +7,7 @@ import io
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -16,7 +17,7 @@ from runbook import report, service
 from runbook.errors import UsageError
 from runbook.outcome import RunOutcome
 
-from .conftest import Project
+from .conftest import PgServer, Project
 
 
 def test_a_run_spec_is_plain_data_and_comes_back_the_same() -> None:
@@ -172,3 +173,64 @@ def test_a_real_ctrl_c_while_connecting_to_a_silent_server_ends_the_run_interrup
     assert outcome.reason == "interrupted (Ctrl-C) before its first step"
     run = project.last_run()
     assert run["status"] == "interrupted" and run["ended_at"]
+
+
+def test_a_ctrl_c_while_the_runs_start_is_being_written_ends_the_run_interrupted(
+    project: Project, pg_server: PgServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A PostgreSQL journal held up (another session locks its events): the
+    # run waits for its start to be written, and the operator presses Ctrl-C.
+    import signal
+
+    from runbook.journal.store import StoreConfig, open_store
+    from runbook.outcome import RunStatus
+
+    name = pg_server.create_database()
+    url = pg_server.dsn_for(name)
+    monkeypatch.setenv("RUNBOOK_JOURNAL", url)
+    open_store(StoreConfig("postgresql", dsn=url)).close()  # its tables made
+    # The first step needs no connection: the run waits for its start first.
+    book = project.playbook(
+        "name: c\nkind: check\nsteps:\n  - name: say\n    shell: [echo, hi]\n    writes: false\n"
+        "  - name: look\n    query: SELECT 1 AS n\n"
+    )
+    monkeypatch.chdir(project.root)
+    blocker = psycopg.connect(url)
+    blocker.execute("LOCK TABLE runbook.events IN EXCLUSIVE MODE")
+    pressed: list[bool] = []
+
+    def press_ctrl_c_then_let_go() -> None:
+        with psycopg.connect(url, autocommit=True) as watch:
+            for _ in range(600):  # the journal's writer waiting on the lock: the run on its start
+                row = watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                ).fetchone()
+                if row and row[0]:
+                    break
+                time.sleep(0.05)
+            else:
+                return
+        os.kill(os.getpid(), signal.SIGINT)
+        pressed.append(True)
+        time.sleep(0.5)
+        blocker.rollback()  # the start, and then the end, are written
+
+    operator = threading.Thread(target=press_ctrl_c_then_let_go, daemon=True)
+    operator.start()
+    try:
+        (outcome,) = service.run(service.RunSpec(playbook=book), report.SilentReporter)
+        operator.join(timeout=60)
+        journal = open_store(StoreConfig("postgresql", dsn=url))
+        try:
+            run = journal.run(outcome.run_id)
+        finally:
+            journal.close()
+    finally:
+        blocker.close()
+        pg_server.drop_database(name)
+    assert pressed
+    assert outcome.status is RunStatus.INTERRUPTED, outcome.reason
+    assert outcome.reason == "interrupted (Ctrl-C) before its first step"
+    assert run is not None and run.status is RunStatus.INTERRUPTED and run.ended_at
+    assert [s.status.value for s in run.steps] == ["not_run", "not_run"]

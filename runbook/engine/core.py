@@ -27,6 +27,9 @@ from runbook.plan import Plan, PlannedStep
 from runbook.results import Result, SkippedResult
 from runbook.sqltemplate import template
 
+# A Ctrl-C before the run's first step: the whole target passed over, so.
+BEFORE_FIRST_STEP = (RunStatus.INTERRUPTED, "interrupted (Ctrl-C) before its first step")
+
 
 class Engine:
     """Runs one plan on its target: steps in order, gates, halts, undo."""
@@ -82,11 +85,15 @@ class Engine:
             self.session.connect_ahead()
         # The start is on disk before the target sees a statement of this run
         # (and a run id taken twice stops here, as a Conflict, with nothing run).
-        self.recorder.flush()
+        try:
+            self.recorder.flush()
+            ctrl_c = False
+        except KeyboardInterrupt:
+            ctrl_c = True  # the writer goes on: the start is written all the same
         self.reporter.run_started(self.plan, self.run_id)
         self._restore()
         try:
-            self.state.passed_over = self._before_steps()
+            self.state.passed_over = BEFORE_FIRST_STEP if ctrl_c else self._before_steps()
             if self.state.passed_over is not None:
                 status, reason = self.state.passed_over
                 marked = Status.SKIPPED if status is RunStatus.SKIPPED else Status.NOT_RUN
@@ -153,13 +160,14 @@ class Engine:
         to the target outside any step: a Ctrl-C there (while connecting, say,
         to a target slow to answer) passes the whole target over, interrupted,
         every step not run and the run's end journaled, as a Ctrl-C in a step
-        would; it once left the run without an end."""
+        would (and as one while the run's start is being written); it once
+        left the run without an end."""
         try:
             if self.options.rehearse:
                 self.session.begin()
             return self._passed_over()
         except KeyboardInterrupt:
-            return RunStatus.INTERRUPTED, "interrupted (Ctrl-C) before its first step"
+            return BEFORE_FIRST_STEP
 
     def _passed_over(self) -> tuple[RunStatus, str] | None:
         """Whether this target is not to run at all: the fleet said so, or the
