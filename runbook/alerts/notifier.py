@@ -270,14 +270,16 @@ class Escalator:
         )
         return shown
 
-    def finish(self, timeout: float | None = None) -> list[dict[str, Any]]:
+    def finish(self, timeout: float | None = None, cut: str | None = None) -> list[dict[str, Any]]:
         """Wait (at most the grace period in all) for deliveries still going, let go
-        of the rest (pending, for the next tick); what happened."""
-        deadline = time.monotonic() + (self.grace if timeout is None else timeout)
+        of the rest (pending, for the next tick); what happened. `cut`: why the
+        wait was cut short (then there is none)."""
+        deadline = time.monotonic() + (0.0 if cut else self.grace if timeout is None else timeout)
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._stop.set()
-        why = f"the run ended before it was delivered (grace period {self.grace:g}s); the next `runbook escalations tick` sends it"
+        ended = cut or f"the run ended before it was delivered (grace period {self.grace:g}s)"
+        why = f"{ended}; the next `runbook escalations tick` sends it"
         for d, result in self._going:
             if result["status"] in ("delivered", "failed"):
                 continue

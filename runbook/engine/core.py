@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from runbook.context import RunInfo
+from runbook.context import Notifier, RunInfo
 from runbook.engine import action, blocks, failures, loops, summary, undo
 from runbook.engine.gates import STOPPING, GateCheck, strictest
 from runbook.engine.ports import RunContext
@@ -124,13 +124,26 @@ class Engine:
             unreachable=self.session.unreachable,
         )
         if o.notifier is not None:
-            with contextlib.suppress(Exception):  # notifying never breaks a run
-                o.notifier.recovered(self._passed_gate_keys(outcome))
-            with contextlib.suppress(Exception):
-                outcome.notifications = o.notifier.finish()
+            self._notify_end(o.notifier, outcome)
         self.recorder.run_finished(outcome)
         self.reporter.run_finished(outcome)
         return outcome
+
+    def _notify_end(self, notifier: Notifier, outcome: RunOutcome) -> None:
+        """Recoveries, then the wait for deliveries still going (at most the
+        grace period: a receiver may never answer). Notifying never breaks a
+        run; a Ctrl-C during it (the operator tired of the wait) lets go of
+        the deliveries at once, pending for the next `escalations tick`, and
+        the run ends as its steps did, its end journaled: it once escaped
+        here and left the run without an end."""
+        try:
+            with contextlib.suppress(Exception):
+                notifier.recovered(self._passed_gate_keys(outcome))
+            with contextlib.suppress(Exception):
+                outcome.notifications = notifier.finish()
+        except KeyboardInterrupt:
+            with contextlib.suppress(Exception):
+                outcome.notifications = notifier.finish(cut="delivery cut short by Ctrl-C")
 
     def _connects_first(self) -> bool:
         """Whether the run's first act is a statement to its target: the

@@ -364,3 +364,55 @@ def test_a_long_lived_process_keeps_no_journal_connection_a_run(
     while _journal_connections(project) > before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _journal_connections(project) == before
+
+
+def test_a_ctrl_c_while_the_run_waits_for_a_hanging_receiver_lets_go_and_journals_the_end(
+    project: Project, receiver: Receiver
+) -> None:
+    # A long grace period and a receiver that never answers: the run waits for
+    # the delivery, and the operator presses Ctrl-C (SIGINT, to this process)
+    # once it is waiting. The Ctrl-C once escaped the run and left it without
+    # an end; now the delivery is let go at once and the run ends as its steps did.
+    _inventory(
+        project, f"{{type: webhook, url: {receiver.url}/hook}}", "defaults: {delivery_grace: 60s}\n"
+    )
+    receiver.hang.add("/hook")
+    main = threading.main_thread().ident
+    pressed: list[bool] = []
+
+    def waiting_for_deliveries() -> bool:
+        frame = sys._current_frames().get(main or 0)
+        while frame is not None:
+            if frame.f_code.co_name == "finish" and "alerts" in frame.f_code.co_filename:
+                return True
+            frame = frame.f_back
+        return False
+
+    def press_ctrl_c() -> None:
+        deadline = time.monotonic() + HANG_DETECTOR
+        while time.monotonic() < deadline:
+            if receiver.held and waiting_for_deliveries():
+                os.kill(os.getpid(), signal.SIGINT)
+                pressed.append(True)
+                return
+            time.sleep(0.02)
+
+    operator = threading.Thread(target=press_ctrl_c, daemon=True)
+    operator.start()
+    started = time.monotonic()
+    result = project.run("run", str(project.playbook(GATE)))
+    operator.join(timeout=HANG_DETECTOR)
+    assert pressed and time.monotonic() - started < HANG_DETECTOR
+    assert result.exit_code == 1, result.output  # the gate failed: as the steps ended
+    assert "Traceback" not in result.output
+    run = project.last_run()
+    assert run["status"] == "gate_failed" and run["ended_at"]
+    (row,) = _deliveries(project)
+    assert row["status"] == "pending" and "[held by" not in row["error"]
+    assert (
+        "delivery cut short by Ctrl-C; the next `runbook escalations tick` sends it"
+        in (row["error"])
+    )
+    receiver.hang.clear()
+    assert "retried: delivered" in project.run("escalations", "tick").stdout
+    assert project.journal().verify() == []
