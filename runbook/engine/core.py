@@ -134,8 +134,9 @@ class Engine:
         grace period: a receiver may never answer). Notifying never breaks a
         run; a Ctrl-C during it (the operator tired of the wait) lets go of
         the deliveries at once, pending for the next `escalations tick`, and
-        the run ends as its steps did, its end journaled: it once escaped
-        here and left the run without an end."""
+        the run ends interrupted (exit 130, as Ctrl-C at any point), its
+        steps as they ended, its end journaled: it once escaped here and left
+        the run without an end."""
         try:
             with contextlib.suppress(Exception):
                 notifier.recovered(self._passed_gate_keys(outcome))
@@ -144,6 +145,11 @@ class Engine:
         except KeyboardInterrupt:
             with contextlib.suppress(Exception):
                 outcome.notifications = notifier.finish(cut="delivery cut short by Ctrl-C")
+            outcome.reason = (
+                f"interrupted (Ctrl-C) while its deliveries went, after: {outcome.reason}"
+            )
+            outcome.status = RunStatus.INTERRUPTED
+            outcome.nagios = 3  # UNKNOWN, as for any interrupted run
 
     def _connects_first(self) -> bool:
         """Whether the run's first act is a statement to its target: the

@@ -372,7 +372,7 @@ def test_a_ctrl_c_while_the_run_waits_for_a_hanging_receiver_lets_go_and_journal
     # A long grace period and a receiver that never answers: the run waits for
     # the delivery, and the operator presses Ctrl-C (SIGINT, to this process)
     # once it is waiting. The Ctrl-C once escaped the run and left it without
-    # an end; now the delivery is let go at once and the run ends as its steps did.
+    # an end; now the delivery is let go at once and the run ends interrupted.
     _inventory(
         project, f"{{type: webhook, url: {receiver.url}/hook}}", "defaults: {delivery_grace: 60s}\n"
     )
@@ -403,10 +403,12 @@ def test_a_ctrl_c_while_the_run_waits_for_a_hanging_receiver_lets_go_and_journal
     result = project.run("run", str(project.playbook(GATE)))
     operator.join(timeout=HANG_DETECTOR)
     assert pressed and time.monotonic() - started < HANG_DETECTOR
-    assert result.exit_code == 1, result.output  # the gate failed: as the steps ended
+    assert result.exit_code == 130, result.output  # Ctrl-C, at any point
     assert "Traceback" not in result.output
     run = project.last_run()
-    assert run["status"] == "gate_failed" and run["ended_at"]
+    assert run["status"] == "interrupted" and run["ended_at"]
+    assert run["reason"].startswith("interrupted (Ctrl-C) while its deliveries went, after: a gate")
+    assert [s["status"] for s in run["steps"]] == ["gate_failed"]  # as it ended
     (row,) = _deliveries(project)
     assert row["status"] == "pending" and "[held by" not in row["error"]
     assert (
