@@ -49,12 +49,10 @@ Event = tuple[str, str | None, str, dict[str, Any]]
 
 
 def capture(pgdata: Path, targets: int, forks: int) -> list[list[Event]]:
-    """The batches a fleet of `targets` wrote to a PostgreSQL journal."""
+    """The batches a fleet of `targets` wrote to a PostgreSQL journal: the
+    fleet bench's own run (fleet_bench.child_runbook), its writers' batches kept."""
     import tempfile
 
-    from runbook import report, service
-    from runbook.cli import collector
-    from runbook.commands import notifications
     from runbook.journal import writer
 
     found = fleet_bench.server(pgdata)
@@ -69,23 +67,12 @@ def capture(pgdata: Path, targets: int, forks: int) -> list[list[Event]]:
 
     with tempfile.TemporaryDirectory() as work:
         Path(work, "check.yaml").write_text(fleet_bench.playbook())
-        Path(work, "fleet.yaml").write_text(fleet_bench.inventory(dsn_of))
+        Path(work, f"inventory{targets}.yaml").write_text(fleet_bench.inventory(dsn_of))
         os.environ["RUNBOOK_JOURNAL"] = fleet_bench.fresh_journal(found)
         here = Path.cwd()
-        os.chdir(work)
         writer.Writer._write = kept  # type: ignore[method-assign]
         try:
-            spec = service.RunSpec(
-                Path("check.yaml"), Path("fleet.yaml"), targets=("fleet",), forks=forks
-            )
-            with collector.Quiet() as collecting:
-                service.run(
-                    spec,
-                    report.SilentReporter,
-                    None,
-                    notifications.notifier_for,
-                    on_loaded=collecting.steps_begin,
-                )
+            fleet_bench.child_runbook(Path(work), targets, forks)  # changes directory to `work`
         finally:
             writer.Writer._write = write  # type: ignore[method-assign]
             os.chdir(here)

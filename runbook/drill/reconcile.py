@@ -34,7 +34,7 @@ def dead_drills(journal: JournalStore, inventory: Inventory, clock: Clock) -> li
     reconcile.mark_dead_runs(journal, clock)
     # Every drill still going, not among the latest 200 only (an older one was never reconciled).
     for drill in journal.drills(statuses=GOING, limit=None):
-        if drill.status not in GOING or drill.host != host:
+        if drill.host != host:
             continue
         if reconcile.alive(drill.pid, drill.pid_started):
             continue

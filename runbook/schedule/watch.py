@@ -64,7 +64,7 @@ class Watching:
         # (the latest 200 started fires, settled or not, once hid an older orphan).
         unsettled = self.journal.fires(status=FireStatus.STARTED.value, unsettled=True, limit=None)
         for fire in unsettled:
-            if fire.run_status or fire.ended_at or fire.id in ours or not fire.run_id:
+            if fire.id in ours or not fire.run_id:
                 continue
             run = self.journal.run(fire.run_id)
             entry = by_pair.get((fire.playbook_path, fire.schedule, fire.target))
