@@ -15,6 +15,10 @@ its own (so that peak memory and CPU time are that measurement's alone):
   calls it (the collector handled as the CLI does); the journal in SQLite
   (the project's `.runbook/`) or in PostgreSQL (a database of the same server,
   through RUNBOOK_JOURNAL), emptied before each measurement;
+- with `--journal none`, runbook again with its runs' records dropped at the
+  journal's writer (the engine and its recorders at work, no append): what
+  runbook costs without its journal, to tell apart from what each journal
+  adds (a figure for the bench only; runbook has no such mode);
 - the floor: a ThreadPoolExecutor of `forks` threads, each target a new
   psycopg connection and the same 5 statements with the same gates in Python.
 
@@ -58,6 +62,8 @@ SLEEP = 0.05
 MAX_CONNECTIONS = 400
 TEMPLATE = "fleet_template"
 JOURNAL_DB = "fleet_journal"
+JOURNALS = ("none", "sqlite", "postgresql")
+DROPPED = "FLEET_BENCH_DROP_RECORDS"  # set by --journal none, read by the runbook child
 SKIPPED = {(1000, 1)}  # (T, forks): 250+ s of waiting
 
 
@@ -151,6 +157,8 @@ def child_runbook(work: Path, targets: int, forks: int) -> dict[str, Any]:
     from runbook.commands import notifications
     from runbook.outcome import RunStatus
 
+    if os.environ.get(DROPPED):
+        drop_records()
     os.chdir(work)
     spec = service.RunSpec(
         playbook=Path("check.yaml"),
@@ -175,6 +183,24 @@ def child_runbook(work: Path, targets: int, forks: int) -> dict[str, Any]:
         bad = [o for o in outcomes if o.status is not RunStatus.OK][:3]
         raise SystemExit(f"runbook: {passed} of {targets} passed: {bad}")
     return {"wall_s": wall, "cpu_s": cpu - cpu0, "peak_mb": peak}
+
+
+def drop_records() -> None:
+    """Every run's records dropped at its store's group writer: `put` hands out
+    a ticket and `wait` returns at once, so the writer thread never starts and
+    nothing is appended; the rest of runbook works as ever."""
+    from runbook.journal import writer
+
+    def put(self: writer.Writer, owner: object, events: list[writer.Event]) -> int:
+        with self._lock:
+            self._queued += 1
+            return self._queued
+
+    def wait(self: writer.Writer, owner: object, ticket: int) -> None:
+        return None
+
+    writer.Writer.put = put  # type: ignore[method-assign]
+    writer.Writer.wait = wait  # type: ignore[method-assign]
 
 
 def child_floor(dsn_of: list[str], forks: int) -> dict[str, Any]:
@@ -308,7 +334,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--targets", default="10,100,1000", help="T values, comma-separated")
     parser.add_argument("--forks", default="1,10,100", help="forks values, comma-separated")
-    parser.add_argument("--journal", default="sqlite,postgresql", help="sqlite, postgresql or both")
+    parser.add_argument(
+        "--journal",
+        default="sqlite,postgresql",
+        help="sqlite, postgresql, none (records dropped: runbook without its journal), comma-separated",
+    )
     parser.add_argument("--pgdata", type=Path, help="keep the server and databases here")
     parser.add_argument("--no-save", action="store_true", help="leave bench/results.json alone")
     parser.add_argument(
@@ -339,6 +369,8 @@ def main() -> None:
     sizes = [int(t) for t in args.targets.split(",")]
     forks_list = [int(f) for f in args.forks.split(",")]
     journals = args.journal.split(",")
+    if unknown := set(journals) - set(JOURNALS):
+        raise SystemExit(f"--journal: no such journal {', '.join(sorted(unknown))}")
     work = Path(tempfile.mkdtemp(prefix="runbook-fleet-"))
     pgdata = args.pgdata or work / "pgdata"
     from runbook.pg import embedded
@@ -414,6 +446,8 @@ def run_all(
                     stale.unlink()
                 if journal == "postgresql":
                     env["RUNBOOK_JOURNAL"] = fresh_journal(found)
+                elif journal == "none":
+                    env[DROPPED] = "1"
                 settle(found)
                 row[journal] = measure("runbook", work, t, forks, env)
             rows.append(row)
@@ -429,7 +463,7 @@ def show(rows: list[dict[str, Any]]) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         t, ideal, floor = row["targets"], row["ideal_s"], row["floor"]
-        for journal in ("sqlite", "postgresql"):
+        for journal in JOURNALS:
             if journal not in row:
                 continue
             mine = row[journal]
@@ -452,7 +486,7 @@ def show_rounds(rounds: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     print("|---|---|---|---|---|---|---|")
     for at, row in enumerate(rounds[0]):
         entry: dict[str, Any] = {"targets": row["targets"], "forks": row["forks"]}
-        for journal in ("sqlite", "postgresql"):
+        for journal in JOURNALS:
             if journal not in row:
                 continue
             ratios = sorted(
