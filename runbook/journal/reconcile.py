@@ -12,7 +12,7 @@ from typing import Any
 
 from runbook.clock import Clock, iso
 from runbook.journal.recorder import process_started
-from runbook.journal.records import RunRecord
+from runbook.journal.records import RunRecord, StepRecord
 from runbook.journal.store import JournalStore
 from runbook.outcome import RunStatus, Status
 
@@ -39,6 +39,13 @@ def statements_ended(counted: Any) -> str:
     )
 
 
+def last_seen(run: RunRecord, steps: list[StepRecord]) -> str | None:
+    """The latest time a run's records show it alive: its start, a step's
+    start or end (the clock's ISO form throughout, so they sort as text)."""
+    times = [run.started_at, *(t for s in steps for t in (s.started_at, s.ended_at))]
+    return max((t for t in times if t), default=None)
+
+
 def mark_dead_runs(journal: JournalStore, clock: Clock) -> list[str]:
     """Mark dead runs of this host interrupted; returns their ids."""
     host = socket.gethostname()
@@ -54,9 +61,13 @@ def mark_dead_runs(journal: JournalStore, clock: Clock) -> list[str]:
 def mark_interrupted(journal: JournalStore, run: RunRecord, gone: str, clock: Clock) -> None:
     """Record that `run` stopped where it was because `gone` (its process, or
     the worker on another host that ran it): steps caught mid-flight failed,
-    or unknown if they could not be transactional."""
+    or unknown if they could not be transactional. The run and those steps
+    end when it was last seen alive (its latest record), not when this found
+    it gone: that may be days later, and its duration would say it ran on."""
     at = iso(clock.now())
-    steps = [s for s in journal.steps(run.id) if s.status is Status.RUNNING]
+    recorded = journal.steps(run.id)
+    last = last_seen(run, recorded) or at
+    steps = [s for s in recorded if s.status is Status.RUNNING]
     reason = f"interrupted: {gone}"
     # The step it was in is the last one started that had not finished.
     current = next((s for s in reversed(steps) if not s.ended_at), steps[-1] if steps else None)
@@ -75,7 +86,7 @@ def mark_interrupted(journal: JournalStore, run: RunRecord, gone: str, clock: Cl
             "status": status.value,
             "reason": why,
             "error": why,
-            "ended_at": s.ended_at or at,
+            "ended_at": s.ended_at or last,
         }
         events.append(
             (at, run.id, "step.interrupted", {"table": "steps", "op": "update", "row": row})
@@ -91,7 +102,7 @@ def mark_interrupted(journal: JournalStore, run: RunRecord, gone: str, clock: Cl
                 "row": {
                     "id": run.id,
                     "status": RunStatus.INTERRUPTED.value,
-                    "ended_at": at,
+                    "ended_at": last,
                     "exit_code": 130,
                     "reason": reason + where,
                 },

@@ -105,14 +105,18 @@ def test_dead_run_is_marked_interrupted_at_its_step(project: Project) -> None:
                 "id": "dead", "playbook": "j", "mode": "run", "started_at": "2026-01-01T00:00:00.000Z",
                 "status": "running", "host": __import__("socket").gethostname(), "pid": 2**22 + 7}}),
             ("2026-01-01T00:00:00.000Z", "dead", "step.start", {"table": "steps", "op": "insert", "row": {
-                "run_id": "dead", "seq": 1, "idx": 0, "number": "1", "name": "Long one", "status": "running"}}),
+                "run_id": "dead", "seq": 1, "idx": 0, "number": "1", "name": "Long one", "status": "running",
+                "started_at": "2026-01-01T00:00:05.000Z"}}),
         ]
     )  # fmt: skip
-    assert reconcile.mark_dead_runs(journal, Clock()) == ["dead"]
+    assert reconcile.mark_dead_runs(journal, Clock()) == ["dead"]  # found gone months later
     dead = journal.run("dead")
     assert dead is not None and dead.status is RunStatus.INTERRUPTED and dead.exit_code == 130
     assert "during step 1 'Long one'" in (dead.reason or "")
     assert dead.steps is not None and dead.steps[0].status is Status.FAILED
+    # It ends when it was last seen alive (the step's start), not when it was
+    # found gone: its duration is not months.
+    assert dead.ended_at == dead.steps[0].ended_at == "2026-01-01T00:00:05.000Z"
     assert journal.verify() == []
     assert reconcile.mark_dead_runs(journal, Clock()) == []  # once only
     journal.close()
