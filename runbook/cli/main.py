@@ -10,6 +10,7 @@ import atexit
 import contextlib
 import gc
 import io
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -101,6 +102,17 @@ def write_report(path: Path, data: bytes | str, option: str = "--junit") -> None
         raise UsageError(f"{option} {path}: {exc.strerror or exc}") from None
 
 
+def quiet_library_warnings() -> None:
+    """psycopg logs, as warnings, the errors it ignores while letting go of a
+    lost connection ("error ignored terminating <psycopg.Pipeline [BAD]>: the
+    connection is lost"); with nothing set up to take them, Python prints them
+    bare on stderr, beside runbook's own message for the same failure (or
+    none at all: the journal's append that lost it may be made again)."""
+    psycopg_log = logging.getLogger("psycopg")
+    if not any(isinstance(h, logging.NullHandler) for h in psycopg_log.handlers):
+        psycopg_log.addHandler(logging.NullHandler())
+
+
 def tolerate_any_terminal() -> None:
     """A terminal or pipe that cannot show a character gets an escape for it,
     not a UnicodeEncodeError mid-run (a C locale, a cron mail)."""
@@ -120,3 +132,4 @@ def main() -> None:
     5 parked awaiting an approval; 130 interrupted.
     """
     tolerate_any_terminal()
+    quiet_library_warnings()

@@ -25,6 +25,11 @@ class Conflict(JournalError):
     """A conditional change found its row changed by someone else: nothing was written."""
 
 
+class AppendUnknown(JournalError):
+    """The connection was lost while an append committed, and whether it did
+    could not be told: it is not made again (that could record it twice)."""
+
+
 GENESIS = hashing.GENESIS
 CHECKPOINTS = "checkpoints"  # the `table` of checkpoint events: no table, no run
 

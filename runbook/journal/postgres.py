@@ -46,6 +46,7 @@ from runbook.journal.events import (
 )
 from runbook.journal.migrate import connect, migrate
 from runbook.journal.postgres_drill import ApprovalTables, DrillTables, FleetRuns
+from runbook.journal.postgres_landed import Sent, landed
 from runbook.journal.postgres_mirror import MirroredRows
 from runbook.journal.postgres_read import RunTables
 from runbook.journal.postgres_rows import (
@@ -142,18 +143,30 @@ class PostgresStore(
         lock among a hundred busy threads."""
         with self.lock:
             known: Mapping[str, tuple[int, str]] | None = self._heads
+            again = True  # once more after a lost connection, if it did not commit
             while True:
                 assigned: list[dict[str, Any]] = []
+                sent = Sent()
+                rowids: list[int] | None = None  # once the COMMIT is sent
                 try:
                     with self.conn.pipeline():
                         self.conn.execute(b"BEGIN")
-                        rowids, heads, sealed = self._append(events, known, assigned)
+                        rowids, heads, sealed = self._append(events, known, assigned, sent)
                         self.conn.execute(b"COMMIT")
                 except BaseException as exc:
+                    lost = isinstance(exc, psycopg.OperationalError) and self.conn.broken
                     self._roll_back()
                     self._heads.clear()
+                    if lost and rowids is not None and landed(self.conn, self.where, exc, sent):
+                        self._remember(sent.heads, sent.sealed)
+                        return rowids  # numbered before the COMMIT was sent
                     for row in assigned:
                         del row["id"]  # numbered anew if the append is made again
+                    if lost and again and not self.conn.broken:
+                        # Not in the journal (the server restarted, the backend was
+                        # terminated, a network cut): once more, on the new connection.
+                        again, known = False, None
+                        continue
                     if known is not None and stale(exc):
                         # A head taken as known had moved (another appender: a
                         # rollback, a resume on another host; a run id taken
@@ -211,6 +224,7 @@ class PostgresStore(
         events: list[Prepared],
         known: Mapping[str, tuple[int, str]] | None,
         assigned: list[dict[str, Any]],
+        sent: Sent,
     ) -> tuple[list[int], dict[str, tuple[int, str]], list[str]]:
         """Send an append's statements: its rowids, the heads it leaves and the
         runs it seals. When every head is in `known` (or is a chain this
@@ -218,7 +232,7 @@ class PostgresStore(
         which locks them in the order `_lock_chains` would, and a stale head
         fails the events' (stream, pos) key. Otherwise (or `known` None) every
         head is read and locked first. Rows given an id by the server are
-        added to `assigned`."""
+        added to `assigned`; what it sends, to `sent`."""
         # A checkpoint (asked for, with a key) and seals extend the journal-wide chain.
         sign = self.signer is not None and any(e[3]["table"] == CHECKPOINTS for e in events)
         # The journal-wide chain is what every run's end waits on: the server
@@ -238,6 +252,7 @@ class PostgresStore(
         rowids: list[int] = []
         chained: list[tuple[str, int, str, str | None, str, str, str, str]] = []
         wide: list[tuple[str, str | None, str, str, str]] = []  # for extend_chain
+        sent.heads, sent.wide = heads, wide  # as they will be once sent
         last_at = ""
 
         def add(stream: str, at: str, run_id: str | None, kind: str, payload: str) -> None:
@@ -278,6 +293,7 @@ class PostgresStore(
                 "row": {"run": run_id, "length": length, "head": head},
             }
             add(JOURNAL_WIDE, last_at, None, _ENDED_KIND, canonical(seal))
+        sent.sealed = ended
         if sign and self.signer is not None:
             length, head = heads[JOURNAL_WIDE]
             if length > 0:
@@ -322,7 +338,7 @@ class PostgresStore(
                 fresh = [(seq, event) for seq, event in events if seq > done]
                 if not fresh:
                     return 0
-                self._append([event for _, event in fresh], None, [])
+                self._append([event for _, event in fresh], None, [], Sent())
                 for table in ("incidents", "deliveries"):
                     # Copied rows keep their ids: new ones must come after them.
                     self.conn.execute(

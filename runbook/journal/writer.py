@@ -14,7 +14,9 @@ one connection and one thread for the run, not one per target, and the
 records of many targets go in one transaction. Each run's records stay in
 the order it put them. A batch that fails is written again run by run, so
 that only the run whose records cannot be written sees the error (at its
-next put or wait), as when each run wrote alone.
+next put or wait), as when each run wrote alone; but not one whose
+connection was lost as it committed and that may be in the journal already
+(AppendUnknown, runbook.journal.postgres_landed): every run in it hears of it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import threading
 import time
 from typing import Any
 
-from runbook.journal.events import prepare
+from runbook.journal.events import AppendUnknown, prepare
 from runbook.journal.store import StoreConfig, open_store
 
 Event = tuple[str, str | None, str, dict[str, Any]]
@@ -138,8 +140,10 @@ class Writer:
             return {}
         except BaseException as exc:  # handed to the runs' threads at their next call
             owners = list(dict.fromkeys(owner for owner, _ in batch))
-            if len(owners) == 1:
-                return {owners[0]: exc}
+            if len(owners) == 1 or isinstance(exc, AppendUnknown):
+                # Perhaps written (its connection lost as it committed): written
+                # again, it could be there twice. Each run hears of it.
+                return dict.fromkeys(owners, exc)
         failed: dict[object, BaseException] = {}
         for one in owners:
             mine = [e for owner, events in batch if owner is one for e in events]

@@ -1,0 +1,339 @@
+"""The PostgreSQL journal's connection lost as an append commits: through a
+loopback proxy to the real server, which passes an append to the server and
+then loses the server's reply (the append committed: made again, it would be
+recorded twice), or loses the append itself (it did not: it is made again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from runbook.journal.events import AppendUnknown
+from runbook.journal.postgres import PostgresStore
+from runbook.journal.store import StoreConfig
+from runbook.journal.writer import Writer
+
+from ..conftest import PgServer, Project
+
+AT = "2026-01-01T00:00:00.000Z"
+Event = tuple[str, str | None, str, dict[str, Any]]
+COMMITTED = b"COMMIT\x00"  # the tag of COMMIT's CommandComplete: the server committed
+
+
+class Proxy:
+    """127.0.0.1:port to the server. Armed, it waits for a client to send a
+    COMMIT (an append). `lose_reply`: that reaches the server, whose answers
+    are dropped until it says COMMIT (committed), and the connection is cut.
+    `lose_request`: that never reaches the server, and the connection is cut."""
+
+    def __init__(self, server: dict[str, Any]) -> None:
+        self.server = server
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.armed: str | None = None
+        self.cuts = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def arm(self, how: str) -> None:
+        with self.lock:
+            self.armed = how
+
+    def _upstream(self) -> socket.socket:
+        host = str(self.server.get("host") or "/tmp")
+        port = int(self.server.get("port") or 5432)
+        if host.startswith("/"):
+            sock = socket.socket(socket.AF_UNIX)
+            sock.connect(f"{host}/.s.PGSQL.{port}")
+            return sock
+        return socket.create_connection((host, port))
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._pump, args=(client,), daemon=True).start()
+
+    def _pump(self, client: socket.socket) -> None:
+        try:
+            server = self._upstream()
+        except OSError:
+            client.close()
+            return
+        with contextlib.suppress(OSError):  # either side gone: the connection ends
+            self._forward(client, server)
+
+    def _forward(self, client: socket.socket, server: socket.socket) -> None:
+        losing: str | None = None
+        swallowing = False
+        heard = b""
+        try:
+            while True:
+                ready, _, _ = select.select([client, server], [], [], 10)
+                if not ready:
+                    if swallowing:
+                        return  # no COMMIT came: cut all the same, not hang
+                    continue
+                if client in ready:
+                    data = client.recv(65536)
+                    if not data:
+                        return
+                    with self.lock:  # taken by the first connection it applies to
+                        if self.armed and b"COMMIT" in data:
+                            losing, self.armed = self.armed, None
+                    if losing == "lose_request":
+                        self.cuts += 1
+                        return  # the server never hears of it
+                    swallowing = swallowing or losing == "lose_reply"
+                    server.sendall(data)
+                if server in ready:
+                    data = server.recv(65536)
+                    if not data:
+                        return
+                    if swallowing:
+                        heard += data
+                        if COMMITTED in heard:
+                            self.cuts += 1
+                            return  # committed; the client never hears so
+                        continue
+                    client.sendall(data)
+        finally:
+            client.close()
+            server.close()
+
+    def dsn(self) -> str:
+        params = {k: v for k, v in self.server.items() if k not in ("host", "hostaddr", "port")}
+        return make_conninfo(
+            **params, host="127.0.0.1", port=self.port, sslmode="disable", gssencmode="disable"
+        )
+
+
+@pytest.fixture
+def journal_db(pg_server: PgServer) -> Iterator[str]:
+    name = pg_server.create_database()
+    yield pg_server.dsn_for(name)
+    pg_server.drop_database(name)
+
+
+@pytest.fixture
+def proxy(journal_db: str) -> Iterator[Proxy]:
+    found = Proxy(conninfo_to_dict(journal_db))
+    yield found
+    found.listener.close()
+
+
+def _start(run_id: str) -> Event:
+    row = {"id": run_id, "playbook": "p", "mode": "run", "started_at": AT, "status": "running"}
+    return (AT, run_id, "run.start", {"table": "runs", "op": "insert", "row": row})
+
+
+def _step(run_id: str, seq: int) -> Event:
+    row = {"run_id": run_id, "seq": seq, "status": "ok", "name": f"s{seq}"}
+    return (AT, run_id, "step.end", {"table": "steps", "op": "insert", "row": row})
+
+
+def _end(run_id: str) -> Event:
+    row = {"id": run_id, "status": "ok", "ended_at": AT}
+    return (AT, run_id, "run.end", {"table": "runs", "op": "update", "row": row})
+
+
+def _incident(key: str) -> Event:
+    row = {"key": key, "severity": "warning", "status": "open", "opened_at": AT, "updated_at": AT}
+    return (AT, None, "incident.open", {"table": "incidents", "op": "insert", "row": row})
+
+
+def _kinds(dsn: str, run_id: str) -> list[str]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT kind FROM runbook.events WHERE run_id = %s ORDER BY seq", (run_id,)
+        ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _config(dsn: str) -> StoreConfig:
+    return StoreConfig("postgresql", dsn=dsn)
+
+
+def test_an_append_whose_reply_is_lost_is_found_in_the_journal_not_failed(
+    proxy: Proxy, journal_db: str
+) -> None:
+    store = PostgresStore(_config(proxy.dsn()))
+    try:
+        store.append([_start("r1"), _step("r1", 1)])
+        proxy.arm("lose_reply")
+        assert store.append([_step("r1", 2), _end("r1")]) == []  # committed: no error
+        assert proxy.cuts == 1
+        store.append([_start("r2"), _end("r2")])  # on a new connection, chained on
+        assert store.verify() == []
+    finally:
+        store.close()
+    assert _kinds(journal_db, "r1") == ["run.start", "step.end", "step.end", "run.end"]
+    assert _kinds(journal_db, "r2") == ["run.start", "run.end"]
+
+
+def test_a_lost_reply_is_not_written_again_by_the_writer(proxy: Proxy, journal_db: str) -> None:
+    # A fleet's batch holds many runs' records; one that failed is written
+    # again run by run. One whose reply was lost had committed: written again,
+    # each run's records would be there twice (or refused, a run id taken twice).
+    writer = Writer(_config(proxy.dsn()))
+    first, second = object(), object()
+    try:
+        writer.wait(first, writer.put(first, [_start("a")]))
+        writer.wait(second, writer.put(second, [_start("b")]))
+        proxy.arm("lose_reply")
+        one = writer.put(first, [_step("a", 1), _end("a")])
+        two = writer.put(second, [_step("b", 1), _end("b")])
+        writer.wait(first, one)  # no error: they are in the journal
+        writer.wait(second, two)
+    finally:
+        writer.close()
+    assert proxy.cuts == 1
+    assert _kinds(journal_db, "a") == ["run.start", "step.end", "run.end"]
+    assert _kinds(journal_db, "b") == ["run.start", "step.end", "run.end"]
+    check = PostgresStore(_config(journal_db))
+    try:
+        assert check.verify() == []
+    finally:
+        check.close()
+
+
+def test_an_append_that_never_reached_the_server_is_written_again(
+    proxy: Proxy, journal_db: str
+) -> None:
+    writer = Writer(_config(proxy.dsn()))
+    first, second = object(), object()
+    try:
+        writer.wait(first, writer.put(first, [_start("a")]))
+        writer.wait(second, writer.put(second, [_start("b")]))
+        proxy.arm("lose_request")
+        one = writer.put(first, [_end("a")])
+        two = writer.put(second, [_end("b")])
+        writer.wait(first, one)  # not in the journal: written again, each run apart
+        writer.wait(second, two)
+    finally:
+        writer.close()
+    assert proxy.cuts == 1
+    assert _kinds(journal_db, "a") == ["run.start", "run.end"]
+    assert _kinds(journal_db, "b") == ["run.start", "run.end"]
+
+
+def test_a_row_numbered_before_a_lost_commit_keeps_its_id_and_is_there_once(
+    proxy: Proxy, journal_db: str
+) -> None:
+    store = PostgresStore(_config(proxy.dsn()))
+    try:
+        [first] = store.append([_incident("gate:x")])
+        proxy.arm("lose_reply")
+        [second] = store.append([_incident("gate:y")])  # its id came before the COMMIT
+        assert proxy.cuts == 1
+        assert store.verify() == []
+    finally:
+        store.close()
+    with psycopg.connect(journal_db) as conn:
+        rows = conn.execute("SELECT id, key FROM runbook.incidents ORDER BY id").fetchall()
+    assert rows == [(first, "gate:x"), (second, "gate:y")]
+
+
+def test_an_append_is_not_made_again_when_whether_it_committed_cannot_be_told(
+    proxy: Proxy, journal_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = PostgresStore(_config(proxy.dsn()))
+    try:
+        store.append([_start("r1")])
+        proxy.arm("lose_reply")
+        # The server gone by the time it is asked: no new connection to ask on.
+        monkeypatch.setattr(proxy, "port", 1)
+        monkeypatch.setattr(store, "config", replace(store.config, dsn=proxy.dsn()))
+        with pytest.raises(AppendUnknown, match="whether it did cannot be told"):
+            store.append([_end("r1")])
+    finally:
+        store.close()
+    assert _kinds(journal_db, "r1") == ["run.start", "run.end"]  # it had: once
+
+
+SLOW = """name: slow
+kind: check
+steps:
+  - name: Wait
+    query: SELECT 1 AS n FROM pg_sleep(0.5)
+  - name: After
+    query: SELECT 2 AS n
+"""
+
+
+@pytest.mark.sqlite_only  # its journal is the proxy's, whichever the project's would be
+@pytest.mark.parametrize("cut", ["lose_reply", "lose_request", "terminate"])
+def test_a_run_whose_journal_connection_is_cut_goes_on_and_says_nothing_stray(
+    project: Project, proxy: Proxy, journal_db: str, monkeypatch: pytest.MonkeyPatch, cut: str
+) -> None:
+    # The real CLI, its journal through the proxy: while the step sleeps, the
+    # journal's next COMMIT commits and its reply is lost, or its next
+    # statements never reach the server, or its backends are terminated
+    # (pg_terminate_backend, as a server restart would).
+    monkeypatch.setenv("RUNBOOK_JOURNAL", proxy.dsn())
+    book = project.playbook(SLOW)
+
+    def arm_once_sleeping() -> None:
+        with psycopg.connect(project.dsn, autocommit=True) as conn:
+            for _ in range(200):
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(0.5)%'"
+                    " AND state = 'active' AND pid <> pg_backend_pid()"
+                    " AND datname = current_database()"  # not another test's
+                ).fetchone()
+                if row and row[0]:
+                    if cut == "terminate":
+                        conn.execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE datname = %s AND pid <> pg_backend_pid()",
+                            (conninfo_to_dict(journal_db)["dbname"],),
+                        )
+                    else:
+                        proxy.arm(cut)
+                    return
+                time.sleep(0.02)
+
+    arming = threading.Thread(target=arm_once_sleeping)
+    arming.start()
+    # A process of its own: what reaches its stderr is what an operator sees.
+    done = subprocess.run(
+        [sys.executable, "-m", "runbook", "run", str(book)],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    arming.join()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert proxy.cuts == (0 if cut == "terminate" else 1)
+    assert "error ignored" not in done.stderr  # psycopg's own warning, bare
+    [run_id] = {str(r[0]) for r in _ids(journal_db)}
+    kinds = _kinds(journal_db, run_id)
+    assert kinds.count("run.start") == 1 and kinds.count("run.end") == 1
+    assert kinds.count("step.end") == 2
+    store = PostgresStore(_config(journal_db))
+    try:
+        assert store.verify() == []
+    finally:
+        store.close()
+
+
+def _ids(dsn: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT id FROM runbook.runs").fetchall()
