@@ -56,9 +56,9 @@ def _found(conn: psycopg.Connection[Any], sent: Sent) -> bool | None:
     is and some not (another appender came between)."""
     found: list[bool] = []
     with conn.cursor() as cur:
+        # Every chain the client extended, the journal-wide one too when the
+        # append signed a checkpoint (it then chains that one itself).
         for stream, (pos, head) in sent.heads.items():
-            if stream == JOURNAL_WIDE:
-                continue  # a signed append's: its runs' chains tell
             cur.execute("SELECT hash FROM events WHERE stream = %s AND pos = %s", (stream, pos))
             row = cur.fetchone()
             found.append(row is not None and row[0] == head)

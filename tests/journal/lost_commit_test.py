@@ -15,13 +15,15 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from runbook.journal.events import AppendUnknown
+from runbook.journal.checkpoint import generate
+from runbook.journal.events import AppendUnknown, checkpoint_request
 from runbook.journal.postgres import PostgresStore
 from runbook.journal.store import StoreConfig
 from runbook.journal.writer import Writer
@@ -323,3 +325,26 @@ def test_a_run_whose_journal_connection_is_cut_goes_on_and_says_nothing_stray(
 def _ids(dsn: str) -> list[tuple[object, ...]]:
     with psycopg.connect(dsn) as conn:
         return conn.execute("SELECT id FROM runbook.runs").fetchall()
+
+
+def test_a_signed_checkpoint_whose_reply_is_lost_is_there_once(
+    proxy: Proxy, journal_db: str, tmp_path: Path
+) -> None:
+    # With a key, the checkpoint's append chains the journal-wide chain itself:
+    # alone in its append, that chain's head is what tells it landed.
+    key = tmp_path / "journal.pem"
+    generate(key)
+    store = PostgresStore(StoreConfig("postgresql", dsn=proxy.dsn(), key_file=key))
+    try:
+        store.append([_start("r1"), _end("r1")])  # a seal: the chain is not empty
+        proxy.arm("lose_reply")
+        store.append([checkpoint_request(AT)])
+        assert proxy.cuts == 1
+        assert store.verify() == []
+    finally:
+        store.close()
+    with psycopg.connect(journal_db) as conn:
+        counted = conn.execute(
+            "SELECT count(*) FROM runbook.events WHERE kind = 'checkpoint'"
+        ).fetchone()
+    assert counted == (1,)
