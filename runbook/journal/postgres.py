@@ -388,14 +388,24 @@ class PostgresStore(
     def query(
         self, text: str, params: Sequence[Any] | Mapping[str, Any] = ()
     ) -> list[dict[str, Any]]:
-        """Rows by column name, JSON columns parsed."""
-        try:
-            with self.lock, self.conn.cursor(row_factory=dict_row) as cur:
-                cur.execute(text.encode(), params)  # our own SQL, never a user's
-                rows = cur.fetchall()
-        except psycopg.Error as exc:
-            raise JournalError(f"cannot read the journal {self.where}: {exc}") from None
-        return [decode(dict(r)) for r in rows]
+        """Rows by column name, JSON columns parsed. A read whose connection
+        was lost (the server restarted, the backend terminated) is made once
+        more on a new one: a read changes nothing."""
+        with self.lock:
+            again = True
+            while True:
+                try:
+                    with self.conn.cursor(row_factory=dict_row) as cur:
+                        cur.execute(text.encode(), params)  # our own SQL, never a user's
+                        rows = cur.fetchall()
+                    return [decode(dict(r)) for r in rows]
+                except psycopg.Error as exc:
+                    if again and isinstance(exc, psycopg.OperationalError) and self.conn.broken:
+                        self._roll_back()
+                        again = False
+                        if not self.conn.broken:
+                            continue
+                    raise JournalError(f"cannot read the journal {self.where}: {exc}") from None
 
     def _one(self, text: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         rows = self.query(text, params)

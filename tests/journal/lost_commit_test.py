@@ -348,3 +348,17 @@ def test_a_signed_checkpoint_whose_reply_is_lost_is_there_once(
             "SELECT count(*) FROM runbook.events WHERE kind = 'checkpoint'"
         ).fetchone()
     assert counted == (1,)
+
+
+def test_a_read_whose_connection_was_lost_is_made_again_on_a_new_one(journal_db: str) -> None:
+    store = PostgresStore(_config(journal_db))
+    try:
+        store.append([_start("r1")])
+        with psycopg.connect(journal_db, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (store.conn.info.backend_pid,))
+        run = store.run("r1")  # the server restarted, say: a read changes nothing
+        assert run is not None and run.id == "r1"
+        store.append([_end("r1")])  # and appends go on
+    finally:
+        store.close()
+    assert _kinds(journal_db, "r1") == ["run.start", "run.end"]
