@@ -3,16 +3,19 @@ tables in `<journal schema>_queue`. Every statement about the queue is here."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from runbook.errors import RunbookError, UsageError
+from runbook.errors import JournalError, RunbookError, UsageError
 from runbook.journal.migrate import resolve_dsn
 from runbook.journal.store import StoreConfig
+from runbook.redact import redact_dsn
 
 RUN_TASK = "runbook.run"
 RESUME_TASK = "runbook.resume"
@@ -36,14 +39,35 @@ def conninfo(config: StoreConfig) -> tuple[str, dict[str, Any]]:
     return resolve_dsn(config), {"options": f"-c search_path={schema_of(config)}"}
 
 
+@contextlib.contextmanager
+def connected(
+    config: StoreConfig, *, queue_first: bool = True
+) -> Iterator[psycopg.Connection[Any]]:
+    """A connection to the journal's database, the queue's schema first on its
+    path (`queue_first`). A server that cannot be reached, or a connection
+    lost on the way, is a JournalError (exit 3) naming the journal, not a
+    traceback."""
+    dsn, options = conninfo(config)
+    try:
+        with psycopg.connect(
+            dsn, autocommit=True, connect_timeout=10, **(options if queue_first else {})
+        ) as conn:
+            yield conn
+    except psycopg.Error as exc:
+        text = str(exc).strip()
+        first = redact_dsn(text.splitlines()[0]) if text else type(exc).__name__
+        raise JournalError(
+            f"cannot reach the queue in the journal {config.where}: {first}"
+        ) from None
+
+
 def ensure_schema(config: StoreConfig) -> None:
     """The queue's tables, made on first use (or by `runbook journal upgrade`)."""
     require_postgres(config)
     from procrastinate import schema as schema_module
 
-    dsn, _ = conninfo(config)
     name = schema_of(config)
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+    with connected(config, queue_first=False) as conn:
         # One maker at a time: two workers starting on a fresh database.
         conn.execute("SELECT pg_advisory_lock(hashtext('runbook-queue-schema'))")
         try:
@@ -88,13 +112,12 @@ def enqueue(config: StoreConfig, jobs: list[NewJob]) -> list[int]:
     `queueing_lock` a waiting job holds refuses them all (AlreadyQueued)."""
     if not jobs:
         return []
-    dsn, kwargs = conninfo(config)
     rows = [(DEFAULT_QUEUE, j.task, 0, j.lock, j.queueing_lock, json.dumps(j.args)) for j in jobs]
     placeholders = ", ".join(
         "ROW(%s, %s, %s, %s, %s, %s::jsonb, NULL)::procrastinate_job_to_defer_v1" for _ in rows
     )
     params = [value for row in rows for value in row]
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=10, **kwargs) as conn:
+    with connected(config) as conn:
         try:
             row = conn.execute(
                 f"SELECT procrastinate_defer_jobs_v1(ARRAY[{placeholders}])",
@@ -111,8 +134,7 @@ class AlreadyQueued(RunbookError):
 
 
 def job_status(config: StoreConfig, job: int) -> str | None:
-    dsn, kwargs = conninfo(config)
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=10, **kwargs) as conn:
+    with connected(config) as conn:
         row = conn.execute(
             "SELECT status::text FROM procrastinate_jobs WHERE id = %s", (job,)
         ).fetchone()
@@ -150,8 +172,7 @@ SELECT j.id, j.task_name, j.status::text, j.lock, j.args, j.attempts, j.worker_i
 
 
 def jobs(config: StoreConfig, statuses: tuple[str, ...], limit: int = 1000) -> list[Job]:
-    dsn, kwargs = conninfo(config)
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=10, **kwargs) as conn:
+    with connected(config) as conn:
         rows = conn.execute(LIST, (list(statuses), limit)).fetchall()
     return [Job(r[0], r[1], r[2], r[3], r[4] or {}, r[5], r[6], r[7], r[8] or "") for r in rows]
 
@@ -167,8 +188,7 @@ SELECT j.id FROM procrastinate_jobs j
 def take_stalled(config: StoreConfig, seconds: float) -> list[Job]:
     """The jobs of workers silent for `seconds` (or pruned), each moved out of
     `doing` by this call: of two reapers, one takes each job."""
-    dsn, kwargs = conninfo(config)
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=10, **kwargs) as conn:
+    with connected(config) as conn:
         # One statement: a second reaper's UPDATE waits for the row, then finds
         # it no longer `doing` (PostgreSQL checks the condition again) and skips it.
         rows = conn.execute(
@@ -182,8 +202,7 @@ def take_stalled(config: StoreConfig, seconds: float) -> list[Job]:
 
 def cancel_waiting(config: StoreConfig) -> int:
     """`runbook queue --drain`: every job not yet taken cancelled; how many."""
-    dsn, kwargs = conninfo(config)
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=10, **kwargs) as conn:
+    with connected(config) as conn:
         cur = conn.execute(
             "UPDATE procrastinate_jobs SET status = 'cancelled' WHERE status = 'todo'"
         )
