@@ -37,13 +37,19 @@ def verify_postgres(
     checkpoint: Checkpoint | None = None,
     public: Ed25519PublicKey | None = None,
 ) -> Report:
-    """Verify the journal in PostgreSQL without creating or writing anything."""
+    """Verify the journal in PostgreSQL without creating or writing anything.
+    A server out of reach, or a connection lost on the way, is a JournalError
+    (exit 3), not a problem found: a journal that cannot be read is not shown
+    damaged (a nightly verify would page "tampered" for a server restarting)."""
+    conn = connect(config)
     try:
-        conn = connect(config)
-    except JournalError as exc:
-        return Report([str(exc)])
-    try:
-        return verify_connection(conn, checkpoint, public)
+        report = verify_connection(conn, checkpoint, public)
+        if conn.broken:
+            raise JournalError(
+                f"cannot read the journal {config.where}: the connection was lost"
+                f" ({'; '.join(report.problems)[:300]})"
+            )
+        return report
     finally:
         conn.close()
 

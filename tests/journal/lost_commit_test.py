@@ -7,6 +7,7 @@ recorded twice), or loses the append itself (it did not: it is made again).
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import socket
 import subprocess
@@ -362,3 +363,23 @@ def test_a_read_whose_connection_was_lost_is_made_again_on_a_new_one(journal_db:
     finally:
         store.close()
     assert _kinds(journal_db, "r1") == ["run.start", "run.end"]
+
+
+def test_a_journal_out_of_reach_is_not_reported_damaged(tmp_path: Path) -> None:
+    # `journal verify` exits 1 for a damaged journal (a nightly job pages on
+    # it); a server that cannot be reached is exit 3, "cannot open".
+    from click.testing import CliRunner
+
+    from runbook.cli import main
+
+    (tmp_path / "inventory.yaml").write_text("targets:\n  db: {dsn: 'host=/nowhere'}\n")
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        result = CliRunner().invoke(
+            main, ["journal", "verify"], env={"RUNBOOK_JOURNAL": "host=/nowhere/at/all dbname=ops"}
+        )
+    finally:
+        os.chdir(old)
+    assert result.exit_code == 3, result.output
+    assert "cannot open the journal" in result.output and "damaged" not in result.output
