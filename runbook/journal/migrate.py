@@ -77,14 +77,14 @@ def connect(config: StoreConfig) -> psycopg.Connection[Any]:
             dsn, autocommit=True, connect_timeout=10, application_name="runbook", **extra
         )
     except psycopg.Error as exc:
-        raise JournalError(f"cannot open the journal {config.where}: {_first_line(exc)}") from None
+        raise JournalError(f"cannot open the journal {config.where}: {first_line(exc)}") from None
     if not given:
         return conn
     try:
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(config.schema)))
     except psycopg.Error as exc:
         conn.close()
-        raise JournalError(f"cannot open the journal {config.where}: {_first_line(exc)}") from None
+        raise JournalError(f"cannot open the journal {config.where}: {first_line(exc)}") from None
     return conn
 
 
@@ -142,12 +142,10 @@ def migrate(conn: psycopg.Connection[Any], config: StoreConfig) -> list[int]:
                 )
         return applied
     except psycopg.Error as exc:
-        raise JournalError(
-            f"cannot set up the journal {config.where}: {_first_line(exc)}"
-        ) from None
+        raise JournalError(f"cannot set up the journal {config.where}: {first_line(exc)}") from None
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     """The error's first line, any DSN in it shown without its password."""
     text = str(exc).strip()
     return redact_dsn(text.splitlines()[0]) if text else type(exc).__name__

@@ -154,7 +154,7 @@ class PostgresStore(
                         rowids, heads, sealed = self._append(events, known, assigned, sent)
                         self.conn.execute(b"COMMIT")
                 except BaseException as exc:
-                    lost = isinstance(exc, psycopg.OperationalError) and self.conn.broken
+                    lost = self._lost(exc)
                     self._roll_back()
                     self._heads.clear()
                     if lost and rowids is not None and landed(self.conn, self.where, exc, sent):
@@ -197,6 +197,12 @@ class PostgresStore(
         self._heads.pop(JOURNAL_WIDE, None)  # extended by the server, or signed under a lock
         for run_id in sealed:
             self._heads.pop(run_id, None)
+
+    def _lost(self, exc: BaseException) -> bool:
+        """Whether `exc` is this store's connection lost (the server restarted
+        or killed, the backend terminated, a network cut), not a statement's
+        own error: what an append or a read may be made again after."""
+        return isinstance(exc, psycopg.OperationalError) and self.conn.broken
 
     def _roll_back(self) -> None:
         """After a failed append: a connection of its own again. The server
@@ -400,7 +406,7 @@ class PostgresStore(
                         rows = cur.fetchall()
                     return [decode(dict(r)) for r in rows]
                 except psycopg.Error as exc:
-                    if again and isinstance(exc, psycopg.OperationalError) and self.conn.broken:
+                    if again and self._lost(exc):
                         self._roll_back()
                         again = False
                         if not self.conn.broken:

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 
 from runbook.journal.events import AppendUnknown
+from runbook.journal.migrate import first_line
 from runbook.journal.postgres_rows import JOURNAL_WIDE
 
 # How far back among the journal-wide events an append's first one is looked for.
@@ -43,11 +44,9 @@ def landed(conn: psycopg.Connection[Any], where: str, exc: BaseException, sent: 
             outcome = None
     if outcome is not None:
         return outcome
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
     raise AppendUnknown(
         f"cannot write the journal {where}: the connection was lost as an append "
-        f"committed ({first}); whether it did cannot be told, so it is not made again"
+        f"committed ({first_line(exc)}); whether it did cannot be told, so it is not made again"
     ) from None
 
 

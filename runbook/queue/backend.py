@@ -13,9 +13,8 @@ import psycopg
 from psycopg import sql
 
 from runbook.errors import JournalError, RunbookError, UsageError
-from runbook.journal.migrate import resolve_dsn
+from runbook.journal.migrate import first_line, resolve_dsn
 from runbook.journal.store import StoreConfig
-from runbook.redact import redact_dsn
 
 RUN_TASK = "runbook.run"
 RESUME_TASK = "runbook.resume"
@@ -54,10 +53,8 @@ def connected(
         ) as conn:
             yield conn
     except psycopg.Error as exc:
-        text = str(exc).strip()
-        first = redact_dsn(text.splitlines()[0]) if text else type(exc).__name__
         raise JournalError(
-            f"cannot reach the queue in the journal {config.where}: {first}"
+            f"cannot reach the queue in the journal {config.where}: {first_line(exc)}"
         ) from None
 
 
