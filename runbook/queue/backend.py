@@ -106,24 +106,83 @@ class NewJob:
 
 def enqueue(config: StoreConfig, jobs: list[NewJob]) -> list[int]:
     """The jobs queued in one statement (all or none); their ids. A job whose
-    `queueing_lock` a waiting job holds refuses them all (AlreadyQueued)."""
+    `queueing_lock` a waiting job holds refuses them all (AlreadyQueued).
+
+    A connection lost as the statement went out (the server restarted, the
+    backend terminated, a network cut) may have lost only the answer: on a
+    new connection the jobs are looked for; found, their ids are returned;
+    not found, they are queued once more. Queued twice, a run's job would run
+    it twice (the operator, told only "cannot reach", runs the command
+    again); a job that did land and is queued again anyway (its statement
+    still on its way on the old connection) names the same run id, which the
+    journal takes once: the second one's run stops as a conflict, nothing run."""
     if not jobs:
         return []
     rows = [(DEFAULT_QUEUE, j.task, 0, j.lock, j.queueing_lock, json.dumps(j.args)) for j in jobs]
     placeholders = ", ".join(
         "ROW(%s, %s, %s, %s, %s, %s::jsonb, NULL)::procrastinate_job_to_defer_v1" for _ in rows
     )
+    query = f"SELECT procrastinate_defer_jobs_v1(ARRAY[{placeholders}])"
     params = [value for row in rows for value in row]
-    with connected(config) as conn:
-        try:
-            row = conn.execute(
-                f"SELECT procrastinate_defer_jobs_v1(ARRAY[{placeholders}])",
-                params,
-            ).fetchone()
-        except psycopg.errors.UniqueViolation:
-            raise AlreadyQueued("a job with the same queueing lock is waiting already") from None
-    assert row is not None
-    return [int(i) for i in row[0]]
+    lost: BaseException = JournalError("")
+    for _ in range(2):  # once more if the jobs never reached the server
+        with connected(config) as conn:
+            try:
+                row = conn.execute(query, params).fetchone()
+            except psycopg.errors.UniqueViolation:
+                raise AlreadyQueued(
+                    "a job with the same queueing lock is waiting already"
+                ) from None
+            except psycopg.OperationalError as exc:
+                if not conn.broken:
+                    raise
+                lost = exc
+            else:
+                assert row is not None
+                return [int(i) for i in row[0]]
+        found = _queued_already(config, jobs, lost)
+        if found is not None:
+            return found
+    raise JournalError(
+        f"cannot queue the runs in the journal {config.where}: the connection was lost "
+        f"twice as they were queued ({first_line(lost)}); nothing was queued"
+    )
+
+
+def _queued_already(
+    config: StoreConfig, jobs: list[NewJob], lost: BaseException
+) -> list[int] | None:
+    """After a connection lost while `jobs` were queued: their ids if they
+    were (found by task and arguments: a run's job names its run id, which
+    no other job does; a resume is looked for among the jobs waiting or
+    running, where its queueing lock allows one), None if none was. One
+    statement queues them all or none: some found is a journal that changed
+    under us, told as such."""
+    found: list[int] = []
+    try:
+        with connected(config) as conn:
+            for job in jobs:
+                row = conn.execute(
+                    "SELECT max(id) FROM procrastinate_jobs WHERE task_name = %s"
+                    " AND args = %s::jsonb AND (args ? 'spec' OR status IN ('todo', 'doing'))",
+                    (job.task, json.dumps(job.args)),
+                ).fetchone()
+                if row is not None and row[0] is not None:
+                    found.append(int(row[0]))
+    except JournalError as exc:
+        raise JournalError(
+            f"the connection to the queue in the journal {config.where} was lost as the runs "
+            f"were queued ({first_line(lost)}), and whether they were cannot be told: {exc}. "
+            "`runbook queue` lists the jobs waiting; queue again only those missing"
+        ) from None
+    if not found:
+        return None
+    if len(found) != len(jobs):
+        raise JournalError(
+            f"the queue in the journal {config.where} holds {len(found)} of the {len(jobs)} "
+            "jobs queued in one statement whose connection was lost: `runbook queue` lists them"
+        )
+    return found
 
 
 class AlreadyQueued(RunbookError):

@@ -6,10 +6,7 @@ recorded twice), or loses the append itself (it did not: it is made again).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import select
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +18,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 from runbook.journal.checkpoint import generate
 from runbook.journal.events import AppendUnknown, checkpoint_request
@@ -30,101 +27,11 @@ from runbook.journal.store import StoreConfig
 from runbook.journal.writer import Writer
 
 from ..conftest import PgServer, Project
+from ..lostreply import Proxy
 from .chain_postgres_test import _end, _start, _step
 
 AT = "2026-01-01T00:00:00.000Z"
 Event = tuple[str, str | None, str, dict[str, Any]]
-COMMITTED = b"COMMIT\x00"  # the tag of COMMIT's CommandComplete: the server committed
-
-
-class Proxy:
-    """127.0.0.1:port to the server. Armed, it waits for a client to send a
-    COMMIT (an append). `lose_reply`: that reaches the server, whose answers
-    are dropped until it says COMMIT (committed), and the connection is cut.
-    `lose_request`: that never reaches the server, and the connection is cut."""
-
-    def __init__(self, server: dict[str, Any]) -> None:
-        self.server = server
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.armed: str | None = None
-        self.cuts = 0
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def arm(self, how: str) -> None:
-        with self.lock:
-            self.armed = how
-
-    def _upstream(self) -> socket.socket:
-        host = str(self.server.get("host") or "/tmp")
-        port = int(self.server.get("port") or 5432)
-        if host.startswith("/"):
-            sock = socket.socket(socket.AF_UNIX)
-            sock.connect(f"{host}/.s.PGSQL.{port}")
-            return sock
-        return socket.create_connection((host, port))
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._pump, args=(client,), daemon=True).start()
-
-    def _pump(self, client: socket.socket) -> None:
-        try:
-            server = self._upstream()
-        except OSError:
-            client.close()
-            return
-        with contextlib.suppress(OSError):  # either side gone: the connection ends
-            self._forward(client, server)
-
-    def _forward(self, client: socket.socket, server: socket.socket) -> None:
-        losing: str | None = None
-        swallowing = False
-        heard = b""
-        try:
-            while True:
-                ready, _, _ = select.select([client, server], [], [], 10)
-                if not ready:
-                    if swallowing:
-                        return  # no COMMIT came: cut all the same, not hang
-                    continue
-                if client in ready:
-                    data = client.recv(65536)
-                    if not data:
-                        return
-                    with self.lock:  # taken by the first connection it applies to
-                        if self.armed and b"COMMIT" in data:
-                            losing, self.armed = self.armed, None
-                    if losing == "lose_request":
-                        self.cuts += 1
-                        return  # the server never hears of it
-                    swallowing = swallowing or losing == "lose_reply"
-                    server.sendall(data)
-                if server in ready:
-                    data = server.recv(65536)
-                    if not data:
-                        return
-                    if swallowing:
-                        heard += data
-                        if COMMITTED in heard:
-                            self.cuts += 1
-                            return  # committed; the client never hears so
-                        continue
-                    client.sendall(data)
-        finally:
-            client.close()
-            server.close()
-
-    def dsn(self) -> str:
-        params = {k: v for k, v in self.server.items() if k not in ("host", "hostaddr", "port")}
-        return make_conninfo(
-            **params, host="127.0.0.1", port=self.port, sslmode="disable", gssencmode="disable"
-        )
 
 
 @pytest.fixture
