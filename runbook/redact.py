@@ -165,7 +165,10 @@ def dsn_password(dsn: str) -> str | None:
     return str(password) if password else None
 
 
-_URI_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@?#]*:)([^@/?#]*)(@)")
+# Anywhere, not only at the start: an error message may quote a URI.
+_URI_PASSWORD = re.compile(
+    r"(?<![a-zA-Z0-9+.-])([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@?#\s]*:)([^@/?#\s]*)(@)"
+)
 _QUERY_PASSWORD = re.compile(r"([?&]password=)([^&#]*)", re.IGNORECASE)
 _KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)")
 
@@ -179,3 +182,9 @@ def redact_dsn(dsn: str) -> str:
     shown = _KV_PASSWORD.sub(lambda m: m.group(1) + MASK, shown)
     password = dsn_password(dsn)
     return Redactor([password]).text(shown) if password else shown
+
+
+def first_line(exc: BaseException) -> str:
+    """The error's first line, any DSN in it shown without its password."""
+    text = str(exc).strip()
+    return redact_dsn(text.splitlines()[0]) if text else type(exc).__name__

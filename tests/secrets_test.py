@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from runbook.redact import Redactor, redact_dsn
+from runbook.redact import Redactor, first_line, redact_dsn
 
 from .conftest import Project
 from .loopback import http_server, smtp_server
@@ -301,3 +301,21 @@ def test_an_invalid_dsn_is_refused_without_quoting_its_password(
     assert result.exit_code == 2, result.output
     assert "invalid DSN" in result.output and "Traceback" not in result.output
     assert fragment not in result.output and "sekret" not in result.output
+
+
+@pytest.mark.parametrize(
+    "said, shown",
+    [
+        (
+            "cannot reach host=h dbname=db password=q7z user=u: refused\nDETAIL: more",
+            "cannot reach host=h dbname=db password=*** user=u: refused",
+        ),
+        ("failed for postgresql://u:q7z@h/db\nHINT: q7z", "failed for postgresql://u:***@h/db"),
+    ],
+)
+def test_an_errors_first_line_shows_no_dsn_password(said: str, shown: str) -> None:
+    """What every "cannot …: <error>" message quotes (the journal, the
+    queue, a target, a drill's copy, the scheduler): its first line, a DSN
+    in it (a URI too, not only at the start) without its password."""
+    assert first_line(RuntimeError(said)) == shown
+    assert first_line(RuntimeError("  ")) == "RuntimeError"

@@ -26,6 +26,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from runbook.errors import TargetError
 from runbook.model import Target
 from runbook.pg import sandbox
+from runbook.redact import first_line
 
 
 class CopyError(TargetError):
@@ -75,7 +76,7 @@ def make(dsn: str, drill_id: str, target: str, method: str, root: Path) -> tuple
             _template(dsn, name, mark)
             return Copy(name, "same", "template", mark), None
         except psycopg.Error as exc:
-            why = _first_line(exc)
+            why = first_line(exc)
             if method == "template":
                 raise CopyError(
                     f"cannot copy {target} on its server: {why} (copy: dump restores it "
@@ -172,11 +173,6 @@ def _dump(dsn: str, name: str, mark: str, root: Path) -> None:
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
         raise CopyError(f"cannot copy the target by pg_dump | pg_restore: {_last(said)}")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _last(text: str) -> str:

@@ -17,7 +17,7 @@ from psycopg import sql
 
 from runbook.errors import JournalError
 from runbook.journal.store import StoreConfig
-from runbook.redact import redact_dsn
+from runbook.redact import first_line
 from runbook.resources import sql_dir
 
 _FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
@@ -143,9 +143,3 @@ def migrate(conn: psycopg.Connection[Any], config: StoreConfig) -> list[int]:
         return applied
     except psycopg.Error as exc:
         raise JournalError(f"cannot set up the journal {config.where}: {first_line(exc)}") from None
-
-
-def first_line(exc: BaseException) -> str:
-    """The error's first line, any DSN in it shown without its password."""
-    text = str(exc).strip()
-    return redact_dsn(text.splitlines()[0]) if text else type(exc).__name__

@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 
 from runbook.journal.events import AppendUnknown
-from runbook.journal.migrate import first_line
 from runbook.journal.postgres_rows import JOURNAL_WIDE
+from runbook.redact import first_line
 
 # How far back among the journal-wide events an append's first one is looked for.
 WINDOW = 10_000

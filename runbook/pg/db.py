@@ -23,7 +23,7 @@ from psycopg import errors as pgerrors
 from runbook.errors import StepError, TargetError
 from runbook.pg import marker
 from runbook.pg.watchdog import Watchdog
-from runbook.redact import redact_dsn
+from runbook.redact import first_line, redact_dsn
 from runbook.results import MAX_ROWS, QueryResult
 from runbook.sqltemplate.sqlvalues import RenderedSql
 
@@ -143,8 +143,7 @@ class Session:
                     raise
                 conn = self._open(options)  # before PostgreSQL 14: no such setting
         except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            self.refused = redact_dsn(reason)
+            self.refused = first_line(exc)
             self.unreachable = self.backend_pid is None
             raise TargetError(
                 f"cannot connect to target {spec.target!r} ({spec.shown}): {self.refused}"

@@ -13,8 +13,9 @@ import psycopg
 from psycopg import sql
 
 from runbook.errors import JournalError, RunbookError, UsageError
-from runbook.journal.migrate import first_line, resolve_dsn
+from runbook.journal.migrate import resolve_dsn
 from runbook.journal.store import StoreConfig
+from runbook.redact import first_line
 
 RUN_TASK = "runbook.run"
 RESUME_TASK = "runbook.resume"

@@ -19,6 +19,7 @@ from types import FrameType
 import psycopg
 
 from runbook.errors import RunbookError
+from runbook.redact import first_line
 from runbook.schedule.tick import Scheduler
 
 STOP_GRACE = 30.0  # seconds the runs get to journal their interruption
@@ -37,8 +38,7 @@ def serve(scheduler: Scheduler, log: Callable[[str], None], stop: threading.Even
             # The journal's server restarting, a full disk: a daemon outlives
             # them. It says so, waits, and connects again; the slots missed
             # meanwhile are decided (and paged) when it can write again.
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            log(f"tick failed ({first}); trying again in {RETRY:g}s")
+            log(f"tick failed ({first_line(exc)}); trying again in {RETRY:g}s")
             stop.wait(RETRY)
             with contextlib.suppress(RunbookError, psycopg.Error, sqlite3.Error, OSError):
                 scheduler.reopen()

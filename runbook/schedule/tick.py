@@ -32,6 +32,7 @@ from runbook.journal import reconcile
 from runbook.journal.events import Conflict
 from runbook.journal.records import FireRecord, FireStatus, HeartbeatRecord
 from runbook.journal.store import JournalStore, config_for, open_store
+from runbook.redact import first_line
 from runbook.schedule import decide, ledger, pager
 from runbook.schedule.entries import Entry, fingerprint, scheduled
 from runbook.schedule.launch import Launched, last_line
@@ -94,8 +95,10 @@ class Scheduler(Watching):
         try:
             self.inventory, entries = scheduled(self.inventory_path, self.near)
         except RunbookError as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            return [f"playbooks changed but do not load ({first}); the schedules stay as they were"]
+            return [
+                f"playbooks changed but do not load ({first_line(exc)}); "
+                "the schedules stay as they were"
+            ]
         before = {entry.pair for entry in self.entries}
         self.entries = entries
         self.pager.inventory = self.inventory
