@@ -26,7 +26,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from runbook.errors import TargetError
 from runbook.model import Target
 from runbook.pg import sandbox
-from runbook.redact import first_line
+from runbook.redact import first_line, redact_dsn
 
 
 class CopyError(TargetError):
@@ -176,5 +176,8 @@ def _dump(dsn: str, name: str, mark: str, root: Path) -> None:
 
 
 def _last(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no message"
+    """What pg_dump or pg_restore said went wrong: its last `error:` line
+    (its hints, "Is the server running …?", follow it), else its last line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "error:" in line]
+    return redact_dsn((errors or lines or ["no message"])[-1])

@@ -552,3 +552,28 @@ def test_a_dead_drill_is_reconciled_however_many_drills_came_after_it(project: P
     finally:
         journal.close()
     assert record is not None and "is gone" in (record.reason or "")
+
+
+@pytest.mark.parametrize("copy", ["template", "dump"])
+def test_a_target_out_of_reach_is_a_clear_error_without_its_password(
+    project: Project, copy: str
+) -> None:
+    """Nothing listens at the target: the copy's own error (the connection
+    refused, not pg_dump's hint that follows it), exit 3, the password in
+    its DSN nowhere, no drill left running."""
+    setup(project)
+    gone = "postgresql://ops:s3cretpw@127.0.0.1:1/ops"
+    project.write("inventory.yaml", INVENTORY.format(dsn=gone, route=""))
+    project.playbook(
+        DRILL.format(fix="5m").replace("  heartbeat:", f"  copy: {copy}\n  heartbeat:"),
+        "orders-drill.yaml",
+    )
+    try:
+        result = drill(project)
+    finally:
+        if copy == "dump":
+            project.run("sandbox", "down")
+    assert result.exit_code == 3, result.output
+    assert "Traceback" not in result.output and "s3cretpw" not in result.output
+    said = {"template": "cannot copy db on its server", "dump": "pg_dump: error: connection"}
+    assert said[copy] in result.output and "port 1 failed" in result.output, result.output
