@@ -46,10 +46,9 @@ class Notifier(Protocol):
         incident is recorded among the run's notifications instead."""
         ...
 
-    def finish(self, timeout: float | None = None, cut: str | None = None) -> list[dict[str, Any]]:
-        """Wait for deliveries still going (at most the grace period, or
-        `timeout`; not at all if `cut` says why not); what the run's
-        notifications did."""
+    def finish(self, cut: str | None = None) -> list[dict[str, Any]]:
+        """Wait for deliveries still going (at most the grace period; not at
+        all if `cut` says why not); what the run's notifications did."""
         ...
 
 

@@ -270,11 +270,11 @@ class Escalator:
         )
         return shown
 
-    def finish(self, timeout: float | None = None, cut: str | None = None) -> list[dict[str, Any]]:
+    def finish(self, cut: str | None = None) -> list[dict[str, Any]]:
         """Wait (at most the grace period in all) for deliveries still going, let go
         of the rest (pending, for the next tick); what happened. `cut`: why the
         wait was cut short (then there is none)."""
-        deadline = time.monotonic() + (0.0 if cut else self.grace if timeout is None else timeout)
+        deadline = time.monotonic() + (0.0 if cut else self.grace)
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._stop.set()
