@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 from pathlib import Path
@@ -74,15 +75,22 @@ def _pg_ctl_giving_up(
     embedded.stop(pgdata)
     real = postgres_server.pg_ctl
 
+    def rewrite(status: Path, text: str) -> None:
+        # At once (a new file renamed over it), as PostgreSQL rewrites it in
+        # place: a reader never finds it empty, as with truncate-then-write.
+        draft = status.with_name("postmaster.pid.new")
+        draft.write_text(text)
+        os.replace(draft, status)
+
     def giving_up(args: list[str], **kwargs: Any) -> str:
         done = real(args, **kwargs)
         if args[-1] == "start":
             status = pgdata / "postmaster.pid"
             lines = status.read_text().splitlines()
-            status.write_text("\n".join([*lines[:7], "starting", *lines[8:]]) + "\n")
+            rewrite(status, "\n".join([*lines[:7], "starting", *lines[8:]]) + "\n")
             if ready_after is not None:
-                ready = ["\n".join(lines) + "\n"]
-                threading.Timer(ready_after, status.write_text, ready).start()
+                ready = [status, "\n".join(lines) + "\n"]
+                threading.Timer(ready_after, rewrite, ready).start()
             raise subprocess.TimeoutExpired(["pg_ctl", *args], 10)
         return done
 
