@@ -21,7 +21,7 @@ from runbook.errors import JournalError
 from runbook.journal.store import StoreConfig
 from runbook.queue import backend
 
-from ..conftest import PgServer, Project
+from ..conftest import Project
 from ..lostreply import READY, Proxy
 
 pytestmark = pytest.mark.parametrize("journal_backend", ["postgresql"])
@@ -94,33 +94,26 @@ def test_whether_jobs_were_queued_cannot_be_told_without_a_new_connection(
 
 
 def test_run_queue_whose_answer_is_lost_queues_each_run_once(
-    project: Project, proxy: Proxy, journal_dsn: str, pg_server: PgServer
+    project: Project, proxy: Proxy, journal_dsn: str
 ) -> None:
     """The real CLI in a process of its own: exit 0, the runs it names are
     the jobs queued, each once, and nothing stray on stderr."""
-    names = [pg_server.create_database() for _ in range(2)]
-    try:
-        targets = "".join(
-            f"  t{i}: {{dsn: {pg_server.dsn_for(n)!r}}}\n" for i, n in enumerate(names)
-        )
-        project.write(
-            "inventory.yaml",
-            f"targets:\n  db: {{dsn: {project.dsn!r}}}\n{targets}groups:\n  all: [t0, t1]\n",
-        )
-        project.playbook("name: p\nkind: check\nsteps:\n  - {name: a, query: SELECT 1}\n", "p.yaml")
-        proxy.arm("lose_reply", on=DEFER, done=READY)
-        done = subprocess.run(
-            [sys.executable, "-m", "runbook", "run", "playbooks/p.yaml", "-t", "all", "--queue"],
-            cwd=project.root,
-            env={**os.environ, "RUNBOOK_JOURNAL": proxy.dsn()},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-    finally:
-        for name in names:
-            pg_server.drop_database(name)
+    project.write(
+        "inventory.yaml",
+        f"targets:\n  t0: {{dsn: {project.dsn!r}}}\n  t1: {{dsn: {project.dsn!r}}}\n"
+        "groups:\n  all: [t0, t1]\n",
+    )
+    project.playbook("name: p\nkind: check\nsteps:\n  - {name: a, query: SELECT 1}\n", "p.yaml")
+    proxy.arm("lose_reply", on=DEFER, done=READY)
+    done = subprocess.run(
+        [sys.executable, "-m", "runbook", "run", "playbooks/p.yaml", "-t", "all", "--queue"],
+        cwd=project.root,
+        env={**os.environ, "RUNBOOK_JOURNAL": proxy.dsn()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, (done.stdout, done.stderr)
     assert proxy.cuts == 1
     assert done.stderr.strip() == ""
