@@ -14,7 +14,9 @@ from runbook.sqltemplate.sqlvalues import RenderedSql
 
 
 def render(ctx: StepContext, source: str, one_by_one: bool = False) -> list[RenderedSql]:
-    conn = ctx.session.connect() if "literal" in source else None
+    # The connection quotes literals its way and says how its session reads
+    # strings (sqlvalues.Fragment.text); only a template that splices needs it.
+    conn = ctx.session.connect() if "literal" in source or "ident" in source else None
     statements = template.render_sql(source, ctx.scope, conn, one_by_one=one_by_one)
     ctx.rendered = [s.display for s in statements]
     ctx.params = [p for s in statements for p in (s.params or ())]

@@ -132,7 +132,13 @@ class Session:
         if self.interrupted:
             raise KeyboardInterrupt  # interrupted before it connected: no connection made
         spec = self.spec
-        options = f"-c statement_timeout={_ms(spec.statement_timeout)} -c lock_timeout={_ms(spec.lock_timeout)}"
+        # standard_conforming_strings on whatever the server, database or role
+        # says: runbook's lexer reads 'a\' as PostgreSQL then does, and a
+        # spliced | literal stands where the lexer proved it may.
+        options = (
+            f"-c statement_timeout={_ms(spec.statement_timeout)}"
+            f" -c lock_timeout={_ms(spec.lock_timeout)} -c standard_conforming_strings=on"
+        )
         if spec.read_only:
             options += " -c default_transaction_read_only=on"
         try:

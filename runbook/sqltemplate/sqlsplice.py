@@ -46,21 +46,23 @@ def _glues(char: str, before: bool, dotted: bool) -> bool:
     return char.isalnum() or char == "_" or not char.isascii()
 
 
-def fault(text: str, start: int, end: int, what: str, dotted: bool) -> str | None:
+def fault(
+    text: str, start: int, end: int, what: str, dotted: bool, backslashes: bool = False
+) -> str | None:
     """Why the fragment at text[start:end] does not stand as a whole token, or None.
 
     `what` names it in the message (`{{ x | literal }}`); `dotted`: an identifier,
-    which may touch a dot.
+    which may touch a dot. `backslashes`: the text read as with
+    standard_conforming_strings off (sqltext.regions).
     """
-    spans = sqltext.regions(text)
-    for span in spans:
-        if span.end <= start:
-            continue
+    spans = sqltext.regions(text, backslashes)
+    for k in range(sqltext.first_ending_after(spans, start), len(spans)):
+        span = spans[k]
         if span.start >= end:
             break
         if span.start < start:
             if span.kind == "dollar" and span.end >= end:
-                return _in_body(text, span, start, end, what, dotted)
+                return _in_body(text, span, start, end, what, dotted, backslashes)
             return _inside(span.kind, what)
         if span.end > end:
             return (
@@ -85,15 +87,29 @@ def _glued(what: str, char: str, where: str) -> str:
 
 
 def _in_body(
-    text: str, body: sqltext.Region, start: int, end: int, what: str, dotted: bool
+    text: str,
+    body: sqltext.Region,
+    start: int,
+    end: int,
+    what: str,
+    dotted: bool,
+    backslashes: bool,
 ) -> str | None:
-    """A fragment inside a dollar-quoted body: the body is lexed as SQL of its own."""
+    """A fragment inside a dollar-quoted body: the body is lexed as SQL of its
+    own, both ways a session may read its strings. The statement itself is
+    read with standard_conforming_strings on (runbook connects so, and will
+    not splice into a session that turned it off); a body runs later, after
+    whatever its own code sets (even a SET written in parts and EXECUTEd)."""
     tag = sqltext.dollar_tag(text, body.start)
     inner_start = body.start + len(tag)
     inner_end = body.end - len(tag) if text.endswith(tag, inner_start, body.end) else body.end
     if end > inner_end:
         return _inside("dollar", what)  # it reaches the closing tag
-    return fault(text[inner_start:inner_end], start - inner_start, end - inner_start, what, dotted)
+    inner = text[inner_start:inner_end]
+    at, to = start - inner_start, end - inner_start
+    return fault(inner, at, to, what, dotted, backslashes) or fault(
+        inner, at, to, what, dotted, backslashes=True
+    )
 
 
 def _inside(kind: str, what: str) -> str:

@@ -8,7 +8,10 @@ placeholder landed inside a quoted region (where a bound parameter cannot go).
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 # Any non-ASCII character may be part of an identifier, as in PostgreSQL's
@@ -18,6 +21,12 @@ _TAG = re.compile(r"\$((?:[A-Za-z_]|[^\x00-\x7f])(?:[A-Za-z0-9_]|[^\x00-\x7f])*)
 _IDENT_CHAR = re.compile(r"[^\x00-\x23\x25-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]")
 _SEMICOLON = re.compile(";")
 _OPENERS = re.compile(r"['\"$]|--|/\*")
+# PostgreSQL's {quotecontinue}: two string constants separated by whitespace
+# holding a newline (and perhaps `--` comments) are one constant, read in the
+# first one's way: E'a' <newline> '\'' continues an E-string, backslashes and
+# all. (Character by character: no nested repetition to backtrack through.)
+_CONTINUES = re.compile(r"(?:[ \t\f\v]|--[^\n\r]*)*[\n\r](?:[ \t\n\r\f\v]|--[^\n\r]*[\n\r])*'")
+_NUMBER_OR_PARAM = re.compile(r"\$?[0-9]")
 
 
 @dataclass(frozen=True)
@@ -29,8 +38,14 @@ class Region:
     kind: str  # "string", "identifier", "dollar", "comment"
 
 
-def regions(sql: str) -> list[Region]:
-    """Every quoted or commented span, in order."""
+@functools.lru_cache(maxsize=64)
+def regions(sql: str, backslashes: bool = False) -> tuple[Region, ...]:
+    """Every quoted or commented span, in order (kept for the last few texts:
+    a statement's fragments are each checked against the same spans).
+
+    `backslashes`: read as a session with standard_conforming_strings off
+    would, a backslash escaping in every plain string too ('a\' goes on),
+    not only in E'…' (a bit string, B'…' or X'…', never)."""
     out: list[Region] = []
     i = 0
     n = len(sql)
@@ -42,8 +57,10 @@ def regions(sql: str) -> list[Region]:
         i = found.start()
         c = sql[i]
         if c == "'":
-            escapes = i > 0 and sql[i - 1] in "eE" and (i < 2 or not _IDENT_CHAR.match(sql[i - 2]))
+            escapes = _escapes(sql, i, backslashes)
             end = _string_end(sql, i + 1, escapes)
+            while end < n and (more := _CONTINUES.match(sql, end)) is not None:
+                end = _string_end(sql, more.end(), escapes)  # the same constant, read alike
             out.append(Region(i, end, "string"))
             i = end
         elif c == '"':
@@ -59,7 +76,7 @@ def regions(sql: str) -> list[Region]:
             end = _block_comment_end(sql, i + 2)
             out.append(Region(i, end, "comment"))
             i = end
-        elif c == "$" and (i == 0 or not _IDENT_CHAR.match(sql[i - 1])):
+        elif c == "$" and _opens_dollar(sql, i):
             match = _TAG.match(sql, i)
             if match:
                 tag = match.group(0)
@@ -71,7 +88,28 @@ def regions(sql: str) -> list[Region]:
                 i += 1
         else:
             i += 1
-    return out
+    return tuple(out)
+
+
+def _escapes(sql: str, i: int, backslashes: bool) -> bool:
+    """Whether a backslash escapes in the string whose quote is at `i`."""
+    prefix = sql[i - 1] if i > 0 else ""
+    alone = i < 2 or not _IDENT_CHAR.match(sql[i - 2])  # E'…', not name'…'
+    if prefix in ("e", "E") and alone:
+        return True
+    if prefix in ("b", "B", "x", "X") and alone:
+        return False  # bit strings read no escapes, whatever the setting
+    return backslashes
+
+
+def _opens_dollar(sql: str, i: int) -> bool:
+    """Whether a `$` at `i` may open a dollar quote: not inside a word (`a$b`
+    is one identifier), but after a number or a parameter (`1$a$`, `$1$a$`:
+    PostgreSQL reads the number, then the quote)."""
+    start = i
+    while start > 0 and _IDENT_CHAR.match(sql[start - 1]):
+        start -= 1
+    return start == i or _NUMBER_OR_PARAM.match(sql, start) is not None
 
 
 _QUOTE_OR_BACKSLASH = re.compile(r"['\\]")
@@ -126,17 +164,22 @@ def dollar_tag(sql: str, start: int) -> str:
     return match.group(0) if match else "$"
 
 
-def region_at(spans: list[Region], index: int) -> Region | None:
+def region_at(spans: Sequence[Region], index: int) -> Region | None:
     """The quoted or commented region containing `index`, if any."""
-    for span in spans:
-        if span.start <= index < span.end:
-            return span
-        if span.start > index:
-            break
+    found = first_ending_after(spans, index)
+    if found < len(spans) and spans[found].start <= index:
+        return spans[found]
     return None
 
 
-def split(sql: str, spans: list[Region] | None = None) -> list[str]:
+def first_ending_after(spans: Sequence[Region], index: int) -> int:
+    """The position in `spans` (in order, apart) of the first region ending
+    after `index`: found by bisection, not by walking from the first (a
+    statement with thousands of outputs looked each up from the start)."""
+    return bisect.bisect_right(spans, index, key=lambda span: span.end)
+
+
+def split(sql: str, spans: Sequence[Region] | None = None) -> list[str]:
     """Statements of `sql`, split at top-level semicolons; blank ones dropped.
 
     `spans` are `regions(sql)` if the caller has them already.
@@ -163,14 +206,15 @@ def split(sql: str, spans: list[Region] | None = None) -> list[str]:
     return out
 
 
-def _has_code(sql: str, spans: list[Region], start: int, end: int) -> bool:
+def _has_code(sql: str, spans: Sequence[Region], start: int, end: int) -> bool:
     """Whether sql[start:end] holds anything but blanks and comments."""
     position = start
-    for span in spans:
-        if span.end <= start or span.kind != "comment":
-            continue
+    for k in range(first_ending_after(spans, start), len(spans)):
+        span = spans[k]
         if span.start >= end:
             break
+        if span.kind != "comment":
+            continue
         if sql[position : max(position, span.start)].strip():
             return True
         position = max(position, span.end)

@@ -42,7 +42,16 @@ class Fragment:
         self.composable = composable
 
     def text(self, conn: Any) -> str:
-        """The quoted SQL text, as the connection spells it."""
+        """The quoted SQL text, as the connection spells it. Only where the
+        session reads strings as the lexer does (runbook.sqltemplate.sqltext):
+        with standard_conforming_strings off, 'C:\' does not end at its
+        second quote, and the text the lexer took for code around a fragment
+        would be inside a string on the server (its quotes then ending it)."""
+        if conn is not None and conn.info.parameter_status("standard_conforming_strings") != "on":
+            raise TemplateError(
+                f"{self.what} needs standard_conforming_strings on, as runbook connects; "
+                "this session has turned it off (a SET in an earlier step?)"
+            )
         try:
             return self.composable.as_string(conn)
         except psycopg.Error as exc:

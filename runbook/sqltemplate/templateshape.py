@@ -145,6 +145,23 @@ def _plain(expr: nodes.Node) -> Iterator[Fault]:
         if not isinstance(node, nodes.Filter):
             continue
         named = [node.name]
+        if (
+            node.name == "map"
+            and not node.kwargs
+            and (
+                node.dyn_args
+                or node.dyn_kwargs
+                or not node.args
+                or not isinstance(node.args[0], nodes.Const)
+            )
+        ):
+            # map(f), map(*names): a value would choose the filter, `literal` too.
+            yield (
+                node.lineno or 1,
+                "`| map` applies a filter named in the template (map('upper')), or "
+                "map(attribute='…'): not one a value names",
+            )
+            continue
         if node.args and isinstance(node.args[0], nodes.Const):
             named.append(node.args[0].value)  # map('literal') applies a filter by name
         if SQL_FILTERS & {n for n in named if isinstance(n, str)}:
