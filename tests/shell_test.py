@@ -167,6 +167,17 @@ REFUSED = {
     "awk program": ('awk "BEGIN { print \\"{{ f }}\\" }"', "`awk`"),
     "python -c": ('python3 -c "print({{ f }})"', "code as an argument"),
     "psql -c": ('psql -c "select {{ f }}"', "code as an argument"),
+    "psql flags clustered": ("psql -X -qc {{ f }}", "code as an argument"),
+    "psql --command=": ("psql -X --command={{ f }}", "code as an argument"),
+    "python -Ic": ("python3 -Ic {{ f }}", "code as an argument"),
+    "node -p": ("node -p {{ f }}", "code as an argument"),
+    "sqlite3 takes SQL as an argument": ("sqlite3 :memory: {{ f }}", "`sqlite3`"),
+    "tar runs a checkpoint action": (
+        "tar -cf /dev/null --checkpoint=1 --checkpoint-action=exec={{ f }} x",
+        "runs a command or code",
+    ),
+    "find -exec": ("find . -exec {{ f }} \\;", "runs a command or code"),
+    "git -c": ("git -c core.pager={{ f }} log", "runs a command or code"),
     "command name": ("{{ f }} --version", "name the command"),
     "command name after and": ("true && {{ f }}", "name the command"),
     "command name in quotes": ('"{{ f }}" x', "name the command"),
@@ -224,7 +235,52 @@ def test_argv_into_a_shell_is_refused(project: Project) -> None:
     )
     result = project.run("validate")
     assert result.exit_code == 2
-    assert "playbooks/p.yaml:6:25: $.steps[0].shell[2]: a value here goes to `sh`" in result.stdout
+    assert "playbooks/p.yaml:6:25: $.steps[0].shell[2]: a value here: `sh`" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "shell",
+    [
+        '{argv: [psql, -X, -c, "{{ f }}"]}',
+        '{argv: [psql, -X, "--command={{ f }}"]}',
+        '{argv: [find, ., -exec, "{{ f }}", ";"]}',
+        '{argv: ["{{ f }}", --version]}',
+        '{argv: [psql, -X], stdin: "{{ f }}"}',
+        '{command: "psql -X", stdin: "{{ f }}"}',
+        '{argv: [python3], stdin: "print({{ f }})"}',
+    ],
+)
+def test_argv_and_stdin_follow_the_same_rules(project: Project, shell: str) -> None:
+    project.playbook(
+        "name: s\nkind: change\nvars: {f: x}\nsteps:\n"
+        "  - name: First\n    shell: {command: touch ran}\n"
+        f"  - name: Hostile\n    shell: {shell}\n"
+    )
+    result = project.run("validate")
+    assert result.exit_code == 2, result.output
+    assert "playbooks/p.yaml:8:" in result.stdout, result.stdout
+    assert project.run("run", "playbooks/p.yaml", "-e", "f=x").exit_code == 2
+    assert not (project.root / "ran").exists()
+
+
+@pytest.mark.parametrize(
+    "shell",
+    [
+        '{command: "psql -h localhost -p 5432 -d {{ f }} -f script.sql"}',
+        '{command: "python3 script.py {{ f }}"}',
+        "{command: \"find {{ f }} -name '*.log'\"}",
+        '{command: "tar -czf {{ f }} dir"}',
+        '{argv: [psql, -p, "5432", -d, "{{ f }}", -f, script.sql]}',
+        '{argv: [python3, script.py], stdin: "{{ f }}"}',
+        '{argv: [cat], stdin: "{{ f }}"}',
+    ],
+)
+def test_values_an_interpreter_reads_as_data_are_allowed(project: Project, shell: str) -> None:
+    project.playbook(
+        f"name: s\nkind: change\nvars: {{f: x}}\nsteps:\n  - name: S\n    shell: {shell}\n"
+    )
+    result = project.run("validate")
+    assert result.exit_code == 0, result.output
 
 
 def test_a_line_refused_at_run_time_runs_nothing() -> None:

@@ -8,6 +8,7 @@ stand); `shape_problems` refuses at validation what the run would refuse.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -47,10 +48,12 @@ def _command(ctx: StepContext) -> tuple[list[str], dict[str, str], dict[str, Any
     body = ctx.step.body
     spec: dict[str, Any] = {"argv": body} if isinstance(body, list) else body
     env: dict[str, str] = {}
+    refused = [why for _, _, why in stdin_problems(spec)]
     if "argv" in spec:
-        refused = [why for _, _, why in _argv_problems(spec["argv"])]
-        if refused:
-            raise StepError(f"refused: {refused[0]}")
+        refused += [why for _, _, why in _argv_problems(spec["argv"])]
+    if refused:
+        raise StepError(f"refused: {refused[0]}")
+    if "argv" in spec:
         argv = [template.render_text(a, ctx.scope) for a in spec["argv"]]
     else:
         rendered, env = template.render_shell(spec["command"], ctx.scope)
@@ -77,6 +80,7 @@ def shape_problems(body: Any) -> Iterator[tuple[tuple[str | int, ...], int, str]
     elif isinstance(body, dict) and isinstance(body.get("command"), str):
         for offset, why in _command_problems(body["command"]):
             yield ("command",), offset, why
+    yield from stdin_problems(body)
 
 
 _ADVICE = '; pass it in `env:` and write "$NAME" in the command, or use argv:'
@@ -84,19 +88,44 @@ _ADVICE = '; pass it in `env:` and write "$NAME" in the command, or use argv:'
 
 def _argv_problems(argv: list[Any]) -> Iterator[tuple[tuple[str | int, ...], int, str]]:
     """argv items are one element each whatever their values; but a program
-    that runs an argument as code (sh -c, ssh, eval…) gets no templated item."""
-    literal = [a.rsplit("/", 1)[-1] for a in argv if isinstance(a, str) and "{" not in a]
-    runners = shellcommands.REPARSERS | shellcommands.BUILTIN_REPARSERS
-    runner = next((name for name in literal if name in runners), None)
-    if runner is None:
+    that runs an argument as code (sh -c, ssh, eval, psql -c, find -exec…)
+    gets no templated item, by the rules a command line's words follow
+    (runbook.actions.shellcommands)."""
+    words = [_HOLES.sub(shellwords.HOLE, str(a)) for a in argv]
+    dynamic = bool(argv) and template.is_template(str(argv[0]))
+    why = shellcommands.refusal(words, dynamic)
+    if why is None:
         return
     for i, item in enumerate(argv):
         if isinstance(item, str) and template.is_template(item):
-            yield (
-                (i,),
-                item.find("{"),
-                f"a value here goes to `{runner}`, which runs text as code{_ADVICE}",
-            )
+            yield (i,), item.find("{"), f"a value here: {why}{_ADVICE}"
+
+
+_HOLES = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+
+
+def stdin_problems(body: Any) -> Iterator[tuple[tuple[str | int, ...], int, str]]:
+    """A templated `stdin:` for a program that runs what it reads as code."""
+    if not isinstance(body, dict) or not isinstance(body.get("stdin"), str):
+        return
+    if not template.is_template(body["stdin"]):
+        return
+    if "argv" in body and isinstance(body["argv"], list):
+        words = [str(a) for a in body["argv"]]
+    elif isinstance(body.get("command"), str):
+        words = []
+        for word in body["command"].split():  # the line's first command reads stdin
+            if word in ("|", "||", "&&", ";", "&"):
+                break
+            words.append(word)
+    else:
+        return
+    if shellcommands.reads_code(words) or (words and template.is_template(words[0])):
+        yield (
+            ("stdin",),
+            body["stdin"].find("{"),
+            f"a value here goes to `{words[0]}` as code on its standard input{_ADVICE}",
+        )
 
 
 def _command_problems(source: str) -> list[tuple[int, str]]:

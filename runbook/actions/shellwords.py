@@ -397,7 +397,8 @@ class _Scanner:
                 self.dbracket = True
         elif word == "]]":
             self.dbracket = False
-        cmd.words.append(word)
+        # A word holding a value says so (shellcommands looks at where values stand).
+        cmd.words.append(word + HOLE if holes else word)
 
     def _end_command(self) -> None:
         cmd = self.cmd
