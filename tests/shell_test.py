@@ -178,6 +178,8 @@ REFUSED = {
     ),
     "find -exec": ("find . -exec {{ f }} \\;", "runs a command or code"),
     "git -c": ("git -c core.pager={{ f }} log", "runs a command or code"),
+    "piped into psql": ("echo {{ f }} | psql -X", "piped into `psql`"),
+    "piped into a shell further on": ("echo {{ f }} | grep x | sh", "piped into `sh`"),
     "command name": ("{{ f }} --version", "name the command"),
     "command name after and": ("true && {{ f }}", "name the command"),
     "command name in quotes": ('"{{ f }}" x', "name the command"),
@@ -273,6 +275,8 @@ def test_argv_and_stdin_follow_the_same_rules(project: Project, shell: str) -> N
         '{argv: [psql, -p, "5432", -d, "{{ f }}", -f, script.sql]}',
         '{argv: [python3, script.py], stdin: "{{ f }}"}',
         '{argv: [cat], stdin: "{{ f }}"}',
+        '{command: "echo {{ f }} | wc -l"}',
+        '{command: "echo {{ f }} | psql -X -f script.sql"}',
     ],
 )
 def test_values_an_interpreter_reads_as_data_are_allowed(project: Project, shell: str) -> None:

@@ -89,6 +89,8 @@ class _Scanner:
         self.dbracket = False
         self.blocks: list[tuple[str, tuple[object, ...], int]] = []
         self.tag_index = 0
+        # Values among the words of the pipeline's commands so far (a | b | …).
+        self.piped: list[int] = []
 
     # -- driving ---------------------------------------------------------------
 
@@ -225,7 +227,14 @@ class _Scanner:
             self._boundary(ctx, command=False)
             return i
         if c in "\n;&|":
+            top = ctx is self.stack[0]
+            pipe = top and c == "|" and nxt != "|"
+            if top:
+                self._end_word()  # a redirection's target is not what the pipe carries
+            feeding = list(self.cmd.holes) if pipe else []
             self._boundary(ctx, command=True)
+            if top:
+                self.piped = [*self.piped, *feeding] if pipe else []
             if c in ";&|" and nxt == c:
                 return i + 1
             return i
@@ -407,6 +416,10 @@ class _Scanner:
             if why:
                 for number in cmd.holes:
                     self._refuse(number, why)
+        if self.piped and cmd.words and shellcommands.reads_code(cmd.words):
+            # `echo {{ q }} | psql`: the value is what psql reads, as SQL.
+            for number in self.piped:
+                self._refuse(number, f"it is piped into `{cmd.words[0]}`, which runs what it reads")
         self.cmd = _Command()
 
 
