@@ -26,7 +26,15 @@ class Terminal:
             stdin=slave,
             stdout=slave,
             stderr=slave,
-            env={**os.environ, "COLUMNS": "120", "TERM": "xterm", **(env or {})},
+            # faulthandler: a process that hangs is sent SIGABRT by `wait`,
+            # and shows every thread's stack before it goes.
+            env={
+                **os.environ,
+                "COLUMNS": "120",
+                "TERM": "xterm",
+                "PYTHONFAULTHANDLER": "1",
+                **(env or {}),
+            },
             start_new_session=True,
         )
         os.close(slave)
@@ -64,10 +72,18 @@ class Terminal:
         """What the terminal does on Ctrl-C: SIGINT to the foreground process."""
         os.killpg(self.proc.pid, signal.SIGINT)
 
-    def wait(self, timeout: float = 120) -> int:
+    def wait(self, timeout: float = 90) -> int:
+        """The exit code. Past `timeout` (less than the tests' own timeouts, so
+        that this says why), the process is made to show its threads' stacks."""
         deadline = time.monotonic() + timeout
         while self.proc.poll() is None:
             if time.monotonic() > deadline:
+                self.proc.send_signal(signal.SIGABRT)  # faulthandler dumps the stacks
+                end = time.monotonic() + 5
+                while self.proc.poll() is None and time.monotonic() < end:
+                    self._read(0.2)
+                while self._read(0.05):
+                    pass
                 self.proc.kill()
                 raise AssertionError(f"still running after {timeout} s:\n{self.text}")
             self._read(0.2)
