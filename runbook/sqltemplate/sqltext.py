@@ -76,7 +76,7 @@ def regions(sql: str, backslashes: bool = False) -> tuple[Region, ...]:
             end = _block_comment_end(sql, i + 2)
             out.append(Region(i, end, "comment"))
             i = end
-        elif c == "$" and _opens_dollar(sql, i):
+        elif c == "$" and _opens_dollar(sql, i, out[-1].end if out else 0):
             match = _TAG.match(sql, i)
             if match:
                 tag = match.group(0)
@@ -102,12 +102,13 @@ def _escapes(sql: str, i: int, backslashes: bool) -> bool:
     return backslashes
 
 
-def _opens_dollar(sql: str, i: int) -> bool:
+def _opens_dollar(sql: str, i: int, floor: int) -> bool:
     """Whether a `$` at `i` may open a dollar quote: not inside a word (`a$b`
     is one identifier), but after a number or a parameter (`1$a$`, `$1$a$`:
-    PostgreSQL reads the number, then the quote)."""
+    PostgreSQL reads the number, then the quote), or right after a string,
+    body or comment (`$a$x$a$$b$`), which ends at `floor`."""
     start = i
-    while start > 0 and _IDENT_CHAR.match(sql[start - 1]):
+    while start > floor and _IDENT_CHAR.match(sql[start - 1]):
         start -= 1
     return start == i or _NUMBER_OR_PARAM.match(sql, start) is not None
 
