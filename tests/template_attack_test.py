@@ -114,6 +114,8 @@ SQL_SHAPES = [
     "SELECT {{ '%0999999999d' % 1 }}",
     "SELECT {{ 'x' | center(10**9) }}",
     "SELECT {{ 'x' | indent(10**9) }}",
+    "SELECT {{ 'x'.ljust(10**9) }}",
+    "SELECT {{ ('x' * 9999999) ~ ('x' * 9999999) }}",
     "SELECT 1 {% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}",
     "SELECT {% for r in rows recursive %}{{ loop(rows) }}{% endfor %}",
 ]

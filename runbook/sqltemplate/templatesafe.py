@@ -135,7 +135,7 @@ def _fault(node: nodes.Node) -> str | None:
         return _name_fault(node.arg, safe_key)
     if isinstance(node, nodes.Filter):
         return _filter_fault(node) or _constant_fault(node)
-    if isinstance(node, nodes.BinExpr | nodes.Call):
+    if isinstance(node, nodes.BinExpr | nodes.Call | nodes.Concat):
         return _constant_fault(node)
     return None
 
@@ -234,7 +234,9 @@ def constant(node: nodes.Node) -> Any:
     if isinstance(node, nodes.Neg):
         return -_number(constant(node.node))
     if isinstance(node, nodes.Concat):
-        return "".join(str(constant(part)) for part in node.nodes)
+        parts = [str(constant(part)) for part in node.nodes]
+        tmplbudget.refuse_size(sum(map(len, parts)), "a text joined with ~")
+        return "".join(parts)
     if isinstance(node, nodes.List | nodes.Tuple):
         items = [constant(item) for item in node.items]
         return items if isinstance(node, nodes.List) else tuple(items)
@@ -257,6 +259,21 @@ def constant(node: nodes.Node) -> Any:
             raise tmplbudget.BudgetExceeded(str(exc)) from None
         except (TypeError, ValueError):
             raise _Unknown from None
+    if (
+        isinstance(node, nodes.Call)
+        and isinstance(node.node, nodes.Getattr)
+        and node.node.attr in _SIZED_METHODS
+        and not node.kwargs
+        and node.dyn_args is None
+        and node.dyn_kwargs is None
+    ):
+        # `'x'.ljust(10**9)`: measured as the run measures it (estimate_call).
+        owner = constant(node.node.node)
+        if not isinstance(owner, str):
+            raise _Unknown
+        given = tuple(constant(arg) for arg in node.args)
+        tmplbudget.estimate_call(getattr(owner, node.node.attr), given, tmplbudget.weight)
+        raise _Unknown
     if isinstance(node, nodes.Filter) and node.node is not None and node.name in tmplfilters.SIZES:
         # `'x' | center(10**9)`: the size of what the filter would make, not the value.
         args = [constant(arg) for arg in node.args]
@@ -268,6 +285,9 @@ def constant(node: nodes.Node) -> Any:
             f"`| {node.name}`",
         )
     raise _Unknown
+
+
+_SIZED_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "join", "replace"})
 
 
 def _whole(value: Any) -> int:
