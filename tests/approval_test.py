@@ -251,7 +251,7 @@ def test_an_approval_is_checked_before_anything_connects_for_several_targets(
     assert result.exit_code == 2 and "one target at a time" in result.output
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)  # above Terminal.wait's 90 s: a hang shows its stacks
 def test_at_a_terminal_the_run_waits_and_goes_on_once_approved(
     project: Project, users: tuple[str, ...]
 ) -> None:
@@ -318,7 +318,7 @@ def test_a_step_approval_is_bound_to_its_rendered_statement(
     assert not table_exists(project)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)  # above Terminal.wait's 90 s: a hang shows its stacks
 @pytest.mark.parametrize(("on_timeout", "code"), [("halt", 4), ("escalate", 5)])
 def test_an_approval_not_given_in_time(
     project: Project, users: tuple[str, ...], on_timeout: str, code: int

@@ -213,7 +213,7 @@ def _terminal(project: Project, *args: str) -> Terminal:
     return Terminal(list(args), project.root, {"RUNBOOK_OPERATOR": "alice"})
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)  # above Terminal.wait's 90 s: a hang shows its stacks
 def test_typing_the_targets_name_lets_it_run(protected: Project) -> None:
     term = _terminal(protected, "run", "playbooks/p.yaml")
     term.expect(r"writes: step 2 insert \(sql; rollback available\)")
@@ -223,7 +223,7 @@ def test_typing_the_targets_name_lets_it_run(protected: Project) -> None:
     assert protected.last_run()["consent"] == {"how": "typed", "by": "alice", "names": ["db"]}
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)  # above Terminal.wait's 90 s: a hang shows its stacks
 def test_a_yes_is_not_the_targets_name(protected: Project) -> None:
     term = _terminal(protected, "run", "playbooks/p.yaml", "--yes")
     term.expect(r"Type 'db' to go on")
@@ -233,7 +233,7 @@ def test_a_yes_is_not_the_targets_name(protected: Project) -> None:
     assert not _table_exists(protected.dsn, "consent_t")
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)  # above Terminal.wait's 90 s: a hang shows its stacks
 def test_an_emergency_shows_its_plan_and_asks(protected: Project) -> None:
     term = _terminal(protected, "run", "playbooks/emergency.yaml", "-t", "other")
     term.expect(r"emergency playbook 'stop-the-bleeding' on other")
@@ -256,7 +256,7 @@ steps:
 """
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)  # above Terminal.wait's 90 s: a hang shows its stacks
 def test_no_at_a_confirm_step_is_its_own_outcome(protected: Project) -> None:
     protected.playbook(CONFIRMING, "confirming.yaml")
     term = _terminal(protected, "run", "playbooks/confirming.yaml", "-t", "other")
@@ -275,7 +275,7 @@ def test_no_at_a_confirm_step_is_its_own_outcome(protected: Project) -> None:
     assert again.wait() == 0, again.text
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)  # above Terminal.wait's 90 s: a hang shows its stacks
 def test_ctrl_c_at_a_confirm_step_is_an_interruption(protected: Project) -> None:
     protected.playbook(CONFIRMING, "confirming.yaml")
     term = _terminal(protected, "run", "playbooks/confirming.yaml", "-t", "other")
@@ -286,7 +286,7 @@ def test_ctrl_c_at_a_confirm_step_is_an_interruption(protected: Project) -> None
     assert protected.last_run()["status"] == "interrupted"
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)  # above Terminal.wait's 90 s: a hang shows its stacks
 def test_ctrl_c_at_the_targets_name_is_an_interruption(protected: Project) -> None:
     term = _terminal(protected, "run", "playbooks/p.yaml")
     term.expect(r"Type 'db' to go on")

@@ -101,7 +101,7 @@ def test_step_needs_a_terminal(tidy: Project) -> None:
     assert result.exit_code == 2 and "needs a terminal" in result.output
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)  # above Terminal.wait's 90 s: a hang shows its stacks
 def test_step_asks_before_each_step(tidy: Project) -> None:
     term = Terminal(["run", "playbooks/p.yaml", "--step"], tidy.root, {"RUNBOOK_OPERATOR": "alice"})
     term.expect(r"step 1 'Count' \(query\): run it\? \[y/n/c\]: ")
