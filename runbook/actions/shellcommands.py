@@ -10,9 +10,11 @@ import re
 
 # Commands that run (part of) their arguments as code: a value among their
 # words is refused, whatever its quoting.
-REPARSERS = frozenset(
+_SHELLS = frozenset(
+    {"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox", "fish", "csh", "tcsh"}
+)
+REPARSERS = _SHELLS | frozenset(
     {
-        "sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox", "fish", "csh", "tcsh",
         "ssh", "su", "runuser", "watch", "script", "parallel", "expect",
         "awk", "gawk", "mawk", "nawk", "sed", "xargs",
         # SQL as a plain argument: `sqlite3 db.sqlite {{ q }}` runs q.
@@ -42,13 +44,13 @@ _CODE_FLAGS = {
     "julia": ("-e", "--eval", "-E", "--print"),
 }  # fmt: skip
 _VERSIONED = re.compile(r"^(python|pypy|lua|ruby|perl|php)[0-9.]*$")
-INTERPRETERS = re.compile(
-    r"^(python[0-9.]*|pypy[0-9.]*|perl[0-9.]*|ruby[0-9.]*|node|nodejs|deno|php[0-9.]*|lua[0-9.]*"
-    r"|psql|mysql|mariadb|mongo|mongosh|tclsh|osascript|Rscript|julia)$"
-)
+_SCRIPT_ONLY = frozenset({"tclsh"})  # interpreters given code as a file, never a flag
 
 
 def _interpreter(name: str) -> str | None:
+    """The interpreter `name` runs (python3.11: python), None if it is none."""
+    if name in _SCRIPT_ONLY:
+        return name
     if name == "nodejs":
         return "node"
     versioned = _VERSIONED.match(name)
@@ -67,8 +69,9 @@ def _code_flag(interpreter: str, word: str) -> bool:
     return False
 
 
-# Other commands whose options run a command or code given with them (a
-# value anywhere in such a command is refused).
+# Other commands whose options run a command or code given with them: a
+# value given to such an option (attached, or the word after it) is
+# refused, and for find any value inside `-exec … ;` (_runs_by_option).
 _RUNS_BY_OPTION = {
     "find": ("-exec", "-execdir", "-ok", "-okdir"),
     "tar": ("--checkpoint-action", "--to-command", "--use-compress-program", "--info-script",
@@ -85,7 +88,6 @@ _RUNS_BY_OPTION = {
 
 
 _HOLE = "\x00"  # where a value stands in a word (runbook.actions.shellwords.HOLE)
-_FIND_RUNS = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
 
 
 def _runs_by_option(name: str, words: list[str]) -> str | None:
@@ -98,7 +100,7 @@ def _runs_by_option(name: str, words: list[str]) -> str | None:
     clause = False
     for k, word in enumerate(words[1:], 1):
         if name == "find":
-            if word in _FIND_RUNS:
+            if word in options:  # -exec, -execdir, -ok, -okdir
                 clause = True
             elif word in (";", "\\;", "';'", '";"', "+"):
                 clause = False
@@ -156,9 +158,6 @@ def _given_code(interpreter: str, words: list[str]) -> bool:
     return False
 
 
-_SHELLS = frozenset(
-    {"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "fish", "csh", "tcsh", "busybox"}
-)
 # Clients whose standard input is their code unless a file or a command is named.
 _SQL_CLIENTS = {
     "psql": ("-c", "--command", "-f", "--file"), "mysql": ("-e", "--execute"),
@@ -180,7 +179,7 @@ def reads_code(words: list[str]) -> bool:
         return not any(_given(w, o) for w in rest for o in given) and not (
             name == "sqlite3" and sum(not w.startswith("-") for w in rest) > 1
         )
-    if name in _SHELLS or _interpreter(name) or INTERPRETERS.match(name):
+    if name in _SHELLS or _interpreter(name):
         script = [w for w in rest if not w.startswith("-") or w == "-"]
         flagged = any(_code_flag(_interpreter(name) or name, w) for w in rest) or (
             name in _SHELLS and "-c" in rest

@@ -234,9 +234,7 @@ def constant(node: nodes.Node) -> Any:
     if isinstance(node, nodes.Neg):
         return -_number(constant(node.node))
     if isinstance(node, nodes.Concat):
-        parts = [str(constant(part)) for part in node.nodes]
-        tmplbudget.refuse_size(sum(map(len, parts)), "a text joined with ~")
-        return "".join(parts)
+        return tmplbudget.joined(constant(part) for part in node.nodes)
     if isinstance(node, nodes.List | nodes.Tuple):
         items = [constant(item) for item in node.items]
         return items if isinstance(node, nodes.List) else tuple(items)
@@ -262,7 +260,7 @@ def constant(node: nodes.Node) -> Any:
     if (
         isinstance(node, nodes.Call)
         and isinstance(node.node, nodes.Getattr)
-        and node.node.attr in _SIZED_METHODS
+        and node.node.attr in tmplbudget.SIZED_METHODS
         and not node.kwargs
         and node.dyn_args is None
         and node.dyn_kwargs is None
@@ -285,9 +283,6 @@ def constant(node: nodes.Node) -> Any:
             f"`| {node.name}`",
         )
     raise _Unknown
-
-
-_SIZED_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "join", "replace"})
 
 
 def _whole(value: Any) -> int:

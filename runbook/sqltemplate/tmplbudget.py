@@ -223,6 +223,12 @@ def percent_format(template: str, args: Any, weigh: Weigh = weight) -> str:
     return str(template % args)
 
 
+# str methods that can make a value far bigger than their owner, each measured
+# by estimate_call first (validation measures constant calls with it too).
+_PADDING = frozenset({"center", "ljust", "rjust", "zfill"})
+SIZED_METHODS = _PADDING | {"join", "replace"}
+
+
 def estimate_call(func: Any, args: tuple[Any, ...], weigh: Weigh) -> tuple[Any, ...]:
     """Refuse a str/bytes method call that would make too big a value; the
     arguments to call it with (an iterator read to measure it, as a list)."""
@@ -230,7 +236,7 @@ def estimate_call(func: Any, args: tuple[Any, ...], weigh: Weigh) -> tuple[Any, 
     if not isinstance(owner, str | bytes):
         return args
     name = getattr(func, "__name__", "")
-    if name in ("center", "ljust", "rjust", "zfill") and args:
+    if name in _PADDING and args:
         refuse_size(max(len(owner), _count(args[0], f"{name}()'s width")), f"{name}()")
     elif name == "join" and args:
         items = args[0] if isinstance(args[0], list | tuple) else list(args[0])
@@ -288,13 +294,18 @@ class _BoundedConcat(NodeTransformer):
         return call
 
 
+def joined(parts: Iterable[Any]) -> str:
+    """`a ~ b ~ …`: measured before it is made (the run's and validation's)."""
+    texts = [part if isinstance(part, str) else str(part) for part in parts]
+    refuse_size(sum(map(len, texts)), "a text joined with ~")
+    return "".join(texts)
+
+
 @jinja2.pass_context
 def _concat(context: Any, *parts: Any) -> str:
-    texts = [part if isinstance(part, str) else str(part) for part in parts]
-    size = sum(map(len, texts))
-    refuse_size(size, "a text joined with ~")
-    budget_of(context).text(size)
-    return "".join(texts)
+    text = joined(parts)
+    budget_of(context).text(len(text))
+    return text
 
 
 def _kept(value: nodes.Node) -> nodes.Expr:
