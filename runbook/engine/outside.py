@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import psycopg
-
 from runbook.actions import REGISTRY
 from runbook.engine.ports import Run
 from runbook.outcome import Outcome, Status
+from runbook.pg.lost import connection_lost
 from runbook.plan import PlannedStep
 
 SQL_KINDS = frozenset({"query", "sql", "sql_file"})
@@ -26,16 +25,9 @@ def non_transactional(ps: PlannedStep) -> bool:
 
 
 def caught_mid_flight(error: BaseException | None) -> bool:
-    """An interruption or a lost connection, not an error the step itself met."""
-    if isinstance(error, KeyboardInterrupt):
-        return True
-    if not isinstance(error, psycopg.OperationalError):
-        return False
-    # No answer at all, a connection exception (08…), or the server ending the
-    # session (57P01 terminated, 57P02 crash shutdown, 57P05 idle session): the
-    # statement may or may not have finished before the session ended.
-    state = error.sqlstate
-    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P05")
+    """An interruption or a lost connection, not an error the step itself met:
+    the statement may or may not have finished before the session ended."""
+    return isinstance(error, KeyboardInterrupt) or connection_lost(error)
 
 
 def mark_unknown(outcome: Outcome, ps: PlannedStep, error: BaseException | None) -> None:

@@ -63,6 +63,7 @@ from runbook.journal.records import (
 )
 from runbook.journal.store import StoreConfig
 from runbook.journal.writer import Writer, WriterSlot
+from runbook.pg.lost import connection_lost
 
 if TYPE_CHECKING:
     from runbook.journal.checkpoint import Signer
@@ -202,7 +203,7 @@ class PostgresStore(
         """Whether `exc` is this store's connection lost (the server restarted
         or killed, the backend terminated, a network cut), not a statement's
         own error: what an append or a read may be made again after."""
-        return isinstance(exc, psycopg.OperationalError) and self.conn.broken
+        return connection_lost(exc, self.conn)
 
     def _roll_back(self) -> None:
         """After a failed append: a connection of its own again. The server
@@ -436,4 +437,4 @@ class PostgresStore(
         from runbook.journal.postgres_verify import verify_connection
 
         with self.lock:
-            return verify_connection(self.conn).problems
+            return verify_connection(self.conn, where=self.where).problems

@@ -22,6 +22,8 @@ from runbook.journal.migrate import TABLES_SINCE, connect
 from runbook.journal.postgres import SEALS, ends_run
 from runbook.journal.postgres_rows import JOURNAL_WIDE
 from runbook.journal.verify import Report, Verifier, compare_checkpoint, event_hash, parse_payload
+from runbook.pg.lost import connection_lost
+from runbook.redact import first_line
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -43,13 +45,7 @@ def verify_postgres(
     damaged (a nightly verify would page "tampered" for a server restarting)."""
     conn = connect(config)
     try:
-        report = verify_connection(conn, checkpoint, public)
-        if conn.broken:
-            raise JournalError(
-                f"cannot read the journal {config.where}: the connection was lost"
-                f" ({'; '.join(report.problems)[:300]})"
-            )
-        return report
+        return verify_connection(conn, checkpoint, public, where=config.where)
     finally:
         conn.close()
 
@@ -58,7 +54,10 @@ def verify_connection(
     conn: psycopg.Connection[Any],
     checkpoint: Checkpoint | None = None,
     public: Ed25519PublicKey | None = None,
+    where: str = "",
 ) -> Report:
+    """The journal on `conn` checked; a connection lost on the way is a
+    JournalError, not a problem found."""
     report = Report()
     try:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -67,6 +66,10 @@ def verify_connection(
         finally:
             conn.execute("ROLLBACK")
     except psycopg.Error as exc:
+        if connection_lost(exc, conn):
+            raise JournalError(
+                f"cannot read the journal {where}: the connection was lost ({first_line(exc)})"
+            ) from None
         report.problems.append(f"cannot read the journal: {str(exc).strip()}")
     return report
 

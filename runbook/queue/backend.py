@@ -15,6 +15,7 @@ from psycopg import sql
 from runbook.errors import JournalError, RunbookError, UsageError
 from runbook.journal.migrate import resolve_dsn
 from runbook.journal.store import StoreConfig
+from runbook.pg.lost import connection_lost
 from runbook.redact import first_line
 
 RUN_TASK = "runbook.run"
@@ -135,7 +136,7 @@ def enqueue(config: StoreConfig, jobs: list[NewJob]) -> list[int]:
                     "a job with the same queueing lock is waiting already"
                 ) from None
             except psycopg.OperationalError as exc:
-                if not conn.broken:
+                if not connection_lost(exc, conn):
                     raise
                 lost = exc
             else:

@@ -7,6 +7,7 @@ recorded twice), or loses the append itself (it did not: it is made again).
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from runbook.errors import JournalError
 from runbook.journal.checkpoint import generate
 from runbook.journal.events import AppendUnknown, checkpoint_request
 from runbook.journal.postgres import PostgresStore
@@ -270,6 +272,54 @@ def test_a_read_whose_connection_was_lost_is_made_again_on_a_new_one(journal_db:
     finally:
         store.close()
     assert _kinds(journal_db, "r1") == ["run.start", "run.end"]
+
+
+def _connect_socket_to_nowhere(conn: psycopg.Connection[Any]) -> None:
+    """The connection's socket swapped for one connected nowhere: libpq's
+    sends and reads fail on it, and it does not mark the connection bad, as
+    when a send meets a peer gone ("cannot exit pipeline mode while busy",
+    seen in CI with the proxy cutting a request). Lost all the same."""
+    with socket.socket() as nowhere:
+        os.dup2(nowhere.fileno(), conn.fileno())
+
+
+def test_an_append_on_a_dead_socket_libpq_has_not_marked_bad_is_made_again(
+    journal_db: str,
+) -> None:
+    store = PostgresStore(_config(journal_db))
+    try:
+        store.append([_start("r1"), _step("r1", 1)])
+        _connect_socket_to_nowhere(store.conn)
+        assert not store.conn.broken  # what the rule must not wait for
+        store.append([_step("r1", 2), _end("r1")])  # never reached the server: made again
+        store.append([_start("r2"), _end("r2")])
+        assert store.verify() == []
+    finally:
+        store.close()
+    assert _kinds(journal_db, "r1") == ["run.start", "step", "step", "run.end"]
+    assert _kinds(journal_db, "r2") == ["run.start", "run.end"]
+
+
+def test_a_read_on_a_dead_socket_libpq_has_not_marked_bad_is_made_again(journal_db: str) -> None:
+    store = PostgresStore(_config(journal_db))
+    try:
+        store.append([_start("r1")])
+        _connect_socket_to_nowhere(store.conn)
+        run = store.run("r1")
+        assert run is not None and run.id == "r1"
+    finally:
+        store.close()
+
+
+def test_a_verify_whose_connection_is_lost_says_so_rather_than_damaged(journal_db: str) -> None:
+    store = PostgresStore(_config(journal_db))
+    try:
+        store.append([_start("r1"), _end("r1")])
+        _connect_socket_to_nowhere(store.conn)
+        with pytest.raises(JournalError, match="the connection was lost"):
+            store.verify()  # not a problem found in the journal: exit 3, not 1
+    finally:
+        store.close()
 
 
 def test_a_journal_out_of_reach_is_not_reported_damaged(tmp_path: Path) -> None:
