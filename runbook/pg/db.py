@@ -22,6 +22,7 @@ from psycopg import errors as pgerrors
 
 from runbook.errors import StepError, TargetError
 from runbook.pg import marker
+from runbook.pg.lost import connection_lost
 from runbook.pg.watchdog import Watchdog
 from runbook.redact import first_line, redact_dsn
 from runbook.results import MAX_ROWS, QueryResult
@@ -93,6 +94,9 @@ class Session:
         self.backend_pid: int | None = None
         self._markers: bool | None = None  # may this session write marker rows?
         self.refused: str | None = None  # why the last attempt to connect failed
+        # A statement's error said the connection is gone, whether or not
+        # libpq has marked it bad yet (a send failed on a dead socket).
+        self._cut = False
         # Set by interrupt() from another thread (a fleet's Ctrl-C): the
         # statement going is cancelled and becomes a KeyboardInterrupt here,
         # as Ctrl-C is in a run of its own.
@@ -109,7 +113,9 @@ class Session:
     def lost(self) -> bool:
         """Whether the target cannot be used any more: the server refused the
         last connection, or the connection broke."""
-        return self.refused is not None or (self.conn is not None and self.conn.broken)
+        return self.refused is not None or (
+            self.conn is not None and (self.conn.broken or self._cut)
+        )
 
     def connect_ahead(self) -> None:
         """Connect now, while the caller waits for something else. A refusal
@@ -162,7 +168,7 @@ class Session:
             "statement_timeout": _ms(spec.statement_timeout),
             "lock_timeout": _ms(spec.lock_timeout),
         }
-        self.conn = conn
+        self.conn, self._cut = conn, False
         self._cursor = None
         self._encoding = conn.info.encoding  # Python's name for the client encoding
         self.backend_pid = conn.info.backend_pid
@@ -260,7 +266,12 @@ class Session:
 
     def command(self, text: str) -> None:
         """A statement of runbook's own (BEGIN, SAVEPOINT …), without notices of its own."""
-        self.connect().execute(text)
+        conn = self.connect()
+        try:
+            conn.execute(text)
+        except psycopg.Error as exc:
+            self._cut = self._cut or connection_lost(exc)
+            raise
 
     def begin(self) -> None:
         self.command("BEGIN")
@@ -394,7 +405,8 @@ class Session:
                     f"timed out after {statement_timeout:g}s (statement_timeout)"
                 ) from exc
             raise
-        except BaseException:
+        except BaseException as exc:
+            self._cut = self._cut or connection_lost(exc)
             self._after_error(wrap)
             raise
         finally:

@@ -228,3 +228,27 @@ def test_a_run_start_is_in_the_journal_before_its_first_statement(
     for _ in range(3):
         result = project.run("run", str(book))
         assert result.exit_code == 0, result.output
+
+
+def test_a_session_whose_statement_met_a_dead_socket_is_lost(db: str) -> None:
+    """libpq may fail a send on a dead socket before it marks the connection
+    bad: the statement's error says the connection is gone, and the session
+    is lost (the run halts, "the target cannot be reached"), not merely failed."""
+    import os
+    import socket
+
+    from runbook.pg.db import ConnectSpec, Session
+    from runbook.sqltemplate.sqlvalues import RenderedSql
+
+    session = Session(ConnectSpec(target="t", dsn=db, application_name="cut"))
+    try:
+        conn = session.connect()
+        assert not session.lost
+        with socket.socket() as nowhere:  # connected nowhere
+            os.dup2(nowhere.fileno(), conn.fileno())
+        with pytest.raises(psycopg.OperationalError):
+            session.execute([RenderedSql("SELECT 1", None, "SELECT 1")])
+        assert not conn.broken  # libpq has not said so
+        assert session.lost
+    finally:
+        session.close()
