@@ -47,7 +47,7 @@ from runbook.journal.events import (
 from runbook.journal.migrate import connect, migrate
 from runbook.journal.postgres_drill import ApprovalTables, DrillTables, FleetRuns
 from runbook.journal.postgres_landed import Sent, landed
-from runbook.journal.postgres_mirror import MirroredRows
+from runbook.journal.postgres_mirror import MirroredRows, Sink, unanswered
 from runbook.journal.postgres_read import RunTables
 from runbook.journal.postgres_rows import (
     HEADS_KEPT,
@@ -57,6 +57,7 @@ from runbook.journal.postgres_rows import (
     stale,
 )
 from runbook.journal.postgres_schedule import SchedulerTables
+from runbook.journal.postgres_send import Plan, Sender, Statements
 from runbook.journal.records import (
     EventRecord,
     records_of,
@@ -113,6 +114,7 @@ class PostgresStore(
             self.signer = load_signer(config.key_file)
         self.lock = threading.RLock()
         self.conn = connect(config)
+        self._sending: Sender | None = None
         if create:
             migrate(self.conn, config)
 
@@ -141,7 +143,8 @@ class PostgresStore(
         any size when its chains' heads are known here (`_heads`), two when
         some must be read and locked first. The group writer holds a fleet's
         runs waiting on this: each round trip is a wait for the interpreter's
-        lock among a hundred busy threads."""
+        lock among a hundred busy threads. An append that needs no answer
+        before its COMMIT goes through libpq at once (runbook.journal.postgres_send)."""
         with self.lock:
             known: Mapping[str, tuple[int, str]] | None = self._heads
             again = True  # once more after a lost connection, if it did not commit
@@ -150,10 +153,20 @@ class PostgresStore(
                 sent = Sent()
                 rowids: list[int] | None = None  # once the COMMIT is sent
                 try:
-                    with self.conn.pipeline():
-                        self.conn.execute(b"BEGIN")
-                        rowids, heads, sealed = self._append(events, known, assigned, sent)
-                        self.conn.execute(b"COMMIT")
+                    plan = self._plan(events, known)
+                    if plan.at_once:
+                        gathered = Statements()
+                        rowids, heads, sealed = self._append(events, plan, assigned, sent, gathered)
+                        self._sender().send(gathered)
+                    else:
+                        with self.conn.pipeline(), psycopg.RawCursor(self.conn) as cur:
+                            cur.execute(b"BEGIN")
+                            if not plan.streams <= plan.heads.keys():
+                                # Some head unknown: all read and locked, not some taken
+                                # as known and others locked out of _lock_chains's order.
+                                plan.heads = self._lock_chains(plan.streams)
+                            rowids, heads, sealed = self._append(events, plan, assigned, sent, cur)
+                            cur.execute(b"COMMIT")
                 except BaseException as exc:
                     lost = self._lost(exc)
                     self._roll_back()
@@ -188,6 +201,40 @@ class PostgresStore(
                     raise
                 self._remember(heads, sealed)
                 return rowids
+
+    def _sender(self) -> Sender:
+        """The sender of the connection in use (a new one after `_roll_back`:
+        what was prepared went with the old connection)."""
+        if self._sending is None or self._sending.conn is not self.conn:
+            self._sending = Sender(self.conn)
+        return self._sending
+
+    def _plan(self, events: list[Prepared], known: Mapping[str, tuple[int, str]] | None) -> Plan:
+        """The chains an append extends and the heads it takes as known (none
+        when `known` is None: all read and locked); whether it can go at once."""
+        # A checkpoint (asked for, with a key) and seals extend the journal-wide chain.
+        sign = self.signer is not None and any(e[3]["table"] == CHECKPOINTS for e in events)
+        # The journal-wide chain is what every run's end waits on: the server
+        # extends it (extend_chain, the last statement before the COMMIT), so
+        # its row is locked for microseconds, not across a round trip and the
+        # hashing here. Only a signed checkpoint needs its head here: it
+        # signs it, so that append locks it with the rest and chains it here.
+        streams = {stream_of(run_id, change) for _, run_id, _, change, _ in events}
+        streams.discard(JOURNAL_WIDE)
+        heads = known_heads(events, streams, known) if known is not None else {}
+        if sign:
+            streams.add(JOURNAL_WIDE)
+        # Sealing a run reads its head if it is not known (never read at once).
+        ended = {
+            str(c["row"]["id"]) for *_, c, payload in events if payload is None and ends_run(c)
+        }
+        at_once = (
+            not sign
+            and streams <= heads.keys()
+            and ended <= heads.keys()
+            and all(payload is not None or unanswered(change) for *_, change, payload in events)
+        )
+        return Plan(streams, heads, sign, at_once)
 
     def _remember(self, heads: dict[str, tuple[int, str]], sealed: list[str]) -> None:
         """The heads a committed append left, for the next append of the same
@@ -229,33 +276,19 @@ class PostgresStore(
     def _append(
         self,
         events: list[Prepared],
-        known: Mapping[str, tuple[int, str]] | None,
+        plan: Plan,
         assigned: list[dict[str, Any]],
         sent: Sent,
+        sink: Sink,
     ) -> tuple[list[int], dict[str, tuple[int, str]], list[str]]:
-        """Send an append's statements: its rowids, the heads it leaves and the
-        runs it seals. When every head is in `known` (or is a chain this
-        append starts), none is read: the chains' rows are written first,
-        which locks them in the order `_lock_chains` would, and a stale head
-        fails the events' (stream, pos) key. Otherwise (or `known` None) every
-        head is read and locked first. Rows given an id by the server are
-        added to `assigned`; what it sends, to `sent`."""
-        # A checkpoint (asked for, with a key) and seals extend the journal-wide chain.
-        sign = self.signer is not None and any(e[3]["table"] == CHECKPOINTS for e in events)
-        # The journal-wide chain is what every run's end waits on: the server
-        # extends it (extend_chain, the last statement before the COMMIT), so
-        # its row is locked for microseconds, not across a round trip and the
-        # hashing here. Only a signed checkpoint needs its head here: it
-        # signs it, so that append locks it with the rest and chains it here.
-        streams = {stream_of(run_id, change) for _, run_id, _, change, _ in events}
-        streams.discard(JOURNAL_WIDE)
-        heads = known_heads(events, streams, known) if known is not None else {}
-        if sign:
-            streams.add(JOURNAL_WIDE)
-        if not streams <= heads.keys():
-            # Some head unknown: all read and locked, not some taken as known
-            # and others locked out of _lock_chains's order.
-            heads = self._lock_chains(streams)
+        """Send an append's statements to `sink` (a cursor in psycopg's
+        pipeline, or gathered to go at once): its rowids, the heads it
+        leaves and the runs it seals. Every head is in `plan.heads` (known,
+        or read and locked): the chains' rows are written first, which locks
+        them in the order `_lock_chains` would, and a stale head fails the
+        events' (stream, pos) key. Rows given an id by the server are added
+        to `assigned`; what it sends, to `sent`."""
+        sign, heads = plan.sign, dict(plan.heads)
         rowids: list[int] = []
         chained: list[tuple[str, int, str, str | None, str, str, str, str]] = []
         wide: list[tuple[str, str | None, str, str, str]] = []  # for extend_chain
@@ -281,7 +314,7 @@ class PostgresStore(
                 continue  # made last, over everything this append wrote
             if payload is None:
                 row = change["row"]
-                rowid = self._apply(change["table"], change["op"], row, change.get("expect"))
+                rowid = self._apply(sink, change["table"], change["op"], row, change.get("expect"))
                 if rowid is not None:  # a row the server numbered (MirroredRows._apply)
                     rowids.append(rowid)
                     row["id"] = rowid
@@ -315,15 +348,14 @@ class PostgresStore(
         # took them before; then the events, whose (stream, pos) key refuses
         # a head that was stale.
         moved = [(stream, *heads[stream]) for stream in lock_order(heads)]
-        with psycopg.RawCursor(self.conn) as cur:
-            for heads_part in in_parts(moved, rows.ROWS_A_STATEMENT):
-                cur.execute(rows.upsert_chains(len(heads_part)), flat(heads_part))
-            for part in in_parts(chained, rows.ROWS_A_STATEMENT):
-                cur.execute(rows.insert_events(len(part)), flat(part))
-            # Last: from here to the COMMIT the journal-wide chain is locked.
-            # (Its failure fails the append: the pipeline's sync raises it.)
-            for wide_part in in_parts(wide, rows.ROWS_A_STATEMENT):
-                cur.execute(rows.extend_chain(len(wide_part)), [JOURNAL_WIDE, *flat(wide_part)])
+        for heads_part in in_parts(moved, rows.ROWS_A_STATEMENT):
+            sink.execute(rows.upsert_chains(len(heads_part)), flat(heads_part))
+        for part in in_parts(chained, rows.ROWS_A_STATEMENT):
+            sink.execute(rows.insert_events(len(part)), flat(part))
+        # Last: from here to the COMMIT the journal-wide chain is locked.
+        # (Its failure fails the append: the pipeline's sync raises it.)
+        for wide_part in in_parts(wide, rows.ROWS_A_STATEMENT):
+            sink.execute(rows.extend_chain(len(wide_part)), [JOURNAL_WIDE, *flat(wide_part)])
         return rowids, heads, ended
 
     def import_events(self, source: str, events: list[tuple[int, Prepared]]) -> int:
@@ -345,7 +377,11 @@ class PostgresStore(
                 fresh = [(seq, event) for seq, event in events if seq > done]
                 if not fresh:
                     return 0
-                self._append([event for _, event in fresh], None, [], Sent())
+                copied = [event for _, event in fresh]
+                plan = self._plan(copied, None)
+                plan.heads = self._lock_chains(plan.streams)
+                with psycopg.RawCursor(self.conn) as cur:
+                    self._append(copied, plan, [], Sent(), cur)
                 for table in ("incidents", "deliveries"):
                     # Copied rows keep their ids: new ones must come after them.
                     self.conn.execute(

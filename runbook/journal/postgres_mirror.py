@@ -5,12 +5,30 @@ whose connection and lock they use."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import sql
 
 from runbook.journal.events import TABLES, Conflict
+
+NUMBERED = ("incidents", "deliveries")  # rows the server gives an id (RETURNING id)
+
+
+class Sink(Protocol):
+    """Where an append's statements go: a psycopg cursor in a pipeline (its
+    answers fetched), or runbook.journal.postgres_send's Statements."""
+
+    def execute(self, query: bytes, params: Sequence[Any]) -> Any: ...
+
+
+def unanswered(change: dict[str, Any]) -> bool:
+    """Whether a mirrored change's statement needs no answer before the
+    COMMIT: not a row the server numbers, not a conditional update."""
+    if change["op"] == "insert":
+        return not (change["table"] in NUMBERED and "id" not in change["row"])
+    return not change.get("expect")
 
 
 class MirroredRows:
@@ -21,16 +39,22 @@ class MirroredRows:
     _statements: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], bytes]
 
     def _apply(
-        self, table: str, op: str, row: dict[str, Any], expect: dict[str, Any] | None = None
+        self,
+        sink: Sink,
+        table: str,
+        op: str,
+        row: dict[str, Any],
+        expect: dict[str, Any] | None = None,
     ) -> int | None:
-        """Send the row's statement; the id the server gave it, for an
-        incident's or a delivery's row without one (None otherwise)."""
+        """Send the row's statement to `sink`; the id the server gave it, for
+        an incident's or a delivery's row without one (None otherwise: only
+        such a statement, or a conditional update, is asked for its answer)."""
         if op == "insert":
-            numbered = table in ("incidents", "deliveries") and "id" not in row
+            numbered = table in NUMBERED and "id" not in row
             query = self._statement(table, op, tuple(row), ())
             # A conflict aborts the whole append, as in the SQLite journal: its
             # UniqueViolation becomes a Conflict where the append ends.
-            cursor = self.conn.execute(query, tuple(row.values()))
+            cursor = sink.execute(query, tuple(row.values()))
             found = cursor.fetchone() if numbered else None
             return int(found[0]) if found else None
         keys = TABLES[table]
@@ -39,9 +63,7 @@ class MirroredRows:
             + [row[k] for k in keys]
             + list((expect or {}).values())
         )
-        cursor = self.conn.execute(
-            self._statement(table, op, tuple(row), tuple(expect or ())), values
-        )
+        cursor = sink.execute(self._statement(table, op, tuple(row), tuple(expect or ())), values)
         # RETURNING, not rowcount: in a pipeline, fetching is what waits for it.
         if expect and cursor.fetchone() is None:
             raise Conflict(f"{table} {[row[k] for k in keys]} changed meanwhile")
@@ -58,26 +80,31 @@ class MirroredRows:
         if found is not None:
             return found
         name = sql.Identifier(table)
+        # $n placeholders, numbered in the order _apply gives the values: a
+        # raw cursor's, and what runbook.journal.postgres_send prepares.
+        number = iter(range(1, 1 + len(columns) + len(expected))).__next__
         if op == "insert":
-            numbered = table in ("incidents", "deliveries") and "id" not in columns
+            numbered = table in NUMBERED and "id" not in columns
             query = sql.SQL("INSERT INTO {} ({}) VALUES ({}){}").format(
                 name,
                 sql.SQL(", ").join(map(sql.Identifier, columns)),
-                sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+                sql.SQL(", ").join(sql.SQL(f"${number()}") for _ in columns),
                 sql.SQL(" RETURNING id") if numbered else sql.SQL(""),
             )
         else:
             keys = TABLES[table]
             sets = sql.SQL(", ").join(
-                sql.SQL("{} = %s").format(sql.Identifier(k)) for k in columns if k not in keys
+                sql.SQL("{} = " + f"${number()}").format(sql.Identifier(k))
+                for k in columns
+                if k not in keys
             )
             # The key by `=` (a primary key, never null): IS NOT DISTINCT FROM
             # cannot use its index, and every run's end scanned all the runs.
             # An expected value may be null: it is only compared on the row found.
             conditions = sql.SQL(" AND ").join(
-                [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in keys]
+                [sql.SQL("{} = " + f"${number()}").format(sql.Identifier(k)) for k in keys]
                 + [
-                    sql.SQL("{} IS NOT DISTINCT FROM %s").format(sql.Identifier(k))
+                    sql.SQL("{} IS NOT DISTINCT FROM " + f"${number()}").format(sql.Identifier(k))
                     for k in expected
                 ]
             )

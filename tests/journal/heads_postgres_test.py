@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
+import json
 import os
 import tempfile
 import threading
@@ -22,7 +23,7 @@ from runbook.journal.events import Conflict
 from runbook.journal.postgres import PostgresStore
 from runbook.journal.store import verify_journal
 
-from .chain_postgres_test import _config, _end, _incident, _rows, _start, _step, pg_journal
+from .chain_postgres_test import AT, _config, _end, _incident, _rows, _start, _step, pg_journal
 
 __all__ = ["pg_journal"]  # the fixture, shared with the chain tests
 
@@ -236,3 +237,42 @@ def test_batches_of_any_size_reuse_a_few_prepared_statements(pg_journal: str) ->
         assert store.verify() == []
     finally:
         store.close()
+
+
+def test_an_append_sent_at_once_binds_its_values_and_prepares_each_text_once(
+    pg_journal: str,
+) -> None:
+    # An append that needs no answer before its COMMIT goes to libpq at once
+    # (runbook.journal.postgres_send): its texts are prepared, its values
+    # bound, however hostile; what it wrote reads back exactly.
+    hostile = "x'); DROP TABLE runbook.events; --$$\\'"
+    store = PostgresStore(_config(pg_journal))
+    try:
+        with _traced(store) as sent:
+            for n in range(3):
+                run = f"{hostile}{n}"
+                row = {"run_id": run, "seq": 1, "status": "ok", "name": hostile}
+                store.append(
+                    [_start(run), (AT, run, "step", {"table": "steps", "op": "insert", "row": row})]
+                )
+                store.append([_end(run)])
+        parsed = [line for line in sent if "\tF\t" in line and "\tParse" in line]
+        bound = [line for line in sent if "\tF\t" in line and "\tBind" in line]
+        assert parsed and not any("DROP TABLE" in line for line in parsed)
+        assert any("DROP TABLE" in line for line in bound)
+        # Each text parsed once on this connection, then executed by name.
+        texts = [line.split("\t")[4] for line in parsed if "runbook_append_" in line]
+        assert len(texts) == len(set(texts)) and len(texts) >= 3
+        assert _round_trips(sent) == 6
+        with store.conn.cursor() as cur:  # the store's own connection holds them
+            held = cur.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'runbook_append_%'"
+            ).fetchone()
+        assert held is not None and held[0] == len(texts)
+        assert store.verify() == []
+    finally:
+        store.close()
+    got = _rows(pg_journal, "SELECT id FROM runbook.runs ORDER BY id")
+    assert got == [(f"{hostile}{n}",) for n in range(3)]
+    steps = _rows(pg_journal, "SELECT payload FROM runbook.events WHERE kind = 'step'")
+    assert len(steps) == 3 and all(json.loads(str(p))["row"]["name"] == hostile for (p,) in steps)

@@ -424,9 +424,9 @@ def test_an_update_of_a_mirrored_row_finds_it_by_its_key_index(pg_journal: str) 
                 with psycopg.connect(pg_journal) as conn:
                     conn.execute("SET search_path TO runbook")
                     conn.execute("SET enable_seqscan = off")
-                    plan = "\n".join(
-                        str(r[0]) for r in conn.execute(b"EXPLAIN " + text, values).fetchall()
-                    )
+                    with psycopg.RawCursor(conn) as cur:  # the text's $n placeholders
+                        cur.execute(b"EXPLAIN " + text, values)
+                        plan = "\n".join(str(r[0]) for r in cur.fetchall())
                 assert "Seq Scan" not in plan, (table, plan)
                 assert "Index" in plan, (table, plan)
     finally:
