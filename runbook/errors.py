@@ -127,10 +127,21 @@ class Refused(RunbookError):
 class StepError(RunbookError):
     """A step could not do its work; the engine records it as failed."""
 
-    def __init__(self, message: str, *, result: Any = None, sqlstate: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        result: Any = None,
+        sqlstate: str | None = None,
+        mid_flight: bool = False,
+    ) -> None:
         super().__init__(message)
         self.result = result
         self.sqlstate = sqlstate
+        # Stopped while it may have been acting (a command killed at its
+        # timeout, a request sent and never answered, a statement whose
+        # connection runbook cut): a non-transactional step's effect is unknown.
+        self.mid_flight = mid_flight
 
 
 class AwaitingApproval(StepError):

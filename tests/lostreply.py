@@ -24,8 +24,10 @@ class Proxy:
     `on` (by default a COMMIT: an append). `lose_reply`: that reaches the
     server, whose answers are dropped until it says `done` (by default the
     COMMIT's tag: committed), and the connection is cut. `lose_request`: that
-    never reaches the server, and the connection is cut. `refuse_after`: once
-    cut, no new connection is let through (a server gone for good)."""
+    never reaches the server, and the connection is cut. `hold_reply`: that
+    reaches the server, whose answers are dropped from then on while the
+    connection stays open (a server that stops answering). `refuse_after`:
+    once cut, no new connection is let through (a server gone for good)."""
 
     def __init__(self, server: dict[str, Any]) -> None:
         self.server = server
@@ -82,7 +84,7 @@ class Proxy:
             while True:
                 ready, _, _ = select.select([client, server], [], [], 10)
                 if not ready:
-                    if swallowing:
+                    if swallowing and losing != "hold_reply":
                         return  # no COMMIT came: cut all the same, not hang
                     continue
                 if client in ready:
@@ -95,15 +97,15 @@ class Proxy:
                     if losing == "lose_request":
                         self._cut()
                         return  # the server never hears of it
-                    swallowing = swallowing or losing == "lose_reply"
+                    swallowing = swallowing or losing in ("lose_reply", "hold_reply")
                     server.sendall(data)
                 if server in ready:
                     data = server.recv(65536)
                     if not data:
                         return
                     if swallowing:
-                        heard += data
-                        if self.done in heard:
+                        heard += data if losing == "lose_reply" else b""
+                        if losing == "lose_reply" and self.done in heard:
                             self._cut()
                             return  # committed; the client never hears so
                         continue

@@ -106,7 +106,9 @@ def run(ctx: StepContext) -> Result:
             context=context,
         )
     except httpclient.HttpError as exc:
-        raise StepError(f"{request.get_method()} {request.full_url} failed: {exc}") from None
+        raise StepError(
+            f"{request.get_method()} {request.full_url} failed: {exc}", mid_flight=exc.sent
+        ) from None
     status = answer.status
     ok_status = ctx.step.body.get("ok_status")
     ok = status in ok_status if ok_status else 200 <= status < 400

@@ -223,7 +223,8 @@ def run(ctx: StepContext) -> Result:
         raise StepError(f"command not found: {argv[0]}") from None
     except subprocess.TimeoutExpired:
         raise StepError(
-            f"command timed out after {ctx.timeout:g}s and was killed: {argv[0]}"
+            f"command timed out after {ctx.timeout:g}s and was killed: {argv[0]}",
+            mid_flight=True,  # it ran until then: what it did is unknown
         ) from None
     except OSError as exc:
         raise StepError(f"cannot run {argv[0]}: {exc.strerror}") from None

@@ -12,6 +12,7 @@ just Content-Type and User-Agent.
 
 from __future__ import annotations
 
+import http.client
 import ssl
 import urllib.error
 import urllib.parse
@@ -26,7 +27,13 @@ _KEPT_ACROSS_ORIGINS = {"content-type", "user-agent"}
 
 
 class HttpError(Exception):
-    """The request could not be made or answered; the message says why."""
+    """The request could not be made or answered; the message says why.
+    `sent`: it had gone out when that happened (no answer, or a broken one),
+    so the far side may have acted on it."""
+
+    def __init__(self, message: str, *, sent: bool = False) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class Redirected(HttpError):
@@ -104,9 +111,14 @@ def request(
                 body = exc.read(limit) if exc.fp is not None else b""
                 return Response(status, dict(answer_headers), body, current, hop)
             exc.close()
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except (urllib.error.URLError, ValueError) as exc:
+            # urllib wraps what fails while connecting and sending: nothing answered.
             reason = getattr(exc, "reason", exc)
             raise HttpError(f"{method} {current} failed: {reason}") from None
+        except (OSError, http.client.HTTPException) as exc:
+            # Raised as it is while waiting for or reading the answer: the
+            # request was sent, and may have been carried out.
+            raise HttpError(f"{method} {current} failed: {exc}", sent=True) from None
         location = answer_headers.get("Location") or ""
         if not follow_redirects:
             raise Redirected(status, location, "redirects are not followed for this request")

@@ -25,9 +25,15 @@ def non_transactional(ps: PlannedStep) -> bool:
 
 
 def caught_mid_flight(error: BaseException | None) -> bool:
-    """An interruption or a lost connection, not an error the step itself met:
-    the statement may or may not have finished before the session ended."""
-    return isinstance(error, KeyboardInterrupt) or connection_lost(error)
+    """An interruption, a lost connection, or the step stopped while it may
+    have been acting (a command killed at its timeout, a request sent and
+    never answered, a statement whose connection runbook cut): not an error
+    the step itself met. Whether it took effect cannot be told."""
+    return (
+        isinstance(error, KeyboardInterrupt)
+        or connection_lost(error)
+        or bool(getattr(error, "mid_flight", False))
+    )
 
 
 def mark_unknown(outcome: Outcome, ps: PlannedStep, error: BaseException | None) -> None:

@@ -32,10 +32,12 @@ CANCEL_GRACE = 2.0  # seconds past the server's own timeout before the client ca
 
 
 class StepTimeout(StepError):
-    """A statement outran its timeout and was cancelled (SQLSTATE 57014, query_canceled)."""
+    """A statement outran its timeout and was cancelled (SQLSTATE 57014,
+    query_canceled); `mid_flight` when the server did not answer the cancel
+    and runbook cut the connection (whether the statement ended is unknown)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, sqlstate="57014")
+    def __init__(self, message: str, *, mid_flight: bool = False) -> None:
+        super().__init__(message, sqlstate="57014", mid_flight=mid_flight)
 
 
 @dataclass(frozen=True)
@@ -265,13 +267,41 @@ class Session:
         self._settings = {}
 
     def command(self, text: str) -> None:
-        """A statement of runbook's own (BEGIN, SAVEPOINT …), without notices of its own."""
+        """A statement of runbook's own (BEGIN, SAVEPOINT, COMMIT …), without
+        notices of its own; watched like a step's."""
         conn = self.connect()
-        try:
+        with self._watched(conn):
             conn.execute(text)
+
+    @contextlib.contextmanager
+    def _watched(self, conn: psycopg.Connection[Any]) -> Iterator[None]:
+        """runbook's own statements under the watchdog, as a step's are: a
+        COMMIT or a marker row whose answer never comes would otherwise hold
+        the run forever. The session's current statement_timeout, plus the grace."""
+        ms = self._settings.get("statement_timeout")
+        limit = ms / 1000 if ms else self.spec.statement_timeout
+        if limit > 0:
+            self._watchdog.arm(conn, limit + CANCEL_GRACE)
+        try:
+            yield
         except psycopg.Error as exc:
-            self._cut = self._cut or connection_lost(exc)
+            self._cut = self._cut or connection_lost(exc) or self._watchdog.cut
+            if self._watchdog.cut:
+                raise self._cut_off(limit) from exc
             raise
+        finally:
+            self._watchdog.disarm()
+
+    def _cut_off(self, limit: float) -> StepTimeout:
+        """The error of a statement whose cancel went unanswered and whose
+        connection the watchdog cut: what it did is unknown, and the target
+        is lost to this run (it halts; a transactional step's marker says
+        on resume whether it committed)."""
+        return StepTimeout(
+            f"no answer from the server {limit:g}s past the timeout and a cancel: runbook "
+            f"cut the connection to target {self.spec.target!r}",
+            mid_flight=True,
+        )
 
     def begin(self) -> None:
         self.command("BEGIN")
@@ -283,13 +313,14 @@ class Session:
         the marker's token (absent if this role cannot write markers) and the
         transaction id (shown, and the only evidence for a marker-less step)."""
         conn = self.connect()
-        if self._markers is None:
-            self._markers = marker.ensure(conn)
-        conn.execute("BEGIN")
-        if self._markers:
-            return {"marker": token, "xid": marker.insert(conn, token, run_id, step)}
-        row = conn.execute("SELECT txid_current()::text").fetchone()
-        return {"xid": str(row[0]) if row else ""}
+        with self._watched(conn):
+            if self._markers is None:
+                self._markers = marker.ensure(conn)
+            conn.execute("BEGIN")
+            if self._markers:
+                return {"marker": token, "xid": marker.insert(conn, token, run_id, step)}
+            row = conn.execute("SELECT txid_current()::text").fetchone()
+            return {"xid": str(row[0]) if row else ""}
 
     def step_fate(self, token: str) -> marker.Fate:
         """Whether the step whose marker is `token` committed (see `runbook.pg.marker`)."""
@@ -406,8 +437,10 @@ class Session:
                 ) from exc
             raise
         except BaseException as exc:
-            self._cut = self._cut or connection_lost(exc)
+            self._cut = self._cut or connection_lost(exc) or self._watchdog.cut
             self._after_error(wrap)
+            if self._watchdog.cut and isinstance(exc, psycopg.Error):
+                raise self._cut_off(statement_timeout) from exc
             raise
         finally:
             self._watchdog.disarm()

@@ -1,16 +1,23 @@
 """The client's backstop for a statement's timeout: each session's deadline,
 and one thread in the process that cancels a statement past it (the server's
 own statement_timeout is the precise limit; this is for a server that stops
-answering)."""
+answering). A cancel is a request the server must act on: one that does not
+(a backend stopped, a network that drops the answers) would leave the step
+waiting forever, so CUT_GRACE later the connection's socket is shut down and
+the step's wait ends with the connection lost."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import threading
 import time
 from typing import Any
 
 import psycopg
+
+CUT_GRACE = 5.0  # seconds after the cancel before the connection is cut
 
 
 class Watchdog:
@@ -23,23 +30,26 @@ class Watchdog:
 
     def __init__(self) -> None:
         self._deadline: float | None = None
+        self._cut_at: float | None = None
         self._conn: psycopg.Connection[Any] | None = None
-        self.fired = False
+        self.fired = False  # the statement was cancelled by the client
+        self.cut = False  # and, that unanswered, its connection cut
         self._watched = False
 
     def arm(self, conn: psycopg.Connection[Any], seconds: float) -> None:
-        self.fired = False
+        self.fired = self.cut = False
         self._conn = conn
+        self._cut_at = None
         self._deadline = time.monotonic() + seconds
         if not self._watched:
             self._watched = True
             _WATCHER.add(self)
 
     def disarm(self) -> None:
-        self._deadline = None
+        self._deadline = self._cut_at = None
 
     def close(self) -> None:
-        self._deadline = None
+        self._deadline = self._cut_at = None
         if self._watched:
             self._watched = False
             _WATCHER.remove(self)
@@ -50,7 +60,18 @@ class Watchdog:
         if deadline is None or conn is None or now < deadline:
             return None
         self._deadline = None
+        self._cut_at = now + CUT_GRACE
         self.fired = True
+        return conn
+
+    def cut_due(self, now: float) -> psycopg.Connection[Any] | None:
+        """The connection to cut, if the statement outlived its cancel by
+        CUT_GRACE (once; disarming when the statement ends forgets it)."""
+        cut_at, conn = self._cut_at, self._conn
+        if cut_at is None or conn is None or now < cut_at:
+            return None
+        self._cut_at = None
+        self.cut = True
         return conn
 
 
@@ -95,12 +116,26 @@ class _Watcher:
                     threading.Thread(
                         target=_cancel, args=(conn,), name="runbook-cancel", daemon=True
                     ).start()
+                conn = dog.cut_due(now)
+                if conn is not None:
+                    _cut(conn)
             time.sleep(self.TICK)
 
 
 def _cancel(conn: psycopg.Connection[Any]) -> None:
     with contextlib.suppress(Exception):
-        conn.cancel_safe(timeout=5.0)
+        conn.cancel_safe(timeout=CUT_GRACE)
+
+
+def _cut(conn: psycopg.Connection[Any]) -> None:
+    """Shut the connection's socket down under the thread waiting on it: its
+    wait ends at once with the connection lost (libpq closes it as ever; the
+    server, once it looks, finds its client gone and rolls back)."""
+    with (
+        contextlib.suppress(OSError, psycopg.Error),
+        socket.socket(fileno=os.dup(conn.fileno())) as sock,
+    ):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 _WATCHER = _Watcher()
