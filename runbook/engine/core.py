@@ -421,6 +421,8 @@ class Engine:
         state = self.state
         if state.undoing is not None:
             state.undo_failed = True
+            if outcome.error and outcome.error.startswith("interrupted"):
+                state.undo_interrupted = True  # the run ends interrupted (130), not failed
             return
         if state.halt:
             return

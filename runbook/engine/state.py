@@ -52,6 +52,7 @@ class RunState:
     # rollback step failed.
     undoing: int | None = None
     undo_failed: bool = False
+    undo_interrupted: bool = False  # that rollback step was stopped by Ctrl-C
     undo_summary: str = ""
     # The whole target passed over before its first step (runbook.engine.core
     # Engine._passed_over): the run's status and why.

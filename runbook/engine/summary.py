@@ -54,6 +54,10 @@ def finish(
         status, reason = state.passed_over
     if undone and not options.check:  # a dry run undid nothing
         status = RunStatus.ROLLBACK_FAILED if state.undo_failed else RunStatus.ROLLED_BACK
+        if state.undo_interrupted:
+            # Ctrl-C during the undo: interrupted (exit 130) as at any other
+            # point; `resume` finishes the undo.
+            status = RunStatus.INTERRUPTED
     if state.undo_summary:
         reason = (
             state.undo_summary if options.undo_only else f"{reason}; rollback: {state.undo_summary}"

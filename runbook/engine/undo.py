@@ -40,8 +40,9 @@ def undo_completed(run: Steps) -> str:
                 remaining = [
                     f"{d.ps.number} {d.ps.name!r}" for d in left if d.ps.rollback or _writes(d)
                 ]
+                how = "interrupted (Ctrl-C)" if run.state.undo_interrupted else "failed"
                 return (
-                    f"rollback failed while undoing step {ps.number} {ps.name!r}; "
+                    f"rollback {how} while undoing step {ps.number} {ps.name!r}; "
                     f"not undone: {', '.join(remaining)}"
                 )
             undone.append(ps.number)
