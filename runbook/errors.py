@@ -105,6 +105,10 @@ class TargetError(RunbookError):
     exit_code = ExitCode.STEP_ERROR
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, and what it left undone (said after "interrupted"): exit 130."""
+
+
 class JournalError(RunbookError):
     """The journal could not be opened, read or written."""
 

@@ -20,7 +20,7 @@ import click
 
 from runbook import __version__
 from runbook.cli import collector
-from runbook.errors import ExitCode, RunbookError
+from runbook.errors import ExitCode, Interrupted, RunbookError
 
 
 def _skip_final_collection() -> None:
@@ -58,9 +58,10 @@ def handle_errors(nagios: bool = False, plugin: bool = False) -> Iterator[None]:
         if nagios:
             _unknown(str(exc), plugin)
         sys.exit(int(exc.exit_code))
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, click.exceptions.Abort) as exc:
         # click.prompt turns Ctrl-C at a question into Abort: still an interruption.
-        click.echo("interrupted", err=True)
+        left = str(exc) if isinstance(exc, Interrupted) else ""
+        click.echo(f"interrupted: {left}" if left else "interrupted", err=True)
         if nagios:
             _unknown("interrupted", plugin)
         sys.exit(int(ExitCode.INTERRUPTED))

@@ -16,7 +16,14 @@ from runbook.clock import Clock
 from runbook.journal.events import checkpoint_request
 from runbook.journal.store import JournalStore
 from runbook.journal.writer import Event
-from runbook.outcome import STATUS_TEXT, Outcome, RunOutcome, Status, statements_json
+from runbook.outcome import (
+    STATUS_TEXT,
+    Outcome,
+    RunOutcome,
+    RunStatus,
+    Status,
+    statements_json,
+)
 from runbook.plan import Plan, PlannedStep
 from runbook.redact import Redactor
 
@@ -323,6 +330,10 @@ class Recorder:
         )
 
     def run_finished(self, outcome: RunOutcome) -> None:
+        if outcome.status is RunStatus.INTERRUPTED:
+            # Ctrl-C: its record is written if the journal answers; a journal
+            # that stopped answering must not hold the operator's Ctrl-C.
+            self._writer.interrupted()
         at = self._now()
         row = {
             "id": self.run_id,

@@ -25,11 +25,22 @@ import threading
 import time
 from typing import Any
 
+from runbook.errors import Interrupted
 from runbook.journal.events import AppendUnknown, prepare
 from runbook.journal.store import StoreConfig, open_store
 
 Event = tuple[str, str | None, str, dict[str, Any]]
 GROUP_COMMIT = 0.01  # seconds records of read-only steps may wait in memory
+# After a Ctrl-C that came while a run waited on its records (a journal that
+# stopped answering), how long a later wait (the interruption's own record,
+# the run's end) or the writer's close waits before giving up.
+GIVE_UP = 5.0
+
+
+_GIVEN_UP = (
+    f"the journal did not answer within {GIVE_UP:g}s: the run's last records may be "
+    "missing from it, as after a kill"
+)
 
 
 class Writer:
@@ -56,6 +67,10 @@ class Writer:
         self._closing = False
         self._errors: dict[object, BaseException] = {}  # by owner
         self._thread: threading.Thread | None = None
+        # Ctrl-C came while a run waited on this writer; then, a bounded wait
+        # ran out: from then on waits give up at once (the process is ending).
+        self._interrupted = False
+        self._abandoned = False
 
     def _start(self) -> None:
         # A connection of its own: the run's thread keeps reading the journal.
@@ -89,9 +104,31 @@ class Writer:
             self._waiting.append((ticket, written))
             self._hurry = True
             self._work.notify()
-        written.acquire()  # released by the writer thread (in C: no Python wake-up)
+        self._await(written)
         with self._lock:
             self._raise(owner)
+
+    def interrupted(self) -> None:
+        """The operator interrupted a run on this writer: from now on a wait
+        gives up after GIVE_UP."""
+        self._interrupted = True
+
+    def _await(self, written: threading.Lock) -> None:
+        """Wait for the writer thread to release `written`. Ctrl-C ends the
+        wait; after one, a journal that does not answer within GIVE_UP is
+        given up on, so that the operator's Ctrl-C ends the process as a
+        kill would (the records not yet written are lost, as then)."""
+        if self._abandoned:
+            raise Interrupted(_GIVEN_UP)
+        try:
+            if not self._interrupted:
+                written.acquire()  # released by the writer thread (in C: no Python wake-up)
+            elif not written.acquire(timeout=GIVE_UP):
+                self._abandoned = True
+                raise Interrupted(_GIVEN_UP)
+        except KeyboardInterrupt:
+            self._interrupted = True
+            raise
 
     def forget(self, owner: object) -> None:
         """The owner is done: an error it was not told of is dropped."""
@@ -160,7 +197,9 @@ class Writer:
             self._work.notify()
             thread = self._thread
         if thread is not None:
-            thread.join()
+            thread.join(0 if self._abandoned else GIVE_UP if self._interrupted else None)
+            if thread.is_alive():
+                return  # a journal that does not answer: left to the process's end
             self._journal.close()
 
 

@@ -7,6 +7,7 @@ recorded twice), or loses the append itself (it did not: it is made again).
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -272,6 +273,57 @@ def test_a_read_whose_connection_was_lost_is_made_again_on_a_new_one(journal_db:
     finally:
         store.close()
     assert _kinds(journal_db, "r1") == ["run.start", "run.end"]
+
+
+@pytest.mark.sqlite_only  # its journal is the proxy's, whichever the project's would be
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("when", ["in_a_statement", "waiting_on_the_journal"])
+def test_ctrl_c_ends_a_run_whose_journal_stopped_answering(
+    project: Project, proxy: Proxy, journal_db: str, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    # The journal's answers are held from its next COMMIT on, the connection
+    # left open (a journal server that stopped answering). Ctrl-C during a
+    # statement, or while a writing step waits for its start to be on disk:
+    # exit 130 within GIVE_UP, saying the last records may be missing.
+    from runbook.journal.writer import GIVE_UP
+
+    monkeypatch.setenv("RUNBOOK_JOURNAL", proxy.dsn())
+    with psycopg.connect(project.dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE effects (what text)")
+    book = project.playbook(
+        "name: jstop\nkind: change\nsteps:\n"
+        "  - {name: Sleep, query: 'SELECT pg_sleep(CASE WHEN now() IS NULL THEN 0 ELSE %s END)'}\n"
+        "  - {name: W, sql: \"INSERT INTO effects VALUES ('w')\"}\n"
+        % (60 if when == "in_a_statement" else 1)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runbook", "run", str(book), "--yes"],
+        cwd=project.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with psycopg.connect(project.dsn, autocommit=True) as conn:
+        for _ in range(400):
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(CASE%'"
+                " AND state = 'active' AND pid <> pg_backend_pid() AND datname = current_database()"
+            ).fetchone()
+            if row and row[0]:
+                break
+            time.sleep(0.05)
+    time.sleep(0.2)  # the step's start written
+    proxy.arm("hold_reply")
+    time.sleep(0.1 if when == "in_a_statement" else 2.0)  # W waits for its start on disk
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    took = time.monotonic() - started
+    assert proc.returncode == 130, out + err
+    assert "the journal did not answer" in err and "Traceback" not in out + err
+    assert took < GIVE_UP + 10
+    with psycopg.connect(project.dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM effects").fetchone() == (0,)
 
 
 def _connect_socket_to_nowhere(conn: psycopg.Connection[Any]) -> None:
