@@ -11,6 +11,8 @@ import contextlib
 import fcntl
 import os
 import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -168,6 +170,18 @@ class Project:
             return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
         finally:
             os.chdir(old)
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """The real CLI in a process of its own (to be signalled, or killed),
+        output piped; the operator is `tester`."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "runbook", *args],
+            cwd=self.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "RUNBOOK_OPERATOR": "tester"},
+        )
 
     def journal(self) -> Any:
         """The project's journal, on the backend the test runs with."""

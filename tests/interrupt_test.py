@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import psycopg
@@ -31,14 +28,7 @@ def test_ctrl_c_cancels_on_the_server_and_exits_130(project: Project) -> None:
     book = project.playbook(
         "name: long\nkind: check\nsteps:\n  - name: Long report\n    query: SELECT pg_sleep(60)\n  - name: After\n    query: SELECT 1\n"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runbook", "run", str(book)],
-        cwd=project.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "RUNBOOK_OPERATOR": "tester"},
-    )
+    proc = project.start("run", str(book))
     with psycopg.connect(project.dsn, autocommit=True) as watcher:
         active = "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = 'active' AND datname = current_database())"
         _wait_for(watcher, active)
@@ -68,14 +58,7 @@ def test_ctrl_c_during_the_undo_exits_130_and_resume_finishes_the_undo_once(
         "      - {name: U2, sql: \"INSERT INTO undo_log VALUES ('u2')\"}\n"
         "  - {name: Fails, query: SELECT 1 AS n, gate: {that: 'result.scalar == 2'}}\n"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runbook", "run", str(book), "--yes"],
-        cwd=project.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "RUNBOOK_OPERATOR": "tester"},
-    )
+    proc = project.start("run", str(book), "--yes")
     with psycopg.connect(project.dsn, autocommit=True) as watcher:
         active = (
             "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(CASE%'"

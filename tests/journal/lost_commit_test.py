@@ -296,13 +296,7 @@ def test_ctrl_c_ends_a_run_whose_journal_stopped_answering(
         "  - {name: W, sql: \"INSERT INTO effects VALUES ('w')\"}\n"
         % (60 if when == "in_a_statement" else 1)
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runbook", "run", str(book), "--yes"],
-        cwd=project.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = project.start("run", str(book), "--yes")
     with psycopg.connect(project.dsn, autocommit=True) as conn:
         for _ in range(400):
             row = conn.execute(
